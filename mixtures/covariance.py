@@ -1,0 +1,429 @@
+"""Covariance parametrizations: everything that differs between covariance types.
+
+Each type stores its covariance in a *native* tensor, the cheapest exact form:
+
+=============  ===================  ==========================================
+type           native tensor        meaning
+=============  ===================  ==========================================
+``full``       ``(K, D, D)``        lower Cholesky factor ``L_k``, ``Σ_k = L_k L_kᵀ``
+``tied``       ``(D, D)``           one lower Cholesky factor shared by all ``k``
+``diag``       ``(K, D)``           per-dimension variances
+``spherical``  ``(K,)``             one variance per component
+=============  ===================  ==========================================
+
+A :class:`CovarianceType` knows how to go between the native and full forms,
+evaluate Mahalanobis distances and log-determinants (through Cholesky factors,
+never explicit inverses of covariances), estimate itself from the sufficient
+statistics of an M step, count its free parameters, and build the Pyro
+distribution of the component picked by an assignment. Adding a covariance type
+means adding one subclass here and registering it in :data:`COVARIANCE_TYPES`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pyro.distributions as pdist
+import torch
+from torch import Tensor
+from torch.distributions import constraints
+
+from mixtures.errors import ParameterError, SingularCovarianceError
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+_REG_HINT = (
+    "Increase reg_covar (it is added to the diagonal of every covariance), use fewer "
+    "components, or standardize the data."
+)
+
+
+def _raise_not_pd(component: int | None, what: str, reg_covar: float | None = None) -> None:
+    where = "the shared covariance" if component is None else f"the covariance of component {component}"
+    reg = "" if reg_covar is None else f" (reg_covar={reg_covar:g})"
+    raise SingularCovarianceError(
+        f"{where} is not positive definite{reg}: {what}. {_REG_HINT}"
+    )
+
+
+def cholesky_checked(cov: Tensor, what: str, reg_covar: float | None = None) -> Tensor:
+    """Lower Cholesky factor of ``cov`` ``(..., D, D)``; names the failing component.
+
+    Batched matrices are assumed indexed by component along the first dimension.
+    """
+    scale_tril, info = torch.linalg.cholesky_ex(cov)
+    bad = torch.nonzero(info.reshape(-1) > 0)
+    if bad.numel() or not torch.isfinite(scale_tril).all():
+        component = int(bad[0]) if (bad.numel() and cov.dim() == 3) else None
+        _raise_not_pd(component, what, reg_covar)
+    return scale_tril
+
+
+def _inverse_tril(scale_tril: Tensor) -> Tensor:
+    """Inverse of small lower-triangular factors ``(..., D, D)`` (cheap, D³ per factor)."""
+    eye = torch.eye(scale_tril.shape[-1], dtype=scale_tril.dtype, device=scale_tril.device)
+    return torch.linalg.solve_triangular(scale_tril, eye.expand_as(scale_tril), upper=False)
+
+
+class CovarianceType:
+    """Base class: the operations an inference routine needs from a covariance type."""
+
+    name: str = ""
+    #: name of the global Pyro site holding the native tensor
+    site: str = ""
+    #: Pyro constraint of the native tensor
+    constraint: constraints.Constraint = constraints.real
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    # -- shapes and conversions -------------------------------------------------
+    def native_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def to_full(self, native: Tensor, n_components: int, n_features: int) -> Tensor:
+        """Full covariance matrices ``(K, D, D)`` from the native tensor."""
+        raise NotImplementedError
+
+    def from_full(self, covariances: Tensor) -> Tensor:
+        """Native tensor from full matrices ``(K, D, D)``; checks the structure."""
+        raise NotImplementedError
+
+    def validate(self, native: Tensor, n_components: int, n_features: int) -> Tensor:
+        """Check shape and positive definiteness of a native tensor; return it."""
+        expected = self.native_shape(n_components, n_features)
+        if tuple(native.shape) != expected:
+            raise ParameterError(
+                f"{self.name!r} covariance parameters must have shape {expected} "
+                f"for K={n_components}, D={n_features}; got {tuple(native.shape)}."
+            )
+        if not torch.isfinite(native).all():
+            raise ParameterError(f"{self.name!r} covariance parameters contain NaN or inf.")
+        return native
+
+    # -- densities ----------------------------------------------------------------
+    def whitener(self, native: Tensor, n_features: int) -> tuple[Tensor, Tensor]:
+        """Precomputed factors for :meth:`mahalanobis` and the log-determinants.
+
+        Returns ``(whitening, half_log_det)``: ``whitening`` is the per-type inverse
+        square root of the covariance (triangular inverse of the Cholesky factor,
+        or inverse standard deviations) and ``half_log_det`` ``(K,)`` or ``()`` is
+        ``½ log det Σ_k``.
+        """
+        raise NotImplementedError
+
+    def mahalanobis(self, X: Tensor, locs: Tensor, whitening: Tensor) -> Tensor:
+        """Squared Mahalanobis distances ``(n, K)`` of ``X`` ``(n, D)`` to ``locs`` ``(K, D)``."""
+        raise NotImplementedError
+
+    def component_log_prob(self, X: Tensor, locs: Tensor, whitening: Tensor,
+                           half_log_det: Tensor) -> Tensor:
+        """Gaussian log densities ``(n, K)`` of every point under every component."""
+        D = X.shape[-1]
+        maha = self.mahalanobis(X, locs, whitening)
+        return -0.5 * (D * LOG_2PI + maha) - half_log_det
+
+    # -- M step -------------------------------------------------------------------
+    def second_moment(self, X: Tensor, resp: Tensor) -> Tensor:
+        """The per-type sufficient statistic ``Σ_n r_nk x_n x_nᵀ`` (or its reduction)."""
+        raise NotImplementedError
+
+    def estimate(self, nk: Tensor, means: Tensor, second_moment: Tensor,
+                 reg_covar: float) -> Tensor:
+        """Native covariance maximizing the expected log-likelihood.
+
+        Args:
+            nk: ``(K,)`` responsibility mass per component (already floored away from 0).
+            means: ``(K, D)`` new means, in the same (shifted) frame as the statistics.
+            second_moment: output of :meth:`second_moment` summed over the data.
+            reg_covar: added to the diagonal of every covariance.
+        """
+        raise NotImplementedError
+
+    def expected_mahalanobis(self, nk: Tensor, sx: Tensor, second_moment: Tensor,
+                             locs: Tensor, whitening: Tensor) -> Tensor:
+        """``Σ_n Σ_k r_nk (x_n - μ_k)ᵀ Σ_k⁻¹ (x_n - μ_k)`` from sufficient statistics (scalar).
+
+        ``nk`` ``(K,)``, ``sx`` ``(K, D)`` and ``second_moment`` are sums over the
+        data of ``r``, ``r x`` and :meth:`second_moment`; ``locs`` ``(K, D)`` are in
+        the same (shifted) frame. Used for the closed-form ELBO of an EM iteration.
+        """
+        raise NotImplementedError
+
+    # -- model facts --------------------------------------------------------------
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        """Free parameters of the covariances alone."""
+        raise NotImplementedError
+
+    def component_distribution(self, locs: Tensor, native: Tensor, index: Tensor | None = None):
+        """Pyro distribution of the components (optionally those picked by ``index``).
+
+        ``index`` may carry enumeration dimensions on the left; the result has
+        batch shape ``index.shape`` (or ``(K,)`` when ``index`` is None) and event
+        shape ``(D,)``.
+        """
+        raise NotImplementedError
+
+    def precisions_cholesky(self, native: Tensor) -> Tensor:
+        """scikit-learn's ``precisions_cholesky_`` layout, for interoperability."""
+        raise NotImplementedError
+
+
+class _TrilCovariance(CovarianceType):
+    """Shared pieces of the types stored as lower Cholesky factors."""
+
+    site = "scale_tril"
+    constraint = constraints.lower_cholesky
+
+    def validate(self, native, n_components, n_features):
+        native = super().validate(native, n_components, n_features)
+        if not torch.equal(native, native.tril()):
+            raise ParameterError(
+                f"{self.name!r} covariance parameters must be lower-triangular Cholesky "
+                "factors; pass full covariance matrices instead to have them factorized."
+            )
+        diagonal = native.diagonal(dim1=-2, dim2=-1)
+        if not (diagonal > 0).all():
+            _raise_not_pd(None if native.dim() == 2 else int(torch.nonzero((diagonal <= 0).any(-1))[0]),
+                          "its Cholesky factor has a non-positive diagonal entry")
+        return native
+
+    def whitener(self, native, n_features):
+        half_log_det = native.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        return _inverse_tril(native), half_log_det
+
+    def precisions_cholesky(self, native):
+        return _inverse_tril(native).transpose(-1, -2)
+
+
+class FullCovariance(_TrilCovariance):
+    name = "full"
+
+    def native_shape(self, n_components, n_features):
+        return (n_components, n_features, n_features)
+
+    def to_full(self, native, n_components, n_features):
+        return native @ native.transpose(-1, -2)
+
+    def from_full(self, covariances):
+        _check_symmetric(covariances)
+        return cholesky_checked(covariances, "Cholesky factorization failed")
+
+    def mahalanobis(self, X, locs, whitening):
+        # One (n, D) x (D, K*D) matmul computes L_k^{-1} x for every k at once.
+        K, D = locs.shape
+        proj = X @ whitening.transpose(-1, -2).permute(1, 0, 2).reshape(D, K * D)
+        offset = (whitening @ locs.unsqueeze(-1)).reshape(K * D)
+        return (proj - offset).square_().reshape(-1, K, D).sum(-1)
+
+    def second_moment(self, X, resp):
+        n, D = X.shape
+        K = resp.shape[1]
+        weighted = (resp.unsqueeze(-1) * X.unsqueeze(1)).reshape(n, K * D)
+        return (weighted.transpose(0, 1) @ X).reshape(K, D, D)
+
+    def estimate(self, nk, means, second_moment, reg_covar):
+        cov = second_moment / nk[:, None, None] - means.unsqueeze(-1) * means.unsqueeze(-2)
+        cov = 0.5 * (cov + cov.transpose(-1, -2))
+        cov.diagonal(dim1=-2, dim2=-1).add_(reg_covar)
+        return cholesky_checked(cov, "its estimate from the responsibilities is singular", reg_covar)
+
+    def expected_mahalanobis(self, nk, sx, second_moment, locs, whitening):
+        cross = sx.unsqueeze(-1) * locs.unsqueeze(-2)
+        scatter = second_moment - cross - cross.transpose(-1, -2) \
+            + nk[:, None, None] * locs.unsqueeze(-1) * locs.unsqueeze(-2)
+        return ((whitening @ scatter) * whitening).sum()
+
+    def n_parameters(self, n_components, n_features):
+        return n_components * n_features * (n_features + 1) // 2
+
+    def component_distribution(self, locs, native, index=None):
+        if index is not None:
+            locs, native = locs[index], native[index]
+        return pdist.MultivariateNormal(locs, scale_tril=native)
+
+
+class TiedCovariance(_TrilCovariance):
+    name = "tied"
+
+    def native_shape(self, n_components, n_features):
+        return (n_features, n_features)
+
+    def to_full(self, native, n_components, n_features):
+        return (native @ native.T).expand(n_components, -1, -1).clone()
+
+    def from_full(self, covariances):
+        _check_symmetric(covariances)
+        if covariances.dim() == 3:
+            if not torch.allclose(covariances, covariances[:1].expand_as(covariances)):
+                raise ParameterError(
+                    "'tied' covariances must be the same matrix for every component; "
+                    "pass one (D, D) matrix or use covariance_type='full'."
+                )
+            covariances = covariances[0]
+        return cholesky_checked(covariances, "Cholesky factorization failed")
+
+    def mahalanobis(self, X, locs, whitening):
+        white_X = X @ whitening.T
+        white_locs = locs @ whitening.T
+        return (white_X.unsqueeze(1) - white_locs).square_().sum(-1)
+
+    def second_moment(self, X, resp):
+        # Σ_k Σ_n r_nk x xᵀ = Σ_n w_n x xᵀ with w_n = Σ_k r_nk (1 for soft and hard EM).
+        return (resp.sum(1, keepdim=True) * X).T @ X
+
+    def estimate(self, nk, means, second_moment, reg_covar):
+        cov = (second_moment - (nk[:, None] * means).T @ means) / nk.sum()
+        cov = 0.5 * (cov + cov.T)
+        cov.diagonal().add_(reg_covar)
+        return cholesky_checked(cov, "its estimate from the responsibilities is singular", reg_covar)
+
+    def expected_mahalanobis(self, nk, sx, second_moment, locs, whitening):
+        cross = sx.T @ locs
+        scatter = second_moment - cross - cross.T + (nk[:, None] * locs).T @ locs
+        return ((whitening @ scatter) * whitening).sum()
+
+    def n_parameters(self, n_components, n_features):
+        return n_features * (n_features + 1) // 2
+
+    def component_distribution(self, locs, native, index=None):
+        if index is not None:
+            locs = locs[index]
+        return pdist.MultivariateNormal(locs, scale_tril=native)
+
+
+class _VarianceCovariance(CovarianceType):
+    """Shared pieces of the types stored as variances."""
+
+    site = "variances"
+    constraint = constraints.positive
+
+    def validate(self, native, n_components, n_features):
+        native = super().validate(native, n_components, n_features)
+        bad = torch.nonzero((native <= 0).reshape(n_components, -1).any(-1))
+        if bad.numel():
+            _raise_not_pd(int(bad[0]), "a variance is zero or negative")
+        return native
+
+    def mahalanobis(self, X, locs, whitening):
+        return ((X.unsqueeze(1) - locs) * whitening).square_().sum(-1)
+
+    def second_moment(self, X, resp):
+        return resp.T @ X.square()
+
+    def expected_mahalanobis(self, nk, sx, second_moment, locs, whitening):
+        scatter = second_moment - 2.0 * sx * locs + nk[:, None] * locs.square()
+        return (scatter * whitening.square()).sum()
+
+    def precisions_cholesky(self, native):
+        return native.rsqrt()
+
+
+class DiagCovariance(_VarianceCovariance):
+    name = "diag"
+
+    def native_shape(self, n_components, n_features):
+        return (n_components, n_features)
+
+    def to_full(self, native, n_components, n_features):
+        return torch.diag_embed(native)
+
+    def from_full(self, covariances):
+        _check_symmetric(covariances)
+        diagonal = covariances.diagonal(dim1=-2, dim2=-1)
+        if not torch.equal(torch.diag_embed(diagonal), covariances):
+            raise ParameterError(
+                "'diag' covariances must be diagonal matrices; pass variances of shape "
+                "(K, D) or use covariance_type='full'."
+            )
+        return diagonal.clone()
+
+    def whitener(self, native, n_features):
+        return native.rsqrt(), 0.5 * native.log().sum(-1)
+
+    def estimate(self, nk, means, second_moment, reg_covar):
+        variances = second_moment / nk[:, None] - means.square() + reg_covar
+        return _checked_variances(variances, reg_covar)
+
+    def n_parameters(self, n_components, n_features):
+        return n_components * n_features
+
+    def component_distribution(self, locs, native, index=None):
+        if index is not None:
+            locs, native = locs[index], native[index]
+        return pdist.Normal(locs, native.sqrt()).to_event(1)
+
+
+class SphericalCovariance(_VarianceCovariance):
+    name = "spherical"
+
+    def native_shape(self, n_components, n_features):
+        return (n_components,)
+
+    def to_full(self, native, n_components, n_features):
+        eye = torch.eye(n_features, dtype=native.dtype, device=native.device)
+        return native[:, None, None] * eye
+
+    def from_full(self, covariances):
+        _check_symmetric(covariances)
+        diagonal = covariances.diagonal(dim1=-2, dim2=-1)
+        variances = diagonal[:, 0]
+        if not torch.equal(torch.diag_embed(variances[:, None].expand_as(diagonal)), covariances):
+            raise ParameterError(
+                "'spherical' covariances must be multiples of the identity; pass one "
+                "variance per component (shape (K,)) or use covariance_type='diag'."
+            )
+        return variances.clone()
+
+    def whitener(self, native, n_features):
+        return native.rsqrt().unsqueeze(-1), 0.5 * n_features * native.log()
+
+    def estimate(self, nk, means, second_moment, reg_covar):
+        variances = (second_moment / nk[:, None] - means.square()).mean(-1) + reg_covar
+        return _checked_variances(variances, reg_covar)
+
+    def n_parameters(self, n_components, n_features):
+        return n_components
+
+    def component_distribution(self, locs, native, index=None):
+        if index is not None:
+            locs, native = locs[index], native[index]
+        return pdist.Normal(locs, native.sqrt().unsqueeze(-1).expand(locs.shape)).to_event(1)
+
+    def precisions_cholesky(self, native):
+        return native.rsqrt()
+
+
+def _check_symmetric(covariances: Tensor) -> None:
+    scale = covariances.abs().amax().clamp_min(torch.finfo(covariances.dtype).tiny)
+    asym = (covariances - covariances.transpose(-1, -2)).abs().amax()
+    if asym > 1e3 * torch.finfo(covariances.dtype).eps * scale:
+        raise ParameterError(
+            f"covariance matrices must be symmetric; the largest asymmetry is {float(asym):.3g}. "
+            "Symmetrize them with (C + C.T) / 2."
+        )
+
+
+def _checked_variances(variances: Tensor, reg_covar: float) -> Tensor:
+    bad = torch.nonzero(~(variances > 0).reshape(variances.shape[0], -1).all(-1))
+    if bad.numel():
+        _raise_not_pd(int(bad[0]), "its estimated variance is zero or negative (it collapsed onto "
+                      "identical points)", reg_covar)
+    return variances
+
+
+COVARIANCE_TYPES: dict[str, CovarianceType] = {
+    cls.name: cls() for cls in (FullCovariance, TiedCovariance, DiagCovariance, SphericalCovariance)
+}
+
+
+def get_covariance_type(name: str | CovarianceType) -> CovarianceType:
+    """Look up a covariance type by name, with a clear error for unknown names."""
+    if isinstance(name, CovarianceType):
+        return name
+    try:
+        return COVARIANCE_TYPES[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown covariance_type {name!r}; choose one of {sorted(COVARIANCE_TYPES)}."
+        ) from None

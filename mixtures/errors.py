@@ -1,0 +1,28 @@
+"""Exceptions and warnings raised by ``mixtures``.
+
+Every error says what is wrong and how to fix it; they subclass the builtin a
+caller would naturally catch (``ValueError`` for bad input, ``FloatingPointError``
+for numerical breakdown).
+"""
+
+from __future__ import annotations
+
+
+class DataError(ValueError):
+    """The data given to a routine is unusable (NaN, wrong shape, too few points...)."""
+
+
+class ParameterError(ValueError):
+    """Mixture parameters are inconsistent (shapes, simplex, positive definiteness)."""
+
+
+class SingularCovarianceError(ParameterError):
+    """A covariance matrix is not (numerically) symmetric positive definite."""
+
+
+class DivergenceError(FloatingPointError):
+    """A fit produced a non-finite objective (a component collapsed onto points)."""
+
+
+class ConvergenceWarning(UserWarning):
+    """A routine stopped at ``max_iter`` before meeting its tolerance."""

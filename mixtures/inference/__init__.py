@@ -1,0 +1,77 @@
+"""Inference routines behind one entry point, :func:`fit`.
+
+Each routine lives in its own module and registers itself by name (see
+:mod:`mixtures.inference.registry`); ``fit`` validates the data, initializes,
+runs restarts and keeps the best final objective.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from mixtures.errors import DataError
+from mixtures.inference import em, kmeans  # noqa: F401  (registration)
+from mixtures.inference.registry import ROUTINES, get_routine, register
+from mixtures.init import InitSpec, initialize
+from mixtures.model import GaussianMixture
+from mixtures.result import FitResult
+from mixtures.validation import as_data, check_positive_int, spawn_seeds
+
+__all__ = ["fit", "register", "ROUTINES"]
+
+
+def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = "kmeans",
+        seed: int | None = 0, n_init: int = 1, reg_covar: float = 1e-6,
+        dtype: Any = None, device: Any = None, **options: Any) -> FitResult:
+    """Fit ``model`` to data ``X`` ``(N, D)`` with the routine ``method``.
+
+    Args:
+        model: a :class:`GaussianMixture`.
+        X: data ``(N, D)`` or ``(N,)``: a tensor (float dtype kept), numpy array,
+            nested list or DataFrame (converted to float64).
+        method: one of ``mixtures.inference.ROUTINES`` (``"em"``, ``"hard_em"``,
+            ``"kmeans"``, ``"kmedians"``...).
+        init: initializer (see :mod:`mixtures.init`).
+        seed: seeds initialization (and any randomness of the routine); restarts
+            use independent child seeds. Same seed, same result, bit for bit on CPU.
+        n_init: restarts; the one with the best final ``objective`` is returned
+            (deterministic inits run once). The other restarts' objectives are in
+            ``result.extras["restart_objectives"]``.
+        reg_covar: added to covariance diagonals in every M step.
+        dtype, device: cast the data (the parameters follow the data).
+        **options: routine options (``max_iter``, ``tol``...), see each routine.
+    """
+    if not isinstance(model, GaussianMixture):
+        raise TypeError(f"model must be a mixtures.GaussianMixture; got {type(model).__name__}.")
+    routine = get_routine(method)
+    n_init = check_positive_int(n_init, "n_init")
+    X = as_data(X, dtype=dtype, device=device)
+    N = X.shape[0]
+    if model.n_components > N:
+        raise DataError(f"X has {N} point(s), fewer than the model's K={model.n_components} "
+                        "components; use fewer components or more data.")
+    random_init = isinstance(init, str)
+    seeds = spawn_seeds(seed, n_init) if (random_init and n_init > 1) else [seed]
+    best: FitResult | None = None
+    objectives: list[float] = []
+    last_error: Exception | None = None
+    for restart_seed in seeds:
+        try:
+            start = initialize(model, X, init, seed=restart_seed, reg_covar=reg_covar)
+            result = routine(model, X, start, reg_covar=reg_covar, **options)
+        except (FloatingPointError, ValueError) as error:
+            if len(seeds) == 1:
+                raise
+            warnings.warn(f"restart with seed {restart_seed} failed: {error}", RuntimeWarning, stacklevel=2)
+            objectives.append(float("nan"))
+            last_error = error
+            continue
+        objectives.append(result.objective)
+        if best is None or result.objective > best.objective:
+            best = result
+    if best is None:
+        raise last_error  # every restart failed
+    best.extras["restart_objectives"] = objectives
+    best.extras["seed"] = seed
+    return best

@@ -1,0 +1,189 @@
+"""Closed-form EM (soft) and classification EM (hard), on sufficient statistics.
+
+An iteration is one fused pass over the data (E step at ``θ_{t-1}``, summing the
+statistics of its responsibilities ``q_t``) followed by the M step ``θ_t``.
+
+History (see :mod:`mixtures.result`): row ``t`` holds ``log p(X | θ_t)`` and the
+ELBO of ``(q_t, θ_t)``, computed in closed form from the statistics; row 0 is the
+initialization (its ELBO is NaN: no ``q`` produced it). The log-likelihood of
+``θ_t`` is only known after the next pass, so each row is completed one pass
+late, and a final pass completes the last one (as scikit-learn's final E step).
+
+Convergence follows scikit-learn: stop when the per-point mean log-likelihood
+changed by less than ``tol`` between consecutive E steps (or, with ``rtol``, by
+less than ``rtol`` relative to its magnitude, as seed notebook 002 did). Hard EM
+also stops as soon as no assignment changes (a fixed point).
+
+Hard EM leaves an empty component where it was (previous mean and covariance)
+with weight ≈ 0 and lists it in ``extras["empty_components"]``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mixtures.errors import ConvergenceWarning, DivergenceError
+from mixtures.inference.registry import register
+from mixtures.model import GaussianMixture
+from mixtures.params import MixtureParams
+from mixtures.result import FitResult, History
+from mixtures.suffstats import Summary, default_shift, e_step, elbo, m_step
+from mixtures.validation import check_nonnegative_float, check_positive_int
+
+
+class EMStep:
+    """One EM iteration split into inspectable halves (seed notebook 000 does this by hand).
+
+    >>> step = EMStep(model, X)
+    >>> summary = step.e_step(params)          # responsibilities' statistics
+    >>> resp = step.responsibilities(params)   # (N, K), if you want to look at them
+    >>> new_params = step.m_step(summary)
+    """
+
+    def __init__(self, model: GaussianMixture, X: Tensor, reg_covar: float = 1e-6,
+                 hard: bool = False, chunk_size: int | None = None):
+        self.model = model
+        self.X = X
+        self.reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
+        self.hard = hard
+        self.chunk_size = chunk_size
+        self.shift = default_shift(X)
+
+    def responsibilities(self, params: MixtureParams) -> Tensor:
+        """``(N, K)`` responsibilities (one-hot for hard EM)."""
+        if self.hard:
+            labels = params.joint_log_prob(self.X).argmax(-1)
+            return torch.nn.functional.one_hot(labels, params.n_components).to(self.X.dtype)
+        return params.responsibilities(self.X)
+
+    def e_step(self, params: MixtureParams) -> Summary:
+        return e_step(self.X, params, self.shift, hard=self.hard, chunk_size=self.chunk_size)
+
+    def m_step(self, summary: Summary) -> MixtureParams:
+        return m_step(summary, self.model.cov_type, self.reg_covar)
+
+    def __call__(self, params: MixtureParams) -> tuple[MixtureParams, Summary]:
+        summary = self.e_step(params)
+        return self.m_step(summary), summary
+
+
+def _check_finite(value: Tensor, iteration: int) -> None:
+    if not torch.isfinite(value):
+        raise DivergenceError(
+            f"the log-likelihood became {float(value)} at iteration {iteration}: a component "
+            "collapsed onto a few points (its density is unbounded there). Increase reg_covar, "
+            "use fewer components, or standardize the data."
+        )
+
+
+def _restore_empty(new: MixtureParams, old: MixtureParams, empty: Tensor) -> MixtureParams:
+    """Keep an empty component's mean and covariance from the previous iteration."""
+    locs = torch.where(empty[:, None], old.locs, new.locs)
+    native = new.native
+    if new.native.dim() > 0 and new.native.shape[0] == new.n_components and new.covariance_type != "tied":
+        mask = empty.reshape((-1,) + (1,) * (native.dim() - 1))
+        native = torch.where(mask, old.native, new.native)
+    return MixtureParams.from_native(new.weights, locs, native, new.cov_type, validate=False)
+
+
+def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool = False,
+           max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,
+           reg_covar: float = 1e-6, chunk_size: int | None = None,
+           warn: bool = True) -> FitResult:
+    """Run (hard) EM from ``init`` until convergence or ``max_iter`` iterations.
+
+    Args:
+        model: the mixture specification.
+        X: ``(N, D)`` validated data.
+        init: starting parameters (``MixtureParams`` of the model).
+        hard: classification EM (hard assignments) instead of soft EM.
+        max_iter: maximum iterations; 0 returns the initialization.
+        tol: absolute tolerance on the change of the mean log-likelihood per point.
+        rtol: if given, relative tolerance on the total log-likelihood instead.
+        reg_covar: added to covariance diagonals in every M step.
+        chunk_size: points per chunk of the fused pass.
+        warn: emit a ``ConvergenceWarning`` when stopping unconverged.
+    """
+    max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
+    tol = check_nonnegative_float(tol, "tol")
+    rtol = None if rtol is None else check_nonnegative_float(rtol, "rtol")
+    step = EMStep(model, X, reg_covar=reg_covar, hard=hard, chunk_size=chunk_size)
+    n = X.shape[0]
+    history = History()
+    start = time.perf_counter()
+    params = init
+    history.append(iteration=0, time=0.0)
+    previous_ll = -math.inf
+    previous_labels: Tensor | None = None
+    converged = False
+    empty_components: set[int] = set()
+    iteration = 0
+    for iteration in range(1, max_iter + 1):
+        summary = step.e_step(params)
+        log_likelihood = summary.log_likelihood
+        _check_finite(log_likelihood, iteration - 1)
+        _complete_last_row(history, float(log_likelihood))
+        new_params = step.m_step(summary)
+        if hard:
+            empty = summary.nk == 0
+            if empty.any():
+                empty_components.update(torch.nonzero(empty).reshape(-1).tolist())
+                new_params = _restore_empty(new_params, params, empty)
+        history.append(iteration=iteration, elbo=float(elbo(summary, new_params)),
+                       time=time.perf_counter() - start)
+        change = float(log_likelihood) - previous_ll
+        if rtol is not None:
+            small = abs(change) <= rtol * abs(float(log_likelihood))
+        else:
+            small = abs(change) / n < tol
+        same_labels = hard and previous_labels is not None and torch.equal(summary.labels, previous_labels)
+        params = new_params
+        if small or same_labels:
+            converged = True
+            break
+        previous_ll = float(log_likelihood)
+        previous_labels = summary.labels
+    final = step.e_step(params)
+    _check_finite(final.log_likelihood, iteration)
+    _complete_last_row(history, float(final.log_likelihood))
+    if not converged and max_iter > 0 and warn:
+        warnings.warn(
+            f"{'hard ' if hard else ''}EM did not converge in max_iter={max_iter} iterations "
+            f"(tolerance {'rtol=' + str(rtol) if rtol is not None else 'tol=' + str(tol)}); "
+            "increase max_iter or tol, or try another initialization.",
+            ConvergenceWarning, stacklevel=3)
+    extras: dict[str, Any] = {}
+    if hard:
+        extras["labels"] = final.labels
+        extras["empty_components"] = sorted(empty_components)
+        if empty_components:
+            warnings.warn(f"hard EM emptied component(s) {sorted(empty_components)}; they keep their "
+                          "last mean and covariance with weight ~0. Use fewer components or "
+                          "another initialization.", UserWarning, stacklevel=3)
+    return FitResult(model=model, params=params, history=history, converged=converged,
+                     n_iter=iteration if max_iter else 0, method="hard_em" if hard else "em",
+                     objective=float(final.log_likelihood), init=init, extras=extras)
+
+
+def _complete_last_row(history: History, log_likelihood: float) -> None:
+    """Set log p(X | θ) of the last row, and its KL gap when the row has an ELBO."""
+    last_elbo = history.last("elbo")
+    history.set_last(log_likelihood=log_likelihood, kl=log_likelihood - last_elbo)
+
+
+@register("em")
+def fit_em(model: GaussianMixture, X: Tensor, init: MixtureParams, **options: Any) -> FitResult:
+    """Soft EM. Options: ``max_iter``, ``tol``, ``rtol``, ``reg_covar``, ``chunk_size``."""
+    return run_em(model, X, init, hard=False, **options)
+
+
+@register("hard_em")
+def fit_hard_em(model: GaussianMixture, X: Tensor, init: MixtureParams, **options: Any) -> FitResult:
+    """Classification (hard) EM. Same options as EM."""
+    return run_em(model, X, init, hard=True, **options)

@@ -1,0 +1,179 @@
+"""``FitResult`` and ``History``: what every inference routine returns.
+
+History columns shared by all routines (one row per iteration or evaluation):
+
+``iteration``
+    1-based step number (EM iteration, optimizer step...).
+``log_likelihood``
+    exact marginal log-likelihood ``log p(X | θ)`` summed over the data, in nats,
+    at the parameters *after* that step's update. Never includes a log prior.
+``elbo``
+    ``E_q[log p(X, Z | θ)] + H(q)`` for the routine's ``q`` over assignments at
+    the same ``θ``. EM: ``q`` is the responsibilities that produced the update;
+    hard EM: the one-hot assignments (so ``H(q) = 0``); Pyro routines: the
+    negated loss as Pyro estimates it.
+``kl``
+    ``log_likelihood - elbo`` = ``KL(q || p(Z | X, θ))`` ≥ 0.
+``time``
+    wall-clock seconds since the routine started (initialization excluded).
+
+Routines may add their own columns (``objective``, ``loss``, ``grad_norm``...),
+documented in their modules.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mixtures.model import GaussianMixture
+from mixtures.params import MixtureParams
+
+CORE_COLUMNS = ("iteration", "log_likelihood", "elbo", "kl", "time")
+
+
+class History:
+    """Per-iteration traces, stored column-wise.
+
+    ``history["elbo"]`` is a float64 tensor ``(T,)``; ``history.records()`` a
+    list of dicts (one per row) ready for a table. Values missing in a row are NaN.
+    """
+
+    def __init__(self, columns: tuple[str, ...] = CORE_COLUMNS):
+        self._columns: dict[str, list[float]] = {name: [] for name in columns}
+        self._rows = 0
+
+    def append(self, **values: float) -> None:
+        for name in values:
+            if name not in self._columns:
+                self._columns[name] = [math.nan] * self._rows
+        for name, column in self._columns.items():
+            value = values.get(name, math.nan)
+            column.append(float(value))
+        self._rows += 1
+
+    def set_last(self, **values: float) -> None:
+        """Fill values of the last row (used when a value is known one step late)."""
+        for name, value in values.items():
+            if name not in self._columns:
+                self._columns[name] = [math.nan] * self._rows
+            self._columns[name][-1] = float(value)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self._columns)
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def __getitem__(self, name: str) -> Tensor:
+        try:
+            return torch.tensor(self._columns[name], dtype=torch.float64)
+        except KeyError:
+            raise KeyError(f"no history column {name!r}; columns are {list(self._columns)}") from None
+
+    def last(self, name: str) -> float:
+        """The value of ``name`` in the last row (NaN if the history is empty)."""
+        column = self._columns.get(name)
+        return column[-1] if column else math.nan
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._columns
+
+    def records(self) -> list[dict[str, float]]:
+        return [{name: column[i] for name, column in self._columns.items()} for i in range(self._rows)]
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {name: list(column) for name, column in self._columns.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list[float]]) -> "History":
+        history = cls(tuple(data))
+        lengths = {len(v) for v in data.values()}
+        if len(lengths) > 1:
+            raise ValueError("history columns have different lengths")
+        history._columns = {name: [float(x) for x in values] for name, values in data.items()}
+        history._rows = lengths.pop() if lengths else 0
+        return history
+
+    def __repr__(self) -> str:
+        return f"History(rows={self._rows}, columns={list(self._columns)})"
+
+
+@dataclass
+class FitResult:
+    """The outcome of :func:`mixtures.fit`, the same type for every routine.
+
+    Attributes:
+        model: the :class:`GaussianMixture` specification that was fitted.
+        params: fitted :class:`MixtureParams`.
+        history: per-iteration :class:`History` (columns documented in this module).
+        converged: whether the routine met its tolerance before ``max_iter``.
+        n_iter: iterations (or optimizer steps) performed.
+        method: name of the routine (``"em"``, ``"kmeans"``...).
+        objective: the quantity the routine maximizes, at the end (used to choose
+            among restarts): log-likelihood for EM, ``-inertia`` for k-means...
+        init: the initial parameters the routine started from.
+        extras: routine-specific outputs (labels, inertia, restarts' objectives...).
+    """
+
+    model: GaussianMixture
+    params: MixtureParams
+    history: History
+    converged: bool
+    n_iter: int
+    method: str
+    objective: float
+    init: MixtureParams | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    # -- predictions, delegated to the parameters ------------------------------------
+    def score_samples(self, X: Any) -> Tensor:
+        """Log density of every point under the fitted mixture: ``(N,)``."""
+        return self.params.log_prob(X)
+
+    def score(self, X: Any) -> float:
+        """Mean log-likelihood per point (scikit-learn's ``score``)."""
+        return float(self.score_samples(X).mean())
+
+    def predict_proba(self, X: Any) -> Tensor:
+        """Posterior membership probabilities ``(N, K)``."""
+        return self.params.responsibilities(X)
+
+    def predict(self, X: Any) -> Tensor:
+        """Most probable component of every point ``(N,)`` (ties: lowest index)."""
+        return self.params.joint_log_prob(X).argmax(-1)
+
+    def sample(self, n: int, seed: int | None = None) -> tuple[Tensor, Tensor]:
+        """``(X (n, D), labels (n,))`` drawn from the fitted mixture."""
+        return self.params.sample(n, seed)
+
+    def n_parameters(self) -> int:
+        return self.model.n_parameters(self.params.n_features)
+
+    def bic(self, X: Any) -> float:
+        """Bayesian information criterion ``-2 log L + p log N`` (lower is better).
+
+        ``p`` is :meth:`GaussianMixture.n_parameters`; mclust reports the negation.
+        """
+        log_likelihood = float(self.score_samples(X).sum())
+        n = self.params._data(X).shape[0]
+        return -2.0 * log_likelihood + self.n_parameters() * math.log(n)
+
+    def aic(self, X: Any) -> float:
+        """Akaike information criterion ``-2 log L + 2 p`` (lower is better)."""
+        return -2.0 * float(self.score_samples(X).sum()) + 2.0 * self.n_parameters()
+
+    @property
+    def log_likelihood(self) -> float:
+        """Final total log-likelihood on the training data (last history row)."""
+        return float(self.history["log_likelihood"][-1]) if len(self.history) else math.nan
+
+    def __repr__(self) -> str:
+        return (f"FitResult(method={self.method!r}, K={self.params.n_components}, "
+                f"covariance_type={self.params.covariance_type!r}, n_iter={self.n_iter}, "
+                f"converged={self.converged}, log_likelihood={self.log_likelihood:.6g})")

@@ -1,0 +1,157 @@
+"""Sufficient statistics of a Gaussian mixture: one fused E-step pass, the M step.
+
+EM's statistics ``Σ_n r_nk``, ``Σ_n r_nk x_n`` and ``Σ_n r_nk x_n x_nᵀ`` (or the
+covariance type's reduction of the last) add up over any split of the data, so
+one pass over chunks computes them exactly with every temporary of size
+``O(chunk × K × D)``. The pass also yields the log-likelihood of the parameters
+it used and the entropy of the responsibilities: everything an EM iteration and
+its trace need, without storing the ``(N, K)`` responsibilities.
+
+Statistics are accumulated about a ``shift`` (a point near the data's centre) so
+that ``Σ r x xᵀ / n - μ μᵀ`` does not lose digits to cancellation when the data
+sit far from the origin.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from mixtures.covariance import LOG_2PI, CovarianceType
+from mixtures.params import MixtureParams, chunk_size_for, iter_chunks
+
+
+@dataclass
+class Summary:
+    """Statistics of one pass over the data.
+
+    Attributes:
+        shift: ``(D,)`` point the moments are taken about.
+        nk: ``(K,)`` ``Σ_n r_nk``.
+        sx: ``(K, D)`` ``Σ_n r_nk (x_n - shift)``.
+        sxx: the covariance type's ``second_moment`` of ``x_n - shift``.
+        n_points: number of points summarized.
+        log_likelihood: ``Σ_n log p(x_n | θ)`` under the E-step parameters (NaN if none).
+        entropy: ``-Σ_n Σ_k r_nk log r_nk`` (0 for hard assignments).
+        labels: ``(N,)`` hard assignments when the pass made them, else None.
+    """
+
+    shift: Tensor
+    nk: Tensor
+    sx: Tensor
+    sxx: Tensor
+    n_points: int
+    log_likelihood: Tensor
+    entropy: Tensor
+    labels: Tensor | None = None
+
+
+def default_shift(X: Tensor) -> Tensor:
+    """A cheap centre for the moments: the mean of (at most) the first 4096 points."""
+    return X[:4096].mean(0)
+
+
+def e_step(X: Tensor, params: MixtureParams, shift: Tensor, hard: bool = False,
+           chunk_size: int | None = None) -> Summary:
+    """One fused pass: E step at ``params`` and the statistics of its responsibilities.
+
+    Args:
+        X: ``(N, D)`` data.
+        params: parameters for the E step.
+        shift: ``(D,)`` centre for the moments.
+        hard: assign each point to its most probable component (classification
+            EM) instead of soft responsibilities.
+        chunk_size: points per chunk (default keeps temporaries near 1 MiB).
+    """
+    cov_type = params.cov_type
+    K, D = params.n_components, params.n_features
+    whitening, half_log_det = params.whitener()
+    log_weights = params.weights.log()
+    locs = params.locs - shift
+    chunk = chunk_size or chunk_size_for(K, D)
+    nk = X.new_zeros(K)
+    sx = X.new_zeros(K, D)
+    sxx = None
+    log_likelihood = X.new_zeros(())
+    entropy = X.new_zeros(())
+    labels = [] if hard else None
+    for rows in iter_chunks(X.shape[0], chunk):
+        Xc = X[rows] - shift
+        joint = cov_type.component_log_prob(Xc, locs, whitening, half_log_det) + log_weights
+        log_norm = torch.logsumexp(joint, dim=-1, keepdim=True)
+        log_likelihood += log_norm.sum()
+        if hard:
+            chunk_labels = joint.argmax(-1)
+            labels.append(chunk_labels)
+            resp = torch.nn.functional.one_hot(chunk_labels, K).to(X.dtype)
+        else:
+            log_resp = joint - log_norm
+            resp = log_resp.exp()
+            # 0 · log 0 = 0 for components with underflowing responsibility
+            entropy -= torch.where(resp > 0, resp * log_resp, 0.0).sum()
+        nk += resp.sum(0)
+        sx += resp.T @ Xc
+        moment = cov_type.second_moment(Xc, resp)
+        sxx = moment if sxx is None else sxx + moment
+    if sxx is None:  # no data: zero statistics of the right shape
+        sxx = cov_type.second_moment(X.new_zeros(0, D), X.new_zeros(0, K))
+    return Summary(shift, nk, sx, sxx, X.shape[0], log_likelihood, entropy,
+                   torch.cat(labels) if hard else None)
+
+
+def summarize(X: Tensor, resp: Tensor, cov_type: CovarianceType, shift: Tensor | None = None,
+              chunk_size: int | None = None) -> Summary:
+    """Statistics of given responsibilities ``resp`` ``(N, K)`` (initialization from a partition)."""
+    shift = default_shift(X) if shift is None else shift
+    K, D = resp.shape[1], X.shape[1]
+    chunk = chunk_size or chunk_size_for(K, D)
+    nk, sx, sxx = X.new_zeros(K), X.new_zeros(K, D), None
+    for rows in iter_chunks(X.shape[0], chunk):
+        Xc, r = X[rows] - shift, resp[rows]
+        nk += r.sum(0)
+        sx += r.T @ Xc
+        moment = cov_type.second_moment(Xc, r)
+        sxx = moment if sxx is None else sxx + moment
+    entropy = -torch.where(resp > 0, torch.special.xlogy(resp, resp), 0.0).sum()
+    nan = X.new_tensor(math.nan)
+    return Summary(shift, nk, sx, sxx, X.shape[0], nan, entropy)
+
+
+def floored_counts(nk: Tensor) -> Tensor:
+    """``nk + 10 eps``: keeps empty components' divisions finite (scikit-learn's rule)."""
+    return nk + 10 * torch.finfo(nk.dtype).eps
+
+
+def m_step(summary: Summary, cov_type: CovarianceType, reg_covar: float) -> MixtureParams:
+    """Maximum-likelihood parameters for the summarized responsibilities.
+
+    Weights ``∝ nk``, means ``Σ r x / nk``, covariances from the centred scatter
+    plus ``reg_covar`` on the diagonal. Raises ``SingularCovarianceError`` naming
+    the component whose covariance is not positive definite.
+    """
+    nk = floored_counts(summary.nk)
+    weights = nk / nk.sum()
+    means = summary.sx / nk[:, None]
+    native = cov_type.estimate(nk, means, summary.sxx, reg_covar)
+    return MixtureParams.from_native(weights, means + summary.shift, native, cov_type, validate=False)
+
+
+def expected_log_joint(summary: Summary, params: MixtureParams) -> Tensor:
+    """``E_q[log p(X, Z | θ)]`` in closed form from the statistics of ``q`` (scalar)."""
+    whitening, half_log_det = params.whitener()
+    D = params.n_features
+    nk = summary.nk
+    log_weights = params.weights.log()
+    weight_term = torch.where(nk > 0, nk * log_weights, 0.0).sum()
+    maha = params.cov_type.expected_mahalanobis(nk, summary.sx, summary.sxx,
+                                                params.locs - summary.shift, whitening)
+    log_det_term = (nk * half_log_det).sum() if half_log_det.dim() else nk.sum() * half_log_det
+    return weight_term - 0.5 * nk.sum() * D * LOG_2PI - log_det_term - 0.5 * maha
+
+
+def elbo(summary: Summary, params: MixtureParams) -> Tensor:
+    """``E_q[log p(X, Z | θ)] + H(q)``: the ELBO of ``q`` (summarized) at ``θ``."""
+    return expected_log_joint(summary, params) + summary.entropy
