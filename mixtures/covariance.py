@@ -49,12 +49,19 @@ def _raise_not_pd(component: int | None, what: str, reg_covar: float | None = No
 def cholesky_checked(cov: Tensor, what: str, reg_covar: float | None = None) -> Tensor:
     """Lower Cholesky factor of ``cov`` ``(..., D, D)``; names the failing component.
 
-    Batched matrices are assumed indexed by component along the first dimension.
+    A factorization that succeeds only by rounding (a squared pivot below
+    ``100 · D · eps`` times the matrix's largest diagonal entry, the size of the
+    rounding error of an M-step scatter) is singular too: such a covariance would
+    make densities meaningless. Batched matrices are indexed by component along
+    the first dimension.
     """
     scale_tril, info = torch.linalg.cholesky_ex(cov)
-    bad = torch.nonzero(info.reshape(-1) > 0)
-    if bad.numel() or not torch.isfinite(scale_tril).all():
-        component = int(bad[0]) if (bad.numel() and cov.dim() == 3) else None
+    pivots = scale_tril.diagonal(dim1=-2, dim2=-1).square()
+    scale = cov.diagonal(dim1=-2, dim2=-1).amax(-1, keepdim=True)
+    floor = 100 * cov.shape[-1] * torch.finfo(cov.dtype).eps * scale
+    bad = (info > 0) | ~(pivots > floor).all(-1) | ~torch.isfinite(scale_tril).all(-1).all(-1)
+    if bad.any():
+        component = int(torch.nonzero(bad.reshape(-1))[0]) if cov.dim() == 3 else None
         _raise_not_pd(component, what, reg_covar)
     return scale_tril
 

@@ -3,7 +3,9 @@
 ``init`` may be:
 
 * a :class:`MixtureParams` (used as is, cast to the data's dtype/device) or a dict
-  with ``weights``, ``locs``, ``covariances``;
+  with ``locs`` and optionally ``weights`` (default equal) and ``covariances``
+  (default: the data's covariance for every component) -- e.g. initial centres
+  ``{"locs": centres}`` for k-means or k-medians;
 * a partition: integer labels ``(N,)`` with exactly K distinct values (any
   values: they are mapped to ``0..K-1`` in sorted order), seed notebook 002;
 * responsibilities ``(N, K)`` (non-negative rows summing to 1);
@@ -65,6 +67,12 @@ def kmeans_plusplus(X: Tensor, n_clusters: int, generator: torch.Generator) -> T
     return torch.stack(centers)
 
 
+def _pooled(model: GaussianMixture, X: Tensor, reg_covar: float) -> MixtureParams:
+    """Every component = the whole data (its covariance in the model's type)."""
+    N, K = X.shape[0], model.n_components
+    return params_from_responsibilities(model, X, X.new_full((N, K), 1.0 / K), reg_covar)
+
+
 def _labels_from_array(model: GaussianMixture, X: Tensor, labels: Tensor) -> Tensor:
     if labels.shape[0] != X.shape[0]:
         raise DataError(f"init labels have {labels.shape[0]} entries but X has {X.shape[0]} points.")
@@ -111,20 +119,30 @@ def initialize(model: GaussianMixture, X: Tensor, init: InitSpec = "kmeans",
             raise ParameterError(f"init parameters have D={init.n_features} but X has {D} features.")
         return model.check_params(init.to(dtype=X.dtype, device=X.device))
     if isinstance(init, dict):
-        missing = {"weights", "locs", "covariances"} - set(init)
-        if missing:
-            raise ParameterError(f"init dict lacks {sorted(missing)}; give weights, locs and covariances.")
-        params = MixtureParams(init["weights"], init["locs"], init["covariances"], model.covariance_type)
-        return initialize(model, X, params)
+        unknown = set(init) - {"weights", "locs", "covariances"}
+        if "locs" not in init or unknown:
+            raise ParameterError(f"an init dict needs 'locs' and may give 'weights' and 'covariances'; "
+                                 f"got keys {sorted(init)}.")
+        locs = torch.as_tensor(np.asarray(init["locs"]) if not isinstance(init["locs"], Tensor)
+                               else init["locs"]).to(X)
+        locs = locs.reshape(-1, 1) if locs.dim() == 1 and D == 1 else locs
+        if tuple(locs.shape) != (K, D):
+            raise ParameterError(f"init locs must have shape (K, D) = {(K, D)}; got {tuple(locs.shape)}.")
+        if "covariances" in init:
+            covariances = init["covariances"]
+        else:
+            covariances = _pooled(model, X, reg_covar).covariances
+        weights = init.get("weights", X.new_full((K,), 1.0 / K))
+        return initialize(model, X, MixtureParams(weights, locs, covariances, model.covariance_type))
     if isinstance(init, str):
         if init == "random":
             resp = torch.rand(N, K, generator=generator, dtype=torch.float64).to(X)
             return params_from_responsibilities(model, X, resp / resp.sum(-1, keepdim=True), reg_covar)
         if init == "random_from_data":
             chosen = torch.randperm(N, generator=generator)[:K].to(X.device)
-            pooled = params_from_responsibilities(model, X, X.new_full((N, K), 1.0 / K), reg_covar)
-            return MixtureParams.from_native(X.new_full((K,), 1.0 / K), X[chosen], pooled.native,
-                                             model.cov_type, validate=False)
+            return MixtureParams.from_native(X.new_full((K,), 1.0 / K), X[chosen],
+                                             _pooled(model, X, reg_covar).native, model.cov_type,
+                                             validate=False)
         if init in ("kmeans++", "kmeans"):
             centers = kmeans_plusplus(X, K, generator)
             if init == "kmeans":

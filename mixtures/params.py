@@ -36,12 +36,14 @@ class MixtureParams:
     """Weights, means and covariances of a K-component Gaussian mixture in D dimensions.
 
     Args:
-        weights: ``(K,)`` mixing weights on the simplex (zeros allowed).
+        weights: ``(K,)`` mixing weights on the simplex (zeros allowed; a sum within
+            1e-6 of 1 is renormalized).
         locs: ``(K, D)`` component means.
         covariances: either full matrices ``(K, D, D)`` (a single ``(D, D)`` for
             ``"tied"``) or the type's native form: Cholesky factors are computed
             from full matrices; variances ``(K, D)`` for ``"diag"`` and ``(K,)``
-            for ``"spherical"`` are taken as they are.
+            for ``"spherical"`` are taken as they are. With D = 1, one variance
+            per component ``(K,)`` is accepted for every type.
         covariance_type: ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"``.
 
     The instance is immutable; tensors are copied on construction. Use
@@ -227,6 +229,8 @@ def _as_float(value: Any, name: str) -> Tensor:
 def _native_from_any(cov_type: CovarianceType, cov: Tensor, K: int, D: int) -> Tensor:
     """Native tensor from full matrices, or variances taken as they are."""
     native_shape = cov_type.native_shape(K, D)
+    if D == 1 and tuple(cov.shape) == (K,) and cov_type.name != "spherical":
+        cov = cov.reshape(K, 1, 1)  # 1-D data: one variance per component, any type
     if cov_type.site == "variances" and tuple(cov.shape) == native_shape:
         return cov
     full_shapes = [(K, D, D)] + ([(D, D)] if cov_type.name == "tied" else [])
@@ -254,11 +258,12 @@ def _validate(weights: Tensor, locs: Tensor, native: Tensor, cov_type: Covarianc
     if not torch.isfinite(weights).all() or (weights < 0).any():
         raise ParameterError(f"weights must be finite and non-negative; got {weights.tolist()}.")
     total = float(weights.sum())
-    tolerance = 1e3 * torch.finfo(weights.dtype).eps * K
-    if abs(total - 1.0) > max(tolerance, 1e-12):
+    # Weights rounded in float32 (or printed with 8 digits) are accepted and renormalized.
+    if abs(total - 1.0) > 1e-6:
         raise ParameterError(
             f"weights must sum to 1 (they lie on the simplex); they sum to {total:.12g}. "
             "Divide them by their sum."
         )
+    weights = weights / weights.sum()
     native = cov_type.validate(native.to(dtype=locs.dtype, device=locs.device), K, D)
     return weights, locs, native

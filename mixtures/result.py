@@ -168,6 +168,12 @@ class FitResult:
         """Akaike information criterion ``-2 log L + 2 p`` (lower is better)."""
         return -2.0 * float(self.score_samples(X).sum()) + 2.0 * self.n_parameters()
 
+    def save(self, path: Any) -> Any:
+        """Write this result to ``path`` (``.pt``) atomically; see :mod:`mixtures.io`."""
+        from mixtures.io import save_result  # mixtures.io imports this module
+
+        return save_result(self, path)
+
     @property
     def log_likelihood(self) -> float:
         """Final total log-likelihood on the training data (last history row)."""

@@ -16,7 +16,7 @@ from mixtures.inference.registry import ROUTINES, get_routine, register
 from mixtures.init import InitSpec, initialize
 from mixtures.model import GaussianMixture
 from mixtures.result import FitResult
-from mixtures.validation import as_data, check_positive_int, spawn_seeds
+from mixtures.validation import as_data, check_nonnegative_float, check_positive_int, spawn_seeds
 
 __all__ = ["fit", "register", "ROUTINES"]
 
@@ -41,11 +41,14 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
         reg_covar: added to covariance diagonals in every M step.
         dtype, device: cast the data (the parameters follow the data).
         **options: routine options (``max_iter``, ``tol``...), see each routine.
+
+    Every routine receives ``reg_covar`` and its restart's ``seed`` besides ``options``.
     """
     if not isinstance(model, GaussianMixture):
         raise TypeError(f"model must be a mixtures.GaussianMixture; got {type(model).__name__}.")
     routine = get_routine(method)
     n_init = check_positive_int(n_init, "n_init")
+    reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
     X = as_data(X, dtype=dtype, device=device)
     N = X.shape[0]
     if model.n_components > N:
@@ -59,7 +62,7 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
     for restart_seed in seeds:
         try:
             start = initialize(model, X, init, seed=restart_seed, reg_covar=reg_covar)
-            result = routine(model, X, start, reg_covar=reg_covar, **options)
+            result = routine(model, X, start, reg_covar=reg_covar, seed=restart_seed, **options)
         except (FloatingPointError, ValueError) as error:
             if len(seeds) == 1:
                 raise

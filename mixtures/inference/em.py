@@ -76,9 +76,10 @@ class EMStep:
 def _check_finite(value: Tensor, iteration: int) -> None:
     if not torch.isfinite(value):
         raise DivergenceError(
-            f"the log-likelihood became {float(value)} at iteration {iteration}: a component "
-            "collapsed onto a few points (its density is unbounded there). Increase reg_covar, "
-            "use fewer components, or standardize the data."
+            f"the log-likelihood became {float(value)} at iteration {iteration}: either a component "
+            "collapsed onto a few points (its density is unbounded there: increase reg_covar or use "
+            "fewer components) or some point has zero density under every component (values too "
+            "large or too far out: standardize the data)."
         )
 
 
@@ -178,12 +179,14 @@ def _complete_last_row(history: History, log_likelihood: float) -> None:
 
 
 @register("em")
-def fit_em(model: GaussianMixture, X: Tensor, init: MixtureParams, **options: Any) -> FitResult:
-    """Soft EM. Options: ``max_iter``, ``tol``, ``rtol``, ``reg_covar``, ``chunk_size``."""
+def fit_em(model: GaussianMixture, X: Tensor, init: MixtureParams, seed: int | None = None,
+           **options: Any) -> FitResult:
+    """Soft EM (deterministic given ``init``). Options: see :func:`run_em`."""
     return run_em(model, X, init, hard=False, **options)
 
 
 @register("hard_em")
-def fit_hard_em(model: GaussianMixture, X: Tensor, init: MixtureParams, **options: Any) -> FitResult:
-    """Classification (hard) EM. Same options as EM."""
+def fit_hard_em(model: GaussianMixture, X: Tensor, init: MixtureParams, seed: int | None = None,
+                **options: Any) -> FitResult:
+    """Classification (hard) EM (deterministic given ``init``). Options: see :func:`run_em`."""
     return run_em(model, X, init, hard=True, **options)

@@ -87,7 +87,7 @@ def fill_empty_clusters(labels: Tensor, distances: Tensor, n_clusters: int) -> t
         point = int(candidates.argmax())
         if candidates[point] < 0:
             raise ValueError(
-                f"cannot fill empty cluster {cluster}: fewer distinct points than clusters. "
+                f"cannot fill empty cluster {cluster}: fewer points than clusters. "
                 "Use fewer components."
             )
         counts[labels[point]] -= 1
@@ -177,12 +177,14 @@ def _run(model: GaussianMixture, X: Tensor, init: MixtureParams, metric: str, *,
 
 
 @register("kmeans")
-def fit_kmeans(model: GaussianMixture, X: Tensor, init: MixtureParams, **options: Any) -> FitResult:
+def fit_kmeans(model: GaussianMixture, X: Tensor, init: MixtureParams, seed: int | None = None,
+               **options: Any) -> FitResult:
     """k-means (Lloyd). Options: ``max_iter``, ``tol``, ``reg_covar``, ``track_likelihood``."""
     return _run(model, X, init, "l2", **options)
 
 
 @register("kmedians")
-def fit_kmedians(model: GaussianMixture, X: Tensor, init: MixtureParams, **options: Any) -> FitResult:
+def fit_kmedians(model: GaussianMixture, X: Tensor, init: MixtureParams, seed: int | None = None,
+                 **options: Any) -> FitResult:
     """k-medians (L1). Options as :func:`fit_kmeans`."""
     return _run(model, X, init, "l1", **options)

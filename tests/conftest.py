@@ -1,0 +1,44 @@
+"""Shared fixtures: one parametrised set of model configurations, reference data, helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mixtures import MixtureParams
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+def assert_close(actual, expected, rtol=1e-10, atol=1e-12, msg=""):
+    """``torch.testing.assert_close`` on anything array-like, in float64."""
+    actual = torch.as_tensor(np.array(actual) if isinstance(actual, np.ndarray) else actual, dtype=torch.float64)
+    expected = torch.as_tensor(expected, dtype=torch.float64)
+    torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol, msg=msg or None)
+
+
+def true_params(covariance_type: str = "full", dtype=torch.float64) -> MixtureParams:
+    """A well-separated 2-D, K=3 mixture of the given covariance type."""
+    weights = torch.tensor([0.5, 0.3, 0.2])
+    locs = torch.tensor([[0.0, 0.0], [6.0, 1.0], [-3.0, 7.0]])
+    full = torch.tensor([[[1.0, 0.4], [0.4, 0.8]], [[0.6, -0.2], [-0.2, 1.2]], [[1.5, 0.0], [0.0, 0.5]]])
+    native = {
+        "full": full,
+        "tied": full[0],
+        "diag": torch.tensor([[1.0, 0.8], [0.6, 1.2], [1.5, 0.5]]),
+        "spherical": torch.tensor([1.0, 0.6, 1.5]),
+    }[covariance_type]
+    return MixtureParams(weights, locs, native, covariance_type).to(dtype)
+
+
+@pytest.fixture(params=COVARIANCE_TYPES)
+def covariance_type(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def separated_data(covariance_type):
+    params = true_params(covariance_type)
+    X, labels = params.sample(1500, seed=11)
+    return params, X, labels

@@ -1,0 +1,166 @@
+"""Initializers, the fit() entry point, and clear errors on bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import assert_close, true_params
+import mixtures
+from mixtures import DataError, GaussianMixture, ParameterError
+from mixtures.init import initialize, kmeans_plusplus
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, labels = true_params().sample(900, seed=0)
+    return X, labels
+
+
+@pytest.mark.parametrize("init", ["kmeans", "kmeans++", "random", "random_from_data"])
+def test_random_initializers_are_seeded_and_valid(data, covariance_type, init):
+    X, _ = data
+    model = GaussianMixture(3, covariance_type)
+    a = initialize(model, X, init, seed=3)
+    b = initialize(model, X, init, seed=3)
+    assert torch.equal(a.locs, b.locs) and torch.equal(a.native, b.native)
+    assert a.covariance_type == covariance_type and a.locs.shape == (3, 2)
+    assert_close(a.weights.sum(), 1.0)
+    assert torch.linalg.eigvalsh(a.covariances).min() > 0
+
+
+def test_kmeans_init_recovers_separated_clusters(data):
+    X, labels = data
+    params = initialize(GaussianMixture(3), X, "kmeans", seed=0)
+    truth = true_params()
+    distances = torch.cdist(params.locs, truth.locs)
+    assert (distances.min(0).values < 0.2).all()
+
+
+def test_random_from_data_uses_data_points_and_data_covariance(data):
+    X, _ = data
+    params = initialize(GaussianMixture(3, "tied"), X, "random_from_data", seed=1)
+    assert all((X == loc).all(-1).any() for loc in params.locs)
+    assert_close(params.covariances[0], torch.cov(X.T, correction=0) + 1e-6 * torch.eye(2), rtol=1e-10, atol=1e-12)
+    assert_close(params.weights, torch.full((3,), 1 / 3, dtype=torch.float64))
+
+
+def test_kmeans_plusplus_picks_distinct_far_points(data):
+    X, _ = data
+    centres = kmeans_plusplus(X, 3, torch.Generator().manual_seed(0))
+    assert torch.cdist(centres, centres).masked_fill(torch.eye(3, dtype=torch.bool), 1e9).min() > 2.0
+
+
+def test_init_from_responsibilities_and_labels_agree(data):
+    X, labels = data
+    model = GaussianMixture(3, "diag")
+    from_labels = initialize(model, X, labels)
+    from_resp = initialize(model, X, torch.nn.functional.one_hot(labels, 3).double())
+    assert_close(from_labels.locs, from_resp.locs, rtol=1e-12, atol=1e-12)
+    # label values are arbitrary: mapped to 0..K-1 in sorted order
+    relabelled = initialize(model, X, (labels * 10 + 7).numpy())
+    assert_close(relabelled.locs, from_labels.locs, rtol=1e-12, atol=1e-12)
+
+
+def test_given_parameters_start_exactly_there(data):
+    X, _ = data
+    params = true_params("spherical")
+    start = initialize(GaussianMixture(3, "spherical"), X, params)
+    assert torch.equal(start.native, params.native)
+    as_dict = initialize(GaussianMixture(3), X, true_params().as_dict())
+    assert_close(as_dict.covariances, true_params().covariances)
+
+
+@pytest.mark.parametrize("init, error, message", [
+    (torch.zeros(10, dtype=torch.long), DataError, "10 entries"),
+    (torch.tensor([0, 1] * 450), DataError, "2 distinct values"),
+    (torch.full((900, 3), 0.5, dtype=torch.float64), DataError, "sum to 1"),
+    ("banana", ValueError, "unknown init 'banana'"),
+    ({"weights": [1.0]}, ParameterError, "needs 'locs'"),
+    ({"locs": [[0.0, 0.0]]}, ParameterError, r"shape \(K, D\)"),
+])
+def test_bad_init_is_a_clear_error(data, init, error, message):
+    X, _ = data
+    with pytest.raises(error, match=message):
+        initialize(GaussianMixture(3), X, init)
+
+
+def test_init_params_of_another_model_are_rejected(data):
+    X, _ = data
+    with pytest.raises(ParameterError, match="do not fit this model"):
+        mixtures.fit(GaussianMixture(3, "diag"), X, init=true_params("full"))
+
+
+@pytest.mark.parametrize("X, message", [
+    ([[0.0, float("nan")], [1.0, 2.0]], "NaN or infinite values in 1 row.*row 0"),
+    ([[0.0, 1.0], [1.0, float("inf")]], "row 1"),
+    (np.zeros((2, 2, 2)), r"shape \(N, D\)"),
+    ([["a", "b"], ["c", "d"]], "must be numeric"),
+    ([[1.0, 2.0], [3.0]], "not a rectangular array"),
+    (np.zeros((0, 2)), "0 point"),
+])
+def test_bad_data_is_a_clear_error(X, message):
+    with pytest.raises(DataError, match=message):
+        mixtures.fit(GaussianMixture(1), X)
+
+
+def test_more_components_than_points_is_a_clear_error():
+    with pytest.raises(DataError, match="fewer than the model's K=5 components"):
+        mixtures.fit(GaussianMixture(5), np.random.default_rng(0).normal(size=(3, 2)))
+
+
+def test_bad_options_are_clear_errors(data):
+    X, _ = data
+    with pytest.raises(ValueError, match="unknown method 'gibbs'"):
+        mixtures.fit(GaussianMixture(2), X, method="gibbs")
+    with pytest.raises(ValueError, match="n_components must be an integer >= 1"):
+        GaussianMixture(0)
+    with pytest.raises(ValueError, match="unknown covariance_type"):
+        GaussianMixture(2, "banana")
+    with pytest.raises(ValueError, match="reg_covar must be a finite non-negative number"):
+        mixtures.fit(GaussianMixture(2), X, reg_covar=-1.0)
+    with pytest.raises(ValueError, match="max_iter must be an integer >= 0"):
+        mixtures.fit(GaussianMixture(2), X, max_iter=-1)
+    with pytest.raises(ValueError, match="n_init must be an integer >= 1"):
+        mixtures.fit(GaussianMixture(2), X, n_init=0)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'max_iters'"):
+        mixtures.fit(GaussianMixture(2), X, max_iters=3)
+
+
+def test_input_types_are_accepted(data):
+    X, _ = data
+    as_list = mixtures.fit(GaussianMixture(3), X.tolist())
+    as_numpy = mixtures.fit(GaussianMixture(3), X.numpy())
+    as_int = mixtures.fit(GaussianMixture(3), (X * 100).round().to(torch.int64))
+    assert torch.equal(as_list.params.locs, as_numpy.params.locs)
+    assert as_int.params.dtype == torch.float64
+    one_d = mixtures.fit(GaussianMixture(2), X[:, 0].numpy())
+    assert one_d.params.locs.shape == (2, 1)
+
+
+def test_predict_is_argmax_of_predict_proba(data):
+    X, _ = data
+    result = mixtures.fit(GaussianMixture(3), X, seed=0)
+    assert torch.equal(result.predict(X), result.predict_proba(X).argmax(-1))
+    samples, labels = result.sample(50, seed=1)
+    assert samples.shape == (50, 2) and labels.shape == (50,)
+
+
+def test_information_criteria_by_hand(data):
+    X, _ = data
+    for covariance_type, n_covariance in [("full", 9), ("tied", 3), ("diag", 6), ("spherical", 3)]:
+        result = mixtures.fit(GaussianMixture(3, covariance_type), X, seed=0)
+        p = 2 + 6 + n_covariance
+        assert result.n_parameters() == p
+        log_likelihood = float(result.score_samples(X).sum())
+        assert result.bic(X) == pytest.approx(-2 * log_likelihood + p * np.log(len(X)), rel=1e-12)
+        assert result.aic(X) == pytest.approx(-2 * log_likelihood + 2 * p, rel=1e-12)
+
+
+def test_bic_matches_sklearn(data):
+    sklearn_mixture = pytest.importorskip("sklearn.mixture")
+    X, _ = data
+    for covariance_type in ("full", "tied", "diag", "spherical"):
+        result = mixtures.fit(GaussianMixture(3, covariance_type), X, seed=0)
+        reference = sklearn_mixture.GaussianMixture(3, covariance_type=covariance_type)
+        reference.fit(X.numpy())
+        assert reference._n_parameters() == result.n_parameters()
