@@ -119,6 +119,9 @@ class FitResult:
             among restarts): log-likelihood for EM, ``-inertia`` for k-means...
         init: the initial parameters the routine started from.
         extras: routine-specific outputs (labels, inertia, restarts' objectives...).
+        posterior: for Bayesian routines, a :class:`~mixtures.posterior.Posterior`
+            over the parameters (``params`` is then its mean or mode, as the
+            routine documents).
     """
 
     model: GaussianMixture
@@ -130,6 +133,7 @@ class FitResult:
     objective: float
     init: MixtureParams | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    posterior: Any = None
 
     # -- predictions, delegated to the parameters ------------------------------------
     def score_samples(self, X: Any) -> Tensor:

@@ -1,0 +1,176 @@
+"""Priors over a mixture's global parameters.
+
+Given to the model as ``GaussianMixture(K, covariance_type, prior=GaussianPrior(...))``,
+a prior turns the globals of the Pyro program into ``pyro.sample`` sites:
+
+Weights
+    ``weight_prior="dirichlet"``: ``weights ~ Dirichlet(α)`` (site ``"weights"``);
+    ``weight_prior="dirichlet_process"``: truncated stick-breaking,
+    ``v_k ~ Beta(1, γ)`` for ``k < K`` (site ``"stick_fractions"``, ``(K-1,)``),
+    ``weights_k = v_k Π_{j<k} (1 - v_j)`` with the last stick taking the rest.
+
+Components, ``kind="conjugate"`` (Normal–Wishart, Bishop PRML §10.2; scikit-learn's
+``BayesianGaussianMixture`` uses the same parametrization):
+    ``Λ_k ~ Wishart(ν₀, W₀ = Ψ₀⁻¹)`` (site ``"precision"``), ``μ_k | Λ_k ~ N(m₀, (β₀ Λ_k)⁻¹)``;
+    one shared ``Λ`` for ``"tied"``; for ``"diag"`` independent Normal–Gamma per
+    dimension, ``λ_kd ~ Gamma(ν₀/2, rate=Ψ₀_d/2)`` (the 1-D Wishart); for
+    ``"spherical"`` one ``λ_k ~ Gamma(ν₀/2, rate=Ψ₀/2)`` shared by all dimensions
+    (scikit-learn's spherical parametrization).
+
+Components, ``kind="nonconjugate"`` (for SVI and NUTS):
+    ``μ_k ~ N(m₀, diag(s²))`` with ``s² = diag(Ψ₀) / β₀``; ``full``/``tied``:
+    ``L_corr ~ LKJCholesky(D, η)`` (site ``"corr_chol"``) and scales ``σ_d ~
+    HalfCauchy(s_d)`` or ``LogNormal(log s_d, 1)`` (site ``"scales"``) with
+    ``scale_tril = diag(σ) L_corr``; ``diag``: scales per dimension;
+    ``spherical``: one scale per component ``~ HalfCauchy(mean s)``.
+
+Defaults (``None``) follow scikit-learn's ``BayesianGaussianMixture``, scaled to
+the data: ``α = γ = 1/K``, ``m₀ = mean(X)``, ``β₀ = 1``, ``ν₀ = D``, and ``Ψ₀`` =
+the empirical covariance of X (``ddof=1``; variances for ``"diag"``, their mean for
+``"spherical"``). mclust's ``defaultPrior`` instead uses ``ν₀ = D + 2``, ``β₀ =
+0.01`` and ``Ψ₀ = cov(X) / K^{2/D}``; pass those explicitly to reproduce it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mixtures.covariance import CovarianceType, get_covariance_type
+
+WEIGHT_PRIORS = ("dirichlet", "dirichlet_process")
+KINDS = ("conjugate", "nonconjugate")
+SCALE_PRIORS = ("half_cauchy", "lognormal")
+
+
+@dataclass(frozen=True)
+class GaussianPrior:
+    """Specification of a prior; ``None`` fields take data-scaled defaults (module docstring)."""
+
+    weight_prior: str = "dirichlet"
+    weight_concentration: Any = None
+    mean_prior: Any = None
+    mean_precision: float | None = None
+    degrees_of_freedom: float | None = None
+    covariance_prior: Any = None
+    kind: str = "conjugate"
+    scale_prior: str = "half_cauchy"
+    lkj_concentration: float = 1.0
+
+    def __post_init__(self):
+        for name, allowed in (("weight_prior", WEIGHT_PRIORS), ("kind", KINDS),
+                              ("scale_prior", SCALE_PRIORS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}.")
+        for name in ("mean_precision", "degrees_of_freedom", "lkj_concentration"):
+            value = getattr(self, name)
+            if value is not None and not float(value) > 0:
+                raise ValueError(f"{name} must be positive; got {value!r}.")
+
+    def resolve(self, X: Tensor, n_components: int, covariance_type: str | CovarianceType) -> "ResolvedPrior":
+        """Concrete tensors for data ``X`` ``(N, D)`` (defaults filled in, shapes checked)."""
+        cov_type = get_covariance_type(covariance_type)
+        K, D = n_components, X.shape[1]
+        as_t = lambda value: torch.as_tensor(value, dtype=X.dtype, device=X.device)  # noqa: E731
+        if self.weight_concentration is None:
+            concentration = X.new_full((K,) if self.weight_prior == "dirichlet" else (), 1.0 / K)
+        else:
+            concentration = as_t(self.weight_concentration)
+            if self.weight_prior == "dirichlet":
+                concentration = concentration.expand(K).clone()
+            elif concentration.dim() != 0:
+                raise ValueError("a dirichlet_process weight_concentration is one positive number.")
+        if not (concentration > 0).all():
+            raise ValueError("weight_concentration must be positive.")
+        mean_prior = X.mean(0) if self.mean_prior is None else as_t(self.mean_prior).reshape(-1)
+        if mean_prior.shape != (D,):
+            raise ValueError(f"mean_prior must have shape (D,) = ({D},); got {tuple(mean_prior.shape)}.")
+        mean_precision = as_t(1.0 if self.mean_precision is None else self.mean_precision)
+        dof = as_t(float(D) if self.degrees_of_freedom is None else self.degrees_of_freedom)
+        if cov_type.name in ("full", "tied") and not dof > D - 1:
+            raise ValueError(f"degrees_of_freedom must exceed D - 1 = {D - 1} for a Wishart prior; got {float(dof)}.")
+        covariance_prior = _covariance_prior(self.covariance_prior, X, cov_type, as_t)
+        return ResolvedPrior(self, cov_type, K, D, concentration, mean_prior, mean_precision, dof,
+                             covariance_prior)
+
+    def with_(self, **changes: Any) -> "GaussianPrior":
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _covariance_prior(value: Any, X: Tensor, cov_type: CovarianceType, as_t) -> Tensor:
+    D = X.shape[1]
+    if value is None:
+        if X.shape[0] < 2:
+            raise ValueError("the default covariance_prior needs at least 2 points; give covariance_prior.")
+        empirical = torch.atleast_2d(torch.cov(X.T))
+        return {"full": empirical, "tied": empirical, "diag": empirical.diagonal().clone(),
+                "spherical": empirical.diagonal().mean()}[cov_type.name]
+    psi = as_t(value)
+    expected = {"full": (D, D), "tied": (D, D), "diag": (D,), "spherical": ()}[cov_type.name]
+    if tuple(psi.shape) != expected:
+        raise ValueError(f"covariance_prior for covariance_type={cov_type.name!r} must have shape "
+                         f"{expected}; got {tuple(psi.shape)}.")
+    if psi.dim() == 2:
+        if torch.linalg.cholesky_ex(psi)[1] != 0 or not torch.allclose(psi, psi.T):
+            raise ValueError("covariance_prior must be symmetric positive definite.")
+    elif not (psi > 0).all():
+        raise ValueError("covariance_prior must be positive.")
+    return psi
+
+
+@dataclass(frozen=True)
+class ResolvedPrior:
+    """A prior with every default filled in for a given data set.
+
+    Attributes:
+        spec: the :class:`GaussianPrior` it came from.
+        weight_concentration: ``(K,)`` Dirichlet α, or ``()`` stick-breaking γ.
+        mean_prior: ``(D,)`` m₀. mean_precision: ``()`` β₀. degrees_of_freedom: ``()`` ν₀.
+        covariance_prior: Ψ₀, ``(D, D)`` full/tied, ``(D,)`` diag, ``()`` spherical.
+    """
+
+    spec: GaussianPrior
+    cov_type: CovarianceType
+    n_components: int
+    n_features: int
+    weight_concentration: Tensor
+    mean_prior: Tensor
+    mean_precision: Tensor
+    degrees_of_freedom: Tensor
+    covariance_prior: Tensor
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    @property
+    def weight_prior(self) -> str:
+        return self.spec.weight_prior
+
+    @property
+    def scale_prior_scale(self) -> Tensor:
+        """``(D,)`` scale ``s`` of the non-conjugate priors: ``sqrt(diag Ψ₀)``."""
+        psi = self.covariance_prior
+        variances = psi.diagonal() if psi.dim() == 2 else psi.expand(self.n_features)
+        return variances.sqrt()
+
+
+def stick_breaking(fractions: Tensor) -> Tensor:
+    """Weights ``(..., K)`` from stick fractions ``(..., K-1)``; the last stick takes the rest."""
+    remaining = torch.cumprod(1 - fractions, dim=-1)
+    ones = torch.ones_like(fractions[..., :1])
+    return torch.cat([fractions, ones], -1) * torch.cat([ones, remaining], -1)
+
+
+def inverse_stick_breaking(weights: Tensor) -> Tensor:
+    """Stick fractions ``(..., K-1)`` of weights ``(..., K)`` (inverse of :func:`stick_breaking`)."""
+    remaining = 1 - torch.cumsum(weights, -1)
+    previous = torch.cat([torch.ones_like(weights[..., :1]), remaining[..., :-1]], -1)
+    return (weights / previous.clamp_min(torch.finfo(weights.dtype).tiny))[..., :-1]
