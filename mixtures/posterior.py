@@ -66,11 +66,9 @@ class Posterior:
 
     def mean_params(self) -> MixtureParams:
         """The posterior means as a mixture (for log-likelihood traces and predictions)."""
-        means = self.mean()
-        weights = means["weights"] / means["weights"].sum()
-        return MixtureParams(weights, means["locs"], means["covariances"], "full") \
-            if self.cov_type.name == "full" else MixtureParams.from_native(
-                weights, means["locs"], _mean_native(self), self.cov_type, validate=False)
+        weights = self.weights.mean(0)
+        return MixtureParams.from_native(weights / weights.sum(), self.locs.mean(0), _mean_native(self),
+                                         self.cov_type, validate=False)
 
     def credible_interval(self, level: float = 0.9) -> dict[str, tuple[Tensor, Tensor]]:
         """Equal-tailed intervals of ``weights``, ``locs`` and ``covariances`` (elementwise)."""
