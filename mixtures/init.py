@@ -97,6 +97,23 @@ def _responsibilities_from_array(model: GaussianMixture, X: Tensor, resp: Tensor
     return resp
 
 
+def initial_responsibilities(model: GaussianMixture, X: Tensor, init: InitSpec) -> Tensor | None:
+    """The responsibilities ``(N, K)`` a partition or responsibility ``init`` gives, else None.
+
+    Routines whose natural starting point is a ``q(z)`` (variational Bayes) start
+    from these exactly instead of from the parameters of their M step.
+    """
+    if isinstance(init, (str, dict, MixtureParams)):
+        return None
+    array = init if isinstance(init, Tensor) else torch.as_tensor(np.asarray(init))
+    if array.dim() == 1:
+        labels = _labels_from_array(model, X, array)
+        return torch.nn.functional.one_hot(labels, model.n_components).to(X.dtype)
+    if array.dim() == 2:
+        return _responsibilities_from_array(model, X, array)
+    return None
+
+
 def initialize(model: GaussianMixture, X: Tensor, init: InitSpec = "kmeans",
                seed: int | None = 0, reg_covar: float = 1e-6,
                generator: torch.Generator | None = None) -> MixtureParams:

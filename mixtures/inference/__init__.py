@@ -13,7 +13,7 @@ from typing import Any
 from mixtures.errors import DataError
 from mixtures.inference import em, kmeans  # noqa: F401  (registration)
 from mixtures.inference.registry import ROUTINES, get_routine, register
-from mixtures.init import InitSpec, initialize
+from mixtures.init import InitSpec, initial_responsibilities, initialize
 from mixtures.model import GaussianMixture
 from mixtures.result import FitResult
 from mixtures.validation import as_data, check_nonnegative_float, check_positive_int, spawn_seeds
@@ -42,7 +42,9 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
         dtype, device: cast the data (the parameters follow the data).
         **options: routine options (``max_iter``, ``tol``...), see each routine.
 
-    Every routine receives ``reg_covar`` and its restart's ``seed`` besides ``options``.
+    Every routine receives ``reg_covar`` and its restart's ``seed`` besides ``options``;
+    a routine with the attribute ``takes_responsibilities = True`` also receives
+    ``init_responsibilities`` ``(N, K)`` when ``init`` is a partition or responsibilities.
     """
     if not isinstance(model, GaussianMixture):
         raise TypeError(f"model must be a mixtures.GaussianMixture; got {type(model).__name__}.")
@@ -59,6 +61,10 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
     best: FitResult | None = None
     objectives: list[float] = []
     last_error: Exception | None = None
+    if getattr(routine, "takes_responsibilities", False):
+        resp = initial_responsibilities(model, X, init)
+        if resp is not None:
+            options = {**options, "init_responsibilities": resp}
     for restart_seed in seeds:
         try:
             start = initialize(model, X, init, seed=restart_seed, reg_covar=reg_covar)
