@@ -12,6 +12,7 @@ from mixtures.errors import (ConvergenceWarning, DataError, DivergenceError, Par
                              SingularCovarianceError)
 from mixtures.inference import fit
 from mixtures.inference.em import EMStep
+from mixtures.io import load
 from mixtures.model import GaussianMixture
 from mixtures.params import MixtureParams
 from mixtures.result import FitResult, History
@@ -19,6 +20,6 @@ from mixtures.result import FitResult, History
 __version__ = "0.1.0"
 
 __all__ = [
-    "GaussianMixture", "MixtureParams", "fit", "FitResult", "History", "EMStep", "data",
+    "GaussianMixture", "MixtureParams", "fit", "FitResult", "History", "EMStep", "data", "load",
     "ConvergenceWarning", "DataError", "DivergenceError", "ParameterError", "SingularCovarianceError",
 ]

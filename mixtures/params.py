@@ -97,6 +97,11 @@ class MixtureParams:
     def __setattr__(self, name, value):
         raise AttributeError("MixtureParams is immutable; use .replace(...) to get a modified copy.")
 
+    def __reduce__(self):
+        # __setattr__ forbids the default unpickling path; rebuild through from_native instead.
+        return (MixtureParams.from_native,
+                (self.weights, self.locs, self.native, self.covariance_type, False))
+
     # -- shape facts ----------------------------------------------------------------
     @property
     def n_components(self) -> int:

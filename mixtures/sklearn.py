@@ -1,0 +1,357 @@
+"""A scikit-learn estimator around :func:`mixtures.fit`.
+
+:class:`GaussianMixture` follows ``sklearn.mixture.GaussianMixture``'s interface
+(parameters, methods, fitted attributes and their per-covariance-type layouts) and
+passes ``sklearn.utils.estimator_checks.check_estimator``; any routine of
+:func:`mixtures.fit` does the fitting (``method="em"``, ``"hard_em"``, ``"kmeans"``...).
+Numpy in, numpy out: float32 data gives float32 attributes and outputs, other
+numeric data float64.
+
+scikit-learn is an optional dependency, imported only by this module.
+
+Starting from given parameters (for instance scikit-learn's own) works as in
+scikit-learn, through ``weights_init``, ``means_init`` and ``precisions_init``
+(precisions in scikit-learn's per-type layout). Those not given come from
+``init_params``. With the same three arrays and the same ``tol``, ``max_iter`` and
+``reg_covar``, soft EM here and ``sklearn.mixture.GaussianMixture`` run the same
+iterations: they stop at the same ``n_iter_`` with equal parameters (to rounding).
+
+Differences from scikit-learn, by design:
+
+* ``init_params`` takes :mod:`mixtures.init`'s initializers (``"kmeans"``,
+  ``"kmeans++"`` (alias ``"k-means++"``), ``"random"``, ``"random_from_data"``),
+  whose random streams differ from scikit-learn's: from ``init_params`` alone the
+  two libraries start from different points.
+* ``lower_bound_`` is the mean log-likelihood per point *at the fitted parameters*
+  (it equals ``score`` on the training data); scikit-learn reports the value at
+  the parameters of the previous iteration, lower by less than ``tol`` once converged.
+* ``warm_start``: the next ``fit`` starts from the fitted parameters (``n_init`` is
+  then ignored, as in scikit-learn), but its convergence test begins afresh, so
+  it runs at least two iterations. If ``n_components``, ``covariance_type`` or the
+  number of features changed, the fit starts from ``init_params`` instead.
+* ``random_state`` becomes one integer seed for :func:`mixtures.fit` (an int is
+  used as is; ``None`` or a ``RandomState`` draws one), so
+  ``GaussianMixture(random_state=s)`` equals ``mixtures.fit(..., seed=s)`` bit for bit.
+* Not a ``ClusterMixin``: scikit-learn's clustering checks expect an
+  ``n_clusters`` parameter and a ``labels_`` attribute, which a density estimator
+  named like scikit-learn's ``GaussianMixture`` does not have (scikit-learn's is
+  not a ``ClusterMixin`` either). ``fit_predict`` is provided all the same.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+try:
+    from sklearn.base import BaseEstimator, DensityMixin
+    from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
+    from sklearn.utils import check_random_state
+    from sklearn.utils.validation import check_is_fitted
+except ImportError as _error:  # pragma: no cover - exercised only without scikit-learn
+    raise ImportError(
+        "mixtures.sklearn needs scikit-learn, an optional dependency of mixtures: install it with "
+        "`pip install scikit-learn` (or `pip install mixtures[dev]`). The rest of mixtures works "
+        "without it."
+    ) from _error
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data as _validate_data
+except ImportError:  # pragma: no cover - older scikit-learn
+    def _validate_data(estimator, X, reset=True, **check_params):
+        return estimator._validate_data(X, reset=reset, **check_params)
+
+from mixtures.covariance import COVARIANCE_TYPES
+from mixtures.errors import ConvergenceWarning as MixturesConvergenceWarning
+from mixtures.inference import ROUTINES, fit
+from mixtures.init import INITIALIZERS, initialize
+from mixtures.model import GaussianMixture as MixtureModel
+from mixtures.params import MixtureParams
+from mixtures.result import FitResult
+
+__all__ = ["GaussianMixture", "ConvergenceWarning"]
+
+#: scikit-learn's spelling of initializers -> mixtures.init's
+_INIT_ALIASES = {"k-means++": "kmeans++"}
+#: the routine option that plays the role of ``max_iter`` (default: ``max_iter`` itself)
+_ITERATION_OPTION = {"map": "num_steps", "svi": "num_steps"}
+#: arguments of mixtures.fit that have their own estimator parameter
+_RESERVED_OPTIONS = {"init": "init_params / weights_init / means_init / precisions_init",
+                     "seed": "random_state", "n_init": "n_init", "reg_covar": "reg_covar",
+                     "dtype": "the dtype of X (float32 or float64)"}
+
+
+class ConvergenceWarning(MixturesConvergenceWarning, SklearnConvergenceWarning):
+    """A routine stopped before converging; both scikit-learn's and mixtures' warning,
+    so filters on either catch it."""
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian mixture density estimator with scikit-learn's interface.
+
+    Args:
+        n_components: number of components K.
+        covariance_type: ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"``.
+        method: a routine of :func:`mixtures.fit` (``"em"``, ``"hard_em"``, ``"kmeans"``...).
+        init_params: initializer, see the module docstring.
+        n_init: restarts; the best final objective is kept.
+        max_iter: iteration budget (passed as ``num_steps`` to ``"map"`` / ``"svi"``).
+        tol: convergence tolerance (EM: on the change of the mean log-likelihood per point).
+        reg_covar: added to covariance diagonals.
+        random_state: int, None or ``numpy.random.RandomState``.
+        warm_start: start the next ``fit`` from this fit's parameters.
+        method_options: extra options for the routine (e.g. ``{"chunk_size": 4096}``
+            for EM, ``{"lr": 0.05}`` for SVI, ``{"device": "cuda"}`` for
+            :func:`mixtures.fit`); they override ``max_iter`` and ``tol``.
+        weights_init: ``(K,)`` initial weights, or None.
+        means_init: ``(K, D)`` initial means, or None.
+        precisions_init: initial precisions in scikit-learn's layout: ``(K, D, D)``
+            full, ``(D, D)`` tied, ``(K, D)`` diag, ``(K,)`` spherical; or None.
+
+    Fitted attributes: ``weights_`` ``(K,)``, ``means_`` ``(K, D)``, ``covariances_``
+    and ``precisions_`` and ``precisions_cholesky_`` (full ``(K, D, D)``, tied
+    ``(D, D)``, diag ``(K, D)``, spherical ``(K,)``), ``converged_``, ``n_iter_``,
+    ``lower_bound_`` (mean log-likelihood per point at the fitted parameters),
+    ``history_`` (:class:`mixtures.History`), ``result_`` (:class:`mixtures.FitResult`),
+    ``n_features_in_`` (and ``feature_names_in_`` for DataFrames).
+    """
+
+    def __init__(self, n_components: int = 1, *, covariance_type: str = "full", method: str = "em",
+                 init_params: str = "kmeans", n_init: int = 1, max_iter: int = 100, tol: float = 1e-3,
+                 reg_covar: float = 1e-6, random_state: Any = None, warm_start: bool = False,
+                 method_options: dict[str, Any] | None = None, weights_init: Any = None,
+                 means_init: Any = None, precisions_init: Any = None):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.method = method
+        self.init_params = init_params
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.method_options = method_options
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+
+    # -- fitting ------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> GaussianMixture:
+        """Fit to ``X`` ``(N, D)`` (``y`` is ignored). Returns ``self``."""
+        previous = getattr(self, "result_", None) if self.warm_start else None
+        X_array = _validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        self._check_parameters()
+        N, D = X_array.shape
+        if N < self.n_components:
+            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
+                             f"{self.n_components}, n_samples = {N}: use fewer components or more data.")
+        data = _as_tensor(X_array)
+        model = MixtureModel(self.n_components, self.covariance_type)
+        seed = _seed_from(self.random_state)
+        init = self._initialization(model, data, seed, previous)
+        options = {_ITERATION_OPTION.get(self.method, "max_iter"): self.max_iter, "tol": self.tol}
+        options.update(self.method_options or {})
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = fit(model, data, self.method, init=init, seed=seed, n_init=self.n_init,
+                         reg_covar=self.reg_covar, **options)
+        _reemit(caught)
+        self._set_fitted(result, data)
+        return self
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        """Fit, then the most probable component of every point ``(N,)`` (= ``fit(X).predict(X)``)."""
+        return self.fit(X).predict(X)
+
+    def _check_parameters(self) -> None:
+        _check_int(self.n_components, "n_components", 1)
+        _check_int(self.n_init, "n_init", 1)
+        _check_int(self.max_iter, "max_iter", 0)
+        for name in ("tol", "reg_covar"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < np.inf:
+                raise ValueError(f"{name} must be a finite non-negative number; got {value!r}.")
+        if not isinstance(self.covariance_type, str) or self.covariance_type not in COVARIANCE_TYPES:
+            raise ValueError(f"covariance_type must be one of {list(COVARIANCE_TYPES)}; "
+                             f"got {self.covariance_type!r}.")
+        if not isinstance(self.method, str) or self.method not in ROUTINES:
+            raise ValueError(f"method must be one of {sorted(ROUTINES)}; got {self.method!r}.")
+        allowed = list(INITIALIZERS) + list(_INIT_ALIASES)
+        if not isinstance(self.init_params, str) or self.init_params not in allowed:
+            raise ValueError(f"init_params must be one of {allowed}; got {self.init_params!r}. "
+                             "Give starting values through weights_init, means_init and precisions_init.")
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise ValueError(f"warm_start must be True or False; got {self.warm_start!r}.")
+        options = self.method_options
+        if options is not None:
+            if not isinstance(options, Mapping):
+                raise ValueError(f"method_options must be a dict or None; got {type(options).__name__}.")
+            for key in options:
+                if key in _RESERVED_OPTIONS:
+                    raise ValueError(f"method_options may not set {key!r}: use the estimator's "
+                                     f"{_RESERVED_OPTIONS[key]} instead.")
+
+    def _initialization(self, model: MixtureModel, X: Tensor, seed: int,
+                        previous: FitResult | None) -> str | MixtureParams:
+        """What :func:`mixtures.fit` starts from: a name of an initializer, or parameters."""
+        K, D = model.n_components, X.shape[1]
+        if (previous is not None and previous.params.n_components == K
+                and previous.params.n_features == D
+                and previous.params.covariance_type == model.covariance_type):
+            return previous.params.to(dtype=X.dtype)
+        init = _INIT_ALIASES.get(self.init_params, self.init_params)
+        given = {"weights": self.weights_init, "locs": self.means_init, "precisions": self.precisions_init}
+        if all(value is None for value in given.values()):
+            return init
+        # As scikit-learn: the arrays not given come from the initializer.
+        start = initialize(model, X, init, seed=seed, reg_covar=self.reg_covar)
+        weights = (start.weights if given["weights"] is None
+                   else _array(given["weights"], "weights_init", X, (K,)))
+        locs = start.locs if given["locs"] is None else _array(given["locs"], "means_init", X, (K, D))
+        if given["precisions"] is None:
+            return MixtureParams.from_native(weights, locs, start.native, model.cov_type)
+        covariances = _covariances_from_precisions(
+            _array(given["precisions"], "precisions_init", X,
+                   _precision_shape(model.covariance_type, K, D)), model.covariance_type)
+        return MixtureParams(weights, locs, covariances, model.covariance_type)
+
+    def _set_fitted(self, result: FitResult, X: Tensor) -> None:
+        params = result.params
+        cov_type = params.covariance_type
+        native, precisions_cholesky = params.native, params.precisions_cholesky
+        if cov_type in ("full", "tied"):
+            covariances = native @ native.transpose(-1, -2)
+            precisions = precisions_cholesky @ precisions_cholesky.transpose(-1, -2)
+        else:  # variances are native
+            covariances, precisions = native, precisions_cholesky.square()
+        self.weights_ = _numpy(params.weights)
+        self.means_ = _numpy(params.locs)
+        self.covariances_ = _numpy(covariances)
+        self.precisions_cholesky_ = _numpy(precisions_cholesky)
+        self.precisions_ = _numpy(precisions)
+        self.converged_ = bool(result.converged)
+        self.n_iter_ = int(result.n_iter)
+        log_likelihood = result.log_likelihood
+        if not np.isfinite(log_likelihood):  # a routine that did not track it
+            log_likelihood = float(result.score_samples(X).sum())
+        self.lower_bound_ = log_likelihood / X.shape[0]
+        self.history_ = result.history
+        self.result_ = result
+
+    # -- predictions ----------------------------------------------------------------------
+    def _checked(self, X: Any) -> tuple[FitResult, Tensor]:
+        """The fitted result and ``X`` validated against the training data's features."""
+        check_is_fitted(self)
+        return self.result_, _as_tensor(_validate_data(self, X, dtype=[np.float64, np.float32],
+                                                        reset=False))
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Log density of every point ``(N,)``."""
+        result, X = self._checked(X)
+        return _numpy(result.score_samples(X))
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean log-likelihood per point (higher is better)."""
+        result, X = self._checked(X)
+        return float(result.score_samples(X).mean())
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable component of every point ``(N,)`` (int64)."""
+        result, X = self._checked(X)
+        return _numpy(result.predict(X))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Posterior membership probabilities ``(N, K)``."""
+        result, X = self._checked(X)
+        return _numpy(result.predict_proba(X))
+
+    def bic(self, X: Any) -> float:
+        """Bayesian information criterion on ``X`` (lower is better)."""
+        result, X = self._checked(X)
+        return result.bic(X)
+
+    def aic(self, X: Any) -> float:
+        """Akaike information criterion on ``X`` (lower is better)."""
+        result, X = self._checked(X)
+        return result.aic(X)
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n_samples`` points: ``(X (n_samples, D), y (n_samples,))``.
+
+        Seeded by ``random_state`` (an int gives the same draw every call, as in scikit-learn).
+        """
+        check_is_fitted(self)
+        _check_int(n_samples, "n_samples", 1)
+        X, labels = self.result_.sample(int(n_samples), seed=_seed_from(self.random_state))
+        return _numpy(X), _numpy(labels)
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+def _check_int(value: Any, name: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+
+
+def _seed_from(random_state: Any) -> int:
+    """One seed for mixtures.fit: an int as is (checked as NumPy would), else drawn."""
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        check_random_state(random_state)  # rejects seeds outside [0, 2**32)
+        return int(random_state)
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def _as_tensor(array: np.ndarray) -> Tensor:
+    # validate_data may return read-only (memory-mapped) arrays; torch needs writable memory.
+    return torch.from_numpy(np.require(array, requirements=["C", "W"]))
+
+
+def _numpy(tensor: Tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy()
+
+
+def _array(value: Any, name: str, X: Tensor, shape: tuple[int, ...]) -> Tensor:
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a numeric array; got {type(value).__name__}.") from None
+    if array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} for n_components={shape[0] if shape else '?'} "
+                         f"and the data's {X.shape[1]} feature(s); got {array.shape}.")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return torch.from_numpy(array).to(device=X.device, dtype=X.dtype)
+
+
+def _precision_shape(covariance_type: str, K: int, D: int) -> tuple[int, ...]:
+    return {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[covariance_type]
+
+
+def _covariances_from_precisions(precisions: Tensor, covariance_type: str) -> Tensor:
+    """Covariances from precisions in scikit-learn's layout (through their Cholesky factors)."""
+    if covariance_type in ("diag", "spherical"):
+        if not (precisions > 0).all():
+            raise ValueError("precisions_init must be positive for diag and spherical covariances.")
+        return precisions.reciprocal()
+    factor, info = torch.linalg.cholesky_ex(precisions)
+    if (info != 0).any():
+        raise ValueError("precisions_init must be symmetric positive definite matrices.")
+    return torch.cholesky_inverse(factor)
+
+
+def _reemit(caught: list[warnings.WarningMessage]) -> None:
+    """Re-issue warnings caught during a fit, from the caller's ``fit`` line, with mixtures'
+    ConvergenceWarning turned into this module's (also scikit-learn's)."""
+    for message in caught:
+        category = message.category
+        if issubclass(category, MixturesConvergenceWarning) and not issubclass(category, ConvergenceWarning):
+            category = ConvergenceWarning
+        warnings.warn(str(message.message), category, stacklevel=3)
