@@ -28,6 +28,7 @@ from torch.distributions import constraints
 from mixtures.covariance import CovarianceType, get_covariance_type
 from mixtures.errors import ParameterError
 from mixtures.params import MixtureParams
+import mixtures.transforms  # noqa: F401  (biject_to(positive_definite) for Wishart sites)
 from mixtures.priors import GaussianPrior, ResolvedPrior, inverse_stick_breaking, stick_breaking
 from mixtures.validation import check_positive_int
 

@@ -16,6 +16,12 @@ also stops as soon as no assignment changes (a fixed point).
 
 Hard EM leaves an empty component where it was (previous mean and covariance)
 with weight ≈ 0 and lists it in ``extras["empty_components"]``.
+
+MAP-EM: when the model has a conjugate prior, the M step is the posterior mode
+(:mod:`mixtures.conjugate`), the objective is ``log p(X | θ) + log p(θ)`` and the
+history gains a ``log_prior`` column; ``elbo`` then includes the log prior and
+``kl = log_likelihood + log_prior - elbo`` stays ``KL(q || p(Z | X, θ)) ≥ 0``.
+Convergence is tested on the objective.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mixtures.conjugate import posterior_mode
 from mixtures.errors import ConvergenceWarning, DivergenceError
 from mixtures.inference.registry import register
 from mixtures.model import GaussianMixture
@@ -54,6 +61,7 @@ class EMStep:
         self.hard = hard
         self.chunk_size = chunk_size
         self.shift = default_shift(X)
+        self.prior = model.resolved_prior(X) if model.prior is not None else None
 
     def responsibilities(self, params: MixtureParams) -> Tensor:
         """``(N, K)`` responsibilities (one-hot for hard EM)."""
@@ -66,7 +74,14 @@ class EMStep:
         return e_step(self.X, params, self.shift, hard=self.hard, chunk_size=self.chunk_size)
 
     def m_step(self, summary: Summary) -> MixtureParams:
+        """Maximum likelihood, or the posterior mode when the model has a prior."""
+        if self.prior is not None:
+            return posterior_mode(summary, self.model.cov_type, self.prior, self.reg_covar)
         return m_step(summary, self.model.cov_type, self.reg_covar)
+
+    def log_prior(self, params: MixtureParams) -> float:
+        """``log p(θ)`` (0 without a prior)."""
+        return 0.0 if self.prior is None else float(self.model.log_prior(params, self.X))
 
     def __call__(self, params: MixtureParams) -> tuple[MixtureParams, Summary]:
         summary = self.e_step(params)
@@ -119,7 +134,7 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
     history = History()
     start = time.perf_counter()
     params = init
-    history.append(iteration=0, time=0.0)
+    history.append(iteration=0, time=0.0, **_prior_column(step, params))
     previous_ll = -math.inf
     previous_labels: Tensor | None = None
     converged = False
@@ -130,17 +145,21 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
         log_likelihood = summary.log_likelihood
         _check_finite(log_likelihood, iteration - 1)
         _complete_last_row(history, float(log_likelihood))
+        objective = float(log_likelihood) + history.last("log_prior") if step.prior is not None \
+            else float(log_likelihood)
         new_params = step.m_step(summary)
         if hard:
             empty = summary.nk == 0
             if empty.any():
                 empty_components.update(torch.nonzero(empty).reshape(-1).tolist())
                 new_params = _restore_empty(new_params, params, empty)
-        history.append(iteration=iteration, elbo=float(elbo(summary, new_params)),
-                       time=time.perf_counter() - start)
-        change = float(log_likelihood) - previous_ll
+        prior_row = _prior_column(step, new_params)
+        history.append(iteration=iteration,
+                       elbo=float(elbo(summary, new_params)) + prior_row.get("log_prior", 0.0),
+                       time=time.perf_counter() - start, **prior_row)
+        change = objective - previous_ll
         if rtol is not None:
-            small = abs(change) <= rtol * abs(float(log_likelihood))
+            small = abs(change) <= rtol * abs(objective)
         else:
             small = abs(change) / n < tol
         same_labels = hard and previous_labels is not None and torch.equal(summary.labels, previous_labels)
@@ -148,7 +167,7 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
         if small or same_labels:
             converged = True
             break
-        previous_ll = float(log_likelihood)
+        previous_ll = objective
         previous_labels = summary.labels
     final = step.e_step(params)
     _check_finite(final.log_likelihood, iteration)
@@ -167,15 +186,20 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
             warnings.warn(f"hard EM emptied component(s) {sorted(empty_components)}; they keep their "
                           "last mean and covariance with weight ~0. Use fewer components or "
                           "another initialization.", UserWarning, stacklevel=3)
+    final_objective = float(final.log_likelihood) + (history.last("log_prior") if step.prior is not None else 0.0)
     return FitResult(model=model, params=params, history=history, converged=converged,
                      n_iter=iteration if max_iter else 0, method="hard_em" if hard else "em",
-                     objective=float(final.log_likelihood), init=init, extras=extras)
+                     objective=final_objective, init=init, extras=extras)
+
+
+def _prior_column(step: EMStep, params: MixtureParams) -> dict[str, float]:
+    return {} if step.prior is None else {"log_prior": step.log_prior(params)}
 
 
 def _complete_last_row(history: History, log_likelihood: float) -> None:
     """Set log p(X | θ) of the last row, and its KL gap when the row has an ELBO."""
-    last_elbo = history.last("elbo")
-    history.set_last(log_likelihood=log_likelihood, kl=log_likelihood - last_elbo)
+    log_prior = history.last("log_prior") if "log_prior" in history else 0.0
+    history.set_last(log_likelihood=log_likelihood, kl=log_likelihood + log_prior - history.last("elbo"))
 
 
 @register("em")
