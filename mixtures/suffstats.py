@@ -22,6 +22,7 @@ from torch import Tensor
 
 from mixtures.covariance import LOG_2PI, CovarianceType
 from mixtures.params import MixtureParams, chunk_size_for, iter_chunks
+from mixtures.stream import StreamingData, iter_data
 
 
 @dataclass
@@ -49,17 +50,19 @@ class Summary:
     labels: Tensor | None = None
 
 
-def default_shift(X: Tensor) -> Tensor:
+def default_shift(X: Tensor | StreamingData) -> Tensor:
     """A cheap centre for the moments: the mean of (at most) the first 4096 points."""
-    return X[:4096].mean(0)
+    head = X.head(4096) if isinstance(X, StreamingData) else X[:4096]
+    return head.mean(0)
 
 
-def e_step(X: Tensor, params: MixtureParams, shift: Tensor, hard: bool = False,
+def e_step(X: Tensor | StreamingData, params: MixtureParams, shift: Tensor, hard: bool = False,
            chunk_size: int | None = None) -> Summary:
     """One fused pass: E step at ``params`` and the statistics of its responsibilities.
 
     Args:
-        X: ``(N, D)`` data.
+        X: ``(N, D)`` data, in memory or streamed (then ``labels`` are not kept:
+            memory stays bounded by the chunk).
         params: parameters for the E step.
         shift: ``(D,)`` centre for the moments.
         hard: assign each point to its most probable component (classification
@@ -72,21 +75,24 @@ def e_step(X: Tensor, params: MixtureParams, shift: Tensor, hard: bool = False,
     log_weights = params.weights.log()
     locs = params.locs - shift
     chunk = chunk_size or chunk_size_for(K, D)
-    nk = X.new_zeros(K)
-    sx = X.new_zeros(K, D)
+    nk = shift.new_zeros(K)
+    sx = shift.new_zeros(K, D)
     sxx = None
-    log_likelihood = X.new_zeros(())
-    entropy = X.new_zeros(())
-    labels = [] if hard else None
-    for rows in iter_chunks(X.shape[0], chunk):
-        Xc = X[rows] - shift
+    log_likelihood = shift.new_zeros(())
+    entropy = shift.new_zeros(())
+    labels = [] if hard and isinstance(X, Tensor) else None
+    n_points = 0
+    for data_chunk in iter_data(X, chunk):
+        n_points += data_chunk.shape[0]
+        Xc = data_chunk - shift
         joint = cov_type.component_log_prob(Xc, locs, whitening, half_log_det) + log_weights
         log_norm = torch.logsumexp(joint, dim=-1, keepdim=True)
         log_likelihood += log_norm.sum()
         if hard:
             chunk_labels = joint.argmax(-1)
-            labels.append(chunk_labels)
-            resp = torch.nn.functional.one_hot(chunk_labels, K).to(X.dtype)
+            if labels is not None:
+                labels.append(chunk_labels)
+            resp = torch.nn.functional.one_hot(chunk_labels, K).to(Xc.dtype)
         else:
             log_resp = joint - log_norm
             resp = log_resp.exp()
@@ -97,9 +103,9 @@ def e_step(X: Tensor, params: MixtureParams, shift: Tensor, hard: bool = False,
         moment = cov_type.second_moment(Xc, resp)
         sxx = moment if sxx is None else sxx + moment
     if sxx is None:  # no data: zero statistics of the right shape
-        sxx = cov_type.second_moment(X.new_zeros(0, D), X.new_zeros(0, K))
-    return Summary(shift, nk, sx, sxx, X.shape[0], log_likelihood, entropy,
-                   torch.cat(labels) if hard else None)
+        sxx = cov_type.second_moment(shift.new_zeros(0, D), shift.new_zeros(0, K))
+    return Summary(shift, nk, sx, sxx, n_points, log_likelihood, entropy,
+                   torch.cat(labels) if labels else None)
 
 
 def summarize(X: Tensor, resp: Tensor, cov_type: CovarianceType, shift: Tensor | None = None,

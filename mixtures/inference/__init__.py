@@ -10,12 +10,16 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import torch
+
 from mixtures.errors import DataError
-from mixtures.inference import em, kmeans  # noqa: F401  (registration)
+from mixtures.inference import em, kmeans, nuts, vb  # noqa: F401  (registration)
+from mixtures.inference import map as _map, svi  # noqa: F401  (registration)
 from mixtures.inference.registry import ROUTINES, get_routine, register
 from mixtures.init import InitSpec, initial_responsibilities, initialize
 from mixtures.model import GaussianMixture
 from mixtures.result import FitResult
+from mixtures.stream import StreamingData, as_stream, is_streaming_source
 from mixtures.validation import as_data, check_nonnegative_float, check_positive_int, spawn_seeds
 
 __all__ = ["fit", "register", "ROUTINES"]
@@ -23,7 +27,8 @@ __all__ = ["fit", "register", "ROUTINES"]
 
 def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = "kmeans",
         seed: int | None = 0, n_init: int = 1, reg_covar: float = 1e-6,
-        dtype: Any = None, device: Any = None, **options: Any) -> FitResult:
+        dtype: Any = None, device: Any = None, chunk_size: int | None = None,
+        init_sample_size: int = 100_000, **options: Any) -> FitResult:
     """Fit ``model`` to data ``X`` ``(N, D)`` with the routine ``method``.
 
     Args:
@@ -40,7 +45,16 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
             ``result.extras["restart_objectives"]``.
         reg_covar: added to covariance diagonals in every M step.
         dtype, device: cast the data (the parameters follow the data).
+        chunk_size: rows per chunk of a streamed source.
+        init_sample_size: points of the reservoir sample random initializers use
+            on streamed data (default 100 000).
         **options: routine options (``max_iter``, ``tol``...), see each routine.
+
+    Streaming: ``X`` may also be a memory-mapped array (``np.load(path, mmap_mode="r")``),
+    a callable returning a fresh iterator of ``(n_i, D)`` chunks, or a
+    :class:`~mixtures.stream.StreamingData`; routines with ``supports_streaming``
+    (``"em"``, ``"hard_em"``) then make one pass per iteration with memory bounded
+    by the chunk.
 
     Every routine receives ``reg_covar`` and its restart's ``seed`` besides ``options``;
     a routine with the attribute ``takes_responsibilities = True`` also receives
@@ -51,7 +65,20 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
     routine = get_routine(method)
     n_init = check_positive_int(n_init, "n_init")
     reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
-    X = as_data(X, dtype=dtype, device=device)
+    streamed = is_streaming_source(X)
+    if streamed:
+        if not getattr(routine, "supports_streaming", False):
+            streaming = sorted(name for name, r in ROUTINES.items() if getattr(r, "supports_streaming", False))
+            raise ValueError(f"method {method!r} needs the data in memory; streamed data works with {streaming}.")
+        if model.prior is not None:
+            raise ValueError("priors resolve their defaults from the data: load the data in memory, or "
+                             "fit without a prior when streaming.")
+        X = as_stream(X, dtype=dtype, device=device, chunk_size=chunk_size)
+        options = {**options, "chunk_size": chunk_size or X.chunk_size}
+    else:
+        X = as_data(X, dtype=dtype, device=device)
+        if chunk_size is not None:
+            options = {**options, "chunk_size": chunk_size}
     N = X.shape[0]
     if model.n_components > N:
         raise DataError(f"X has {N} point(s), fewer than the model's K={model.n_components} "
@@ -67,7 +94,7 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
             options = {**options, "init_responsibilities": resp}
     for restart_seed in seeds:
         try:
-            start = initialize(model, X, init, seed=restart_seed, reg_covar=reg_covar)
+            start = _initialize(model, X, init, restart_seed, reg_covar, init_sample_size)
             result = routine(model, X, start, reg_covar=reg_covar, seed=restart_seed, **options)
         except (FloatingPointError, ValueError) as error:
             if len(seeds) == 1:
@@ -84,3 +111,16 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
     best.extras["restart_objectives"] = objectives
     best.extras["seed"] = seed
     return best
+
+
+def _initialize(model: GaussianMixture, X: Any, init: InitSpec, seed: int | None, reg_covar: float,
+                init_sample_size: int):
+    """Initialize on the data, or on a reservoir sample of streamed data."""
+    if not isinstance(X, StreamingData):
+        return initialize(model, X, init, seed=seed, reg_covar=reg_covar)
+    if not isinstance(init, (str, dict)) and not hasattr(init, "native"):
+        raise ValueError("streamed data can start from an initializer name, MixtureParams or a dict; "
+                         "labels or responsibilities of every point are not supported.")
+    generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
+    sample = X.reservoir_sample(check_positive_int(init_sample_size, "init_sample_size"), generator)
+    return initialize(model, sample, init, reg_covar=reg_covar, generator=generator)

@@ -12,7 +12,9 @@ late, and a final pass completes the last one (as scikit-learn's final E step).
 Convergence follows scikit-learn: stop when the per-point mean log-likelihood
 changed by less than ``tol`` between consecutive E steps (or, with ``rtol``, by
 less than ``rtol`` relative to its magnitude, as seed notebook 002 did). Hard EM
-also stops as soon as no assignment changes (a fixed point).
+also stops at a fixed point: when a pass gives bit-identical statistics to the
+previous one (unchanged assignments give identical sums, and identical sums give
+identical parameters), a test that needs no stored labels, so it streams.
 
 Hard EM leaves an empty component where it was (previous mean and covariance)
 with weight ≈ 0 and lists it in ``extras["empty_components"]``.
@@ -64,7 +66,9 @@ class EMStep:
         self.prior = model.resolved_prior(X) if model.prior is not None else None
 
     def responsibilities(self, params: MixtureParams) -> Tensor:
-        """``(N, K)`` responsibilities (one-hot for hard EM)."""
+        """``(N, K)`` responsibilities (one-hot for hard EM); in-memory data only."""
+        if not isinstance(self.X, Tensor):
+            raise TypeError("responsibilities of streamed data would not fit in memory; use e_step().")
         if self.hard:
             labels = params.joint_log_prob(self.X).argmax(-1)
             return torch.nn.functional.one_hot(labels, params.n_components).to(self.X.dtype)
@@ -116,7 +120,8 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
 
     Args:
         model: the mixture specification.
-        X: ``(N, D)`` validated data.
+        X: ``(N, D)`` validated data, in memory or a ``StreamingData`` (one pass per
+            iteration).
         init: starting parameters (``MixtureParams`` of the model).
         hard: classification EM (hard assignments) instead of soft EM.
         max_iter: maximum iterations; 0 returns the initialization.
@@ -130,13 +135,13 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
     tol = check_nonnegative_float(tol, "tol")
     rtol = None if rtol is None else check_nonnegative_float(rtol, "rtol")
     step = EMStep(model, X, reg_covar=reg_covar, hard=hard, chunk_size=chunk_size)
-    n = X.shape[0]
+    n = X.n_points if not isinstance(X, Tensor) else X.shape[0]
     history = History()
     start = time.perf_counter()
     params = init
     history.append(iteration=0, time=0.0, **_prior_column(step, params))
     previous_ll = -math.inf
-    previous_labels: Tensor | None = None
+    previous_summary: Summary | None = None
     converged = False
     empty_components: set[int] = set()
     iteration = 0
@@ -162,13 +167,14 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
             small = abs(change) <= rtol * abs(objective)
         else:
             small = abs(change) / n < tol
-        same_labels = hard and previous_labels is not None and torch.equal(summary.labels, previous_labels)
+        fixed_point = hard and previous_summary is not None and torch.equal(summary.nk, previous_summary.nk) \
+            and torch.equal(summary.sx, previous_summary.sx)
         params = new_params
-        if small or same_labels:
+        if small or fixed_point:
             converged = True
             break
         previous_ll = objective
-        previous_labels = summary.labels
+        previous_summary = summary
     final = step.e_step(params)
     _check_finite(final.log_likelihood, iteration)
     _complete_last_row(history, float(final.log_likelihood))
@@ -209,8 +215,14 @@ def fit_em(model: GaussianMixture, X: Tensor, init: MixtureParams, seed: int | N
     return run_em(model, X, init, hard=False, **options)
 
 
+fit_em.supports_streaming = True
+
+
 @register("hard_em")
 def fit_hard_em(model: GaussianMixture, X: Tensor, init: MixtureParams, seed: int | None = None,
                 **options: Any) -> FitResult:
     """Classification (hard) EM (deterministic given ``init``). Options: see :func:`run_em`."""
     return run_em(model, X, init, hard=True, **options)
+
+
+fit_hard_em.supports_streaming = True

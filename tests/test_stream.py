@@ -1,0 +1,89 @@
+"""Streaming EM: memory-mapped and chunk-iterator sources equal the in-memory fit."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import COVARIANCE_TYPES, assert_close, true_params
+import mixtures
+from mixtures import DataError, GaussianMixture
+from mixtures.stream import StreamingData, predict_chunks, score_stream
+
+
+@pytest.fixture(scope="module")
+def memmap_data(tmp_path_factory):
+    X, _ = true_params().sample(12_000, seed=0)
+    path = tmp_path_factory.mktemp("stream") / "X.npy"
+    np.save(path, X.numpy())
+    return X, np.load(path, mmap_mode="r")
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("hard", [False, True])
+def test_streamed_fit_equals_in_memory_fit(memmap_data, covariance_type, hard):
+    X, mapped = memmap_data
+    method = "hard_em" if hard else "em"
+    model = GaussianMixture(3, covariance_type)
+    start = mixtures.fit(model, X, max_iter=0).params
+    in_memory = mixtures.fit(model, X, method=method, init=start, tol=1e-9)
+    from_map = mixtures.fit(model, mapped, method=method, init=start, tol=1e-9, chunk_size=2500)
+    from_chunks = mixtures.fit(model, lambda: (X[i:i + 999].numpy() for i in range(0, len(X), 999)),
+                               method=method, init=start, tol=1e-9)
+    for streamed in (from_map, from_chunks):
+        assert streamed.n_iter == in_memory.n_iter
+        assert_close(streamed.params.locs, in_memory.params.locs, rtol=1e-10, atol=1e-10)
+        assert_close(streamed.params.covariances, in_memory.params.covariances, rtol=1e-10, atol=1e-10)
+        assert_close(streamed.params.weights, in_memory.params.weights, rtol=1e-10, atol=1e-12)
+        assert_close(streamed.history["log_likelihood"], in_memory.history["log_likelihood"], rtol=1e-10, atol=0)
+
+
+def test_streamed_initialization_uses_a_reservoir_sample(memmap_data):
+    X, mapped = memmap_data
+    result = mixtures.fit(GaussianMixture(3), mapped, init="kmeans++", seed=0, init_sample_size=2000)
+    truth = true_params()
+    assert (torch.cdist(result.params.locs, truth.locs).min(0).values < 0.1).all()
+    again = mixtures.fit(GaussianMixture(3), mapped, init="kmeans++", seed=0, init_sample_size=2000)
+    assert torch.equal(result.params.locs, again.params.locs)
+
+
+def test_reservoir_sample_is_uniform_and_without_replacement():
+    values = np.arange(10_000, dtype=np.float64)
+    stream = StreamingData(values[:, None], chunk_size=777)
+    means = []
+    for seed in range(40):
+        sample = stream.reservoir_sample(500, torch.Generator().manual_seed(seed)).reshape(-1)
+        assert sample.unique().numel() == 500
+        means.append(float(sample.mean()))
+    # the mean of a uniform sample of 500 from 0..9999 has sd ~ 2886/sqrt(500) ~ 129; over 40 seeds ~ 20
+    assert abs(np.mean(means) - 4999.5) < 80
+    small = StreamingData(values[:10, None]).reservoir_sample(50, torch.Generator().manual_seed(0))
+    assert sorted(small.reshape(-1).tolist()) == list(range(10))
+
+
+def test_prediction_and_scoring_chunk_by_chunk(memmap_data, tmp_path):
+    X, mapped = memmap_data
+    result = mixtures.fit(GaussianMixture(3), X, seed=0)
+    out = np.lib.format.open_memmap(tmp_path / "labels.npy", mode="w+", dtype=np.int64, shape=(len(X),))
+    predict_chunks(result, mapped, out=out, chunk_size=1000)
+    assert np.array_equal(np.asarray(out), result.predict(X).numpy())
+    generated = torch.cat(list(predict_chunks(result, mapped, chunk_size=5000)))
+    assert torch.equal(generated, result.predict(X))
+    assert score_stream(result.params, mapped) == pytest.approx(float(result.score_samples(X).sum()), rel=1e-12)
+
+
+def test_a_bad_chunk_is_reported_with_its_rows():
+    chunks = [np.zeros((5, 2)), np.ones((5, 2))]
+    chunks[1][3, 1] = np.nan
+    with pytest.raises(DataError, match="chunk starting at row 5.*row 3"):
+        mixtures.fit(GaussianMixture(2), lambda: iter(chunks), init={"locs": [[0.0, 0.0], [1.0, 1.0]]})
+    with pytest.raises(DataError, match="3 feature"):
+        mixtures.fit(GaussianMixture(2), lambda: iter([np.zeros((4, 2)), np.zeros((4, 3))]),
+                     init={"locs": [[0.0, 0.0], [1.0, 1.0]]})
+
+
+def test_streaming_needs_a_streaming_routine(memmap_data):
+    _, mapped = memmap_data
+    with pytest.raises(ValueError, match="needs the data in memory.*'em', 'hard_em'"):
+        mixtures.fit(GaussianMixture(2), mapped, method="kmeans")
+    with pytest.raises(ValueError, match="labels or responsibilities"):
+        mixtures.fit(GaussianMixture(2), mapped, init=np.zeros(len(mapped), dtype=int))
