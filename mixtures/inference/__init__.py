@@ -13,8 +13,7 @@ from typing import Any
 import torch
 
 from mixtures.errors import DataError
-from mixtures.inference import em, kmeans, nuts, vb  # noqa: F401  (registration)
-from mixtures.inference import map as _map, svi  # noqa: F401  (registration)
+from mixtures.inference import em, kmeans  # noqa: F401  (registration)
 from mixtures.inference.registry import ROUTINES, get_routine, register
 from mixtures.init import InitSpec, initial_responsibilities, initialize
 from mixtures.model import GaussianMixture
@@ -28,7 +27,7 @@ __all__ = ["fit", "register", "ROUTINES"]
 def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = "kmeans",
         seed: int | None = 0, n_init: int = 1, reg_covar: float = 1e-6,
         dtype: Any = None, device: Any = None, chunk_size: int | None = None,
-        init_sample_size: int = 100_000, **options: Any) -> FitResult:
+        init_sample_size: int = 100_000, distributed: bool = False, **options: Any) -> FitResult:
     """Fit ``model`` to data ``X`` ``(N, D)`` with the routine ``method``.
 
     Args:
@@ -48,6 +47,11 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
         chunk_size: rows per chunk of a streamed source.
         init_sample_size: points of the reservoir sample random initializers use
             on streamed data (default 100 000).
+        distributed: call ``fit`` in every rank of an initialized ``torch.distributed``
+            process group, each with its own shard ``X``; routines with
+            ``supports_distributed`` all-reduce their statistics and every rank
+            returns the same result. Initialization is computed on rank 0's shard
+            and broadcast.
         **options: routine options (``max_iter``, ``tol``...), see each routine.
 
     Streaming: ``X`` may also be a memory-mapped array (``np.load(path, mmap_mode="r")``),
@@ -79,7 +83,17 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
         X = as_data(X, dtype=dtype, device=device)
         if chunk_size is not None:
             options = {**options, "chunk_size": chunk_size}
-    N = X.shape[0]
+    if distributed:
+        from mixtures import distributed as dist_utils
+
+        dist_utils.check_initialized()
+        if not getattr(routine, "supports_distributed", False):
+            supported = sorted(name for name, r in ROUTINES.items() if getattr(r, "supports_distributed", False))
+            raise ValueError(f"method {method!r} does not run distributed yet; use one of {supported}.")
+        options = {**options, "distributed": True}
+        N = dist_utils.global_count(X.shape[0])
+    else:
+        N = X.shape[0]
     if model.n_components > N:
         raise DataError(f"X has {N} point(s), fewer than the model's K={model.n_components} "
                         "components; use fewer components or more data.")
@@ -94,7 +108,11 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
             options = {**options, "init_responsibilities": resp}
     for restart_seed in seeds:
         try:
-            start = _initialize(model, X, init, restart_seed, reg_covar, init_sample_size)
+            if distributed:
+                start = dist_utils.agreed_start(
+                    model, X, lambda: _initialize(model, X, init, restart_seed, reg_covar, init_sample_size))
+            else:
+                start = _initialize(model, X, init, restart_seed, reg_covar, init_sample_size)
             result = routine(model, X, start, reg_covar=reg_covar, seed=restart_seed, **options)
         except (FloatingPointError, ValueError) as error:
             if len(seeds) == 1:

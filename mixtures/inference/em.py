@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mixtures import distributed as dist_utils
 from mixtures.conjugate import posterior_mode
 from mixtures.errors import ConvergenceWarning, DivergenceError
 from mixtures.inference.registry import register
@@ -56,13 +57,15 @@ class EMStep:
     """
 
     def __init__(self, model: GaussianMixture, X: Tensor, reg_covar: float = 1e-6,
-                 hard: bool = False, chunk_size: int | None = None):
+                 hard: bool = False, chunk_size: int | None = None, distributed: bool = False):
         self.model = model
         self.X = X
         self.reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
         self.hard = hard
         self.chunk_size = chunk_size
-        self.shift = default_shift(X)
+        self.distributed = distributed
+        # every rank must take moments about the same point
+        self.shift = dist_utils.broadcast(default_shift(X)) if distributed else default_shift(X)
         self.prior = model.resolved_prior(X) if model.prior is not None else None
 
     def responsibilities(self, params: MixtureParams) -> Tensor:
@@ -75,7 +78,9 @@ class EMStep:
         return params.responsibilities(self.X)
 
     def e_step(self, params: MixtureParams) -> Summary:
-        return e_step(self.X, params, self.shift, hard=self.hard, chunk_size=self.chunk_size)
+        """Statistics of this process's data, summed over ranks when distributed."""
+        summary = e_step(self.X, params, self.shift, hard=self.hard, chunk_size=self.chunk_size)
+        return dist_utils.all_reduce_summary(summary) if self.distributed else summary
 
     def m_step(self, summary: Summary) -> MixtureParams:
         """Maximum likelihood, or the posterior mode when the model has a prior."""
@@ -115,7 +120,7 @@ def _restore_empty(new: MixtureParams, old: MixtureParams, empty: Tensor) -> Mix
 def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool = False,
            max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,
            reg_covar: float = 1e-6, chunk_size: int | None = None,
-           warn: bool = True) -> FitResult:
+           warn: bool = True, distributed: bool = False) -> FitResult:
     """Run (hard) EM from ``init`` until convergence or ``max_iter`` iterations.
 
     Args:
@@ -130,12 +135,17 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
         reg_covar: added to covariance diagonals in every M step.
         chunk_size: points per chunk of the fused pass.
         warn: emit a ``ConvergenceWarning`` when stopping unconverged.
+        distributed: ``X`` is this rank's shard of data spread over an initialized
+            ``torch.distributed`` process group; statistics are all-reduced so every
+            rank returns the same result (:mod:`mixtures.distributed`).
     """
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     tol = check_nonnegative_float(tol, "tol")
     rtol = None if rtol is None else check_nonnegative_float(rtol, "rtol")
-    step = EMStep(model, X, reg_covar=reg_covar, hard=hard, chunk_size=chunk_size)
+    step = EMStep(model, X, reg_covar=reg_covar, hard=hard, chunk_size=chunk_size, distributed=distributed)
     n = X.n_points if not isinstance(X, Tensor) else X.shape[0]
+    if distributed:
+        n = dist_utils.global_count(n)
     history = History()
     start = time.perf_counter()
     params = init
@@ -216,6 +226,7 @@ def fit_em(model: GaussianMixture, X: Tensor, init: MixtureParams, seed: int | N
 
 
 fit_em.supports_streaming = True
+fit_em.supports_distributed = True
 
 
 @register("hard_em")
@@ -226,3 +237,4 @@ def fit_hard_em(model: GaussianMixture, X: Tensor, init: MixtureParams, seed: in
 
 
 fit_hard_em.supports_streaming = True
+fit_hard_em.supports_distributed = True
