@@ -41,9 +41,7 @@ _REG_HINT = (
 def _raise_not_pd(component: int | None, what: str, reg_covar: float | None = None) -> None:
     where = "the shared covariance" if component is None else f"the covariance of component {component}"
     reg = "" if reg_covar is None else f" (reg_covar={reg_covar:g})"
-    raise SingularCovarianceError(
-        f"{where} is not positive definite{reg}: {what}. {_REG_HINT}"
-    )
+    raise SingularCovarianceError(f"{where} is not positive definite{reg}: {what}. {_REG_HINT}", component)
 
 
 def cholesky_checked(cov: Tensor, what: str, reg_covar: float | None = None) -> Tensor:

@@ -17,7 +17,14 @@ class ParameterError(ValueError):
 
 
 class SingularCovarianceError(ParameterError):
-    """A covariance matrix is not (numerically) symmetric positive definite."""
+    """A covariance matrix is not (numerically) symmetric positive definite.
+
+    ``component`` is the index of the offending component (None for a shared one).
+    """
+
+    def __init__(self, message: str, component: int | None = None):
+        super().__init__(message)
+        self.component = component
 
 
 class DivergenceError(FloatingPointError):

@@ -38,6 +38,8 @@ class Summary:
         log_likelihood: ``Σ_n log p(x_n | θ)`` under the E-step parameters (NaN if none).
         entropy: ``-Σ_n Σ_k r_nk log r_nk`` (0 for hard assignments).
         labels: ``(N,)`` hard assignments when the pass made them, else None.
+        worst_point: ``(D,)`` the point with the lowest ``log p(x | θ)`` in the pass
+            (where a collapsed component is re-seeded), None when not tracked.
     """
 
     shift: Tensor
@@ -48,6 +50,7 @@ class Summary:
     log_likelihood: Tensor
     entropy: Tensor
     labels: Tensor | None = None
+    worst_point: Tensor | None = None
 
 
 def default_shift(X: Tensor | StreamingData) -> Tensor:
@@ -82,12 +85,16 @@ def e_step(X: Tensor | StreamingData, params: MixtureParams, shift: Tensor, hard
     entropy = shift.new_zeros(())
     labels = [] if hard and isinstance(X, Tensor) else None
     n_points = 0
+    worst_log_prob, worst_point = math.inf, None
     for data_chunk in iter_data(X, chunk):
         n_points += data_chunk.shape[0]
         Xc = data_chunk - shift
         joint = cov_type.component_log_prob(Xc, locs, whitening, half_log_det) + log_weights
         log_norm = torch.logsumexp(joint, dim=-1, keepdim=True)
         log_likelihood += log_norm.sum()
+        chunk_worst = int(log_norm.argmin())
+        if float(log_norm[chunk_worst]) < worst_log_prob:
+            worst_log_prob, worst_point = float(log_norm[chunk_worst]), data_chunk[chunk_worst]
         if hard:
             chunk_labels = joint.argmax(-1)
             if labels is not None:
@@ -105,7 +112,7 @@ def e_step(X: Tensor | StreamingData, params: MixtureParams, shift: Tensor, hard
     if sxx is None:  # no data: zero statistics of the right shape
         sxx = cov_type.second_moment(shift.new_zeros(0, D), shift.new_zeros(0, K))
     return Summary(shift, nk, sx, sxx, n_points, log_likelihood, entropy,
-                   torch.cat(labels) if labels else None)
+                   torch.cat(labels) if labels else None, worst_point)
 
 
 def summarize(X: Tensor, resp: Tensor, cov_type: CovarianceType, shift: Tensor | None = None,
@@ -124,6 +131,31 @@ def summarize(X: Tensor, resp: Tensor, cov_type: CovarianceType, shift: Tensor |
     entropy = -torch.where(resp > 0, torch.special.xlogy(resp, resp), 0.0).sum()
     nan = X.new_tensor(math.nan)
     return Summary(shift, nk, sx, sxx, X.shape[0], nan, entropy)
+
+
+def reseed_component(summary: Summary, component: int, cov_type: CovarianceType) -> Summary:
+    """Statistics in which ``component`` is replaced by a fresh start.
+
+    The new component sits at the worst-explained point of the pass with the
+    covariance of all the data; :func:`reseeded_weights` then gives it weight 1/N.
+    """
+    if cov_type.name == "tied" or summary.worst_point is None:
+        raise ValueError("re-seeding needs a per-component covariance and in-memory or streamed "
+                         "(not distributed) data.")
+    total = summary.nk.sum()
+    pooled_mean = summary.sx.sum(0) / total
+    point = summary.worst_point - summary.shift
+    nk, sx, sxx = summary.nk.clone(), summary.sx.clone(), summary.sxx.clone()
+    nk[component] = total
+    sx[component] = total * point
+    if cov_type.name == "full":
+        pooled = summary.sxx.sum(0) / total - torch.outer(pooled_mean, pooled_mean)
+        sxx[component] = total * (pooled + torch.outer(point, point))
+    else:  # diag and spherical keep per-dimension second moments
+        pooled = summary.sxx.sum(0) / total - pooled_mean.square()
+        sxx[component] = total * (pooled + point.square())
+    return Summary(summary.shift, nk, sx, sxx, summary.n_points, summary.log_likelihood, summary.entropy,
+                   summary.labels, summary.worst_point)
 
 
 def floored_counts(nk: Tensor) -> Tensor:

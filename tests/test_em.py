@@ -220,3 +220,36 @@ def test_restarts_keep_the_best_final_objective():
     objectives = result.extras["restart_objectives"]
     assert len(objectives) == 4
     assert result.objective == max(objectives)
+
+
+@pytest.fixture
+def collapsing_data():
+    X = torch.cat([torch.randn(200, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)),
+                   torch.full((5, 2), 8.0, dtype=torch.float64)])  # 5 duplicated points
+    init = MixtureParams([0.5, 0.3, 0.2], [[0.0, 0.0], [1.0, 1.0], [8.0, 8.0]], torch.eye(2).expand(3, 2, 2))
+    return X, init
+
+
+def test_collapse_is_an_error_naming_the_component_by_default(collapsing_data):
+    X, init = collapsing_data
+    with pytest.raises(SingularCovarianceError, match="component 2") as caught:
+        mixtures.fit(GaussianMixture(3), X, init=init, reg_covar=0.0)
+    assert caught.value.component == 2
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+def test_collapse_reseeds_at_the_worst_explained_point_when_asked(collapsing_data, covariance_type):
+    X, init = collapsing_data
+    start = MixtureParams(init.weights, init.locs, init.covariances if covariance_type == "full" else
+                          (torch.ones(3, 2, dtype=torch.float64) if covariance_type == "diag"
+                           else torch.ones(3, dtype=torch.float64)), covariance_type)
+    with pytest.warns(UserWarning, match="re-seeded"):
+        result = mixtures.fit(GaussianMixture(3, covariance_type), X, init=start, reg_covar=0.0,
+                              on_collapse="reseed", max_iter=3, warn=True)
+    iteration, component = result.extras["reseeded"][0]
+    assert (iteration, component) == (1, 2)
+    assert torch.isfinite(result.params.locs).all() and torch.isfinite(result.params.covariances).all()
+    assert_close(result.params.weights.sum(), 1.0)
+    assert torch.linalg.eigvalsh(result.params.covariances).min() > 0
+    with pytest.raises(ValueError, match="on_collapse must be"):
+        mixtures.fit(GaussianMixture(3, covariance_type), X, init=start, on_collapse="ignore")

@@ -19,6 +19,13 @@ identical parameters), a test that needs no stored labels, so it streams.
 Hard EM leaves an empty component where it was (previous mean and covariance)
 with weight ≈ 0 and lists it in ``extras["empty_components"]``.
 
+Degenerate components: with ``on_collapse="error"`` (default) a covariance that
+stops being positive definite raises ``SingularCovarianceError`` naming the
+component; with ``on_collapse="reseed"`` that component restarts at the
+worst-explained point of the pass (lowest ``log p(x | θ)``) with the covariance
+of all the data and weight 1/N, and ``extras["reseeded"]`` lists
+``(iteration, component)`` pairs (not for ``"tied"``, nor distributed runs).
+
 MAP-EM: when the model has a conjugate prior, the M step is the posterior mode
 (:mod:`mixtures.conjugate`), the objective is ``log p(X | θ) + log p(θ)`` and the
 history gains a ``log_prior`` column; ``elbo`` then includes the log prior and
@@ -38,12 +45,12 @@ from torch import Tensor
 
 from mixtures import distributed as dist_utils
 from mixtures.conjugate import posterior_mode
-from mixtures.errors import ConvergenceWarning, DivergenceError
+from mixtures.errors import ConvergenceWarning, DivergenceError, SingularCovarianceError
 from mixtures.inference.registry import register
 from mixtures.model import GaussianMixture
 from mixtures.params import MixtureParams
 from mixtures.result import FitResult, History
-from mixtures.suffstats import Summary, default_shift, e_step, elbo, m_step
+from mixtures.suffstats import Summary, default_shift, e_step, elbo, m_step, reseed_component
 from mixtures.validation import check_nonnegative_float, check_positive_int
 
 
@@ -120,7 +127,7 @@ def _restore_empty(new: MixtureParams, old: MixtureParams, empty: Tensor) -> Mix
 def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool = False,
            max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,
            reg_covar: float = 1e-6, chunk_size: int | None = None,
-           warn: bool = True, distributed: bool = False) -> FitResult:
+           warn: bool = True, distributed: bool = False, on_collapse: str = "error") -> FitResult:
     """Run (hard) EM from ``init`` until convergence or ``max_iter`` iterations.
 
     Args:
@@ -135,6 +142,7 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
         reg_covar: added to covariance diagonals in every M step.
         chunk_size: points per chunk of the fused pass.
         warn: emit a ``ConvergenceWarning`` when stopping unconverged.
+        on_collapse: ``"error"`` or ``"reseed"`` (module docstring).
         distributed: ``X`` is this rank's shard of data spread over an initialized
             ``torch.distributed`` process group; statistics are all-reduced so every
             rank returns the same result (:mod:`mixtures.distributed`).
@@ -142,6 +150,8 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     tol = check_nonnegative_float(tol, "tol")
     rtol = None if rtol is None else check_nonnegative_float(rtol, "rtol")
+    if on_collapse not in ("error", "reseed"):
+        raise ValueError(f"on_collapse must be 'error' or 'reseed'; got {on_collapse!r}.")
     step = EMStep(model, X, reg_covar=reg_covar, hard=hard, chunk_size=chunk_size, distributed=distributed)
     n = X.n_points if not isinstance(X, Tensor) else X.shape[0]
     if distributed:
@@ -154,6 +164,7 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
     previous_summary: Summary | None = None
     converged = False
     empty_components: set[int] = set()
+    reseeded: list[tuple[int, int]] = []
     iteration = 0
     for iteration in range(1, max_iter + 1):
         summary = step.e_step(params)
@@ -162,7 +173,7 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
         _complete_last_row(history, float(log_likelihood))
         objective = float(log_likelihood) + history.last("log_prior") if step.prior is not None \
             else float(log_likelihood)
-        new_params = step.m_step(summary)
+        new_params = _m_step_with_rule(step, summary, on_collapse, iteration, reseeded)
         if hard:
             empty = summary.nk == 0
             if empty.any():
@@ -194,7 +205,10 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
             f"(tolerance {'rtol=' + str(rtol) if rtol is not None else 'tol=' + str(tol)}); "
             "increase max_iter or tol, or try another initialization.",
             ConvergenceWarning, stacklevel=3)
-    extras: dict[str, Any] = {}
+    extras: dict[str, Any] = {"reseeded": reseeded}
+    if reseeded and warn:
+        warnings.warn(f"re-seeded collapsed components (iteration, component): {reseeded}", UserWarning,
+                      stacklevel=3)
     if hard:
         extras["labels"] = final.labels
         extras["empty_components"] = sorted(empty_components)
@@ -206,6 +220,30 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
     return FitResult(model=model, params=params, history=history, converged=converged,
                      n_iter=iteration if max_iter else 0, method="hard_em" if hard else "em",
                      objective=final_objective, init=init, extras=extras)
+
+
+def _m_step_with_rule(step: EMStep, summary: Summary, on_collapse: str, iteration: int,
+                      reseeded: list[tuple[int, int]]) -> MixtureParams:
+    """The M step, re-seeding collapsed components one by one when asked to."""
+    for _ in range(step.model.n_components + 1):
+        try:
+            params = step.m_step(summary)
+        except SingularCovarianceError as error:
+            if on_collapse != "reseed" or error.component is None or step.distributed:
+                raise
+            summary = reseed_component(summary, error.component, step.model.cov_type)
+            reseeded.append((iteration, error.component))
+            continue
+        if reseeded and reseeded[-1][0] == iteration:
+            fresh = torch.tensor([k for it, k in reseeded if it == iteration], device=params.weights.device)
+            weights = params.weights.clone()
+            weights[fresh] = 1.0 / summary.n_points
+            others = torch.ones_like(weights, dtype=torch.bool)
+            others[fresh] = False
+            weights[others] *= (1 - weights[fresh].sum()) / weights[others].sum()
+            params = MixtureParams.from_native(weights, params.locs, params.native, params.cov_type, validate=False)
+        return params
+    raise SingularCovarianceError("every component collapsed; increase reg_covar or use fewer components.")
 
 
 def _prior_column(step: EMStep, params: MixtureParams) -> dict[str, float]:
