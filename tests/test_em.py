@@ -225,8 +225,8 @@ def test_restarts_keep_the_best_final_objective():
 @pytest.fixture
 def collapsing_data():
     X = torch.cat([torch.randn(200, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)),
-                   torch.full((5, 2), 8.0, dtype=torch.float64)])  # 5 duplicated points
-    init = MixtureParams([0.5, 0.3, 0.2], [[0.0, 0.0], [1.0, 1.0], [8.0, 8.0]], torch.eye(2).expand(3, 2, 2))
+                   torch.full((5, 2), 30.0, dtype=torch.float64)])  # 5 duplicated points, far out
+    init = MixtureParams([0.5, 0.3, 0.2], [[0.0, 0.0], [1.0, 1.0], [30.0, 30.0]], torch.eye(2).expand(3, 2, 2))
     return X, init
 
 
