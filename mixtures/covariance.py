@@ -347,8 +347,8 @@ class DiagCovariance(_VarianceCovariance):
         return native.rsqrt(), 0.5 * native.log().sum(-1)
 
     def estimate(self, nk, means, second_moment, reg_covar):
-        variances = second_moment / nk[:, None] - means.square() + reg_covar
-        return _checked_variances(variances, reg_covar)
+        raw = second_moment / nk[:, None]
+        return _checked_variances(_clean_variance(raw, raw - means.square()) + reg_covar, reg_covar)
 
     def n_parameters(self, n_components, n_features):
         return n_components * n_features
@@ -384,8 +384,8 @@ class SphericalCovariance(_VarianceCovariance):
         return native.rsqrt().unsqueeze(-1), 0.5 * n_features * native.log()
 
     def estimate(self, nk, means, second_moment, reg_covar):
-        variances = (second_moment / nk[:, None] - means.square()).mean(-1) + reg_covar
-        return _checked_variances(variances, reg_covar)
+        raw = second_moment / nk[:, None]
+        return _checked_variances(_clean_variance(raw, raw - means.square()).mean(-1) + reg_covar, reg_covar)
 
     def n_parameters(self, n_components, n_features):
         return n_components
@@ -407,6 +407,12 @@ def _check_symmetric(covariances: Tensor) -> None:
             f"covariance matrices must be symmetric; the largest asymmetry is {float(asym):.3g}. "
             "Symmetrize them with (C + C.T) / 2."
         )
+
+
+def _clean_variance(second_moment: Tensor, variance: Tensor) -> Tensor:
+    """Zero the variances that are only the rounding error of ``E[x²] - E[x]²``."""
+    floor = 100 * torch.finfo(variance.dtype).eps * second_moment.abs()
+    return torch.where(variance > floor, variance, torch.zeros_like(variance))
 
 
 def _checked_variances(variances: Tensor, reg_covar: float) -> Tensor:
