@@ -204,9 +204,10 @@ class MixtureParams:
         return MixtureParams(values["weights"], values["locs"], values["covariances"], self.covariance_type)
 
     def to(self, dtype: torch.dtype | None = None, device: Any = None) -> "MixtureParams":
-        """Cast to another dtype and/or device."""
+        """Cast to another dtype and/or device (weights renormalized in the new dtype)."""
+        weights = self.weights.to(dtype=dtype, device=device)
         return MixtureParams.from_native(
-            self.weights.to(dtype=dtype, device=device), self.locs.to(dtype=dtype, device=device),
+            weights / weights.sum(), self.locs.to(dtype=dtype, device=device),
             self.native.to(dtype=dtype, device=device), self.cov_type, validate=False)
 
     def as_dict(self) -> dict[str, Tensor]:

@@ -1,0 +1,491 @@
+"""Shared machinery of the Pyro routines (``"map"`` and ``"svi"``).
+
+Both routines optimize an ELBO of the *same program* ``model.model(X)`` with a
+Pyro optimizer; they differ only in the guide. This module holds:
+
+* the guides: :func:`empty_guide` (no latent globals: without a prior the
+  globals are ``pyro.param`` sites of the model itself, optimized directly),
+  :func:`choose_global_guide` (``"delta"``, ``"normal"`` or a callable) and
+  :func:`mean_field_guide` (``q(z_n) = Categorical(probs_n)``, per-point
+  ``pyro.param`` ``"assignment_probs"`` ``(N, K)``);
+* :func:`run_pyro`, the optimization loop both routines call, with the history
+  documented below;
+* posterior queries at given parameters: :func:`map_assignments`
+  (``infer_discrete(temperature=0)``), :func:`sample_assignments`
+  (``temperature=1``) and :func:`marginal_probabilities`
+  (``TraceEnum_ELBO.compute_marginals``).
+
+Every run happens inside :func:`mixtures.model.fresh_param_store`, seeded from
+the given :class:`~mixtures.params.MixtureParams` (cloned: nothing aliases the
+caller's tensors), and under a forked torch RNG seeded from ``seed`` (the global
+RNG is left as it was), so fits do not leak state into each other.
+
+History of :func:`run_pyro` (one row every ``eval_every`` optimizer steps, plus
+the final point; row ``t`` describes the parameters after ``t`` steps, row 0 is
+the initialization):
+
+``iteration``
+    ``t``, the number of optimizer steps taken to reach this point.
+``loss``
+    Pyro's loss (negated ELBO estimate) *at* the point of row ``t``: it is the
+    loss the next step computes before updating, and for the final row an extra
+    evaluation without an update. With ``subsample_size=B`` it is the estimate
+    on one random minibatch, rescaled by ``N / B`` by the data plate.
+``elbo``
+    ``-loss``, the same estimate (so, with minibatches, a noisy rescaled
+    minibatch estimate, not the full-data ELBO).
+``log_likelihood``
+    exact ``log p(X | θ_t)`` summed over all ``N`` points, from
+    :meth:`MixtureParams.log_prob` (never a log prior). When the loss is already
+    exact (assignments enumerated in the model, point-estimate globals, no
+    subsampling, one particle), ``-loss`` *is* this value (the test suite checks
+    the identity to 1e-8) and is reused instead of a second pass over the data;
+    the final row is always computed with ``MixtureParams.log_prob``.
+``kl``
+    ``log_likelihood - elbo``: ``KL(q(Z) || p(Z | X, θ_t))`` when the ELBO is
+    exact (0 up to rounding for enumerated assignments), plus Monte Carlo /
+    minibatch noise otherwise.
+``grad_norm``
+    global L2 norm of the gradient of ``loss`` with respect to all optimized
+    tensors in *unconstrained* space (model and guide parameters), at ``θ_t``.
+``time``
+    seconds from the start of the loop until ``θ_t`` was reached (evaluation of
+    earlier rows included, initialization excluded).
+
+Early stopping (``tol``, ``patience``): the loss is evaluated at every point
+``θ_0, θ_1, ...`` (once per step, whatever ``eval_every``). The run stops, with
+``converged=True``, at the first point whose loss and the ``patience``
+preceding ones all lie within ``tol * N`` of each other (``max - min <= tol * N``;
+``tol`` is in nats per data point, like EM's). A window rather than "no new
+best" tolerates Adam's early overshoots, which can raise the loss for a few
+tens of steps before it falls. ``patience=None`` runs all ``num_steps`` steps
+(``converged=False``).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import functools
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pyro
+import pyro.distributions as pdist
+import pyro.poutine as poutine
+import torch
+from pyro.infer import JitTraceEnum_ELBO, TraceEnum_ELBO, infer_discrete
+from torch import Tensor
+from torch.distributions import constraints
+
+from mixtures.errors import DivergenceError
+from mixtures.model import ASSIGNMENT, DATA_PLATE, GaussianMixture, fresh_param_store
+from mixtures.params import MixtureParams
+from mixtures.result import FitResult, History
+from mixtures.validation import check_nonnegative_float, check_positive_int
+
+#: the program has one plate (``"data"``); enumeration dimensions start left of it
+MAX_PLATE_NESTING = 1
+#: the per-point simplex parameter of the mean-field local guide, ``(N, K)``
+ASSIGNMENT_PROBS = "assignment_probs"
+GLOBAL_GUIDES = ("delta", "normal")
+LOCAL_GUIDES = ("enumerate", "mean_field")
+LOCAL_ESTIMATORS = ("enumerate", "sample")
+
+Guide = Callable[..., Any]
+
+
+# -- guides ---------------------------------------------------------------------------
+def empty_guide(*args: Any, **kwargs: Any) -> None:
+    """A guide with no sample sites: every global is a ``pyro.param`` of the model."""
+
+
+def choose_global_guide(model: GaussianMixture, guide: str | Guide,
+                        program: Guide | None = None) -> Guide | None:
+    """The guide over the global sites, or ``None`` when there is none to fit.
+
+    Args:
+        model: the mixture specification.
+        guide: ``"delta"`` (point estimates), ``"normal"`` (``AutoNormal``) or a
+            callable taking the program's arguments (``guide(X)``).
+        program: the program the guide approximates (used by autoguides).
+
+    Without a prior (``model.prior is None``) the globals are ``pyro.param``
+    sites of the model: ``"delta"`` needs no guide at all (returns ``None``, the
+    parameters are optimized directly) and ``"normal"`` has nothing to
+    approximate (ValueError). With a prior, ``"delta"`` will be
+    ``AutoDelta(poutine.block(program, expose=model.global_sites))``.
+    """
+    if callable(guide) and not isinstance(guide, str):
+        return guide
+    if guide == "delta":
+        if model.prior is None:
+            return None
+        # The globals are then pyro.sample sites; a point mass on each is MAP:
+        #   AutoDelta(poutine.block(program, expose=list(model.global_sites)))
+        raise NotImplementedError(
+            "guide='delta' with a prior (AutoDelta over the global sites) is not implemented yet: "
+            "GaussianMixture does not support priors. Fit with prior=None.")
+    if guide == "normal":
+        if model.prior is None:
+            raise ValueError(
+                "guide='normal' (AutoNormal) approximates a posterior over the global sites, but this "
+                "model has no prior: its weights, locs and covariances are pyro.param point estimates "
+                "with no posterior. Use guide='delta' (maximum likelihood), or give the model a prior "
+                "over the globals (a later feature).")
+        raise NotImplementedError("guide='normal' with a prior is not implemented yet.")
+    raise ValueError(f"unknown guide {guide!r}; choose one of {list(GLOBAL_GUIDES)} or pass a "
+                     "callable guide(X) over the global sites.")
+
+
+def mean_field_guide(n_points: int, init_probs: Tensor, subsample_size: int | None,
+                     enumerate_assignments: bool) -> Guide:
+    """Local guide ``q(z_n) = Categorical(probs_n)``: a per-point simplex ``pyro.param``.
+
+    Args:
+        n_points: ``N``, the size of the data plate.
+        init_probs: ``(N, K)`` initial probabilities (cloned into the store).
+        subsample_size: minibatch size; the guide's plate shares its name with the
+            model's, so the model replays the rows the guide drew and the guide
+            indexes its parameters with them.
+        enumerate_assignments: sum over ``q`` exactly (parallel enumeration in
+            the guide, for ``TraceEnum_ELBO``) instead of drawing ``z_n``
+            (score-function gradients through ``TraceEnum_ELBO``'s Dice estimator).
+    """
+    infer = {"enumerate": "parallel"} if enumerate_assignments else {}
+
+    def guide(X: Tensor) -> None:
+        probs = pyro.param(ASSIGNMENT_PROBS, lambda: init_probs.detach().clone(),
+                           constraint=constraints.simplex)
+        with pyro.plate(DATA_PLATE, n_points, subsample_size=subsample_size) as rows:
+            pyro.sample(ASSIGNMENT, pdist.Categorical(probs[rows] if subsample_size else probs),
+                        infer=infer)
+
+    return guide
+
+
+def combine_guides(*guides: Guide | None) -> Guide:
+    """One guide running the given guides in order (``None`` entries skipped)."""
+    active = [guide for guide in guides if guide is not None]
+    if not active:
+        return empty_guide
+
+    def guide(*args: Any, **kwargs: Any) -> None:
+        for part in active:
+            part(*args, **kwargs)
+
+    return guide
+
+
+# -- running against a given parameter store -----------------------------------------
+@contextlib.contextmanager
+def seeded_rng(seed: int | None, device: torch.device | None = None) -> Iterator[None]:
+    """Seed torch's global RNG (Pyro samples from it) and restore it afterwards."""
+    devices = [device] if device is not None and device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        if seed is None:
+            torch.seed()
+        else:
+            torch.manual_seed(int(seed))
+        yield
+
+
+@contextlib.contextmanager
+def param_store_at(model: GaussianMixture, params: MixtureParams) -> Iterator[None]:
+    """A fresh parameter store holding (clones of) ``params`` as the model's globals."""
+    model.check_params(params)
+    with fresh_param_store():
+        model.globals(params)
+        yield
+
+
+def map_assignments(model: GaussianMixture, params: MixtureParams, X: Tensor) -> Tensor:
+    """Most probable component of every point, by max-product ``infer_discrete``: ``(N,)`` long.
+
+    ``infer_discrete(temperature=0, first_available_dim=-2)`` run on ``model.model``
+    against a fresh store seeded with ``params``. Equals ``argmax_k p(z_n = k | x_n, θ)``.
+    """
+    X = params._data(X)
+    with param_store_at(model, params), torch.no_grad():
+        decoder = infer_discrete(model.model, first_available_dim=-1 - MAX_PLATE_NESTING,
+                                 temperature=0)
+        return decoder(X).reshape(-1).long()
+
+
+def sample_assignments(model: GaussianMixture, params: MixtureParams, X: Tensor,
+                       seed: int | None = 0) -> Tensor:
+    """One draw of every ``z_n ~ p(z_n | x_n, θ)`` by ``infer_discrete(temperature=1)``: ``(N,)``.
+
+    Reproducible for a given ``seed`` (torch's global RNG is forked, not consumed).
+    """
+    X = params._data(X)
+    with param_store_at(model, params), torch.no_grad(), seeded_rng(seed, X.device):
+        sampler = infer_discrete(model.model, first_available_dim=-1 - MAX_PLATE_NESTING,
+                                 temperature=1)
+        return sampler(X).reshape(-1).long()
+
+
+def marginal_probabilities(model: GaussianMixture, params: MixtureParams, X: Tensor) -> Tensor:
+    """Posterior membership probabilities ``p(z_n = k | x_n, θ)``: ``(N, K)``.
+
+    From ``TraceEnum_ELBO(max_plate_nesting=1).compute_marginals`` on ``model.model``
+    (the same numbers as :meth:`MixtureParams.responsibilities`, by another road).
+    """
+    X = params._data(X)
+    with param_store_at(model, params), torch.no_grad():
+        elbo = TraceEnum_ELBO(max_plate_nesting=MAX_PLATE_NESTING)
+        marginal = elbo.compute_marginals(model.model, empty_guide, X)[ASSIGNMENT]
+        return marginal.probs.reshape(X.shape[0], model.n_components)
+
+
+# -- the optimization loop ------------------------------------------------------------
+def _store_params(model: GaussianMixture) -> MixtureParams:
+    """The current globals of the param store as (cloned, detached) ``MixtureParams``."""
+    store = pyro.get_param_store()
+    values = {name: store[name].detach().clone() for name in model.global_sites}
+    return model.params_from_values(values)
+
+
+def _check_finite(loss: float, iteration: int) -> None:
+    if not math.isfinite(loss):
+        raise DivergenceError(
+            f"the Pyro loss became {loss} after {iteration} optimizer step(s): the optimizer diverged "
+            "or a component collapsed onto a few points. Lower lr, use fewer components, or "
+            "standardize the data.")
+
+
+def make_optimizer(lr: float, betas: tuple[float, float], lr_decay: float, num_steps: int):
+    """Adam; with ``lr_decay < 1``, ``ClippedAdam`` decaying ``lr`` to ``lr * lr_decay`` over the run.
+
+    Gradients are not clipped: the loss is a sum over ``N`` points, so its
+    gradients scale with ``N`` and Pyro's default clip (10) would turn Adam into
+    sign descent.
+    """
+    if lr_decay == 1.0:
+        return pyro.optim.Adam({"lr": lr, "betas": betas})
+    per_step = lr_decay ** (1.0 / max(1, num_steps))
+    return pyro.optim.ClippedAdam({"lr": lr, "betas": betas, "lrd": per_step, "clip_norm": math.inf})
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype | None) -> Iterator[None]:
+    """Temporarily set torch's default dtype (``None``: leave it).
+
+    The TorchScript tracer stores Python float constants met in tensor
+    expressions (``log 2π`` in the Gaussian log density) as tensors of the
+    default dtype: under float32 the float64 loss would be off by
+    ``N D / 2 · (fl32(log 2π) - log 2π) ≈ 1e-8`` relative.
+    """
+    if dtype is None or not dtype.is_floating_point:
+        yield
+        return
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+@functools.cache
+def _warm_up_torch_optim() -> None:
+    """Pay torch.optim's one-time lazy imports (seconds) before a run's clock starts."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
+class _Stepper:
+    """Loss-and-gradient evaluation and optimizer updates, split (unlike ``SVI.step``).
+
+    Splitting lets every history row describe one point: the loss and gradient
+    computed at ``θ_t`` are recorded in row ``t`` before the update moves to ``θ_{t+1}``.
+    """
+
+    def __init__(self, elbo, program: Guide, guide: Guide, optimizer, X: Tensor):
+        self.elbo, self.program, self.guide, self.optimizer, self.X = elbo, program, guide, optimizer, X
+        self._params: list[Tensor] = []
+
+    def evaluate(self) -> tuple[float, float]:
+        """Loss and unconstrained gradient norm at the current point (gradients kept)."""
+        with poutine.trace(param_only=True) as capture:
+            loss = self.elbo.loss_and_grads(self.program, self.guide, self.X)
+        # An ordered, duplicate-free list (not a set): deterministic summation order.
+        seen: dict[int, Tensor] = {}
+        for site in capture.trace.nodes.values():
+            unconstrained = site["value"].unconstrained()
+            seen.setdefault(id(unconstrained), unconstrained)
+        self._params = list(seen.values())
+        squares = [p.grad.detach().square().sum() for p in self._params if p.grad is not None]
+        grad_norm = float(torch.stack(squares).sum().sqrt()) if squares else 0.0
+        return float(loss), grad_norm
+
+    def update(self) -> None:
+        """One optimizer step on the gradients of the last :meth:`evaluate`."""
+        self.optimizer(self._params)
+        self.zero_grad()
+
+    def zero_grad(self) -> None:
+        pyro.infer.util.zero_grads(self._params)
+
+
+#: ``patience="auto"``: early stopping on a window of this many steps when the
+#: loss is deterministic (nothing sampled), none otherwise (noisy losses would stop at random)
+AUTO_PATIENCE = 20
+
+
+def check_options(num_steps: int, lr: float, tol: float, patience: int | None, eval_every: int,
+                  num_particles: int, subsample_size: int | None, n_points: int,
+                  lr_decay: float) -> None:
+    """Raise ``ValueError`` naming the first invalid option."""
+    check_positive_int(num_steps, "num_steps", minimum=0)
+    if not check_nonnegative_float(lr, "lr") > 0:
+        raise ValueError(f"lr must be positive; got {lr!r}.")
+    check_nonnegative_float(tol, "tol")
+    if patience is not None:
+        check_positive_int(patience, "patience")
+    check_positive_int(eval_every, "eval_every")
+    check_positive_int(num_particles, "num_particles")
+    if subsample_size is not None:
+        check_positive_int(subsample_size, "subsample_size")
+        if subsample_size > n_points:
+            raise ValueError(f"subsample_size={subsample_size} exceeds the number of points N={n_points}; "
+                             "use a smaller minibatch or subsample_size=None (full data).")
+    decay = check_nonnegative_float(lr_decay, "lr_decay")
+    if not 0.0 < decay <= 1.0:
+        raise ValueError(f"lr_decay must be in (0, 1] (final lr / initial lr); got {lr_decay!r}.")
+
+
+def run_pyro(model: GaussianMixture, X: Tensor, init: MixtureParams, *, method: str,
+             guide: str | Guide = "delta", local_guide: str = "enumerate",
+             local_estimator: str = "enumerate", num_steps: int = 1000, lr: float = 0.05,
+             betas: tuple[float, float] = (0.9, 0.999), lr_decay: float = 1.0,
+             tol: float = 1e-7, patience: int | None | str = "auto", eval_every: int = 1,
+             num_particles: int = 1, subsample_size: int | None = None, jit: bool = False,
+             validate: bool = False, seed: int | None = 0, reg_covar: float | None = None
+             ) -> FitResult:
+    """Optimize Pyro's ELBO of ``model.model`` from ``init`` (see the module docstring).
+
+    Args:
+        model: the mixture specification.
+        X: ``(N, D)`` validated data.
+        init: starting ``MixtureParams`` (cloned into a fresh param store).
+        method: name stored in the result (``"map"`` or ``"svi"``).
+        guide: guide over the globals (:func:`choose_global_guide`).
+        local_guide: ``"enumerate"`` (assignments summed out in the model,
+            ``TraceEnum_ELBO``) or ``"mean_field"`` (:func:`mean_field_guide`,
+            initialized from ``init``'s responsibilities).
+        local_estimator: for ``"mean_field"``: ``"enumerate"`` sums over ``q``
+            exactly (``TraceEnum_ELBO`` enumerating the guide's site) or
+            ``"sample"`` draws ``z`` (score-function gradients, Dice estimator).
+        num_steps: maximum optimizer steps.
+        lr, betas: Adam's step size and moment decays.
+        lr_decay: ``final lr / lr`` reached after ``num_steps`` (1 = constant).
+        tol, patience: early stopping on the loss (module docstring);
+            ``patience="auto"`` is :data:`AUTO_PATIENCE` when the loss is
+            deterministic (assignments enumerated, point-estimate globals, all
+            points) and ``None`` (no early stopping) when it is a noisy estimate.
+        eval_every: record a history row every this many steps.
+        num_particles: ELBO particles per step.
+        subsample_size: minibatch size on the data plate (``None``: all points).
+        jit: compile the loss with ``JitTraceEnum_ELBO(ignore_jit_warnings=True)``.
+        validate: Pyro's distribution argument checks during optimization (off by
+            default for speed; a non-finite loss raises ``DivergenceError`` anyway).
+        seed: seeds every random draw of the run (minibatches, sampled guides).
+        reg_covar: accepted for interface compatibility with ``fit`` and unused:
+            the program has no covariance floor.
+    """
+    del reg_covar
+    N = X.shape[0]
+    if patience == "auto":
+        deterministic = (isinstance(guide, str) and guide == "delta" and model.prior is None
+                         and subsample_size in (None, N)
+                         and (local_guide == "enumerate" or local_estimator == "enumerate"))
+        patience = AUTO_PATIENCE if deterministic else None
+    check_options(num_steps, lr, tol, patience, eval_every, num_particles, subsample_size, N, lr_decay)
+    if local_guide not in LOCAL_GUIDES:
+        raise ValueError(f"unknown local_guide {local_guide!r}; choose one of {list(LOCAL_GUIDES)}.")
+    if local_estimator not in LOCAL_ESTIMATORS:
+        raise ValueError(f"unknown local_estimator {local_estimator!r}; choose one of "
+                         f"{list(LOCAL_ESTIMATORS)}.")
+    model.check_params(init)
+    if subsample_size == N:
+        subsample_size = None  # a "minibatch" of every point is the full data
+
+    def program(data: Tensor) -> Tensor:
+        return model.model(data, subsample_size=subsample_size)
+
+    global_guide = choose_global_guide(model, guide, program)
+    if local_guide == "mean_field":
+        local = mean_field_guide(N, _floored(init.responsibilities(X)), subsample_size,
+                                 enumerate_assignments=local_estimator == "enumerate")
+    else:
+        local = None
+    full_guide = combine_guides(global_guide, local)
+    # -loss is exactly log p(X | θ) when nothing is estimated: assignments summed out in the
+    # model, no latent globals, every point, one particle.
+    exact_loss = (local_guide == "enumerate" and global_guide is None and subsample_size is None
+                  and num_particles == 1)
+    # TraceEnum_ELBO in every case: with a sampled mean-field site its Dice estimator uses the
+    # plate's conditional independence (each score term is weighted by its own point's cost),
+    # where Trace_ELBO would weight it by the whole minibatch's cost.
+    elbo_type = JitTraceEnum_ELBO if jit else TraceEnum_ELBO
+    elbo_kwargs: dict[str, Any] = {"max_plate_nesting": MAX_PLATE_NESTING}
+    if jit:
+        elbo_kwargs["ignore_jit_warnings"] = True
+    elbo = elbo_type(num_particles=num_particles, **elbo_kwargs)
+
+    history = History()
+    converged = False
+    with fresh_param_store(), seeded_rng(seed, X.device), pyro.validation_enabled(validate), \
+            warnings.catch_warnings(), _default_dtype(X.dtype if jit else None):
+        if jit:  # tracer warnings are expected (data-independent control flow)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace.* is deprecated",
+                                    category=DeprecationWarning)
+        model.globals(init)  # seeds the store with clones of init's tensors
+        stepper = _Stepper(elbo, program, full_guide,
+                           make_optimizer(lr, tuple(betas), lr_decay, num_steps), X)
+        window: collections.deque[float] = collections.deque(maxlen=(patience or 0) + 1)
+        step = 0
+        reached_at = 0.0  # time at which the current point θ_step was reached
+        _warm_up_torch_optim()
+        start = time.perf_counter()
+        while True:
+            loss, grad_norm = stepper.evaluate()
+            _check_finite(loss, step)
+            window.append(loss)
+            stop_early = (patience is not None and len(window) == window.maxlen
+                          and max(window) - min(window) <= tol * N)
+            final = step >= num_steps or stop_early
+            if final or step % eval_every == 0:
+                if exact_loss and not final:
+                    log_likelihood = -loss
+                else:
+                    log_likelihood = float(_store_params(model).log_prob(X).sum())
+                history.append(iteration=step, log_likelihood=log_likelihood, elbo=-loss,
+                               kl=log_likelihood + loss, time=reached_at, loss=loss,
+                               grad_norm=grad_norm)
+            if final:
+                stepper.zero_grad()
+                converged = stop_early
+                break
+            stepper.update()
+            step += 1
+            reached_at = time.perf_counter() - start
+        params = _store_params(model)
+        extras: dict[str, Any] = {"final_loss": loss}
+        if local_guide == "mean_field":
+            extras[ASSIGNMENT_PROBS] = pyro.param(ASSIGNMENT_PROBS).detach().clone()
+    objective = history.last("log_likelihood")
+    extras["labels"] = map_assignments(model, params, X)
+    return FitResult(model=model, params=params, history=history, converged=converged, n_iter=step,
+                     method=method, objective=objective, init=init, extras=extras)
+
+
+def _floored(probs: Tensor) -> Tensor:
+    """Responsibilities ``(N, K)`` moved off exact zeros (the simplex transform needs interior points)."""
+    tiny = 1e-12 if probs.dtype == torch.float64 else 1e-6
+    probs = probs.clamp_min(tiny)
+    return probs / probs.sum(-1, keepdim=True)
