@@ -78,12 +78,15 @@ import pyro.distributions as pdist
 import pyro.poutine as poutine
 import torch
 from pyro.infer import JitTraceEnum_ELBO, TraceEnum_ELBO, infer_discrete
+from pyro.infer.autoguide import AutoDelta, AutoMultivariateNormal, AutoNormal
+from pyro.infer.autoguide.initialization import init_to_value
 from torch import Tensor
 from torch.distributions import constraints
 
 from mixtures.errors import DivergenceError
 from mixtures.model import ASSIGNMENT, DATA_PLATE, GaussianMixture, fresh_param_store
 from mixtures.params import MixtureParams
+from mixtures.posterior import Posterior
 from mixtures.result import FitResult, History
 from mixtures.validation import check_nonnegative_float, check_positive_int
 
@@ -91,7 +94,7 @@ from mixtures.validation import check_nonnegative_float, check_positive_int
 MAX_PLATE_NESTING = 1
 #: the per-point simplex parameter of the mean-field local guide, ``(N, K)``
 ASSIGNMENT_PROBS = "assignment_probs"
-GLOBAL_GUIDES = ("delta", "normal")
+GLOBAL_GUIDES = ("delta", "normal", "mvn")
 LOCAL_GUIDES = ("enumerate", "mean_field")
 LOCAL_ESTIMATORS = ("enumerate", "sample")
 
@@ -104,41 +107,70 @@ def empty_guide(*args: Any, **kwargs: Any) -> None:
 
 
 def choose_global_guide(model: GaussianMixture, guide: str | Guide,
-                        program: Guide | None = None) -> Guide | None:
+                        program: Guide | None = None, init: MixtureParams | None = None) -> Guide | None:
     """The guide over the global sites, or ``None`` when there is none to fit.
 
     Args:
         model: the mixture specification.
-        guide: ``"delta"`` (point estimates), ``"normal"`` (``AutoNormal``) or a
-            callable taking the program's arguments (``guide(X)``).
+        guide: ``"delta"`` (point estimates), ``"normal"`` (``AutoNormal``),
+            ``"mvn"`` (``AutoMultivariateNormal``) or a callable taking the
+            program's arguments (``guide(X)``).
         program: the program the guide approximates (used by autoguides).
+        init: where autoguides start (their locations at ``model.site_values(init)``).
 
     Without a prior (``model.prior is None``) the globals are ``pyro.param``
     sites of the model: ``"delta"`` needs no guide at all (returns ``None``, the
-    parameters are optimized directly) and ``"normal"`` has nothing to
-    approximate (ValueError). With a prior, ``"delta"`` will be
-    ``AutoDelta(poutine.block(program, expose=model.global_sites))``.
+    parameters are optimized directly) and ``"normal"``/``"mvn"`` have nothing to
+    approximate (ValueError). With a prior the globals are ``pyro.sample`` sites
+    and the autoguide sees only them, ``poutine.block(program, expose=model.global_sites)``,
+    so the assignments stay enumerated in the model (this is also what lets an
+    ``AutoContinuous`` guide such as ``AutoMultivariateNormal`` run under
+    ``TraceEnum_ELBO``). ``AutoDelta`` then gives MAP (the mode in the sites'
+    own parametrization, as MAP-EM's closed form).
     """
     if callable(guide) and not isinstance(guide, str):
         return guide
-    if guide == "delta":
-        if model.prior is None:
+    if guide not in GLOBAL_GUIDES:
+        raise ValueError(f"unknown guide {guide!r}; choose one of {list(GLOBAL_GUIDES)} or pass a "
+                         "callable guide(X) over the global sites.")
+    if model.prior is None:
+        if guide == "delta":
             return None
-        # The globals are then pyro.sample sites; a point mass on each is MAP:
-        #   AutoDelta(poutine.block(program, expose=list(model.global_sites)))
-        raise NotImplementedError(
-            "guide='delta' with a prior (AutoDelta over the global sites) is not implemented yet: "
-            "GaussianMixture does not support priors. Fit with prior=None.")
-    if guide == "normal":
-        if model.prior is None:
-            raise ValueError(
-                "guide='normal' (AutoNormal) approximates a posterior over the global sites, but this "
-                "model has no prior: its weights, locs and covariances are pyro.param point estimates "
-                "with no posterior. Use guide='delta' (maximum likelihood), or give the model a prior "
-                "over the globals (a later feature).")
-        raise NotImplementedError("guide='normal' with a prior is not implemented yet.")
-    raise ValueError(f"unknown guide {guide!r}; choose one of {list(GLOBAL_GUIDES)} or pass a "
-                     "callable guide(X) over the global sites.")
+        raise ValueError(
+            f"guide={guide!r} approximates a posterior over the global sites, but this "
+            "model has no prior: its weights, locs and covariances are pyro.param point estimates "
+            "with no posterior. Use guide='delta' (maximum likelihood), or give the model a prior: "
+            "GaussianMixture(K, covariance_type, prior=mixtures.priors.GaussianPrior()).")
+    exposed = poutine.block(program, expose=list(model.global_sites))
+    options: dict[str, Any] = {}
+    if init is not None:
+        values = {name: value.detach().clone() for name, value in model.site_values(init).items()}
+        options["init_loc_fn"] = init_to_value(values=values)
+    if guide == "delta":
+        return AutoDelta(exposed, **options)
+    guide_type = AutoNormal if guide == "normal" else AutoMultivariateNormal
+    return guide_type(exposed, init_scale=0.01, **options)
+
+
+def guide_point(model: GaussianMixture, global_guide: Guide | None, X: Tensor) -> MixtureParams:
+    """The current point estimate: the param store's globals, or the autoguide's median."""
+    if model.prior is None or global_guide is None or not hasattr(global_guide, "median"):
+        return _store_params(model)
+    with torch.no_grad():
+        median = global_guide.median(X)
+    return model.params_from_sites({name: median[name].detach() for name in model.global_sites}, X)
+
+
+def guide_posterior(model: GaussianMixture, global_guide: Guide, X: Tensor, n_draws: int) -> Posterior:
+    """``n_draws`` parameter draws from a distributional autoguide (inside its param scope)."""
+    draws = []
+    with torch.no_grad():
+        for _ in range(n_draws):  # loop over draws, not data points
+            values = global_guide(X)
+            draws.append(model.params_from_sites({name: values[name].detach() for name in model.global_sites}, X))
+    return Posterior(torch.stack([d.weights for d in draws]), torch.stack([d.locs for d in draws]),
+                     torch.stack([d.native for d in draws]), model.cov_type, kind="variational",
+                     distribution=type(global_guide).__name__)
 
 
 def mean_field_guide(n_points: int, init_probs: Tensor, subsample_size: int | None,
@@ -198,8 +230,17 @@ def param_store_at(model: GaussianMixture, params: MixtureParams) -> Iterator[No
     """A fresh parameter store holding (clones of) ``params`` as the model's globals."""
     model.check_params(params)
     with fresh_param_store():
-        model.globals(params)
+        if model.prior is None:
+            model.globals(params)
         yield
+
+
+def fixed_program(model: GaussianMixture, params: MixtureParams) -> Guide:
+    """``model.model`` with its globals at ``params`` (conditioned, for a model with a prior)."""
+    if model.prior is None:
+        return model.model
+    values = {name: value.detach() for name, value in model.site_values(params).items()}
+    return poutine.condition(model.model, data=values)
 
 
 def map_assignments(model: GaussianMixture, params: MixtureParams, X: Tensor) -> Tensor:
@@ -210,7 +251,7 @@ def map_assignments(model: GaussianMixture, params: MixtureParams, X: Tensor) ->
     """
     X = params._data(X)
     with param_store_at(model, params), torch.no_grad():
-        decoder = infer_discrete(model.model, first_available_dim=-1 - MAX_PLATE_NESTING,
+        decoder = infer_discrete(fixed_program(model, params), first_available_dim=-1 - MAX_PLATE_NESTING,
                                  temperature=0)
         return decoder(X).reshape(-1).long()
 
@@ -223,7 +264,7 @@ def sample_assignments(model: GaussianMixture, params: MixtureParams, X: Tensor,
     """
     X = params._data(X)
     with param_store_at(model, params), torch.no_grad(), seeded_rng(seed, X.device):
-        sampler = infer_discrete(model.model, first_available_dim=-1 - MAX_PLATE_NESTING,
+        sampler = infer_discrete(fixed_program(model, params), first_available_dim=-1 - MAX_PLATE_NESTING,
                                  temperature=1)
         return sampler(X).reshape(-1).long()
 
@@ -237,7 +278,7 @@ def marginal_probabilities(model: GaussianMixture, params: MixtureParams, X: Ten
     X = params._data(X)
     with param_store_at(model, params), torch.no_grad():
         elbo = TraceEnum_ELBO(max_plate_nesting=MAX_PLATE_NESTING)
-        marginal = elbo.compute_marginals(model.model, empty_guide, X)[ASSIGNMENT]
+        marginal = elbo.compute_marginals(fixed_program(model, params), empty_guide, X)[ASSIGNMENT]
         return marginal.probs.reshape(X.shape[0], model.n_components)
 
 
@@ -363,8 +404,8 @@ def run_pyro(model: GaussianMixture, X: Tensor, init: MixtureParams, *, method: 
              betas: tuple[float, float] = (0.9, 0.999), lr_decay: float = 1.0,
              tol: float = 1e-7, patience: int | None | str = "auto", eval_every: int = 1,
              num_particles: int = 1, subsample_size: int | None = None, jit: bool = False,
-             validate: bool = False, seed: int | None = 0, reg_covar: float | None = None
-             ) -> FitResult:
+             validate: bool = False, seed: int | None = 0, reg_covar: float | None = None,
+             posterior_samples: int = 500) -> FitResult:
     """Optimize Pyro's ELBO of ``model.model`` from ``init`` (see the module docstring).
 
     Args:
@@ -395,11 +436,19 @@ def run_pyro(model: GaussianMixture, X: Tensor, init: MixtureParams, *, method: 
         seed: seeds every random draw of the run (minibatches, sampled guides).
         reg_covar: accepted for interface compatibility with ``fit`` and unused:
             the program has no covariance floor.
+        posterior_samples: draws kept in ``result.posterior`` for ``"normal"``/``"mvn"``
+            guides of a model with a prior.
+
+    With a prior the history gains ``log_prior`` (at the point estimate, the
+    guide's median), ``elbo`` includes it, and ``kl = log_likelihood + log_prior
+    - elbo`` (a KL divergence for the delta guide; for distributional guides a gap
+    that also contains the guide's entropy). ``objective`` is then the log joint
+    at the point for ``"delta"`` and the final ELBO for distributional guides.
     """
     del reg_covar
     N = X.shape[0]
     if patience == "auto":
-        deterministic = (isinstance(guide, str) and guide == "delta" and model.prior is None
+        deterministic = (isinstance(guide, str) and guide == "delta"
                          and subsample_size in (None, N)
                          and (local_guide == "enumerate" or local_estimator == "enumerate"))
         patience = AUTO_PATIENCE if deterministic else None
@@ -416,7 +465,7 @@ def run_pyro(model: GaussianMixture, X: Tensor, init: MixtureParams, *, method: 
     def program(data: Tensor) -> Tensor:
         return model.model(data, subsample_size=subsample_size)
 
-    global_guide = choose_global_guide(model, guide, program)
+    global_guide = choose_global_guide(model, guide, program, init)
     if local_guide == "mean_field":
         local = mean_field_guide(N, _floored(init.responsibilities(X)), subsample_size,
                                  enumerate_assignments=local_estimator == "enumerate")
@@ -444,7 +493,8 @@ def run_pyro(model: GaussianMixture, X: Tensor, init: MixtureParams, *, method: 
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace.* is deprecated",
                                     category=DeprecationWarning)
-        model.globals(init)  # seeds the store with clones of init's tensors
+        if model.prior is None:
+            model.globals(init)  # seeds the store with clones of init's tensors
         stepper = _Stepper(elbo, program, full_guide,
                            make_optimizer(lr, tuple(betas), lr_decay, num_steps), X)
         window: collections.deque[float] = collections.deque(maxlen=(patience or 0) + 1)
@@ -460,13 +510,17 @@ def run_pyro(model: GaussianMixture, X: Tensor, init: MixtureParams, *, method: 
                           and max(window) - min(window) <= tol * N)
             final = step >= num_steps or stop_early
             if final or step % eval_every == 0:
+                prior_row = {}
                 if exact_loss and not final:
                     log_likelihood = -loss
                 else:
-                    log_likelihood = float(_store_params(model).log_prob(X).sum())
+                    point = guide_point(model, global_guide, X)
+                    log_likelihood = float(point.log_prob(X).sum())
+                    if model.prior is not None:
+                        prior_row["log_prior"] = float(model.log_prior(point, X))
                 history.append(iteration=step, log_likelihood=log_likelihood, elbo=-loss,
-                               kl=log_likelihood + loss, time=reached_at, loss=loss,
-                               grad_norm=grad_norm)
+                               kl=log_likelihood + prior_row.get("log_prior", 0.0) + loss, time=reached_at,
+                               loss=loss, grad_norm=grad_norm, **prior_row)
             if final:
                 stepper.zero_grad()
                 converged = stop_early
@@ -474,14 +528,23 @@ def run_pyro(model: GaussianMixture, X: Tensor, init: MixtureParams, *, method: 
             stepper.update()
             step += 1
             reached_at = time.perf_counter() - start
-        params = _store_params(model)
+        params = guide_point(model, global_guide, X)
+        posterior = None
+        if model.prior is not None and guide in ("normal", "mvn"):
+            posterior = guide_posterior(model, global_guide, X, check_positive_int(posterior_samples,
+                                                                                   "posterior_samples"))
         extras: dict[str, Any] = {"final_loss": loss}
         if local_guide == "mean_field":
             extras[ASSIGNMENT_PROBS] = pyro.param(ASSIGNMENT_PROBS).detach().clone()
-    objective = history.last("log_likelihood")
+    if model.prior is None:
+        objective = history.last("log_likelihood")
+    elif posterior is None:
+        objective = history.last("log_likelihood") + history.last("log_prior")
+    else:
+        objective = -loss
     extras["labels"] = map_assignments(model, params, X)
     return FitResult(model=model, params=params, history=history, converged=converged, n_iter=step,
-                     method=method, objective=objective, init=init, extras=extras)
+                     method=method, objective=objective, init=init, extras=extras, posterior=posterior)
 
 
 def _floored(probs: Tensor) -> Tensor:

@@ -80,7 +80,8 @@ def fit_svi(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
             subsample_size: int | None = None, num_steps: int = 1000, lr: float = 0.05,
             betas: tuple[float, float] = (0.9, 0.999), lr_decay: float = 1.0, tol: float = 1e-7,
             patience: int | None | str = "auto", eval_every: int = 1, jit: bool = False,
-            validate: bool = False, seed: int | None = 0, reg_covar: float | None = None) -> FitResult:
+            validate: bool = False, seed: int | None = 0, reg_covar: float | None = None,
+            posterior_samples: int = 500) -> FitResult:
     """SVI from ``init`` (see the module docstring for the guides).
 
     Args:
@@ -88,7 +89,8 @@ def fit_svi(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
         X: ``(N, D)`` validated data.
         init: starting ``MixtureParams`` (and, for the mean-field guide, its
             responsibilities start ``assignment_probs``).
-        guide: ``"delta"``, ``"normal"`` (needs a prior) or a callable ``guide(X)``.
+        guide: ``"delta"``, ``"normal"`` / ``"mvn"`` (need a prior: ``AutoNormal`` /
+            ``AutoMultivariateNormal`` over the global sites) or a callable ``guide(X)``.
         local_guide: ``"enumerate"`` or ``"mean_field"``.
         local_estimator: mean-field only: ``"enumerate"`` (exact expectation over
             ``q``) or ``"sample"`` (sampled ``z``, score-function gradients).
@@ -100,9 +102,12 @@ def fit_svi(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
             noisy estimate (sampled guide sites or minibatches).
         seed: seeds minibatch and guide draws (``fit`` passes each restart's seed).
         reg_covar: unused (the program has no covariance floor).
+        posterior_samples: draws of the globals kept in ``result.posterior``
+            (distributional guides of a model with a prior).
     """
     return run_pyro(model, X, init, method="svi", guide=guide, local_guide=local_guide,
                     local_estimator=local_estimator, num_steps=num_steps, lr=lr, betas=betas,
                     lr_decay=lr_decay, tol=tol, patience=patience, eval_every=eval_every,
                     num_particles=num_particles, subsample_size=subsample_size, jit=jit,
+                    posterior_samples=posterior_samples,
                     validate=validate, seed=seed, reg_covar=reg_covar)
