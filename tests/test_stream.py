@@ -83,7 +83,20 @@ def test_a_bad_chunk_is_reported_with_its_rows():
 
 def test_streaming_needs_a_streaming_routine(memmap_data):
     _, mapped = memmap_data
-    with pytest.raises(ValueError, match="needs the data in memory.*'em', 'hard_em'"):
-        mixtures.fit(GaussianMixture(2), mapped, method="kmeans")
+    with pytest.raises(ValueError, match="needs the data in memory.*'em', 'hard_em', 'kmeans'"):
+        mixtures.fit(GaussianMixture(2), mapped, method="kmedians")
     with pytest.raises(ValueError, match="labels or responsibilities"):
         mixtures.fit(GaussianMixture(2), mapped, init=np.zeros(len(mapped), dtype=int))
+
+
+def test_streamed_kmeans_equals_in_memory_kmeans(memmap_data):
+    X, mapped = memmap_data
+    start = {"locs": X[:3].clone()}
+    in_memory = mixtures.fit(GaussianMixture(3, "diag"), X, method="kmeans", init=start, tol=0.0)
+    streamed = mixtures.fit(GaussianMixture(3, "diag"), mapped, method="kmeans", init=start, tol=0.0,
+                            chunk_size=1700)
+    assert streamed.n_iter == in_memory.n_iter
+    assert_close(streamed.extras["centers"], in_memory.extras["centers"], rtol=1e-10, atol=1e-12)
+    assert streamed.extras["inertia"] == pytest.approx(in_memory.extras["inertia"], rel=1e-10)
+    assert_close(streamed.history["log_likelihood"], in_memory.history["log_likelihood"], rtol=1e-10, atol=0)
+    assert streamed.extras["labels"] is None  # not kept: memory stays bounded by the chunk
