@@ -70,6 +70,52 @@ def _inverse_tril(scale_tril: Tensor) -> Tensor:
     return torch.linalg.solve_triangular(scale_tril, eye.expand_as(scale_tril), upper=False)
 
 
+class DiagonalNormal(pdist.TorchDistribution):
+    """Normal with diagonal covariance, event shape ``(D,)``, that stays small under ``expand``.
+
+    ``Normal(loc, scale).to_event(1)`` expanded by the data plate to ``(K, N, D)``
+    evaluates ``log σ`` on the whole expansion; here the log-determinant is taken
+    on the parameters' own ``(K, 1)`` shape and only ``(x - μ)² / σ²`` touches
+    ``(K, N, D)``. ``diagonal`` (the variances) has the shape of ``loc`` or a last
+    dimension of 1 (one variance for every coordinate: spherical).
+    """
+
+    arg_constraints = {"loc": constraints.real_vector,
+                       "diagonal": constraints.independent(constraints.positive, 1)}
+    support = constraints.real_vector
+    has_rsample = True
+
+    def __init__(self, loc: Tensor, diagonal: Tensor, batch_shape: torch.Size | None = None,
+                 validate_args: bool | None = None):
+        self.loc, self.diagonal = loc, diagonal
+        shape = torch.broadcast_shapes(loc.shape, diagonal.shape)
+        super().__init__(torch.Size(batch_shape) if batch_shape is not None else shape[:-1], shape[-1:],
+                         validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        return DiagonalNormal(self.loc, self.diagonal, torch.Size(batch_shape))
+
+    @property
+    def mean(self) -> Tensor:
+        return self.loc.expand(self.batch_shape + self.event_shape)
+
+    @property
+    def variance(self) -> Tensor:
+        return self.diagonal.expand(self.batch_shape + self.event_shape)
+
+    def rsample(self, sample_shape=torch.Size()) -> Tensor:
+        shape = self._extended_shape(sample_shape)
+        noise = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
+        return self.loc + self.diagonal.sqrt() * noise
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        D = self.event_shape[0]
+        maha = ((value - self.loc).square() / self.diagonal).sum(-1)
+        log_det = self.diagonal.log().sum(-1) * (D / self.diagonal.shape[-1])
+        log_prob = -0.5 * (maha + log_det + D * LOG_2PI)
+        return log_prob.expand(torch.broadcast_shapes(log_prob.shape, self.batch_shape))
+
+
 class CovarianceType:
     """Base class: the operations an inference routine needs from a covariance type."""
 
@@ -356,7 +402,7 @@ class DiagCovariance(_VarianceCovariance):
     def component_distribution(self, locs, native, index=None):
         if index is not None:
             locs, native = locs[index], native[index]
-        return pdist.Normal(locs, native.sqrt()).to_event(1)
+        return DiagonalNormal(locs, native)
 
 
 class SphericalCovariance(_VarianceCovariance):
@@ -393,7 +439,7 @@ class SphericalCovariance(_VarianceCovariance):
     def component_distribution(self, locs, native, index=None):
         if index is not None:
             locs, native = locs[index], native[index]
-        return pdist.Normal(locs, native.sqrt().unsqueeze(-1).expand(locs.shape)).to_event(1)
+        return DiagonalNormal(locs, native.unsqueeze(-1))
 
     def precisions_cholesky(self, native):
         return native.rsqrt()
