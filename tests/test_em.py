@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from conftest import COVARIANCE_TYPES, assert_close, true_params
 import mixtures
-from mixtures import (ConvergenceWarning, DivergenceError, EMStep, GaussianMixture, MixtureParams,
-                      SingularCovarianceError)
+from mixtures import (ConvergenceWarning, DataError, DivergenceError, EMStep, GaussianMixture,
+                      MixtureParams, SingularCovarianceError)
 from mixtures.init import initialize
 from mixtures.suffstats import e_step, elbo
 
@@ -152,9 +152,13 @@ def test_singular_covariance_names_the_component_and_reg_covar():
 
 
 def test_divergence_is_a_clear_error():
-    # a point so far out that its density underflows to 0 under every component
-    params = MixtureParams([0.5, 0.5], [[0.0], [1.0]], [1.0, 1.0], "spherical")
-    X = torch.tensor([[0.0], [0.5], [1.0], [1e200]], dtype=torch.float64)
+    # values whose squares overflow are refused up front ...
+    with pytest.raises(DataError, match="Standardize the data"):
+        mixtures.fit(GaussianMixture(2, "spherical"), [[0.0], [0.5], [1.0], [1e200]])
+    # ... and a point whose density underflows to 0 under every component during the fit is a
+    # DivergenceError (float32: a squared distance of 1e42 overflows)
+    params = MixtureParams([0.5, 0.5], [[0.0], [1.0]], [1e-12, 1e-12], "spherical").to(torch.float32)
+    X = torch.tensor([[0.0], [1.0], [1.0], [1e15]], dtype=torch.float32)
     with pytest.raises(DivergenceError, match="standardize the data"):
         mixtures.fit(GaussianMixture(2, "spherical"), X, init=params)
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from mixtures.errors import DataError
-from mixtures.inference import em, kmeans, vb  # noqa: F401  (registration)
+from mixtures.inference import em, kmeans, stepwise, vb  # noqa: F401  (registration)
 from mixtures.inference import map as _map, svi  # noqa: F401  (registration)
 from mixtures.inference.registry import ROUTINES, get_routine, register
 from mixtures.init import InitSpec, initial_responsibilities, initialize
@@ -58,8 +58,8 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
     Streaming: ``X`` may also be a memory-mapped array (``np.load(path, mmap_mode="r")``),
     a callable returning a fresh iterator of ``(n_i, D)`` chunks, or a
     :class:`~mixtures.stream.StreamingData`; routines with ``supports_streaming``
-    (``"em"``, ``"hard_em"``) then make one pass per iteration with memory bounded
-    by the chunk.
+    (``"em"``, ``"hard_em"``, ``"kmeans"``, ``"stepwise_em"``) then work pass by pass
+    with memory bounded by the chunk.
 
     Every routine receives ``reg_covar`` and its restart's ``seed`` besides ``options``;
     a routine with the attribute ``takes_responsibilities = True`` also receives

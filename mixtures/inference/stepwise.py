@@ -1,0 +1,448 @@
+"""Stepwise (online) EM: minibatch E steps blended into running sufficient statistics.
+
+Cappé & Moulines (2009), "On-line expectation-maximization algorithm for latent
+data models"; Liang & Klein (2009), "Online EM for unsupervised models".
+
+Algorithm
+    Keep running *normalized* statistics ``s = (nk, sx, sxx) / N`` (the fields of
+    :class:`~mixtures.suffstats.Summary` as averages per point, about the same
+    ``shift`` as batch EM). For minibatch ``B_t`` (``t = 0, 1, ...``):
+
+    1. E step at the current ``θ_t`` on ``B_t``; its statistics divided by ``|B_t|``
+       give ``ŝ_t``;
+    2. ``s ← (1 - η_t) s + η_t ŝ_t`` with ``η_t = (t + 2)^(-κ)``, ``κ ∈ (0.5, 1]``
+       (Robbins–Monro: ``Σ η_t = ∞``, ``Σ η_t² < ∞``); ``step_size`` replaces the
+       schedule by any callable ``t -> η_t ∈ (0, 1]``;
+    3. ``θ_{t+1}`` = :func:`mixtures.suffstats.m_step` of ``s`` with its counts
+       scaled back to ``N`` points, so ``reg_covar``, the empty-component floor and
+       the four covariance types behave exactly as in batch EM.
+
+    Initialization: ``s`` starts as the statistics of one E step at the initial
+    parameters on the first minibatch, ``s = ŝ_0``; the update of step 0 then
+    leaves ``s = ŝ_0`` whatever ``η_0`` is, so the first ``θ`` is the M step of the
+    first minibatch. Consequently, with one minibatch holding all the data
+    (``batch_size >= N``) the first step *is* a batch EM step, and with
+    ``step_size=lambda t: 1.0`` every step is (to rounding).
+
+Minibatches
+    An epoch (one pass over the data) is cut into ``max(1, round(N / batch_size))``
+    minibatches of near-equal size (sizes differ by at most one), so no tiny
+    remainder minibatch receives a full step. In memory, ``shuffle=True``
+    permutes the points every epoch (generator seeded by ``seed``). Streamed data
+    (:class:`~mixtures.stream.StreamingData`) are read in their stored order, one
+    pass per epoch, with minibatches cut across chunk boundaries; ``shuffle`` then
+    permutes only the rows *within* each chunk, so a source sorted by cluster
+    should be shuffled once on disk first.
+
+``warm_start_steps``
+    Optional batch EM steps (full-data E step, ``s = ŝ``, M step: a stepwise step
+    with ``η = 1`` and all the data as the minibatch) before the stepwise phase;
+    they are history rows ``1..warm_start_steps``, each one data pass.
+
+History (columns of :mod:`mixtures.result`, one row per evaluation; row 0 is the
+initialization). Evaluations happen every ``eval_every`` stepwise steps (default:
+once per epoch), after every warm-start step and after the last step.
+
+``iteration``
+    updates so far (warm-start steps plus stepwise steps).
+``log_likelihood``
+    ``N ×`` the mean of ``log p(x | θ)`` over a fixed *evaluation subsample* of
+    ``min(eval_size, N)`` points drawn without replacement once, with ``seed``,
+    before the first step (indices in ``extras["eval_indices"]``, sorted). It is an
+    unbiased estimate of the total ``log p(X | θ)`` on the same nats scale as
+    EM's column, and exact when ``eval_size >= N``.
+``elbo``
+    the closed-form ELBO ``E_q[log p(X, Z | θ)] + H(q)`` on the evaluation
+    subsample, scaled by ``N / M`` the same way, of ``q`` = the responsibilities at
+    the parameters of the *previous evaluation* and ``θ`` = the current
+    parameters (with ``eval_every=1`` that is ``q`` from ``θ_{t-1}``, as in EM's
+    history). NaN at row 0.
+``kl``
+    ``log_likelihood - elbo`` ``= (N / M) KL(q || p(Z | X_eval, θ)) ≥ 0`` (up to
+    rounding): how far the parameters moved, in responsibilities, since the last
+    evaluation.
+``time``
+    wall-clock seconds since the routine started (evaluations included).
+``passes``
+    data passes so far: points processed (E steps of the updates) ``/ N``;
+    integer at every epoch's end.
+``step_size``
+    ``η_t`` of the latest update (1 for warm-start steps, NaN at row 0).
+
+``result.objective`` is the last row's ``log_likelihood`` (subsample estimate);
+``converged`` is True when ``tol`` (nats per point, like EM's) stopped the run:
+the evaluated mean log-likelihood changed by less than ``tol`` between two
+consecutive evaluations. Without ``tol`` the run uses its whole budget
+(``num_epochs`` / ``max_steps``) and ``converged`` is False.
+
+Degenerate components: ``on_collapse="error"`` (default) raises
+``SingularCovarianceError`` naming the component; ``"reseed"`` replaces that
+component's running statistics by one point at the worst-explained point of the
+current minibatch (lowest ``log p(x | θ)``) with the covariance of all the
+running statistics, i.e. weight ≈ 1/N as in :mod:`mixtures.inference.em`, and
+lists ``(iteration, component)`` in ``extras["reseeded"]`` (not for ``"tied"``).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mixtures.covariance import CovarianceType
+from mixtures.errors import ConvergenceWarning, DataError, DivergenceError, SingularCovarianceError
+from mixtures.inference.registry import register
+from mixtures.model import GaussianMixture
+from mixtures.params import MixtureParams
+from mixtures.result import FitResult, History
+from mixtures.stream import StreamingData
+from mixtures.suffstats import Summary, default_shift, e_step, elbo, m_step, reseed_component
+from mixtures.validation import check_nonnegative_float, check_positive_int, make_generator
+
+DEFAULT_KAPPA = 0.6
+DEFAULT_EPOCHS = 10
+
+
+class _RunningStats:
+    """Normalized statistics ``s``: ``nk`` ``(K,)``, ``sx`` ``(K, D)``, ``sxx`` (per type), all ``/ N``."""
+
+    def __init__(self, nk: Tensor, sx: Tensor, sxx: Tensor):
+        self.nk, self.sx, self.sxx = nk, sx, sxx
+
+    @classmethod
+    def of(cls, summary: Summary) -> _RunningStats:
+        """``ŝ``: a pass's statistics divided by its number of points."""
+        n = summary.n_points
+        return cls(summary.nk / n, summary.sx / n, summary.sxx / n)
+
+    def blend(self, new: _RunningStats, eta: float) -> None:
+        """``s ← (1 - η) s + η ŝ`` (``η = 1`` gives ``ŝ`` exactly: ``0 · s + ŝ``)."""
+        self.nk = (1.0 - eta) * self.nk + eta * new.nk
+        self.sx = (1.0 - eta) * self.sx + eta * new.sx
+        self.sxx = (1.0 - eta) * self.sxx + eta * new.sxx
+
+    def scaled(self, n: int, shift: Tensor, worst_point: Tensor | None) -> Summary:
+        """The statistics of ``n`` points: what batch EM's M step expects."""
+        nan = shift.new_tensor(math.nan)
+        return Summary(shift, n * self.nk, n * self.sx, n * self.sxx, n, nan, nan, worst_point=worst_point)
+
+
+class _Evaluator:
+    """Log-likelihood and ELBO of the evaluation subsample ``(M, D)``, scaled by ``N / M``."""
+
+    def __init__(self, X_eval: Tensor, n_total: int, shift: Tensor, chunk_size: int | None):
+        self.X_eval = X_eval
+        self.scale = n_total / X_eval.shape[0]
+        self.shift = shift
+        self.chunk_size = chunk_size
+        self.previous: Summary | None = None  # q of the previous evaluation
+
+    def __call__(self, params: MixtureParams, iteration: int) -> tuple[float, float]:
+        summary = e_step(self.X_eval, params, self.shift, chunk_size=self.chunk_size)
+        _check_finite(summary.log_likelihood, iteration, "the evaluation subsample")
+        log_likelihood = self.scale * float(summary.log_likelihood)
+        bound = math.nan if self.previous is None else self.scale * float(elbo(self.previous, params))
+        self.previous = summary
+        return log_likelihood, bound
+
+
+def _check_finite(value: Tensor, iteration: int, where: str) -> None:
+    if not torch.isfinite(value):
+        raise DivergenceError(
+            f"the log-likelihood of {where} became {float(value)} at iteration {iteration}: a component "
+            "collapsed onto a few points (increase reg_covar, use fewer components or a smaller step "
+            "size) or some point has zero density under every component (standardize the data).")
+
+
+def _check_kappa(kappa: Any) -> float:
+    if isinstance(kappa, bool) or not isinstance(kappa, numbers.Real) or not 0.5 < float(kappa) <= 1.0:
+        raise ValueError(f"kappa must be a number in (0.5, 1] (the step sizes (t + 2)^-kappa must sum to "
+                         f"infinity while their squares sum to a finite value); got {kappa!r}.")
+    return float(kappa)
+
+
+def _schedule(kappa: float | None, step_size: Callable[[int], float] | None) -> Callable[[int], float]:
+    """``t -> η_t``, checked to lie in ``(0, 1]`` at every step."""
+    if step_size is not None:
+        if kappa is not None:
+            raise ValueError("give either kappa (the schedule (t + 2)^-kappa) or step_size (a callable "
+                             "t -> eta), not both.")
+        if not callable(step_size):
+            raise ValueError(f"step_size must be a callable t -> eta in (0, 1]; got {step_size!r}.")
+        rule = step_size
+    else:
+        exponent = _check_kappa(DEFAULT_KAPPA if kappa is None else kappa)
+
+        def rule(t: int) -> float:
+            return (t + 2.0) ** -exponent
+
+    def checked(t: int) -> float:
+        eta = rule(t)
+        try:
+            eta = float(eta)
+        except (TypeError, ValueError):
+            raise ValueError(f"step_size({t}) must return a number in (0, 1]; got {eta!r}.") from None
+        if not 0.0 < eta <= 1.0:
+            raise ValueError(f"step_size({t}) = {eta!r} is outside (0, 1]: the running statistics must stay "
+                             "a convex combination of minibatch statistics.")
+        return eta
+
+    return checked
+
+
+def _batch_sizes(n_points: int, batch_size: int) -> list[int]:
+    """Near-equal minibatch sizes of one epoch (first ``N mod m`` get one more point)."""
+    count = max(1, (n_points + batch_size // 2) // batch_size)
+    base, extra = divmod(n_points, count)
+    return [base + 1] * extra + [base] * (count - extra)
+
+
+def _memory_minibatches(X: Tensor, sizes: list[int], shuffle: bool,
+                        generator: torch.Generator) -> Iterator[Tensor]:
+    """One epoch of in-memory minibatches ``(b, D)``."""
+    order = torch.randperm(X.shape[0], generator=generator, device="cpu").to(X.device) if shuffle else None
+    start = 0
+    for size in sizes:
+        yield X[start:start + size] if order is None else X[order[start:start + size]]
+        start += size
+
+
+def _stream_minibatches(X: StreamingData, sizes: list[int], shuffle: bool, generator: torch.Generator,
+                        chunk_size: int | None) -> Iterator[Tensor]:
+    """One pass over streamed data, cut into minibatches ``(b, D)`` across chunk boundaries."""
+    pending = iter(sizes)
+    need = next(pending)
+    pieces: list[Tensor] = []
+    held = 0
+    for chunk in X.chunks(chunk_size):
+        if shuffle and chunk.shape[0] > 1:
+            chunk = chunk[torch.randperm(chunk.shape[0], generator=generator, device="cpu").to(chunk.device)]
+        while chunk.shape[0]:
+            if need is None:
+                raise DataError("the streaming source yielded more points than on its first pass; a "
+                                "callable source must return the same data on every call.")
+            take = min(need - held, chunk.shape[0])
+            pieces.append(chunk[:take])
+            held += take
+            chunk = chunk[take:]
+            if held == need:
+                yield pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+                pieces, held = [], 0
+                need = next(pending, None)
+    if need is not None:
+        raise DataError("the streaming source yielded fewer points than on its first pass; a callable "
+                        "source must return the same data on every call.")
+
+
+def _gather_rows(X: Tensor | StreamingData, indices: Tensor, chunk_size: int | None) -> Tensor:
+    """Rows ``indices`` (sorted) of in-memory or streamed data, ``(M, D)``; one pass if streamed."""
+    if isinstance(X, Tensor):
+        return X[indices.to(X.device)]
+    pieces, offset = [], 0
+    for chunk in X.chunks(chunk_size):
+        lo, hi = torch.searchsorted(indices, torch.tensor([offset, offset + chunk.shape[0]])).tolist()
+        if hi > lo:
+            pieces.append(chunk[(indices[lo:hi] - offset).to(chunk.device)])
+        offset += chunk.shape[0]
+    return torch.cat(pieces)
+
+
+def _reseed(running: _RunningStats, component: int, summary: Summary, cov_type: CovarianceType,
+            n_total: int) -> None:
+    """Replace ``component``'s running statistics by one point at the worst-explained point.
+
+    :func:`~mixtures.suffstats.reseed_component` gives the fresh component the
+    covariance of all the statistics and the count of all the data; rescaling its
+    row to a count of one point keeps its mean and covariance and makes its weight
+    ≈ 1/N, as batch EM's rule does.
+    """
+    fresh = reseed_component(summary, component, cov_type)
+    shrink = 1.0 / (float(fresh.nk[component]) * n_total)
+    running.nk = running.nk.clone()
+    running.sx = running.sx.clone()
+    running.sxx = running.sxx.clone()
+    running.nk[component] = fresh.nk[component] * shrink
+    running.sx[component] = fresh.sx[component] * shrink
+    running.sxx[component] = fresh.sxx[component] * shrink
+
+
+def _m_step(running: _RunningStats, n_total: int, shift: Tensor, worst_point: Tensor | None,
+            cov_type: CovarianceType, reg_covar: float, on_collapse: str, iteration: int,
+            reseeded: list[tuple[int, int]]) -> MixtureParams:
+    """Batch EM's M step on ``N · s``, re-seeding collapsed components when asked to."""
+    for _ in range(running.nk.shape[0] + 1):
+        summary = running.scaled(n_total, shift, worst_point)
+        try:
+            return m_step(summary, cov_type, reg_covar)
+        except SingularCovarianceError as error:
+            if on_collapse != "reseed" or error.component is None or worst_point is None:
+                raise
+            _reseed(running, error.component, summary, cov_type, n_total)
+            reseeded.append((iteration, error.component))
+    raise SingularCovarianceError("every component collapsed; increase reg_covar or use fewer components.")
+
+
+@register("stepwise_em")
+def fit_stepwise_em(model: GaussianMixture, X: Tensor | StreamingData, init: MixtureParams, *,
+                    seed: int | None = None, batch_size: int = 256, kappa: float | None = None,
+                    step_size: Callable[[int], float] | None = None, num_epochs: int | None = None,
+                    max_steps: int | None = None, shuffle: bool = True, eval_every: int | None = None,
+                    eval_size: int = 10_000, reg_covar: float = 1e-6, tol: float | None = None,
+                    warm_start_steps: int = 0, on_collapse: str = "error", chunk_size: int | None = None,
+                    warn: bool = True) -> FitResult:
+    """Stepwise (online) EM from ``init`` (algorithm and history: module docstring).
+
+    Args:
+        model: the mixture specification (maximum likelihood: no prior).
+        X: ``(N, D)`` validated data in memory, or a ``StreamingData`` (one pass per epoch).
+        init: starting parameters.
+        seed: seeds the evaluation subsample and the shuffles (``fit`` passes each
+            restart's seed); ``None`` draws from the OS.
+        batch_size: target minibatch size; an epoch has ``max(1, round(N / batch_size))``
+            minibatches of near-equal size.
+        kappa: step-size exponent in ``(0.5, 1]``, ``η_t = (t + 2)^-kappa`` (default 0.6).
+        step_size: a callable ``t -> η_t ∈ (0, 1]`` replacing the schedule (``t``: 0-based
+            stepwise step); e.g. ``lambda t: 1.0`` with ``batch_size >= N`` is batch EM.
+        num_epochs: passes of the stepwise phase (default 10 unless ``max_steps`` is given).
+        max_steps: maximum stepwise steps; with ``num_epochs`` too, the first limit reached stops.
+        shuffle: permute the points every epoch (within chunks for streamed data).
+        eval_every: stepwise steps between history rows (default: minibatches per epoch).
+        eval_size: points of the fixed evaluation subsample (default 10 000; all the
+            data when ``N <= eval_size``).
+        reg_covar: added to covariance diagonals in every M step.
+        tol: if given, stop when the evaluated mean log-likelihood per point changes by
+            less than ``tol`` between consecutive evaluations (``converged=True``).
+        warm_start_steps: batch EM steps before the stepwise phase.
+        on_collapse: ``"error"`` or ``"reseed"`` (module docstring).
+        chunk_size: rows per chunk of streamed reads and of the E-step passes.
+        warn: warn when ``tol`` was given but not met, and when components were re-seeded.
+    """
+    if model.prior is not None:
+        raise ValueError("stepwise_em fits maximum likelihood; for a model with a prior use method='em' "
+                         "(MAP-EM).")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    eval_size = check_positive_int(eval_size, "eval_size")
+    warm_start_steps = check_positive_int(warm_start_steps, "warm_start_steps", minimum=0)
+    if num_epochs is not None:
+        num_epochs = check_positive_int(num_epochs, "num_epochs", minimum=0)
+    if max_steps is not None:
+        max_steps = check_positive_int(max_steps, "max_steps", minimum=0)
+    if num_epochs is None and max_steps is None:
+        num_epochs = DEFAULT_EPOCHS
+    if eval_every is not None:
+        eval_every = check_positive_int(eval_every, "eval_every")
+    if tol is not None:
+        tol = check_nonnegative_float(tol, "tol")
+    reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
+    if on_collapse not in ("error", "reseed"):
+        raise ValueError(f"on_collapse must be 'error' or 'reseed'; got {on_collapse!r}.")
+    if not isinstance(shuffle, bool):
+        raise ValueError(f"shuffle must be True or False; got {shuffle!r}.")
+    eta_of = _schedule(kappa, step_size)
+
+    streamed = isinstance(X, StreamingData)
+    n_total = X.n_points if streamed else X.shape[0]
+    cov_type = model.cov_type
+    generator = make_generator(seed)
+    sizes = _batch_sizes(n_total, batch_size)
+    eval_every = eval_every or len(sizes)
+
+    # the evaluation subsample is drawn first, so it depends on the seed only
+    if eval_size >= n_total:
+        eval_indices = torch.arange(n_total)
+    else:
+        eval_indices = torch.randperm(n_total, generator=generator)[:eval_size].sort().values
+    shift = default_shift(X)
+    X_eval = X if (not streamed and eval_size >= n_total) else _gather_rows(X, eval_indices, chunk_size)
+    evaluate = _Evaluator(X_eval, n_total, shift, chunk_size)
+
+    history = History()
+    start = time.perf_counter()
+    reseeded: list[tuple[int, int]] = []
+    params = init
+    iteration = 0
+    points = 0
+    eta = math.nan
+    converged = False
+    previous_mean = math.nan
+
+    def record() -> bool:
+        """Append an evaluation row; True when ``tol`` says to stop."""
+        nonlocal previous_mean
+        log_likelihood, bound = evaluate(params, iteration)
+        history.append(iteration=iteration, log_likelihood=log_likelihood, elbo=bound,
+                       kl=log_likelihood - bound, time=time.perf_counter() - start,
+                       passes=points / n_total, step_size=eta)
+        mean = log_likelihood / n_total
+        small = tol is not None and abs(mean - previous_mean) < tol
+        previous_mean = mean
+        return small
+
+    record()
+    for _ in range(warm_start_steps):
+        summary = e_step(X, params, shift, chunk_size=chunk_size)
+        _check_finite(summary.log_likelihood, iteration, "the data")
+        full = _RunningStats.of(summary)
+        iteration += 1
+        points += summary.n_points
+        eta = 1.0
+        params = _m_step(full, n_total, shift, summary.worst_point, cov_type, reg_covar, on_collapse,
+                         iteration, reseeded)
+        if record():
+            converged = True
+            break
+
+    step = 0
+    epoch = 0
+    running: _RunningStats | None = None
+    evaluated = True
+    while not converged and (num_epochs is None or epoch < num_epochs) \
+            and (max_steps is None or step < max_steps):
+        batches = _stream_minibatches(X, sizes, shuffle, generator, chunk_size) if streamed \
+            else _memory_minibatches(X, sizes, shuffle, generator)
+        for batch in batches:
+            if max_steps is not None and step >= max_steps:
+                break
+            summary = e_step(batch, params, shift, chunk_size=chunk_size)
+            _check_finite(summary.log_likelihood, iteration, f"minibatch {step}")
+            current = _RunningStats.of(summary)
+            eta = eta_of(step)
+            if running is None:
+                running = current  # s starts as ŝ_0, so step 0 gives s = ŝ_0 for any η_0
+            else:
+                running.blend(current, eta)
+            step += 1
+            iteration += 1
+            points += summary.n_points
+            params = _m_step(running, n_total, shift, summary.worst_point, cov_type, reg_covar, on_collapse,
+                             iteration, reseeded)
+            evaluated = step % eval_every == 0
+            if evaluated and record():
+                converged = True
+                break
+        epoch += 1
+    if not evaluated:
+        record()
+
+    if tol is not None and not converged and warn:
+        warnings.warn(f"stepwise EM did not meet tol={tol} within its budget ({step} steps, "
+                      f"{points / n_total:.3g} data passes); increase num_epochs/max_steps or tol.",
+                      ConvergenceWarning, stacklevel=3)
+    if reseeded and warn:
+        warnings.warn(f"re-seeded collapsed components (iteration, component): {reseeded}", UserWarning,
+                      stacklevel=3)
+    extras: dict[str, Any] = {
+        "eval_indices": eval_indices, "reseeded": reseeded, "steps": step,
+        "warm_start_steps": warm_start_steps, "batch_sizes": sizes,
+    }
+    return FitResult(model=model, params=params, history=history, converged=converged, n_iter=iteration,
+                     method="stepwise_em", objective=history.last("log_likelihood"), init=init, extras=extras)
+
+
+fit_stepwise_em.supports_streaming = True
