@@ -30,26 +30,39 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mixtures.errors import DataError, ParameterError
+from mixtures.errors import DataError, ParameterError, SingularCovarianceError
 from mixtures.model import GaussianMixture
 from mixtures.params import MixtureParams
-from mixtures.suffstats import m_step, summarize
+from mixtures.suffstats import m_step, pooled_component, summarize
 
 INITIALIZERS = ("kmeans", "kmeans++", "random", "random_from_data")
 InitSpec = Union[str, MixtureParams, dict, Tensor, np.ndarray]
 
 
 def params_from_responsibilities(model: GaussianMixture, X: Tensor, resp: Tensor,
-                                 reg_covar: float = 1e-6) -> MixtureParams:
-    """M step from responsibilities ``resp`` ``(N, K)``."""
-    return m_step(summarize(X, resp, model.cov_type), model.cov_type, reg_covar)
+                                 reg_covar: float = 1e-6, on_collapse: str = "error") -> MixtureParams:
+    """M step from responsibilities ``resp`` ``(N, K)``.
+
+    With ``on_collapse="reseed"`` a component whose covariance would be singular keeps
+    its weight and mean and takes the covariance of all the data.
+    """
+    summary = summarize(X, resp, model.cov_type)
+    pooled: set[int] = set()
+    while True:
+        try:
+            return m_step(summary, model.cov_type, reg_covar)
+        except SingularCovarianceError as error:
+            if on_collapse != "reseed" or error.component is None or error.component in pooled:
+                raise
+            pooled.add(error.component)
+            summary = pooled_component(summary, error.component, model.cov_type)
 
 
 def params_from_labels(model: GaussianMixture, X: Tensor, labels: Tensor,
-                       reg_covar: float = 1e-6) -> MixtureParams:
+                       reg_covar: float = 1e-6, on_collapse: str = "error") -> MixtureParams:
     """M step from a hard partition ``labels`` ``(N,)`` with values in ``0..K-1``."""
     resp = torch.nn.functional.one_hot(labels, model.n_components).to(X.dtype)
-    return params_from_responsibilities(model, X, resp, reg_covar)
+    return params_from_responsibilities(model, X, resp, reg_covar, on_collapse)
 
 
 def kmeans_plusplus(X: Tensor, n_clusters: int, generator: torch.Generator) -> Tensor:
@@ -116,7 +129,7 @@ def initial_responsibilities(model: GaussianMixture, X: Tensor, init: InitSpec) 
 
 def initialize(model: GaussianMixture, X: Tensor, init: InitSpec = "kmeans",
                seed: int | None = 0, reg_covar: float = 1e-6,
-               generator: torch.Generator | None = None) -> MixtureParams:
+               generator: torch.Generator | None = None, on_collapse: str = "error") -> MixtureParams:
     """Starting parameters for ``model`` on data ``X`` ``(N, D)``.
 
     Args:
@@ -154,7 +167,8 @@ def initialize(model: GaussianMixture, X: Tensor, init: InitSpec = "kmeans",
     if isinstance(init, str):
         if init == "random":
             resp = torch.rand(N, K, generator=generator, dtype=torch.float64).to(X)
-            return params_from_responsibilities(model, X, resp / resp.sum(-1, keepdim=True), reg_covar)
+            return params_from_responsibilities(model, X, resp / resp.sum(-1, keepdim=True), reg_covar,
+                                                on_collapse)
         if init == "random_from_data":
             chosen = torch.randperm(N, generator=generator)[:K].to(X.device)
             return MixtureParams.from_native(X.new_full((K,), 1.0 / K), X[chosen],
@@ -166,16 +180,16 @@ def initialize(model: GaussianMixture, X: Tensor, init: InitSpec = "kmeans",
                 labels = lloyd(X, centers)[1]
             else:
                 labels = assign(X, centers)[0]
-            return params_from_labels(model, X, labels, reg_covar)
+            return params_from_labels(model, X, labels, reg_covar, on_collapse)
         raise ValueError(f"unknown init {init!r}; choose one of {list(INITIALIZERS)}, or give "
                          "MixtureParams, a dict, labels (N,) or responsibilities (N, K).")
     array = init if isinstance(init, Tensor) else torch.as_tensor(np.asarray(init))
     if array.dim() == 1:
         if array.is_floating_point() and not torch.equal(array, array.round()):
             raise DataError("init labels must be integers.")
-        return params_from_labels(model, X, _labels_from_array(model, X, array), reg_covar)
+        return params_from_labels(model, X, _labels_from_array(model, X, array), reg_covar, on_collapse)
     if array.dim() == 2:
         return params_from_responsibilities(model, X, _responsibilities_from_array(model, X, array),
-                                            reg_covar)
+                                            reg_covar, on_collapse)
     raise ValueError(f"cannot initialize from {type(init).__name__} of shape {tuple(array.shape)}; "
                      "give labels (N,) or responsibilities (N, K).")

@@ -15,7 +15,7 @@ sit far from the origin.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -133,29 +133,42 @@ def summarize(X: Tensor, resp: Tensor, cov_type: CovarianceType, shift: Tensor |
     return Summary(shift, nk, sx, sxx, X.shape[0], nan, entropy)
 
 
-def reseed_component(summary: Summary, component: int, cov_type: CovarianceType) -> Summary:
-    """Statistics in which ``component`` is replaced by a fresh start.
-
-    The new component sits at the worst-explained point of the pass with the
-    covariance of all the data; :func:`reseeded_weights` then gives it weight 1/N.
-    """
-    if cov_type.name == "tied" or summary.worst_point is None:
-        raise ValueError("re-seeding needs a per-component covariance and in-memory or streamed "
-                         "(not distributed) data.")
+def _with_pooled_covariance(summary: Summary, component: int, cov_type: CovarianceType,
+                            mass: Tensor, point: Tensor) -> Summary:
+    """Statistics where ``component`` has ``mass``, mean ``point`` (shifted frame) and the
+    covariance of all the data."""
+    if cov_type.name == "tied":
+        raise ValueError("a tied covariance has no per-component statistics to replace.")
     total = summary.nk.sum()
     pooled_mean = summary.sx.sum(0) / total
-    point = summary.worst_point - summary.shift
     nk, sx, sxx = summary.nk.clone(), summary.sx.clone(), summary.sxx.clone()
-    nk[component] = total
-    sx[component] = total * point
+    nk[component] = mass
+    sx[component] = mass * point
     if cov_type.name == "full":
         pooled = summary.sxx.sum(0) / total - torch.outer(pooled_mean, pooled_mean)
-        sxx[component] = total * (pooled + torch.outer(point, point))
+        sxx[component] = mass * (pooled + torch.outer(point, point))
     else:  # diag and spherical keep per-dimension second moments
         pooled = summary.sxx.sum(0) / total - pooled_mean.square()
-        sxx[component] = total * (pooled + point.square())
-    return Summary(summary.shift, nk, sx, sxx, summary.n_points, summary.log_likelihood, summary.entropy,
-                   summary.labels, summary.worst_point)
+        sxx[component] = mass * (pooled + point.square())
+    return replace(summary, nk=nk, sx=sx, sxx=sxx)
+
+
+def reseed_component(summary: Summary, component: int, cov_type: CovarianceType) -> Summary:
+    """Statistics in which ``component`` restarts at the pass's worst-explained point.
+
+    It sits there with the covariance of all the data; the caller then gives it
+    weight 1/N (its statistics carry the whole data's mass only to set that covariance).
+    """
+    if summary.worst_point is None:
+        raise ValueError("re-seeding needs the worst-explained point of an in-memory or streamed pass.")
+    return _with_pooled_covariance(summary, component, cov_type, summary.nk.sum(),
+                                   summary.worst_point - summary.shift)
+
+
+def pooled_component(summary: Summary, component: int, cov_type: CovarianceType) -> Summary:
+    """Statistics in which ``component`` keeps its mass and mean but takes the data's covariance."""
+    mass = summary.nk[component].clamp_min(10 * torch.finfo(summary.nk.dtype).eps)
+    return _with_pooled_covariance(summary, component, cov_type, mass, summary.sx[component] / mass)
 
 
 def floored_counts(nk: Tensor) -> Tensor:
@@ -193,3 +206,4 @@ def expected_log_joint(summary: Summary, params: MixtureParams) -> Tensor:
 def elbo(summary: Summary, params: MixtureParams) -> Tensor:
     """``E_q[log p(X, Z | θ)] + H(q)``: the ELBO of ``q`` (summarized) at ``θ``."""
     return expected_log_joint(summary, params) + summary.entropy
+

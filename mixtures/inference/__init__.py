@@ -113,12 +113,13 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
                 start = dist_utils.agreed_start(
                     model, X, lambda: _initialize(model, X, init, restart_seed, reg_covar, init_sample_size))
             else:
-                start = _initialize(model, X, init, restart_seed, reg_covar, init_sample_size)
+                start = _initialize(model, X, init, restart_seed, reg_covar, init_sample_size,
+                                    options.get("on_collapse", "error"))
             result = routine(model, X, start, reg_covar=reg_covar, seed=restart_seed, **options)
         except (FloatingPointError, ValueError) as error:
             if len(seeds) == 1:
                 raise
-            warnings.warn(f"restart with seed {restart_seed} failed: {error}", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"restart with seed {restart_seed} failed: {error}", UserWarning, stacklevel=2)
             objectives.append(float("nan"))
             last_error = error
             continue
@@ -133,13 +134,14 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
 
 
 def _initialize(model: GaussianMixture, X: Any, init: InitSpec, seed: int | None, reg_covar: float,
-                init_sample_size: int):
+                init_sample_size: int, on_collapse: str = "error"):
     """Initialize on the data, or on a reservoir sample of streamed data."""
     if not isinstance(X, StreamingData):
-        return initialize(model, X, init, seed=seed, reg_covar=reg_covar)
+        return initialize(model, X, init, seed=seed, reg_covar=reg_covar, on_collapse=on_collapse)
     if not isinstance(init, (str, dict)) and not hasattr(init, "native"):
         raise ValueError("streamed data can start from an initializer name, MixtureParams or a dict; "
                          "labels or responsibilities of every point are not supported.")
     generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
     sample = X.reservoir_sample(check_positive_int(init_sample_size, "init_sample_size"), generator)
-    return initialize(model, sample, init, reg_covar=reg_covar, generator=generator)
+    return initialize(model, sample, init, reg_covar=reg_covar, generator=generator,
+                      on_collapse=on_collapse)
