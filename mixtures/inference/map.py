@@ -56,7 +56,8 @@ def fit_map(model: GaussianMixture, X: Tensor, init: MixtureParams, *, num_steps
             lr: float = 0.05, betas: tuple[float, float] = (0.9, 0.999), lr_decay: float = 1.0,
             tol: float = 1e-7, patience: int | None | str = "auto", eval_every: int = 1,
             jit: bool = False, validate: bool = False, seed: int | None = 0,
-            reg_covar: float | None = None) -> FitResult:
+            reg_covar: float | None = None,
+            standardize: bool = True) -> FitResult:
     """Enumerated MAP from ``init`` with Adam.
 
     Args:
@@ -78,8 +79,10 @@ def fit_map(model: GaussianMixture, X: Tensor, init: MixtureParams, *, num_steps
         seed: seeds Pyro's RNG for the run (MAP itself draws nothing; ``fit``
             passes each restart's seed).
         reg_covar: unused (the program has no covariance floor).
+        standardize: optimize on standardized data and map back (no prior only), so
+            the result does not depend on the data's units (Adam's steps are absolute).
     """
     return run_pyro(model, X, init, method="map", guide="delta", local_guide="enumerate",
                     num_steps=num_steps, lr=lr, betas=betas, lr_decay=lr_decay, tol=tol,
                     patience=patience, eval_every=eval_every, num_particles=1, subsample_size=None,
-                    jit=jit, validate=validate, seed=seed, reg_covar=reg_covar)
+                    jit=jit, validate=validate, seed=seed, reg_covar=reg_covar, standardize=standardize)

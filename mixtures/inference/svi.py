@@ -81,7 +81,8 @@ def fit_svi(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
             betas: tuple[float, float] = (0.9, 0.999), lr_decay: float = 1.0, tol: float = 1e-7,
             patience: int | None | str = "auto", eval_every: int = 1, jit: bool = False,
             validate: bool = False, seed: int | None = 0, reg_covar: float | None = None,
-            posterior_samples: int = 500) -> FitResult:
+            posterior_samples: int = 500,
+            standardize: bool = True) -> FitResult:
     """SVI from ``init`` (see the module docstring for the guides).
 
     Args:
@@ -102,6 +103,8 @@ def fit_svi(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
             noisy estimate (sampled guide sites or minibatches).
         seed: seeds minibatch and guide draws (``fit`` passes each restart's seed).
         reg_covar: unused (the program has no covariance floor).
+        standardize: optimize on standardized data and map back (no prior only), so
+            the result does not depend on the data's units (Adam's steps are absolute).
         posterior_samples: draws of the globals kept in ``result.posterior``
             (distributional guides of a model with a prior).
     """
@@ -109,5 +112,5 @@ def fit_svi(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
                     local_estimator=local_estimator, num_steps=num_steps, lr=lr, betas=betas,
                     lr_decay=lr_decay, tol=tol, patience=patience, eval_every=eval_every,
                     num_particles=num_particles, subsample_size=subsample_size, jit=jit,
-                    posterior_samples=posterior_samples,
+                    posterior_samples=posterior_samples, standardize=standardize,
                     validate=validate, seed=seed, reg_covar=reg_covar)
