@@ -25,6 +25,9 @@ from mixtures.params import MixtureParams, chunk_size_for, iter_chunks
 from mixtures.stream import StreamingData, iter_data
 
 
+_LOG_TINY = {dtype: math.log(torch.finfo(dtype).tiny) for dtype in (torch.float32, torch.float64)}
+
+
 @dataclass
 class Summary:
     """Statistics of one pass over the data.
@@ -102,7 +105,9 @@ def e_step(X: Tensor | StreamingData, params: MixtureParams, shift: Tensor, hard
             resp = torch.nn.functional.one_hot(chunk_labels, K).to(Xc.dtype)
         else:
             log_resp = joint - log_norm
-            resp = log_resp.exp()
+            # Responsibilities below the smallest normal number are zeroed: subnormal floats
+            # make every later product several times slower (float32 reaches them at 1e-38).
+            resp = log_resp.exp().masked_fill_(log_resp < _LOG_TINY[log_resp.dtype], 0.0)
             # 0 · log 0 = 0 for components with underflowing responsibility
             entropy -= torch.where(resp > 0, resp * log_resp, 0.0).sum()
         nk += resp.sum(0)
