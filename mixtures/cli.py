@@ -1,0 +1,358 @@
+"""The ``mixtures`` command: run experiment configs, fit one model, select K.
+
+``main(argv)`` returns the exit code: 0 on success, 2 for a bad config, bad data
+or bad arguments (one clear line on stderr, no traceback), 1 when a fit fails
+numerically, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mixtures.config import COVARIANCE_TYPES, ConfigError
+
+PROGRAM = "mixtures"
+
+MAIN_EPILOG = """\
+examples:
+  mixtures run configs/em_vs_vi.yaml                 EM vs hard EM vs k-means vs MAP vs SVI
+  mixtures run configs/init.yaml --smoke --out /tmp/init   a tiny run to check the setup
+  mixtures run configs/sample_size.yaml seeds=[0,1,2] model.covariance_type=diag
+  mixtures fit old_faithful --k 2 --method em
+  mixtures fit data.csv --k 3 --method svi --option num_steps=2000 --option lr=0.02
+  mixtures select old_faithful --k-max 9 --out bic.png
+
+Every command has its own help: mixtures run --help, mixtures fit --help, ...
+"""
+
+RUN_EPILOG = """\
+The output directory holds config.yaml (the resolved config), results.csv (one
+row per fit, every metric), histories/ (one CSV of per-iteration traces per fit),
+figures/ and report.md. Rerunning the same command resumes: finished fits are
+skipped. Overrides use dotted key paths and YAML values:
+
+  mixtures run configs/em_vs_vi.yaml model.n_components=3 seeds=[0,1]
+  mixtures run configs/em_vs_vi.yaml methods[4].options.lr=0.01 --formats png,pdf
+  mixtures run configs/separation.yaml --smoke --quiet --out /tmp/sep
+"""
+
+FIT_EPILOG = """\
+DATA is a .csv, .npy or whitespace-separated text file (one point per row), or
+the word old_faithful for the bundled Old Faithful data.
+
+  mixtures fit old_faithful --k 2 --method em --init kmeans++ --seed 1
+  mixtures fit points.txt --k 4 --method hard_em --covariance-type diag
+  mixtures fit old_faithful --k 2 --method map --option num_steps=500 --option lr=0.05
+"""
+
+SELECT_EPILOG = """\
+Fits every K = 1..k-max with every covariance type and prints BIC, AIC and ICL
+(lower is better, scikit-learn's sign). Fits whose covariance collapsed onto the
+reg_covar floor are flagged singular and excluded from the choice, as mclust does.
+
+  mixtures select old_faithful
+  mixtures select old_faithful --k-max 6 --covariance-types full diag --out bic.png
+"""
+
+
+def _routines() -> list[str]:
+    from mixtures.inference import ROUTINES
+
+    return sorted(ROUTINES)
+
+
+def _inits() -> list[str]:
+    from mixtures.init import INITIALIZERS
+
+    return list(INITIALIZERS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM, formatter_class=formatter, epilog=MAIN_EPILOG,
+        description="Gaussian mixtures declared once as Pyro programs, fitted by EM, hard EM, "
+                    "k-means, k-medians, MAP and SVI on one scale.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", formatter_class=formatter, epilog=RUN_EPILOG,
+                              help="run an experiment config (configs/*.yaml)",
+                              description="Run every fit of a YAML experiment config and write results, "
+                                          "figures and a report.")
+    run.add_argument("config", metavar="CONFIG", help="YAML config file, e.g. configs/em_vs_vi.yaml")
+    run.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                     help="override config values (dotted paths, YAML values)")
+    run.add_argument("--out", metavar="DIR", help="output directory (default: runs/<config name>[-smoke])")
+    run.add_argument("--smoke", action="store_true",
+                     help="apply the config's smoke block: tiny sizes, few steps")
+    run.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    run.add_argument("--formats", metavar="LIST", help="figure formats, comma-separated: png or png,pdf")
+
+    fit = commands.add_parser("fit", formatter_class=formatter, epilog=FIT_EPILOG,
+                              help="fit one mixture to a data file and print it",
+                              description="Fit one Gaussian mixture and print its weights, means, "
+                                          "covariances, log-likelihood, BIC and convergence.")
+    fit.add_argument("data", metavar="DATA", help="data file, or old_faithful")
+    fit.add_argument("--k", type=int, required=True, metavar="K", help="number of components")
+    fit.add_argument("--method", required=True, choices=_routines(), metavar="M",
+                     help="routine: " + ", ".join(_routines()))
+    fit.add_argument("--covariance-type", default="full", choices=COVARIANCE_TYPES, metavar="T",
+                     help="full (default), tied, diag or spherical")
+    fit.add_argument("--init", default="kmeans", choices=_inits(), metavar="I",
+                     help="initializer: " + ", ".join(_inits()) + " (default kmeans)")
+    fit.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    fit.add_argument("--n-init", type=int, default=1, metavar="R", help="restarts, best kept (default 1)")
+    fit.add_argument("--reg-covar", type=float, default=1e-6, metavar="R",
+                     help="added to covariance diagonals (default 1e-6)")
+    fit.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                     help="routine option, repeatable (max_iter=500, tol=1e-8, num_steps=2000, lr=0.05...)")
+
+    select = commands.add_parser("select", formatter_class=formatter, epilog=SELECT_EPILOG,
+                                 help="choose K and the covariance type by BIC/AIC/ICL",
+                                 description="Model selection over K x covariance type.")
+    select.add_argument("data", metavar="DATA", help="data file, or old_faithful")
+    select.add_argument("--k-max", type=int, default=9, metavar="K", help="largest K tried (default 9)")
+    select.add_argument("--covariance-types", nargs="+", default=list(COVARIANCE_TYPES),
+                        choices=COVARIANCE_TYPES, metavar="T", help="types tried (default: all four)")
+    select.add_argument("--method", default="em", choices=_routines(), metavar="M",
+                        help="routine (default em)")
+    select.add_argument("--init", default="kmeans", choices=_inits(), metavar="I", help="initializer")
+    select.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    select.add_argument("--n-init", type=int, default=1, metavar="R", help="restarts per fit (default 1)")
+    select.add_argument("--reg-covar", type=float, default=1e-6, metavar="R", help="default 1e-6")
+    select.add_argument("--out", metavar="PATH", help="write the BIC plot (PATH.png/.pdf, or a directory)")
+    select.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+# -------------------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mixtures`` console script; returns the exit code."""
+    parser = build_parser()
+    try:
+        # Overrides may come after options (run CONFIG --out DIR key=value): argparse leaves
+        # such late positionals unrecognized, so they are collected here.
+        args, extra = parser.parse_known_args(argv)
+        late = [item for item in extra if not item.startswith("-")]
+        if args.command != "run" or len(late) != len(extra):
+            parser.parse_args(argv)  # reports the unrecognized arguments (exit 2)
+        if late:
+            args.overrides = list(args.overrides) + late
+    except SystemExit as exit_:  # --help (0) and usage errors (2)
+        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return {"run": _run, "fit": _fit, "select": _select}[args.command](args)
+    except ConfigError as error:
+        return _fail(str(error), 2)
+    except FileNotFoundError as error:
+        return _fail(str(error), 2)
+    except (ValueError, TypeError) as error:  # DataError, ParameterError, bad options
+        return _fail(f"{type(error).__name__}: {_one_line(error)}", 2)
+    except FloatingPointError as error:  # DivergenceError: the fit broke down
+        return _fail(f"the fit failed: {_one_line(error)}", 1)
+    except KeyboardInterrupt:
+        message = "interrupted"
+        if args.command == "run":
+            message += "; finished fits are saved: rerun the same command to resume"
+        return _fail(message, 130)
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"{PROGRAM}: error: {_one_line(message)}", file=sys.stderr)
+    return code
+
+
+def _progress_disabled(quiet: bool) -> bool:
+    return quiet or not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
+
+
+# -------------------------------------------------------------------------------------------
+def _run(args: argparse.Namespace) -> int:
+    from mixtures.config import load_config
+    from mixtures.experiment import read_results, run_experiment
+
+    overrides = list(args.overrides)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(args.config, item, f"{item!r} is not a KEY=VALUE override.",
+                              "overrides like model.n_components=3 after the config path")
+    if args.formats:
+        formats = [part.strip() for part in args.formats.split(",") if part.strip()]
+        overrides.append("output.formats=[" + ", ".join(formats) + "]")
+    config = load_config(args.config, overrides=overrides, smoke=args.smoke)
+    default = Path("runs") / (Path(args.config).stem + ("-smoke" if args.smoke else ""))
+    out = Path(args.out) if args.out else default
+    out_dir = run_experiment(config, out, smoke=args.smoke, quiet=args.quiet)
+    if not args.quiet:
+        rows = read_results(out_dir / "results.csv")
+        failed = sum(row["status"] != "ok" for row in rows)
+        print(f"{len(rows)} fits ({failed} failed) -> {out_dir}/")
+        print(f"report: {out_dir / 'report.md'}")
+    return 0
+
+
+def _load_data(text: str):
+    from mixtures import data
+
+    if text == "old_faithful":
+        return data.old_faithful(), "old_faithful"
+    return data.load(text), text
+
+
+def _options(items: Sequence[str]) -> dict[str, Any]:
+    options = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError("--option", item, f"{item!r} is not KEY=VALUE.", "e.g. --option max_iter=500")
+        key, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError("--option", key, f"cannot read the value {text!r}.", "YAML scalars") from None
+        if isinstance(value, str):
+            try:
+                value = float(value)  # 1e-8 is text to YAML 1.1
+            except ValueError:
+                pass
+        options[key.strip()] = value
+    return options
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def _matrix(rows: Any) -> str:
+    return "[" + ", ".join("[" + ", ".join(_fmt(v) for v in row) + "]" for row in rows) + "]"
+
+
+def _fit(args: argparse.Namespace) -> int:
+    import mixtures
+    from mixtures import metrics
+
+    X, name = _load_data(args.data)
+    options = _options(args.option)
+    model = mixtures.GaussianMixture(args.k, args.covariance_type)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = mixtures.fit(model, X, args.method, init=args.init, seed=args.seed, n_init=args.n_init,
+                                  reg_covar=args.reg_covar, **options)
+        except TypeError as error:
+            raise ConfigError("--option", "", f"routine {args.method!r} rejected an option: {error}.",
+                              f"the options in help(mixtures.inference.ROUTINES[{args.method!r}])") from None
+    params = result.params
+    n, d = X.shape
+    criteria = metrics.information_criteria(result, X)
+    log_likelihood = float(params.log_prob(X).sum())
+    print(f"{args.method} on {name}: {n} points, {d} feature(s); K={args.k}, {args.covariance_type} "
+          f"covariances, init {args.init}, seed {args.seed}")
+    print()
+    print(f"{'component':>9}  {'weight':>9}  mean")
+    for k in range(params.n_components):
+        mean = ", ".join(_fmt(v) for v in params.locs[k].tolist())
+        print(f"{k:>9}  {float(params.weights[k]):>9.5g}  [{mean}]")
+    print()
+    print("covariances:")
+    for k in range(params.n_components):
+        print(f"  {k}: {_matrix(params.covariances[k].tolist())}")
+    print()
+    elbo = result.history.last("elbo")
+    print(f"log-likelihood  {_fmt(log_likelihood)}  ({_fmt(log_likelihood / n)} per point)")
+    if math.isfinite(elbo):
+        print(f"ELBO            {_fmt(elbo)}")
+    print(f"BIC             {_fmt(criteria['bic'])}   AIC {_fmt(criteria['aic'])}   "
+          f"ICL {_fmt(criteria['icl'])}   (lower is better)")
+    print(f"iterations      {result.n_iter}")
+    print(f"converged       {'yes' if result.converged else 'no'}")
+    if metrics.is_singular(params, args.reg_covar):
+        print("warning: a covariance collapsed onto the reg_covar floor (singular fit).")
+    for message in dict.fromkeys(str(w.message).splitlines()[0] for w in caught):
+        print(f"warning: {message}", file=sys.stderr)
+    return 0
+
+
+def _select(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    import mixtures
+    from mixtures import metrics
+
+    if args.k_max < 1:
+        raise ConfigError("--k-max", "", f"must be at least 1; got {args.k_max}.", "integers >= 1")
+    X, name = _load_data(args.data)
+    types = list(dict.fromkeys(args.covariance_types))
+    grid = [(k, t) for t in types for k in range(1, args.k_max + 1)]
+    rows = []
+    for k, cov_type in tqdm(grid, disable=_progress_disabled(args.quiet), desc="select", unit="fit",
+                            leave=False, file=sys.stderr):
+        row: dict[str, Any] = {"n_components": k, "covariance_type": cov_type, "status": "ok"}
+        if k > X.shape[0]:
+            row.update(status="failed", error=f"K={k} exceeds the {X.shape[0]} points")
+            rows.append(row)
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                result = mixtures.fit(mixtures.GaussianMixture(k, cov_type), X, args.method, init=args.init,
+                                      seed=args.seed, n_init=args.n_init, reg_covar=args.reg_covar)
+                row.update(metrics.information_criteria(result, X))
+                row["log_likelihood"] = float(result.params.log_prob(X).sum())
+                row["singular"] = metrics.is_singular(result.params, args.reg_covar)
+            except (ValueError, FloatingPointError, RuntimeError) as error:
+                row.update(status="failed", error=_one_line(error)[:80])
+        rows.append(row)
+    usable = [r for r in rows if r["status"] == "ok" and not r["singular"]]
+    print(f"model selection on {name}: {X.shape[0]} points, {X.shape[1]} feature(s); {args.method}, "
+          f"init {args.init}, seed {args.seed}. Lower is better.")
+    print()
+    print(f"{'K':>3}  {'covariance':<10} {'log-lik':>12} {'BIC':>12} {'AIC':>12} {'ICL':>12}  note")
+    for r in rows:
+        if r["status"] != "ok":
+            print(f"{r['n_components']:>3}  {r['covariance_type']:<10} {'':>12} {'':>12} {'':>12} {'':>12}  "
+                  f"failed: {r['error']}")
+            continue
+        note = "singular (excluded)" if r["singular"] else ""
+        print(f"{r['n_components']:>3}  {r['covariance_type']:<10} {r['log_likelihood']:>12.6g} "
+              f"{r['bic']:>12.6g} {r['aic']:>12.6g} {r['icl']:>12.6g}  {note}")
+    print()
+    if not usable:
+        return _fail("no usable fit: every fit failed or was singular", 1)
+    for criterion in ("bic", "aic", "icl"):
+        best = min(usable, key=lambda r: r[criterion])
+        print(f"best by {criterion.upper()}: K={best['n_components']}, {best['covariance_type']} "
+              f"({criterion.upper()} {best[criterion]:.6g})")
+    if args.out:
+        from mixtures import plot
+
+        out = Path(args.out)
+        formats = ("png",)
+        if out.suffix.lower() in (".png", ".pdf"):
+            formats = (out.suffix.lower()[1:],)
+            out = out.with_suffix("")
+        elif out.is_dir() or not out.suffix:
+            out = out / "bic"
+        fig, ax = plot.subplots(1, 1, figsize=(6.5, 4.5))
+        plot.plot_bic(ax, [r for r in rows if r["status"] == "ok"], title=f"{name}: BIC ({args.method})")
+        for path in plot.save_figure(fig, out, formats=formats):
+            print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""The ``mixtures`` command line: run, fit, select, --help, and exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mixtures
+from mixtures import data as datasets
+from mixtures.cli import main
+from mixtures.experiment import read_results
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+TINY = """\
+# Tiny config for CLI tests.
+data: {name: s4, kind: synthetic, truth: seed004, n: 40, n_test: 50}
+model: {n_components: 2}
+methods:
+  - {name: EM, method: em, options: {max_iter: 10}}
+seeds: [0]
+metrics: {kl_samples: 50}
+output: {figures: [traces]}
+"""
+
+
+def test_help_teaches_with_examples(capsys):
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    assert "mixtures run configs/em_vs_vi.yaml" in text and "mixtures select old_faithful" in text
+    for command in ("run", "fit", "select"):
+        assert main([command, "--help"]) == 0
+        text = capsys.readouterr().out
+        assert f"usage: mixtures {command}" in text and "mixtures " + command in text.split("usage:")[1]
+
+
+def test_no_command_and_bad_arguments_exit_2(capsys):
+    assert main([]) == 2
+    assert main(["fit", "old_faithful", "--k", "2", "--method", "nope"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_fit_prints_a_summary_matching_the_api(capsys):
+    assert main(["fit", "old_faithful", "--k", "2", "--method", "em", "--seed", "0"]) == 0
+    out = capsys.readouterr().out
+    result = mixtures.fit(mixtures.GaussianMixture(2), datasets.old_faithful(), "em", seed=0)
+    X = datasets.old_faithful()
+    log_likelihood = float(result.params.log_prob(X).sum())
+    for label in ("weight", "mean", "covariances:", "log-likelihood", "BIC", "iterations", "converged"):
+        assert label in out
+    assert f"{log_likelihood:.6g}" in out and f"{result.bic(X):.6g}" in out
+    assert f"{float(result.params.weights[0]):.5g}" in out
+    assert f"iterations      {result.n_iter}" in out
+
+
+def test_fit_reads_a_data_file_and_routine_options(tmp_path, capsys):
+    X, _ = datasets.seed004_params().sample(120, seed=2)
+    path = tmp_path / "points.csv"
+    np.savetxt(path, X.numpy(), delimiter=",")
+    assert main(["fit", str(path), "--k", "2", "--method", "hard_em", "--covariance-type", "diag",
+                 "--init", "kmeans++", "--option", "max_iter=3", "--option", "tol=1e-12"]) == 0
+    out = capsys.readouterr().out
+    assert "120 points, 2 feature(s)" in out and "diag" in out and "iterations      3" in out
+
+
+def test_fit_errors_are_one_line_with_exit_2(tmp_path, capsys):
+    assert main(["fit", str(tmp_path / "missing.csv"), "--k", "2", "--method", "em"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mixtures: error: no data file") and err.count("\n") == 1
+    assert main(["fit", "old_faithful", "--k", "2", "--method", "em", "--option", "max_iters=3"]) == 2
+    err = capsys.readouterr().err
+    assert "max_iters" in err and "Traceback" not in err and err.count("\n") == 1
+    assert main(["fit", "old_faithful", "--k", "0", "--method", "em"]) == 2
+    assert "n_components" in capsys.readouterr().err
+
+
+def test_select_prints_the_table_and_the_best_model(tmp_path, capsys):
+    out_png = tmp_path / "bic.png"
+    assert main(["select", "old_faithful", "--k-max", "3", "--covariance-types", "full", "diag",
+                 "--out", str(out_png), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    lines = [line.split() for line in out.splitlines()]
+    table = [line for line in lines if len(line) >= 6 and line[0].isdigit()]
+    assert [(int(row[0]), row[1]) for row in table] == [(k, t) for t in ("full", "diag") for k in (1, 2, 3)]
+    # the reported BIC is the fit's own
+    X = datasets.old_faithful()
+    bic = mixtures.fit(mixtures.GaussianMixture(2, "full"), X, "em", seed=0).bic(X)
+    assert float(table[1][3]) == pytest.approx(bic, rel=1e-5)
+    best = min(table, key=lambda row: float(row[3]))
+    assert f"best by BIC: K={best[0]}, {best[1]}" in out
+    assert "best by BIC: K=2, full" in out  # Old Faithful's well-known answer
+    assert out_png.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_select_flags_and_excludes_singular_fits(tmp_path, capsys):
+    # 40 copies of one point: a diagonal component sits on them and its variances hit reg_covar
+    X, _ = datasets.seed004_params().sample(150, seed=1)
+    X = np.vstack([X.numpy(), np.tile([[6.0, 6.0]], (40, 1))])
+    path = tmp_path / "ties.txt"
+    np.savetxt(path, X)
+    assert main(["select", str(path), "--k-max", "3", "--covariance-types", "diag", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    singular = [line for line in out.splitlines() if "singular (excluded)" in line]
+    assert singular, out
+    chosen = [line for line in out.splitlines() if line.startswith("best by BIC")][0]
+    k_chosen = int(chosen.split("K=")[1].split(",")[0])
+    assert all(int(line.split()[0]) != k_chosen for line in singular)
+
+
+def test_run_writes_the_output_directory(tmp_path, capsys):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY)
+    out = tmp_path / "out"
+    assert main(["run", str(config), "--out", str(out), "--formats", "png,pdf", "seeds=[0,1]",
+                 "methods[0].options.max_iter=5"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 fits (0 failed)" in printed and "report.md" in printed
+    rows = read_results(out / "results.csv")
+    assert [row["seed"] for row in rows] == ["0", "1"] and all(int(row["n_iter"]) <= 5 for row in rows)
+    assert (out / "figures" / "traces_s4.png").read_bytes()[:8] == PNG_MAGIC
+    assert (out / "figures" / "traces_s4.pdf").read_bytes()[:5] == b"%PDF-"
+    assert "seeds=[0,1]" in (out / "config.yaml").read_text()
+
+
+def test_run_smoke_of_a_shipped_config(tmp_path, capsys):
+    out = tmp_path / "ms"
+    assert main(["run", str(CONFIGS / "model_selection.yaml"), "--smoke", "--quiet", "--out", str(out)]) == 0
+    assert capsys.readouterr().out == ""  # --quiet
+    assert (out / "figures" / "bic_old_faithful.png").exists() and (out / "report.md").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["model.covariance_type=ful"], "did you mean 'full'"),
+    (["data.n=-3"], "data.n"),
+    (["methods[0].method=nope"], "unknown routine 'nope'"),
+    (["oops"], "not a KEY=VALUE override"),
+])
+def test_run_with_a_bad_config_exits_2_without_traceback(tmp_path, capsys, args, fragment):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY)
+    out = tmp_path / "out"
+    assert main(["run", str(config), "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mixtures: error: ") and fragment in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_run_with_bad_yaml_exits_2(tmp_path, capsys):
+    config = tmp_path / "broken.yaml"
+    config.write_text("model: [n_components: 2\n")
+    assert main(["run", str(config), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert str(config) in err and "invalid YAML" in err

@@ -1,0 +1,354 @@
+"""Experiment runs: task expansion, data, metrics, files, resume, failures, and every shipped config."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import mixtures
+from mixtures import data as datasets
+from mixtures import experiment, metrics
+from mixtures.config import ConfigError, load_config
+from mixtures.errors import DivergenceError
+from mixtures.experiment import (
+    RESULT_COLUMNS,
+    TIME_COLUMNS,
+    DataCache,
+    derived_seed,
+    expand_tasks,
+    params_from_record,
+    read_history,
+    read_results,
+    run_experiment,
+    true_params,
+)
+from mixtures.inference import ROUTINES
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+SMALL = """\
+# A small sweep for resume tests.
+data: {name: s4, kind: synthetic, truth: seed004, n: 40, n_test: 100, seed: 1}
+model: {n_components: 2, covariance_type: full}
+methods:
+  - {name: EM, method: em, options: {max_iter: 20}}
+  - {name: km, method: kmeans, options: {max_iter: 20}}
+inits: [kmeans]
+seeds: [0, 1]
+sweep: {n: [30, 40]}
+metrics: {kl_samples: 100}
+output: {figures: none}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def assert_close(actual, expected, rtol=1e-12, atol=1e-12):
+    torch.testing.assert_close(torch.as_tensor(actual, dtype=torch.float64),
+                               torch.as_tensor(expected, dtype=torch.float64), rtol=rtol, atol=atol)
+
+
+def without_time(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in TIME_COLUMNS} for row in rows]
+
+
+# -- tasks and data --------------------------------------------------------------------------------------
+def test_expansion_order_and_counts(tmp_path):
+    text = """\
+data:
+  - {name: faithful, kind: old_faithful}
+  - {name: s4, kind: synthetic, truth: seed004, n: 100}
+model: {n_components: 2}
+methods: [em, kmeans]
+inits: [kmeans, random]
+seeds: [0, 1, 2]
+sweep: {n: [50, 100], covariance_type: [full, diag]}
+"""
+    tasks = expand_tasks(load_config(write(tmp_path, text)))
+    # faithful: 2 covariance types (n does not apply) ; s4: 2 n x 2 types; x 2 inits x 3 seeds x 2 methods
+    assert len(tasks) == (2 + 4) * 2 * 3 * 2
+    faithful = [t for t in tasks if t.dataset.name == "faithful"]
+    assert {t.point.get("n") for t in faithful} == {None} and len(faithful) == 24
+    first = tasks[:2]
+    assert [t.method.name for t in first] == ["em", "kmeans"] and first[0].cell == first[1].cell
+    assert len({t.key for t in tasks}) == len(tasks)
+    s4 = [t for t in tasks if t.dataset.name == "s4"]
+    assert {(t.dataset.n, t.covariance_type) for t in s4} == {(50, "full"), (50, "diag"), (100, "full"),
+                                                             (100, "diag")}
+    assert len({t.cell for t in tasks}) == len(tasks) // 2
+
+
+def test_task_keys_are_stable_and_depend_on_what_matters(tmp_path):
+    path = write(tmp_path, SMALL)
+    keys = [t.key for t in expand_tasks(load_config(path))]
+    assert keys == [t.key for t in expand_tasks(load_config(path))]
+    changed = [t.key for t in expand_tasks(load_config(path, overrides=["methods[0].options.max_iter=21"]))]
+    assert [a == b for a, b in zip(keys, changed)] == [i % 2 == 1 for i in range(len(keys))]
+
+
+def test_data_is_shared_within_a_cell_and_seeded_by_the_config(tmp_path):
+    config = load_config(write(tmp_path, SMALL))
+    tasks = expand_tasks(config)
+    cache = DataCache()
+    a, b = cache.get(tasks[0]), cache.get(tasks[1])     # same cell, two methods
+    assert a is b and a.X.shape == (30, 2) and a.X_test.shape == (100, 2)
+    assert cache.get(tasks[2]) is a                    # another seed, same data (resample: false)
+    fresh = DataCache().get(tasks[0])
+    assert torch.equal(fresh.X, a.X) and torch.equal(fresh.X_test, a.X_test)
+    other_n = cache.get(tasks[-1])
+    assert other_n.X.shape == (40, 2) and not torch.equal(other_n.X[:30], a.X)
+    assert not torch.equal(a.X_test[:30], a.X)         # held-out sample is independent
+    assert_close(a.truth.covariances, datasets.seed004_params().covariances, rtol=0, atol=0)
+
+
+def test_resample_draws_fresh_data_per_seed(tmp_path):
+    config = load_config(write(tmp_path, SMALL), overrides=["data.resample=true"])
+    tasks = expand_tasks(config)
+    cache = DataCache()
+    seed0, seed1 = cache.get(tasks[0]), cache.get(tasks[2])
+    assert tasks[0].seed == 0 and tasks[2].seed == 1
+    assert not torch.equal(seed0.X, seed1.X)
+    assert torch.equal(cache.get(tasks[1]).X, seed0.X)  # methods still share a cell's data
+
+
+def test_seed003_truth_reproduces_the_notebook_draw(tmp_path):
+    text = """\
+data: {kind: synthetic, truth: seed003, n: 3000, n_test: 10}
+model: {n_components: 3}
+methods: [em]
+"""
+    task = expand_tasks(load_config(write(tmp_path, text)))[0]
+    bundle = DataCache().get(task)
+    X, labels, params = datasets.seed003_data()
+    assert torch.equal(bundle.X, X) and torch.equal(bundle.labels, labels)
+    assert_close(bundle.truth.covariances, params.covariances, rtol=0, atol=0)
+
+
+def test_random_truth_separation_rescales_one_layout(tmp_path):
+    text = """\
+data: {kind: synthetic, truth: random, n: 50, n_components: 3, seed: 5}
+model: {n_components: 3}
+methods: [em]
+sweep: {separation: [1.0, 2.5]}
+"""
+    config = load_config(write(tmp_path, text))
+    tasks = expand_tasks(config)
+    near, far = (true_params(t.dataset, t.true_n_components) for t in (tasks[0], tasks[-1]))
+    assert_close(far.locs, near.locs * 2.5, rtol=1e-12, atol=1e-12)
+    assert_close(far.covariances, near.covariances, rtol=0, atol=0)
+    assert math.isclose(datasets.separation_of(far), 2.5, rel_tol=1e-10)
+
+
+# -- one run: files and metrics ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("small")
+    config_path = write(root, SMALL.replace("figures: none", "figures: [traces, error_vs]"))
+    out = run_experiment(config_path, root / "out", quiet=True)
+    return load_config(config_path), out
+
+
+def test_run_writes_every_file(small_run):
+    config, out = small_run
+    rows = read_results(out / "results.csv")
+    tasks = expand_tasks(config)
+    assert list(rows[0]) == list(RESULT_COLUMNS)
+    assert len(rows) == len(tasks) == 8
+    assert [row["task"] for row in rows] == [t.key for t in tasks]
+    assert all(row["status"] == "ok" for row in rows)
+    assert load_config(out / "config.yaml").to_dict() == config.to_dict()
+    for row in rows:
+        history = read_history(out / row["history"])
+        assert {"iteration", "log_likelihood", "elbo", "kl", "time"} <= set(history.columns)
+        assert history.last("log_likelihood") == pytest.approx(float(row["log_likelihood"]), rel=1e-9)
+    for name in ("traces_s4.png", "error_vs_n_s4.png"):
+        assert (out / "figures" / name).read_bytes()[:8] == PNG_MAGIC
+    report = (out / "report.md").read_text()
+    assert "figures/traces_s4.png" in report and "| EM |" in report and "KL to truth" in report
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_metrics_match_a_direct_computation(small_run):
+    config, out = small_run
+    rows = read_results(out / "results.csv")
+    tasks = expand_tasks(config)
+    cache = DataCache()
+    for task, row in zip(tasks, rows):
+        bundle = cache.get(task)
+        record = experiment.read_record(out, task)
+        params = params_from_record(record)
+        # the same fit through the public API gives the same numbers, bit for bit
+        options = dict(task.method.options)
+        direct = mixtures.fit(mixtures.GaussianMixture(2, "full"), bundle.X, task.method.method,
+                              init="kmeans", seed=task.seed, reg_covar=1e-6, **options)
+        assert_close(direct.params.locs, params.locs, rtol=0, atol=0)
+        log_likelihood = float(params.log_prob(bundle.X).sum())
+        assert float(row["log_likelihood"]) == log_likelihood
+        n = bundle.X.shape[0]
+        assert int(row["n"]) == n
+        assert float(row["bic"]) == pytest.approx(-2 * log_likelihood + 11 * math.log(n), rel=1e-12)
+        perm = metrics.align_components(params, bundle.truth)
+        errors = metrics.parameter_errors(params, bundle.truth, perm=perm)
+        assert float(row["means_rmse"]) == errors["means_rmse"]
+        assert row["alignment"] == " ".join(str(int(i)) for i in perm)
+        predicted = params.joint_log_prob(bundle.X).argmax(-1)
+        assert float(row["ari"]) == metrics.adjusted_rand_index(bundle.labels, predicted)
+        kl, se = metrics.kl_divergence(bundle.truth, params, n_samples=100, seed=derived_seed("kl", task.key))
+        assert (float(row["kl_truth"]), float(row["kl_truth_se"])) == (kl, se)
+        assert float(row["held_out_ll"]) == metrics.held_out_log_likelihood(params, bundle.X_test)
+        assert row["singular"] == "false" and row["converged"] in ("true", "false")
+    # the truth's held-out score is a property of the cell, identical for its methods
+    for a, b in zip(rows[::2], rows[1::2]):
+        assert a["held_out_ll_truth"] == b["held_out_ll_truth"] and a["cell"] == b["cell"]
+
+
+def test_history_round_trips_exactly(tmp_path):
+    history = mixtures.History()
+    history.append(iteration=0, log_likelihood=-1.0 / 3.0, time=0.0)
+    history.append(iteration=1, log_likelihood=-0.1, elbo=-0.2, kl=0.1, time=1e-5, loss=float("nan"))
+    experiment.write_history(tmp_path / "h.csv", history)
+    again = read_history(tmp_path / "h.csv")
+    assert again.columns == history.columns
+    for name in history.columns:
+        torch.testing.assert_close(again[name], history[name], rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_params_round_trip_through_records(covariance_type):
+    X, _ = datasets.seed004_params().sample(200, seed=3)
+    fitted = mixtures.fit(mixtures.GaussianMixture(2, covariance_type), X, "em", seed=0).params
+    again = params_from_record({"params": experiment._params_record(fitted)})
+    assert again.covariance_type == covariance_type
+    assert_close(again.covariances, fitted.covariances, rtol=1e-14, atol=1e-15)
+    assert_close(again.locs, fitted.locs, rtol=0, atol=0)
+    assert_close(again.log_prob(X), fitted.log_prob(X), rtol=1e-12, atol=1e-12)
+
+
+# -- robustness ---------------------------------------------------------------------------------------
+def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path, monkeypatch):
+    path = write(tmp_path, SMALL)
+    reference = run_experiment(path, tmp_path / "reference", quiet=True)
+    real_fit = experiment.fit
+    calls = []
+
+    def dying_fit(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # the run is killed during its 4th fit
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(experiment, "fit", dying_fit)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(path, tmp_path / "resumed", quiet=True)
+    assert len(list((tmp_path / "resumed" / "records").glob("*.json"))) == 3
+    assert len(read_results(tmp_path / "resumed" / "results.csv")) == 3  # finished fits are listed
+    calls.clear()
+    monkeypatch.setattr(experiment, "fit", lambda *a, **k: (calls.append(1), real_fit(*a, **k))[1])
+    resumed = run_experiment(path, tmp_path / "resumed", quiet=True)
+    assert len(calls) == 5  # only the unfinished fits ran again
+    expected = read_results(reference / "results.csv")
+    got = read_results(resumed / "results.csv")
+    assert without_time(got) == without_time(expected)
+    calls.clear()
+    run_experiment(path, tmp_path / "resumed", quiet=True)
+    assert calls == []  # a finished run is not redone
+    # a grown config reuses the finished fits
+    run_experiment(load_config(path, overrides=["seeds=[0, 1, 2]"]), tmp_path / "resumed", quiet=True)
+    assert len(calls) == 4
+
+
+def test_a_failing_fit_becomes_a_failed_row(tmp_path, monkeypatch):
+    real_fit = experiment.fit
+
+    def fragile_fit(model, X, method, **kwargs):
+        if method == "kmeans" and kwargs["seed"] == 1:
+            raise DivergenceError("the log-likelihood became -inf at iteration 3: a component collapsed")
+        return real_fit(model, X, method, **kwargs)
+
+    monkeypatch.setattr(experiment, "fit", fragile_fit)
+    out = run_experiment(write(tmp_path, SMALL), tmp_path / "out", quiet=True)
+    rows = read_results(out / "results.csv")
+    failed = [row for row in rows if row["status"] == "failed"]
+    assert len(failed) == 2 and {row["method"] for row in failed} == {"km"}
+    assert failed[0]["error"].startswith("DivergenceError: the log-likelihood became -inf")
+    assert failed[0]["log_likelihood"] == "" and failed[0]["history"] == ""
+    assert all(row["status"] == "ok" for row in rows if row not in failed)
+    report = (out / "report.md").read_text()
+    assert "## Failed fits" in report and "DivergenceError" in report
+
+
+def test_malformed_configs_raise_before_any_file_is_written(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match="did you mean 'seeds'"):
+        run_experiment(write(tmp_path, SMALL.replace("seeds:", "sedes:")), out)
+    assert not out.exists()
+    # em forwards **options, so an unknown option surfaces when its first fit runs: still before writing
+    with pytest.raises(ConfigError) as caught:
+        run_experiment(write(tmp_path, SMALL.replace("{max_iter: 20}}\n  - {name: km",
+                                                     "{max_iters: 20}}\n  - {name: km")), out)
+    assert caught.value.key == "methods[0].options" and "max_iters" in str(caught.value)
+    assert not out.exists()
+    bad_file = SMALL.replace("{name: s4, kind: synthetic, truth: seed004, n: 40, n_test: 100, seed: 1}",
+                             "{kind: file, path: data.csv}").replace("sweep: {n: [30, 40]}", "")
+    (tmp_path / "data.csv").write_text("1,2\n3,x\n")
+    with pytest.raises(ConfigError, match="cannot be made"):
+        run_experiment(write(tmp_path, bad_file), out)
+    assert not out.exists()
+
+
+# -- every shipped config, in smoke mode ---------------------------------------------------------------
+EXPECTED_FIGURES = {
+    "em_vs_vi": ["ellipses_old_faithful", "traces_old_faithful", "kl_gap_old_faithful",
+                 "contours_old_faithful", "ellipses_seed004", "traces_seed004", "kl_gap_seed004",
+                 "contours_seed004"],
+    "init": ["ellipses_seed003", "traces_seed003", "kl_gap_seed003", "contours_seed003", "init_seed003"],
+    "sample_size": ["ellipses_seed004_n30", "ellipses_seed004_n60", "traces_seed004", "error_vs_n_seed004"],
+    "model_selection": ["bic_old_faithful", "ellipses_old_faithful_full_K1", "ellipses_old_faithful_full_K2"],
+    "separation": ["error_vs_separation_random3", "error_vs_imbalance_random3",
+                   "ellipses_random3_sep0.5_imb1.0", "ellipses_random3_sep2.0_imb4.0"],
+}
+SLOW_CONFIGS = ("sample_size", "separation")
+
+
+def run_shipped_smoke(name: str, out: Path) -> None:
+    text = (CONFIGS / f"{name}.yaml").read_text()
+    for routine in ("map", "svi"):
+        if f"method: {routine}" in text and routine not in ROUTINES:
+            pytest.skip(f"routine {routine!r} is not registered yet (mixtures/inference/{routine}.py)")
+    config = load_config(CONFIGS / f"{name}.yaml", smoke=True)
+    run_experiment(CONFIGS / f"{name}.yaml", out, smoke=True, quiet=True)
+    rows = read_results(out / "results.csv")
+    assert list(rows[0]) == list(RESULT_COLUMNS)
+    assert len(rows) == len(expand_tasks(config))
+    failed = [(row["method"], row["error"]) for row in rows if row["status"] != "ok"]
+    assert not failed, failed
+    for row in rows:
+        assert (out / row["history"]).stat().st_size > 0
+    assert load_config(out / "config.yaml").to_dict() == config.to_dict()
+    report = (out / "report.md").read_text()
+    assert report.startswith(f"# {config.name}") and "smoke mode" in report
+    for figure in EXPECTED_FIGURES[name]:
+        png = out / "figures" / f"{figure}.png"
+        assert png.exists(), sorted(p.name for p in (out / "figures").iterdir())
+        assert png.stat().st_size > 1000 and png.read_bytes()[:8] == PNG_MAGIC
+        assert f"figures/{figure}.png" in report
+    assert "could not be drawn" not in report
+
+
+@pytest.mark.parametrize("name", [n for n in EXPECTED_FIGURES if n not in SLOW_CONFIGS])
+def test_shipped_config_runs_in_smoke_mode(name, tmp_path):
+    run_shipped_smoke(name, tmp_path / name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SLOW_CONFIGS)
+def test_shipped_sweep_config_runs_in_smoke_mode(name, tmp_path):
+    run_shipped_smoke(name, tmp_path / name)
