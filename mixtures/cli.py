@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROGRAM, formatter_class=formatter, epilog=MAIN_EPILOG,
         description="Gaussian mixtures declared once as Pyro programs, fitted by EM, hard EM, "
                     "k-means, k-medians, MAP and SVI on one scale.")
+    parser.add_argument("--threads", type=int, default=1, metavar="N",
+                        help="torch intra-op threads (default 1: these fits are small and a second "
+                             "thread mostly waits; raise it for large data)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = commands.add_parser("run", formatter_class=formatter, epilog=RUN_EPILOG,
@@ -151,6 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.threads < 1:
+        return _fail(f"--threads must be at least 1; got {args.threads}", 2)
+    import torch
+
+    torch.set_num_threads(args.threads)
     try:
         return {"run": _run, "fit": _fit, "select": _select}[args.command](args)
     except ConfigError as error:
