@@ -267,6 +267,7 @@ def _spread_x(ax: Any, histories: dict, x: str) -> None:
         return
     linthresh = 1.0 if x == "iteration" else max(min(ends) / 2, 1e-4)
     ax.set_xscale("symlog", linthresh=linthresh)
+    ax.set_xlim(left=0)  # iterations and times are never negative
 
 
 def _cell_label(task) -> str:
