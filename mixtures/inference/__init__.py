@@ -50,9 +50,14 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
             on streamed data (default 100 000).
         distributed: call ``fit`` in every rank of an initialized ``torch.distributed``
             process group, each with its own shard ``X``; routines with
-            ``supports_distributed`` all-reduce their statistics and every rank
-            returns the same result. Initialization is computed on rank 0's shard
-            and broadcast.
+            ``supports_distributed`` (``"em"``, ``"hard_em"``, ``"kmeans"``, ``"map"``,
+            ``"svi"``, ``"vb"``) all-reduce their statistics (or, for ``"map"`` and
+            ``"svi"``, their gradients) and every rank returns the same parameters,
+            history and objective as one process holding all the data (equal to
+            rounding); per-point extras (``labels``, ``assignment_probs``) describe
+            the rank's own shard. Initialization is computed on rank 0's shard and
+            broadcast; a prior's data-scaled defaults are resolved on all ranks' data
+            (:func:`mixtures.distributed.with_global_prior`).
         **options: routine options (``max_iter``, ``tol``...), see each routine.
 
     Streaming: ``X`` may also be a memory-mapped array (``np.load(path, mmap_mode="r")``),
@@ -89,12 +94,16 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
 
         dist_utils.check_initialized()
         if not getattr(routine, "supports_distributed", False):
-            supported = sorted(name for name, r in ROUTINES.items() if getattr(r, "supports_distributed", False))
+            supported = sorted(name for name, r in ROUTINES.items()
+                               if getattr(r, "supports_distributed", False))
             raise ValueError(f"method {method!r} does not run distributed yet; use one of {supported}.")
         options = {**options, "distributed": True}
         N = dist_utils.global_count(X.shape[0])
+        # every rank must see the same prior: its defaults come from all the data, not the shard
+        run_model = dist_utils.with_global_prior(model, X)
     else:
         N = X.shape[0]
+        run_model = model
     if model.n_components > N:
         raise DataError(f"X has {N} point(s), fewer than the model's K={model.n_components} "
                         "components; use fewer components or more data.")
@@ -111,11 +120,12 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
         try:
             if distributed:
                 start = dist_utils.agreed_start(
-                    model, X, lambda: _initialize(model, X, init, restart_seed, reg_covar, init_sample_size))
+                    model, X,
+                    lambda seed=restart_seed: _initialize(model, X, init, seed, reg_covar, init_sample_size))
             else:
                 start = _initialize(model, X, init, restart_seed, reg_covar, init_sample_size,
                                     options.get("on_collapse", "error"))
-            result = routine(model, X, start, reg_covar=reg_covar, seed=restart_seed, **options)
+            result = routine(run_model, X, start, reg_covar=reg_covar, seed=restart_seed, **options)
         except (FloatingPointError, ValueError) as error:
             if len(seeds) == 1:
                 raise
@@ -128,6 +138,8 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
             best = result
     if best is None:
         raise last_error  # every restart failed
+    if distributed:
+        best.model = model  # the caller's model, not its globally resolved copy
     best.extras["restart_objectives"] = objectives
     best.extras["seed"] = seed
     return best

@@ -17,6 +17,15 @@ ELBO at every iteration, on the same scale as EM, plus ``objective``: the
 inertia (sum of squared L2 distances) or the sum of L1 distances. ``extras``
 holds ``centers`` ``(K, D)`` (the medians for k-medians), ``labels`` ``(N,)``
 and ``inertia``.
+
+Distributed k-means (``fit(..., method="kmeans", distributed=True)``, option
+``distributed`` of :func:`lloyd` and friends): every pass's sums, counts and
+inertia are all-reduced; the empty-cluster rule picks among the K farthest
+points of all ranks (each rank contributes its K farthest, padded with ``-inf``
+distances, gathered by :func:`mixtures.distributed.global_farthest`), so it
+chooses the same point as one process on all the data; ``tol``'s scale and the
+induced mixture's statistics are global. ``extras["labels"]`` are the rank's own
+shard's. k-medians does not run distributed (medians do not add up over shards).
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mixtures import distributed as dist_utils
 from mixtures.errors import ConvergenceWarning
 from mixtures.inference.registry import register
 from mixtures.model import GaussianMixture
@@ -111,12 +121,18 @@ def _farthest(candidates: tuple[Tensor, Tensor, Tensor] | None, points: Tensor, 
 
 
 def lloyd_pass(X: Tensor | StreamingData, centers: Tensor, chunk_size: int | None = None,
-               keep_labels: bool = True):
+               keep_labels: bool = True, distributed: bool = False):
     """One pass of Lloyd's algorithm: assignments to ``centers`` and what the update needs.
 
     Returns ``(sums (K, D), counts (K,), inertia, farthest, labels)`` where
     ``farthest`` holds the K points farthest from their centres (for empty
-    clusters) and ``labels`` ``(N,)`` is None for streamed data.
+    clusters), ``(points (K, D), distances (K,), labels (K,))`` by decreasing
+    distance, and ``labels`` ``(N,)`` is None for streamed data.
+
+    ``distributed``: ``X`` is this rank's shard; ``sums``, ``counts`` and
+    ``inertia`` are summed over ranks and ``farthest`` is the K farthest points of
+    all ranks (:func:`mixtures.distributed.global_farthest`), identical on every
+    rank; ``labels`` stay this rank's.
     """
     K, D = centers.shape
     sums = centers.new_zeros(K, D)
@@ -132,18 +148,28 @@ def lloyd_pass(X: Tensor | StreamingData, centers: Tensor, chunk_size: int | Non
         farthest = _farthest(farthest, chunk, distances, chunk_labels, K)
         if labels is not None:
             labels.append(chunk_labels)
+    if distributed:
+        sums, counts, total = dist_utils.all_reduce_sum(
+            sums, counts, torch.tensor(inertia, dtype=torch.float64, device=sums.device))
+        inertia = float(total)
+        farthest = dist_utils.global_farthest(farthest, K, centers)
     return sums, counts, inertia, farthest, (torch.cat(labels) if labels is not None else None)
 
 
 def _relocate_empty(sums: Tensor, counts: Tensor, farthest: tuple[Tensor, Tensor, Tensor]) -> list[int]:
-    """Move the farthest points into empty clusters (in place), as scikit-learn does."""
+    """Move the farthest points into empty clusters (in place), as scikit-learn does.
+
+    ``farthest`` is ``(points (k, D), distances (k,), labels (k,))`` by decreasing
+    distance; rows with distance ``-inf`` are padding (distributed runs), never used.
+    """
     empty = torch.nonzero(counts == 0).reshape(-1).tolist()
-    points, _, labels = farthest
+    points, distances, labels = farthest
+    available = int(torch.isfinite(distances).sum())  # padding sorts last
     candidate = 0
     for cluster in empty:  # loop over (few) empty clusters, never over points
-        while candidate < points.shape[0] and counts[labels[candidate]] <= 1:
+        while candidate < available and counts[labels[candidate]] <= 1:
             candidate += 1
-        if candidate == points.shape[0]:
+        if candidate == available:
             raise ValueError(f"cannot fill empty cluster {cluster}: fewer points than clusters. "
                              "Use fewer components.")
         donor = int(labels[candidate])
@@ -155,8 +181,14 @@ def _relocate_empty(sums: Tensor, counts: Tensor, farthest: tuple[Tensor, Tensor
     return empty
 
 
-def _mean_variance(X: Tensor | StreamingData) -> float:
-    """Mean per-feature variance of the data (scikit-learn's scale for ``tol``), in one pass."""
+def _mean_variance(X: Tensor | StreamingData, distributed: bool = False) -> float:
+    """Mean per-feature variance of the data (scikit-learn's scale for ``tol``), in one pass.
+
+    ``distributed``: of all ranks' data (moments about rank 0's shift, all-reduced).
+    """
+    if distributed:
+        n, _, first, second = dist_utils.centred_moments(X)
+        return float((second / n - (first / n).square()).mean()) if n > 1 else 0.0
     if isinstance(X, Tensor):
         return float(X.var(0, unbiased=False).mean()) if X.shape[0] > 1 else 0.0
     total, first, second = 0, 0.0, 0.0
@@ -170,8 +202,8 @@ def _mean_variance(X: Tensor | StreamingData) -> float:
 
 
 def lloyd(X: Tensor | StreamingData, centers: Tensor, metric: str = "l2", max_iter: int = 300,
-          tol: float = 1e-4, on_iteration: Any = None, chunk_size: int | None = None
-          ) -> tuple[Tensor, Tensor | None, float, int, bool]:
+          tol: float = 1e-4, on_iteration: Any = None, chunk_size: int | None = None,
+          distributed: bool = False) -> tuple[Tensor, Tensor | None, float, int, bool]:
     """Lloyd iterations from ``centers`` ``(K, D)``.
 
     L2 runs one pass per iteration (any data source, scikit-learn's loop: assign
@@ -184,19 +216,28 @@ def lloyd(X: Tensor | StreamingData, centers: Tensor, metric: str = "l2", max_it
     is the inertia (``"l2"``) or sum of L1 distances (``"l1"``) of the returned
     labels to the returned centres (labels None for streamed data).
     ``on_iteration(iteration, centers, labels, objective)`` is called after every update.
+
+    ``distributed`` (L2 only): ``X`` is this rank's shard; every pass's sums,
+    counts, inertia and farthest points are combined over ranks
+    (:func:`lloyd_pass`), so every rank takes the same steps as one process on all
+    the data, and returns the same centres (``labels`` of its own shard).
     """
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}; got {metric!r}.")
+    if distributed and metric != "l2":
+        raise ValueError("distributed k-medians is not supported (medians do not add up over shards); "
+                         "use k-means (metric='l2') or fit in one process.")
     if metric == "l1":
         if not isinstance(X, Tensor):
             raise ValueError("k-medians needs the data in memory (medians are not additive over chunks).")
         return _lloyd_l1(X, centers, max_iter, tol, on_iteration)
-    threshold = tol * _mean_variance(X)
+    threshold = tol * _mean_variance(X, distributed)
     previous = None
     converged = False
     iteration = 0
     for iteration in range(1, max_iter + 1):
-        sums, counts, _, farthest, _ = lloyd_pass(X, centers, chunk_size, keep_labels=False)
+        sums, counts, _, farthest, _ = lloyd_pass(X, centers, chunk_size, keep_labels=False,
+                                                  distributed=distributed)
         _relocate_empty(sums, counts, farthest)
         new_centers = sums / counts[:, None]
         shift = float((new_centers - centers).square().sum())
@@ -210,7 +251,7 @@ def lloyd(X: Tensor | StreamingData, centers: Tensor, metric: str = "l2", max_it
         if fixed_point or shift <= threshold:
             converged = True
             break
-    _, _, inertia, _, labels = lloyd_pass(X, centers, chunk_size)
+    _, _, inertia, _, labels = lloyd_pass(X, centers, chunk_size, distributed=distributed)
     return centers, labels, inertia, iteration, converged
 
 
@@ -237,10 +278,14 @@ def _lloyd_l1(X: Tensor, centers: Tensor, max_iter: int, tol: float, on_iteratio
 
 
 def partition_summary(X: Tensor | StreamingData, centers: Tensor, cov_type, shift: Tensor,
-                      metric: str = "l2", chunk_size: int | None = None) -> tuple[Summary, float]:
+                      metric: str = "l2", chunk_size: int | None = None,
+                      distributed: bool = False) -> tuple[Summary, float]:
     """Statistics of the nearest-centre partition (one pass): ``(summary, objective)``.
 
     ``objective`` is the inertia (L2) or the sum of L1 distances to the centres.
+    ``distributed``: every sum (``nk``, ``sx``, ``sxx``, the point count and
+    ``objective``) is all-reduced over ranks in one collective (``shift`` must be
+    the same on every rank).
     """
     K, D = centers.shape
     nk, sx, sxx, objective = shift.new_zeros(K), shift.new_zeros(K, D), None, 0.0
@@ -255,32 +300,47 @@ def partition_summary(X: Tensor | StreamingData, centers: Tensor, cov_type, shif
         moment = cov_type.second_moment(centred, resp)
         sxx = moment if sxx is None else sxx + moment
         n_points += chunk.shape[0]
+    if sxx is None:  # an empty shard
+        sxx = cov_type.second_moment(shift.new_zeros(0, D), shift.new_zeros(0, K))
+    if distributed:
+        totals = torch.tensor([float(n_points), objective], dtype=torch.float64, device=shift.device)
+        nk, sx, sxx, totals = dist_utils.all_reduce_sum(nk, sx, sxx, totals)
+        n_points, objective = int(round(float(totals[0]))), float(totals[1])
     nan = shift.new_tensor(math.nan)
     return Summary(shift, nk, sx, sxx, n_points, nan, shift.new_zeros(())), objective
 
 
 def induced_mixture(model: GaussianMixture, X: Tensor | StreamingData, centers: Tensor, reg_covar: float,
-                    shift: Tensor, metric: str = "l2", chunk_size: int | None = None):
+                    shift: Tensor, metric: str = "l2", chunk_size: int | None = None,
+                    distributed: bool = False):
     """The Gaussian mixture of the nearest-centre partition: ``(params, summary, objective)``."""
-    summary, objective = partition_summary(X, centers, model.cov_type, shift, metric, chunk_size)
+    summary, objective = partition_summary(X, centers, model.cov_type, shift, metric, chunk_size, distributed)
     return m_step(summary, model.cov_type, reg_covar), summary, objective
 
 
 def _run(model: GaussianMixture, X: Tensor | StreamingData, init: MixtureParams, metric: str, *,
          max_iter: int = 300, tol: float = 1e-4, reg_covar: float = 1e-6,
-         track_likelihood: bool = True, warn: bool = True, chunk_size: int | None = None) -> FitResult:
+         track_likelihood: bool = True, warn: bool = True, chunk_size: int | None = None,
+         distributed: bool = False) -> FitResult:
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     tol = check_nonnegative_float(tol, "tol")
     reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
-    shift = default_shift(X)
+    if distributed and metric != "l2":
+        raise ValueError("distributed k-medians is not supported (medians do not add up over shards); "
+                         "use method='kmeans' or fit in one process.")
+    # every rank takes the moments about the same point
+    shift = dist_utils.broadcast(default_shift(X)) if distributed else default_shift(X)
     history = History()
     start = time.perf_counter()
 
     def record(iteration: int, centers: Tensor, *_: Any) -> None:
-        params, summary, objective = induced_mixture(model, X, centers, reg_covar, shift, metric, chunk_size)
+        params, summary, objective = induced_mixture(model, X, centers, reg_covar, shift, metric, chunk_size,
+                                                     distributed)
         row = {"iteration": iteration, "objective": objective}
         if track_likelihood:
             log_likelihood = float(e_step(X, params, shift, chunk_size=chunk_size).log_likelihood)
+            if distributed:
+                log_likelihood = dist_utils.all_reduce_float(log_likelihood, shift.device)
             lower_bound = float(elbo(summary, params))
             row.update(log_likelihood=log_likelihood, elbo=lower_bound, kl=log_likelihood - lower_bound)
         history.append(time=time.perf_counter() - start, **row)
@@ -291,12 +351,14 @@ def _run(model: GaussianMixture, X: Tensor | StreamingData, init: MixtureParams,
         n_iter, converged = 0, False
     else:
         centers, _, _, n_iter, converged = lloyd(X, centers, metric, max_iter=max_iter, tol=tol,
-                                                 on_iteration=record, chunk_size=chunk_size)
+                                                 on_iteration=record, chunk_size=chunk_size,
+                                                 distributed=distributed)
     if not converged and max_iter > 0 and warn:
         warnings.warn(f"{'k-means' if metric == 'l2' else 'k-medians'} did not converge in "
                       f"max_iter={max_iter} iterations; increase max_iter or tol.",
                       ConvergenceWarning, stacklevel=3)
-    params, _, objective = induced_mixture(model, X, centers, reg_covar, shift, metric, chunk_size)
+    params, _, objective = induced_mixture(model, X, centers, reg_covar, shift, metric, chunk_size,
+                                           distributed)
     labels = assign(X, centers, metric)[0] if isinstance(X, Tensor) else None
     return FitResult(model=model, params=params, history=history, converged=converged,
                      n_iter=n_iter, method="kmeans" if metric == "l2" else "kmedians",
@@ -308,11 +370,12 @@ def _run(model: GaussianMixture, X: Tensor | StreamingData, init: MixtureParams,
 def fit_kmeans(model: GaussianMixture, X: Tensor, init: MixtureParams, seed: int | None = None,
                **options: Any) -> FitResult:
     """k-means (Lloyd). Options: ``max_iter``, ``tol``, ``reg_covar``, ``track_likelihood``,
-    ``chunk_size``."""
+    ``chunk_size``, ``distributed`` (module docstring)."""
     return _run(model, X, init, "l2", **options)
 
 
 fit_kmeans.supports_streaming = True
+fit_kmeans.supports_distributed = True
 
 
 @register("kmedians")

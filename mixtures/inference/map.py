@@ -12,7 +12,10 @@ guide will be ``AutoDelta`` over the global sites (see
 
 Use it through ``mixtures.fit(model, X, method="map", **options)``; ``init``,
 ``n_init`` and ``seed`` work as for EM (a given ``MixtureParams`` starts the
-optimizer exactly there; its tensors are cloned, never written to).
+optimizer exactly there; its tensors are cloned, never written to). With
+``distributed=True`` each rank holds a shard and the loss and gradients are
+summed over ranks before every step, so every rank follows the trajectory of
+one process on all the data (see :mod:`mixtures.distributed`).
 
 History (one row every ``eval_every`` steps plus the final point, row 0 = the
 initialization; details in :mod:`mixtures.inference.pyro_common`):
@@ -57,7 +60,7 @@ def fit_map(model: GaussianMixture, X: Tensor, init: MixtureParams, *, num_steps
             tol: float = 1e-7, patience: int | None | str = "auto", eval_every: int = 1,
             jit: bool = False, validate: bool = False, seed: int | None = 0,
             reg_covar: float | None = None,
-            standardize: bool = True) -> FitResult:
+            standardize: bool = True, distributed: bool = False) -> FitResult:
     """Enumerated MAP from ``init`` with Adam.
 
     Args:
@@ -81,8 +84,16 @@ def fit_map(model: GaussianMixture, X: Tensor, init: MixtureParams, *, num_steps
         reg_covar: unused (the program has no covariance floor).
         standardize: optimize on standardized data and map back (no prior only), so
             the result does not depend on the data's units (Adam's steps are absolute).
+        distributed: ``X`` is this rank's shard (``fit(..., distributed=True)``): the
+            loss and the gradients of the globals are summed over ranks before every
+            step, so every rank returns the same result (details in
+            :func:`mixtures.inference.pyro_common._run_pyro`).
     """
     return run_pyro(model, X, init, method="map", guide="delta", local_guide="enumerate",
                     num_steps=num_steps, lr=lr, betas=betas, lr_decay=lr_decay, tol=tol,
                     patience=patience, eval_every=eval_every, num_particles=1, subsample_size=None,
-                    jit=jit, validate=validate, seed=seed, reg_covar=reg_covar, standardize=standardize)
+                    jit=jit, validate=validate, seed=seed, reg_covar=reg_covar, standardize=standardize,
+                    distributed=distributed)
+
+
+fit_map.supports_distributed = True

@@ -60,6 +60,11 @@ preceding ones all lie within ``tol * N`` of each other (``max - min <= tol * N`
 best" tolerates Adam's early overshoots, which can raise the loss for a few
 tens of steps before it falls. ``patience=None`` runs all ``num_steps`` steps
 (``converged=False``).
+
+Distributed runs (``fit(..., distributed=True)``, see :func:`_run_pyro`): each rank
+runs the program on its shard; the loss and the gradients of the global
+parameters are summed over ranks before every optimizer step, so all ranks step
+identically from the broadcast start, and every logged value is global.
 """
 
 from __future__ import annotations
@@ -80,15 +85,17 @@ import torch
 from pyro.infer import JitTraceEnum_ELBO, TraceEnum_ELBO, infer_discrete
 from pyro.infer.autoguide import AutoDelta, AutoMultivariateNormal, AutoNormal
 from pyro.infer.autoguide.initialization import init_to_value
+from pyro.poutine.messenger import Messenger
 from torch import Tensor
 from torch.distributions import constraints
 
+from mixtures import distributed as dist_utils
 from mixtures.errors import DivergenceError
 from mixtures.model import ASSIGNMENT, DATA_PLATE, GaussianMixture, fresh_param_store
 from mixtures.params import MixtureParams
 from mixtures.posterior import Posterior
 from mixtures.result import FitResult, History
-from mixtures.validation import check_nonnegative_float, check_positive_int
+from mixtures.validation import check_nonnegative_float, check_positive_int, spawn_seeds
 
 #: the program has one plate (``"data"``); enumeration dimensions start left of it
 MAX_PLATE_NESTING = 1
@@ -342,25 +349,55 @@ class _Stepper:
 
     Splitting lets every history row describe one point: the loss and gradient
     computed at ``θ_t`` are recorded in row ``t`` before the update moves to ``θ_{t+1}``.
+
+    Distributed (``distributed=True``): after ``loss_and_grads`` the gradients of
+    every *global* parameter and the loss are summed over ranks in one flat
+    all-reduce, before any update, so every rank's optimizer takes the same step
+    as a single process holding all the data. Parameters named in ``local_params``
+    (the mean-field guide's per-point ``assignment_probs``, ``(n_r, K)`` on rank
+    ``r``) belong to this rank's points only: their gradients are already
+    complete and are *not* all-reduced (their shapes differ between ranks anyway).
+    ``grad_norm`` is then the norm over the globals and every rank's locals.
     """
 
-    def __init__(self, elbo, program: Guide, guide: Guide, optimizer, X: Tensor):
+    def __init__(self, elbo, program: Guide, guide: Guide, optimizer, X: Tensor, distributed: bool = False,
+                 local_params: tuple[str, ...] = (ASSIGNMENT_PROBS,)):
         self.elbo, self.program, self.guide, self.optimizer, self.X = elbo, program, guide, optimizer, X
+        self.distributed = distributed
+        self.local_params = frozenset(local_params)
         self._params: list[Tensor] = []
 
     def evaluate(self) -> tuple[float, float]:
         """Loss and unconstrained gradient norm at the current point (gradients kept)."""
         with poutine.trace(param_only=True) as capture:
             loss = self.elbo.loss_and_grads(self.program, self.guide, self.X)
-        # An ordered, duplicate-free list (not a set): deterministic summation order.
-        seen: dict[int, Tensor] = {}
+        # An ordered, duplicate-free list (not a set): deterministic summation order
+        # (and the same order on every rank, which the flat all-reduce relies on).
+        seen: dict[int, tuple[str, Tensor]] = {}
         for site in capture.trace.nodes.values():
             unconstrained = site["value"].unconstrained()
-            seen.setdefault(id(unconstrained), unconstrained)
-        self._params = list(seen.values())
+            seen.setdefault(id(unconstrained), (site["name"], unconstrained))
+        self._params = [p for _, p in seen.values()]
+        if self.distributed:
+            return self._all_reduce(float(loss), list(seen.values()))
         squares = [p.grad.detach().square().sum() for p in self._params if p.grad is not None]
         grad_norm = float(torch.stack(squares).sum().sqrt()) if squares else 0.0
         return float(loss), grad_norm
+
+    def _all_reduce(self, loss: float, named: list[tuple[str, Tensor]]) -> tuple[float, float]:
+        """Sum the globals' gradients, the loss and the locals' squared gradient norm over ranks."""
+        shared = [p for name, p in named if name not in self.local_params]
+        local = [p for name, p in named if name in self.local_params]
+        for p in shared:  # every rank must send the same layout
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        local_squares = sum((float(p.grad.detach().square().sum()) for p in local if p.grad is not None), 0.0)
+        scalars = self.X.new_tensor([loss, local_squares], dtype=torch.float64)
+        *grads, scalars = dist_utils.all_reduce_sum(*[p.grad for p in shared], scalars)
+        for p, grad in zip(shared, grads):
+            p.grad.copy_(grad)
+        shared_squares = sum((float(g.square().sum()) for g in grads), 0.0)
+        return float(scalars[0]), math.sqrt(shared_squares + float(scalars[1]))
 
     def update(self) -> None:
         """One optimizer step on the gradients of the last :meth:`evaluate`."""
@@ -369,6 +406,23 @@ class _Stepper:
 
     def zero_grad(self) -> None:
         pyro.infer.util.zero_grads(self._params)
+
+
+class _ExcludeSites(Messenger):
+    """Mask the named sample sites out of the loss (their log density counts 0).
+
+    Distributed runs of a model with a prior: each rank's loss is its shard's
+    likelihood, and the log prior of the globals must be counted once in the sum
+    over ranks, so it is kept on rank 0 and masked on the others.
+    """
+
+    def __init__(self, names: tuple[str, ...]):
+        super().__init__()
+        self.names = frozenset(names)
+
+    def _pyro_sample(self, msg: dict) -> None:
+        if msg["name"] in self.names:
+            msg["mask"] = False
 
 
 #: ``patience="auto"``: early stopping on a window of this many steps when the
@@ -409,15 +463,19 @@ class _Standardizer:
     covariances need one scale for all dimensions (their root-mean-square).
     """
 
-    def __init__(self, X: Tensor, model: GaussianMixture):
+    def __init__(self, X: Tensor, model: GaussianMixture, distributed: bool = False):
         self.cov_type = model.cov_type
-        self.centre = X.mean(0)
-        scale = X.std(0, unbiased=False) if X.shape[0] > 1 else torch.ones_like(self.centre)
+        if distributed:  # every rank standardizes identically, with the moments of all the data
+            n, self.centre, scale = dist_utils.global_mean_std(X)
+        else:
+            n = X.shape[0]
+            self.centre = X.mean(0)
+            scale = X.std(0, unbiased=False) if n > 1 else torch.ones_like(self.centre)
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))
         if self.cov_type.name == "spherical":
             scale = scale.square().mean().sqrt().expand_as(scale).clone()
         self.scale = scale
-        self.log_jacobian = float(X.shape[0] * scale.log().sum())
+        self.log_jacobian = float(n * scale.log().sum())  # N of all the data: logged values are global
 
     def data(self, X: Tensor) -> Tensor:
         return (X - self.centre) / self.scale
@@ -452,19 +510,29 @@ class _Standardizer:
 
 
 def run_pyro(model: GaussianMixture, X: Tensor, init: MixtureParams, *, method: str,
-             standardize: bool = True, **options: Any) -> FitResult:
+             standardize: bool = True, distributed: bool = False, **options: Any) -> FitResult:
     """Optimize Pyro's ELBO of ``model.model`` from ``init`` (see :func:`_run_pyro`).
 
     ``standardize`` (default, models without a prior): run on standardized data and
     map back (:class:`_Standardizer`), so results do not depend on the data's units.
     With a prior the prior fixes the units and the data are used as they are.
+
+    ``distributed``: ``X`` is this rank's shard; the standardization uses the
+    moments of all ranks' data and a prior's data-scaled defaults are resolved on
+    all of it (:func:`mixtures.distributed.with_global_prior`), so every rank runs
+    the program a single process would run on all the data (see :func:`_run_pyro`).
     """
+    run_model = dist_utils.with_global_prior(model, X) if distributed else model
     if not standardize or model.prior is not None:
-        return _run_pyro(model, X, init, method=method, **options)
-    model.check_params(init)
-    standardizer = _Standardizer(X, model)
-    result = _run_pyro(model, standardizer.data(X), standardizer.params(init), method=method, **options)
-    return standardizer.result(result, init)
+        result = _run_pyro(run_model, X, init, method=method, distributed=distributed, **options)
+    else:
+        model.check_params(init)
+        standardizer = _Standardizer(X, model, distributed=distributed)
+        result = _run_pyro(run_model, standardizer.data(X), standardizer.params(init), method=method,
+                           distributed=distributed, **options)
+        result = standardizer.result(result, init)
+    result.model = model
+    return result
 
 
 def _run_pyro(model: GaussianMixture, X: Tensor, init: MixtureParams, *, method: str,
@@ -474,7 +542,7 @@ def _run_pyro(model: GaussianMixture, X: Tensor, init: MixtureParams, *, method:
              tol: float = 1e-7, patience: int | None | str = "auto", eval_every: int = 1,
              num_particles: int = 1, subsample_size: int | None = None, jit: bool = False,
              validate: bool = False, seed: int | None = 0, reg_covar: float | None = None,
-             posterior_samples: int = 500) -> FitResult:
+             posterior_samples: int = 500, distributed: bool = False) -> FitResult:
     """Optimize Pyro's ELBO of ``model.model`` from ``init`` (see the module docstring).
 
     Args:
@@ -507,6 +575,26 @@ def _run_pyro(model: GaussianMixture, X: Tensor, init: MixtureParams, *, method:
             the program has no covariance floor.
         posterior_samples: draws kept in ``result.posterior`` for ``"normal"``/``"mvn"``
             guides of a model with a prior.
+        distributed: ``X`` is this rank's shard of data spread over an initialized
+            ``torch.distributed`` process group (``fit(..., distributed=True)``).
+
+    Distributed runs: every rank runs the program on its own shard; after each
+    ``loss_and_grads`` the loss and the gradients of the *global* parameters are
+    summed over ranks (:class:`_Stepper`), so every rank takes the same Adam step
+    from the same (broadcast) start as a single process on all the data would,
+    equal up to floating-point reassociation of the sums. A prior's log density
+    is counted once (on rank 0, masked elsewhere: :class:`_ExcludeSites`). Logged
+    values are global: ``loss``/``elbo`` are sums over ranks, ``log_likelihood`` is
+    all-reduced, ``tol`` is per point of all the data. Only ``guide="delta"`` is
+    supported (a distributional global guide would need identical random draws on
+    every rank). The mean-field guide's ``assignment_probs`` are local: rank ``r``
+    keeps ``(n_r, K)`` for its own points (its gradients are not all-reduced) and
+    ``extras["assignment_probs"]``/``extras["labels"]`` describe this rank's shard.
+    ``subsample_size=B`` is the minibatch size *of each rank* (``B`` rows of every
+    shard per step, each scaled by ``n_r / B``: the sum over ranks is an unbiased
+    estimate of the full loss); it must not exceed the smallest shard. Draws that
+    only concern local sites (minibatches, sampled assignments) use a rank-specific
+    seed derived from ``seed`` (rank 0 uses ``seed`` itself).
 
     With a prior the history gains ``log_prior`` (at the point estimate, the
     guide's median), ``elbo`` includes it, and ``kl = log_likelihood + log_prior
@@ -515,28 +603,50 @@ def _run_pyro(model: GaussianMixture, X: Tensor, init: MixtureParams, *, method:
     at the point for ``"delta"`` and the final ELBO for distributional guides.
     """
     del reg_covar
-    N = X.shape[0]
+    N_local = X.shape[0]
+    if distributed:
+        if not (isinstance(guide, str) and guide == "delta"):
+            raise ValueError(
+                f"distributed=True supports guide='delta' only (got {guide!r}): a distributional or "
+                "custom global guide would need identical random draws on every rank. Use "
+                "guide='delta', or fit in one process.")
+        N = dist_utils.global_count(N_local, X.device)
+        smallest, largest = dist_utils.count_range(N_local, X.device)
+        if subsample_size is not None and subsample_size > smallest:
+            raise ValueError(
+                f"with distributed=True, subsample_size is the minibatch size of each rank; "
+                f"subsample_size={subsample_size} exceeds the smallest shard ({smallest} points). "
+                "Use a smaller minibatch or subsample_size=None (all points).")
+        # decided from global facts, so that every rank takes the same branches (and collectives)
+        every_point = subsample_size is None or smallest == largest == subsample_size
+    else:
+        N = smallest = N_local
+        every_point = subsample_size in (None, N)
     if patience == "auto":
-        deterministic = (isinstance(guide, str) and guide == "delta"
-                         and subsample_size in (None, N)
+        deterministic = (isinstance(guide, str) and guide == "delta" and every_point
                          and (local_guide == "enumerate" or local_estimator == "enumerate"))
         patience = AUTO_PATIENCE if deterministic else None
-    check_options(num_steps, lr, tol, patience, eval_every, num_particles, subsample_size, N, lr_decay)
+    check_options(num_steps, lr, tol, patience, eval_every, num_particles, subsample_size, smallest, lr_decay)
     if local_guide not in LOCAL_GUIDES:
         raise ValueError(f"unknown local_guide {local_guide!r}; choose one of {list(LOCAL_GUIDES)}.")
     if local_estimator not in LOCAL_ESTIMATORS:
         raise ValueError(f"unknown local_estimator {local_estimator!r}; choose one of "
                          f"{list(LOCAL_ESTIMATORS)}.")
     model.check_params(init)
-    if subsample_size == N:
+    if every_point:
         subsample_size = None  # a "minibatch" of every point is the full data
+    # the log prior is counted once in the sum of the ranks' losses (on rank 0)
+    exclude_prior = distributed and model.prior is not None and dist_utils.rank() > 0
 
     def program(data: Tensor) -> Tensor:
+        if exclude_prior:
+            with _ExcludeSites(model.global_sites):
+                return model.model(data, subsample_size=subsample_size)
         return model.model(data, subsample_size=subsample_size)
 
     global_guide = choose_global_guide(model, guide, program, init)
     if local_guide == "mean_field":
-        local = mean_field_guide(N, _floored(init.responsibilities(X)), subsample_size,
+        local = mean_field_guide(N_local, _floored(init.responsibilities(X)), subsample_size,
                                  enumerate_assignments=local_estimator == "enumerate")
     else:
         local = None
@@ -556,6 +666,8 @@ def _run_pyro(model: GaussianMixture, X: Tensor, init: MixtureParams, *, method:
 
     history = History()
     converged = False
+    if distributed and seed is not None and dist_utils.rank() > 0:
+        seed = spawn_seeds(seed, dist_utils.rank())[-1]  # local draws differ from rank to rank
     with fresh_param_store(), seeded_rng(seed, X.device), pyro.validation_enabled(validate), \
             warnings.catch_warnings(), _default_dtype(X.dtype if jit else None):
         if jit:  # tracer warnings are expected (data-independent control flow)
@@ -565,7 +677,7 @@ def _run_pyro(model: GaussianMixture, X: Tensor, init: MixtureParams, *, method:
         if model.prior is None:
             model.globals(init)  # seeds the store with clones of init's tensors
         stepper = _Stepper(elbo, program, full_guide,
-                           make_optimizer(lr, tuple(betas), lr_decay, num_steps), X)
+                           make_optimizer(lr, tuple(betas), lr_decay, num_steps), X, distributed=distributed)
         window: collections.deque[float] = collections.deque(maxlen=(patience or 0) + 1)
         step = 0
         reached_at = 0.0  # time at which the current point θ_step was reached
@@ -585,6 +697,8 @@ def _run_pyro(model: GaussianMixture, X: Tensor, init: MixtureParams, *, method:
                 else:
                     point = guide_point(model, global_guide, X)
                     log_likelihood = float(point.log_prob(X).sum())
+                    if distributed:
+                        log_likelihood = dist_utils.all_reduce_float(log_likelihood, X.device)
                     if model.prior is not None:
                         prior_row["log_prior"] = float(model.log_prior(point, X))
                 history.append(iteration=step, log_likelihood=log_likelihood, elbo=-loss,

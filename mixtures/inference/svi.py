@@ -36,6 +36,14 @@ Minibatches (``subsample_size=B``)
     plate) is enumerated; an enumerated *global* site would be scaled by
     ``N / B`` too, which is wrong, and Pyro's enumeration does not support it.
 
+Distributed (``fit(..., distributed=True)``)
+    ``guide="delta"`` only. The loss and the gradients of the globals are summed
+    over ranks before every step (every rank takes the same step); the mean-field
+    ``assignment_probs`` are local to each rank (``(n_r, K)``, gradients not
+    all-reduced). ``subsample_size=B`` is the minibatch size of *each* rank (it
+    must not exceed the smallest shard); each rank's minibatch is scaled by
+    ``n_r / B``, so the summed loss is an unbiased estimate of the full one.
+
 History (details in :mod:`mixtures.inference.pyro_common`): row ``t`` is the
 point after ``t`` steps (row 0 the initialization), every ``eval_every`` steps
 plus the final point.
@@ -82,7 +90,7 @@ def fit_svi(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
             patience: int | None | str = "auto", eval_every: int = 1, jit: bool = False,
             validate: bool = False, seed: int | None = 0, reg_covar: float | None = None,
             posterior_samples: int = 500,
-            standardize: bool = True) -> FitResult:
+            standardize: bool = True, distributed: bool = False) -> FitResult:
     """SVI from ``init`` (see the module docstring for the guides).
 
     Args:
@@ -107,10 +115,19 @@ def fit_svi(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
             the result does not depend on the data's units (Adam's steps are absolute).
         posterior_samples: draws of the globals kept in ``result.posterior``
             (distributional guides of a model with a prior).
+        distributed: ``X`` is this rank's shard (``fit(..., distributed=True)``): the
+            loss and the gradients of the globals are summed over ranks before every
+            step, so every rank returns the same globals. ``guide="delta"`` only;
+            the mean-field ``assignment_probs`` stay local to each rank (not
+            all-reduced) and ``subsample_size`` is then the minibatch size of *each*
+            rank (details in :func:`mixtures.inference.pyro_common._run_pyro`).
     """
     return run_pyro(model, X, init, method="svi", guide=guide, local_guide=local_guide,
                     local_estimator=local_estimator, num_steps=num_steps, lr=lr, betas=betas,
                     lr_decay=lr_decay, tol=tol, patience=patience, eval_every=eval_every,
                     num_particles=num_particles, subsample_size=subsample_size, jit=jit,
                     posterior_samples=posterior_samples, standardize=standardize,
-                    validate=validate, seed=seed, reg_covar=reg_covar)
+                    validate=validate, seed=seed, reg_covar=reg_covar, distributed=distributed)
+
+
+fit_svi.supports_distributed = True

@@ -87,6 +87,15 @@ Convergence follows scikit-learn: stop when the bound changed by less than ``tol
 (absolute, total over the data, not per point) between consecutive iterations; the
 first iteration never converges.
 
+Distributed
+-----------
+``fit(..., method="vb", distributed=True)``: every rank holds a shard. The prior's
+data-scaled defaults are resolved on all the data, the moments are taken about
+rank 0's shift, and every pass's sums over points (``N_k``, ``Σ r x``, second
+moments, entropy, log-likelihood, point count) are all-reduced; the update of
+``q(θ)`` and the bounds only use those sums, so every rank holds the same ``q(θ)``,
+history and (seeded) posterior draws as one process on all the data.
+
 Posterior
 ---------
 ``result.posterior`` holds ``posterior_samples`` draws from ``q(θ)`` (seeded
@@ -118,6 +127,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mixtures import distributed as dist_utils
 from mixtures.covariance import LOG_2PI, CovarianceType, cholesky_checked, get_covariance_type
 from mixtures.errors import ConvergenceWarning, DivergenceError
 from mixtures.inference.registry import register
@@ -432,13 +442,18 @@ def _sklearn_lower_bound(summary: Summary, q: VariationalParameters, half_log_de
 
 # -- the fused pass ------------------------------------------------------------------------
 def vb_pass(X: Tensor, q: VariationalParameters, shift: Tensor, chunk_size: int | None = None,
-            statistics: bool = True) -> Summary:
+            statistics: bool = True, distributed: bool = False) -> Summary:
     """One pass over ``X`` ``(N, D)`` in chunks at ``q(θ)``.
 
     Always computes ``log p(X | θ̄)`` at the plug-in parameters (``log_likelihood``);
     with ``statistics`` also the VB responsibilities' ``nk``, ``sx``, second moments
     and entropy. Both share one Mahalanobis evaluation per chunk, because
     ``E[(x − μ_k)ᵀ Λ_k (x − μ_k)] = D / β_k + (x − m_k)ᵀ E[Λ_k] (x − m_k)``.
+
+    ``distributed``: ``X`` is this rank's shard and every sum over points (the
+    statistics, the log-likelihood, the entropy, the point count) is all-reduced,
+    so the returned summary is that of all the data on every rank (``shift`` must
+    be the same on every rank).
     """
     cov_type = q.cov_type
     K, D = q.n_components, q.n_features
@@ -466,7 +481,8 @@ def vb_pass(X: Tensor, q: VariationalParameters, shift: Tensor, chunk_size: int 
         sxx = moment if sxx is None else sxx + moment
     if sxx is None:
         sxx = cov_type.second_moment(X.new_zeros(0, D), X.new_zeros(0, K))
-    return Summary(shift, nk, sx, sxx, X.shape[0], log_likelihood, entropy)
+    summary = Summary(shift, nk, sx, sxx, X.shape[0], log_likelihood, entropy)
+    return dist_utils.all_reduce_summary(summary) if distributed else summary
 
 
 # -- posterior draws -------------------------------------------------------------------------
@@ -555,7 +571,8 @@ def check_vb_model(model: GaussianMixture, X: Tensor, updates: str) -> ResolvedP
 def run_vb(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
            init_responsibilities: Tensor | None = None, max_iter: int = 100, tol: float = 1e-3,
            reg_covar: float = 1e-6, updates: str = "sklearn", chunk_size: int | None = None,
-           posterior_samples: int = 1000, seed: int | None = 0, warn: bool = True) -> FitResult:
+           posterior_samples: int = 1000, seed: int | None = 0, warn: bool = True,
+           distributed: bool = False) -> FitResult:
     """CAVI from the responsibilities of ``init`` (or ``init_responsibilities``).
 
     Args:
@@ -574,8 +591,16 @@ def run_vb(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
         posterior_samples: number of draws from ``q(θ)`` in ``result.posterior``.
         seed: seeds the posterior draws (the iterations are deterministic).
         warn: emit a ``ConvergenceWarning`` when stopping unconverged.
+        distributed: ``X`` is this rank's shard of data spread over an initialized
+            ``torch.distributed`` process group (``fit(..., distributed=True)``). The
+            prior's data-scaled defaults are resolved on all ranks' data, the shift is
+            rank 0's, and every pass's sums (statistics, entropy, log-likelihood) are
+            all-reduced, so every rank computes the same ``q(θ)``, ELBO, history and
+            posterior draws as one process on all the data (equal to rounding).
+            ``init_responsibilities``, if given, are this rank's ``(n_r, K)``.
     """
-    prior = check_vb_model(model, X, updates)
+    run_model = dist_utils.with_global_prior(model, X) if distributed else model
+    prior = check_vb_model(run_model, X, updates)
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     tol = check_nonnegative_float(tol, "tol")
     reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
@@ -583,7 +608,8 @@ def run_vb(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
     if chunk_size is not None:
         chunk_size = check_positive_int(chunk_size, "chunk_size")
     cov_type = model.cov_type
-    shift = default_shift(X)
+    # every rank takes the moments about the same point
+    shift = dist_utils.broadcast(default_shift(X)) if distributed else default_shift(X)
     sklearn = updates == "sklearn"
     start = time.perf_counter()
     if init_responsibilities is not None:
@@ -594,6 +620,8 @@ def run_vb(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
         summary = summarize(X, init_responsibilities.to(X), cov_type, shift, chunk_size)
     else:
         summary = e_step(X, model.check_params(init), shift, chunk_size=chunk_size)
+    if distributed:
+        summary = dist_utils.all_reduce_summary(summary)
 
     def step(summary: Summary) -> tuple[VariationalParameters, dict[str, Tensor]]:
         q = update(summary, prior, cov_type, updates, reg_covar)
@@ -611,7 +639,7 @@ def run_vb(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
     converged = False
     iteration = 0
     for iteration in range(1, max_iter + 1):
-        summary = vb_pass(X, q, shift, chunk_size)
+        summary = vb_pass(X, q, shift, chunk_size, distributed=distributed)
         _complete_last_row(history, float(summary.log_likelihood))
         q, values = step(summary)
         history.append(iteration=iteration, time=time.perf_counter() - start,
@@ -621,7 +649,7 @@ def run_vb(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
             converged = True
             break
         previous = current
-    final = vb_pass(X, q, shift, chunk_size, statistics=False)
+    final = vb_pass(X, q, shift, chunk_size, statistics=False, distributed=distributed)
     _complete_last_row(history, float(final.log_likelihood))
     if not converged and max_iter > 0 and warn:
         warnings.warn(f"variational Bayes did not converge in max_iter={max_iter} iterations (tol={tol}); "
@@ -653,3 +681,4 @@ def fit_vb(model: GaussianMixture, X: Tensor, init: MixtureParams, *, seed: int 
 
 
 fit_vb.takes_responsibilities = True
+fit_vb.supports_distributed = True
