@@ -63,7 +63,7 @@ def default_shift(X: Tensor | StreamingData) -> Tensor:
 
 
 def e_step(X: Tensor | StreamingData, params: MixtureParams, shift: Tensor, hard: bool = False,
-           chunk_size: int | None = None) -> Summary:
+           chunk_size: int | None = None, accumulate_dtype: torch.dtype | None = None) -> Summary:
     """One fused pass: E step at ``params`` and the statistics of its responsibilities.
 
     Args:
@@ -74,6 +74,9 @@ def e_step(X: Tensor | StreamingData, params: MixtureParams, shift: Tensor, hard
         hard: assign each point to its most probable component (classification
             EM) instead of soft responsibilities.
         chunk_size: points per chunk (default keeps temporaries near 1 MiB).
+        accumulate_dtype: dtype of the sums over chunks (e.g. float64 for float32
+            data: each chunk is computed in the data's dtype, the totals do not
+            lose digits as N grows). Default: the data's dtype.
     """
     cov_type = params.cov_type
     K, D = params.n_components, params.n_features
@@ -81,11 +84,12 @@ def e_step(X: Tensor | StreamingData, params: MixtureParams, shift: Tensor, hard
     log_weights = params.weights.log()
     locs = params.locs - shift
     chunk = chunk_size or chunk_size_for(K, D)
-    nk = shift.new_zeros(K)
-    sx = shift.new_zeros(K, D)
+    total = {"dtype": accumulate_dtype or shift.dtype, "device": shift.device}
+    nk = torch.zeros(K, **total)
+    sx = torch.zeros(K, D, **total)
     sxx = None
-    log_likelihood = shift.new_zeros(())
-    entropy = shift.new_zeros(())
+    log_likelihood = torch.zeros((), **total)
+    entropy = torch.zeros((), **total)
     labels = [] if hard and isinstance(X, Tensor) else None
     n_points = 0
     worst_log_prob, worst_point = math.inf, None
@@ -112,11 +116,11 @@ def e_step(X: Tensor | StreamingData, params: MixtureParams, shift: Tensor, hard
             entropy -= torch.where(resp > 0, resp * log_resp, 0.0).sum()
         nk += resp.sum(0)
         sx += resp.T @ Xc
-        moment = cov_type.second_moment(Xc, resp)
-        sxx = moment if sxx is None else sxx + moment
+        moment = cov_type.second_moment(Xc, resp).to(total["dtype"])
+        sxx = moment if sxx is None else sxx.add_(moment)
     if sxx is None:  # no data: zero statistics of the right shape
-        sxx = cov_type.second_moment(shift.new_zeros(0, D), shift.new_zeros(0, K))
-    return Summary(shift, nk, sx, sxx, n_points, log_likelihood, entropy,
+        sxx = cov_type.second_moment(torch.zeros(0, D, **total), torch.zeros(0, K, **total))
+    return Summary(shift.to(total["dtype"]), nk, sx, sxx, n_points, log_likelihood, entropy,
                    torch.cat(labels) if labels else None, worst_point)
 
 

@@ -257,3 +257,17 @@ def test_collapse_reseeds_at_the_worst_explained_point_when_asked(collapsing_dat
     assert torch.linalg.eigvalsh(result.params.covariances).min() > 0
     with pytest.raises(ValueError, match="on_collapse must be"):
         mixtures.fit(GaussianMixture(3, covariance_type), X, init=start, on_collapse="ignore")
+
+
+def test_float32_data_with_float64_accumulation():
+    params = true_params()
+    X, _ = params.sample(20_000, seed=3)
+    step = EMStep(GaussianMixture(3), X.float(), accumulate_dtype=torch.float64)
+    summary = step.e_step(params.to(torch.float32))
+    assert summary.nk.dtype == torch.float64 and summary.sxx.dtype == torch.float64
+    reference = e_step(X, params, step.shift.double())
+    assert_close(summary.nk, reference.nk, rtol=1e-5, atol=1e-3)
+    result = mixtures.fit(GaussianMixture(3), X.float(), init=params, accumulate_dtype="float64", tol=1e-6)
+    exact = mixtures.fit(GaussianMixture(3), X, init=params, tol=1e-6)
+    assert result.params.dtype == torch.float32  # parameters follow the data
+    assert_close(result.params.locs, exact.params.locs, rtol=1e-4, atol=1e-4)

@@ -51,7 +51,7 @@ from mixtures.model import GaussianMixture
 from mixtures.params import MixtureParams
 from mixtures.result import FitResult, History
 from mixtures.suffstats import Summary, default_shift, e_step, elbo, m_step, reseed_component
-from mixtures.validation import check_nonnegative_float, check_positive_int
+from mixtures.validation import check_nonnegative_float, check_positive_int, resolve_dtype
 
 
 class EMStep:
@@ -64,13 +64,15 @@ class EMStep:
     """
 
     def __init__(self, model: GaussianMixture, X: Tensor, reg_covar: float = 1e-6,
-                 hard: bool = False, chunk_size: int | None = None, distributed: bool = False):
+                 hard: bool = False, chunk_size: int | None = None, distributed: bool = False,
+                 accumulate_dtype: torch.dtype | None = None):
         self.model = model
         self.X = X
         self.reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
         self.hard = hard
         self.chunk_size = chunk_size
         self.distributed = distributed
+        self.accumulate_dtype = accumulate_dtype
         # every rank must take moments about the same point
         self.shift = dist_utils.broadcast(default_shift(X)) if distributed else default_shift(X)
         self.prior = model.resolved_prior(X) if model.prior is not None else None
@@ -86,7 +88,11 @@ class EMStep:
 
     def e_step(self, params: MixtureParams) -> Summary:
         """Statistics of this process's data, summed over ranks when distributed."""
-        summary = e_step(self.X, params, self.shift, hard=self.hard, chunk_size=self.chunk_size)
+        data_dtype = self.shift.dtype
+        if params.dtype != data_dtype:  # float64 parameters of an accumulate_dtype run
+            params = params.to(data_dtype)
+        summary = e_step(self.X, params, self.shift, hard=self.hard, chunk_size=self.chunk_size,
+                         accumulate_dtype=self.accumulate_dtype)
         return dist_utils.all_reduce_summary(summary) if self.distributed else summary
 
     def m_step(self, summary: Summary) -> MixtureParams:
@@ -127,7 +133,8 @@ def _restore_empty(new: MixtureParams, old: MixtureParams, empty: Tensor) -> Mix
 def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool = False,
            max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,
            reg_covar: float = 1e-6, chunk_size: int | None = None,
-           warn: bool = True, distributed: bool = False, on_collapse: str = "error") -> FitResult:
+           warn: bool = True, distributed: bool = False, on_collapse: str = "error",
+           accumulate_dtype: torch.dtype | str | None = None) -> FitResult:
     """Run (hard) EM from ``init`` until convergence or ``max_iter`` iterations.
 
     Args:
@@ -143,6 +150,9 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
         chunk_size: points per chunk of the fused pass.
         warn: emit a ``ConvergenceWarning`` when stopping unconverged.
         on_collapse: ``"error"`` or ``"reseed"`` (module docstring).
+        accumulate_dtype: e.g. ``torch.float64`` with float32 data: every chunk is
+            computed in float32, the sums over chunks and the M step in float64
+            (the returned parameters are cast back to the data's dtype).
         distributed: ``X`` is this rank's shard of data spread over an initialized
             ``torch.distributed`` process group; statistics are all-reduced so every
             rank returns the same result (:mod:`mixtures.distributed`).
@@ -152,7 +162,9 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
     rtol = None if rtol is None else check_nonnegative_float(rtol, "rtol")
     if on_collapse not in ("error", "reseed"):
         raise ValueError(f"on_collapse must be 'error' or 'reseed'; got {on_collapse!r}.")
-    step = EMStep(model, X, reg_covar=reg_covar, hard=hard, chunk_size=chunk_size, distributed=distributed)
+    accumulate_dtype = resolve_dtype(accumulate_dtype)
+    step = EMStep(model, X, reg_covar=reg_covar, hard=hard, chunk_size=chunk_size, distributed=distributed,
+                  accumulate_dtype=accumulate_dtype)
     n = X.n_points if not isinstance(X, Tensor) else X.shape[0]
     if distributed:
         n = dist_utils.global_count(n)
@@ -197,6 +209,7 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
         previous_ll = objective
         previous_summary = summary
     final = step.e_step(params)
+    params = params.to(step.shift.dtype)
     _check_finite(final.log_likelihood, iteration)
     _complete_last_row(history, float(final.log_likelihood))
     if not converged and max_iter > 0 and warn:
