@@ -116,6 +116,37 @@ class DiagonalNormal(pdist.TorchDistribution):
         return log_prob.expand(torch.broadcast_shapes(log_prob.shape, self.batch_shape))
 
 
+def _constant_terms(log_weights: Tensor, half_log_det: Tensor, white_locs: Tensor) -> Tensor:
+    """``log π_k - ½ log det Σ_k - ½ D log 2π - ½ μ_kᵀ Σ_k⁻¹ μ_k`` ``(K,)``; ``white_locs`` ``(K, D)``."""
+    D = white_locs.shape[-1]
+    return log_weights - half_log_det - 0.5 * D * LOG_2PI - 0.5 * white_locs.square().sum(-1)
+
+
+def _pair_features(xT: Tensor, out: Tensor) -> None:
+    """``out`` ``(D(D+1)/2, n)`` ← ``x_i x_j`` for ``i ≤ j`` (row-major upper triangle) of ``xT`` ``(D, n)``."""
+    D = xT.shape[0]
+    start = 0
+    for i in range(D):  # D row products over the long point axis (vectorized), not a loop over points
+        torch.mul(xT[i:i + 1], xT[i:], out=out[start:start + D - i])
+        start += D - i
+
+
+def _pair_coefficients(precision: Tensor) -> Tensor:
+    """Coefficients ``(..., D(D+1)/2)`` of the pair features in ``-½ xᵀ P x``: ``-½ P_ii``, ``-P_ij`` (i < j)."""
+    D = precision.shape[-1]
+    rows, cols = torch.triu_indices(D, D, device=precision.device)
+    return torch.where(rows == cols, -0.5, -1.0).to(precision.dtype) * precision[..., rows, cols]
+
+
+def _symmetric_from_pairs(sums: Tensor, n_features: int) -> Tensor:
+    """Symmetric matrices ``(..., D, D)`` from their upper triangles ``(..., D(D+1)/2)``."""
+    rows, cols = torch.triu_indices(n_features, n_features, device=sums.device)
+    full = sums.new_empty(sums.shape[:-1] + (n_features, n_features))
+    full[..., rows, cols] = sums
+    full[..., cols, rows] = sums
+    return full
+
+
 class CovarianceType:
     """Base class: the operations an inference routine needs from a covariance type."""
 
@@ -173,6 +204,33 @@ class CovarianceType:
         D = X.shape[-1]
         maha = self.mahalanobis(X, locs, whitening)
         return -0.5 * (D * LOG_2PI + maha) - half_log_det
+
+    # -- fused E step (see mixtures.suffstats.e_step) -------------------------------
+    # A chunk of centred points becomes features F (1 + D + M, n): a row of ones, the
+    # coordinates x and M second-order terms. Every log joint density is linear in F
+    # (one GEMM with log_joint_coefficients) and so are all sufficient statistics
+    # (one GEMM with the responsibilities): no (n, K, D) temporary, two matmuls per chunk.
+    def n_moment_features(self, n_features: int) -> int:
+        """``M``: second-order features per point (rows of :meth:`moment_features`)."""
+        raise NotImplementedError
+
+    def moment_features(self, xT: Tensor, out: Tensor) -> None:
+        """Write the second-order features of centred points ``xT`` ``(D, n)`` into ``out`` ``(M, n)``."""
+        raise NotImplementedError
+
+    def log_joint_coefficients(self, log_weights: Tensor, locs: Tensor, whitening: Tensor,
+                               half_log_det: Tensor) -> Tensor:
+        """``C`` ``(K, 1 + D + M)`` such that ``C @ F`` is ``log π_k + log N(x | μ_k, Σ_k)`` ``(K, n)``.
+
+        ``locs`` ``(K, D)`` are in the frame of the centred points. The quadratic form
+        is expanded about the shift (``xᵀPx - 2 xᵀPμ + μᵀPμ``): it loses the digits the
+        M step's moments about the shift lose, ``eps · |x - shift|² / σ²``, no more.
+        """
+        raise NotImplementedError
+
+    def moment_from_features(self, sums: Tensor, n_features: int) -> Tensor:
+        """:meth:`second_moment`'s statistic from ``Σ_n r_nk F_mn`` over the M feature rows ``(K, M)``."""
+        raise NotImplementedError
 
     # -- M step -------------------------------------------------------------------
     def second_moment(self, X: Tensor, resp: Tensor) -> Tensor:
@@ -273,6 +331,22 @@ class FullCovariance(_TrilCovariance):
         weighted = (resp.unsqueeze(-1) * X.unsqueeze(1)).reshape(n, K * D)
         return (weighted.transpose(0, 1) @ X).reshape(K, D, D)
 
+    def n_moment_features(self, n_features):
+        return n_features * (n_features + 1) // 2
+
+    def moment_features(self, xT, out):
+        _pair_features(xT, out)
+
+    def log_joint_coefficients(self, log_weights, locs, whitening, half_log_det):
+        white_locs = (whitening @ locs.unsqueeze(-1)).squeeze(-1)  # L_k⁻¹ μ_k
+        linear = (whitening.transpose(-1, -2) @ white_locs.unsqueeze(-1)).squeeze(-1)  # Σ_k⁻¹ μ_k
+        precision = whitening.transpose(-1, -2) @ whitening  # from the inverted Cholesky factor
+        return torch.cat([_constant_terms(log_weights, half_log_det, white_locs).unsqueeze(-1),
+                          linear, _pair_coefficients(precision)], dim=-1)
+
+    def moment_from_features(self, sums, n_features):
+        return _symmetric_from_pairs(sums, n_features)
+
     def estimate(self, nk, means, second_moment, reg_covar):
         cov = second_moment / nk[:, None, None] - means.unsqueeze(-1) * means.unsqueeze(-2)
         cov = 0.5 * (cov + cov.transpose(-1, -2))
@@ -323,6 +397,22 @@ class TiedCovariance(_TrilCovariance):
         # Σ_k Σ_n r_nk x xᵀ = Σ_n w_n x xᵀ with w_n = Σ_k r_nk (1 for soft and hard EM).
         return (resp.sum(1, keepdim=True) * X).T @ X
 
+    def n_moment_features(self, n_features):
+        return n_features * (n_features + 1) // 2
+
+    def moment_features(self, xT, out):
+        _pair_features(xT, out)
+
+    def log_joint_coefficients(self, log_weights, locs, whitening, half_log_det):
+        white_locs = locs @ whitening.T
+        K = locs.shape[0]
+        pairs = _pair_coefficients(whitening.T @ whitening).expand(K, -1)
+        return torch.cat([_constant_terms(log_weights, half_log_det, white_locs).unsqueeze(-1),
+                          white_locs @ whitening, pairs], dim=-1)
+
+    def moment_from_features(self, sums, n_features):
+        return _symmetric_from_pairs(sums.sum(0), n_features)
+
     def estimate(self, nk, means, second_moment, reg_covar):
         cov = (second_moment - (nk[:, None] * means).T @ means) / nk.sum()
         cov = 0.5 * (cov + cov.T)
@@ -361,6 +451,20 @@ class _VarianceCovariance(CovarianceType):
 
     def second_moment(self, X, resp):
         return resp.T @ X.square()
+
+    def n_moment_features(self, n_features):
+        return n_features
+
+    def moment_features(self, xT, out):
+        torch.square(xT, out=out)
+
+    def log_joint_coefficients(self, log_weights, locs, whitening, half_log_det):
+        precision = whitening.square().expand_as(locs)  # 1 / variances, (K, D)
+        return torch.cat([_constant_terms(log_weights, half_log_det, locs * whitening).unsqueeze(-1),
+                          locs * precision, -0.5 * precision], dim=-1)
+
+    def moment_from_features(self, sums, n_features):
+        return sums
 
     def expected_mahalanobis(self, nk, sx, second_moment, locs, whitening):
         scatter = second_moment - 2.0 * sx * locs + nk[:, None] * locs.square()
