@@ -83,6 +83,9 @@ class StreamingData:
 
     def chunks(self, chunk_size: int | None = None) -> Iterator[Tensor]:
         """One pass: validated chunks ``(n_i, D)`` of the data, in order."""
+        if _readable_map(self.source):
+            yield from self._file_chunks(int(chunk_size or self.chunk_size))
+            return
         if isinstance(self.source, np.ndarray):
             step = int(chunk_size or self.chunk_size)
             for start in range(0, len(self.source), step):
@@ -100,6 +103,19 @@ class StreamingData:
         if total == 0:
             raise DataError("the streaming source yielded no data.")
         self._n_points = total
+
+    def _file_chunks(self, step: int) -> Iterator[Tensor]:
+        # Pages of a memory map stay resident once touched, so a pass over a map larger
+        # than memory would grow the process to the file's size: read with plain file I/O.
+        source = self.source
+        width = 1 if source.ndim == 1 else source.shape[1]
+        row_bytes = width * source.itemsize
+        with open(source.filename, "rb") as handle:
+            for start in range(0, len(source), step):
+                rows = min(step, len(source) - start)
+                handle.seek(source.offset + start * row_bytes)
+                block = np.fromfile(handle, dtype=source.dtype, count=rows * width).reshape(rows, width)
+                yield self._validate(block.astype(_numpy_dtype(self.dtype), copy=False), start)
 
     def _validate(self, block: Any, offset: int) -> Tensor:
         chunk = as_data(block, name=f"chunk starting at row {offset}", dtype=self.dtype, device=self.device,
@@ -147,6 +163,14 @@ class StreamingData:
     def __repr__(self) -> str:
         kind = "array" if isinstance(self.source, np.ndarray) else "callable"
         return f"StreamingData({kind}, n_points={self._n_points}, n_features={self._n_features})"
+
+
+def _readable_map(source: Any) -> bool:
+    """A whole, C-ordered ``np.memmap`` (not a view into one), readable as a file."""
+    import mmap
+
+    return (isinstance(source, np.memmap) and isinstance(getattr(source, "base", None), mmap.mmap)
+            and source.filename is not None and source.flags.c_contiguous)
 
 
 def _numpy_dtype(dtype: torch.dtype) -> Any:

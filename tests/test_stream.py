@@ -100,3 +100,15 @@ def test_streamed_kmeans_equals_in_memory_kmeans(memmap_data):
     assert streamed.extras["inertia"] == pytest.approx(in_memory.extras["inertia"], rel=1e-10)
     assert_close(streamed.history["log_likelihood"], in_memory.history["log_likelihood"], rtol=1e-10, atol=0)
     assert streamed.extras["labels"] is None  # not kept: memory stays bounded by the chunk
+
+
+def test_memory_maps_are_read_as_files_and_views_by_slicing(memmap_data):
+    from mixtures.stream import _readable_map
+
+    X, mapped = memmap_data
+    assert _readable_map(mapped)
+    view = mapped[100:]  # a view into the map: read by slicing
+    assert not _readable_map(view)
+    for source, expected in ((mapped, X), (view, X[100:])):
+        chunks = list(StreamingData(source, chunk_size=777).chunks())
+        assert torch.equal(torch.cat(chunks), expected)
