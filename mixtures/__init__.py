@@ -8,8 +8,13 @@
 """
 
 from mixtures import data
-from mixtures.errors import (ConvergenceWarning, DataError, DivergenceError, ParameterError,
-                             SingularCovarianceError)
+from mixtures.errors import (
+                             ConvergenceWarning,
+                             DataError,
+                             DivergenceError,
+                             ParameterError,
+                             SingularCovarianceError,
+)
 from mixtures.inference import fit
 from mixtures.inference.em import EMStep
 from mixtures.io import load

@@ -103,8 +103,8 @@ class DiagonalNormal(pdist.TorchDistribution):
     def variance(self) -> Tensor:
         return self.diagonal.expand(self.batch_shape + self.event_shape)
 
-    def rsample(self, sample_shape=torch.Size()) -> Tensor:
-        shape = self._extended_shape(sample_shape)
+    def rsample(self, sample_shape=()) -> Tensor:
+        shape = self._extended_shape(torch.Size(sample_shape))
         noise = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
         return self.loc + self.diagonal.sqrt() * noise
 

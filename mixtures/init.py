@@ -24,8 +24,6 @@ seed reproduces them bit for bit on CPU.
 
 from __future__ import annotations
 
-from typing import Any, Union
-
 import numpy as np
 import torch
 from torch import Tensor
@@ -36,7 +34,7 @@ from mixtures.params import MixtureParams
 from mixtures.suffstats import m_step, pooled_component, summarize
 
 INITIALIZERS = ("kmeans", "kmeans++", "random", "random_from_data")
-InitSpec = Union[str, MixtureParams, dict, Tensor, np.ndarray]
+InitSpec = str | MixtureParams | dict | Tensor | np.ndarray
 
 
 def params_from_responsibilities(model: GaussianMixture, X: Tensor, resp: Tensor,

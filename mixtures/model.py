@@ -16,7 +16,8 @@ constraints; with a prior they become ``pyro.sample`` sites. Closed-form routine
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pyro
 import pyro.distributions as pdist
@@ -25,10 +26,10 @@ from pyro import poutine
 from torch import Tensor
 from torch.distributions import constraints
 
+import mixtures.transforms  # noqa: F401  (biject_to(positive_definite) for Wishart sites)
 from mixtures.covariance import CovarianceType, get_covariance_type
 from mixtures.errors import ParameterError
 from mixtures.params import MixtureParams
-import mixtures.transforms  # noqa: F401  (biject_to(positive_definite) for Wishart sites)
 from mixtures.priors import GaussianPrior, ResolvedPrior, inverse_stick_breaking, stick_breaking
 from mixtures.validation import check_positive_int
 

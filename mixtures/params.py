@@ -8,7 +8,8 @@ All densities are computed in log space with Cholesky factors.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -75,7 +76,7 @@ class MixtureParams:
     @classmethod
     def from_native(cls, weights: Tensor, locs: Tensor, native: Tensor,
                     covariance_type: str | CovarianceType = "full", validate: bool = True
-                    ) -> "MixtureParams":
+                    ) -> MixtureParams:
         """Build from the native covariance tensor (Cholesky factors or variances).
 
         Args:
@@ -192,7 +193,7 @@ class MixtureParams:
         return X, labels
 
     # -- conveniences ---------------------------------------------------------------
-    def replace(self, **changes: Any) -> "MixtureParams":
+    def replace(self, **changes: Any) -> MixtureParams:
         """A copy with some of ``weights``, ``locs``, ``covariances`` replaced (validated)."""
         values = {"weights": self.weights, "locs": self.locs, "covariances": None}
         unknown = set(changes) - set(values)
@@ -203,7 +204,7 @@ class MixtureParams:
             return MixtureParams.from_native(values["weights"], values["locs"], self.native, self.cov_type)
         return MixtureParams(values["weights"], values["locs"], values["covariances"], self.covariance_type)
 
-    def to(self, dtype: torch.dtype | None = None, device: Any = None) -> "MixtureParams":
+    def to(self, dtype: torch.dtype | None = None, device: Any = None) -> MixtureParams:
         """Cast to another dtype and/or device (weights renormalized in the new dtype)."""
         weights = self.weights.to(dtype=dtype, device=device)
         return MixtureParams.from_native(

@@ -70,7 +70,7 @@ class GaussianPrior:
             if value is not None and not float(value) > 0:
                 raise ValueError(f"{name} must be positive; got {value!r}.")
 
-    def resolve(self, X: Tensor, n_components: int, covariance_type: str | CovarianceType) -> "ResolvedPrior":
+    def resolve(self, X: Tensor, n_components: int, covariance_type: str | CovarianceType) -> ResolvedPrior:
         """Concrete tensors for data ``X`` ``(N, D)`` (defaults filled in, shapes checked)."""
         cov_type = get_covariance_type(covariance_type)
         K, D = n_components, X.shape[1]
@@ -96,7 +96,7 @@ class GaussianPrior:
         return ResolvedPrior(self, cov_type, K, D, concentration, mean_prior, mean_precision, dof,
                              covariance_prior)
 
-    def with_(self, **changes: Any) -> "GaussianPrior":
+    def with_(self, **changes: Any) -> GaussianPrior:
         """A copy with some fields changed."""
         return replace(self, **changes)
 

@@ -91,7 +91,7 @@ class History:
         return {name: list(column) for name, column in self._columns.items()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, list[float]]) -> "History":
+    def from_dict(cls, data: dict[str, list[float]]) -> History:
         history = cls(tuple(data))
         lengths = {len(v) for v in data.values()}
         if len(lengths) > 1:

@@ -3,11 +3,12 @@
 import pytest
 import torch
 
-from conftest import assert_close, true_params
 import mixtures
 from mixtures import GaussianMixture
 from mixtures.inference.pyro_common import map_assignments, marginal_probabilities
 from mixtures.priors import GaussianPrior
+
+from conftest import assert_close, true_params
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,10 @@ from importlib import resources
 import numpy as np
 import pytest
 import torch
-from conftest import COVARIANCE_TYPES, assert_close
 
 from mixtures import DataError, MixtureParams, data
+
+from conftest import COVARIANCE_TYPES, assert_close
 
 # ----------------------------------------------------------------------------------------
 # Old Faithful

@@ -17,10 +17,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import COVARIANCE_TYPES, true_params
 
 from mixtures import GaussianMixture, fit
 from mixtures.inference import ROUTINES
+
+from conftest import COVARIANCE_TYPES, true_params
 
 METHODS = [m for m in ("em", "hard_em", "kmeans", "kmedians", "map") if m in ROUTINES]
 OPTIONS = {"map": {"num_steps": 6}}

@@ -14,10 +14,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from conftest import COVARIANCE_TYPES, true_params
 import mixtures
 from mixtures import GaussianMixture, MixtureParams
 from mixtures.priors import GaussianPrior
+
+from conftest import COVARIANCE_TYPES, true_params
 
 
 def _free_port() -> int:

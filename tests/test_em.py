@@ -8,12 +8,20 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import COVARIANCE_TYPES, assert_close, true_params
 import mixtures
-from mixtures import (ConvergenceWarning, DataError, DivergenceError, EMStep, GaussianMixture,
-                      MixtureParams, SingularCovarianceError)
+from mixtures import (
+    ConvergenceWarning,
+    DataError,
+    DivergenceError,
+    EMStep,
+    GaussianMixture,
+    MixtureParams,
+    SingularCovarianceError,
+)
 from mixtures.init import initialize
 from mixtures.suffstats import e_step, elbo
+
+from conftest import COVARIANCE_TYPES, assert_close, true_params
 
 sklearn_mixture = pytest.importorskip("sklearn.mixture")
 

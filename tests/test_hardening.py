@@ -81,7 +81,6 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 import torch
-from conftest import COVARIANCE_TYPES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -90,6 +89,8 @@ from mixtures import GaussianMixture, MixtureParams, fit
 from mixtures.errors import DataError, DivergenceError, SingularCovarianceError
 from mixtures.inference import ROUTINES
 from mixtures.validation import as_data
+
+from conftest import COVARIANCE_TYPES
 
 METHODS = [m for m in ("em", "hard_em", "kmeans", "kmedians", "map") if m in ROUTINES]
 #: bounded work per fit: property tests must never hang

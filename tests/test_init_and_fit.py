@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_close, true_params
 import mixtures
 from mixtures import DataError, GaussianMixture, ParameterError
 from mixtures.init import initialize, kmeans_plusplus
+
+from conftest import assert_close, true_params
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,13 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from conftest import COVARIANCE_TYPES, true_params
 
 import mixtures
 from mixtures.io import FORMAT_VERSION, FormatError, load, load_metadata, save_result
 from mixtures.posterior import Posterior
 from mixtures.priors import GaussianPrior
+
+from conftest import COVARIANCE_TYPES, true_params
 
 
 def fitted(covariance_type="full", method="em", dtype=torch.float64, **options):

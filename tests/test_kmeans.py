@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from conftest import assert_close, true_params
 import mixtures
 from mixtures import GaussianMixture
 from mixtures.inference.kmeans import assign, fill_empty_clusters, lloyd, update_centers
+
+from conftest import assert_close, true_params
 
 
 def test_kmeans_matches_sklearn_from_the_same_centres():

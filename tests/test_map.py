@@ -5,12 +5,13 @@ import math
 import pyro
 import pytest
 import torch
-from conftest import COVARIANCE_TYPES, assert_close, true_params
 
 import mixtures
 from mixtures import GaussianMixture, ParameterError
 from mixtures.inference.pyro_common import map_assignments, marginal_probabilities, sample_assignments
 from mixtures.init import initialize
+
+from conftest import COVARIANCE_TYPES, assert_close, true_params
 
 N_POINTS = 1500
 COLUMNS = ("iteration", "log_likelihood", "elbo", "kl", "time", "loss", "grad_norm")

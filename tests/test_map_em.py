@@ -4,11 +4,12 @@ import pytest
 import torch
 from torch.distributions import biject_to
 
-from conftest import COVARIANCE_TYPES, assert_close, true_params
 import mixtures
 from mixtures import GaussianMixture
 from mixtures.params import MixtureParams
 from mixtures.priors import GaussianPrior
+
+from conftest import COVARIANCE_TYPES, assert_close, true_params
 
 
 @pytest.fixture(scope="module")

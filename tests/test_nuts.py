@@ -11,7 +11,6 @@ import random
 import numpy as np
 import pytest
 import torch
-from conftest import COVARIANCE_TYPES, assert_close
 from pyro.ops import stats
 
 import mixtures
@@ -21,6 +20,8 @@ from mixtures.init import initialize
 from mixtures.posterior import Posterior
 from mixtures.priors import GaussianPrior
 from mixtures.transforms import CholeskyPositiveDefiniteTransform
+
+from conftest import COVARIANCE_TYPES, assert_close
 
 KINDS = ("conjugate", "nonconjugate")
 TINY = {"warmup": 10, "num_samples": 5, "max_tree_depth": 4}  # smoke runs: wiring, not accuracy

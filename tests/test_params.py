@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
-from conftest import COVARIANCE_TYPES, assert_close, true_params
 from mixtures import MixtureParams, ParameterError, SingularCovarianceError
+
+from conftest import COVARIANCE_TYPES, assert_close, true_params
 
 
 def test_covariances_are_full_matrices_for_every_type(covariance_type):

@@ -9,7 +9,6 @@ program has the structure the Pyro routines rely on.
 import pyro
 import pytest
 import torch
-from conftest import COVARIANCE_TYPES, assert_close, true_params
 from pyro import poutine
 from pyro.infer import TraceEnum_ELBO
 
@@ -17,6 +16,8 @@ import mixtures
 from mixtures import GaussianMixture, MixtureParams
 from mixtures.inference.pyro_common import empty_guide
 from mixtures.model import fresh_param_store
+
+from conftest import COVARIANCE_TYPES, assert_close, true_params
 
 
 @pytest.fixture(autouse=True, scope="module")

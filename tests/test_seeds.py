@@ -1,14 +1,14 @@
 """The numbers printed by the seed notebooks (../shared/seeds), reproduced by the package."""
 
-import numpy as np
 import pytest
 import torch
 
-from conftest import assert_close
 import mixtures
 from mixtures import EMStep, GaussianMixture, MixtureParams
 from mixtures.init import initialize
 from mixtures.suffstats import e_step, elbo
+
+from conftest import assert_close
 
 # --- seed 000: one EM step of a 1-D two-component mixture --------------------------------
 X000 = torch.tensor([-1.0, 0.0, 4.0, 5.0, 6.0], dtype=torch.float64).unsqueeze(-1)

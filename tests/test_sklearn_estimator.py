@@ -10,7 +10,6 @@ import torch
 
 pytest.importorskip("sklearn")
 
-from conftest import COVARIANCE_TYPES, assert_close, true_params  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
@@ -22,6 +21,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import mixtures  # noqa: E402
 from mixtures.sklearn import ConvergenceWarning, GaussianMixture  # noqa: E402
+
+from conftest import COVARIANCE_TYPES, assert_close, true_params  # noqa: E402
 
 FITTED_ARRAYS = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
 

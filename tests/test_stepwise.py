@@ -7,13 +7,14 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import COVARIANCE_TYPES, assert_close, true_params
 
 import mixtures
 from mixtures import ConvergenceWarning, GaussianMixture, MixtureParams, SingularCovarianceError
 from mixtures.inference.stepwise import _batch_sizes
 from mixtures.priors import GaussianPrior
 from mixtures.stream import StreamingData
+
+from conftest import COVARIANCE_TYPES, assert_close, true_params
 
 COLUMNS = ("iteration", "log_likelihood", "elbo", "kl", "time", "passes", "step_size")
 

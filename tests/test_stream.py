@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import COVARIANCE_TYPES, assert_close, true_params
 import mixtures
 from mixtures import DataError, GaussianMixture
 from mixtures.stream import StreamingData, predict_chunks, score_stream
+
+from conftest import COVARIANCE_TYPES, assert_close, true_params
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,12 @@
 
 import pytest
 import torch
-from conftest import assert_close, true_params
 
 import mixtures
 from mixtures import GaussianMixture
 from mixtures.init import initialize
+
+from conftest import assert_close, true_params
 
 N_POINTS = 600
 

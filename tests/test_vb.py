@@ -10,12 +10,13 @@ import pytest
 import torch
 import torch.distributions as td
 
-from conftest import COVARIANCE_TYPES, assert_close, true_params
 import mixtures
 from mixtures import ConvergenceWarning, GaussianMixture
 from mixtures.inference.vb import VariationalParameters, bounds, update, vb_pass
 from mixtures.priors import GaussianPrior
 from mixtures.suffstats import summarize
+
+from conftest import COVARIANCE_TYPES, assert_close, true_params
 
 sklearn_mixture = pytest.importorskip("sklearn.mixture")
 

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 
 from mixtures.errors import DataError
-from mixtures.inference import em, kmeans, nuts, stepwise, vb  # noqa: F401  (registration)
-from mixtures.inference import map as _map, svi  # noqa: F401  (registration)
+from mixtures.inference import em, kmeans, nuts, stepwise, svi, vb  # noqa: F401  (registration)
+from mixtures.inference import map as _map  # noqa: F401  (registration)
 from mixtures.inference.registry import ROUTINES, get_routine, register
 from mixtures.init import InitSpec, initial_responsibilities, initialize
 from mixtures.model import GaussianMixture

@@ -9,7 +9,7 @@ its entry point with ``@register("name")`` and importing it in
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 Routine = Callable[..., "object"]
 ROUTINES: dict[str, Routine] = {}
