@@ -145,7 +145,17 @@ class FitResult:
         return float(self.score_samples(X).mean())
 
     def predict_proba(self, X: Any) -> Tensor:
-        """Posterior membership probabilities ``(N, K)``."""
+        """Posterior membership probabilities ``(N, K)``.
+
+        Pyro routines (``"map"``, ``"svi"``) answer through Pyro's own
+        ``TraceEnum_ELBO.compute_marginals`` on the program; the closed-form
+        routines through :meth:`MixtureParams.responsibilities` (the same numbers,
+        checked to 1e-12 by the test suite).
+        """
+        if self.method in ("map", "svi"):
+            from mixtures.inference.pyro_common import marginal_probabilities
+
+            return marginal_probabilities(self.model, self.params, X)
         return self.params.responsibilities(X)
 
     def predict(self, X: Any) -> Tensor:

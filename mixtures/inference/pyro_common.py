@@ -725,6 +725,18 @@ def _run_pyro(model: GaussianMixture, X: Tensor, init: MixtureParams, *, method:
         objective = history.last("log_likelihood") + history.last("log_prior")
     else:
         objective = -loss
+    if posterior is None and len(history) > 1:
+        start_row = history.records()[0]
+        start = start_row["log_likelihood"] + (start_row.get("log_prior", 0.0) if model.prior else 0.0)
+        if objective < start - 1e-6 * abs(start):
+            # A point estimate that ends below its start failed (a degenerate problem: more
+            # features than points, or a component driven onto a few points).
+            converged = False
+            warnings.warn(
+                f"{method} ended at a worse point than it started (objective {objective:.6g} < {start:.6g}): "
+                "the likelihood is probably unbounded here (more features than points, or a component "
+                "collapsing). Use EM with reg_covar, fewer components, or a prior.",
+                UserWarning, stacklevel=4)
     extras["labels"] = map_assignments(model, params, X)
     return FitResult(model=model, params=params, history=history, converged=converged, n_iter=step,
                      method=method, objective=objective, init=init, extras=extras, posterior=posterior)
