@@ -398,7 +398,7 @@ def test_map_that_ends_worse_than_its_start_says_so(covariance_type):
     g = torch.Generator().manual_seed(1)
     X = torch.randn(6, 60, generator=g, dtype=torch.float64)
     start = run(GaussianMixture(2, covariance_type), X, "kmeans").params
-    with pytest.warns(UserWarning, match="worse point than it started.*reg_covar"):
+    with pytest.warns(UserWarning, match="far below its start.*reg_covar"):
         result = fit(GaussianMixture(2, covariance_type), X, "map", init=start, num_steps=6)
     assert not result.converged
 

@@ -728,12 +728,14 @@ def _run_pyro(model: GaussianMixture, X: Tensor, init: MixtureParams, *, method:
     if posterior is None and len(history) > 1:
         start_row = history.records()[0]
         start = start_row["log_likelihood"] + (start_row.get("log_prior", 0.0) if model.prior else 0.0)
-        if objective < start - 1e-6 * abs(start):
-            # A point estimate that ends below its start failed (a degenerate problem: more
-            # features than points, or a component driven onto a few points).
+        if objective < start - X.shape[0]:
+            # Ending more than a nat per point below the start is no transient of Adam's first
+            # steps (those cost ~0.01 nat per point): the problem is degenerate (more features
+            # than points, or a component driven onto a few points).
             converged = False
             warnings.warn(
-                f"{method} ended at a worse point than it started (objective {objective:.6g} < {start:.6g}): "
+                f"{method} ended far below its start (objective {objective:.6g} < {start:.6g}, more than "
+                "a nat per point): "
                 "the likelihood is probably unbounded here (more features than points, or a component "
                 "collapsing). Use EM with reg_covar, fewer components, or a prior.",
                 UserWarning, stacklevel=4)
