@@ -10,6 +10,7 @@ initializers and seeds, an optional sweep, and metric/output options::
     methods:                    # display name, routine (mixtures.inference.ROUTINES), options
       - {name: EM, method: em, options: {max_iter: 200, tol: 1.0e-6}}
       - {name: SVI, method: svi, options: {num_steps: 1000, lr: 0.05}}
+      - {name: VB, method: vb, prior: {}}   # a prior: GaussianPrior fields ({} = defaults)
     inits: [kmeans]
     seeds: [0, 1, 2]
     sweep: {n: [100, 1000]}     # cartesian product over n, n_components, n_features,
@@ -44,8 +45,26 @@ routine name adds that routine with default options).
 ``model``: ``n_components``, ``covariance_type``, ``reg_covar`` (default 1e-6; a
 method's ``options.reg_covar`` overrides it). ``methods[i].options`` go to the
 routine (and ``n_init`` to :func:`mixtures.fit`); well-known options are
-type-checked on load, and routines with an explicit signature (MAP, SVI) reject
-unknown names on load too.
+type-checked on load, and routines with an explicit signature (MAP, SVI, NUTS,
+stepwise EM) reject unknown names on load too.
+
+A method entry may also carry:
+
+``prior``
+    a mapping of :class:`mixtures.priors.GaussianPrior` fields (``{}``: every
+    default, e.g. ``{weight_prior: dirichlet_process, weight_concentration: 0.1}``);
+    the method then fits ``GaussianMixture(K, covariance_type, prior=GaussianPrior(**prior))``.
+    ``em`` with a prior is MAP-EM, ``vb`` and ``nuts`` need one, ``svi``/``map``
+    with ``guide: normal`` or ``mvn`` need one; ``kmeans``, ``kmedians`` and
+    ``stepwise_em`` take none. Shapes (``mean_prior`` ``(D,)``,
+    ``covariance_prior`` per covariance type) are checked against the data
+    before anything is written.
+``n_components``
+    this method's K instead of ``model.n_components`` (e.g. a truncated
+    Dirichlet process with more components than the data need); not with
+    ``sweep.n_components``. The data (and a random truth's K) still follow the model's K.
+``datasets``
+    the names of the datasets the method runs on (default: all of them).
 
 ``metrics``: ``kl_samples`` (Monte Carlo draws for KL to the truth), ``singular_rtol``
 (tolerance of :func:`mixtures.metrics.is_singular`). ``output``: ``figures``
@@ -88,13 +107,24 @@ SWEEP_KEYS = ("n", "n_components", "n_features", "separation", "imbalance", "ini
               "covariance_type")
 #: sweep keys that change the data (only meaningful for synthetic datasets)
 DATA_SWEEP_KEYS = ("n", "n_features", "separation", "imbalance")
-FIGURES = ("ellipses", "traces", "kl_gap", "error_vs", "bic", "contours", "init_spread")
+FIGURES = ("ellipses", "traces", "kl_gap", "error_vs", "bic", "contours", "init_spread", "posterior",
+           "weights", "passes")
 FORMATS = ("png", "pdf")
 
 TOP_LEVEL_KEYS = ("name", "description", "data", "model", "methods", "inits", "seeds", "sweep",
                   "metrics", "output", "smoke")
 MODEL_KEYS = ("n_components", "covariance_type", "reg_covar")
-METHOD_KEYS = ("name", "method", "options")
+METHOD_KEYS = ("name", "method", "options", "prior", "n_components", "datasets")
+#: fields of mixtures.priors.GaussianPrior a method's ``prior`` may set
+PRIOR_KEYS = ("weight_prior", "weight_concentration", "mean_prior", "mean_precision", "degrees_of_freedom",
+              "covariance_prior", "kind", "scale_prior", "lkj_concentration")
+#: routines that are Bayesian and need a prior / that ignore or reject one
+PRIOR_REQUIRED = ("vb", "nuts")
+PRIOR_REJECTED = ("kmeans", "kmedians", "stepwise_em")
+#: routines whose prior must be conjugate (closed-form updates)
+PRIOR_CONJUGATE = ("em", "hard_em", "vb")
+#: Pyro guides over the globals that approximate a posterior (they need a prior)
+DISTRIBUTIONAL_GUIDES = ("normal", "mvn")
 METRICS_KEYS = ("kl_samples", "singular_rtol")
 OUTPUT_KEYS = ("figures", "formats", "max_cell_figures", "dpi")
 DATA_COMMON_KEYS = ("name", "kind")
@@ -114,12 +144,21 @@ ALL_DATA_KEYS = tuple(dict.fromkeys(
 
 #: types of well-known routine options, checked on load (other options go to the routine as is).
 _INT_OPTIONS = {"max_iter": 0, "num_steps": 0, "eval_every": 1, "num_particles": 1,
-                "subsample_size": 1, "chunk_size": 1, "n_init": 1}
+                "subsample_size": 1, "chunk_size": 1, "n_init": 1,
+                # nuts
+                "warmup": 0, "num_samples": 4, "num_chains": 1, "max_tree_depth": 1,
+                # stepwise_em
+                "batch_size": 1, "num_epochs": 0, "max_steps": 0, "eval_size": 1, "warm_start_steps": 0,
+                # vb, svi: draws kept in result.posterior
+                "posterior_samples": 1}
 _FLOAT_OPTIONS = {"lr": "positive", "tol": "nonnegative", "rtol": "nonnegative",
-                  "reg_covar": "nonnegative", "lr_decay": "positive"}
-_BOOL_OPTIONS = ("jit", "track_likelihood", "validate", "warn")
-_CHOICE_OPTIONS = {"guide": ("delta", "normal"), "local_guide": ("enumerate", "mean_field"),
-                   "local_estimator": ("enumerate", "sample")}
+                  "reg_covar": "nonnegative", "lr_decay": "positive", "kappa": "positive",
+                  "target_accept_prob": "positive"}
+_BOOL_OPTIONS = ("jit", "track_likelihood", "validate", "warn", "jit_compile", "full_mass", "relabel",
+                 "progress_bar", "shuffle", "standardize")
+_CHOICE_OPTIONS = {"guide": ("delta",) + DISTRIBUTIONAL_GUIDES, "local_guide": ("enumerate", "mean_field"),
+                   "local_estimator": ("enumerate", "sample"), "updates": ("sklearn", "model"),
+                   "on_collapse": ("error", "reseed")}
 #: options that ``mixtures.fit`` itself takes (every routine accepts them)
 _FIT_OPTIONS = ("n_init", "reg_covar")
 #: options owned by the experiment, never passed as routine options.
@@ -194,11 +233,40 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class MethodConfig:
-    """``name``: display label; ``method``: routine name; ``options``: routine options."""
+    """``name``: display label; ``method``: routine name; ``options``: routine options.
+
+    ``prior``: ``GaussianPrior`` fields (``{}`` = defaults) or ``None`` (no prior);
+    ``n_components``: this method's K (``None``: the model's); ``datasets``: names of
+    the datasets it runs on (``None``: all).
+    """
 
     name: str
     method: str
     options: dict = field(default_factory=dict)
+    prior: dict | None = None
+    n_components: int | None = None
+    datasets: tuple[str, ...] | None = None
+
+    def applies_to(self, dataset: str) -> bool:
+        return self.datasets is None or dataset in self.datasets
+
+    def gaussian_prior(self) -> Any:
+        """The :class:`mixtures.priors.GaussianPrior` of ``prior`` (``None`` without one)."""
+        if self.prior is None:
+            return None
+        from mixtures.priors import GaussianPrior
+
+        return GaussianPrior(**self.prior)
+
+    def to_dict(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"name": self.name, "method": self.method, "options": _plain(self.options)}
+        if self.prior is not None:
+            entry["prior"] = _plain(self.prior)
+        if self.n_components is not None:
+            entry["n_components"] = self.n_components
+        if self.datasets is not None:
+            entry["datasets"] = list(self.datasets)
+        return entry
 
 
 @dataclass(frozen=True)
@@ -255,8 +323,7 @@ class Config:
             "description": self.description,
             "data": data,
             "model": asdict(self.model),
-            "methods": [{"name": m.name, "method": m.method, "options": _plain(m.options)}
-                        for m in self.methods],
+            "methods": [m.to_dict() for m in self.methods],
             "inits": list(self.inits),
             "seeds": list(self.seeds),
         }
@@ -689,7 +756,16 @@ class _Checker:
             name = self.name(entry.get("name", routine), f"{key}.name")
             options = self.options(entry.get("options") or {}, f"{key}.options")
             self.option_names(routine, options, f"{key}.options")
-            methods.append(MethodConfig(name=name, method=routine, options=options))
+            prior = self.prior(entry["prior"], f"{key}.prior") if "prior" in entry else None
+            self.prior_fits_routine(routine, prior, options, key)
+            k = entry.get("n_components")
+            k = None if k is None else self.integer(k, f"{key}.n_components", 1)
+            datasets = entry.get("datasets")
+            if datasets is not None:
+                datasets = self.nonempty_list(datasets, f"{key}.datasets", "names of the config's datasets")
+                datasets = tuple(self.name(value, f"{key}.datasets[{j}]") for j, value in enumerate(datasets))
+            methods.append(MethodConfig(name=name, method=routine, options=options, prior=prior,
+                                        n_components=k, datasets=datasets))
         names = [m.name for m in methods]
         for i, name in enumerate(names):
             if name in names[:i]:
@@ -720,6 +796,68 @@ class _Checker:
             elif name == "patience" and value is not None and value != "auto":
                 self.integer(value, where, 1)
         return options
+
+    def prior(self, raw: Any, key: str) -> dict:
+        """A method's ``prior``: GaussianPrior fields, type-checked; ``null``/``{}`` = all defaults."""
+        from mixtures.priors import KINDS, SCALE_PRIORS, WEIGHT_PRIORS, GaussianPrior
+
+        if raw is None:
+            raw = {}
+        self.mapping(raw, key, PRIOR_KEYS)
+        prior = dict(raw)
+        for name, value in raw.items():
+            where = f"{key}.{name}"
+            if value is None:
+                continue  # the data-scaled default
+            if name == "weight_prior":
+                self.choice(value, where, WEIGHT_PRIORS)
+            elif name == "kind":
+                self.choice(value, where, KINDS)
+            elif name == "scale_prior":
+                self.choice(value, where, SCALE_PRIORS)
+            elif name in ("mean_precision", "degrees_of_freedom", "lkj_concentration"):
+                prior[name] = self.number(value, where, "positive")
+            elif name == "weight_concentration":
+                if isinstance(value, list):
+                    prior[name] = [self.number(v, f"{where}[{j}]", "positive") for j, v in enumerate(value)]
+                else:
+                    prior[name] = self.number(value, where, "positive")
+            elif name == "mean_prior":
+                values = value if isinstance(value, list) else [value]
+                prior[name] = [self.number(v, f"{where}[{j}]") for j, v in enumerate(values)]
+            elif name == "covariance_prior":
+                prior[name] = self.nested_numbers(value, where)
+        try:
+            GaussianPrior(**prior)
+        except (TypeError, ValueError) as error:
+            raise self.error(key, f"is not a valid prior: {error}", ", ".join(PRIOR_KEYS)) from None
+        return prior
+
+    def nested_numbers(self, value: Any, key: str) -> Any:
+        """A number, a list of numbers or a list of lists (a matrix), as floats."""
+        if isinstance(value, list):
+            return [self.nested_numbers(v, f"{key}[{j}]") for j, v in enumerate(value)]
+        return self.number(value, key)
+
+    def prior_fits_routine(self, routine: str, prior: dict | None, options: dict, key: str) -> None:
+        """Routines that need a prior get one; routines that cannot use one do not."""
+        guide = options.get("guide", "delta")
+        if prior is None:
+            if routine in PRIOR_REQUIRED:
+                raise self.error(f"{key}.prior", f"routine {routine!r} is Bayesian and needs a prior.",
+                                 "prior: {} for the default conjugate prior, or a mapping of "
+                                 + ", ".join(PRIOR_KEYS))
+            if routine in ("svi", "map") and guide in DISTRIBUTIONAL_GUIDES:
+                raise self.error(f"{key}.prior", f"guide {guide!r} approximates a posterior, which needs "
+                                 "a prior.", "prior: {} (or guide: delta for maximum likelihood)")
+            return
+        if routine in PRIOR_REJECTED:
+            raise self.error(f"{key}.prior", f"routine {routine!r} fits no prior (maximum likelihood or "
+                             "clustering only).", "no prior for " + ", ".join(PRIOR_REJECTED)
+                             + "; em (MAP-EM), vb, svi, map or nuts with a prior")
+        if routine in PRIOR_CONJUGATE and prior.get("kind", "conjugate") != "conjugate":
+            raise self.error(f"{key}.prior.kind", f"routine {routine!r} needs a conjugate prior; got "
+                             f"{prior['kind']!r}.", "kind: conjugate (or method svi/nuts for nonconjugate)")
 
     def option_names(self, routine: str, options: dict, key: str) -> None:
         """Unknown option names are errors for routines with an explicit signature.
@@ -885,6 +1023,11 @@ class _Checker:
         names = {m.name for m in methods}
         extra = [MethodConfig(name=value, method=value, options={})
                  for value in sweep.get("method", ()) if value not in names]
+        for value in sweep.get("method", ()):
+            if value not in names and value in PRIOR_REQUIRED:
+                raise self.error("sweep.method", f"routine {value!r} needs a prior, which a bare routine "
+                                 "name in the sweep cannot give.",
+                                 "a methods entry with a prior, named in sweep.method")
         return methods + tuple(extra)
 
     def metrics(self, raw: Any) -> MetricsConfig:
@@ -927,16 +1070,33 @@ class _Checker:
 
     # -- relations between blocks --------------------------------------------------------
     def cross_check(self, config: Config) -> None:
+        names = [d.name for d in config.data]
+        for i, method in enumerate(config.methods):
+            for j, dataset in enumerate(method.datasets or ()):
+                if dataset not in names:
+                    raise self.error(f"methods[{i}].datasets[{j}]", f"no dataset is named {dataset!r}"
+                                     f"{_did_you_mean(dataset, names)}.", ", ".join(names))
+            if method.n_components is not None and "n_components" in config.sweep:
+                raise self.error(f"methods[{i}].n_components", "cannot fix a method's K while "
+                                 "sweep.n_components varies it.", "one of the two")
+        selected = config.sweep.get("method", [m.name for m in config.methods])
+        for dataset in config.data:
+            if not any(m.applies_to(dataset.name) for m in config.methods if m.name in selected):
+                raise self.error("methods", f"no method runs on dataset {dataset.name!r} (every method "
+                                 "lists other datasets).", "datasets: [..., " + dataset.name + "] on some "
+                                 "method, or remove the dataset")
         for key in DATA_SWEEP_KEYS:
             if key in config.sweep and not any(d.accepts(key) for d in config.data):
                 users = "synthetic data" if key == "n" else "synthetic data with truth: random"
                 raise self.error(f"sweep.{key}", f"no dataset uses {key!r}: it only applies to {users}.",
                                  "sweep keys of the datasets given, or model keys "
                                  "n_components, covariance_type, init, method")
-        ks = config.sweep.get("n_components", (config.model.n_components,))
         for i, dataset in enumerate(config.data):
             if not dataset.synthetic:
                 continue
+            ks = config.sweep.get("n_components", (config.model.n_components,))
+            ks = tuple(ks) + tuple(m.n_components for m in config.methods
+                                   if m.n_components is not None and m.applies_to(dataset.name))
             where = f"data[{i}]" if len(config.data) > 1 else "data"
             ns = config.sweep.get("n", (dataset.n,)) if dataset.accepts("n") else (dataset.n,)
             if min(ns) < max(ks):

@@ -13,6 +13,10 @@ Output directory::
     histories/<...>.csv one CSV per fit: the History columns (iteration,
                        log_likelihood, elbo, kl, time, + the routine's own), one
                        row per history row; read back with :func:`read_history`
+    posteriors/<...>.pt for fits with a posterior (VB, SVI with a distributional
+                       guide, NUTS): at most MAX_POSTERIOR_DRAWS draws, evenly
+                       spaced through the routine's; read back with
+                       :func:`read_posterior`
     figures/           PNG (and PDF on request) figures, see mixtures.report
     report.md          figures and summary tables (mixtures.report)
 
@@ -27,6 +31,13 @@ Columns of ``results.csv`` (empty when not applicable, e.g. truth metrics on rea
   ``aic``, ``icl`` (lower is better), ``n_iter``, ``converged``, ``singular`` (a
   covariance at the ``reg_covar`` floor), ``time`` (seconds for ``mixtures.fit``,
   initialization included), ``warnings``, ``history`` (relative path);
+* with a posterior (empty for point estimates, MAP-EM included): ``posterior``
+  (relative path of the stored draws), ``posterior_draws`` (draws the routine
+  made; the file keeps at most ``MAX_POSTERIOR_DRAWS`` of them),
+  ``expected_components`` (posterior mean number of components with weight
+  above 0.01, :meth:`~mixtures.posterior.Posterior.expected_components`); for MCMC
+  also ``max_r_hat`` (largest split R-hat over every site entry), ``min_ess``
+  (smallest effective sample size) and ``num_divergences``;
 * with a known truth: ``weights_l1``, ``means_rmse``, ``covariances_frobenius``
   (after Hungarian alignment, given in ``alignment``: fitted component of each true
   one; only when K matches), ``ari``, ``nmi`` (true labels vs MAP assignments),
@@ -40,8 +51,9 @@ Robustness:
   killed run leaves only whole files; ``results.csv`` is rebuilt from the
   records at the end (and when interrupted);
 * a task's record is keyed by a hash of everything that determines its numbers
-  (data spec, model, init, seed, method and options, metric options), so a rerun
-  skips finished tasks — also after the config grew (more seeds, say);
+  (data spec, model, init, seed, method and options, the method's prior and K,
+  metric options), so a rerun skips finished tasks — also after the config grew
+  (more seeds, say);
 * every random draw is seeded from the config (data seeds, fit seeds, Monte Carlo
   seeds), so the same config reproduces the same numbers except the ``time`` column;
 * a fit that raises (singular covariance, divergence...) becomes a row with
@@ -68,6 +80,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from mixtures import data as datasets
@@ -85,6 +98,7 @@ from mixtures.errors import DataError
 from mixtures.inference import ROUTINES, fit
 from mixtures.model import GaussianMixture
 from mixtures.params import MixtureParams
+from mixtures.posterior import Posterior
 from mixtures.result import FitResult, History
 
 #: bump when the meaning of a record changes, so old records are not reused
@@ -97,12 +111,18 @@ METRIC_COLUMNS = ("log_likelihood", "log_likelihood_per_point", "elbo", "kl", "b
                   "n_iter", "converged", "singular", "time",
                   "weights_l1", "means_rmse", "covariances_frobenius", "ari", "nmi",
                   "kl_truth", "kl_truth_se", "held_out_ll", "held_out_ll_truth", "alignment",
-                  "warnings", "history")
+                  "posterior_draws", "expected_components", "max_r_hat", "min_ess", "num_divergences",
+                  "warnings", "history", "posterior")
 RESULT_COLUMNS = ID_COLUMNS + METRIC_COLUMNS
 #: columns that legitimately differ between two runs of the same config
 TIME_COLUMNS = ("time",)
 TRUTH_METRICS = ("weights_l1", "means_rmse", "covariances_frobenius", "ari", "nmi", "kl_truth",
                  "kl_truth_se", "held_out_ll", "held_out_ll_truth")
+POSTERIOR_COLUMNS = ("posterior_draws", "expected_components", "max_r_hat", "min_ess", "num_divergences")
+#: most posterior draws stored per fit (evenly spaced through the routine's draws)
+MAX_POSTERIOR_DRAWS = 200
+#: weight above which a component counts as used (``expected_components``)
+COMPONENT_THRESHOLD = 0.01
 
 
 # -------------------------------------------------------------------------------------------
@@ -110,7 +130,12 @@ TRUTH_METRICS = ("weights_l1", "means_rmse", "covariances_frobenius", "ari", "nm
 # -------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Task:
-    """One fit: a dataset (sweep values applied), model, init, seed and method."""
+    """One fit: a dataset (sweep values applied), model, init, seed and method.
+
+    ``n_components`` is the fitted K (the method's own when it sets one);
+    ``model_components`` the model's K at this sweep point, which a random truth
+    without its own K follows (so every method of a cell sees the same data).
+    """
 
     index: int
     cell: int
@@ -123,6 +148,7 @@ class Task:
     method_index: int
     point: dict = field(default_factory=dict)  # swept key -> value (the keys that apply)
     key: str = ""
+    model_components: int | None = None
 
     @property
     def true_n_components(self) -> int | None:
@@ -130,7 +156,7 @@ class Task:
         if not d.synthetic:
             return None
         if d.truth == "random":
-            return d.n_components or self.n_components
+            return d.n_components or self.model_components or self.n_components
         if d.truth == "seed004":
             return 2
         if d.truth == "given":
@@ -138,8 +164,21 @@ class Task:
         return d.n_components
 
     @property
+    def file_stem(self) -> str:
+        return f"{self.dataset.name}-{self.method.name}-{self.init}-seed{self.seed}-{self.key[:10]}"
+
+    @property
     def history_name(self) -> str:
-        return f"{self.dataset.name}-{self.method.name}-{self.init}-seed{self.seed}-{self.key[:10]}.csv"
+        return f"{self.file_stem}.csv"
+
+    @property
+    def posterior_name(self) -> str:
+        return f"{self.file_stem}.pt"
+
+
+def build_model(task: Task) -> GaussianMixture:
+    """The task's ``GaussianMixture`` (with its method's prior, if any)."""
+    return GaussianMixture(task.n_components, task.covariance_type, prior=task.method.gaussian_prior())
 
 
 def _canonical(value: Any) -> str:
@@ -175,13 +214,19 @@ def expand_tasks(config: Config) -> list[Task]:
             for init in inits:
                 for seed in config.seeds:
                     for method_index, method in methods:
-                        task = Task(index=len(tasks), cell=cell, dataset=data, n_components=K,
+                        if not method.applies_to(dataset.name):
+                            continue
+                        k = method.n_components or K
+                        task = Task(index=len(tasks), cell=cell, dataset=data, n_components=k,
                                     covariance_type=cov, init=init, seed=seed, method=method,
-                                    method_index=method_index, point=point)
-                        key = _digest(RECORD_VERSION, data.to_dict(), task.true_n_components, K, cov,
-                                      config.model.reg_covar, init, seed, method.name, method.method,
-                                      method.options, config.metrics.kl_samples,
-                                      config.metrics.singular_rtol)[:20]
+                                    method_index=method_index, point=point, model_components=K)
+                        parts = [RECORD_VERSION, data.to_dict(), task.true_n_components, k, cov,
+                                 config.model.reg_covar, init, seed, method.name, method.method,
+                                 method.options, config.metrics.kl_samples, config.metrics.singular_rtol]
+                        if method.prior is not None:
+                            # only when set: keys of prior-free tasks stay those of earlier runs
+                            parts.append({"prior": method.prior})
+                        key = _digest(*parts)[:20]
                         tasks.append(replace(task, key=key))
                     cell += 1
     return tasks
@@ -266,6 +311,7 @@ class Outcome:
     row: dict
     params: MixtureParams | None
     history: History | None
+    posterior: Posterior | None = None
 
 
 def _first_line(error: BaseException) -> str:
@@ -290,7 +336,7 @@ def run_task(task: Task, bundle: DataBundle, config: Config) -> Outcome:
                history=f"histories/{task.history_name}")
     options = dict(task.method.options)
     reg_covar = options.pop("reg_covar", config.model.reg_covar)
-    model = GaussianMixture(task.n_components, task.covariance_type)
+    model = build_model(task)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         start = time.perf_counter()
@@ -314,8 +360,37 @@ def run_task(task: Task, bundle: DataBundle, config: Config) -> Outcome:
             row.update(score(result, bundle, config, task, reg_covar))
         except Exception as error:  # scoring a degenerate fit must not stop the run
             row.update(status="failed", error="scoring failed: " + _first_line(error))
+        posterior = result.posterior
+        if posterior is not None:
+            row["posterior"] = f"posteriors/{task.posterior_name}"
+            row.update(posterior_summary(posterior))
         row["warnings"] = _warning_text(caught)
-    return Outcome(task, row, result.params, result.history)
+    return Outcome(task, row, result.params, result.history, posterior)
+
+
+def _finite_values(values: Any) -> Tensor:
+    values = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+    return values[torch.isfinite(values)]
+
+
+def posterior_summary(posterior: Posterior) -> dict[str, Any]:
+    """The posterior columns of a result row (see :data:`POSTERIOR_COLUMNS`)."""
+    out: dict[str, Any] = {
+        "posterior_draws": posterior.n_draws,
+        "expected_components": posterior.expected_components(COMPONENT_THRESHOLD),
+    }
+    diagnostics = posterior.diagnostics or {}
+    r_hat = [_finite_values(v) for v in (diagnostics.get("r_hat") or {}).values()]
+    ess = [_finite_values(v) for v in (diagnostics.get("ess") or {}).values()]
+    r_hat = torch.cat(r_hat) if r_hat else torch.empty(0)
+    ess = torch.cat(ess) if ess else torch.empty(0)
+    if r_hat.numel():
+        out["max_r_hat"] = float(r_hat.max())
+    if ess.numel():
+        out["min_ess"] = float(ess.min())
+    if "num_divergences" in diagnostics:
+        out["num_divergences"] = int(diagnostics["num_divergences"])
+    return out
 
 
 def _warning_text(caught: Iterable[warnings.WarningMessage]) -> str | None:
@@ -426,10 +501,53 @@ def params_from_record(record: dict) -> MixtureParams | None:
     return MixtureParams(full.weights, full.locs, native, stored["covariance_type"])
 
 
+def _draw_indices(n_draws: int, limit: int = MAX_POSTERIOR_DRAWS) -> Tensor:
+    """At most ``limit`` indices evenly spaced over ``0..n_draws-1`` (both ends kept)."""
+    if n_draws <= limit:
+        return torch.arange(n_draws)
+    return torch.linspace(0, n_draws - 1, limit, dtype=torch.float64).round().long()
+
+
+def write_posterior(path: Path, posterior: Posterior) -> None:
+    """Store a bounded subsample of ``posterior``'s draws atomically (plain tensors, ``torch.save``).
+
+    The file holds ``weights`` ``(S, K)``, ``locs`` ``(S, K, D)``, ``native``
+    ``(S, *native_shape)`` (float64, CPU), ``indices`` ``(S,)`` (which of the
+    routine's draws), ``covariance_type``, ``kind`` and ``n_draws`` (the routine's
+    count), with ``S <= MAX_POSTERIOR_DRAWS``.
+    """
+    index = _draw_indices(posterior.n_draws)
+    as_plain = lambda t: t.detach().index_select(0, index.to(t.device)).to("cpu", torch.float64).contiguous()  # noqa: E731
+    payload = {"weights": as_plain(posterior.weights), "locs": as_plain(posterior.locs),
+               "native": as_plain(posterior.native), "indices": index,
+               "covariance_type": posterior.cov_type.name, "kind": str(posterior.kind),
+               "n_draws": int(posterior.n_draws)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save(payload, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_posterior(path: str | Path) -> Posterior:
+    """A ``posteriors/*.pt`` file as a :class:`~mixtures.posterior.Posterior` (no diagnostics)."""
+    from mixtures.covariance import get_covariance_type
+
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    return Posterior(weights=payload["weights"], locs=payload["locs"], native=payload["native"],
+                     cov_type=get_covariance_type(payload["covariance_type"]), kind=payload["kind"])
+
+
 def write_record(out_dir: Path, outcome: Outcome) -> dict:
-    """History first, then the record: a record on disk means the task is complete."""
+    """History and posterior first, then the record: a record on disk means the task is complete."""
     if outcome.history is not None:
         write_history(out_dir / outcome.row["history"], outcome.history)
+    if outcome.posterior is not None and outcome.row.get("posterior"):
+        write_posterior(out_dir / outcome.row["posterior"], outcome.posterior)
     record = {"version": RECORD_VERSION, "key": outcome.task.key, "row": outcome.row,
               "params": _params_record(outcome.params)}
     atomic_write_text(out_dir / "records" / f"{outcome.task.key}.json", json.dumps(record, indent=1))
@@ -446,9 +564,10 @@ def read_record(out_dir: Path, task: Task) -> dict | None:
         return None  # unreadable: redo the task
     if record.get("version") != RECORD_VERSION or record.get("key") != task.key:
         return None
-    history = record["row"].get("history")
-    if history and not (out_dir / history).exists():
-        return None
+    for name in ("history", "posterior"):
+        relative = record["row"].get(name)
+        if relative and not (out_dir / relative).exists():
+            return None
     return record
 
 
@@ -512,6 +631,29 @@ def _check_routines(config: Config) -> None:
                               ", ".join(sorted(ROUTINES)))
 
 
+def _check_priors(config: Config, tasks: list[Task], cache: DataCache) -> None:
+    """Resolve every method's prior on its data: shapes and values that do not fit are config errors."""
+    seen = set()
+    for task in tasks:
+        method = task.method
+        if method.prior is None:
+            continue
+        X = cache.get(task).X
+        signature = (task.method_index, task.n_components, task.covariance_type, int(X.shape[1]))
+        if signature in seen:
+            continue
+        seen.add(signature)
+        try:
+            method.gaussian_prior().resolve(X, task.n_components, task.covariance_type)
+        except (ValueError, RuntimeError) as error:
+            raise ConfigError(config.source, f"methods[{task.method_index}].prior",
+                              f"does not fit dataset {task.dataset.name!r} (D={X.shape[1]}, "
+                              f"K={task.n_components}, {task.covariance_type}): {error}",
+                              "mean_prior of length D, covariance_prior shaped for the covariance type "
+                              "((D, D) full/tied, (D,) diag, a number for spherical), or null for the "
+                              "data-scaled default") from None
+
+
 def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool = False,
                    quiet: bool = False) -> Path:
     """Run every task of ``config`` into ``out_dir`` (resuming finished tasks); return ``out_dir``.
@@ -536,6 +678,7 @@ def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool
     cache = DataCache(config.source)
     for task in tasks:  # every dataset is made (or read) before anything is written
         cache.get(task)
+    _check_priors(config, tasks, cache)
     records: dict[str, dict] = {}
     for task in tasks:
         record = read_record(out_dir, task)

@@ -9,7 +9,9 @@ Figures (in ``figures/``, one file per figure and format; which ones are drawn i
     at most ``output.max_cell_figures`` per dataset.
 ``traces_<dataset>``
     log-likelihood and ELBO per point against iteration and wall time, every
-    method on one plot (first cell of the dataset).
+    method on one plot (first cell of the dataset). NUTS rows are posterior
+    draws (x = draw index, labelled so); it has no ELBO, and histories whose
+    column is all NaN are left out of that panel.
 ``kl_gap_<dataset>``
     ``log-likelihood − ELBO`` (nats per point) against iteration and wall time.
 ``error_vs_<key>_<dataset>``
@@ -26,10 +28,25 @@ Figures (in ``figures/``, one file per figure and format; which ones are drawn i
 ``init_<dataset>``
     box and strip plots of the final log-likelihood per point and of the
     iterations, per initializer and method; when several inits are compared.
+``posterior_<dataset>``
+    one panel per fit with a posterior (VB, SVI with a distributional guide,
+    NUTS): the data with the 2σ ellipses of stored posterior draws, the truth
+    dashed when known (first cell; 2-D and up, first two dimensions).
+``weights_<dataset>``
+    mixing weights of every method of the first cell, posterior mean with 90%
+    credible interval for fits with a posterior, markers for point estimates;
+    drawn when some fit of the dataset has a posterior.
+``passes_<dataset>``
+    log-likelihood per point against data passes and against wall time (first
+    cell), when an online method is compared (``stepwise_em``, or a routine with
+    ``subsample_size``). Passes (:func:`data_passes`): the history's ``passes``
+    column when it has one (stepwise EM), ``step × B / N`` for minibatch SVI/MAP,
+    one per iteration for batch routines; NUTS is left out.
 
 ``report.md`` embeds the PNGs and summary tables: per dataset, sweep point and
-method the mean ± sd over seeds of every metric, model selection winners, and
-the failed fits.
+method the mean ± sd over seeds of every metric (with the posterior columns
+when there are posteriors), model selection winners, log-likelihood after a
+number of data passes (when the passes figure applies), and the failed fits.
 """
 
 from __future__ import annotations
@@ -167,7 +184,8 @@ def make_figures(state: RunState) -> FigureSet:
     wanted = set(state.config.output.figures)
     result = FigureSet()
     drawers = [("ellipses", _ellipses), ("traces", _traces), ("kl_gap", _kl_gap), ("error_vs", _error_vs),
-               ("bic", _bic), ("contours", _contours), ("init_spread", _init_spread)]
+               ("bic", _bic), ("contours", _contours), ("init_spread", _init_spread),
+               ("posterior", _posterior), ("weights", _weights), ("passes", _passes)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # matplotlib layout chatter must not fail a finished run
         for dataset, tasks in _tasks_by_dataset(state).items():
@@ -235,25 +253,50 @@ def _histories(state, tasks) -> dict[str, Any]:
     return histories
 
 
+def _has_values(history: Any, column: str) -> bool:
+    """Whether ``column`` exists and has a finite entry (NUTS's ELBO is all NaN)."""
+    return column in history and len(history) > 0 and bool(np.isfinite(history[column].numpy()).any())
+
+
 def _traces(state, dataset, tasks) -> list[Figure]:
     from mixtures import plot
+    from mixtures.result import History
 
     cell = _base_cell(tasks)
     histories = _histories(state, cell)
     if not histories:
         return []
+    routines = {t.method.name: t.method.method for t in cell}
+    # NUTS history rows are draws: say so in the legend rather than call them iterations
+    labels = {name: f"{name} (x: draw)" if routines.get(name) == "nuts" else name for name in histories}
     n = state.data.get(cell[0]).X.shape[0]
     fig, axes = plot.subplots(2, 2, squeeze=False)
+    left_out = set()
     for i, column in enumerate(("log_likelihood", "elbo")):
         for j, x in enumerate(("iteration", "time")):
-            available = {k: h for k, h in histories.items() if column in h}
+            # Histories without values stay in the dict as empty ones: plot_traces skips them
+            # but keeps counting, so every method has the same colour in every panel.
+            shown = {labels[k]: h if _has_values(h, column) else History() for k, h in histories.items()}
+            available = {k: h for k, h in shown.items() if len(h)}
+            left_out |= {k for k, h in histories.items() if column in h and not _has_values(h, column)}
             if available:
-                plot.plot_traces(axes[i, j], available, column=column, x=x, n_points=n)
+                plot.plot_traces(axes[i, j], shown, column=column, x=x, n_points=n)
                 _spread_x(axes[i, j], available, x)
+                if x == "iteration" and any(routines.get(k) == "nuts" for k in histories
+                                            if labels[k] in available):
+                    axes[i, j].set_xlabel("iteration (NUTS: posterior draw)")
+            else:
+                axes[i, j].text(0.5, 0.5, f"no {column.replace('_', ' ')} to show", ha="center",
+                                va="center", transform=axes[i, j].transAxes)
     title = f"{dataset}: traces ({_cell_label(cell[0])})"
     fig.suptitle(title)
     caption = ("Log-likelihood (exact, top) and ELBO (bottom) in nats per point, against iteration (left) "
                "and wall-clock time (right).")
+    if any(routine == "nuts" for routine in routines.values()):
+        caption += (" NUTS rows are posterior draws (x: draw index; time counts warmup), each with its "
+                    "exact log-likelihood.")
+    if left_out:
+        caption += f" Without an ELBO (not drawn there): {', '.join(sorted(left_out))}."
     return [Figure("traces", title, _save(state, fig, f"traces_{_slug(dataset)}"), caption, dataset)]
 
 
@@ -278,20 +321,27 @@ def _cell_label(task) -> str:
 
 def _kl_gap(state, dataset, tasks) -> list[Figure]:
     from mixtures import plot
+    from mixtures.result import History
 
     cell = _base_cell(tasks)
-    histories = {k: h for k, h in _histories(state, cell).items() if "elbo" in h}
+    every = _histories(state, cell)
+    histories = {k: h for k, h in every.items() if _has_values(h, "elbo")}
     if not histories:
         return []
+    # methods without an ELBO (NUTS) stay as empty histories: same colours as the traces figure
+    shown = {k: h if k in histories else History() for k, h in every.items()}
     n = state.data.get(cell[0]).X.shape[0]
     fig, axes = plot.subplots(1, 2, squeeze=False)
     for j, x in enumerate(("iteration", "time")):
-        plot.plot_kl_gap(axes[0, j], histories, x=x, per_point=True, n_points=n)
+        plot.plot_kl_gap(axes[0, j], shown, x=x, per_point=True, n_points=n)
         _spread_x(axes[0, j], histories, x)
     title = f"{dataset}: KL gap ({_cell_label(cell[0])})"
     fig.suptitle(title)
     caption = ("The gap log p(X|θ) − ELBO = KL(q ‖ p(Z|X,θ)) per point: zero after an exact E step, "
                "positive for hard assignments and for approximate guides.")
+    missing = sorted(set(every) - set(histories))
+    if missing:
+        caption += f" Without an ELBO (not shown): {', '.join(missing)}."
     return [Figure("kl_gap", title, _save(state, fig, f"kl_gap_{_slug(dataset)}"), caption, dataset)]
 
 
@@ -393,9 +443,8 @@ def _bic(state, dataset, tasks) -> list[Figure]:
 
 def _contours(state, dataset, tasks) -> list[Figure]:
     from mixtures import plot
-    from mixtures.experiment import params_from_record
+    from mixtures.experiment import build_model, params_from_record
     from mixtures.inference import fit
-    from mixtures.model import GaussianMixture
 
     cell = _base_cell(tasks)
     em = [t for t in cell if t.method.method == "em" and _ok(state, t)]
@@ -408,7 +457,7 @@ def _contours(state, dataset, tasks) -> list[Figure]:
     options = dict(task.method.options)
     reg_covar = options.pop("reg_covar", state.config.model.reg_covar)
     options["max_iter"] = 1
-    model = GaussianMixture(task.n_components, task.covariance_type)
+    model = build_model(task)  # MAP-EM keeps its prior
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         one = fit(model, bundle.X, "em", init=task.init, seed=task.seed, reg_covar=reg_covar, **options)
@@ -474,6 +523,205 @@ def _init_spread(state, dataset, tasks) -> list[Figure]:
     return [Figure("init_spread", title, _save(state, fig, f"init_{_slug(dataset)}"), caption, dataset)]
 
 
+def _posteriors(state, tasks) -> dict[str, Any]:
+    """``{method name: Posterior}`` of the ok tasks with stored draws."""
+    from mixtures.experiment import read_posterior
+
+    out = {}
+    for task in tasks:
+        if not _ok(state, task):
+            continue
+        relative = state.records[task.key]["row"].get("posterior")
+        if relative and (state.out_dir / relative).exists():
+            out[task.method.name] = read_posterior(state.out_dir / relative)
+    return out
+
+
+def _posterior_title(name: str, row: dict) -> str:
+    parts = [name]
+    if _finite(row.get("expected_components")):
+        parts.append(f"E[#w>1%] = {float(row['expected_components']):.2f}")
+    if _finite(row.get("max_r_hat")):
+        parts.append(f"R̂ ≤ {float(row['max_r_hat']):.3f}")
+    if _finite(row.get("min_ess")):
+        parts.append(f"ESS ≥ {float(row['min_ess']):.0f}")
+    return ", ".join(parts)
+
+
+def _posterior(state, dataset, tasks) -> list[Figure]:
+    from mixtures import plot
+
+    cell = _base_cell(tasks)
+    posteriors = _posteriors(state, cell)
+    bundle = state.data.get(cell[0])
+    if not posteriors or bundle.X.shape[1] < 2:
+        return []  # 1-D data: the weights figure shows the uncertainty
+    rows = {t.method.name: state.records[t.key]["row"] for t in cell if t.method.name in posteriors}
+    ncols = min(len(posteriors), 3)
+    nrows = math.ceil(len(posteriors) / ncols)
+    fig, axes = plot.subplots(nrows, ncols, squeeze=False)
+    n_draws = 15 if state.smoke else 40
+    # Limits from the data: draws of components the data hardly use (a Dirichlet process's
+    # spare sticks) come from the prior and can be huge; they must not shrink the data away.
+    data = bundle.X[:, :2].detach().cpu().double().numpy()
+    low, high = data.min(0), data.max(0)
+    pad = 0.15 * np.maximum(high - low, 1e-12)
+    limits = (low - pad, high + pad)
+    for ax, (name, posterior) in zip(axes.flat, posteriors.items()):
+        plot.plot_posterior_ellipses(ax, bundle.X, posterior, n_draws=n_draws,
+                                     title=_posterior_title(name, rows[name]))
+        if bundle.truth is not None:
+            truth = bundle.truth
+            for k in range(truth.n_components):
+                plot.add_covariance_ellipse(ax, truth.locs[k, :2], truth.covariances[k, :2, :2],
+                                            edgecolor="black", linestyle="--", linewidth=1.0)
+        ax.title.set_fontsize("small")
+        ax.set_xlim(limits[0][0], limits[1][0])
+        ax.set_ylim(limits[0][1], limits[1][1])
+    for ax in list(axes.flat)[len(posteriors):]:
+        ax.set_visible(False)
+    title = f"{dataset}: posterior uncertainty ({_cell_label(cell[0])})"
+    fig.suptitle(title)
+    caption = (f"2σ covariance ellipses of {n_draws} posterior draws per method (faint lines pile up where "
+               "the posterior is sure; components a draw leaves empty are not drawn; axes cover the data)"
+               + (", the true mixture dashed" if bundle.truth is not None else "")
+               + ". E[#w>1%]: posterior mean number of components with weight above 1%.")
+    return [Figure("posterior", title, _save(state, fig, f"posterior_{_slug(dataset)}"), caption, dataset)]
+
+
+def _weights(state, dataset, tasks) -> list[Figure]:
+    from types import SimpleNamespace
+
+    from mixtures import plot
+    from mixtures.experiment import params_from_record
+
+    cell = _base_cell(tasks)
+    posteriors = _posteriors(state, cell)
+    if not posteriors:
+        return []
+    results: dict[str, Any] = {}
+    for task in cell:
+        if not _ok(state, task):
+            continue
+        name = task.method.name
+        results[name] = SimpleNamespace(posterior=posteriors[name]) if name in posteriors \
+            else params_from_record(state.records[task.key])
+    fig, axes = plot.subplots(1, 1, squeeze=False, figsize=(max(5.0, 1.2 * len(results) + 2), 4.0))
+    plot.plot_weight_intervals(axes[0, 0], results, level=0.9)
+    axes[0, 0].tick_params(axis="x", labelsize="small")
+    truth = state.data.get(cell[0]).truth
+    if truth is not None:
+        for weight in truth.weights.tolist():
+            axes[0, 0].axhline(weight, color="0.5", linestyle=":", linewidth=0.8)
+    title = f"{dataset}: mixing weights ({_cell_label(cell[0])})"
+    fig.suptitle(title)
+    caption = ("Mixing weights per method, sorted within each method (component labels are arbitrary): "
+               "posterior mean with a 90% equal-tailed credible interval for fits with a posterior, plain "
+               "markers for point estimates (EM, MAP-EM...)"
+               + ("; dotted lines: the true weights" if truth is not None else "") + ".")
+    return [Figure("weights", title, _save(state, fig, f"weights_{_slug(dataset)}"), caption, dataset)]
+
+
+def data_passes(history: Any, routine: str, options: dict, n_points: int) -> np.ndarray | None:
+    """Data passes at each history row ``(T,)``; ``None`` when they have no meaning (NUTS).
+
+    The ``passes`` column when the routine records it (stepwise EM); minibatch
+    SVI/MAP: ``step × B / N`` with ``B = subsample_size``; other routines touch
+    every point once per iteration (EM, VB, k-means; full-batch SVI/MAP: once per
+    step). Evaluation passes (the exact log-likelihood of the history) are not counted.
+    """
+    if "passes" in history and _has_values(history, "passes"):
+        return history["passes"].numpy()
+    if routine == "nuts":
+        return None
+    steps = history["iteration"].numpy()
+    batch = options.get("subsample_size")
+    if routine in ("svi", "map") and batch:
+        return steps * min(int(batch), n_points) / n_points
+    return steps
+
+
+def _is_online(task) -> bool:
+    return task.method.method == "stepwise_em" or bool(task.method.options.get("subsample_size"))
+
+
+def _pass_traces(state, cell) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``{method: (passes, time, log-likelihood per point)}`` of the cell's ok fits (NUTS excluded)."""
+    from mixtures.experiment import read_history
+
+    n = state.data.get(cell[0]).X.shape[0]
+    out = {}
+    for task in cell:
+        if not _ok(state, task):
+            continue
+        history = read_history(state.out_dir / state.records[task.key]["row"]["history"])
+        passes = data_passes(history, task.method.method, task.method.options, n)
+        if passes is None or not _has_values(history, "log_likelihood"):
+            continue
+        out[task.method.name] = (passes, history["time"].numpy(), history["log_likelihood"].numpy() / n)
+    return out
+
+
+def _passes(state, dataset, tasks) -> list[Figure]:
+    from mixtures import plot
+
+    cell = _base_cell(tasks)
+    if not any(_is_online(t) for t in cell):
+        return []
+    traces = _pass_traces(state, cell)
+    if not traces:
+        return []
+    fig, axes = plot.subplots(2, 2, squeeze=False, figsize=(11.0, 8.0))
+    finite = np.concatenate([v[np.isfinite(v)] for _, _, v in traces.values()])
+    best = float(finite.max()) if finite.size else math.nan
+    for i, (name, (passes, seconds, values)) in enumerate(traces.items()):
+        style = {"color": f"C{i % 10}", "linewidth": 1.5, "label": name,
+                 "marker": "." if len(values) < 50 else None}
+        # the gap to the best value any method reached; its zero (the best point) is not drawn
+        gap = best - values
+        gap = np.where(gap > 0, gap, np.nan)
+        for j, x in enumerate((passes, seconds)):
+            axes[0, j].plot(x, values, **style)
+            axes[1, j].plot(x, gap, **style)
+    # Zoom on the approach to the optimum: the initialization's log-likelihood is often far below.
+    after_half = [v[(p >= 0.5) & np.isfinite(v)][0] for p, _, v in traces.values()
+                  if ((p >= 0.5) & np.isfinite(v)).any()]
+    if finite.size and after_half:
+        low = min(after_half)
+        pad = 0.1 * max(best - low, 1e-6)
+        for ax in axes[0]:
+            ax.set_ylim(low - pad, best + pad)
+    for ax in axes[1]:
+        if np.isfinite(best) and any(np.nansum(best - v) > 0 for _, _, v in traces.values()):
+            ax.set_yscale("log")
+    time_ends = [float(t[-1]) for _, t, _ in traces.values() if len(t) and t[-1] > 0]
+    for i in range(2):
+        # the first pass is where online methods differ from batch EM: stretch it
+        axes[i, 0].set_xscale("symlog", linthresh=0.1, linscale=0.5)
+        axes[i, 0].set_xlim(left=0)
+        if len(time_ends) > 1 and max(time_ends) / min(time_ends) > 20:
+            axes[i, 1].set_xscale("symlog", linthresh=max(min(time_ends) / 2, 1e-4), linscale=0.5)
+        axes[i, 1].set_xlim(left=0)
+        axes[i, 0].set_xlabel("data passes (points processed / N)")
+        axes[i, 1].set_xlabel("wall time (s, initialization excluded)")
+    for ax in axes[0]:
+        ax.set_ylabel("log-likelihood (nats per point)")
+        ax.legend(loc="lower right", fontsize="small")
+    for ax in axes[1]:
+        ax.set_ylabel("best − log-likelihood (nats per point)")
+    title = f"{dataset}: log-likelihood per point vs data passes and time ({_cell_label(cell[0])})"
+    fig.suptitle(title)
+    caption = ("Exact log-likelihood per point on the training data at each evaluation. Passes: stepwise "
+               "EM's own count, step × B / N for minibatch SVI (B = subsample_size), one per iteration for "
+               "batch EM; the evaluations themselves are not counted as passes (they are in the wall "
+               "time). Top: the log-likelihood, its y axis starting at the lowest value reached after half "
+               "a pass; bottom: the distance to the best value any method reached, log scale. The x axes "
+               "are linear up to 0.1 (passes) and logarithmic beyond.")
+    if any(t.method.method == "nuts" for t in cell):
+        caption += " NUTS is not shown (its draws are not data passes)."
+    return [Figure("passes", title, _save(state, fig, f"passes_{_slug(dataset)}"), caption, dataset)]
+
+
 # -------------------------------------------------------------------------------------------
 # tables and report.md
 # -------------------------------------------------------------------------------------------
@@ -485,6 +733,12 @@ SUMMARY_COLUMNS = (
     ("time (s)", "time"),
 )
 PRECISE_COLUMNS = ("log_likelihood_per_point", "elbo_per_point", "bic", "held_out_ll")
+POSTERIOR_SUMMARY = (
+    ("E[#w>1%]", "expected_components"),
+    ("max R-hat", "max_r_hat"),
+    ("min ESS", "min_ess"),
+    ("divergences", "num_divergences"),
+)
 TRUTH_COLUMNS = (
     ("weights L1", "weights_l1"),
     ("means RMSE", "means_rmse"),
@@ -523,6 +777,8 @@ def summary_table(state: RunState) -> str:
     label_keys = [k for k in order if k in present]
     has_truth = any(_finite(r.get("means_rmse")) or _finite(r.get("ari")) for _, rows in groups for r in rows)
     columns = list(SUMMARY_COLUMNS) + (list(TRUTH_COLUMNS) if has_truth else [])
+    columns += [(name, column) for name, column in POSTERIOR_SUMMARY
+                if any(_finite(r.get(column)) for _, rows in groups for r in rows)]
     header = label_keys + ["ok/fits", "converged", "singular"] + [name for name, _ in columns]
     if has_truth:
         header.append("KL to truth (MC se)")
@@ -567,6 +823,52 @@ def model_selection(state: RunState) -> str:
     return "\n".join(lines)
 
 
+PASS_MARKS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
+
+
+def passes_table(state: RunState) -> str:
+    """Log-likelihood per point after a number of data passes (mean ± sd over seeds), per dataset.
+
+    For each method the value at its last evaluation within the budget; only for
+    datasets with an online method (where the passes figure applies).
+    """
+    sections = []
+    for dataset, tasks in _tasks_by_dataset(state).items():
+        first_point = tasks[0].point
+        tasks = [t for t in tasks if t.point == first_point and t.init == tasks[0].init]
+        if not any(_is_online(t) for t in tasks):
+            continue
+        per_method: dict[str, list] = defaultdict(list)
+        for seed in state.config.seeds:
+            cell = [t for t in tasks if t.seed == seed]
+            if not cell:
+                continue
+            for name, trace in _pass_traces(state, cell).items():
+                per_method[name].append(trace)
+        if not per_method:
+            continue
+        longest = max(float(p[-1]) for traces in per_method.values() for p, _, _ in traces)
+        marks = [m for m in PASS_MARKS if m <= longest] or [longest]
+        header = ["method"] + [f"≤ {m:g} pass" + ("es" if m != 1 else "") for m in marks] + \
+            ["final", "passes", "time (s)"]
+        rows = []
+        for name, traces in per_method.items():
+            cells = [name]
+            for mark in marks:
+                values = []
+                for passes, _, values_ in traces:
+                    within = np.flatnonzero((passes <= mark + 1e-9) & np.isfinite(values_))
+                    values.append(values_[within[-1]] if within.size else None)
+                cells.append(mean_sd(values, 6))
+            cells.append(mean_sd((v[np.isfinite(v)][-1] for _, _, v in traces), 6))
+            cells.append(mean_sd((float(p[-1]) for p, _, _ in traces), 3))
+            cells.append(mean_sd((float(t[-1]) for _, t, _ in traces), 3))
+            rows.append(cells)
+        label = f"**{dataset}**" + (f" ({_point_label(first_point)})" if first_point else "")
+        sections.append(f"{label}, init {tasks[0].init}:\n\n" + markdown_table(header, rows))
+    return "\n\n".join(sections)
+
+
 def failures(state: RunState) -> str:
     rows = [r for r in state.rows() if r["status"] != "ok"]
     if not rows:
@@ -603,6 +905,12 @@ def write_report(state: RunState, figures: FigureSet) -> Path:
     selection = model_selection(state)
     if selection:
         lines += ["## Model selection", "", selection, ""]
+    passes = passes_table(state)
+    if passes:
+        lines += ["## Log-likelihood per data pass", "",
+                  "Log-likelihood per point (exact, training data) at each method's last evaluation within "
+                  "the given number of data passes; mean ± sd over seeds. Passes: see the passes figure.",
+                  "", passes, ""]
     if figures.figures:
         lines += ["## Figures", ""]
         for figure in figures.figures:

@@ -149,6 +149,37 @@ def test_run_with_a_bad_config_exits_2_without_traceback(tmp_path, capsys, args,
     assert not out.exists()
 
 
+@pytest.mark.parametrize("args, fragment", [
+    (["methods[0].prior={weight_prior: dp}"], "methods[0].prior.weight_prior: 'dp' is not allowed"),
+    (["methods[0].method=vb"], "routine 'vb' is Bayesian and needs a prior"),
+    (["methods[0].prior={mean_prior: [0, 0, 0]}"], "mean_prior must have shape (D,) = (2,)"),
+])
+def test_run_with_a_bad_prior_exits_2_without_traceback(tmp_path, capsys, args, fragment):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY)
+    out = tmp_path / "out"
+    assert main(["run", str(config), "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mixtures: error: ") and fragment in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_run_with_a_prior_writes_posterior_draws(tmp_path, capsys):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY)
+    out = tmp_path / "out"
+    assert main(["run", str(config), "--out", str(out), "--quiet", "methods[0].method=vb",
+                 "methods[0].prior={}", "methods[0].options={max_iter: 20, warn: false}",
+                 "output.figures=[posterior, weights]"]) == 0
+    row = read_results(out / "results.csv")[0]
+    assert row["routine"] == "vb" and row["posterior"].startswith("posteriors/")
+    assert float(row["expected_components"]) == 2.0 and int(row["posterior_draws"]) == 1000
+    assert (out / row["posterior"]).exists()
+    for name in ("posterior_s4.png", "weights_s4.png"):
+        assert (out / "figures" / name).read_bytes()[:8] == PNG_MAGIC
+
+
 def test_run_with_bad_yaml_exits_2(tmp_path, capsys):
     config = tmp_path / "broken.yaml"
     config.write_text("model: [n_components: 2\n")

@@ -19,7 +19,7 @@ from mixtures.config import (
 from mixtures.inference import ROUTINES
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-SHIPPED = ("em_vs_vi", "init", "sample_size", "model_selection", "separation")
+SHIPPED = ("em_vs_vi", "init", "sample_size", "model_selection", "separation", "bayes", "online")
 
 BASE = """\
 # What this config asks.
@@ -75,6 +75,129 @@ def test_main_config_compares_all_five_routines_on_two_datasets():
     config = load_config(CONFIGS / "em_vs_vi.yaml")
     assert [m.method for m in config.methods] == ["em", "hard_em", "kmeans", "map", "svi"]
     assert [(d.kind, d.truth) for d in config.data] == [("old_faithful", None), ("synthetic", "seed004")]
+
+
+def test_bayes_config_holds_point_estimates_and_posteriors():
+    config = load_config(CONFIGS / "bayes.yaml")
+    methods = {m.name: m for m in config.methods}
+    assert [(m.method, m.prior) for m in config.methods] == [
+        ("em", None), ("em", {}), ("vb", {}), ("svi", {}), ("nuts", {}),
+        ("vb", {"weight_prior": "dirichlet_process", "weight_concentration": 0.1})]
+    assert methods["SVI"].options["guide"] == "mvn"
+    assert methods["DP-VB"].n_components == 6 and methods["DP-VB"].datasets is None
+    assert methods["NUTS"].datasets == ("old_faithful", "seed004")
+    assert [d.name for d in config.data] == ["old_faithful", "seed004", "seed003"]
+
+
+def test_online_config_compares_stepwise_em_minibatch_svi_and_em():
+    config = load_config(CONFIGS / "online.yaml")
+    assert [m.method for m in config.methods] == ["em", "stepwise_em", "svi"]
+    svi = config.methods[2].options
+    assert (svi["subsample_size"], svi["local_guide"], svi["guide"]) == (256, "enumerate", "delta")
+    assert config.methods[1].options["batch_size"] == 256 and config.methods[1].options["kappa"] == 0.6
+    assert config.data[0].n >= 50_000 and config.model.n_components == 5
+    assert "passes" in config.output.figures
+
+
+PRIOR_BASE = """\
+data:
+  - {name: s4, kind: synthetic, truth: seed004, n: 60}
+  - {name: faithful, kind: old_faithful}
+model: {n_components: 2}
+methods:
+  - {name: EM, method: em}
+  - {name: VB, method: vb, prior: {}}
+"""
+
+
+def test_method_prior_k_and_datasets_are_read_and_round_trip(tmp_path):
+    text = PRIOR_BASE + """\
+  - name: DP
+    method: vb
+    n_components: 5
+    datasets: [s4]
+    prior: {weight_prior: dirichlet_process, weight_concentration: 1e-1, mean_precision: 2,
+            covariance_prior: [[1, 0], [0, 1]], mean_prior: [0, 0]}
+"""
+    config = load_config(write(tmp_path, text))
+    em, vb, dp = config.methods
+    assert em.prior is None and vb.prior == {} and vb.gaussian_prior() == __import__(
+        "mixtures").priors.GaussianPrior()
+    assert dp.prior == {"weight_prior": "dirichlet_process", "weight_concentration": 0.1,
+                        "mean_precision": 2.0, "covariance_prior": [[1.0, 0.0], [0.0, 1.0]],
+                        "mean_prior": [0.0, 0.0]}
+    assert isinstance(dp.prior["weight_concentration"], float)  # "1e-1" is text to YAML 1.1
+    assert dp.n_components == 5 and dp.datasets == ("s4",)
+    assert dp.applies_to("s4") and not dp.applies_to("faithful") and em.applies_to("faithful")
+    assert dp.gaussian_prior().weight_prior == "dirichlet_process"
+    again = parse_config(yaml.safe_load(config.to_yaml()), source="resolved")
+    assert again.to_dict() == config.to_dict() and again.methods == config.methods
+    overridden = load_config(write(tmp_path, text), overrides=["methods[1].prior.mean_precision=0.5"])
+    assert overridden.methods[1].prior == {"mean_precision": 0.5}
+
+
+PRIOR_ERRORS = {
+    "unknown prior key": (
+        "prior: {}}", "prior: {weight_concentraton: 0.1}}", "methods[1].prior.weight_concentraton",
+        ["did you mean 'weight_concentration'", "weight_prior, weight_concentration"]),
+    "bad weight prior": (
+        "prior: {}}", "prior: {weight_prior: dirichlet_proces}}", "methods[1].prior.weight_prior",
+        ["did you mean 'dirichlet_process'", "dirichlet, dirichlet_process"]),
+    "negative mean precision": (
+        "prior: {}}", "prior: {mean_precision: -1}}", "methods[1].prior.mean_precision",
+        ["-1", "numbers > 0"]),
+    "prior is not a mapping": (
+        "prior: {}}", "prior: dirichlet}", "methods[1].prior", ["must be a mapping", "weight_prior"]),
+    "bad matrix entry": (
+        "prior: {}}", "prior: {covariance_prior: [[1, 0], [0, x]]}}",
+        "methods[1].prior.covariance_prior[1][1]", ["'x'", "finite numbers"]),
+    "vb without a prior": (
+        "{name: VB, method: vb, prior: {}}", "{name: VB, method: vb}", "methods[1].prior",
+        ["'vb' is Bayesian and needs a prior", "prior: {}"]),
+    "distributional guide without a prior": (
+        "{name: VB, method: vb, prior: {}}", "{name: S, method: svi, options: {guide: mvn}}",
+        "methods[1].prior", ["guide 'mvn' approximates a posterior", "guide: delta"]),
+    "prior on a routine without one": (
+        "{name: VB, method: vb, prior: {}}", "{name: K, method: kmeans, prior: {}}", "methods[1].prior",
+        ["'kmeans' fits no prior", "stepwise_em"]),
+    "nonconjugate prior for em": (
+        "{name: VB, method: vb, prior: {}}", "{name: M, method: em, prior: {kind: nonconjugate}}",
+        "methods[1].prior.kind", ["needs a conjugate prior", "kind: conjugate"]),
+    "unknown dataset": (
+        "prior: {}}", "prior: {}, datasets: [faithfull]}", "methods[1].datasets[0]",
+        ["no dataset is named 'faithfull'", "did you mean 'faithful'", "s4, faithful"]),
+    "method K below 1": (
+        "prior: {}}", "prior: {}, n_components: 0}", "methods[1].n_components", ["integers >= 1"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PRIOR_ERRORS))
+def test_prior_errors_name_file_key_and_allowed_values(tmp_path, case):
+    old, new, key, fragments = PRIOR_ERRORS[case]
+    assert old in PRIOR_BASE
+    path = write(tmp_path, PRIOR_BASE.replace(old, new, 1), "priors.yaml")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert caught.value.key == key, message
+    assert f"{path}: {key}:" in message
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_method_k_conflicts_with_a_k_sweep_and_counts_for_n(tmp_path):
+    text = PRIOR_BASE.replace("prior: {}}", "prior: {}, n_components: 3}")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text + "sweep: {n_components: [1, 2]}\n"))
+    assert caught.value.key == "methods[1].n_components" and "sweep.n_components" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:  # 60 points, but a method fits K = 70
+        load_config(write(tmp_path, PRIOR_BASE.replace("prior: {}}", "prior: {}, n_components: 70}")))
+    assert caught.value.key == "data[0].n" and "70 components" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:  # a dataset no method runs on
+        load_config(write(tmp_path, PRIOR_BASE.replace("{name: EM, method: em}",
+                                                       "{name: EM, method: em, datasets: [s4]}")
+                          .replace("prior: {}}", "prior: {}, datasets: [s4]}")))
+    assert caught.value.key == "methods" and "'faithful'" in str(caught.value)
 
 
 def test_resolved_yaml_round_trips(tmp_path):

@@ -14,18 +14,26 @@ from mixtures import experiment, metrics
 from mixtures.config import ConfigError, load_config
 from mixtures.errors import DivergenceError
 from mixtures.experiment import (
+    MAX_POSTERIOR_DRAWS,
+    POSTERIOR_COLUMNS,
     RESULT_COLUMNS,
     TIME_COLUMNS,
     DataCache,
     derived_seed,
     expand_tasks,
     params_from_record,
+    posterior_summary,
     read_history,
+    read_posterior,
     read_results,
     run_experiment,
     true_params,
+    write_posterior,
 )
 from mixtures.inference import ROUTINES
+from mixtures.posterior import Posterior
+from mixtures.priors import GaussianPrior
+from mixtures.report import data_passes
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -145,6 +153,176 @@ sweep: {separation: [1.0, 2.5]}
     assert_close(far.locs, near.locs * 2.5, rtol=1e-12, atol=1e-12)
     assert_close(far.covariances, near.covariances, rtol=0, atol=0)
     assert math.isclose(datasets.separation_of(far), 2.5, rel_tol=1e-10)
+
+
+# -- priors, method K and datasets ---------------------------------------------------------------------
+BAYES = """\
+# Priors in a small run.
+data:
+  - {name: s4, kind: synthetic, truth: seed004, n: 40, n_test: 100, seed: 1}
+  - {name: r3, kind: synthetic, truth: random, n: 60, n_test: 50, seed: 2}
+model: {n_components: 2, covariance_type: full}
+methods:
+  - {name: EM, method: em, options: {max_iter: 30}}
+  - {name: MAP-EM, method: em, prior: {}, options: {max_iter: 30}}
+  - {name: VB, method: vb, prior: {}, datasets: [s4], options: {max_iter: 30, warn: false}}
+  - {name: DP, method: vb, n_components: 4, prior: {weight_prior: dirichlet_process, weight_concentration: 0.1},
+     datasets: [s4], options: {max_iter: 200}}
+seeds: [0]
+metrics: {kl_samples: 100}
+output: {figures: [posterior, weights, traces]}
+"""
+
+
+def test_task_key_changes_with_the_prior_and_only_for_that_method(tmp_path):
+    path = write(tmp_path, BAYES)
+    keys = [t.key for t in expand_tasks(load_config(path))]
+    assert len(set(keys)) == len(keys)
+    for override, changed in [("methods[1].prior.mean_precision=2", "MAP-EM"),
+                              ("methods[3].prior.weight_concentration=0.5", "DP"),
+                              ("methods[2].prior.weight_prior=dirichlet_process", "VB")]:
+        tasks = expand_tasks(load_config(path, overrides=[override]))
+        assert [t.method.name for t, old in zip(tasks, keys) if t.key != old] == \
+            [t.method.name for t in tasks if t.method.name == changed], override
+    # a prior of all defaults is a different model from no prior
+    em, map_em = expand_tasks(load_config(path))[:2]
+    assert em.method.options == map_em.method.options and em.key != map_em.key
+    # keys of tasks without a prior are those of configs written before priors existed
+    plain = expand_tasks(load_config(path, overrides=["methods=[{name: EM, method: em, options: "
+                                                      "{max_iter: 30}}]"]))
+    assert plain[0].key == em.key
+
+
+def test_method_datasets_and_k_shape_the_tasks(tmp_path):
+    tasks = expand_tasks(load_config(write(tmp_path, BAYES)))
+    assert [(t.dataset.name, t.method.name, t.n_components) for t in tasks] == [
+        ("s4", "EM", 2), ("s4", "MAP-EM", 2), ("s4", "VB", 2), ("s4", "DP", 4),
+        ("r3", "EM", 2), ("r3", "MAP-EM", 2)]
+    assert {t.cell for t in tasks[:4]} == {tasks[0].cell}
+    # a random truth follows the model's K, not a method's: the cell's methods share the data
+    text = BAYES.replace("datasets: [s4], options: {max_iter: 200}", "datasets: [r3], options: {max_iter: 200}")
+    tasks = expand_tasks(load_config(write(tmp_path, text)))
+    r3 = [t for t in tasks if t.dataset.name == "r3"]
+    assert [t.n_components for t in r3] == [2, 2, 4] and {t.true_n_components for t in r3} == {2}
+    cache = DataCache()
+    assert cache.get(r3[0]) is cache.get(r3[2])
+
+
+def test_prior_that_does_not_fit_the_data_is_a_config_error_before_writing(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError) as caught:
+        run_experiment(write(tmp_path, BAYES.replace("prior: {}, datasets", "prior: {mean_prior: [0, 0, 0]}, "
+                                                     "datasets")), out)
+    assert caught.value.key == "methods[2].prior"
+    assert "mean_prior must have shape (D,) = (2,)" in str(caught.value) and "'s4'" in str(caught.value)
+    assert not out.exists()
+
+
+def test_posterior_files_hold_an_even_subsample(tmp_path):
+    S, K, D = 450, 3, 2
+    generator = torch.Generator().manual_seed(0)
+    weights = torch.distributions.Dirichlet(torch.ones(K)).sample((S,))
+    locs = torch.randn(S, K, D, generator=generator, dtype=torch.float64)
+    native = torch.linalg.cholesky(torch.eye(D, dtype=torch.float64) * torch.rand(S, K, 1, 1, generator=generator,
+                                                                                dtype=torch.float64) + 0.1)
+    posterior = Posterior(weights.double(), locs, native, mixtures.GaussianMixture(K).cov_type, kind="mcmc")
+    write_posterior(tmp_path / "p" / "x.pt", posterior)
+    payload = torch.load(tmp_path / "p" / "x.pt", weights_only=True)
+    index = payload["indices"]
+    assert len(index) == MAX_POSTERIOR_DRAWS and index[0] == 0 and index[-1] == S - 1
+    assert (index.diff() >= 2).all() and (index.diff() <= 3).all()  # evenly spaced through 450 draws
+    assert payload["n_draws"] == S and payload["covariance_type"] == "full" and payload["kind"] == "mcmc"
+    again = read_posterior(tmp_path / "p" / "x.pt")
+    assert_close(again.weights, posterior.weights[index], rtol=0, atol=0)
+    assert_close(again.locs, posterior.locs[index], rtol=0, atol=0)
+    assert_close(again.covariances, posterior.covariances[index], rtol=0, atol=0)
+    assert not list((tmp_path / "p").glob("*.tmp"))
+    small = Posterior(posterior.weights[:7], locs[:7], native[:7], posterior.cov_type, kind="variational")
+    write_posterior(tmp_path / "small.pt", small)
+    assert torch.equal(torch.load(tmp_path / "small.pt", weights_only=True)["indices"], torch.arange(7))
+
+
+def test_posterior_summary_columns():
+    weights = torch.tensor([[0.6, 0.395, 0.005], [0.5, 0.25, 0.25], [0.98, 0.015, 0.005]], dtype=torch.float64)
+    cov_type = mixtures.GaussianMixture(3, "spherical").cov_type
+    nan = float("nan")
+    diagnostics = {"r_hat": {"weights": torch.tensor([1.01, nan, 1.2], dtype=torch.float64),
+                             "locs": torch.tensor([[1.0, 1.05]], dtype=torch.float64)},
+                   "ess": {"weights": torch.tensor([50.0, nan, 80.0]), "locs": torch.tensor([[30.5, 90.0]])},
+                   "num_divergences": 3}
+    posterior = Posterior(weights, torch.zeros(3, 3, 1, dtype=torch.float64), torch.ones(3, 3, dtype=torch.float64),
+                          cov_type, kind="mcmc", diagnostics=diagnostics)
+    summary = posterior_summary(posterior)
+    assert summary == {"posterior_draws": 3, "expected_components": (2 + 3 + 2) / 3, "max_r_hat": 1.2,
+                       "min_ess": 30.5, "num_divergences": 3}
+    plain = posterior_summary(Posterior(weights, posterior.locs, posterior.native, cov_type, kind="variational"))
+    assert set(plain) == {"posterior_draws", "expected_components"}
+
+
+def test_data_passes_per_routine():
+    history = mixtures.History()
+    for step in (0, 10, 20):
+        history.append(iteration=step, log_likelihood=-1.0, time=0.1 * step)
+    assert data_passes(history, "em", {}, 1000).tolist() == [0, 10, 20]
+    assert data_passes(history, "svi", {"subsample_size": 250}, 1000).tolist() == [0, 2.5, 5.0]
+    assert data_passes(history, "svi", {}, 1000).tolist() == [0, 10, 20]
+    assert data_passes(history, "nuts", {}, 1000) is None
+    history.set_last(passes=0.75)  # a routine's own count wins
+    stepwise = mixtures.History.from_dict({**history.to_dict(), "passes": [0.0, 0.5, 0.75]})
+    assert data_passes(stepwise, "stepwise_em", {}, 1000).tolist() == [0, 0.5, 0.75]
+
+
+@pytest.fixture(scope="module")
+def bayes_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bayes")
+    config_path = write(root, BAYES)
+    return load_config(config_path), run_experiment(config_path, root / "out", quiet=True)
+
+
+def test_posteriors_are_stored_and_summarized(bayes_run):
+    config, out = bayes_run
+    rows = read_results(out / "results.csv")
+    assert list(rows[0]) == list(RESULT_COLUMNS) and set(POSTERIOR_COLUMNS) <= set(RESULT_COLUMNS)
+    assert [(r["dataset"], r["method"], r["status"]) for r in rows] == [
+        (t.dataset.name, t.method.name, "ok") for t in expand_tasks(config)]
+    bundle = DataCache().get(expand_tasks(config)[0])
+    for row in rows:
+        if row["method"] in ("EM", "MAP-EM"):  # point estimates: no posterior columns
+            assert all(row[c] == "" for c in POSTERIOR_COLUMNS + ("posterior",)), row
+            continue
+        K = 4 if row["method"] == "DP" else 2
+        prior = GaussianPrior(weight_prior="dirichlet_process", weight_concentration=0.1) if K == 4 \
+            else GaussianPrior()
+        options = {"max_iter": 200} if K == 4 else {"max_iter": 30, "warn": False}
+        direct = mixtures.fit(mixtures.GaussianMixture(K, "full", prior=prior), bundle.X, "vb", init="kmeans",
+                              seed=0, **options)
+        stored = read_posterior(out / row["posterior"])
+        index = torch.load(out / row["posterior"], weights_only=True)["indices"]
+        assert stored.n_draws == MAX_POSTERIOR_DRAWS < direct.posterior.n_draws == int(row["posterior_draws"])
+        assert_close(stored.weights, direct.posterior.weights[index], rtol=0, atol=0)
+        assert_close(stored.native, direct.posterior.native[index], rtol=0, atol=0)
+        assert float(row["expected_components"]) == direct.posterior.expected_components(0.01)
+        assert row["max_r_hat"] == row["min_ess"] == ""  # no MCMC here
+    dp = [r for r in rows if r["method"] == "DP"][0]
+    assert int(dp["n_components"]) == 4 and float(dp["expected_components"]) < 4  # spare sticks unused
+    for name in ("posterior_s4.png", "weights_s4.png", "traces_s4.png"):
+        assert (out / "figures" / name).read_bytes()[:8] == PNG_MAGIC
+    assert not (out / "figures" / "posterior_r3.png").exists()  # no posterior on r3
+    report = (out / "report.md").read_text()
+    assert "E[#w>1%]" in report and "could not be drawn" not in report
+
+
+def test_a_missing_posterior_file_redoes_only_its_task(bayes_run, monkeypatch):
+    config, out = bayes_run
+    rows = read_results(out / "results.csv")
+    vb = [r for r in rows if r["method"] == "VB"][0]
+    (out / vb["posterior"]).unlink()
+    calls = []
+    real_fit = experiment.fit
+    monkeypatch.setattr(experiment, "fit", lambda *a, **k: (calls.append(a[2]), real_fit(*a, **k))[1])
+    run_experiment(config, out, quiet=True)
+    assert calls == ["vb"] and (out / vb["posterior"]).exists()
+    assert without_time(read_results(out / "results.csv")) == without_time(rows)
 
 
 # -- one run: files and metrics ------------------------------------------------------------------------------
@@ -318,6 +496,10 @@ EXPECTED_FIGURES = {
     "model_selection": ["bic_old_faithful", "ellipses_old_faithful_full_K1", "ellipses_old_faithful_full_K2"],
     "separation": ["error_vs_separation_random3", "error_vs_imbalance_random3",
                    "ellipses_random3_sep0.5_imb1.0", "ellipses_random3_sep2.0_imb4.0"],
+    "bayes": ["ellipses_old_faithful", "traces_old_faithful", "posterior_old_faithful", "weights_old_faithful",
+              "contours_old_faithful", "posterior_seed004", "weights_seed004", "traces_seed004",
+              "posterior_seed003", "weights_seed003"],
+    "online": ["passes_random5d", "traces_random5d", "ellipses_random5d"],
 }
 SLOW_CONFIGS = ("sample_size", "separation")
 
@@ -345,9 +527,44 @@ def run_shipped_smoke(name: str, out: Path) -> None:
         assert png.stat().st_size > 1000 and png.read_bytes()[:8] == PNG_MAGIC
         assert f"figures/{figure}.png" in report
     assert "could not be drawn" not in report
+    return rows, report
 
 
-@pytest.mark.parametrize("name", [n for n in EXPECTED_FIGURES if n not in SLOW_CONFIGS])
+def test_bayes_config_smoke_stores_posteriors_and_diagnostics(tmp_path):
+    rows, report = run_shipped_smoke("bayes", tmp_path / "bayes")
+    out = tmp_path / "bayes"
+    bayesian = {"VB", "SVI", "NUTS", "DP-VB"}
+    for row in rows:
+        if row["method"] in bayesian:
+            assert int(row["posterior_draws"]) >= 1 and 1 <= float(row["expected_components"])
+            posterior = read_posterior(out / row["posterior"])
+            assert posterior.n_draws == min(int(row["posterior_draws"]), MAX_POSTERIOR_DRAWS)
+            assert posterior.weights.shape[1] == int(row["n_components"])
+        else:
+            assert row["posterior"] == row["expected_components"] == ""
+        mcmc = row["method"] == "NUTS"
+        assert (row["max_r_hat"] != "") == mcmc and (row["min_ess"] != "") == mcmc
+        assert (row["num_divergences"] != "") == mcmc
+    assert {r["dataset"] for r in rows if r["method"] == "DP-VB"} == {"old_faithful", "seed004", "seed003"}
+    assert {r["method"] for r in rows if r["dataset"] == "seed003"} == {"DP-VB"}
+    assert "max R-hat" in report and "NUTS rows are posterior draws" in report
+
+
+def test_online_config_smoke_reports_passes(tmp_path):
+    rows, report = run_shipped_smoke("online", tmp_path / "online")
+    out = tmp_path / "online"
+    stepwise = read_history(out / [r for r in rows if r["method"] == "stepwise-EM"][0]["history"])
+    assert "passes" in stepwise and float(stepwise["passes"][-1]) == 2.0
+    assert "## Log-likelihood per data pass" in report
+    table = report.split("## Log-likelihood per data pass")[1].split("##")[0]
+    for method in ("EM", "stepwise-EM", "SVI-minibatch"):
+        assert f"| {method} |" in table
+    # SVI: 30 steps of 256 of 3000 points = 2.56 passes
+    assert "| SVI-minibatch |" in table and "| 2.56 |" in table
+
+
+@pytest.mark.parametrize("name", [n for n in EXPECTED_FIGURES
+                                  if n not in SLOW_CONFIGS and n not in ("bayes", "online")])
 def test_shipped_config_runs_in_smoke_mode(name, tmp_path):
     run_shipped_smoke(name, tmp_path / name)
 
