@@ -16,6 +16,7 @@ constraints; with a prior they become ``pyro.sample`` sites. Closed-form routine
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -61,7 +62,11 @@ class GaussianMixture:
         if prior is not None and not isinstance(prior, GaussianPrior):
             raise TypeError(f"prior must be a mixtures.priors.GaussianPrior or None; got {type(prior).__name__}.")
         self.prior: GaussianPrior | None = prior
-        self._resolved: tuple[Any, ResolvedPrior] | None = None
+        self._resolved: tuple[weakref.ref, int, ResolvedPrior] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the resolved-prior cache (a weak reference) is not part of the model's state
+        return {**self.__dict__, "_resolved": None}
 
     @property
     def covariance_type(self) -> str:
@@ -87,10 +92,14 @@ class GaussianMixture:
         """The prior with data-scaled defaults filled in from ``X`` ``(N, D)`` (cached per tensor)."""
         if self.prior is None:
             raise ValueError("this model has no prior; give GaussianMixture(..., prior=GaussianPrior()).")
-        key = (X.data_ptr(), tuple(X.shape), X.dtype, X._version)
-        if self._resolved is None or self._resolved[0] != key:
-            self._resolved = (key, self.prior.resolve(X, self.n_components, self.cov_type))
-        return self._resolved[1]
+        # Keyed by the tensor's identity (a weak reference: a new tensor at a freed one's
+        # address is new data) and its version counter (in-place writes invalidate).
+        cached = self._resolved
+        if cached is not None and cached[0]() is X and cached[1] == X._version:
+            return cached[2]
+        resolved = self.prior.resolve(X, self.n_components, self.cov_type)
+        self._resolved = (weakref.ref(X), X._version, resolved)
+        return resolved
 
     def n_parameters(self, n_features: int) -> int:
         """Free parameters: ``K - 1`` weights, ``K D`` means, and the covariances'.
@@ -132,6 +141,13 @@ class GaussianMixture:
                 raise ParameterError(
                     f"Pyro parameter {name!r} has no value: pass params=MixtureParams(...) to "
                     "model.model, or run the program inside a fitting routine."
+                )
+            if name in store and name in inits and not _same_values(store[name], inits[name]):
+                # pyro.param would silently keep the stored value and ignore the given one
+                raise ParameterError(
+                    f"Pyro's parameter store already holds other values for {name!r} (from an earlier "
+                    "program run), so the given params would be ignored. Run the program inside "
+                    "mixtures.model.fresh_param_store(), or call pyro.clear_param_store() first."
                 )
             # Cloned: Pyro optimizers update parameters in place and must not write
             # into tensors the caller owns.
@@ -280,6 +296,12 @@ class GaussianMixture:
     def __repr__(self) -> str:
         return (f"GaussianMixture(n_components={self.n_components}, "
                 f"covariance_type={self.covariance_type!r})")
+
+
+def _same_values(stored: Tensor, given: Tensor) -> bool:
+    """Whether a stored parameter holds ``given`` (up to its constraint's round trip)."""
+    stored = stored.detach()
+    return stored.shape == given.shape and torch.allclose(stored, given.to(stored), rtol=1e-9, atol=1e-12)
 
 
 def precision_to_scale_tril(precision: Tensor) -> Tensor:

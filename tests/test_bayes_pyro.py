@@ -1,7 +1,10 @@
 """Pyro routines on a model with a prior: AutoDelta MAP equals closed-form MAP-EM; SVI posteriors."""
 
+import pyro
+import pyro.distributions as pdist
 import pytest
 import torch
+from torch.distributions import constraints
 
 import mixtures
 from mixtures import GaussianMixture
@@ -65,3 +68,75 @@ def test_svi_with_a_distributional_guide_returns_a_posterior(data, guide):
 def test_distributional_guides_need_a_prior(data):
     with pytest.raises(ValueError, match="has no prior"):
         mixtures.fit(GaussianMixture(3), data, method="svi", guide="mvn", num_steps=2)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("method", ["map", "svi"])
+def test_membership_of_one_or_two_query_points_needs_no_prior_defaults(data, covariance_type, method):
+    # a fitted prior model decodes new points at its fixed parameters: the prior's data-scaled
+    # defaults (an empirical covariance) must not be re-resolved on one or two query points
+    model = GaussianMixture(3, covariance_type, prior=GaussianPrior())
+    result = mixtures.fit(model, data, method=method, init=true_params(covariance_type), num_steps=3)
+    for n in (1, 2):
+        expected = result.params.responsibilities(data[:n])
+        assert_close(result.predict_proba(data[:n]), expected, rtol=0, atol=1e-10)
+        assert torch.equal(result.predict(data[:n]), expected.argmax(-1))
+
+
+def test_one_query_point_without_a_prior(data):
+    # pyro-ppl/pyro#3102: compute_marginals fails on a plate of size 1
+    result = mixtures.fit(GaussianMixture(3), data, method="map", init=true_params(), num_steps=3)
+    assert_close(result.predict_proba(data[:1]), result.params.responsibilities(data[:1]), rtol=0, atol=1e-10)
+
+
+def test_a_reused_model_resolves_its_prior_on_each_new_tensor():
+    # The defaults are cached per tensor. A new tensor allocated where a freed one lived
+    # (same address, shape, dtype and version) is new data and must be resolved anew.
+    model = GaussianMixture(2, "full", prior=GaussianPrior())
+    generator = torch.Generator().manual_seed(0)
+    for scale in range(1, 13):
+        X = scale * torch.randn(40, 2, dtype=torch.float64, generator=generator)
+        fresh = GaussianMixture(2, "full", prior=GaussianPrior()).resolved_prior(X)
+        reused = model.resolved_prior(X)
+        assert torch.equal(reused.mean_prior, fresh.mean_prior)
+        assert torch.equal(reused.covariance_prior, fresh.covariance_prior)
+        del X  # frees the storage the next draw will likely reuse
+    X = torch.randn(40, 2, dtype=torch.float64, generator=generator)
+    before = model.resolved_prior(X).mean_prior.clone()
+    X.add_(10.0)  # in place: the version counter changes
+    assert_close(model.resolved_prior(X).mean_prior, before + 10.0)
+
+
+def test_a_callable_global_guide_on_a_prior_model(data):
+    # a hand-written point-mass guide over the conjugate diag sites: its values are the point
+    # estimate, every posterior draw equals it, and the objective is the ELBO (the log joint here)
+    model = GaussianMixture(3, "diag", prior=GaussianPrior())
+    start = true_params("diag")
+    sites = model.site_values(start)
+
+    def point_guide(X):
+        values = {name: pyro.param(f"q_{name}", value.clone(), constraint=constraints.positive
+                                   if name == "precision" else constraints.real)
+                  for name, value in sites.items() if name != "weights"}
+        weights = pyro.param("q_weights", sites["weights"].clone(), constraint=constraints.simplex)
+        pyro.sample("weights", pdist.Delta(weights, event_dim=1))
+        with pyro.plate("components", 3):
+            pyro.sample("precision", pdist.Delta(values["precision"], event_dim=1))
+            pyro.sample("locs", pdist.Delta(values["locs"], event_dim=1))
+
+    result = mixtures.fit(model, data, method="svi", guide=point_guide, init=start, num_steps=30,
+                          posterior_samples=4)
+    assert result.posterior.n_draws == 4
+    for draw in range(4):
+        assert torch.equal(result.posterior.locs[draw], result.params.locs)
+    last = result.history.records()[-1]
+    assert result.objective == pytest.approx(last["elbo"])
+    assert last["elbo"] == pytest.approx(last["log_likelihood"] + last["log_prior"], rel=1e-12)
+    first = result.history.records()[0]
+    assert last["elbo"] > first["log_likelihood"] + first["log_prior"]  # the guide's params were trained
+
+    def incomplete(X):
+        pyro.sample("weights", pdist.Dirichlet(torch.ones(3, dtype=X.dtype)))
+
+    with pytest.raises(ValueError, match=r"samples no site\(s\) \['locs', 'precision'\]"):
+        mixtures.fit(model, data, method="svi", guide=incomplete, init=start, num_steps=2)

@@ -107,3 +107,19 @@ def test_program_does_not_write_into_given_parameters():
             store[name].unconstrained().data.add_(1.0)  # what an optimizer step does
     for tensor, original in zip((params.weights, params.locs, params.native), before):
         assert torch.equal(tensor, original)
+
+
+def test_given_parameters_are_never_silently_ignored():
+    # pyro.param keeps a stored value and ignores its initial value: a second run of the
+    # program with other params in the same store must say so instead of using the old ones
+    first, second = true_params("full"), true_params("full").replace(locs=true_params("full").locs + 1.0)
+    X, _ = first.sample(50, seed=0)
+    model = GaussianMixture(3, "full")
+    with fresh_param_store():
+        model.model(X, first)
+        model.model(X, first)  # the same values: fine
+        with pytest.raises(mixtures.ParameterError, match="already holds other values for 'locs'"):
+            model.model(X, second)
+    with fresh_param_store():
+        trace = poutine.trace(model.model).get_trace(X, second)
+    assert_close(trace.nodes["locs"]["value"], second.locs)

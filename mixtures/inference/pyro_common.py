@@ -160,24 +160,43 @@ def choose_global_guide(model: GaussianMixture, guide: str | Guide,
 
 
 def guide_point(model: GaussianMixture, global_guide: Guide | None, X: Tensor) -> MixtureParams:
-    """The current point estimate: the param store's globals, or the autoguide's median."""
-    if model.prior is None or global_guide is None or not hasattr(global_guide, "median"):
+    """The current point estimate.
+
+    Without a prior (or without a global guide): the param store's globals. With a
+    prior: the guide's ``median(X)`` when it has one (autoguides), else the values
+    one run of the guide gives its global sites (a draw, for a stochastic callable).
+    """
+    if model.prior is None or global_guide is None:
         return _store_params(model)
     with torch.no_grad():
-        median = global_guide.median(X)
-    return model.params_from_sites({name: median[name].detach() for name in model.global_sites}, X)
+        values = global_guide.median(X) if hasattr(global_guide, "median") else _guide_values(global_guide, X)
+    return model.params_from_sites(_global_site_values(model, values), X)
 
 
 def guide_posterior(model: GaussianMixture, global_guide: Guide, X: Tensor, n_draws: int) -> Posterior:
-    """``n_draws`` parameter draws from a distributional autoguide (inside its param scope)."""
+    """``n_draws`` parameter draws from a global guide (inside its param scope)."""
     draws = []
     with torch.no_grad():
         for _ in range(n_draws):  # loop over draws, not data points
-            values = global_guide(X)
-            draws.append(model.params_from_sites({name: values[name].detach() for name in model.global_sites}, X))
+            values = _global_site_values(model, _guide_values(global_guide, X))
+            draws.append(model.params_from_sites(values, X))
     return Posterior(torch.stack([d.weights for d in draws]), torch.stack([d.locs for d in draws]),
                      torch.stack([d.native for d in draws]), model.cov_type, kind="variational",
                      distribution=type(global_guide).__name__)
+
+
+def _guide_values(global_guide: Guide, X: Tensor) -> dict[str, Tensor]:
+    """The values of the sample sites of one run of ``global_guide(X)``."""
+    trace = poutine.trace(global_guide).get_trace(X)
+    return {name: site["value"] for name, site in trace.nodes.items() if site["type"] == "sample"}
+
+
+def _global_site_values(model: GaussianMixture, values: dict[str, Tensor]) -> dict[str, Tensor]:
+    missing = [name for name in model.global_sites if name not in values]
+    if missing:
+        raise ValueError(f"the global guide samples no site(s) {missing}; a guide over the globals of "
+                         f"this model must sample {list(model.global_sites)}.")
+    return {name: values[name].detach() for name in model.global_sites}
 
 
 def mean_field_guide(n_points: int, init_probs: Tensor, subsample_size: int | None,
@@ -233,21 +252,19 @@ def seeded_rng(seed: int | None, device: torch.device | None = None) -> Iterator
 
 
 @contextlib.contextmanager
-def param_store_at(model: GaussianMixture, params: MixtureParams) -> Iterator[None]:
-    """A fresh parameter store holding (clones of) ``params`` as the model's globals."""
+def program_at(model: GaussianMixture, params: MixtureParams) -> Iterator[Guide]:
+    """``model.model`` with its globals fixed at ``params``, against a fresh parameter store.
+
+    At fixed globals a prior is a constant factor of ``p(X, z)``: it plays no part in
+    ``p(z | x, θ)``. So a model with a prior is decoded with its prior-free twin, whose
+    ``pyro.param`` globals hold (clones of) ``params``; its data-scaled defaults are never
+    re-resolved on the query data (a single query point has no covariance).
+    """
     model.check_params(params)
+    plain = model if model.prior is None else GaussianMixture(model.n_components, model.covariance_type)
     with fresh_param_store():
-        if model.prior is None:
-            model.globals(params)
-        yield
-
-
-def fixed_program(model: GaussianMixture, params: MixtureParams) -> Guide:
-    """``model.model`` with its globals at ``params`` (conditioned, for a model with a prior)."""
-    if model.prior is None:
-        return model.model
-    values = {name: value.detach() for name, value in model.site_values(params).items()}
-    return poutine.condition(model.model, data=values)
+        plain.globals(params)
+        yield plain.model
 
 
 def map_assignments(model: GaussianMixture, params: MixtureParams, X: Tensor) -> Tensor:
@@ -257,8 +274,8 @@ def map_assignments(model: GaussianMixture, params: MixtureParams, X: Tensor) ->
     against a fresh store seeded with ``params``. Equals ``argmax_k p(z_n = k | x_n, θ)``.
     """
     X = params._data(X)
-    with param_store_at(model, params), torch.no_grad():
-        decoder = infer_discrete(fixed_program(model, params), first_available_dim=-1 - MAX_PLATE_NESTING,
+    with program_at(model, params) as program, torch.no_grad():
+        decoder = infer_discrete(program, first_available_dim=-1 - MAX_PLATE_NESTING,
                                  temperature=0)
         return decoder(X).reshape(-1).long()
 
@@ -270,8 +287,8 @@ def sample_assignments(model: GaussianMixture, params: MixtureParams, X: Tensor,
     Reproducible for a given ``seed`` (torch's global RNG is forked, not consumed).
     """
     X = params._data(X)
-    with param_store_at(model, params), torch.no_grad(), seeded_rng(seed, X.device):
-        sampler = infer_discrete(fixed_program(model, params), first_available_dim=-1 - MAX_PLATE_NESTING,
+    with program_at(model, params) as program, torch.no_grad(), seeded_rng(seed, X.device):
+        sampler = infer_discrete(program, first_available_dim=-1 - MAX_PLATE_NESTING,
                                  temperature=1)
         return sampler(X).reshape(-1).long()
 
@@ -283,10 +300,15 @@ def marginal_probabilities(model: GaussianMixture, params: MixtureParams, X: Ten
     (the same numbers as :meth:`MixtureParams.responsibilities`, by another road).
     """
     X = params._data(X)
-    with param_store_at(model, params), torch.no_grad():
+    n = X.shape[0]
+    if n == 1:
+        # compute_marginals fails on a plate of size 1 (pyro-ppl/pyro#3102, a KeyError in the
+        # contraction); points are independent given θ, so a duplicate row changes nothing.
+        X = X.expand(2, -1)
+    with program_at(model, params) as program, torch.no_grad():
         elbo = TraceEnum_ELBO(max_plate_nesting=MAX_PLATE_NESTING)
-        marginal = elbo.compute_marginals(fixed_program(model, params), empty_guide, X)[ASSIGNMENT]
-        return marginal.probs.reshape(X.shape[0], model.n_components)
+        marginal = elbo.compute_marginals(program, empty_guide, X)[ASSIGNMENT]
+        return marginal.probs.reshape(X.shape[0], model.n_components)[:n]
 
 
 # -- the optimization loop ------------------------------------------------------------
@@ -573,8 +595,8 @@ def _run_pyro(model: GaussianMixture, X: Tensor, init: MixtureParams, *, method:
         seed: seeds every random draw of the run (minibatches, sampled guides).
         reg_covar: accepted for interface compatibility with ``fit`` and unused:
             the program has no covariance floor.
-        posterior_samples: draws kept in ``result.posterior`` for ``"normal"``/``"mvn"``
-            guides of a model with a prior.
+        posterior_samples: draws kept in ``result.posterior`` for a model with a prior
+            and any global guide but ``"delta"`` (``"normal"``, ``"mvn"``, a callable).
         distributed: ``X`` is this rank's shard of data spread over an initialized
             ``torch.distributed`` process group (``fit(..., distributed=True)``).
 
@@ -713,7 +735,7 @@ def _run_pyro(model: GaussianMixture, X: Tensor, init: MixtureParams, *, method:
             reached_at = time.perf_counter() - start
         params = guide_point(model, global_guide, X)
         posterior = None
-        if model.prior is not None and guide in ("normal", "mvn"):
+        if model.prior is not None and not (isinstance(guide, str) and guide == "delta"):
             posterior = guide_posterior(model, global_guide, X, check_positive_int(posterior_samples,
                                                                                    "posterior_samples"))
         extras: dict[str, Any] = {"final_loss": loss}
