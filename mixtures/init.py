@@ -32,6 +32,7 @@ from mixtures.errors import DataError, ParameterError, SingularCovarianceError
 from mixtures.model import GaussianMixture
 from mixtures.params import MixtureParams
 from mixtures.suffstats import m_step, pooled_component, summarize
+from mixtures.validation import make_generator
 
 INITIALIZERS = ("kmeans", "kmeans++", "random", "random_from_data")
 InitSpec = str | MixtureParams | dict | Tensor | np.ndarray
@@ -140,7 +141,7 @@ def initialize(model: GaussianMixture, X: Tensor, init: InitSpec = "kmeans",
     from mixtures.inference.kmeans import assign, lloyd  # shared k-means math
 
     if generator is None:
-        generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        generator = make_generator(seed)  # None: fresh OS entropy, as everywhere
     K, (N, D) = model.n_components, X.shape
     if isinstance(init, MixtureParams):
         if init.n_features != D:

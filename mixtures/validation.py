@@ -155,6 +155,9 @@ def _numeric_array(X: Any, name: str) -> np.ndarray:
         array = np.asarray(X)
     except ValueError as exc:  # ragged nested lists
         raise DataError(f"{name} is not a rectangular array: {exc}. Give an (N, D) array.") from None
+    if array.ndim == 0:  # a scalar, None, a string, a dict...: not an array of points
+        raise DataError(f"{name} must be an array of points, shape (N, D) (or (N,) for 1-D data); got "
+                        f"{type(X).__name__} {X!r:.60}.")
     if array.dtype.kind == "c":
         raise DataError(f"{name} is complex; mixtures of real Gaussians need real data.")
     if array.dtype == object:
@@ -258,15 +261,28 @@ def check_nonnegative_float(value: Any, name: str) -> float:
     return result
 
 
+def check_seed(seed: Any) -> int | None:
+    """``seed`` as a non-negative int, or ``None``; anything else is a ``ValueError``."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer or None; got {seed!r}.")
+    return int(seed)
+
+
+def fresh_seed() -> int:
+    """A seed drawn from the operating system's entropy (what ``seed=None`` means)."""
+    return int(np.random.SeedSequence().generate_state(1, dtype=np.uint32)[0])
+
+
 def make_generator(seed: int | None, device: torch.device | str | None = None) -> torch.Generator:
     """A seeded ``torch.Generator``; ``None`` draws a fresh seed from the OS."""
     generator = torch.Generator(device=device or "cpu")
+    seed = check_seed(seed)
     if seed is None:
         generator.seed()
     else:
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise ValueError(f"seed must be an integer or None; got {seed!r}.")
-        generator.manual_seed(int(seed))
+        generator.manual_seed(seed)
     return generator
 
 

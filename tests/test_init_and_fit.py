@@ -98,6 +98,10 @@ def test_init_params_of_another_model_are_rejected(data):
     ([["a", "b"], ["c", "d"]], "must be numeric"),
     ([[1.0, 2.0], [3.0]], "not a rectangular array"),
     (np.zeros((0, 2)), "0 point"),
+    ("abc", "must be an array of points.*got str 'abc'"),
+    (None, "must be an array of points.*got NoneType"),
+    ({"a": 1}, "must be an array of points.*got dict"),
+    (3.0, "must be an array of points.*got float"),
 ])
 def test_bad_data_is_a_clear_error(X, message):
     with pytest.raises(DataError, match=message):
@@ -123,8 +127,31 @@ def test_bad_options_are_clear_errors(data):
         mixtures.fit(GaussianMixture(2), X, max_iter=-1)
     with pytest.raises(ValueError, match="n_init must be an integer >= 1"):
         mixtures.fit(GaussianMixture(2), X, n_init=0)
-    with pytest.raises(TypeError, match="unexpected keyword argument 'max_iters'"):
+    with pytest.raises(TypeError, match=r"method 'em' got an unexpected keyword argument 'max_iters'.*help\("):
         mixtures.fit(GaussianMixture(2), X, max_iters=3)
+    for seed in ("a", 1.5, -1, True):
+        with pytest.raises(ValueError, match="seed must be a non-negative integer or None"):
+            mixtures.fit(GaussianMixture(2), X, seed=seed)
+
+
+def test_seed_none_draws_a_seed_once_and_records_it(data):
+    X, _ = data
+    first = mixtures.fit(GaussianMixture(3), X, init="random", seed=None, max_iter=5, warn=False)
+    seed = first.extras["seed"]
+    assert isinstance(seed, int)
+    again = mixtures.fit(GaussianMixture(3), X, init="random", seed=seed, max_iter=5, warn=False)
+    assert torch.equal(again.params.locs, first.params.locs)
+
+
+def test_routine_warnings_point_at_the_callers_line(data):
+    import warnings
+
+    X, _ = data
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mixtures.fit(GaussianMixture(3), X, init="random", max_iter=1)
+    assert [w.category.__name__ for w in caught] == ["ConvergenceWarning"]
+    assert caught[0].filename == __file__
 
 
 def test_input_types_are_accepted(data):

@@ -7,6 +7,7 @@ runs restarts and keeps the best final objective.
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any
 
@@ -20,7 +21,14 @@ from mixtures.init import InitSpec, initial_responsibilities, initialize
 from mixtures.model import GaussianMixture
 from mixtures.result import FitResult
 from mixtures.stream import StreamingData, as_stream, is_streaming_source
-from mixtures.validation import as_data, check_nonnegative_float, check_positive_int, spawn_seeds
+from mixtures.validation import (
+    as_data,
+    check_nonnegative_float,
+    check_positive_int,
+    check_seed,
+    fresh_seed,
+    spawn_seeds,
+)
 
 __all__ = ["fit", "register", "ROUTINES"]
 
@@ -40,6 +48,8 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
         init: initializer (see :mod:`mixtures.init`).
         seed: seeds initialization (and any randomness of the routine); restarts
             use independent child seeds. Same seed, same result, bit for bit on CPU.
+            ``None`` draws a seed from the OS once, recorded in ``result.extras["seed"]``
+            (so even that fit can be repeated).
         n_init: restarts; the one with the best final ``objective`` is returned
             (deterministic inits run once). The other restarts' objectives are in
             ``result.extras["restart_objectives"]``.
@@ -73,6 +83,9 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
     if not isinstance(model, GaussianMixture):
         raise TypeError(f"model must be a mixtures.GaussianMixture; got {type(model).__name__}.")
     routine = get_routine(method)
+    seed = check_seed(seed)
+    if seed is None:
+        seed = fresh_seed()
     n_init = check_positive_int(n_init, "n_init")
     reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
     streamed = is_streaming_source(X)
@@ -98,7 +111,7 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
                                if getattr(r, "supports_distributed", False))
             raise ValueError(f"method {method!r} does not run distributed yet; use one of {supported}.")
         options = {**options, "distributed": True}
-        N = dist_utils.global_count(X.shape[0])
+        N = dist_utils.global_count(X.shape[0], X.device)
         # every rank must see the same prior: its defaults come from all the data, not the shard
         run_model = dist_utils.with_global_prior(model, X)
     else:
@@ -125,7 +138,8 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
             else:
                 start = _initialize(model, X, init, restart_seed, reg_covar, init_sample_size,
                                     options.get("on_collapse", "error"))
-            result = routine(run_model, X, start, reg_covar=reg_covar, seed=restart_seed, **options)
+            result = _run_routine(method, routine, run_model, X, start, reg_covar=reg_covar, seed=restart_seed,
+                                  **options)
         except (FloatingPointError, ValueError) as error:
             if len(seeds) == 1:
                 raise
@@ -145,6 +159,29 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
     return best
 
 
+def _run_routine(method: str, routine: Any, *args: Any, **kwargs: Any) -> FitResult:
+    """``routine(*args, **kwargs)``, its warnings re-issued as raised by the caller of :func:`fit`.
+
+    Routines warn from various depths; recording and re-issuing here makes every
+    ``ConvergenceWarning`` point at the user's ``fit(...)`` line, where filters by
+    module and line apply as users expect.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = routine(*args, **kwargs)
+        except TypeError as error:
+            unknown = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+            if unknown is None or unknown.group(1) not in kwargs:
+                raise
+            raise TypeError(f"method {method!r} got an unexpected keyword argument "
+                            f"{unknown.group(1)!r}; its options are documented in "
+                            f"help({routine.__module__}.{routine.__name__}).") from None
+    for warning in caught:
+        warnings.warn(warning.message, warning.category, stacklevel=3)
+    return result
+
+
 def _initialize(model: GaussianMixture, X: Any, init: InitSpec, seed: int | None, reg_covar: float,
                 init_sample_size: int, on_collapse: str = "error"):
     """Initialize on the data, or on a reservoir sample of streamed data."""
@@ -153,7 +190,7 @@ def _initialize(model: GaussianMixture, X: Any, init: InitSpec, seed: int | None
     if not isinstance(init, (str, dict)) and not hasattr(init, "native"):
         raise ValueError("streamed data can start from an initializer name, MixtureParams or a dict; "
                          "labels or responsibilities of every point are not supported.")
-    generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
+    generator = torch.Generator().manual_seed(int(seed))
     sample = X.reservoir_sample(check_positive_int(init_sample_size, "init_sample_size"), generator)
     return initialize(model, sample, init, reg_covar=reg_covar, generator=generator,
                       on_collapse=on_collapse)
