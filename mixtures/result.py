@@ -3,7 +3,8 @@
 History columns shared by all routines (one row per iteration or evaluation):
 
 ``iteration``
-    1-based step number (EM iteration, optimizer step...).
+    the number of steps taken to reach the row's parameters (EM iterations,
+    optimizer steps...); row 0 is the initialization.
 ``log_likelihood``
     exact marginal log-likelihood ``log p(X | θ)`` summed over the data, in nats,
     at the parameters *after* that step's update. Never includes a log prior.
@@ -13,12 +14,18 @@ History columns shared by all routines (one row per iteration or evaluation):
     hard EM: the one-hot assignments (so ``H(q) = 0``); Pyro routines: the
     negated loss as Pyro estimates it.
 ``kl``
-    ``log_likelihood - elbo`` = ``KL(q || p(Z | X, θ))`` ≥ 0.
+    ``log_likelihood (+ log_prior) - elbo``: ``KL(q || p(Z | X, θ))`` ≥ 0 for EM-type
+    routines and point-estimate guides; with a distributional guide it also holds
+    the guide's gap over the globals.
 ``time``
     wall-clock seconds since the routine started (initialization excluded).
 
-Routines may add their own columns (``objective``, ``loss``, ``grad_norm``...),
-documented in their modules.
+Routines may add their own columns (``objective``, ``loss``, ``grad_norm``,
+``log_prior`` with a prior...), documented in their modules.
+
+Prediction and scoring accept in-memory data or a streamed source (a memory-mapped
+array, a callable returning chunks, :class:`~mixtures.stream.StreamingData`), the
+latter one chunk at a time (:mod:`mixtures.stream`).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from torch import Tensor
 
 from mixtures.model import GaussianMixture
 from mixtures.params import MixtureParams
+from mixtures.stream import as_stream, is_streaming_source, score_stream
 
 CORE_COLUMNS = ("iteration", "log_likelihood", "elbo", "kl", "time")
 
@@ -138,11 +146,15 @@ class FitResult:
     # -- predictions, delegated to the parameters ------------------------------------
     def score_samples(self, X: Any) -> Tensor:
         """Log density of every point under the fitted mixture: ``(N,)``."""
+        if is_streaming_source(X):
+            chunks = as_stream(X, dtype=self.params.dtype).chunks()
+            return torch.cat([self.params.log_prob(chunk) for chunk in chunks])
         return self.params.log_prob(X)
 
     def score(self, X: Any) -> float:
-        """Mean log-likelihood per point (scikit-learn's ``score``)."""
-        return float(self.score_samples(X).mean())
+        """Mean log-likelihood per point (scikit-learn's ``score``); one pass over streamed data."""
+        total, n = self._total_log_likelihood(X)
+        return total / n
 
     def predict_proba(self, X: Any) -> Tensor:
         """Posterior membership probabilities ``(N, K)``.
@@ -158,13 +170,44 @@ class FitResult:
             return marginal_probabilities(self.model, self.params, X)
         return self.params.responsibilities(X)
 
-    def predict(self, X: Any) -> Tensor:
-        """Most probable component of every point ``(N,)`` (ties: lowest index)."""
+    def predict(self, X: Any, out: Any = None) -> Any:
+        """Most probable component of every point ``(N,)`` long (ties: lowest index).
+
+        For streamed ``X``, labels are computed chunk by chunk; with ``out`` (an
+        integer array of length N, e.g. an ``np.memmap`` opened for writing) they
+        are written there and ``out`` is returned, so memory stays bounded.
+        """
+        if is_streaming_source(X):
+            from mixtures.stream import predict_chunks
+
+            labels = predict_chunks(self, X, out=out)
+            return labels if out is not None else torch.cat(list(labels))
+        if out is not None:
+            raise ValueError("out= is for streamed data (a memmap or a chunk source); in-memory data "
+                             "returns a tensor of labels.")
         return self.params.joint_log_prob(X).argmax(-1)
+
+    def sample_assignments(self, X: Any, seed: int | None = 0) -> Tensor:
+        """One draw of every assignment ``z_n ~ p(z_n | x_n, θ)`` ``(N,)`` long.
+
+        Pyro's ``infer_discrete(temperature=1)`` on the model's program at the
+        fitted parameters (``predict`` is its ``temperature=0`` counterpart).
+        """
+        from mixtures.inference.pyro_common import sample_assignments
+
+        return sample_assignments(self.model, self.params, X, seed=seed)
 
     def sample(self, n: int, seed: int | None = None) -> tuple[Tensor, Tensor]:
         """``(X (n, D), labels (n,))`` drawn from the fitted mixture."""
         return self.params.sample(n, seed)
+
+    def _total_log_likelihood(self, X: Any) -> tuple[float, int]:
+        """``(log p(X | θ) summed, N)``, one chunk at a time for streamed data."""
+        if is_streaming_source(X):
+            stream = as_stream(X, dtype=self.params.dtype)
+            return score_stream(self.params, stream), stream.n_points
+        log_prob = self.params.log_prob(X)
+        return float(log_prob.sum()), log_prob.shape[0]
 
     def n_parameters(self) -> int:
         return self.model.n_parameters(self.params.n_features)
@@ -174,13 +217,12 @@ class FitResult:
 
         ``p`` is :meth:`GaussianMixture.n_parameters`; mclust reports the negation.
         """
-        log_likelihood = float(self.score_samples(X).sum())
-        n = self.params._data(X).shape[0]
+        log_likelihood, n = self._total_log_likelihood(X)
         return -2.0 * log_likelihood + self.n_parameters() * math.log(n)
 
     def aic(self, X: Any) -> float:
         """Akaike information criterion ``-2 log L + 2 p`` (lower is better)."""
-        return -2.0 * float(self.score_samples(X).sum()) + 2.0 * self.n_parameters()
+        return -2.0 * self._total_log_likelihood(X)[0] + 2.0 * self.n_parameters()
 
     def save(self, path: Any) -> Any:
         """Write this result to ``path`` (``.pt``) atomically; see :mod:`mixtures.io`."""

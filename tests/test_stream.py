@@ -72,6 +72,23 @@ def test_prediction_and_scoring_chunk_by_chunk(memmap_data, tmp_path):
     assert score_stream(result.params, mapped) == pytest.approx(float(result.score_samples(X).sum()), rel=1e-12)
 
 
+def test_fit_result_predicts_and_scores_streamed_data(memmap_data, tmp_path):
+    X, mapped = memmap_data
+    result = mixtures.fit(GaussianMixture(3), X, seed=0)
+    out = np.lib.format.open_memmap(tmp_path / "labels.npy", mode="w+", dtype=np.int64, shape=(len(X),))
+    assert result.predict(mapped, out=out) is out
+    assert np.array_equal(np.asarray(out), result.predict(X).numpy())
+    chunks = lambda: (X[i:i + 777].numpy() for i in range(0, len(X), 777))  # noqa: E731
+    for source in (mapped, chunks):
+        assert torch.equal(result.predict(source), result.predict(X))
+        assert_close(result.score_samples(source), result.score_samples(X), rtol=0, atol=0)
+        assert result.score(source) == pytest.approx(result.score(X), rel=1e-12)
+        assert result.bic(source) == pytest.approx(result.bic(X), rel=1e-12)
+        assert result.aic(source) == pytest.approx(result.aic(X), rel=1e-12)
+    with pytest.raises(ValueError, match="out= is for streamed data"):
+        result.predict(X, out=out)
+
+
 def test_a_bad_chunk_is_reported_with_its_rows():
     chunks = [np.zeros((5, 2)), np.ones((5, 2))]
     chunks[1][3, 1] = np.nan
