@@ -2,13 +2,14 @@
 
 ``TraceEnum_ELBO(max_plate_nesting=1)`` sums the assignment ``z_n`` out in
 parallel, so for point-estimate globals its loss is exactly
-``-log p(X | θ) = -Σ_n log Σ_k π_k N(x_n | μ_k, Σ_k)`` (``- log p(θ)`` too, once
-priors exist). Without a prior (the only case today) the globals are
-``pyro.param`` sites of the model itself, so the guide is empty and Adam
-optimizes the parameters directly, in Pyro's unconstrained space (stick-breaking
-weights, Cholesky factors with log diagonals, log variances). With a prior the
-guide will be ``AutoDelta`` over the global sites (see
-:func:`~mixtures.inference.pyro_common.choose_global_guide`).
+``-log p(X | θ) = -Σ_n log Σ_k π_k N(x_n | μ_k, Σ_k)``, and ``-log p(X | θ) - log p(θ)``
+for a model with a prior. Without a prior the globals are ``pyro.param`` sites of
+the model itself, so the guide is empty and Adam optimizes the parameters
+directly, in Pyro's unconstrained space (stick-breaking weights, Cholesky factors
+with log diagonals, log variances). With a prior the globals are ``pyro.sample``
+sites and the guide is ``AutoDelta`` over them (see
+:func:`~mixtures.inference.pyro_common.choose_global_guide`): the posterior mode in
+the sites' own parametrization, the point closed-form MAP-EM reaches.
 
 Use it through ``mixtures.fit(model, X, method="map", **options)``; ``init``,
 ``n_init`` and ``seed`` work as for EM (a given ``MixtureParams`` starts the
@@ -23,22 +24,27 @@ initialization; details in :mod:`mixtures.inference.pyro_common`):
 ``iteration``
     optimizer steps taken to reach the row's point ``θ_t``.
 ``loss``
-    ``TraceEnum_ELBO`` loss at ``θ_t`` = ``-log p(X | θ_t)`` (exact).
+    ``TraceEnum_ELBO`` loss at ``θ_t`` = ``-log p(X | θ_t)`` (exact), ``- log p(θ_t)``
+    too with a prior.
 ``elbo``
-    ``-loss`` = ``log p(X | θ_t)``: with the assignments summed out, the ELBO
-    *is* the log-likelihood.
+    ``-loss`` = ``log p(X | θ_t)`` (``+ log p(θ_t)`` with a prior): with the
+    assignments summed out, the ELBO *is* the log-likelihood (log joint).
 ``log_likelihood``
-    ``log p(X | θ_t)``: ``-loss`` reused (no second pass over the data), and
-    ``MixtureParams.log_prob(X).sum()`` for the final row.
+    ``log p(X | θ_t)``, never with the log prior: ``-loss`` reused when it is
+    exactly that (no prior; no second pass over the data), otherwise and for the
+    final row ``MixtureParams.log_prob(X).sum()``.
+``log_prior``
+    with a prior only: ``log p(θ_t)`` at the point estimate.
 ``kl``
-    ``log_likelihood - elbo``: zero up to rounding (``q`` is the exact posterior).
+    ``log_likelihood (+ log_prior) - elbo``: zero up to rounding (``q`` is the
+    exact posterior).
 ``grad_norm``
     L2 norm of the loss gradient in unconstrained space at ``θ_t``.
 ``time``
     seconds from the start of the loop until ``θ_t`` was reached.
 
-``result.objective`` is the final exact log-likelihood (plus the log prior, once
-priors exist), the criterion ``fit`` uses to choose among restarts;
+``result.objective`` is the final exact log-likelihood (plus the log prior with a
+prior), the criterion ``fit`` uses to choose among restarts;
 ``result.extras["labels"]`` the MAP assignments ``(N,)`` at the result
 (``infer_discrete(temperature=0)``); ``extras["final_loss"]`` Pyro's last loss.
 """
