@@ -74,10 +74,10 @@ def agreed_start(model, X, make_start) -> MixtureParams:
         start = make_start()
     else:
         K, D = model.n_components, X.shape[1]
-        dtype = X.dtype
+        like = {"dtype": X.dtype, "device": X.device}  # NCCL receives into CUDA tensors only
         shape = model.cov_type.native_shape(K, D)
-        start = MixtureParams.from_native(torch.full((K,), 1.0 / K, dtype=dtype),
-                                          torch.zeros(K, D, dtype=dtype), torch.ones(shape, dtype=dtype),
+        start = MixtureParams.from_native(torch.full((K,), 1.0 / K, **like),
+                                          torch.zeros(K, D, **like), torch.ones(shape, **like),
                                           model.cov_type, validate=False)
     return broadcast_params(start)
 
@@ -98,7 +98,7 @@ def all_reduce_summary(summary: Summary) -> Summary:
 
 
 def global_count(n_local: int, device=None) -> int:
-    """Total number of points over ranks."""
+    """Total number of points over ranks (``device``: the data's; NCCL reduces CUDA tensors only)."""
     count = torch.tensor([float(n_local)], dtype=torch.float64, device=device)
     dist.all_reduce(count)
     return int(round(float(count)))

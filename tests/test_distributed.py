@@ -83,6 +83,7 @@ def _cases(covariance_type: str) -> dict[str, tuple]:
                             "patience": None}),
         "vb": (GaussianMixture(3, covariance_type, prior=prior), "vb", {"tol": 1e-8, "max_iter": 200}),
         "kmeans": (GaussianMixture(3, covariance_type), "kmeans", {"tol": 0.0}),
+        "hard_em": (GaussianMixture(3, covariance_type), "hard_em", {"tol": 0.0, "max_iter": 200}),
     }
 
 
@@ -194,7 +195,7 @@ def test_two_gloo_ranks_equal_a_single_process(two_ranks, covariance_type):
 #: VB and k-means ~3e-13; the mean-field probabilities sit near the simplex's boundary,
 #: where the stick-breaking transform amplifies rounding)
 TOLERANCES = {"em_prior": 1e-10, "map": 1e-10, "map_prior": 1e-10, "svi_mean_field": 1e-8, "vb": 1e-10,
-              "kmeans": 1e-10}
+              "kmeans": 1e-10, "hard_em": 1e-10}
 
 
 @pytest.mark.slow
@@ -214,7 +215,7 @@ def test_every_distributed_method_equals_a_single_process(two_ranks, covariance_
             for r in range(2):
                 torch.testing.assert_close(shards[r]["assignment_probs"],
                                            single.extras["assignment_probs"][r::2], rtol=1e-7, atol=1e-9)
-        if name in ("map", "kmeans"):  # labels are per shard
+        if name in ("map", "kmeans", "hard_em"):  # labels are per shard
             for r in range(2):
                 assert torch.equal(shards[r]["labels"], single.extras["labels"][r::2])
         if name == "vb":  # same q(θ), same seeded posterior draws
