@@ -211,6 +211,23 @@ def test_log_likelihood_column_is_the_scaled_mean_over_the_fixed_subsample(large
     assert (kl >= -1e-9 * result.history["log_likelihood"][1:].abs()).all()
 
 
+def test_held_out_points_are_scored_at_every_evaluation(large):
+    X, start = large
+    train, test = X[:15_000], X[15_000:]
+    result = mixtures.fit(GaussianMixture(3), train, "stepwise_em", init=start, batch_size=2000, num_epochs=1,
+                          eval_every=3, seed=5, held_out=test)
+    held_out = result.history["held_out_log_likelihood"]
+    assert held_out.shape == (len(result.history),)
+    assert_close(held_out[0], start.log_prob(test).mean())
+    assert_close(held_out[-1], result.params.log_prob(test).mean())
+    # the training column is unchanged by scoring held-out points
+    plain = mixtures.fit(GaussianMixture(3), train, "stepwise_em", init=start, batch_size=2000, num_epochs=1,
+                         eval_every=3, seed=5)
+    assert torch.equal(plain.history["log_likelihood"], result.history["log_likelihood"])
+    with pytest.raises(mixtures.DataError, match="held_out has 3 feature"):
+        mixtures.fit(GaussianMixture(3), train, "stepwise_em", init=start, held_out=torch.zeros(5, 3))
+
+
 def test_batch_sizes_split_an_epoch_evenly():
     assert _batch_sizes(1000, 256) == [250] * 4
     assert _batch_sizes(1001, 1000) == [1001]

@@ -68,6 +68,11 @@ once per epoch), after every warm-start step and after the last step.
     integer at every epoch's end.
 ``step_size``
     ``η_t`` of the latest update (1 for warm-start steps, NaN at row 0).
+``held_out_log_likelihood``
+    only with ``held_out=X_test``: the mean ``log p(x | θ)`` per point of those
+    points, which the fit never sees. ``log_likelihood`` stays on (a subsample of)
+    the training data so that its curve shares batch EM's scale; this column is the
+    generalization score (nats per point).
 
 ``result.objective`` is the last row's ``log_likelihood`` (subsample estimate);
 ``converged`` is True when ``tol`` (nats per point, like EM's) stopped the run:
@@ -103,7 +108,7 @@ from mixtures.params import MixtureParams
 from mixtures.result import FitResult, History
 from mixtures.stream import StreamingData
 from mixtures.suffstats import Summary, default_shift, e_step, elbo, m_step, reseed_component
-from mixtures.validation import check_nonnegative_float, check_positive_int, make_generator
+from mixtures.validation import as_data, check_nonnegative_float, check_positive_int, make_generator
 
 DEFAULT_KAPPA = 0.6
 DEFAULT_EPOCHS = 10
@@ -295,7 +300,7 @@ def fit_stepwise_em(model: GaussianMixture, X: Tensor | StreamingData, init: Mix
                     max_steps: int | None = None, shuffle: bool = True, eval_every: int | None = None,
                     eval_size: int = 10_000, reg_covar: float = 1e-6, tol: float | None = None,
                     warm_start_steps: int = 0, on_collapse: str = "error", chunk_size: int | None = None,
-                    warn: bool = True) -> FitResult:
+                    held_out: Any = None, warn: bool = True) -> FitResult:
     """Stepwise (online) EM from ``init`` (algorithm and history: module docstring).
 
     Args:
@@ -321,6 +326,8 @@ def fit_stepwise_em(model: GaussianMixture, X: Tensor | StreamingData, init: Mix
         warm_start_steps: batch EM steps before the stepwise phase.
         on_collapse: ``"error"`` or ``"reseed"`` (module docstring).
         chunk_size: rows per chunk of streamed reads and of the E-step passes.
+        held_out: optional ``(M', D)`` points outside ``X``, scored at every evaluation
+            (history column ``held_out_log_likelihood``, nats per point).
         warn: warn when ``tol`` was given but not met, and when components were re-seeded.
     """
     if model.prior is not None:
@@ -359,6 +366,9 @@ def fit_stepwise_em(model: GaussianMixture, X: Tensor | StreamingData, init: Mix
     else:
         eval_indices = torch.randperm(n_total, generator=generator)[:eval_size].sort().values
     shift = default_shift(X)
+    if held_out is not None:
+        held_out = as_data(held_out, name="held_out", dtype=shift.dtype, device=shift.device,
+                           n_features=shift.shape[-1])
     X_eval = X if (not streamed and eval_size >= n_total) else _gather_rows(X, eval_indices, chunk_size)
     evaluate = _Evaluator(X_eval, n_total, shift, chunk_size)
 
@@ -376,9 +386,10 @@ def fit_stepwise_em(model: GaussianMixture, X: Tensor | StreamingData, init: Mix
         """Append an evaluation row; True when ``tol`` says to stop."""
         nonlocal previous_mean
         log_likelihood, bound = evaluate(params, iteration)
+        scores = {} if held_out is None else {"held_out_log_likelihood": float(params.log_prob(held_out).mean())}
         history.append(iteration=iteration, log_likelihood=log_likelihood, elbo=bound,
                        kl=log_likelihood - bound, time=time.perf_counter() - start,
-                       passes=points / n_total, step_size=eta)
+                       passes=points / n_total, step_size=eta, **scores)
         mean = log_likelihood / n_total
         small = tol is not None and abs(mean - previous_mean) < tol
         previous_mean = mean
