@@ -58,8 +58,21 @@ def test_svi_with_a_distributional_guide_returns_a_posterior(data, guide):
     # the point estimate is near the posterior mean (a concentrated posterior at n = 300)
     assert (posterior.mean()["locs"] - result.params.locs).abs().max() < 0.3
     assert result.objective == pytest.approx(-result.extras["final_loss"])
+    # equal-tailed intervals: ~90% of the draws inside each, the 50% interval nested in the 90% one
     low, high = posterior.credible_interval(0.9)["locs"]
-    assert (low <= high).all()
+    inside = ((posterior.locs >= low) & (posterior.locs <= high)).double().mean(0)
+    assert ((inside >= 0.85) & (inside <= 0.95)).all()
+    low50, high50 = posterior.credible_interval(0.5)["locs"]
+    assert (low <= low50).all() and (low50 < high50).all() and (high50 <= high).all()
+    # the variational distribution itself is kept: the guide's class and parameters
+    assert posterior.distribution["guide"] == {"normal": "AutoNormal", "mvn": "AutoMultivariateNormal"}[guide]
+    params = posterior.distribution["params"]
+    if guide == "normal":  # locs are an unconstrained site: draws = loc + scale * ε
+        loc, scale = params["AutoNormal.locs.locs"], params["AutoNormal.scales.locs"]
+        assert ((posterior.locs.mean(0) - loc).abs() <= 5 * scale / 8).all()
+        assert_close(posterior.locs.std(0), scale, rtol=0.45, atol=0)
+    else:
+        assert params["AutoMultivariateNormal.scale_tril"].shape[-1] == params["AutoMultivariateNormal.loc"].shape[-1]
     again = mixtures.fit(model, data, method="svi", guide=guide, init=true_params("diag"), num_steps=200,
                          eval_every=50, posterior_samples=64, seed=1)
     assert torch.equal(again.posterior.locs, posterior.locs)

@@ -182,7 +182,22 @@ def guide_posterior(model: GaussianMixture, global_guide: Guide, X: Tensor, n_dr
             draws.append(model.params_from_sites(values, X))
     return Posterior(torch.stack([d.weights for d in draws]), torch.stack([d.locs for d in draws]),
                      torch.stack([d.native for d in draws]), model.cov_type, kind="variational",
-                     distribution=type(global_guide).__name__)
+                     distribution=_guide_parameters(global_guide, model))
+
+
+def _guide_parameters(global_guide: Guide, model: GaussianMixture) -> dict[str, Any]:
+    """The variational distribution as its guide's class and parameters.
+
+    ``{"guide": class name, "params": {store name: constrained value}}``: for
+    ``AutoNormal`` the per-site ``locs``/``scales``, for ``AutoMultivariateNormal``
+    the ``loc`` and ``scale_tril`` of the unconstrained latent vector (in Pyro's
+    ``poutine.block``-ed site order), enough to rebuild ``q(θ)``. Per-point
+    parameters (the mean-field ``assignment_probs``) are not part of it.
+    """
+    store = pyro.get_param_store()
+    skip = {ASSIGNMENT_PROBS, *model.global_sites}
+    params = {name: store[name].detach().clone() for name in store.keys() if name not in skip}
+    return {"guide": type(global_guide).__name__, "params": params}
 
 
 def _guide_values(global_guide: Guide, X: Tensor) -> dict[str, Tensor]:
