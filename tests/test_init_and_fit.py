@@ -192,3 +192,17 @@ def test_bic_matches_sklearn(data):
         reference = sklearn_mixture.GaussianMixture(3, covariance_type=covariance_type)
         reference.fit(X.numpy())
         assert reference._n_parameters() == result.n_parameters()
+
+
+def test_the_result_records_how_it_was_fitted(data, tmp_path):
+    X, _ = data
+    result = mixtures.fit(GaussianMixture(3), X, init="kmeans++", seed=4, n_init=2, reg_covar=1e-5,
+                          max_iter=7, tol=1e-4, warn=False)
+    settings = result.extras["fit_settings"]
+    assert settings == {"method": "em", "init": "kmeans++", "seed": 4, "n_init": 2, "reg_covar": 1e-5,
+                        "dtype": None, "device": None, "chunk_size": None, "distributed": False,
+                        "options": {"max_iter": 7, "tol": 1e-4, "warn": False}}
+    result.save(tmp_path / "fit.pt")
+    assert mixtures.load(tmp_path / "fit.pt").extras["fit_settings"] == settings
+    given = mixtures.fit(GaussianMixture(3), X, init=result.params, max_iter=0)
+    assert given.extras["fit_settings"]["init"] == "<MixtureParams>"

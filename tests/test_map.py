@@ -218,3 +218,17 @@ def test_lr_decay_still_converges(fits):
     fitted = mixtures.fit(model, X, "map", init=start, lr_decay=0.1, num_steps=400)
     assert abs(fitted.objective - em.objective) / N_POINTS < 1e-4
     assert math.isfinite(fitted.history.last("grad_norm"))
+
+
+@pytest.mark.parametrize("n_points", [1, 3])
+def test_one_component_and_one_point_queries(n_points):
+    # Pyro enumerates no site with a single value, and compute_marginals fails on a plate of
+    # size 1 (pyro#3102): both are answered without Pyro's help, with the same numbers
+    X, _ = true_params().sample(200, seed=1)
+    for K in (1, 3):
+        result = mixtures.fit(GaussianMixture(K), X, "map", num_steps=3)
+        query = X[:n_points]
+        assert_close(result.predict_proba(query), result.params.responsibilities(query), rtol=0, atol=1e-10)
+        assert result.sample_assignments(query).shape == (n_points,)
+        assert torch.equal(map_assignments(result.model, result.params, query), result.predict(query))
+    assert torch.equal(result.extras["labels"], result.predict(X))

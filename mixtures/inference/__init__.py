@@ -156,7 +156,30 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
         best.model = model  # the caller's model, not its globally resolved copy
     best.extras["restart_objectives"] = objectives
     best.extras["seed"] = seed
+    best.extras["fit_settings"] = _settings(method, init, seed, n_init, reg_covar, dtype, device, chunk_size,
+                                            distributed, options)
     return best
+
+
+def _settings(method: str, init: Any, seed: int, n_init: int, reg_covar: float, dtype: Any, device: Any,
+              chunk_size: int | None, distributed: bool, options: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of a ``fit`` call as primitives (saved with the result: how it was made).
+
+    A given initializer is named by its kind (its values are ``result.init``); an option
+    that is not a primitive (a callable step size, a tensor) is named by its type.
+    """
+    def plain(value: Any) -> Any:
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if isinstance(value, (list, tuple)) and all(isinstance(v, (bool, int, float, str)) for v in value):
+            return list(value)
+        return f"<{type(value).__name__}>"
+
+    kept = {name: plain(value) for name, value in options.items() if name != "init_responsibilities"}
+    return {"method": method, "init": init if isinstance(init, str) else f"<{type(init).__name__}>",
+            "seed": seed, "n_init": n_init, "reg_covar": reg_covar,
+            "dtype": None if dtype is None else str(dtype), "device": None if device is None else str(device),
+            "chunk_size": chunk_size, "distributed": distributed, "options": kept}
 
 
 def _run_routine(method: str, routine: Any, *args: Any, **kwargs: Any) -> FitResult:

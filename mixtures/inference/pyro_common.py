@@ -282,6 +282,12 @@ def program_at(model: GaussianMixture, params: MixtureParams) -> Iterator[Guide]
         yield plain.model
 
 
+def _single_component(X: Tensor) -> Tensor:
+    """Labels ``(N,)`` of a one-component mixture. Pyro does not enumerate a site with a
+    single value (``infer_discrete`` then returns one label for the whole plate)."""
+    return torch.zeros(X.shape[0], dtype=torch.long, device=X.device)
+
+
 def map_assignments(model: GaussianMixture, params: MixtureParams, X: Tensor) -> Tensor:
     """Most probable component of every point, by max-product ``infer_discrete``: ``(N,)`` long.
 
@@ -289,6 +295,8 @@ def map_assignments(model: GaussianMixture, params: MixtureParams, X: Tensor) ->
     against a fresh store seeded with ``params``. Equals ``argmax_k p(z_n = k | x_n, θ)``.
     """
     X = params._data(X)
+    if model.n_components == 1:
+        return _single_component(X)
     with program_at(model, params) as program, torch.no_grad():
         decoder = infer_discrete(program, first_available_dim=-1 - MAX_PLATE_NESTING,
                                  temperature=0)
@@ -302,6 +310,8 @@ def sample_assignments(model: GaussianMixture, params: MixtureParams, X: Tensor,
     Reproducible for a given ``seed`` (torch's global RNG is forked, not consumed).
     """
     X = params._data(X)
+    if model.n_components == 1:
+        return _single_component(X)
     with program_at(model, params) as program, torch.no_grad(), seeded_rng(seed, X.device):
         sampler = infer_discrete(program, first_available_dim=-1 - MAX_PLATE_NESTING,
                                  temperature=1)
@@ -315,6 +325,8 @@ def marginal_probabilities(model: GaussianMixture, params: MixtureParams, X: Ten
     (the same numbers as :meth:`MixtureParams.responsibilities`, by another road).
     """
     X = params._data(X)
+    if model.n_components == 1:
+        return torch.ones(X.shape[0], 1, dtype=X.dtype, device=X.device)
     n = X.shape[0]
     if n == 1:
         # compute_marginals fails on a plate of size 1 (pyro-ppl/pyro#3102, a KeyError in the
