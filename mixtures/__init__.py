@@ -13,6 +13,7 @@ from mixtures.errors import (
                              DataError,
                              DivergenceError,
                              ParameterError,
+                             PosteriorModeError,
                              SingularCovarianceError,
 )
 from mixtures.inference import fit
@@ -26,5 +27,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GaussianMixture", "MixtureParams", "fit", "FitResult", "History", "EMStep", "data", "load",
-    "ConvergenceWarning", "DataError", "DivergenceError", "ParameterError", "SingularCovarianceError",
+    "ConvergenceWarning", "DataError", "DivergenceError", "ParameterError", "PosteriorModeError",
+    "SingularCovarianceError",
 ]

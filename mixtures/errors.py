@@ -27,6 +27,27 @@ class SingularCovarianceError(ParameterError):
         self.component = component
 
 
+class PosteriorModeError(ParameterError):
+    """MAP-EM's M step has no usable posterior mode for a component.
+
+    Raised for a component holding less than one point of responsibility under a
+    prior that gives an empty component no mode (a weight concentration below 1,
+    or too few covariance degrees of freedom); see :mod:`mixtures.conjugate`.
+
+    Attributes:
+        component: index of the offending component.
+        n_k: its responsibility mass ``N_k`` (for a stick-breaking tail, the tail's).
+        fields: the ``GaussianPrior`` fields responsible, e.g. ``("weight_concentration",)``.
+    """
+
+    def __init__(self, message: str, component: int | None = None, n_k: float | None = None,
+                 fields: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.component = component
+        self.n_k = n_k
+        self.fields = fields
+
+
 class DivergenceError(FloatingPointError):
     """A fit produced a non-finite objective (a component collapsed onto points)."""
 

@@ -29,6 +29,10 @@ the data: ``α = γ = 1/K``, ``m₀ = mean(X)``, ``β₀ = 1``, ``ν₀ = D``, a
 the empirical covariance of X (``ddof=1``; variances for ``"diag"``, their mean for
 ``"spherical"``). mclust's ``defaultPrior`` instead uses ``ν₀ = D + 2``, ``β₀ =
 0.01`` and ``Ψ₀ = cov(X) / K^{2/D}``; pass those explicitly to reproduce it.
+The sparse defaults (``α = 1/K < 1``, ``ν₀ = D``) give an empty component no
+posterior mode: MAP-EM with more components than the data support needs
+``α ≥ 1`` and ``ν₀ > D`` (e.g. mclust's ``D + 2``), see :mod:`mixtures.conjugate`;
+VB and NUTS handle them.
 """
 
 from __future__ import annotations
@@ -80,6 +84,11 @@ class GaussianPrior:
         else:
             concentration = as_t(self.weight_concentration)
             if self.weight_prior == "dirichlet":
+                if concentration.dim() > 1 or (concentration.dim() == 1 and concentration.shape[0] not in (1, K)):
+                    raise ValueError(
+                        "a dirichlet weight_concentration is one positive number or a vector of "
+                        f"n_components = {K} of them; got shape {tuple(concentration.shape)}. Give one "
+                        f"number (a symmetric prior) or {K} values, or change n_components.")
                 concentration = concentration.expand(K).clone()
             elif concentration.dim() != 0:
                 raise ValueError("a dirichlet_process weight_concentration is one positive number.")
@@ -170,7 +179,16 @@ def stick_breaking(fractions: Tensor) -> Tensor:
 
 
 def inverse_stick_breaking(weights: Tensor) -> Tensor:
-    """Stick fractions ``(..., K-1)`` of weights ``(..., K)`` (inverse of :func:`stick_breaking`)."""
-    remaining = 1 - torch.cumsum(weights, -1)
-    previous = torch.cat([torch.ones_like(weights[..., :1]), remaining[..., :-1]], -1)
-    return (weights / previous.clamp_min(torch.finfo(weights.dtype).tiny))[..., :-1]
+    """Stick fractions ``(..., K-1)`` of weights ``(..., K)`` (inverse of :func:`stick_breaking`).
+
+    ``v_k = w_k / Σ_{j≥k} w_j``: the share component ``k`` takes of the stick left to
+    it. The tails are summed from the end rather than as ``1 - Σ_{j<k} w_j``, which
+    cancels to rounding noise (even below 0) once the weights left are tiny, so every
+    fraction lies in ``[0, 1]`` (the support of the ``Beta`` sites). A stick already
+    used up (all later weights 0) breaks off nothing: ``v_k = 0``, where the Beta
+    density is finite; any value reproduces the same weights.
+    """
+    tails = torch.flip(torch.cumsum(torch.flip(weights, (-1,)), -1), (-1,))  # Σ_{j>=k} w_j
+    fractions = torch.where(tails > 0, weights / tails.clamp_min(torch.finfo(weights.dtype).tiny),
+                            torch.zeros_like(weights))
+    return fractions[..., :-1].clamp(0, 1)

@@ -208,6 +208,48 @@ def test_hard_em_is_classification_em():
     assert_close(history["elbo"][-1], classification, rtol=1e-10, atol=1e-8)
 
 
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_hard_em_keeps_an_empty_component_without_reg_covar(covariance_type):
+    # the third centre attracts no point: its statistics are empty, and with reg_covar=0 its own
+    # estimate would be singular; the documented rule keeps its previous mean and covariance
+    X = torch.tensor([0.0, 0.5, 1.0, 1.5, 10.0, 10.5, 11.0, 11.7], dtype=torch.float64).unsqueeze(-1)
+    native = {"full": torch.full((3, 1, 1), 1.5), "tied": torch.full((1, 1), 1.5), "diag": torch.full((3, 1), 1.5),
+              "spherical": torch.full((3,), 1.5)}[covariance_type].double()
+    start = MixtureParams(torch.full((3,), 1 / 3, dtype=torch.float64), [[0.5], [10.5], [100.0]], native,
+                          covariance_type)
+    with pytest.warns(UserWarning, match=r"hard EM emptied component\(s\) \[2\]"):
+        result = mixtures.fit(GaussianMixture(3, covariance_type), X, method="hard_em", init=start, reg_covar=0.0)
+    assert result.converged and result.extras["empty_components"] == [2]
+    assert result.extras["labels"].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert float(result.params.locs[2, 0]) == 100.0
+    assert 0 < float(result.params.weights[2]) < 1e-15
+    x = X.squeeze(-1)
+    members = [x[:4], x[4:]]
+    assert_close(result.params.locs[:2, 0], [float(m.mean()) for m in members], rtol=1e-13, atol=1e-13)
+    assert_close(result.params.weights[:2], [0.5, 0.5], rtol=1e-13, atol=0)
+    variances = torch.stack([m.var(unbiased=False) for m in members])
+    covariances = result.params.covariances.reshape(3)
+    if covariance_type == "tied":  # the shared covariance pools the two clusters (an empty one adds nothing)
+        assert_close(covariances, variances.mean().expand(3), rtol=1e-12, atol=0)
+    else:
+        assert_close(covariances[:2], variances, rtol=1e-12, atol=0)
+        assert torch.equal(result.params.native[2], start.native[2])  # the previous value, not a re-estimate
+
+
+def test_hard_em_empty_full_component_keeps_its_cholesky_factor_bit_for_bit():
+    params = true_params()
+    X, _ = params.sample(300, seed=3)
+    far = MixtureParams(params.weights, torch.cat([params.locs[:2], torch.tensor([[80.0, -80.0]],
+                                                                              dtype=torch.float64)]),
+                        params.covariances, "full")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        result = mixtures.fit(GaussianMixture(3), X, method="hard_em", init=far, reg_covar=0.0, max_iter=50)
+    assert result.extras["empty_components"] == [2]
+    assert torch.equal(result.params.native[2], far.native[2])
+    assert torch.equal(result.params.locs[2], far.locs[2])
+
+
 def test_em_float32_keeps_dtype_and_agrees_with_float64():
     params = true_params()
     X, _ = params.sample(2000, seed=1)

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 import mixtures
-from mixtures import GaussianMixture
+from mixtures import GaussianMixture, MixtureParams
 from mixtures.inference.kmeans import assign, fill_empty_clusters, lloyd, update_centers
 
-from conftest import assert_close, true_params
+from conftest import COVARIANCE_TYPES, assert_close, true_params
 
 
 def test_kmeans_matches_sklearn_from_the_same_centres():
@@ -74,3 +74,68 @@ def test_fill_empty_clusters_needs_a_spare_point():
     labels = torch.tensor([0, 1])
     with pytest.raises(ValueError, match="fewer points than clusters"):
         fill_empty_clusters(labels, torch.zeros(2, dtype=torch.float64), 3)
+
+
+def _two_groups_and_copies() -> torch.Tensor:
+    """Two spread 2-D groups and 6 copies of one point (a cluster whose own covariance is 0)."""
+    g = torch.Generator().manual_seed(0)
+    spread = torch.randn(40, 2, generator=g, dtype=torch.float64)
+    spread[20:] += torch.tensor([8.0, 0.0], dtype=torch.float64)
+    return torch.cat([spread, torch.tensor([[0.0, 9.0]], dtype=torch.float64).expand(6, 2)])
+
+
+@pytest.mark.parametrize("method, metric", [("kmeans", "l2"), ("kmedians", "l1")])
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+def test_identical_points_without_reg_covar_take_the_pooled_covariance(method, metric, covariance_type):
+    X = _two_groups_and_copies()
+    start = X[[0, 20, 40]].clone()
+    result = mixtures.fit(GaussianMixture(3, covariance_type), X, method=method, init={"locs": start},
+                          reg_covar=0.0)
+    # the clustering is exactly Lloyd's, with or without a Gaussian attached
+    centres, labels, objective, _, _ = lloyd(X, start, metric=metric)
+    assert torch.equal(result.extras["centers"], centres) and torch.equal(result.extras["labels"], labels)
+    assert result.extras["inertia"] == objective
+    copies = int(labels[-1])
+    assert labels[-6:].eq(copies).all() and int(labels.eq(copies).sum()) == 6
+    assert result.extras["degenerate_clusters"] == [copies] and result.extras["covariance_floor"] == 0.0
+    # the copies' cluster: its own mean, the pooled within-cluster covariance Σ_k S_k / N
+    scatter = sum((X[labels == k] - X[labels == k].mean(0)).T @ (X[labels == k] - X[labels == k].mean(0))
+                  for k in range(3)) / len(X)
+    expected = {"full": scatter, "diag": torch.diag(scatter.diagonal()),
+                "spherical": scatter.diagonal().mean() * torch.eye(2, dtype=torch.float64)}[covariance_type]
+    assert_close(result.params.covariances[copies], expected, rtol=1e-12, atol=1e-14)
+    assert_close(result.params.locs[copies], [0.0, 9.0], rtol=0, atol=1e-14)
+    for k in set(range(3)) - {copies}:  # the others keep their own within-cluster covariance
+        members = X[labels == k]
+        own = torch.cov(members.T, correction=0)
+        own = {"full": own, "diag": torch.diag(own.diagonal()),
+               "spherical": own.diagonal().mean() * torch.eye(2, dtype=torch.float64)}[covariance_type]
+        assert_close(result.params.covariances[k], own, rtol=1e-12, atol=1e-14)
+    assert torch.isfinite(result.history["log_likelihood"]).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_constant_feature_without_reg_covar_gets_a_relative_floor(dtype, covariance_type):
+    # every cluster (and so the pooled covariance) is singular along the constant feature
+    X = _two_groups_and_copies()[:40]
+    X = torch.cat([X, torch.full((40, 1), 3.0, dtype=torch.float64)], 1).to(dtype)
+    native = {"full": torch.eye(3).expand(2, 3, 3), "tied": torch.eye(3), "diag": torch.ones(2, 3),
+              "spherical": torch.ones(2)}[covariance_type].to(dtype)
+    start = MixtureParams(torch.full((2,), 0.5, dtype=dtype), X[[0, 20]], native, covariance_type)
+    result = mixtures.fit(GaussianMixture(2, covariance_type), X, method="kmeans", init=start, reg_covar=0.0)
+    labels = result.extras["labels"]
+    assert labels[:20].eq(labels[0]).all() and labels[20:].eq(labels[20]).all() and labels[0] != labels[20]
+    floor = result.extras["covariance_floor"]
+    if covariance_type == "spherical":  # one variance averaged over features: never singular here
+        assert floor == 0.0 and result.extras["degenerate_clusters"] == []
+        return
+    assert result.extras["degenerate_clusters"] == ([] if covariance_type == "tied" else [0, 1])
+    centred = torch.cat([X[labels == k] - X[labels == k].mean(0) for k in range(2)]).double()
+    largest = float((centred.square().sum(0) / len(X)).max())  # the pooled covariance's largest variance
+    relative = max(1e-6, 1000 * 3 * torch.finfo(dtype).eps)
+    assert floor == pytest.approx(relative * largest, rel=1e-5 if dtype == torch.float32 else 1e-12)
+    covariances = result.params.covariances.double()
+    assert_close(covariances[:, 2, 2], torch.full((2,), floor, dtype=torch.float64), rtol=1e-5, atol=0)
+    assert (torch.linalg.eigvalsh(covariances) > 0).all()
+    assert torch.isfinite(result.history["log_likelihood"]).all()

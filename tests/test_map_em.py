@@ -1,4 +1,8 @@
-"""MAP-EM under the conjugate prior: flat limit = EM, closed form, stationarity, monotone objective."""
+"""MAP-EM under the conjugate prior: flat limit = EM, closed form, stationarity, monotone objective,
+and the rule for components whose posterior mode does not exist."""
+
+import math
+import warnings
 
 import pytest
 import torch
@@ -6,8 +10,9 @@ from torch.distributions import biject_to
 
 import mixtures
 from mixtures import GaussianMixture
+from mixtures.errors import DivergenceError, PosteriorModeError
 from mixtures.params import MixtureParams
-from mixtures.priors import GaussianPrior
+from mixtures.priors import GaussianPrior, inverse_stick_breaking, stick_breaking
 
 from conftest import COVARIANCE_TYPES, assert_close, true_params
 
@@ -128,3 +133,142 @@ def test_nonconjugate_prior_is_refused_with_a_pointer(data):
     model = GaussianMixture(2, "full", prior=GaussianPrior(kind="nonconjugate"))
     with pytest.raises(ValueError, match="conjugate prior.*method='map'"):
         mixtures.fit(model, data)
+
+
+# --- more components than the data support: the posterior mode may not exist ----------------
+@pytest.fixture(scope="module")
+def three_clusters():
+    """600 points from 3 well-separated 2-D clusters (to be fitted with K = 10)."""
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], dtype=torch.float64)
+    return torch.cat([c + torch.randn(200, 2, generator=g, dtype=torch.float64) for c in centres])
+
+
+def fit_quietly(model, X, **options):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # convergence / re-seeding notices
+        return mixtures.fit(model, X, **options)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_sparse_default_prior_with_too_many_components_names_the_component(three_clusters, covariance_type):
+    # α = 1/K < 1: the Dirichlet posterior is unbounded as an emptying weight → 0 (no MAP)
+    model = GaussianMixture(10, covariance_type, prior=GaussianPrior())
+    with pytest.raises(PosteriorModeError, match=r"component \d+.*N_k = .* < 1 point.*weight_concentration "
+                       r"α_k = 0\.1 < 1.*method='vb'.*fewer components.*weight_concentration >= 1") as info:
+        fit_quietly(model, three_clusters, max_iter=200)
+    error = info.value
+    assert 0 <= error.component < 10 and 0 <= error.n_k < 1
+    assert error.fields[0] == "weight_concentration"
+    assert ("degrees_of_freedom" in error.fields) == (covariance_type == "full")  # ν₀ = D: no empty Σ mode
+    assert ("on_collapse='reseed'" in str(error)) == (covariance_type != "tied")  # tied cannot re-seed
+
+
+def test_full_covariance_with_dof_equal_to_d_has_no_mode_for_an_emptying_component(three_clusters):
+    # the weights have a mode (α = 1), the covariance does not: Σ_k = Ψ_k / (ν₀ + N_k - D) = Ψ_k / N_k
+    model = GaussianMixture(10, "full", prior=GaussianPrior(weight_concentration=1.0))
+    with pytest.raises(PosteriorModeError, match=r"degrees_of_freedom ν₀ = 2 <= D = 2.*"
+                       r"degrees_of_freedom >= D \+ 2 = 4") as info:
+        fit_quietly(model, three_clusters, max_iter=200)
+    assert info.value.fields == ("degrees_of_freedom",) and info.value.n_k < 1
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+def test_readme_dirichlet_process_prior_under_map_em_names_the_tail(three_clusters, covariance_type):
+    prior = GaussianPrior(weight_prior="dirichlet_process", weight_concentration=0.1)
+    with pytest.raises(PosteriorModeError, match=r"component \d+.*method='vb'") as info:
+        fit_quietly(GaussianMixture(10, covariance_type, prior=prior), three_clusters, max_iter=200)
+    if covariance_type != "full":  # full stops first on its covariance (ν₀ = D)
+        assert info.value.component == 9 and "dirichlet_process" in str(info.value)
+        assert info.value.fields == ("weight_concentration",)
+    # variational Bayes handles the same sparse prior: it switches the surplus components off
+    result = fit_quietly(GaussianMixture(10, covariance_type, prior=prior), three_clusters, method="vb",
+                         max_iter=300)
+    assert math.isfinite(result.objective)
+    assert int((result.params.weights > 0.05).sum()) == 3
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_prior_with_a_mode_for_empty_components_runs_on(three_clusters, covariance_type):
+    # α = 1 and ν₀ = D + 2: an emptied component has the finite mode (weight 0, m₀, Ψ₀ / denominator)
+    X = three_clusters
+    model = GaussianMixture(10, covariance_type, prior=GaussianPrior(weight_concentration=1.0,
+                                                                     degrees_of_freedom=4.0))
+    result = mixtures.fit(model, X, tol=1e-10, max_iter=2000, reg_covar=0.0)
+    assert result.converged and math.isfinite(result.objective)
+    objective = result.history["log_likelihood"] + result.history["log_prior"]
+    assert torch.isfinite(objective).all()
+    assert (torch.diff(objective) >= -1e-9 * objective[1:].abs()).all()
+    empty = result.params.weights < 1e-12
+    assert empty.any(), "the test needs a component the data emptied"
+    assert int((result.params.weights > 0.05).sum()) == 3
+    if covariance_type != "tied":
+        assert_close(result.params.locs[empty], X.mean(0).expand(int(empty.sum()), 2), rtol=0, atol=1e-8)
+        psi0 = torch.cov(X.T)
+        denominator = {"full": 4.0 - 2, "diag": 4.0 - 1, "spherical": 4.0 + 2 - 2}[covariance_type]
+        expected = {"full": psi0, "diag": torch.diag(psi0.diagonal()),
+                    "spherical": psi0.diagonal().mean() * torch.eye(2, dtype=torch.float64)}[covariance_type]
+        assert_close(result.params.covariances[empty], (expected / denominator).expand(int(empty.sum()), 2, 2),
+                     rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+def test_reseed_restarts_components_without_a_mode(three_clusters, covariance_type):
+    model = GaussianMixture(10, covariance_type, prior=GaussianPrior())
+    result = fit_quietly(model, three_clusters, on_collapse="reseed", max_iter=100)
+    assert result.extras["reseeded"], "an emptying component was expected and re-seeded"
+    assert math.isfinite(result.objective)
+    assert torch.isfinite(result.history["log_prior"]).all()
+
+
+def test_restarts_all_failing_raise_the_error_instead_of_scoring_inf(three_clusters):
+    model = GaussianMixture(10, "diag", prior=GaussianPrior())
+    with pytest.warns(UserWarning, match="restart with seed"), pytest.raises(PosteriorModeError):
+        mixtures.fit(model, three_clusters, init="kmeans++", n_init=2, max_iter=200, warn=False)
+
+
+def test_an_infinite_log_prior_is_never_run_on(three_clusters):
+    # a zero weight under α = 1/K < 1 has log prior +inf: the objective cannot be compared
+    start = MixtureParams([0.5, 0.5, 0.0], [[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]],
+                          torch.ones(3, 2, dtype=torch.float64), "diag")
+    with pytest.raises(DivergenceError, match="log prior log p\\(θ\\) is inf at iteration 0"):
+        fit_quietly(GaussianMixture(3, "diag", prior=GaussianPrior()), three_clusters, init=start)
+
+
+def test_hard_em_under_a_prior_keeps_an_empty_component_and_uses_its_mode_weight():
+    X = torch.tensor([0.0, 0.5, 1.0, 1.5, 10.0, 10.5, 11.0, 11.7], dtype=torch.float64).unsqueeze(-1)
+    start = MixtureParams(torch.full((3,), 1 / 3, dtype=torch.float64), [[0.5], [10.5], [100.0]],
+                          torch.ones(3, 1, dtype=torch.float64), "diag")
+    prior = GaussianPrior(weight_concentration=2.0, degrees_of_freedom=3.0)
+    result = fit_quietly(GaussianMixture(3, "diag", prior=prior), X, method="hard_em", init=start, reg_covar=0.0)
+    assert result.extras["empty_components"] == [2]
+    assert float(result.params.locs[2, 0]) == 100.0 and float(result.params.native[2, 0]) == 1.0
+    mode = torch.tensor([5.0, 5.0, 1.0], dtype=torch.float64) / 11  # ∝ N_k + α - 1
+    assert_close(result.params.weights, mode, rtol=1e-12, atol=0)
+    with pytest.raises(PosteriorModeError, match="component 2"):  # α < 1: the empty weight has no mode
+        fit_quietly(GaussianMixture(3, "diag", prior=GaussianPrior(weight_concentration=0.5)), X,
+                    method="hard_em", init=start, reg_covar=0.0)
+
+
+# --- the prior's own parametrization ---------------------------------------------------------
+def test_dirichlet_concentration_of_the_wrong_length_is_named(data):
+    with pytest.raises(ValueError, match=r"weight_concentration.*n_components = 10.*got shape \(3,\)"):
+        GaussianPrior(weight_concentration=[1.0, 2.0, 3.0]).resolve(data, 10, "full")
+    resolved = GaussianPrior(weight_concentration=[1.0, 2.0, 3.0]).resolve(data, 3, "full")
+    assert resolved.weight_concentration.tolist() == [1.0, 2.0, 3.0]
+    assert GaussianPrior(weight_concentration=[2.0]).resolve(data, 4, "diag").weight_concentration.tolist() == [2.0] * 4
+
+
+def test_inverse_stick_breaking_stays_in_the_support():
+    # 1 - Σ_{j<k} w_j rounds below w_k here: the old inverse gave the fraction 1 + 2⁻⁵²
+    weights = torch.tensor([0.44912734310174574, 0.5508726568982544, 0.0, 0.0], dtype=torch.float64)
+    fractions = inverse_stick_breaking(weights)
+    assert fractions.tolist() == [0.44912734310174574, 1.0, 0.0]  # an exhausted stick breaks off nothing
+    assert_close(stick_breaking(fractions), weights, rtol=1e-15, atol=0)
+    model = GaussianMixture(4, "diag", prior=GaussianPrior(weight_prior="dirichlet_process", weight_concentration=1.0))
+    X = torch.randn(50, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    params = MixtureParams(weights, torch.zeros(4, 2, dtype=torch.float64), torch.ones(4, 2, dtype=torch.float64),
+                           "diag")
+    assert math.isfinite(float(model.log_prior(params, X)))
+    random = torch.distributions.Dirichlet(torch.ones(6, dtype=torch.float64)).sample((200,))
+    assert_close(stick_breaking(inverse_stick_breaking(random)), random, rtol=1e-12, atol=1e-15)

@@ -53,6 +53,33 @@ def test_seed000_kmedians_from_given_centres():
     assert result.extras["labels"].tolist() == [1, 0, 1, 0]
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_seed000_kmedians_without_reg_covar_gives_its_clusters(covariance_type):
+    # Both clusters hold two points in 2-D: their own covariances are singular (rank 1, or a zero
+    # variance for diag's second cluster). The clustering must not fail: the induced mixture gives
+    # such a cluster the pooled within-cluster covariance and flags it.
+    X = torch.tensor([[0.0, -6.0], [4.0, 4.0], [0.0, 0.0], [-5.0, 2.0]], dtype=torch.float64)
+    result = mixtures.fit(GaussianMixture(2, covariance_type), X, method="kmedians",
+                          init={"locs": [[-5.0, 2.0], [0.0, -6.0]]}, reg_covar=0.0)
+    assert result.converged
+    assert torch.equal(result.extras["centers"], torch.tensor([[-0.5, 3.0], [0.0, -3.0]], dtype=torch.float64))
+    assert result.extras["labels"].tolist() == [1, 0, 1, 0]
+    # pooled: (S_0 + S_1) / 4 with S_0 = 2 (4.5, 1)(4.5, 1)ᵀ and S_1 = 2 (0, 3)(0, 3)ᵀ
+    pooled = torch.tensor([[10.125, 2.25], [2.25, 5.0]], dtype=torch.float64)
+    assert result.extras["covariance_floor"] == 0.0
+    if covariance_type == "full":
+        assert result.extras["degenerate_clusters"] == [0, 1]
+        assert_close(result.params.covariances, pooled.expand(2, 2, 2), rtol=1e-12, atol=1e-14)
+    else:  # cluster 0's variances (20.25, 1) are its own; cluster 1 is constant along x
+        assert result.extras["degenerate_clusters"] == [1]
+        assert_close(result.params.covariances, torch.stack([torch.diag(torch.tensor([20.25, 1.0])),
+                                                             torch.diag(pooled.diagonal())]).double(),
+                     rtol=1e-12, atol=1e-14)
+    assert_close(result.params.locs, [[-0.5, 3.0], [0.0, -3.0]], rtol=0, atol=1e-14)
+    assert_close(result.params.weights, [0.5, 0.5], rtol=1e-14, atol=0)
+    assert torch.isfinite(result.history["log_likelihood"]).all()
+
+
 # --- seed 002: 1-D EM initialised from a partition ---------------------------------------
 X002 = torch.tensor([-3.3, -4.4, -1.9, 3.3, 2.5, 3.2, 0.3, 0.1, -0.1, -0.5], dtype=torch.float64)
 PARTITION1 = [1, 1, 1, 2, 2, 2, 2, 2, 1, 1]

@@ -17,7 +17,12 @@ previous one (unchanged assignments give identical sums, and identical sums give
 identical parameters), a test that needs no stored labels, so it streams.
 
 Hard EM leaves an empty component where it was (previous mean and covariance)
-with weight ≈ 0 and lists it in ``extras["empty_components"]``.
+with weight ≈ 0 and lists it in ``extras["empty_components"]``. The M step
+estimates only the non-empty components: an empty one's statistics are replaced
+by its previous covariance (unit mass at the shift) before estimating, so the
+rule holds for any ``reg_covar``, 0 included, and the replaced estimate is
+discarded. Under a prior its weight is still the posterior mode (0 for
+``α_k = 1``), which the MAP-EM rule below may find not to exist.
 
 Degenerate components: with ``on_collapse="error"`` (default) a covariance that
 stops being positive definite raises ``SingularCovarianceError`` naming the
@@ -31,6 +36,22 @@ MAP-EM: when the model has a conjugate prior, the M step is the posterior mode
 history gains a ``log_prior`` column; ``elbo`` then includes the log prior and
 ``kl = log_likelihood + log_prior - elbo`` stays ``KL(q || p(Z | X, θ)) ≥ 0``.
 Convergence is tested on the objective.
+
+MAP-EM with more components than the data support: a component left with less
+than one point of responsibility (``N_k < 1``) has no posterior mode when the
+prior gives an empty component none, i.e. ``weight_concentration < 1`` (a
+Dirichlet, or a Dirichlet process whose tail holds less than one point) or
+``degrees_of_freedom ≤ D`` (full; ``≤ 1`` diag, ``≤ 2 - D`` spherical): the
+posterior density is unbounded at the boundary of the simplex, or the covariance
+mode ``Ψ_k / (ν₀ + N_k - D)`` blows up (:mod:`mixtures.conjugate`). With
+``on_collapse="error"`` this raises ``PosteriorModeError`` naming the component,
+``N_k``, the prior field and the fixes (``method="vb"``, fewer components,
+``weight_concentration >= 1`` and ``degrees_of_freedom >= D + 2``); with
+``"reseed"`` the component restarts as a collapsed one does. With ``α ≥ 1`` and
+``ν₀ > D`` an emptied component has a finite mode and MAP-EM runs on.
+
+A non-finite objective never passes the convergence test: a log-likelihood or a
+log prior that is not finite raises ``DivergenceError`` (naming the iteration).
 """
 
 from __future__ import annotations
@@ -38,19 +59,20 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from mixtures import distributed as dist_utils
-from mixtures.conjugate import posterior_mode
-from mixtures.errors import ConvergenceWarning, DivergenceError, SingularCovarianceError
+from mixtures.conjugate import mode_weights, posterior_mode
+from mixtures.errors import ConvergenceWarning, DivergenceError, PosteriorModeError, SingularCovarianceError
 from mixtures.inference.registry import register
 from mixtures.model import GaussianMixture
 from mixtures.params import MixtureParams
 from mixtures.result import FitResult, History
-from mixtures.suffstats import Summary, default_shift, e_step, elbo, m_step, reseed_component
+from mixtures.suffstats import Summary, default_shift, e_step, elbo, floored_counts, m_step, reseed_component
 from mixtures.validation import check_nonnegative_float, check_positive_int, resolve_dtype
 
 
@@ -101,6 +123,13 @@ class EMStep:
             return posterior_mode(summary, self.model.cov_type, self.prior, self.reg_covar)
         return m_step(summary, self.model.cov_type, self.reg_covar)
 
+    def weights(self, nk: Tensor) -> Tensor:
+        """The M step's weights ``(K,)`` for responsibility masses ``nk`` ``(K,)`` alone."""
+        if self.prior is not None:
+            return mode_weights(nk, self.prior)
+        floored = floored_counts(nk)
+        return floored / floored.sum()
+
     def log_prior(self, params: MixtureParams) -> float:
         """``log p(θ)`` (0 without a prior)."""
         return 0.0 if self.prior is None else float(self.model.log_prior(params, self.X))
@@ -120,14 +149,33 @@ def _check_finite(value: Tensor, iteration: int) -> None:
         )
 
 
-def _restore_empty(new: MixtureParams, old: MixtureParams, empty: Tensor) -> MixtureParams:
-    """Keep an empty component's mean and covariance from the previous iteration."""
-    locs = torch.where(empty[:, None], old.locs, new.locs)
+def _substitute_empty(summary: Summary, previous: MixtureParams, empty: Tensor) -> Summary:
+    """Statistics in which every ``empty`` component carries unit mass at the shift with the
+    scatter of its ``previous`` covariance (not for ``"tied"``, whose pooled statistic an
+    empty component does not enter).
+
+    Estimating from them gives that component back its previous covariance (divided by
+    ``1 + 10 eps``, plus ``reg_covar``), positive definite for any ``reg_covar``; centring
+    the mass at the shift keeps ``E[x²] - E[x]²`` free of cancellation. The caller
+    discards these estimates (:func:`_restore_empty`): only the other components'
+    statistics determine the M step.
+    """
+    covariances = previous.covariances.to(summary.sxx.dtype)  # (K, D, D)
+    scatter = covariances if summary.sxx.dim() == 3 else covariances.diagonal(dim1=-2, dim2=-1)
+    mask = empty.reshape((-1,) + (1,) * (scatter.dim() - 1))
+    return replace(summary, nk=torch.where(empty, torch.ones_like(summary.nk), summary.nk),
+                   sx=torch.where(empty[:, None], torch.zeros_like(summary.sx), summary.sx),
+                   sxx=torch.where(mask, scatter, summary.sxx))
+
+
+def _restore_empty(new: MixtureParams, old: MixtureParams, empty: Tensor, weights: Tensor) -> MixtureParams:
+    """Keep an empty component's mean and covariance from the previous iteration; ``weights`` ``(K,)``."""
+    locs = torch.where(empty[:, None], old.locs.to(new.locs.dtype), new.locs)
     native = new.native
     if new.native.dim() > 0 and new.native.shape[0] == new.n_components and new.covariance_type != "tied":
         mask = empty.reshape((-1,) + (1,) * (native.dim() - 1))
-        native = torch.where(mask, old.native, new.native)
-    return MixtureParams.from_native(new.weights, locs, native, new.cov_type, validate=False)
+        native = torch.where(mask, old.native.to(native.dtype), new.native)
+    return MixtureParams.from_native(weights, locs, native, new.cov_type, validate=False)
 
 
 def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool = False,
@@ -167,11 +215,11 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
                   accumulate_dtype=accumulate_dtype)
     n = X.n_points if not isinstance(X, Tensor) else X.shape[0]
     if distributed:
-        n = dist_utils.global_count(n)
+        n = dist_utils.global_count(n, X.device)
     history = History()
     start = time.perf_counter()
     params = init
-    history.append(iteration=0, time=0.0, **_prior_column(step, params))
+    history.append(iteration=0, time=0.0, **_prior_column(step, params, 0))
     previous_ll = -math.inf
     previous_summary: Summary | None = None
     converged = False
@@ -185,13 +233,14 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
         _complete_last_row(history, float(log_likelihood))
         objective = float(log_likelihood) + history.last("log_prior") if step.prior is not None \
             else float(log_likelihood)
-        new_params = _m_step_with_rule(step, summary, on_collapse, iteration, reseeded)
+        if not math.isfinite(objective):  # a log prior of ±inf/NaN would make `change` NaN: never small
+            raise DivergenceError(f"the MAP-EM objective log p(X | θ) + log p(θ) became {objective} at "
+                                  f"iteration {iteration - 1} and cannot be tested for convergence.")
         if hard:
-            empty = summary.nk == 0
-            if empty.any():
-                empty_components.update(torch.nonzero(empty).reshape(-1).tolist())
-                new_params = _restore_empty(new_params, params, empty)
-        prior_row = _prior_column(step, new_params)
+            empty_components.update(torch.nonzero(summary.nk == 0).reshape(-1).tolist())
+        new_params = _m_step_with_rule(step, summary, on_collapse, iteration, reseeded,
+                                       previous=params if hard else None)
+        prior_row = _prior_column(step, new_params, iteration)
         history.append(iteration=iteration,
                        elbo=float(elbo(summary, new_params)) + prior_row.get("log_prior", 0.0),
                        time=time.perf_counter() - start, **prior_row)
@@ -227,7 +276,8 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
         extras["empty_components"] = sorted(empty_components)
         if empty_components:
             warnings.warn(f"hard EM emptied component(s) {sorted(empty_components)}; they keep their "
-                          "last mean and covariance with weight ~0. Use fewer components or "
+                          "last mean and covariance with weight ~0 (under a prior: the posterior-mode "
+                          "weight of an empty component). Use fewer components or "
                           "another initialization.", UserWarning, stacklevel=3)
     final_objective = float(final.log_likelihood) + (history.last("log_prior") if step.prior is not None else 0.0)
     return FitResult(model=model, params=params, history=history, converged=converged,
@@ -236,15 +286,29 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
 
 
 def _m_step_with_rule(step: EMStep, summary: Summary, on_collapse: str, iteration: int,
-                      reseeded: list[tuple[int, int]]) -> MixtureParams:
-    """The M step, re-seeding collapsed components one by one when asked to."""
+                      reseeded: list[tuple[int, int]], previous: MixtureParams | None = None) -> MixtureParams:
+    """The M step, re-seeding collapsed components (or, under a prior, components without a
+    posterior mode) one by one when asked to.
+
+    ``previous`` (hard EM): components the pass left empty keep its mean and covariance
+    and get the weight of their own (zero) count; the others are estimated from their
+    statistics alone (:func:`_substitute_empty`).
+    """
+    cov_type = step.model.cov_type
+    kept = summary.nk == 0 if previous is not None else None
     for _ in range(step.model.n_components + 1):
         try:
-            params = step.m_step(summary)
-        except SingularCovarianceError as error:
-            if on_collapse != "reseed" or error.component is None or step.distributed:
+            if kept is not None and kept.any():
+                estimating = summary if cov_type.name == "tied" else _substitute_empty(summary, previous, kept)
+                params = _restore_empty(step.m_step(estimating), previous, kept, step.weights(summary.nk))
+            else:
+                params = step.m_step(summary)
+        except (SingularCovarianceError, PosteriorModeError) as error:
+            if on_collapse != "reseed" or error.component is None or step.distributed or cov_type.name == "tied":
                 raise
-            summary = reseed_component(summary, error.component, step.model.cov_type)
+            summary = reseed_component(summary, error.component, cov_type)
+            if kept is not None:
+                kept[error.component] = False
             reseeded.append((iteration, error.component))
             continue
         if reseeded and reseeded[-1][0] == iteration:
@@ -259,8 +323,19 @@ def _m_step_with_rule(step: EMStep, summary: Summary, on_collapse: str, iteratio
     raise SingularCovarianceError("every component collapsed; increase reg_covar or use fewer components.")
 
 
-def _prior_column(step: EMStep, params: MixtureParams) -> dict[str, float]:
-    return {} if step.prior is None else {"log_prior": step.log_prior(params)}
+def _prior_column(step: EMStep, params: MixtureParams, iteration: int) -> dict[str, float]:
+    if step.prior is None:
+        return {}
+    log_prior = step.log_prior(params)
+    if not math.isfinite(log_prior):
+        where = ("a weight (or stick fraction) sits on the boundary where the prior's density is unbounded "
+                 "(a weight of 0 under a weight_concentration below 1)") if log_prior == math.inf else \
+            ("the parameters have zero (or undefined) prior density, e.g. a weight of 0 under a "
+             "weight_concentration above 1")
+        raise DivergenceError(
+            f"the log prior log p(θ) is {log_prior} at iteration {iteration}: {where}. Start from "
+            "parameters with positive weights, use weight_concentration = 1, fewer components, or method='vb'.")
+    return {"log_prior": log_prior}
 
 
 def _complete_last_row(history: History, log_likelihood: float) -> None:

@@ -18,6 +18,21 @@ inertia (sum of squared L2 distances) or the sum of L1 distances. ``extras``
 holds ``centers`` ``(K, D)`` (the medians for k-medians), ``labels`` ``(N,)``
 and ``inertia``.
 
+The clustering never fails for want of a Gaussian: the induced mixture is built
+leniently (:func:`induced_params`). A *degenerate* cluster, one whose own
+covariance + ``reg_covar`` is singular (a singleton, identical points, fewer
+points than dimensions: ``reg_covar=0`` makes these common) or that is empty,
+takes the pooled within-cluster covariance ``Σ_k S_k / N`` of the partition
+instead (the "tied" estimate, in the model's covariance type), + ``reg_covar``;
+an empty cluster's mean is its centre, its weight ≈ 0. When the pooled
+covariance is singular too (every cluster degenerate along a common direction,
+e.g. a constant feature), it is raised on the diagonal by
+``max(1e-6, 1000 D eps)`` times its largest variance (times the data's mean
+variance when that is 0, or 1 for constant data): a floor relative to the
+clusters' scale that passes the Cholesky test in any dtype. Centres and labels
+are untouched. ``extras["degenerate_clusters"]`` lists the degenerate clusters
+of the final partition and ``extras["covariance_floor"]`` the floor (0.0: none).
+
 Distributed k-means (``fit(..., method="kmeans", distributed=True)``, option
 ``distributed`` of :func:`lloyd` and friends): every pass's sums, counts and
 inertia are all-reduced; the empty-cluster rule picks among the K farthest
@@ -33,19 +48,21 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from mixtures import distributed as dist_utils
-from mixtures.errors import ConvergenceWarning
+from mixtures.errors import ConvergenceWarning, SingularCovarianceError
 from mixtures.inference.registry import register
 from mixtures.model import GaussianMixture
 from mixtures.params import MixtureParams, chunk_size_for, iter_chunks
 from mixtures.result import FitResult, History
 from mixtures.stream import StreamingData, iter_data
-from mixtures.suffstats import Summary, default_shift, e_step, elbo, m_step
+from mixtures.suffstats import Summary, default_shift, e_step, elbo, floored_counts, m_step
 from mixtures.validation import check_nonnegative_float, check_positive_int
 
 METRICS = ("l2", "l1")
@@ -310,12 +327,113 @@ def partition_summary(X: Tensor | StreamingData, centers: Tensor, cov_type, shif
     return Summary(shift, nk, sx, sxx, n_points, nan, shift.new_zeros(())), objective
 
 
+#: relative size of the induced mixture's covariance floor (module docstring)
+INDUCED_FLOOR = 1e-6
+
+
+def _pooled_within(summary: Summary, cov_type) -> Tensor:
+    """Pooled within-cluster covariance ``Σ_k S_k / N`` in the form of the type's statistic:
+    ``(D, D)`` for full and tied, per-dimension variances ``(D,)`` for diag and spherical."""
+    counts = floored_counts(summary.nk)
+    means = summary.sx / counts[:, None]  # (K, D), shifted frame
+    if cov_type.name == "tied":
+        pooled = summary.sxx - (counts[:, None] * means).T @ means
+    elif cov_type.name == "full":
+        pooled = (summary.sxx - counts[:, None, None] * means.unsqueeze(-1) * means.unsqueeze(-2)).sum(0)
+    else:
+        return ((summary.sxx - counts[:, None] * means.square()).sum(0) / counts.sum()).clamp_min(0)
+    pooled = pooled / counts.sum()
+    return 0.5 * (pooled + pooled.T)
+
+
+def _lenient_statistics(summary: Summary, cov_type, degenerate: set[int], floor: float) -> Summary:
+    """Statistics in which every ``degenerate`` cluster has the pooled covariance (+ ``floor``).
+
+    Such a cluster keeps its count; its scatter is the pooled covariance about the shift
+    (mean 0 in the shifted frame, so ``E[x²] - E[x]²`` does not cancel; the caller puts
+    the cluster's mean back). For tied the floor is added to the shared statistic.
+    """
+    if not degenerate and floor == 0.0:
+        return summary
+    K, D = summary.sx.shape
+    counts = floored_counts(summary.nk)
+    eye = torch.eye(D, dtype=summary.sx.dtype, device=summary.sx.device)
+    if cov_type.name == "tied":
+        return replace(summary, sxx=summary.sxx + counts.sum() * floor * eye)
+    pooled = _pooled_within(summary, cov_type)
+    pooled = pooled + floor * (eye if pooled.dim() == 2 else 1.0)
+    chosen = torch.zeros(K, dtype=torch.bool, device=summary.sx.device)
+    chosen[sorted(degenerate)] = True
+    scatter = counts.reshape((-1,) + (1,) * pooled.dim()) * pooled  # (K, D, D) or (K, D)
+    mask = chosen.reshape((-1,) + (1,) * pooled.dim())
+    return replace(summary, sx=torch.where(chosen[:, None], torch.zeros_like(summary.sx), summary.sx),
+                   sxx=torch.where(mask, scatter, summary.sxx))
+
+
+def _covariance_floor(summary: Summary, cov_type, data_variance: Callable[[], float]) -> float:
+    """``max(1e-6, 1000 D eps)`` times the pooled covariance's largest variance (module docstring)."""
+    pooled = _pooled_within(summary, cov_type)
+    variances = pooled.diagonal() if pooled.dim() == 2 else pooled
+    scale = float(variances.max())
+    if not scale > 0:  # every cluster is identical points: fall back to the data's spread
+        scale = data_variance()
+    if not scale > 0:  # constant data: no scale at all
+        scale = 1.0
+    D = summary.sx.shape[1]
+    return max(INDUCED_FLOOR, 1000 * D * torch.finfo(summary.sx.dtype).eps) * scale
+
+
+def induced_params(summary: Summary, cov_type, reg_covar: float, centers: Tensor,
+                   data_variance: Callable[[], float]) -> tuple[MixtureParams, list[int], float]:
+    """The induced mixture of a partition, built leniently (module docstring).
+
+    Args:
+        summary: the partition's statistics (:func:`partition_summary`).
+        centers: ``(K, D)`` the clusters' centres (the means of empty clusters).
+        data_variance: returns the data's mean per-feature variance (called only when
+            every cluster is identical points: it may cost a pass).
+
+    Returns ``(params, degenerate, floor)``: ``degenerate`` the sorted clusters that took
+    the pooled covariance, ``floor`` what was added to it (0.0: nothing).
+    """
+    K = summary.nk.shape[0]
+    degenerate = set(torch.nonzero(summary.nk == 0).reshape(-1).tolist())  # empty: no scatter of its own
+    floor = 0.0
+    for _ in range(K + 2):  # each failure adds a degenerate cluster, or sets the floor once
+        try:
+            params = m_step(_lenient_statistics(summary, cov_type, degenerate, floor), cov_type, reg_covar)
+            break
+        except SingularCovarianceError as error:
+            if error.component is not None and error.component not in degenerate:
+                degenerate.add(error.component)
+            elif floor == 0.0:  # the pooled (or tied) covariance itself is singular
+                floor = _covariance_floor(summary, cov_type, data_variance)
+            else:
+                raise
+    else:  # pragma: no cover - the floor makes the pooled covariance positive definite
+        raise SingularCovarianceError("the induced mixture has no positive definite covariance.")
+    if degenerate:
+        chosen = torch.zeros(K, dtype=torch.bool, device=centers.device)
+        chosen[sorted(degenerate)] = True
+        means = summary.sx / floored_counts(summary.nk)[:, None] + summary.shift
+        means = torch.where((summary.nk > 0)[:, None], means, centers.to(means.dtype))
+        params = MixtureParams.from_native(params.weights, torch.where(chosen[:, None], means, params.locs),
+                                           params.native, cov_type, validate=False)
+    return params, sorted(degenerate), floor
+
+
 def induced_mixture(model: GaussianMixture, X: Tensor | StreamingData, centers: Tensor, reg_covar: float,
                     shift: Tensor, metric: str = "l2", chunk_size: int | None = None,
                     distributed: bool = False):
-    """The Gaussian mixture of the nearest-centre partition: ``(params, summary, objective)``."""
+    """The Gaussian mixture of the nearest-centre partition, built leniently (module docstring).
+
+    Returns ``(params, summary, objective, flags)`` with ``flags`` the
+    ``degenerate_clusters`` and ``covariance_floor`` of :func:`induced_params`.
+    """
     summary, objective = partition_summary(X, centers, model.cov_type, shift, metric, chunk_size, distributed)
-    return m_step(summary, model.cov_type, reg_covar), summary, objective
+    params, degenerate, floor = induced_params(summary, model.cov_type, reg_covar, centers,
+                                               lambda: _mean_variance(X, distributed))
+    return params, summary, objective, {"degenerate_clusters": degenerate, "covariance_floor": floor}
 
 
 def _run(model: GaussianMixture, X: Tensor | StreamingData, init: MixtureParams, metric: str, *,
@@ -334,8 +452,8 @@ def _run(model: GaussianMixture, X: Tensor | StreamingData, init: MixtureParams,
     start = time.perf_counter()
 
     def record(iteration: int, centers: Tensor, *_: Any) -> None:
-        params, summary, objective = induced_mixture(model, X, centers, reg_covar, shift, metric, chunk_size,
-                                                     distributed)
+        params, summary, objective, _ = induced_mixture(model, X, centers, reg_covar, shift, metric, chunk_size,
+                                                        distributed)
         row = {"iteration": iteration, "objective": objective}
         if track_likelihood:
             log_likelihood = float(e_step(X, params, shift, chunk_size=chunk_size).log_likelihood)
@@ -357,13 +475,13 @@ def _run(model: GaussianMixture, X: Tensor | StreamingData, init: MixtureParams,
         warnings.warn(f"{'k-means' if metric == 'l2' else 'k-medians'} did not converge in "
                       f"max_iter={max_iter} iterations; increase max_iter or tol.",
                       ConvergenceWarning, stacklevel=3)
-    params, _, objective = induced_mixture(model, X, centers, reg_covar, shift, metric, chunk_size,
-                                           distributed)
+    params, _, objective, flags = induced_mixture(model, X, centers, reg_covar, shift, metric, chunk_size,
+                                                  distributed)
     labels = assign(X, centers, metric)[0] if isinstance(X, Tensor) else None
     return FitResult(model=model, params=params, history=history, converged=converged,
                      n_iter=n_iter, method="kmeans" if metric == "l2" else "kmedians",
                      objective=-objective, init=init,
-                     extras={"centers": centers, "labels": labels, "inertia": objective})
+                     extras={"centers": centers, "labels": labels, "inertia": objective, **flags})
 
 
 @register("kmeans")
