@@ -17,7 +17,20 @@ relative difference of the log-likelihoods and of the new parameters, and the
 peak extra memory of one iteration measured in a fresh subprocess (peak resident
 size after the iteration minus once the data are loaded).
 
-A last section times steps of the ``"map"`` routine when it is registered.
+In the same run the report also gives:
+
+* the machine's matmul peak (best of several square ``torch.mm`` products in
+  float64 and float32, :func:`matmul_peak`) and the fraction of it that one EM
+  iteration reaches, from the explicit FLOP count of :func:`em_flops`;
+* the largest configuration again at ``--also-threads`` threads (default 2);
+* ``torch.compile`` of the per-chunk kernel (one chunk function, compiled with
+  ``dynamic=False``; the loop over chunks stays in Python), against the eager
+  ``e_step`` (:func:`bench_compile`);
+* steps of the Pyro routines (``fit(method="map")``, SVI with the mean-field
+  local guide, minibatch SVI), eager and JIT, against one EM iteration, and a
+  ``torch.profiler`` profile of one MAP step, eager and JIT, and of one EM
+  iteration (:func:`profile_steps`).
+
 Rewriting the report keeps any hand-written text below :data:`ANALYSIS_MARKER`.
 
 Run it with the OpenBLAS overrides of some machines removed, so that numpy's
@@ -26,8 +39,10 @@ OpenBLAS picks its own kernel (the report prints which one ran)::
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /work/venv/bin/python \\
         experiments/benchmark.py [--quick] [--threads N] [--out experiments/BENCHMARK.md]
 
-Other options: ``--repeats R``, ``--no-memory``, ``--no-map``. To measure a modified
-copy of the package, put it first on ``PYTHONPATH`` and write to another ``--out``.
+Other options: ``--repeats R``, ``--no-memory``, ``--no-map`` (no Pyro section),
+``--no-profile``, ``--no-compile``, ``--also-threads T`` (0: none), ``--svi-batch B``.
+To measure a modified copy of the package, put it first on ``PYTHONPATH`` and
+write to another ``--out``.
 """
 
 from __future__ import annotations
@@ -51,7 +66,7 @@ import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import mixtures
-from mixtures import MixtureParams
+from mixtures import MixtureParams, suffstats
 from mixtures.inference.em import EMStep
 
 Tensor = torch.Tensor
@@ -61,8 +76,19 @@ FULL_SIZES = [(100_000, 2, 5), (100_000, 16, 16), (1_000_000, 8, 8)]
 QUICK_SIZES = [(20_000, 2, 3), (20_000, 8, 4)]
 COV_TYPES = ["full", "diag"]
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+#: float32 data and chunks, statistics summed over chunks in float64 (``accumulate_dtype``):
+#: an extra row for the largest size
+ACCUMULATE = "float32, f64 sums"
 MAP_SIZES = [(100_000, 2, 5), (100_000, 16, 16)]
 QUICK_MAP_SIZES = [(5_000, 2, 3)]
+#: where the MAP step is profiled
+PROFILE_SIZE = (100_000, 16, 16)
+QUICK_PROFILE_SIZE = (5_000, 2, 3)
+#: torch.compile of the per-chunk kernel is measured here (full covariance, both dtypes)
+COMPILE_SIZE = (1_000_000, 8, 8)
+QUICK_COMPILE_SIZE = (20_000, 8, 4)
+#: side of the square matmuls that measure the machine's peak
+PEAK_SIZE = 1024
 DOC_COMMAND = ("env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /work/venv/bin/python "
                "experiments/benchmark.py")
 
@@ -156,6 +182,57 @@ def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), np.finfo(np.float64).tiny))
 
 
+# -- FLOPs and the machine's matmul peak --------------------------------------------------
+def moment_feature_count(d: int, cov: str) -> int:
+    """``M``, the second-order features per point of the fused pass (full: pairs, diag: squares)."""
+    return d * (d + 1) // 2 if cov == "full" else d
+
+
+def em_flops(n: int, d: int, k: int, cov: str) -> float:
+    """Floating-point operations of one EM iteration of ours, counted explicitly.
+
+    Per point, with ``P = 1 + D + M`` features (``M`` = :func:`moment_feature_count`):
+
+    * ``4·K·P``: the two GEMMs, ``C @ F`` (log joint densities) and ``resp @ Fᵀ``
+      (all statistics), a multiply and an add per term;
+    * ``D + M``: centring and the second-order features;
+    * ``11·K + 5``: the softmax and entropy, each elementwise operation or reduction
+      step counted as one (max, subtract, clamp, ``exp``, threshold, sum, divide,
+      subtract ``log`` total, entropy product and sum, ``K`` each; ``log``, two adds,
+      the log-likelihood sum and ``argmin``, one each).
+
+    The M step (``O(K·D³)``) is left out: < 0.01 % of the total at the sizes here.
+    At (1e6, 8, 8) full the GEMMs are 91 % of the count.
+    """
+    m = moment_feature_count(d, cov)
+    p = 1 + d + m
+    return float(n) * (4 * k * p + d + m + 11 * k + 5)
+
+
+def matmul_peak(threads: int, size: int = PEAK_SIZE, repeats: int = 7) -> dict[str, dict[str, float]]:
+    """GFLOP/s of square ``torch.mm`` (the BLAS our GEMMs call) at ``threads`` threads.
+
+    ``2·size³`` flops per product; the best (shortest) of ``repeats`` products after a
+    warm-up, by wall and by process CPU time: the best is the machine's attainable
+    peak, whatever the load. Run inside the caller's thread limits.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        peaks = {}
+        for name, dtype in DTYPES.items():
+            generator = torch.Generator().manual_seed(0)
+            A = torch.randn(size, size, generator=generator, dtype=dtype)
+            B = torch.randn(size, size, generator=generator, dtype=dtype)
+            out = torch.empty(size, size, dtype=dtype)
+            wall, cpu = timed_runs(lambda A=A, B=B, out=out: torch.mm(A, B, out=out), repeats, warmup=2)
+            flops = 2.0 * size ** 3
+            peaks[name] = {"wall": flops / min(wall) / 1e9, "cpu": flops / min(cpu) / 1e9}
+        return peaks
+    finally:
+        torch.set_num_threads(previous)
+
+
 # -- one configuration ----------------------------------------------------------------
 @dataclass
 class Row:
@@ -177,6 +254,20 @@ class Row:
     ours_mib: float = float("nan")
     sklearn_mib: float = float("nan")
     data_mib: float = float("nan")
+    threads: int = 1
+    ours_cpu_times: list | None = None
+
+    @property
+    def flops(self) -> float:
+        return em_flops(self.n, self.d, self.k, self.cov)
+
+    def gflops(self, clock: str) -> float:
+        """Our GFLOP/s (:func:`em_flops`) by median wall or CPU time."""
+        return self.flops / (self.ours if clock == "wall" else self.ours_cpu) / 1e9
+
+    @property
+    def compute_dtype(self) -> str:
+        return "float64" if self.dtype == "float64" else "float32"
 
     @property
     def ratio(self) -> float:
@@ -192,8 +283,10 @@ class Row:
 
 
 def bench_config(X64: Tensor, start: MixtureParams, cov: str, dtype_name: str,
-                 repeats: int) -> Row:
-    dtype = DTYPES[dtype_name]
+                 repeats: int, threads: int = 1, warmup: int = 1) -> Row:
+    """One configuration; ``dtype_name`` is a key of :data:`DTYPES` or :data:`ACCUMULATE`."""
+    dtype = torch.float32 if dtype_name == ACCUMULATE else DTYPES[dtype_name]
+    accumulate = torch.float64 if dtype_name == ACCUMULATE else None
     X = X64.to(dtype)
     params = start_for(start, cov, dtype)
     model = mixtures.GaussianMixture(params.n_components, covariance_type=cov)
@@ -202,7 +295,7 @@ def bench_config(X64: Tensor, start: MixtureParams, cov: str, dtype_name: str,
     last = {}
 
     def ours():
-        last["ours"] = EMStep(model, X, reg_covar=REG_COVAR)(fresh(params))
+        last["ours"] = EMStep(model, X, reg_covar=REG_COVAR, accumulate_dtype=accumulate)(fresh(params))
 
     gm = sklearn_model(params)
 
@@ -210,8 +303,8 @@ def bench_config(X64: Tensor, start: MixtureParams, cov: str, dtype_name: str,
         set_sklearn_params(gm, params)
         last["sklearn"] = sklearn_iteration(gm, X_np)
 
-    ours_times, ours_cpu = timed_runs(ours, repeats)
-    sk_times, sk_cpu = timed_runs(sk, repeats)
+    ours_times, ours_cpu = timed_runs(ours, repeats, warmup)
+    sk_times, sk_cpu = timed_runs(sk, repeats, warmup)
     (new_params, summary), ll_sklearn = last["ours"], last["sklearn"]
     new_cov = new_params.covariances.numpy() if cov == "full" else new_params.native.numpy()
     params_rel = max(relative_difference(new_params.locs.numpy(), gm.means_),
@@ -223,7 +316,19 @@ def bench_config(X64: Tensor, start: MixtureParams, cov: str, dtype_name: str,
     return Row(n, d, params.n_components, cov, dtype_name, statistics.median(ours_times),
                statistics.median(sk_times), ours_times, sk_times, statistics.median(ours_cpu),
                statistics.median(sk_cpu), float(summary.log_likelihood), ll_sklearn, params_rel,
-               sklearn_dtypes)
+               sklearn_dtypes, threads=threads, ours_cpu_times=ours_cpu)
+
+
+def bench_threads(X64: Tensor, start: MixtureParams, threads: int, repeats: int) -> list[Row]:
+    """The configurations of one size again at ``threads`` threads (torch and BLAS)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(threads):
+            return [bench_config(X64, start, cov, dtype_name, repeats, threads=threads, warmup=2)
+                    for cov in COV_TYPES for dtype_name in DTYPES]
+    finally:
+        torch.set_num_threads(previous)
 
 
 # -- peak memory in a subprocess ---------------------------------------------------------
@@ -309,6 +414,99 @@ def measure_memory(X64: Tensor, start: MixtureParams, cov: str, dtype_name: str,
     return results
 
 
+# -- torch.compile of the per-chunk kernel ---------------------------------------------------
+def chunk_kernel(x: Tensor, shift: Tensor, coefficients: Tensor, rows: Tensor | None, cols: Tensor | None,
+                 floor: float, zero_below: float) -> tuple[Tensor, Tensor, Tensor]:
+    """The per-chunk work of :func:`mixtures.suffstats.e_step`, written functionally for
+    ``torch.compile``: features, log joint GEMM, softmax with the same floors, stats GEMM.
+
+    ``rows, cols`` index the pair features (full covariance); ``None``: squares (diag).
+    Returns ``(Σ_n r_nk F_mn (K, P), Σ_n log p(x_n), Σ_n Σ_k r_nk log r_nk)``.
+    """
+    xt = (x - shift).T
+    second = xt.square() if rows is None else xt[rows] * xt[cols]
+    features = torch.cat([torch.ones_like(xt[:1]), xt, second])
+    joint = coefficients @ features
+    top = joint.amax(0, keepdim=True)
+    log_resp = (joint - top).clamp(min=floor)
+    resp = log_resp.exp()
+    resp = torch.where(resp > zero_below, resp, 0.0)
+    total = resp.sum(0, keepdim=True)
+    resp = resp / total
+    log_total = total.log()
+    return resp @ features.T, (top + log_total).sum(), ((log_resp - log_total) * resp).sum()
+
+
+def kernel_pass(kernel: Callable, X: Tensor, params: MixtureParams, shift: Tensor, chunk: int,
+                tail_kernel: Callable = chunk_kernel) -> tuple[Tensor, Tensor, Tensor]:
+    """One E pass with ``kernel`` on every full chunk (a Python loop: the compiled graph is
+    one chunk, never an unrolled loop) and the eager kernel on the shorter last chunk."""
+    K, D = params.n_components, params.n_features
+    cov_type = params.cov_type
+    whitening, half_log_det = params.whitener()
+    coefficients = cov_type.log_joint_coefficients(params.weights.log(), params.locs - shift,
+                                                   whitening, half_log_det)
+    floor, zero_below = suffstats._floors(X.dtype, K)
+    rows, cols = (torch.triu_indices(D, D) if cov_type.name in ("full", "tied") else (None, None))
+    sums = X.new_zeros(K, coefficients.shape[1])
+    log_likelihood, entropy = X.new_zeros(()), X.new_zeros(())
+    for begin in range(0, X.shape[0], chunk):
+        x = X[begin:begin + chunk]
+        run = kernel if x.shape[0] == chunk else tail_kernel
+        chunk_sums, chunk_ll, chunk_xlogx = run(x, shift, coefficients, rows, cols, floor, zero_below)
+        sums += chunk_sums
+        log_likelihood += chunk_ll
+        entropy -= chunk_xlogx
+    return sums, log_likelihood, entropy
+
+
+def bench_compile(n: int, d: int, k: int, repeats: int) -> list[dict]:
+    """Eager ``e_step`` vs the eager and the compiled chunk kernel, full covariance, both dtypes.
+
+    Compilation time = wall time of the first compiled pass minus an eager pass
+    (Inductor may compile in worker processes, whose CPU time the process clock
+    misses), cold: Inductor's on-disk caches in an empty directory. Pass times are
+    medians of ``repeats`` process-CPU times.
+    """
+    X64, start = make_problem(n, d, k)
+    rows = []
+    for dtype_name, dtype in DTYPES.items():
+        X = X64.to(dtype)
+        chunk = min(X.shape[0], suffstats.fused_chunk_size(k, d, moment_feature_count(d, "full"), X.element_size()))
+        row = {"n": n, "d": d, "k": k, "dtype": dtype_name, "chunk": chunk}
+        try:
+            torch._dynamo.reset()
+            row.update(_compile_measurements(X, start_for(start, "full", dtype), chunk, repeats))
+        except Exception as error:  # noqa: BLE001 - a missing compiler must not lose the benchmark
+            row["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        finally:
+            torch._dynamo.reset()
+        rows.append(row)
+    return rows
+
+
+def _compile_measurements(X: Tensor, params: MixtureParams, chunk: int, repeats: int) -> dict:
+    from torch._inductor.runtime.cache_dir_utils import temporary_cache_dir
+
+    shift = suffstats.default_shift(X)
+    compiled = torch.compile(chunk_kernel, dynamic=False, fullgraph=True)
+    runs = {"e_step": lambda: suffstats.e_step(X, params, shift),
+            "kernel": lambda: kernel_pass(chunk_kernel, X, params, shift, chunk),
+            "compiled": lambda: kernel_pass(compiled, X, params, shift, chunk)}
+    eager_wall, _ = timed_runs(runs["kernel"], 1, 0)
+    # a cold compilation: Inductor's on-disk caches (FX graphs, compiled C++) in an empty directory
+    with tempfile.TemporaryDirectory() as cache, temporary_cache_dir(cache):
+        began = time.perf_counter()
+        runs["compiled"]()
+        out = {"compile_s": time.perf_counter() - began - eager_wall[0]}
+    for name, run in runs.items():
+        _, cpu = timed_runs(run, repeats)
+        out[name], out[name + "_times"] = statistics.median(cpu), cpu
+    reference = float(suffstats.e_step(X, params, shift).log_likelihood)
+    out["ll_rel"] = abs(float(runs["compiled"]()[1]) - reference) / abs(reference)
+    return out
+
+
 # -- MAP steps ------------------------------------------------------------------------------
 def map_available() -> bool:
     from mixtures.inference import ROUTINES
@@ -321,20 +519,30 @@ def map_available() -> bool:
     return "map" in ROUTINES
 
 
-def _time_map(model, X: Tensor, start: MixtureParams, num_steps: int, jit: bool) -> tuple[float, int]:
-    """Seconds of one ``fit(method="map")`` of ``num_steps`` steps, and the steps it took."""
-    began = time.perf_counter()
-    result = mixtures.fit(model, X, method="map", init=start, num_steps=num_steps,
-                          eval_every=num_steps, jit=jit, patience=None)
-    return time.perf_counter() - began, int(result.history.last("iteration"))
+def pyro_variants(svi_batch: int) -> list[tuple[str, str, dict]]:
+    """``(label, method, options)`` of the Pyro routines timed per step (delta globals)."""
+    return [("MAP (enumerated)", "map", {}),
+            ("SVI mean-field", "svi", {"local_guide": "mean_field"}),
+            (f"SVI minibatch B={svi_batch}", "svi", {"subsample_size": svi_batch})]
 
 
-def bench_map(sizes, budget: float, quick: bool) -> list[dict]:
-    """Per-step time of ``fit(method="map")`` (full covariance), eager and jit.
+def _time_fit(model, X: Tensor, start: MixtureParams, method: str, options: dict, num_steps: int,
+              jit: bool) -> tuple[float, float, int]:
+    """Wall and CPU seconds of one ``fit(method=...)`` of ``num_steps`` steps, and the steps taken."""
+    began, began_cpu = time.perf_counter(), time.process_time()
+    result = mixtures.fit(model, X, method=method, init=start, num_steps=num_steps,
+                          eval_every=num_steps, jit=jit, patience=None, **options)
+    return (time.perf_counter() - began, time.process_time() - began_cpu,
+            int(result.history.last("iteration")))
 
-    ``per_step`` = total time / steps (includes setup, compilation and the history's
-    evaluations); ``marginal`` = (T(2 + S) - T(2)) / S, which cancels them. S is chosen
-    so that the longer run takes about ``budget`` seconds (3 to 20 steps).
+
+def bench_pyro(sizes, budget: float, quick: bool, svi_batch: int) -> list[dict]:
+    """Per-step time of the Pyro routines (full covariance), eager and jit.
+
+    ``per_step`` = total wall time / steps (includes setup, compilation and the history's
+    evaluations); ``marginal`` = (T(2 + S) - T(2)) / S, which cancels them, by wall and by
+    CPU time. S is chosen so that the longer run takes about ``budget`` seconds (3 to 20
+    steps). ``em`` / ``em_cpu``: median wall / CPU time of one EM iteration at the same size.
     """
     rows = []
     base = 2
@@ -342,22 +550,76 @@ def bench_map(sizes, budget: float, quick: bool) -> list[dict]:
         X, start = make_problem(n, d, k, seed=1)
         model = mixtures.GaussianMixture(k, "full")
         step = EMStep(model, X)
-        em_time, _ = median_time(lambda step=step, start=start: step(fresh(start)), 1 if quick else 3)
-        for jit in (False, True):
-            try:
-                # warm-up: first-call costs (imports, Pyro's caches) must not count
-                _time_map(model, X, start, base, jit)
-                total_short, steps_short = _time_map(model, X, start, base, jit)
-                steps = int(min(20, max(3, budget * base / total_short)))
-                total_long, steps_long = _time_map(model, X, start, base + steps, jit)
-            except Exception as error:  # a young routine: report it, do not lose the benchmark
-                rows.append({"n": n, "d": d, "k": k, "jit": jit, "error": f"{type(error).__name__}: {error}"})
-                continue
-            rows.append({"n": n, "d": d, "k": k, "jit": jit, "steps": steps_long,
-                         "per_step": total_long / steps_long,
-                         "marginal": (total_long - total_short) / (steps_long - steps_short),
-                         "em": em_time})
+        em_wall, em_cpu = timed_runs(lambda step=step, start=start: step(fresh(start)), 1 if quick else 5)
+        for label, method, options in pyro_variants(min(svi_batch, n)):
+            for jit in (False, True):
+                row = {"routine": label, "n": n, "d": d, "k": k, "jit": jit,
+                       "batch": options.get("subsample_size"),
+                       "em": statistics.median(em_wall), "em_cpu": statistics.median(em_cpu)}
+                try:
+                    # warm-up: first-call costs (imports, Pyro's caches) must not count
+                    _time_fit(model, X, start, method, options, base, jit)
+                    short, short_cpu, steps_short = _time_fit(model, X, start, method, options, base, jit)
+                    steps = int(min(20, max(3, budget * base / short)))
+                    long, long_cpu, steps_long = _time_fit(model, X, start, method, options, base + steps, jit)
+                except Exception as error:  # noqa: BLE001 - a young routine: report it, keep the rest
+                    rows.append({**row, "error": f"{type(error).__name__}: {error}"})
+                    continue
+                rows.append({**row, "steps": steps_long, "per_step": long / steps_long,
+                             "marginal": (long - short) / (steps_long - steps_short),
+                             "marginal_cpu": (long_cpu - short_cpu) / (steps_long - steps_short)})
     return rows
+
+
+def _op_self_times(run: Callable[[], object]) -> dict[str, float]:
+    """Self CPU seconds per torch operator of ``run()`` (``torch.profiler``)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run()
+    return {event.key: event.self_cpu_time_total / 1e6 for event in prof.key_averages()}
+
+
+def profile_steps(n: int, d: int, k: int, steps: int, top: int = 12) -> dict:
+    """Where a MAP step (eager and jit) and an EM iteration spend their time.
+
+    A step's profile is the difference of the per-operator self CPU times of
+    ``fit(method="map")`` with ``base + steps`` and with ``base`` steps, divided by
+    ``steps``: setup, the final evaluation, the labels and (jit) tracing and the
+    profiling executor's first optimizing runs cancel. ``outside ops`` is the
+    marginal CPU time per step (unprofiled runs) minus the operators' self time:
+    Python, Pyro's messengers and autograd's bookkeeping outside any operator.
+    """
+    base = 3
+    X, start = make_problem(n, d, k, seed=1)
+    model = mixtures.GaussianMixture(k, "full")
+    out: dict = {"n": n, "d": d, "k": k, "steps": steps, "base": base}
+    for jit in (False, True):
+        def fit(num_steps, jit=jit):
+            return mixtures.fit(model, X, method="map", init=start, num_steps=num_steps,
+                                eval_every=num_steps, jit=jit, patience=None)
+
+        try:
+            fit(base)  # warm-up
+            one, many = _op_self_times(lambda: fit(base)), _op_self_times(lambda: fit(base + steps))
+            _, cpu_one, _ = _time_fit(model, X, start, "map", {}, base, jit)
+            _, cpu_many, _ = _time_fit(model, X, start, "map", {}, base + steps, jit)
+        except Exception as error:  # noqa: BLE001
+            out["jit" if jit else "eager"] = {"error": f"{type(error).__name__}: {error}"}
+            continue
+        per_op = {name: (many[name] - one.get(name, 0.0)) / steps for name in many}
+        step_cpu = (cpu_many - cpu_one) / steps
+        ranked = sorted(per_op.items(), key=lambda item: -item[1])
+        out["jit" if jit else "eager"] = {"step_cpu": step_cpu, "ops": ranked[:top],
+                                          "ops_total": sum(v for v in per_op.values() if v > 0)}
+    step = EMStep(model, X)
+    step(fresh(start))
+    em_ops = _op_self_times(lambda: step(fresh(start)))
+    _, em_cpu = timed_runs(lambda: step(fresh(start)), 3)
+    out["em"] = {"step_cpu": statistics.median(em_cpu),
+                 "ops": sorted(em_ops.items(), key=lambda item: -item[1])[:6],
+                 "ops_total": sum(em_ops.values())}
+    return out
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -412,7 +674,149 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def write_report(path: Path, rows: list[Row], map_rows: list[dict] | str, args, elapsed: float) -> None:
+def _peak_lines(peaks: dict[int, dict]) -> list[str]:
+    lines = []
+    for threads, peak in sorted(peaks.items()):
+        lines.append(f"- matmul peak at {threads} thread{'s' if threads > 1 else ''} (best of 7 `torch.mm` of "
+                     f"{PEAK_SIZE}x{PEAK_SIZE}, GFLOP/s by CPU / wall time): "
+                     + ", ".join(f"{name} {p['cpu']:.1f} / {p['wall']:.1f}" for name, p in peak.items()))
+    return lines
+
+
+def _spread(times: list[float]) -> str:
+    return f"{1e3 * min(times):.1f}–{1e3 * max(times):.1f}"
+
+
+def _em_table(rows: list[Row], peaks: dict[int, dict]) -> list[str]:
+    lines = [
+        "| n | d | K | cov | dtype | ours (ms) | sklearn (ms) | ratio | CPU ours (ms) "
+        "| CPU sklearn (ms) | CPU ratio | GFLOP/s | % of peak | LL rel | params rel | ours MiB "
+        "| sklearn MiB | data MiB |",
+        "|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        peak = peaks[r.threads][r.compute_dtype]["cpu"]
+        lines.append(
+            f"| {_count(r.n)} | {r.d} | {r.k} | {r.cov} | {r.dtype} | {1e3 * r.ours:.1f} | "
+            f"{1e3 * r.sklearn:.1f} | **{r.ratio:.2f}** | {1e3 * r.ours_cpu:.1f} | "
+            f"{1e3 * r.sklearn_cpu:.1f} | {r.cpu_ratio:.2f} | {r.gflops('cpu'):.1f} | "
+            f"{100 * r.gflops('cpu') / peak:.0f} % | {r.ll_rel:.1e} | {r.params_rel:.1e} | "
+            f"{r.ours_mib:.1f} | {r.sklearn_mib:.1f} | {r.data_mib:.1f} |")
+    return lines
+
+
+def _threads_table(thread_rows: list[Row], rows: list[Row], peaks: dict[int, dict]) -> list[str]:
+    single = {(r.n, r.d, r.k, r.cov, r.dtype): r for r in rows}
+    lines = [
+        "| n | d | K | cov | dtype | ours (ms) | sklearn (ms) | ratio | CPU ours (ms) | CPU sklearn (ms) "
+        "| ours: 1-thread wall / this wall | GFLOP/s (wall) | % of peak (wall) | LL rel |",
+        "|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in thread_rows:
+        one = single.get((r.n, r.d, r.k, r.cov, r.dtype))
+        scaling = f"{one.ours / r.ours:.2f}" if one else "–"
+        peak = peaks[r.threads][r.compute_dtype]["wall"]
+        lines.append(
+            f"| {_count(r.n)} | {r.d} | {r.k} | {r.cov} | {r.dtype} | {1e3 * r.ours:.1f} | "
+            f"{1e3 * r.sklearn:.1f} | **{r.ratio:.2f}** | {1e3 * r.ours_cpu:.1f} | {1e3 * r.sklearn_cpu:.1f} | "
+            f"{scaling} | {r.gflops('wall'):.1f} | {100 * r.gflops('wall') / peak:.0f} % | {r.ll_rel:.1e} |")
+    lines += ["", "Spread of the repeats (min–max wall ms): "
+              + "; ".join(f"{r.cov} {r.dtype} ours {_spread(r.ours_times)}, sklearn {_spread(r.sklearn_times)}"
+                          for r in thread_rows)]
+    return lines
+
+
+def _compile_lines(compile_rows: list[dict] | str) -> list[str]:
+    if isinstance(compile_rows, str):
+        return [compile_rows]
+    lines = [
+        "`chunk_kernel` (in this script) is the per-chunk work of `suffstats.e_step` written "
+        "functionally; `torch.compile(chunk_kernel, dynamic=False, fullgraph=True)` compiles one "
+        "chunk (the loop over chunks stays in Python; the shorter last chunk runs eager). CPU ms "
+        "per E pass, median of the repeats; `compile` = wall seconds of the first compiled pass "
+        "minus an eager one; `break-even` = compile / (e_step − compiled) passes.",
+        "",
+        "| n | d | K | cov | dtype | chunk | e_step eager (ms) | kernel eager (ms) | kernel compiled (ms) "
+        "| e_step / compiled | compile (s) | break-even (passes) | LL rel (compiled vs e_step) |",
+        "|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in compile_rows:
+        head = f"| {_count(c['n'])} | {c['d']} | {c['k']} | full | {c['dtype']} | {c['chunk']} |"
+        if "error" in c:
+            lines.append(head + f" failed: {c['error'][:160]} | | | | | | |")
+            continue
+        gain = c["e_step"] - c["compiled"]
+        breakeven = f"{c['compile_s'] / gain:.0f}" if gain > 0 else "never"
+        lines.append(head + f" {1e3 * c['e_step']:.1f} | {1e3 * c['kernel']:.1f} | {1e3 * c['compiled']:.1f} | "
+                     f"{c['e_step'] / c['compiled']:.2f} | {c['compile_s']:.1f} | {breakeven} | {c['ll_rel']:.1e} |")
+    lines += ["", "Spread (min–max CPU ms): " + "; ".join(
+        f"{c['dtype']} e_step {_spread(c['e_step_times'])}, compiled {_spread(c['compiled_times'])}"
+        for c in compile_rows if "error" not in c)]
+    return lines
+
+
+def _pyro_lines(pyro_rows: list[dict] | str) -> list[str]:
+    if isinstance(pyro_rows, str):
+        return [pyro_rows]
+    lines = [
+        "Delta (point-estimate) globals, full covariance. `per step` = total wall time of "
+        "`fit(..., num_steps=S, eval_every=S, patience=None)` / S, including setup, compilation and "
+        "the history's evaluations; `marginal` = (T(2+S) − T(2)) / S, which cancels them (wall and "
+        "CPU). `EM` = one EM iteration at the same size (median wall / CPU). `step / EM` uses the CPU "
+        "times. For minibatch SVI a pass over the data is N/B steps: `pass / EM` = N/B × marginal "
+        "CPU / EM CPU.",
+        "",
+        "| routine | n | d | K | jit | S | per step (ms) | marginal (ms) | marginal CPU (ms) "
+        "| EM iteration (ms, wall / CPU) | step / EM | pass / EM |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for m in pyro_rows:
+        head = f"| {m['routine']} | {_count(m['n'])} | {m['d']} | {m['k']} | {m['jit']} |"
+        if "error" in m:
+            lines.append(head + f" – | failed: {m['error'][:120]} | | | | | |")
+            continue
+        ratio = m["marginal_cpu"] / m["em_cpu"]
+        per_pass = f"{ratio * m['n'] / m['batch']:.1f}" if m["batch"] else "–"
+        lines.append(head + f" {m['steps']} | {1e3 * m['per_step']:.1f} | {1e3 * m['marginal']:.1f} | "
+                     f"{1e3 * m['marginal_cpu']:.1f} | {1e3 * m['em']:.1f} / {1e3 * m['em_cpu']:.1f} | "
+                     f"**{ratio:.1f}** | {per_pass} |")
+    return lines
+
+
+def _profile_lines(profile: dict | str) -> list[str]:
+    if isinstance(profile, str):
+        return [profile]
+    lines = [
+        f"`torch.profiler` at ({_count(profile['n'])}, {profile['d']}, {profile['k']}), full, one thread. "
+        f"A step = (profile of `fit(method=\"map\", num_steps={profile['base']} + {profile['steps']})` − "
+        f"profile of `num_steps={profile['base']}`) / {profile['steps']}: per-operator self CPU time (setup, "
+        "final evaluation, labels, JIT tracing and the profiling executor's first runs cancel). "
+        "`outside ops` = the step's CPU time in unprofiled runs minus the operators' self time "
+        "(Python, Pyro's messengers, autograd bookkeeping; negative when the profiler's own overhead "
+        "inflates the operators). `%` = share of the operators' total. `EM` = one EM iteration, same "
+        "data, profiled directly.",
+        "",
+    ]
+    for key, title in (("eager", "MAP step, eager"), ("jit", "MAP step, JIT (`JitTraceEnum_ELBO`)"),
+                       ("em", "EM iteration")):
+        entry = profile.get(key)
+        if entry is None:
+            continue
+        if "error" in entry:
+            lines += [f"**{title}**: failed: {entry['error'][:160]}", ""]
+            continue
+        step = entry["step_cpu"]
+        lines += [f"**{title}**: {1e3 * step:.1f} ms CPU per step (unprofiled); operators' self time "
+                  f"{1e3 * entry['ops_total']:.1f} ms; outside ops {1e3 * (step - entry['ops_total']):.1f} ms.",
+                  "", "| operator | self CPU ms per step | % of operators |", "|---|---:|---:|"]
+        for name, seconds in entry["ops"]:
+            lines.append(f"| `{name}` | {1e3 * seconds:.2f} | {100 * seconds / entry['ops_total']:.0f} % |")
+        lines.append("")
+    return lines
+
+
+def write_report(path: Path, rows: list[Row], results: dict, args, elapsed: float) -> None:
+    peaks = results["peaks"]
     lines = [
         "# One EM iteration: mixtures vs scikit-learn",
         "",
@@ -420,8 +824,13 @@ def write_report(path: Path, rows: list[Row], map_rows: list[dict] | str, args, 
         "and the same starting parameters: ours is `EMStep(model, X)(params)`, scikit-learn's is "
         "`gm._e_step(X)` + `gm._m_step(X, log_resp)`. Times are medians of "
         f"{args.repeats} repeats after one warm-up; **ratio = scikit-learn time / our time** "
-        "(> 1: we are faster). `CPU` columns are the medians of the process CPU time, steadier "
-        "than wall time when other jobs share the cores. `LL rel` is |ΔlogL| / |logL| of the E "
+        "(> 1: we are faster). `CPU` columns are the medians of the process CPU time "
+        "(`time.process_time`, all threads of the process), steadier than wall time when other "
+        "jobs share the cores. `GFLOP/s` = the explicit count of `em_flops` (per point "
+        "4·K·P for the two GEMMs, P = 1 + D + M features, M = D(D+1)/2 full or D diag, plus "
+        "D + M + 11·K + 5 elementwise operations; M step not counted) / our median CPU time; "
+        "`% of peak` = that / the best square-matmul GFLOP/s (CPU time) measured in this run in the "
+        "same dtype (float32 for the float32 rows). `LL rel` is |ΔlogL| / |logL| of the E "
         "step; `params rel` is the largest max|Δ| / max|value| over the new weights, means and "
         "covariances. Memory is the peak extra resident memory of one iteration in a fresh process "
         "beyond the loaded data (peak resident size after the iteration minus after loading X; "
@@ -439,52 +848,41 @@ def write_report(path: Path, rows: list[Row], map_rows: list[dict] | str, args, 
         "## Machine",
         "",
         *machine_info(args.threads),
+        *_peak_lines(peaks),
         f"- load average (1 min) at the start / end of the run: {args.load_start:.1f} / "
         f"{os.getloadavg()[0]:.1f} (2 cores shared with other jobs: wall times above ~1 core's "
         "worth of load are inflated; compare the CPU columns)",
         "",
         "## One EM iteration",
         "",
-        "| n | d | K | cov | dtype | ours (ms) | sklearn (ms) | ratio | CPU ours (ms) "
-        "| CPU sklearn (ms) | CPU ratio | LL rel | params rel | ours MiB | sklearn MiB | data MiB |",
-        "|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *_em_table(rows, peaks),
+        "",
+        "Spread of the repeats (min–max, ms; ours wall / ours CPU / sklearn wall):",
+        "",
     ]
     for r in rows:
-        lines.append(
-            f"| {_count(r.n)} | {r.d} | {r.k} | {r.cov} | {r.dtype} | {1e3 * r.ours:.1f} | "
-            f"{1e3 * r.sklearn:.1f} | **{r.ratio:.2f}** | {1e3 * r.ours_cpu:.1f} | "
-            f"{1e3 * r.sklearn_cpu:.1f} | {r.cpu_ratio:.2f} | {r.ll_rel:.1e} | {r.params_rel:.1e} | "
-            f"{r.ours_mib:.1f} | {r.sklearn_mib:.1f} | {r.data_mib:.1f} |")
-    lines += ["", "Spread of the repeats (min–max, ms):", ""]
-    for r in rows:
-        lines.append(f"- ({_count(r.n)}, {r.d}, {r.k}) {r.cov} {r.dtype}: ours "
-                     f"{1e3 * min(r.ours_times):.1f}–{1e3 * max(r.ours_times):.1f}, sklearn "
-                     f"{1e3 * min(r.sklearn_times):.1f}–{1e3 * max(r.sklearn_times):.1f}")
+        lines.append(f"- ({_count(r.n)}, {r.d}, {r.k}) {r.cov} {r.dtype}: ours {_spread(r.ours_times)} / "
+                     f"{_spread(r.ours_cpu_times)}, sklearn {_spread(r.sklearn_times)}")
     float32_rows = [r for r in rows if r.dtype == "float32"]
     if float32_rows:
         lines += ["", f"scikit-learn with float32 data and float32 parameters stays in float32: "
                   f"{float32_rows[0].sklearn_dtypes} (checked on every float32 row). Ours also "
                   "computes and accumulates in the data's dtype, so float32 differences are "
-                  "rounding of two float32 computations."]
-    lines += ["", "## MAP steps (`fit(method=\"map\")`, full covariance)", ""]
-    if isinstance(map_rows, str):
-        lines.append(map_rows)
-    else:
-        lines += ["`per step` = total time of `fit(..., num_steps=S, eval_every=S, patience=None)` / S, "
-                  "including setup, compilation and the history's evaluations; `marginal` = "
-                  "(T(2+S) − T(2)) / S, which cancels them. "
-                  "`EM` is one EM iteration at the same size.", "",
-                  "| n | d | K | jit | S | per step (ms) | marginal (ms) | EM iteration (ms) "
-                  "| marginal / EM |",
-                  "|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
-        for m in map_rows:
-            if "error" in m:
-                lines.append(f"| {_count(m['n'])} | {m['d']} | {m['k']} | {m['jit']} | – | failed: "
-                             f"{m['error'][:120]} | | | |")
-            else:
-                lines.append(f"| {_count(m['n'])} | {m['d']} | {m['k']} | {m['jit']} | {m['steps']} | "
-                             f"{1e3 * m['per_step']:.1f} | {1e3 * m['marginal']:.1f} | "
-                             f"{1e3 * m['em']:.1f} | {m['marginal'] / m['em']:.1f} |")
+                  f"rounding of two float32 computations; the `{ACCUMULATE}` rows compute each chunk "
+                  "in float32 and sum the chunks' statistics in float64 (`accumulate_dtype`)."]
+    thread_rows = results.get("thread_rows")
+    if thread_rows:
+        threads = thread_rows[0].threads
+        lines += ["", f"## At {threads} threads", "",
+                  f"The ({_count(thread_rows[0].n)}, {thread_rows[0].d}, {thread_rows[0].k}) rows again with "
+                  f"torch and the BLAS libraries at {threads} threads, same run, medians of "
+                  f"{len(thread_rows[0].ours_times)} repeats after two warm-ups. Wall times here (CPU time "
+                  f"counts both threads); `% of peak (wall)` against the {threads}-thread matmul peak by "
+                  "wall time. With other jobs on the machine the second thread often waits for a core.",
+                  "", *_threads_table(thread_rows, rows, peaks)]
+    lines += ["", "## `torch.compile` of the per-chunk kernel", "", *_compile_lines(results["compile"])]
+    lines += ["", "## Pyro steps against an EM iteration", "", *_pyro_lines(results["pyro"])]
+    lines += ["", "## Profile of a MAP step", "", *_profile_lines(results["profile"])]
     lines += ["", f"Total benchmark time: {elapsed:.0f} s.", ""]
     text = "\n".join(lines) + _kept_analysis(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -497,14 +895,20 @@ def write_report(path: Path, rows: list[Row], map_rows: list[dict] | str, args, 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run under 30 s")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run under a minute")
     parser.add_argument("--threads", type=int, default=1, help="threads for torch and BLAS (default 1)")
     parser.add_argument("--out", type=Path, default=None,
                         help="report path (default experiments/BENCHMARK.md; with --quick a file in "
                              "the temporary directory, so that a smoke run never replaces the report)")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per configuration")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
-    parser.add_argument("--no-map", action="store_true", help="skip the MAP section")
+    parser.add_argument("--no-map", action="store_true", help="skip the Pyro (MAP / SVI) steps and profile")
+    parser.add_argument("--no-profile", action="store_true", help="skip the profile of a MAP step")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="skip torch.compile of the per-chunk kernel (compiling takes 5-60 s)")
+    parser.add_argument("--also-threads", type=int, default=2,
+                        help="time the largest size again at this many threads (default 2; 0: skip)")
+    parser.add_argument("--svi-batch", type=int, default=1024, help="minibatch size of the SVI rows (default 1024)")
     # internal: run one memory measurement, spec as JSON on stdin
     parser.add_argument("--_memory-child", dest="memory_child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -513,6 +917,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.threads < 1:
         parser.error("--threads must be a positive integer")
+    if args.also_threads < 0 or args.svi_batch < 1:
+        parser.error("--also-threads must be >= 0 and --svi-batch >= 1")
     here = Path(__file__).resolve().parent
     if args.out is None:
         args.out = (Path(tempfile.gettempdir()) / "mixtures_BENCHMARK_quick.md" if args.quick
@@ -523,37 +929,62 @@ def main(argv: list[str] | None = None) -> None:
     args.load_start = os.getloadavg()[0]
     torch.set_num_threads(args.threads)
     rows: list[Row] = []
+    results: dict = {}
     with threadpool_limits(args.threads), tempfile.TemporaryDirectory() as workdir:
+        results["peaks"] = {args.threads: matmul_peak(args.threads)}
+        print("matmul peak", results["peaks"], flush=True)
         for n, d, k in sizes:
             X64, start = make_problem(n, d, k)
+            largest = (n, d, k) == sizes[-1]
             for cov in COV_TYPES:
-                for dtype_name in DTYPES:
-                    row = bench_config(X64, start, cov, dtype_name, args.repeats)
+                for dtype_name in list(DTYPES) + ([ACCUMULATE] if largest else []):
+                    row = bench_config(X64, start, cov, dtype_name, args.repeats, threads=args.threads)
                     # memory in quick mode only for the first configuration, to stay a smoke run
-                    if not args.no_memory and (not args.quick or not rows):
+                    if not args.no_memory and dtype_name in DTYPES and (not args.quick or not rows):
                         memory = measure_memory(X64, start, cov, dtype_name, args.threads, Path(workdir))
                         row.ours_mib = memory["ours"]["iteration_mib"]
                         row.sklearn_mib = memory["sklearn"]["iteration_mib"]
                         row.data_mib = memory["ours"]["data_mib"]
                     rows.append(row)
-                    print(f"({n:.0e}, {d}, {k}) {cov:4s} {dtype_name}: ours {1e3 * row.ours:8.1f} ms, "
-                          f"sklearn {1e3 * row.sklearn:8.1f} ms, ratio {row.ratio:5.2f} "
-                          f"(CPU {row.cpu_ratio:5.2f}), "
-                          f"LL rel {row.ll_rel:.1e}, params rel {row.params_rel:.1e}, "
-                          f"MiB ours {row.ours_mib:.1f} sklearn {row.sklearn_mib:.1f}", flush=True)
-        map_rows: list[dict] | str
-        if args.no_map:
-            map_rows = "Skipped (`--no-map`)."
-        elif map_available():
-            map_rows = bench_map(QUICK_MAP_SIZES if args.quick else MAP_SIZES,
-                                 budget=2.0 if args.quick else 30.0, quick=args.quick)
-            for m in map_rows:
-                print("map", m, flush=True)
+                    print(f"({n:.0e}, {d}, {k}) {cov:4s} {dtype_name}: ours {1e3 * row.ours:8.1f} ms "
+                          f"(CPU {1e3 * row.ours_cpu:8.1f}), sklearn {1e3 * row.sklearn:8.1f} ms, ratio "
+                          f"{row.ratio:5.2f} (CPU {row.cpu_ratio:5.2f}), LL rel {row.ll_rel:.1e}, "
+                          f"params rel {row.params_rel:.1e}, MiB ours {row.ours_mib:.1f} "
+                          f"sklearn {row.sklearn_mib:.1f}", flush=True)
+            if largest and args.also_threads and args.also_threads != args.threads:
+                with threadpool_limits(args.also_threads):
+                    results["peaks"][args.also_threads] = matmul_peak(args.also_threads)
+                # more repeats: a second thread is the first to suffer from other jobs
+                results["thread_rows"] = bench_threads(X64, start, args.also_threads, max(7, args.repeats))
+                for row in results["thread_rows"]:
+                    print(f"{args.also_threads} threads: {row.cov} {row.dtype}: ours {1e3 * row.ours:.1f} ms, "
+                          f"sklearn {1e3 * row.sklearn:.1f} ms, ratio {row.ratio:.2f}", flush=True)
+        if args.no_compile:
+            results["compile"] = "Skipped (`--no-compile`)."
         else:
-            map_rows = 'Skipped: `"map"` is not in `mixtures.inference.ROUTINES`.'
-        if isinstance(map_rows, str):
-            print("MAP section:", map_rows, flush=True)
-    write_report(args.out, rows, map_rows, args, time.perf_counter() - began)
+            results["compile"] = bench_compile(*(QUICK_COMPILE_SIZE if args.quick else COMPILE_SIZE),
+                                                repeats=args.repeats)
+            for c in results["compile"]:
+                print("compile", {key: value for key, value in c.items() if not key.endswith("_times")},
+                      flush=True)
+        if args.no_map:
+            results["pyro"] = results["profile"] = "Skipped (`--no-map`)."
+        elif map_available():
+            results["pyro"] = bench_pyro(QUICK_MAP_SIZES if args.quick else MAP_SIZES,
+                                         budget=2.0 if args.quick else 15.0, quick=args.quick,
+                                         svi_batch=args.svi_batch)
+            for m in results["pyro"]:
+                print("pyro", m, flush=True)
+            if args.no_profile:
+                results["profile"] = "Skipped (`--no-profile`)."
+            else:
+                results["profile"] = profile_steps(*(QUICK_PROFILE_SIZE if args.quick else PROFILE_SIZE),
+                                                   steps=2 if args.quick else 3)
+                print("profile", {key: value.get("step_cpu") if isinstance(value, dict) else value
+                                  for key, value in results["profile"].items()}, flush=True)
+        else:
+            results["pyro"] = results["profile"] = 'Skipped: `"map"` is not in `mixtures.inference.ROUTINES`.'
+    write_report(args.out, rows, results, args, time.perf_counter() - began)
     print(f"wrote {args.out}")
 
 

@@ -23,6 +23,7 @@ its centre (standardize) or fit in float64.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
@@ -77,7 +78,9 @@ def e_step(X: Tensor | StreamingData, params: MixtureParams, shift: Tensor, hard
     along the last, contiguous axis so that every elementwise operation runs over
     long vectors. Then ``log π_k + log N(x | μ_k, Σ_k)`` ``(K, n)`` is one matmul
     ``C @ F`` and ``Σ_n r_nk F_mn`` (counts, first and second moments at once) is
-    another; all temporaries are buffers of size ``O((D + M + K) × chunk)``
+    another, ``resp @ Fᵀ`` into ``(K, 1 + D + M)`` sums (the layout whose GEMM
+    runs fastest here: the long point axis is the contiguous inner dimension of
+    both operands); all temporaries are buffers of size ``O((D + M + K) × chunk)``
     allocated once per pass.
 
     Args:
@@ -98,13 +101,14 @@ def e_step(X: Tensor | StreamingData, params: MixtureParams, shift: Tensor, hard
     whitening, half_log_det = params.whitener()
     coefficients = cov_type.log_joint_coefficients(params.weights.log(), params.locs - shift,
                                                    whitening, half_log_det)  # (K, 1 + D + M)
-    chunk = chunk_size or fused_chunk_size(K, D, M)
+    chunk = chunk_size or fused_chunk_size(K, D, M, shift.element_size())
     if isinstance(X, Tensor):  # small data: buffers no larger than the data
         chunk = max(1, min(chunk, X.shape[0]))
     buffers = _ChunkBuffers(shift, chunk, 1 + D + M, K)
     total_dtype = {"dtype": accumulate_dtype or shift.dtype, "device": shift.device}
-    # Σ_n F_mn r_nk: row 0 = nk, rows 1..D = sx, the rest the second-moment features
-    sums = torch.zeros(1 + D + M, K, **total_dtype)
+    # Σ_n r_nk F_mn (K, 1 + D + M): column 0 = nk, columns 1..D = sx, the rest the
+    # second-moment features
+    sums = torch.zeros(K, 1 + D + M, **total_dtype)
     log_likelihood = torch.zeros((), **total_dtype)
     entropy = torch.zeros((), **total_dtype)
     labels = [] if hard and isinstance(X, Tensor) else None
@@ -128,37 +132,43 @@ def e_step(X: Tensor | StreamingData, params: MixtureParams, shift: Tensor, hard
                 labels.append(chunk_labels)
             resp.zero_().scatter_(0, chunk_labels.unsqueeze(0), 1.0)
         if sums.dtype == features.dtype:
-            sums.addmm_(features, resp.T)
+            sums.addmm_(resp, features.T)
         else:  # the chunk's sums in the data's dtype, accumulated in accumulate_dtype
-            sums.add_(features @ resp.T)
+            sums.add_(resp @ features.T)
         if not hard:
             # -Σ r log r: joint holds log r, finite where r = 0 (so 0 · log r = 0). Sums over
-            # components, then over at most MAX_CHUNK points: the same bits for any thread count.
+            # components, then over at most MAX_CHUNK points: an order independent of the thread count.
             joint.mul_(resp)
             torch.sum(joint, 0, keepdim=True, out=total)
             entropy -= total.sum()
-    sums = sums.T
     return Summary(shift.to(total_dtype["dtype"]), sums[:, 0].clone(), sums[:, 1:1 + D].clone(),
                    cov_type.moment_from_features(sums[:, 1 + D:], D), n_points, log_likelihood,
                    entropy, torch.cat(labels) if labels else None, worst_point)
 
 
-#: elements of one chunk's feature and responsibility buffers (4 MiB in float64): large
-#: enough to amortize the ~20 tensor operations issued per chunk, small enough to stay in
-#: cache. Measured flat from 2 to 8 MiB; 1024-point chunks are 1.3-1.5x slower.
-FUSED_CHUNK_ELEMENTS = 1 << 19
+#: bytes of one chunk's feature and responsibility buffers (4 MiB: 2^19 float64 or 2^20
+#: float32 elements): large enough to amortize the ~20 tensor operations issued per chunk,
+#: small enough to stay in cache. Measured flat from 2 to 8 MiB; 1024-point chunks are
+#: 1.3-1.5x slower. Sized in bytes, not elements: float32 chunks of 2^19 elements (2 MiB)
+#: were 10 % slower at (1e6, 8, 8) full.
+FUSED_CHUNK_BYTES = 1 << 22
 
 
 #: torch sums vectors longer than this (its grain size) in parallel, in an order that depends
-#: on the thread count; per-chunk sums over at most this many points keep results bitwise
-#: independent of torch.get_num_threads().
+#: on the thread count; per-chunk sums over at most this many points keep torch's own
+#: reductions over points independent of torch.get_num_threads(). (The BLAS GEMMs may still
+#: split their inner dimension by thread count for some (K, 1 + D + M) shapes, in either
+#: operand order, and so may the last bits of float32 elementwise kernels split across
+#: threads: bitwise equality across thread counts is not guaranteed.)
 MAX_CHUNK = 32768
 
 
-def fused_chunk_size(n_components: int, n_features: int, n_moment_features: int) -> int:
-    """Points per chunk of :func:`e_step`: buffers of ``(1 + D + M + 2K + 2) × chunk`` elements."""
+def fused_chunk_size(n_components: int, n_features: int, n_moment_features: int,
+                     element_size: int = 8) -> int:
+    """Points per chunk of :func:`e_step`: buffers of ``(1 + D + M + 2K + 2) × chunk`` elements
+    of ``element_size`` bytes filling :data:`FUSED_CHUNK_BYTES` (256 to :data:`MAX_CHUNK` points)."""
     width = 1 + n_features + n_moment_features + 2 * n_components + 2
-    return min(MAX_CHUNK, max(256, FUSED_CHUNK_ELEMENTS // width))
+    return min(MAX_CHUNK, max(256, FUSED_CHUNK_BYTES // (element_size * width)))
 
 
 class _ChunkBuffers:
@@ -189,21 +199,34 @@ def _normalize(joint: Tensor, resp: Tensor, log_norm: Tensor, total: Tensor) -> 
     """In place: ``joint`` ``(K, n)`` log joint → log responsibilities; ``resp`` ← responsibilities;
     ``log_norm`` ``(1, n)`` ← ``log p(x_n)``. One ``exp`` per entry.
     """
-    K = joint.shape[0]
     torch.amax(joint, 0, keepdim=True, out=log_norm)
     joint.sub_(log_norm)
     # Responsibilities below K·e·tiny would be subnormal numbers, whose arithmetic is
     # ~100x slower on x86 (10 % of float32 entries on the benchmark data); they are
-    # < 1e-300 (float64) / 1e-36 (float32) and vanish from every sum, so send their
-    # logs far enough down that exp gives exactly 0.
-    floor = math.log(torch.finfo(joint.dtype).tiny) + math.log(K) + 1.0
-    torch.nn.functional.threshold(joint, floor, 2.0 * floor, inplace=True)
+    # < 1e-300 (float64) / 1e-36 (float32) and vanish from every sum, so they are set
+    # to exactly 0. Not by sending their logs below exp's underflow: torch's exp takes
+    # a slow path for arguments whose result underflows (float32: 30x slower per
+    # entry). Instead the logs are clamped at the floor, where exp is a normal number,
+    # and the clamped entries (exp at most the floor's, with a margin for exp's
+    # rounding) are zeroed after the exp.
+    floor, zero_below = _floors(joint.dtype, joint.shape[0])
+    joint.clamp_(min=floor)
     torch.exp(joint, out=resp)
+    torch.nn.functional.threshold(resp, zero_below, 0.0, inplace=True)
     torch.sum(resp, 0, keepdim=True, out=total)
     resp.div_(total)
     total.log_()
     joint.sub_(total)
     log_norm.add_(total)
+
+
+@functools.cache
+def _floors(dtype: torch.dtype, n_components: int) -> tuple[float, float]:
+    """``(floor, zero_below)`` of :func:`_normalize`: log-responsibilities are clamped at
+    ``floor = log(K·e·tiny)`` and responsibilities ``<= zero_below = exp(floor)·(1 + 1e-4)``
+    (before normalization) set to 0; both normal numbers of ``dtype``."""
+    floor = math.log(torch.finfo(dtype).tiny) + math.log(n_components) + 1.0
+    return floor, math.exp(floor) * 1.0001
 
 
 def summarize(X: Tensor, resp: Tensor, cov_type: CovarianceType, shift: Tensor | None = None,
