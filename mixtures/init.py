@@ -31,7 +31,7 @@ from torch import Tensor
 from mixtures.errors import DataError, ParameterError, SingularCovarianceError
 from mixtures.model import GaussianMixture
 from mixtures.params import MixtureParams
-from mixtures.suffstats import m_step, pooled_component, summarize
+from mixtures.suffstats import floored_counts, m_step, pooled_component, summarize
 from mixtures.validation import make_generator
 
 INITIALIZERS = ("kmeans", "kmeans++", "random", "random_from_data")
@@ -43,9 +43,18 @@ def params_from_responsibilities(model: GaussianMixture, X: Tensor, resp: Tensor
     """M step from responsibilities ``resp`` ``(N, K)``.
 
     With ``on_collapse="reseed"`` a component whose covariance would be singular keeps
-    its weight and mean and takes the covariance of all the data.
+    its weight and mean and takes the covariance of all the data. With
+    ``on_collapse="pool"`` (what routines that start from centres only ask for: k-means,
+    k-medians) the mixture is built by the lenient rule of
+    :func:`mixtures.inference.kmeans.induced_params`, which never fails.
     """
     summary = summarize(X, resp, model.cov_type)
+    if on_collapse == "pool":
+        from mixtures.inference.kmeans import induced_params
+
+        means = summary.sx / floored_counts(summary.nk)[:, None] + summary.shift
+        return induced_params(summary, model.cov_type, reg_covar, means,
+                              lambda: float(X.var(0, correction=0).mean()))[0]
     pooled: set[int] = set()
     while True:
         try:
@@ -79,10 +88,11 @@ def kmeans_plusplus(X: Tensor, n_clusters: int, generator: torch.Generator) -> T
     return torch.stack(centers)
 
 
-def _pooled(model: GaussianMixture, X: Tensor, reg_covar: float) -> MixtureParams:
+def _pooled(model: GaussianMixture, X: Tensor, reg_covar: float, on_collapse: str = "error") -> MixtureParams:
     """Every component = the whole data (its covariance in the model's type)."""
     N, K = X.shape[0], model.n_components
-    return params_from_responsibilities(model, X, X.new_full((N, K), 1.0 / K), reg_covar)
+    lenient = "pool" if on_collapse == "pool" else "error"
+    return params_from_responsibilities(model, X, X.new_full((N, K), 1.0 / K), reg_covar, lenient)
 
 
 def _labels_from_array(model: GaussianMixture, X: Tensor, labels: Tensor) -> Tensor:
@@ -137,6 +147,9 @@ def initialize(model: GaussianMixture, X: Tensor, init: InitSpec = "kmeans",
         init: see the module docstring.
         seed: seeds the random initializers (ignored when ``generator`` is given).
         reg_covar: added to covariance diagonals of M-step-based initializers.
+        on_collapse: a singular covariance of an M-step-based initializer is an error
+            (``"error"``), takes the data's covariance (``"reseed"``), or is built by
+            k-means' lenient rule (``"pool"``: for routines that use only the centres).
     """
     from mixtures.inference.kmeans import assign, lloyd  # shared k-means math
 
@@ -157,11 +170,14 @@ def initialize(model: GaussianMixture, X: Tensor, init: InitSpec = "kmeans",
         locs = locs.reshape(-1, 1) if locs.dim() == 1 and D == 1 else locs
         if tuple(locs.shape) != (K, D):
             raise ParameterError(f"init locs must have shape (K, D) = {(K, D)}; got {tuple(locs.shape)}.")
+        # every given tensor follows the data's dtype and device, as locs do
         if "covariances" in init:
-            covariances = init["covariances"]
+            covariances = torch.as_tensor(np.asarray(init["covariances"]) if not isinstance(
+                init["covariances"], Tensor) else init["covariances"]).to(X)
         else:
-            covariances = _pooled(model, X, reg_covar).covariances
-        weights = init.get("weights", X.new_full((K,), 1.0 / K))
+            covariances = _pooled(model, X, reg_covar, on_collapse).covariances
+        weights = init["weights"] if "weights" in init else X.new_full((K,), 1.0 / K)
+        weights = torch.as_tensor(np.asarray(weights) if not isinstance(weights, Tensor) else weights).to(X)
         return initialize(model, X, MixtureParams(weights, locs, covariances, model.covariance_type))
     if isinstance(init, str):
         if init == "random":
@@ -171,7 +187,7 @@ def initialize(model: GaussianMixture, X: Tensor, init: InitSpec = "kmeans",
         if init == "random_from_data":
             chosen = torch.randperm(N, generator=generator)[:K].to(X.device)
             return MixtureParams.from_native(X.new_full((K,), 1.0 / K), X[chosen],
-                                             _pooled(model, X, reg_covar).native, model.cov_type,
+                                             _pooled(model, X, reg_covar, on_collapse).native, model.cov_type,
                                              validate=False)
         if init in ("kmeans++", "kmeans"):
             centers = kmeans_plusplus(X, K, generator)

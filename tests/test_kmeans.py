@@ -1,5 +1,6 @@
 """k-means and k-medians: Lloyd's fixed point, scikit-learn agreement, empty clusters, traces."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -139,3 +140,22 @@ def test_constant_feature_without_reg_covar_gets_a_relative_floor(dtype, covaria
     assert_close(covariances[:, 2, 2], torch.full((2,), floor, dtype=torch.float64), rtol=1e-5, atol=0)
     assert (torch.linalg.eigvalsh(covariances) > 0).all()
     assert torch.isfinite(result.history["log_likelihood"]).all()
+
+
+@pytest.mark.parametrize("init", ["kmeans", "kmeans++", "random_from_data", "random"])
+@pytest.mark.parametrize("method", ["kmeans", "kmedians"])
+def test_clustering_starts_never_fail_on_covariances(method, init):
+    # the routines use only the start's centres: duplicated points and a constant feature
+    # with reg_covar=0 give singular start covariances, built leniently instead of raising
+    rng = np.random.default_rng(0)
+    X = np.c_[np.repeat(rng.normal(size=(10, 1)) * 5, 3, axis=0), np.ones(30)]
+    result = mixtures.fit(GaussianMixture(3), X, method=method, init=init, reg_covar=0.0, seed=1)
+    assert torch.isfinite(result.params.covariances).all()
+    centres, labels = result.extras["centers"], result.extras["labels"]
+    points = torch.as_tensor(X)
+    # a fixed point of the routine: every point is with its nearest centre (L2 or L1)
+    distance = torch.cdist(points, centres, p=2.0 if method == "kmeans" else 1.0)
+    assert torch.equal(distance.gather(1, labels[:, None]).squeeze(1), distance.min(1).values)
+    if method == "kmeans":  # and every centre is its cluster's mean
+        for k in labels.unique().tolist():
+            assert_close(centres[k], points[labels == k].mean(0))

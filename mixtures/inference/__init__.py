@@ -129,15 +129,17 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
         resp = initial_responsibilities(model, X, init)
         if resp is not None:
             options = {**options, "init_responsibilities": resp}
+    # routines that use only the start's centres (k-means, k-medians) never fail on its covariances
+    collapse_rule = "pool" if getattr(routine, "starts_from_centres", False) else options.get("on_collapse", "error")
     for restart_seed in seeds:
         try:
             if distributed:
                 start = dist_utils.agreed_start(
                     model, X,
-                    lambda seed=restart_seed: _initialize(model, X, init, seed, reg_covar, init_sample_size))
+                    lambda seed=restart_seed: _initialize(model, X, init, seed, reg_covar, init_sample_size,
+                                                          collapse_rule))
             else:
-                start = _initialize(model, X, init, restart_seed, reg_covar, init_sample_size,
-                                    options.get("on_collapse", "error"))
+                start = _initialize(model, X, init, restart_seed, reg_covar, init_sample_size, collapse_rule)
             result = _run_routine(method, routine, run_model, X, start, reg_covar=reg_covar, seed=restart_seed,
                                   **options)
         except (FloatingPointError, ValueError) as error:

@@ -494,6 +494,7 @@ def fit_kmeans(model: GaussianMixture, X: Tensor, init: MixtureParams, seed: int
 
 fit_kmeans.supports_streaming = True
 fit_kmeans.supports_distributed = True
+fit_kmeans.starts_from_centres = True  # fit() builds the start's covariances leniently
 
 
 @register("kmedians")
@@ -501,3 +502,6 @@ def fit_kmedians(model: GaussianMixture, X: Tensor, init: MixtureParams, seed: i
                  **options: Any) -> FitResult:
     """k-medians (L1). Options as :func:`fit_kmeans`."""
     return _run(model, X, init, "l1", **options)
+
+
+fit_kmedians.starts_from_centres = True
