@@ -23,7 +23,14 @@ calls arbitrary objects. Layout (format ``"mixtures.FitResult"``, version 1.0)::
 
 ``native`` is the covariance's native tensor (:mod:`mixtures.covariance`), so a
 round trip is bit-exact: predictions of the loaded result equal the original's.
-Tensors are stored on the CPU and load on the CPU (use ``params.to(device=...)``).
+Tensors are stored on the CPU and load on the CPU; ``load(path, device="cuda")``
+moves the parameters, the initial parameters and the posterior (its draws and the
+tensors of its ``distribution`` and ``diagnostics``) to a device, bits unchanged.
+Extras stay on the CPU (they record the fit).
+
+The fit's settings (``extras["fit_settings"]``: method, init, seed, n_init, reg_covar,
+dtype, device and the routine's options, as primitives) are extras like any other
+and are saved with the result.
 
 Extras: primitives (and dicts / lists / tuples of them, dict keys str or int),
 tensors (kept as tensors, moved to the CPU), numpy arrays (stored as tensors:
@@ -102,8 +109,8 @@ def save_result(result: FitResult, path: PathLike, config: dict[str, Any] | None
 def result_to_state(result: FitResult, warn: bool = False) -> dict[str, Any]:
     """The file's content for ``result``: a dict of tensors and primitives (no code).
 
-    Also used to pickle scikit-learn estimators. ``warn`` emits a ``UserWarning``
-    naming extras that had to be stored as strings.
+    :func:`save_result` writes it; :func:`result_from_state` is its inverse. ``warn``
+    emits a ``UserWarning`` naming extras that had to be stored as strings.
     """
     if not isinstance(result, FitResult):
         raise TypeError(f"save_result needs a mixtures.FitResult; got {type(result).__name__}.")
@@ -234,12 +241,18 @@ def _atomic_torch_save(state: dict[str, Any], path: Path) -> None:
 # -- reading --------------------------------------------------------------------------
 
 
-def load(path: PathLike) -> FitResult:
+def load(path: PathLike, device: Any = None) -> FitResult:
     """Read a result written by :func:`save_result` (or ``FitResult.save``).
 
     Nothing in the file is executed: it is read with ``torch.load(weights_only=True)``.
-    Tensors load on the CPU with the dtype they were saved with, and predictions
-    of the loaded result equal the saved one's bit for bit.
+    Tensors load with the dtype they were saved with, and predictions of the loaded
+    result equal the saved one's bit for bit.
+
+    Args:
+        path: the file.
+        device: where the parameters, the initial parameters and the posterior go
+            (``"cpu"``, ``"cuda"``, a ``torch.device``...); None keeps them on the CPU.
+            Extras stay on the CPU.
 
     Raises:
         FileNotFoundError: no such file.
@@ -247,8 +260,52 @@ def load(path: PathLike) -> FitResult:
             (another ``torch.save`` payload, a text file...), was written by a newer
             major format version, or holds inconsistent fields. The message names
             the file and what is wrong.
+        ValueError: ``device`` is not a device name, or that device is not available.
     """
-    return result_from_state(_read(path), where=str(path))
+    state = _read(path)
+    target = None if device is None else _check_device(device)
+    result = result_from_state(state, where=str(path))
+    return result if target is None else _to_device(result, target)
+
+
+def _check_device(device: Any) -> torch.device:
+    try:
+        target = torch.device(device)
+        torch.empty(0, device=target)  # is it available here?
+    except (RuntimeError, TypeError, AssertionError) as error:
+        raise ValueError(f"cannot load onto device {device!r}: {error}. Check the device name "
+                         "('cpu', 'cuda', 'cuda:0', 'mps') and that it is available, or load with "
+                         "device=None (the CPU).") from None
+    return target
+
+
+def _to_device(result: FitResult, device: torch.device) -> FitResult:
+    """``result`` with its parameters, initial parameters and posterior on ``device`` (bits kept)."""
+    def params_on(params: MixtureParams | None) -> MixtureParams | None:
+        if params is None:
+            return None
+        # from_native without validation: MixtureParams.to would renormalize the weights
+        return MixtureParams.from_native(params.weights.to(device), params.locs.to(device),
+                                         params.native.to(device), params.cov_type, validate=False)
+
+    def tensors_on(value: Any) -> Any:
+        if isinstance(value, Tensor):
+            return value.to(device)
+        if isinstance(value, dict):
+            return {key: tensors_on(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            items = [tensors_on(item) for item in value]
+            return items if isinstance(value, list) else tuple(items)
+        return value
+
+    posterior = result.posterior
+    if posterior is not None:
+        posterior = dataclasses.replace(
+            posterior, weights=posterior.weights.to(device), locs=posterior.locs.to(device),
+            native=posterior.native.to(device), distribution=tensors_on(posterior.distribution),
+            diagnostics=tensors_on(posterior.diagnostics))
+    return dataclasses.replace(result, params=params_on(result.params), init=params_on(result.init),
+                               posterior=posterior)
 
 
 def load_metadata(path: PathLike) -> dict[str, Any]:

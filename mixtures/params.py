@@ -50,6 +50,15 @@ class MixtureParams:
     The instance is immutable; tensors are copied on construction. Use
     :meth:`from_native` to build from native tensors (e.g. Cholesky factors)
     without refactorizing.
+
+    Dtype: the parameters take the dtype of ``locs`` when it is a floating tensor, else
+    float64 (lists, numpy arrays, integer tensors); ``weights`` and ``covariances``
+    given as lists or arrays are converted to it. Floating *tensors* of different
+    dtypes (say float32 weights with float64 locs) are mixed input and a
+    :class:`~mixtures.errors.ParameterError` naming each tensor's dtype: convert them
+    to one dtype first (``.double()`` or ``.float()``). This is not the rule of
+    :func:`mixtures.fit`, which casts a coherent ``init`` of one dtype to the data's
+    dtype (float32 data with float64 initial parameters gives a float32 fit).
     """
 
     __slots__ = ("weights", "locs", "native", "cov_type", "_whitener")
@@ -61,6 +70,7 @@ class MixtureParams:
 
     def __init__(self, weights: Any, locs: Any, covariances: Any, covariance_type: str = "full"):
         cov_type = get_covariance_type(covariance_type)
+        _check_one_dtype(weights=weights, locs=locs, covariances=covariances)
         locs_t = _as_float(locs, "locs")
         if locs_t.dim() == 1:  # K means of 1-D data
             locs_t = locs_t.unsqueeze(-1)
@@ -81,8 +91,10 @@ class MixtureParams:
 
         Args:
             weights: ``(K,)``. locs: ``(K, D)``. native: see :mod:`mixtures.covariance`.
-            validate: check shapes, simplex and positivity (routines that produce
-                parameters by construction pass ``False``).
+            validate: check shapes, one floating dtype for the three tensors (a
+                ``ParameterError`` for mixed dtypes, as the constructor), simplex and
+                positivity. Routines that produce parameters by construction pass
+                ``False``: nothing is checked then, not even the dtypes.
         """
         self = cls.__new__(cls)
         self._init(weights, locs, native, get_covariance_type(covariance_type), validate)
@@ -90,6 +102,7 @@ class MixtureParams:
 
     def _init(self, weights, locs, native, cov_type, validate):
         if validate:
+            _check_one_dtype(weights=weights, locs=locs, native=native)
             weights, locs, native = _validate(weights, locs, native, cov_type)
         for name, value in (("weights", weights), ("locs", locs), ("native", native),
                             ("cov_type", cov_type), ("_whitener", None)):
@@ -221,6 +234,29 @@ class MixtureParams:
     def __repr__(self) -> str:
         return (f"MixtureParams(K={self.n_components}, D={self.n_features}, "
                 f"covariance_type={self.covariance_type!r}, dtype={self.dtype})")
+
+
+def _check_one_dtype(**values: Any) -> None:
+    """``ParameterError`` when the floating tensors among ``values`` do not share one dtype.
+
+    Only dtype attributes are read (no tensor work): cheap enough for every validated
+    construction. Lists, numpy arrays and integer tensors carry no float dtype of their
+    own and are converted to the parameters' dtype.
+    """
+    dtypes = {name: value.dtype for name, value in values.items()
+              if isinstance(value, Tensor) and value.is_floating_point()}
+    if len(set(dtypes.values())) <= 1:
+        return
+    listed = ", ".join(f"{name} {str(dtype).replace('torch.', '')}" for name, dtype in dtypes.items())
+    target = dtypes.get("locs", next(iter(dtypes.values())))
+    method = {torch.float64: "double", torch.float32: "float"}.get(target)
+    odd = [name for name, dtype in dtypes.items() if dtype != target]
+    cast = (" and ".join(f"{name}.{method}()" for name in odd) if method is not None
+            else " and ".join(f"{name}.to({target})" for name in odd))
+    raise ParameterError(
+        f"MixtureParams got tensors of mixed dtypes ({listed}): they must share one dtype. "
+        f"Convert them first, e.g. {cast} (to {str(target).replace('torch.', '')}, the dtype of "
+        f"{'locs' if 'locs' in dtypes else next(iter(dtypes))}), or all of them with .to(torch.float64).")
 
 
 def _as_float(value: Any, name: str) -> Tensor:

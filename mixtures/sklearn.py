@@ -5,7 +5,32 @@
 passes ``sklearn.utils.estimator_checks.check_estimator``; any routine of
 :func:`mixtures.fit` does the fitting (``method="em"``, ``"hard_em"``, ``"kmeans"``...).
 Numpy in, numpy out: float32 data gives float32 attributes and outputs, other
-numeric data float64.
+numeric data float64. Torch tensors are accepted too and converted to numpy on the
+CPU (outputs are numpy arrays, never tensors): a float32 or float64 tensor keeps its
+dtype, float16 / bfloat16 (tensors or arrays) become float32 as in :func:`mixtures.fit`,
+integer and boolean tensors float64, and a tensor that requires grad is detached
+(the estimator never back-propagates into it).
+
+Routines and their iteration budget: ``max_iter`` and ``tol`` are passed to the
+routine under its own names (``_ITERATION_OPTIONS``)::
+
+    method                              max_iter becomes   tol becomes
+    em, hard_em, kmeans, kmedians, vb   max_iter           tol
+    map, svi                            num_steps          tol
+    stepwise_em                         num_epochs         tol (mean log-likelihood per point)
+    nuts                                (not passed)       (not passed)
+
+NUTS has no iteration budget to map: its cost is set by ``method_options``
+(``{"warmup": 300, "num_samples": 500}`` by default, ``max_tree_depth``...);
+``max_iter`` and ``tol`` are ignored for it. ``n_iter_`` is then ``num_samples``.
+
+Bayesian routines: ``prior`` (a :class:`mixtures.priors.GaussianPrior`) is given to the
+model, ``mixtures.GaussianMixture(K, covariance_type, prior=prior)``. With
+``prior=None``, ``method="vb"`` and ``method="nuts"`` (which need a prior) use the
+default ``GaussianPrior()`` (conjugate, data-scaled defaults as scikit-learn's
+``BayesianGaussianMixture``); every other routine then fits without a prior
+(maximum likelihood; with a prior, ``"em"`` is MAP-EM and ``"map"`` / ``"svi"``
+include the log prior).
 
 scikit-learn is an optional dependency, imported only by this module.
 
@@ -32,6 +57,17 @@ Differences from scikit-learn, by design:
 * ``random_state`` becomes one integer seed for :func:`mixtures.fit` (an int is
   used as is; ``None`` or a ``RandomState`` draws one), so
   ``GaussianMixture(random_state=s)`` equals ``mixtures.fit(..., seed=s)`` bit for bit.
+* ``fit_predict(X)`` returns the labels of the fit itself, as scikit-learn's final
+  E step does: the routine's own most probable assignments under the fitted
+  parameters (``result.extras["labels"]`` of ``"hard_em"``, ``"map"``, ``"svi"``,
+  ``"nuts"``) or, for the other routines, the most probable component under the
+  fitted parameters computed once at the end of the fit. Both equal
+  ``fit(X).predict(X)``. (k-means' and k-medians' own labels are nearest-centre
+  assignments, which can differ from the fitted mixture's most probable component,
+  so they are not used.)
+* ``lower_bound_`` for ``"nuts"`` and ``"stepwise_em"`` is computed on the training data
+  at ``result.params`` (their history's last log-likelihood is that of the last draw,
+  or of an evaluation subsample).
 * Not a ``ClusterMixin``: scikit-learn's clustering checks expect an
   ``n_clusters`` parameter and a ``labels_`` attribute, which a density estimator
   named like scikit-learn's ``GaussianMixture`` does not have (scikit-learn's is
@@ -73,14 +109,27 @@ from mixtures.inference import ROUTINES, fit
 from mixtures.init import INITIALIZERS, initialize
 from mixtures.model import GaussianMixture as MixtureModel
 from mixtures.params import MixtureParams
+from mixtures.priors import GaussianPrior
 from mixtures.result import FitResult
 
 __all__ = ["GaussianMixture", "ConvergenceWarning"]
 
 #: scikit-learn's spelling of initializers -> mixtures.init's
 _INIT_ALIASES = {"k-means++": "kmeans++"}
-#: the routine option that plays the role of ``max_iter`` (default: ``max_iter`` itself)
-_ITERATION_OPTION = {"map": "num_steps", "svi": "num_steps"}
+#: routine -> (its option playing ``max_iter``, its option playing ``tol``); None: not passed
+_ITERATION_OPTIONS: dict[str, tuple[str | None, str | None]] = {
+    "em": ("max_iter", "tol"), "hard_em": ("max_iter", "tol"), "kmeans": ("max_iter", "tol"),
+    "kmedians": ("max_iter", "tol"), "vb": ("max_iter", "tol"),
+    "map": ("num_steps", "tol"), "svi": ("num_steps", "tol"),
+    "stepwise_em": ("num_epochs", "tol"),
+    "nuts": (None, None),
+}
+#: routines that need a prior: ``prior=None`` gives them the default ``GaussianPrior()``
+_NEEDS_PRIOR = ("vb", "nuts")
+#: routines whose ``extras["labels"]`` are the most probable component under ``result.params``
+_OWN_LABELS = ("hard_em", "map", "svi", "nuts")
+#: routines whose last history log-likelihood is not the training log-likelihood at ``result.params``
+_LIKELIHOOD_ELSEWHERE = ("nuts", "stepwise_em")
 #: arguments of mixtures.fit that have their own estimator parameter
 _RESERVED_OPTIONS = {"init": "init_params / weights_init / means_init / precisions_init",
                      "seed": "random_state", "n_init": "n_init", "reg_covar": "reg_covar",
@@ -98,11 +147,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     Args:
         n_components: number of components K.
         covariance_type: ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"``.
-        method: a routine of :func:`mixtures.fit` (``"em"``, ``"hard_em"``, ``"kmeans"``...).
+        method: a routine of :func:`mixtures.fit` (``"em"``, ``"hard_em"``, ``"kmeans"``,
+            ``"kmedians"``, ``"map"``, ``"svi"``, ``"stepwise_em"``, ``"vb"``, ``"nuts"``).
         init_params: initializer, see the module docstring.
         n_init: restarts; the best final objective is kept.
-        max_iter: iteration budget (passed as ``num_steps`` to ``"map"`` / ``"svi"``).
-        tol: convergence tolerance (EM: on the change of the mean log-likelihood per point).
+        max_iter: iteration budget, under the routine's own name (module docstring:
+            ``num_steps`` for ``"map"`` / ``"svi"``, ``num_epochs`` for ``"stepwise_em"``;
+            ignored by ``"nuts"``).
+        tol: convergence tolerance (EM: on the change of the mean log-likelihood per point;
+            ignored by ``"nuts"``).
         reg_covar: added to covariance diagonals.
         random_state: int, None or ``numpy.random.RandomState``.
         warm_start: start the next ``fit`` from this fit's parameters.
@@ -113,6 +166,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         means_init: ``(K, D)`` initial means, or None.
         precisions_init: initial precisions in scikit-learn's layout: ``(K, D, D)``
             full, ``(D, D)`` tied, ``(K, D)`` diag, ``(K,)`` spherical; or None.
+        prior: a :class:`mixtures.priors.GaussianPrior` for the model, or None (no prior;
+            ``"vb"`` and ``"nuts"`` then use the default ``GaussianPrior()``).
 
     Fitted attributes: ``weights_`` ``(K,)``, ``means_`` ``(K, D)``, ``covariances_``
     and ``precisions_`` and ``precisions_cholesky_`` (full ``(K, D, D)``, tied
@@ -126,7 +181,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                  init_params: str = "kmeans", n_init: int = 1, max_iter: int = 100, tol: float = 1e-3,
                  reg_covar: float = 1e-6, random_state: Any = None, warm_start: bool = False,
                  method_options: dict[str, Any] | None = None, weights_init: Any = None,
-                 means_init: Any = None, precisions_init: Any = None):
+                 means_init: Any = None, precisions_init: Any = None, prior: Any = None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.method = method
@@ -141,34 +196,56 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.weights_init = weights_init
         self.means_init = means_init
         self.precisions_init = precisions_init
+        self.prior = prior
 
     # -- fitting ------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> GaussianMixture:
         """Fit to ``X`` ``(N, D)`` (``y`` is ignored). Returns ``self``."""
+        self._fit(X)
+        return self
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        """Fit, then the most probable component of every point ``(N,)`` (int64).
+
+        The labels come from the fit itself (the routine's final assignments, or one
+        final pass at the fitted parameters; module docstring); they equal
+        ``fit(X).predict(X)``.
+        """
+        data = self._fit(X)
+        return _numpy(_final_labels(self.result_, data))
+
+    def _fit(self, X: Any) -> Tensor:
+        """Fit and set the fitted attributes; return the validated data as a tensor."""
         previous = getattr(self, "result_", None) if self.warm_start else None
-        X_array = _validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        X_array = _validate_data(self, _numeric(X), dtype=[np.float64, np.float32], ensure_min_samples=2)
         self._check_parameters()
         N, D = X_array.shape
         if N < self.n_components:
             raise ValueError(f"Expected n_samples >= n_components but got n_components = "
                              f"{self.n_components}, n_samples = {N}: use fewer components or more data.")
         data = _as_tensor(X_array)
-        model = MixtureModel(self.n_components, self.covariance_type)
+        model = MixtureModel(self.n_components, self.covariance_type, prior=self._prior())
         seed = _seed_from(self.random_state)
         init = self._initialization(model, data, seed, previous)
-        options = {_ITERATION_OPTION.get(self.method, "max_iter"): self.max_iter, "tol": self.tol}
+        iterations, tolerance = _ITERATION_OPTIONS.get(self.method, ("max_iter", "tol"))
+        options: dict[str, Any] = {}
+        if iterations is not None:
+            options[iterations] = self.max_iter
+        if tolerance is not None:
+            options[tolerance] = self.tol
         options.update(self.method_options or {})
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = fit(model, data, self.method, init=init, seed=seed, n_init=self.n_init,
                          reg_covar=self.reg_covar, **options)
-        _reemit(caught)
+        _reemit(caught, stacklevel=4)  # _reemit -> _fit -> fit / fit_predict -> the caller
         self._set_fitted(result, data)
-        return self
+        return data
 
-    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
-        """Fit, then the most probable component of every point ``(N,)`` (= ``fit(X).predict(X)``)."""
-        return self.fit(X).predict(X)
+    def _prior(self) -> GaussianPrior | None:
+        if self.prior is None and self.method in _NEEDS_PRIOR:
+            return GaussianPrior()
+        return self.prior
 
     def _check_parameters(self) -> None:
         _check_int(self.n_components, "n_components", 1)
@@ -187,6 +264,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if not isinstance(self.init_params, str) or self.init_params not in allowed:
             raise ValueError(f"init_params must be one of {allowed}; got {self.init_params!r}. "
                              "Give starting values through weights_init, means_init and precisions_init.")
+        if self.prior is not None and not isinstance(self.prior, GaussianPrior):
+            raise ValueError(f"prior must be a mixtures.priors.GaussianPrior or None; "
+                             f"got {type(self.prior).__name__}.")
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise ValueError(f"warm_start must be True or False; got {self.warm_start!r}.")
         options = self.method_options
@@ -239,7 +319,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.converged_ = bool(result.converged)
         self.n_iter_ = int(result.n_iter)
         log_likelihood = result.log_likelihood
-        if not np.isfinite(log_likelihood):  # a routine that did not track it
+        if not np.isfinite(log_likelihood) or result.method in _LIKELIHOOD_ELSEWHERE:
             log_likelihood = float(result.score_samples(X).sum())
         self.lower_bound_ = log_likelihood / X.shape[0]
         self.history_ = result.history
@@ -249,7 +329,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _checked(self, X: Any) -> tuple[FitResult, Tensor]:
         """The fitted result and ``X`` validated against the training data's features."""
         check_is_fitted(self)
-        return self.result_, _as_tensor(_validate_data(self, X, dtype=[np.float64, np.float32],
+        return self.result_, _as_tensor(_validate_data(self, _numeric(X), dtype=[np.float64, np.float32],
                                                         reset=False))
 
     def score_samples(self, X: Any) -> np.ndarray:
@@ -309,6 +389,32 @@ def _seed_from(random_state: Any) -> int:
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
+def _numeric(X: Any) -> Any:
+    """``X`` ready for scikit-learn's validation, keeping float32 / float64 as they are.
+
+    A torch tensor becomes a numpy array on the CPU (detached if it requires grad);
+    half precision (float16, bfloat16) becomes float32, as :func:`mixtures.fit` does
+    (scikit-learn would make it float64). Everything else is left to ``validate_data``.
+    """
+    if isinstance(X, Tensor):
+        X = X.detach()
+        if X.dtype in (torch.float16, torch.bfloat16):
+            X = X.to(torch.float32)
+        return X.cpu().resolve_conj().resolve_neg().numpy()
+    if isinstance(X, np.ndarray) and X.dtype == np.float16:
+        return X.astype(np.float32)
+    return X
+
+
+def _final_labels(result: FitResult, X: Tensor) -> Tensor:
+    """The fit's own most probable assignments ``(N,)``, or one pass at the fitted parameters."""
+    labels = result.extras.get("labels")
+    if (result.method in _OWN_LABELS and isinstance(labels, Tensor)
+            and tuple(labels.shape) == (X.shape[0],)):
+        return labels.long()
+    return result.params.joint_log_prob(X).argmax(-1)
+
+
 def _as_tensor(array: np.ndarray) -> Tensor:
     # validate_data may return read-only (memory-mapped) arrays; torch needs writable memory.
     return torch.from_numpy(np.require(array, requirements=["C", "W"]))
@@ -347,11 +453,11 @@ def _covariances_from_precisions(precisions: Tensor, covariance_type: str) -> Te
     return torch.cholesky_inverse(factor)
 
 
-def _reemit(caught: list[warnings.WarningMessage]) -> None:
+def _reemit(caught: list[warnings.WarningMessage], stacklevel: int = 3) -> None:
     """Re-issue warnings caught during a fit, from the caller's ``fit`` line, with mixtures'
     ConvergenceWarning turned into this module's (also scikit-learn's)."""
     for message in caught:
         category = message.category
         if issubclass(category, MixturesConvergenceWarning) and not issubclass(category, ConvergenceWarning):
             category = ConvergenceWarning
-        warnings.warn(str(message.message), category, stacklevel=3)
+        warnings.warn(str(message.message), category, stacklevel=stacklevel)

@@ -5,6 +5,7 @@ import dataclasses
 import math
 import os
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -69,6 +70,99 @@ def test_round_trip_kmeans_with_tensor_extras(tmp_path):
             assert isinstance(loaded.extras[key], torch.Tensor) and torch.equal(loaded.extras[key], value)
         else:
             assert loaded.extras[key] == value
+
+
+def assert_same_tree(loaded, original, where="extras"):
+    """Equal nested extras / posterior fields: tensors bit for bit (NaN = NaN), the rest by ==."""
+    if isinstance(original, torch.Tensor):
+        assert isinstance(loaded, torch.Tensor) and loaded.dtype == original.dtype, where
+        torch.testing.assert_close(loaded, original, rtol=0, atol=0, equal_nan=True, msg=where)
+    elif isinstance(original, dict):
+        assert isinstance(loaded, dict) and loaded.keys() == original.keys(), where
+        for key in original:
+            assert_same_tree(loaded[key], original[key], f"{where}[{key!r}]")
+    elif isinstance(original, (list, tuple)):
+        assert type(loaded) is type(original) and len(loaded) == len(original), where
+        for i, (a, b) in enumerate(zip(loaded, original)):
+            assert_same_tree(a, b, f"{where}[{i}]")
+    elif isinstance(original, float) and math.isnan(original):
+        assert isinstance(loaded, float) and math.isnan(loaded), where
+    else:
+        assert loaded == original and type(loaded) is type(original), where
+
+
+#: every routine not covered above, with cheap settings; the Bayesian ones with a prior
+ROUTINE_RUNS = {
+    "hard_em": (None, {}),
+    "map": (None, {"num_steps": 25}),
+    "stepwise_em": (None, {"num_epochs": 2, "batch_size": 64}),
+    "svi": (GaussianPrior(), {"guide": "normal", "num_steps": 25, "posterior_samples": 16}),
+    "nuts": (GaussianPrior(), {"warmup": 10, "num_samples": 10, "max_tree_depth": 3}),
+}
+
+
+@pytest.mark.parametrize("method", list(ROUTINE_RUNS))
+def test_round_trip_of_every_routine(tmp_path, method):
+    prior, options = ROUTINE_RUNS[method]
+    X = true_params("full").sample(200, seed=1)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # convergence notices of the short runs
+        result = mixtures.fit(mixtures.GaussianMixture(3, "full", prior=prior), X, method=method, seed=0,
+                              **options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is stringified: no warning at save time
+        result.save(tmp_path / f"{method}.pt")
+    metadata = load_metadata(tmp_path / f"{method}.pt")
+    assert metadata["stringified_extras"] == [] and metadata["stringified_posterior"] == []
+    loaded = mixtures.load(tmp_path / f"{method}.pt")
+    assert_same_result(loaded, result, X)  # parameters, init, history, predictions
+    assert_same_tree(loaded.extras, result.extras)
+    # the fit's settings survive, as primitives
+    settings = loaded.extras["fit_settings"]
+    assert settings["method"] == method and settings["seed"] == 0 and settings["n_init"] == 1
+    assert settings["options"] == {key: value for key, value in options.items()}
+    assert loaded.model.prior == prior
+    if method in ("svi", "nuts"):
+        posterior = loaded.posterior
+        assert isinstance(posterior, Posterior) and posterior.kind == result.posterior.kind
+        assert posterior.cov_type.name == "full"
+        for name in ("weights", "locs", "native"):
+            assert torch.equal(getattr(posterior, name), getattr(result.posterior, name)), name
+        assert_same_tree(posterior.distribution, result.posterior.distribution, "distribution")
+        assert_same_tree(posterior.diagnostics, result.posterior.diagnostics, "diagnostics")
+        assert torch.equal(posterior.predictive_log_prob(X), result.posterior.predictive_log_prob(X))
+    else:
+        assert loaded.posterior is None and result.posterior is None
+    if method == "svi":  # the variational distribution: the guide's class and its parameters
+        distribution = loaded.posterior.distribution
+        assert isinstance(distribution, dict) and distribution["params"]
+        assert all(isinstance(v, torch.Tensor) for v in distribution["params"].values())
+
+
+def test_load_onto_a_device(tmp_path):
+    X = true_params("diag").sample(200, seed=1)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        result = mixtures.fit(mixtures.GaussianMixture(3, "diag", prior=GaussianPrior()), X, "vb",
+                              posterior_samples=8)
+    path = save_result(result, tmp_path / "vb.pt")
+    for device in ("cpu", torch.device("cpu")):
+        loaded = load(path, device=device)
+        assert_same_result(loaded, result, X)
+        for tensor in (loaded.params.weights, loaded.params.locs, loaded.params.native, loaded.init.locs,
+                       loaded.posterior.weights, loaded.posterior.native):
+            assert tensor.device.type == "cpu"
+        assert_same_tree(loaded.posterior.distribution, result.posterior.distribution, "distribution")
+    with pytest.raises(ValueError, match=r"cannot load onto device 'gpu0'.*Check the device name"):
+        load(path, device="gpu0")
+    if torch.cuda.is_available():
+        on_gpu = load(path, device="cuda")
+        assert on_gpu.params.device.type == "cuda" and on_gpu.posterior.locs.device.type == "cuda"
+        assert torch.equal(on_gpu.params.locs.cpu(), result.params.locs)
+        assert torch.equal(on_gpu.predict(X.cuda()).cpu(), result.predict(X))
+    else:
+        with pytest.raises(ValueError, match=r"cannot load onto device 'cuda'"):
+            load(path, device="cuda")
 
 
 def test_fit_result_save_and_package_level_load(tmp_path):

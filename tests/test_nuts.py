@@ -200,9 +200,9 @@ def test_relabelling_undoes_swapped_labels(covariance_type):
     covariances = {"full": torch.eye(D, dtype=torch.float64) * scales[:, None, None],
                    "tied": torch.eye(D, dtype=torch.float64),
                    "diag": scales[:, None].expand(K, D), "spherical": scales}[covariance_type]
-    means = torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]])
-    weights = torch.tensor([0.2, 0.3, 0.5])
-    reference = MixtureParams(weights, means, covariances, covariance_type).to(torch.float64)
+    means = torch.tensor([[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]], dtype=torch.float64)
+    weights = torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)
+    reference = MixtureParams(weights, means, covariances, covariance_type)
     aligned_locs = reference.locs + 0.3 * torch.randn(S, K, D, dtype=torch.float64, generator=generator)
     aligned_weights = torch.softmax(torch.randn(S, K, dtype=torch.float64, generator=generator), -1)
     swaps = torch.stack([torch.randperm(K, generator=generator) for _ in range(S)])

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -68,7 +69,7 @@ def test_weights_validation(weights, message):
 def test_covariance_validation_names_the_component():
     cov = torch.stack([torch.eye(2), torch.tensor([[1.0, 2.0], [2.0, 1.0]])]).double()
     with pytest.raises(SingularCovarianceError, match="component 1"):
-        MixtureParams([0.5, 0.5], torch.zeros(2, 2), cov)
+        MixtureParams([0.5, 0.5], torch.zeros(2, 2, dtype=torch.float64), cov)
     with pytest.raises(ParameterError, match="symmetric"):
         MixtureParams([0.5, 0.5], torch.zeros(2, 2), torch.tensor([[[1.0, 0.5], [0.0, 1.0]]] * 2))
     with pytest.raises(ParameterError, match="shape"):
@@ -110,3 +111,59 @@ def test_float32_parameters_keep_dtype():
     X, _ = params.sample(50, seed=0)
     assert X.dtype == torch.float32
     assert params.log_prob(X).dtype == torch.float32
+
+
+# -- dtypes ---------------------------------------------------------------------------------------
+F32, F64 = torch.float32, torch.float64
+
+
+@pytest.mark.parametrize("dtypes, odd", [
+    ((F32, F64, F64), "weights.double()"),
+    ((F64, F64, F32), "covariances.double()"),
+    ((F64, F32, F64), "weights.float() and covariances.float()"),
+], ids=["weights", "covariances", "locs"])
+def test_mixed_dtypes_are_refused(dtypes, odd):
+    weights, locs, covariances = (torch.tensor([0.5, 0.5]).to(dtypes[0]), torch.zeros(2, 2, dtype=dtypes[1]),
+                                  torch.eye(2).expand(2, 2, 2).to(dtypes[2]))
+    names = " ".join(f"{name} {str(d).replace('torch.', '')}" for name, d in
+                     zip(("weights,", "locs,", "covariances"), dtypes))
+    with pytest.raises(ParameterError, match="mixed dtypes") as info:
+        MixtureParams(weights, locs, covariances)
+    message = str(info.value)
+    assert names.replace(",", "") in message.replace(",", ""), message   # every tensor and its dtype
+    assert odd in message                                                # the fix
+    with pytest.raises(ParameterError, match="mixed dtypes.*native"):
+        MixtureParams.from_native(weights, locs, covariances, "full")
+
+
+def test_one_dtype_from_tensors_lists_and_arrays():
+    # lists, numpy arrays and integer tensors have no float dtype of their own: no conflict
+    params = MixtureParams([0.5, 0.5], torch.zeros(2, 2, dtype=F32), torch.eye(2, dtype=F32).expand(2, 2, 2))
+    assert params.dtype == F32 and params.weights.dtype == F32
+    params = MixtureParams(np.array([0.5, 0.5]), torch.zeros(2, 2, dtype=F32), np.eye(2)[None].repeat(2, 0))
+    assert params.dtype == F32 and params.native.dtype == F32
+    params = MixtureParams(torch.tensor([1]), torch.zeros(1, 2, dtype=F32), [[1.0, 1.0]], "diag")
+    assert params.dtype == F32
+    params = MixtureParams([0.5, 0.5], [[0.0], [1.0]], torch.ones(2, dtype=F32), "spherical")
+    assert params.dtype == F64  # locs (a list) decide: float64, as before
+    # a coherent tensor set of either dtype
+    for dtype in (F32, F64):
+        params = MixtureParams(torch.tensor([0.5, 0.5], dtype=dtype), torch.zeros(2, 2, dtype=dtype),
+                               torch.ones(2, 2, dtype=dtype), "diag")
+        assert params.dtype == dtype
+        assert MixtureParams.from_native(params.weights, params.locs, params.native, "diag").dtype == dtype
+
+
+def test_replace_and_unvalidated_construction():
+    params = true_params("diag")  # float64
+    with pytest.raises(ParameterError, match=r"mixed dtypes \(weights float32, locs float64"):
+        params.replace(weights=params.weights.float())
+    assert params.replace(weights=params.weights.flip(0)).dtype == F64
+    # routines building parameters by construction (validate=False) are not checked, not even dtypes
+    fast = MixtureParams.from_native(params.weights, params.locs, params.native, "diag", validate=False)
+    assert fast.native is params.native
+
+
+def test_to_casts_every_tensor():
+    params = true_params("full").to(F32)
+    assert {params.weights.dtype, params.locs.dtype, params.native.dtype} == {F32}

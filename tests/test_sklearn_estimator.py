@@ -1,5 +1,7 @@
-"""mixtures.sklearn.GaussianMixture: scikit-learn's estimator checks, equality with mixtures.fit
-and with sklearn.mixture.GaussianMixture from the same start, dtypes, Pipeline, GridSearchCV."""
+"""mixtures.sklearn.GaussianMixture: scikit-learn's estimator checks (also for the Pyro and Bayesian
+routines), every routine through the estimator, equality with mixtures.fit and with
+sklearn.mixture.GaussianMixture from the same start, dtypes (numpy and torch inputs), fit_predict
+from the fit's own labels, Pipeline, GridSearchCV."""
 
 import pickle
 import warnings
@@ -20,11 +22,21 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import mixtures  # noqa: E402
+from mixtures.priors import GaussianPrior  # noqa: E402
+from mixtures.result import FitResult  # noqa: E402
 from mixtures.sklearn import ConvergenceWarning, GaussianMixture  # noqa: E402
 
 from conftest import COVARIANCE_TYPES, assert_close, true_params  # noqa: E402
 
 FITTED_ARRAYS = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
+METHODS = ("em", "hard_em", "kmeans", "kmedians", "map", "svi", "stepwise_em", "vb", "nuts")
+#: cheap settings per routine (NUTS has no max_iter: its budget is in method_options)
+CHEAP = {"map": dict(max_iter=30), "svi": dict(max_iter=30),
+         "nuts": dict(method_options={"warmup": 20, "num_samples": 20, "max_tree_depth": 4})}
+#: what the estimator passes to mixtures.fit for max_iter=M and tol=T (documented in mixtures.sklearn)
+MAPPED = {"em": ("max_iter", "tol"), "hard_em": ("max_iter", "tol"), "kmeans": ("max_iter", "tol"),
+          "kmedians": ("max_iter", "tol"), "vb": ("max_iter", "tol"), "map": ("num_steps", "tol"),
+          "svi": ("num_steps", "tol"), "stepwise_em": ("num_epochs", "tol"), "nuts": (None, None)}
 
 
 def data(covariance_type="full", n=600, seed=3, dtype=torch.float64):
@@ -41,14 +53,109 @@ def sklearn_start(covariance_type, X):
 
 
 # -- scikit-learn's own estimator checks ----------------------------------------------------
-# No check is marked as expected to fail: all pass. (check_array_api_input skips itself unless
-# SCIPY_ARRAY_API is set.)
+# No check is marked as expected to fail: all pass, for the closed-form routines, the Pyro ones
+# (MAP and SVI: predict_proba through Pyro's marginals, also for K=1 and single points) and the
+# Bayesian ones (VB with the default prior, SVI with a normal guide over a prior, NUTS).
+# (check_array_api_input skips itself unless SCIPY_ARRAY_API is set.)
 @parametrize_with_checks([
     GaussianMixture(),
     GaussianMixture(n_components=2, covariance_type="diag", method="hard_em", n_init=2),
+    GaussianMixture(method="map", max_iter=10),
+    GaussianMixture(n_components=2, covariance_type="diag", method="map", max_iter=10),
+    GaussianMixture(method="svi", max_iter=10),
+    GaussianMixture(n_components=2, method="svi", max_iter=10, prior=GaussianPrior(),
+                    method_options={"guide": "normal", "posterior_samples": 10}),
+    GaussianMixture(method="vb"),
+    GaussianMixture(n_components=2, covariance_type="spherical", method="vb",
+                    method_options={"posterior_samples": 10}),
+    GaussianMixture(n_components=2, method="stepwise_em"),
+    GaussianMixture(method="nuts", method_options={"warmup": 5, "num_samples": 5, "max_tree_depth": 3}),
 ])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+# -- every routine through the estimator -----------------------------------------------------
+@pytest.mark.parametrize("method", METHODS)
+def test_every_routine_fits_predicts_and_scores(method):
+    X = data(n=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # convergence notices of the short runs
+        estimator = GaussianMixture(3, method=method, random_state=0, **CHEAP.get(method, {})).fit(X)
+    assert estimator.result_.method == method
+    labels = estimator.predict(X)
+    proba = estimator.predict_proba(X)
+    assert labels.shape == (300,) and labels.dtype == np.int64 and set(np.unique(labels)) <= {0, 1, 2}
+    assert proba.shape == (300, 3) and np.allclose(proba.sum(1), 1.0)
+    assert np.array_equal(proba.argmax(1), labels)
+    scores = estimator.score_samples(X)
+    assert scores.shape == (300,) and np.isfinite(scores).all()
+    assert estimator.score(X) == pytest.approx(scores.mean(), rel=1e-12)
+    assert estimator.lower_bound_ == pytest.approx(estimator.score(X), rel=1e-12)
+    assert np.isfinite(estimator.bic(X)) and np.isfinite(estimator.aic(X))
+    for name in FITTED_ARRAYS:
+        assert np.isfinite(getattr(estimator, name)).all(), name
+    # well-separated clusters: every routine finds them
+    assert np.sort(estimator.weights_) == pytest.approx([0.2, 0.3, 0.5], abs=0.06)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_max_iter_and_tol_reach_the_routine_under_its_own_names(method):
+    X = data(n=300)
+    settings = {**dict(max_iter=7, tol=1e-4), **CHEAP.get(method, {}), "max_iter": 7}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        estimator = GaussianMixture(3, method=method, random_state=5, n_init=1, **settings).fit(X)
+        iterations, tolerance = MAPPED[method]
+        options = dict(settings.get("method_options") or {})
+        if iterations is not None:
+            options[iterations] = 7
+        if tolerance is not None:
+            options[tolerance] = 1e-4
+        prior = GaussianPrior() if method in ("vb", "nuts") else None
+        result = mixtures.fit(mixtures.GaussianMixture(3, "full", prior=prior), X, method, seed=5,
+                              reg_covar=1e-6, **options)
+    for name in ("weights", "locs", "native"):
+        assert torch.equal(getattr(estimator.result_.params, name), getattr(result.params, name)), name
+    assert estimator.n_iter_ == result.n_iter
+    recorded = estimator.result_.extras["fit_settings"]["options"]
+    assert {k: v for k, v in recorded.items() if k in ("max_iter", "num_steps", "num_epochs", "tol")} == \
+        {k: v for k, v in options.items() if k in ("max_iter", "num_steps", "num_epochs", "tol")}
+
+
+def test_prior_parameter():
+    X = data(n=300)
+    # vb and nuts need a prior: prior=None is the default GaussianPrior()
+    default = GaussianMixture(3, method="vb", random_state=0).fit(X)
+    explicit = GaussianMixture(3, method="vb", random_state=0, prior=GaussianPrior()).fit(X)
+    assert default.result_.model.prior == GaussianPrior() and default.prior is None
+    assert np.array_equal(default.means_, explicit.means_)
+    # a prior reaches the model: Dirichlet-process VB, and MAP-EM for method="em"
+    prior = GaussianPrior(weight_prior="dirichlet_process", weight_concentration=0.1)
+    sparse = GaussianMixture(6, method="vb", random_state=0, prior=prior, max_iter=300).fit(X)
+    assert sparse.result_.model.prior is prior
+    assert (sparse.weights_ > 0.05).sum() == 3
+    map_prior = GaussianPrior(weight_concentration=2.0, degrees_of_freedom=4.0)
+    map_em = GaussianMixture(3, random_state=0, prior=map_prior).fit(X)
+    reference = mixtures.fit(mixtures.GaussianMixture(3, prior=map_prior), X, seed=0, max_iter=100, tol=1e-3)
+    assert np.array_equal(map_em.means_, reference.params.locs.numpy())
+    assert "log_prior" in map_em.history_
+    # maximum likelihood when no prior is given to a routine that does not need one
+    assert GaussianMixture(3, random_state=0).fit(X).result_.model.prior is None
+    # the parameter clones and grid-searches like any other
+    assert clone(sparse).prior == prior
+    with pytest.raises(ValueError, match="prior must be a mixtures.priors.GaussianPrior"):
+        GaussianMixture(3, method="vb", prior={"weight_prior": "dirichlet"}).fit(X)
+    with pytest.raises(ValueError, match="stepwise_em fits maximum likelihood"):
+        GaussianMixture(3, method="stepwise_em", prior=GaussianPrior()).fit(X)
+
+
+def test_warnings_point_at_the_callers_line():
+    X = data()
+    for call in ("fit", "fit_predict"):
+        with pytest.warns(SklearnConvergenceWarning) as record:
+            getattr(GaussianMixture(3, max_iter=1, random_state=0), call)(X)
+        assert {w.filename for w in record} == {__file__}, call
 
 
 # -- equality with mixtures.fit and with scikit-learn -----------------------------------------
@@ -151,14 +258,102 @@ def test_integers_become_float64():
     assert np.array_equal(estimator.means_, reference.means_)
 
 
-def test_fit_predict_equals_fit_then_predict():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_torch_tensors_in_numpy_out_dtype_kept(dtype, requires_grad):
+    X = torch.from_numpy(data()).to(dtype).requires_grad_(requires_grad)
+    estimator = GaussianMixture(3, random_state=0).fit(X)
+    numpy_dtype = {torch.float32: np.float32, torch.float64: np.float64}[dtype]
+    for name in FITTED_ARRAYS:
+        value = getattr(estimator, name)
+        assert isinstance(value, np.ndarray) and value.dtype == numpy_dtype, name
+    for output in (estimator.predict_proba(X), estimator.score_samples(X), estimator.sample(5)[0]):
+        assert isinstance(output, np.ndarray) and output.dtype == numpy_dtype
+    assert isinstance(estimator.predict(X), np.ndarray) and estimator.predict(X).dtype == np.int64
+    assert estimator.fit_predict(X).dtype == np.int64
+    assert X.grad is None and X.requires_grad == requires_grad  # detached, never touched
+    # the same fit as the numpy array of the same dtype, bit for bit
+    reference = GaussianMixture(3, random_state=0).fit(X.detach().numpy())
+    for name in FITTED_ARRAYS:
+        assert np.array_equal(getattr(estimator, name), getattr(reference, name)), name
+
+
+@pytest.mark.parametrize("half", [lambda X: torch.from_numpy(X).half(),
+                                  lambda X: torch.from_numpy(X).bfloat16(),
+                                  lambda X: X.astype(np.float16)], ids=["torch-float16", "bfloat16", "numpy-float16"])
+def test_half_precision_becomes_float32_as_in_the_core(half):
+    X = half(data())
+    estimator = GaussianMixture(3, random_state=0).fit(X)
+    assert estimator.means_.dtype == np.float32 and estimator.result_.params.dtype == torch.float32
+    assert estimator.predict_proba(X).dtype == np.float32
+    exact = X.float().numpy() if isinstance(X, torch.Tensor) else X.astype(np.float32)
+    core = mixtures.fit(mixtures.GaussianMixture(3), X, seed=estimator.result_.extras["seed"],
+                        max_iter=100, tol=1e-3)
+    assert core.params.dtype == torch.float32
+    assert np.array_equal(estimator.means_, GaussianMixture(3, random_state=0).fit(exact).means_)
+
+
+@pytest.mark.parametrize("convert", [lambda X: torch.from_numpy(np.round(X * 10)).long(),
+                                     lambda X: torch.from_numpy(X > 0)], ids=["int64", "bool"])
+def test_integer_and_boolean_tensors_become_float64(convert):
+    X = convert(data())
+    estimator = GaussianMixture(2, covariance_type="diag", random_state=0).fit(X)
+    assert estimator.means_.dtype == np.float64
+    reference = GaussianMixture(2, covariance_type="diag", random_state=0).fit(X.double().numpy())
+    assert np.array_equal(estimator.means_, reference.means_)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dataframe_keeps_dtype_and_feature_names(dtype):
+    pd = pytest.importorskip("pandas")
+    X = data().astype(dtype)
+    frame = pd.DataFrame(X, columns=["a", "b"])
+    estimator = GaussianMixture(3, random_state=0).fit(frame)
+    assert list(estimator.feature_names_in_) == ["a", "b"]
+    assert estimator.means_.dtype == dtype and estimator.predict_proba(frame).dtype == dtype
+    assert np.array_equal(estimator.means_, GaussianMixture(3, random_state=0).fit(X).means_)
+
+
+def test_non_contiguous_tensor():
+    X = torch.from_numpy(np.ascontiguousarray(data().T)).T  # a transposed view
+    assert not X.is_contiguous()
+    estimator = GaussianMixture(3, random_state=0).fit(X)
+    assert np.array_equal(estimator.means_, GaussianMixture(3, random_state=0).fit(X.contiguous()).means_)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_fit_predict_uses_the_fits_own_labels_and_equals_fit_then_predict(method, monkeypatch):
+    # Unconverged fits (2 iterations / steps): labels of an E step *before* the last M step would
+    # differ from predict's; fit_predict must give the labels at the fitted parameters.
     X = data()
+    settings = {**CHEAP.get(method, {}), "max_iter": 2} if method != "nuts" else CHEAP["nuts"]
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        labels = GaussianMixture(3, max_iter=2, random_state=1).fit_predict(X)
-        fitted = GaussianMixture(3, max_iter=2, random_state=1).fit(X)
-    assert np.array_equal(labels, fitted.predict(X))
-    assert labels.shape == (len(X),) and set(np.unique(labels)) <= {0, 1, 2}
+        warnings.simplefilter("ignore", UserWarning)
+        fitted = GaussianMixture(3, random_state=1, method=method, **settings).fit(X)
+        expected = fitted.predict(X)
+        estimator = GaussianMixture(3, random_state=1, method=method, **settings)
+        # fit_predict takes another code path: it never calls predict (neither the estimator's
+        # nor the result's), it reads the fit's final assignments
+        for owner in (GaussianMixture, FitResult):
+            monkeypatch.setattr(owner, "predict", lambda *args, **kwargs: pytest.fail("predict called"))
+        labels = estimator.fit_predict(X)
+    assert labels.dtype == np.int64 and labels.shape == (len(X),)
+    assert np.array_equal(labels, expected)
+    own = estimator.result_.extras.get("labels")
+    if method in ("hard_em", "map", "svi", "nuts"):  # the routine's own final assignments
+        assert np.array_equal(labels, own.numpy())
+
+
+def test_fit_predict_of_kmeans_is_the_mixtures_not_the_nearest_centre():
+    # k-means' own labels are nearest-centre assignments; the fitted mixture (unequal spreads)
+    # puts boundary points elsewhere. fit_predict follows the mixture, as predict does.
+    g = np.random.default_rng(0)
+    X = np.concatenate([g.normal(0.0, 0.3, (200, 2)), g.normal([2.5, 0.0], 2.0, (200, 2))])
+    estimator = GaussianMixture(2, method="kmeans", random_state=0)
+    labels = estimator.fit_predict(X)
+    nearest = estimator.result_.extras["labels"].numpy()
+    assert not np.array_equal(labels, nearest)
+    assert np.array_equal(labels, estimator.predict(X))
 
 
 def test_sample_shapes_reproducibility_and_errors():

@@ -424,3 +424,58 @@ def test_clear_errors(small_data):
     with pytest.warns(ConvergenceWarning, match="max_iter=2"):
         mixtures.fit(GaussianMixture(3, prior=GaussianPrior()), X, method="vb", init="random", max_iter=2,
                      tol=0.0, posterior_samples=10)
+
+
+# -- ill-posed default priors: documented errors, never a raw LinAlgError --------------------------
+def _vb(X, covariance_type="full", K=2, prior=None, **options):
+    model = GaussianMixture(K, covariance_type, prior=prior or GaussianPrior())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return mixtures.fit(model, X, method="vb", posterior_samples=8, **options)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_constant_feature_with_the_default_prior_is_a_data_error(small_data, covariance_type, dtype):
+    # The default covariance_prior is the empirical covariance, singular along a constant feature:
+    # the ELBO's log|Ψ₀| is -inf. Before: a raw torch LinAlgError (full, tied) or an ELBO of -inf
+    # (DivergenceError, diag). Now a DataError naming the feature, covariance_prior and the fix.
+    # (reg_covar=1e-2 in float32: the initializer's full / tied start needs it, see test_hardening)
+    reg_covar = 1e-2 if dtype == torch.float32 else 1e-6
+    X = torch.cat([small_data, torch.full((len(small_data), 1), 3.0, dtype=torch.float64)], 1).to(dtype)
+    with pytest.raises(mixtures.DataError, match=r"covariance_prior.*feature\(s\) \[2\] of X is constant.*"
+                                                 r"[Rr]emove the constant feature"):
+        _vb(X, covariance_type, reg_covar=reg_covar)
+    # "spherical" averages the variances (Ψ₀ > 0) and fits; so does every type with Ψ₀ given
+    assert torch.isfinite(_vb(X, "spherical").params.covariances).all()
+    psi = {"full": np.eye(3), "tied": np.eye(3), "diag": np.ones(3)}[covariance_type]
+    result = _vb(X, covariance_type, prior=GaussianPrior(covariance_prior=psi), reg_covar=reg_covar)
+    assert result.params.dtype == dtype and torch.isfinite(result.params.covariances).all()
+    assert torch.isfinite(result.history["elbo"]).all()
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_collinear_features_with_the_default_prior_is_a_data_error(small_data, covariance_type):
+    X = torch.cat([small_data, 2.0 * small_data[:, :1]], 1)  # third feature = 2 x first
+    with pytest.raises(mixtures.DataError, match="covariance_prior.*collinear"):
+        _vb(X, covariance_type)
+    # diag / spherical priors only need positive variances
+    for other in ("diag", "spherical"):
+        assert torch.isfinite(_vb(X, other).params.locs).all()
+
+
+def test_one_point_with_the_default_prior_is_a_data_error():
+    x = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+    with pytest.raises(mixtures.DataError, match="at least 2 points.*covariance_prior"):
+        _vb(x, K=1)
+    fitted = _vb(x, K=1, prior=GaussianPrior(covariance_prior=np.eye(2)))
+    assert torch.isfinite(fitted.params.covariances).all()
+    # two distinct points in one dimension: a proper default prior, a fit
+    assert torch.isfinite(_vb(torch.tensor([[0.0], [1.0]], dtype=torch.float64), K=1).params.locs).all()
+
+
+def test_numerically_singular_given_covariance_prior_is_a_parameter_error(small_data):
+    # accepted by GaussianPrior (its Cholesky succeeds) but singular to working precision
+    psi = np.array([[1.0, 1.0], [1.0, 1.0 + 1e-14]])
+    with pytest.raises(mixtures.ParameterError, match="given covariance_prior.*singular"):
+        _vb(small_data, prior=GaussianPrior(covariance_prior=psi))
