@@ -44,6 +44,7 @@ import torch
 from torch import Tensor
 
 from mixtures.covariance import CovarianceType, get_covariance_type
+from mixtures.errors import DataError, ParameterError
 
 WEIGHT_PRIORS = ("dirichlet", "dirichlet_process")
 KINDS = ("conjugate", "nonconjugate")
@@ -113,14 +114,62 @@ class GaussianPrior:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+def check_covariance_prior(psi: Tensor, X: Tensor, default: bool, routine: str | None = None) -> None:
+    """A clear error when ``Ψ₀`` (``(D, D)``, ``(D,)`` or ``()``) is not (numerically) positive definite.
+
+    A singular ``Ψ₀`` makes the prior improper (its normalizer ``log |Ψ₀|`` is ``-inf``) and
+    its Cholesky factorization fail. The default ``Ψ₀`` is the data's empirical covariance,
+    singular for a constant feature, collinear features or identical points (a
+    ``DataError`` naming them); a given one singular to working precision is a
+    ``ParameterError``. Matrices count as singular below the pivot floor of
+    :func:`mixtures.covariance.cholesky_checked` (``100 · D · eps`` times the largest
+    diagonal entry); variances must be positive. The check is on the small prior only.
+    """
+    D = X.shape[1]
+    if psi.dim() == 2:
+        factor, info = torch.linalg.cholesky_ex(psi)
+        floor = 100 * D * torch.finfo(psi.dtype).eps * psi.diagonal().amax()
+        singular = bool(info != 0) or not bool((factor.diagonal().square() > floor).all()) \
+            or not bool(torch.isfinite(factor).all())
+    else:
+        singular = not bool((psi > 0).all()) or not bool(torch.isfinite(psi).all())
+    if not singular:
+        return
+    who = f"method={routine!r}" if routine else "the prior"
+    precision = str(psi.dtype).replace("torch.", "")
+    if not default:
+        raise ParameterError(
+            f"{who}: the given covariance_prior Ψ₀ is singular to working precision (its "
+            f"{'Cholesky pivots' if psi.dim() == 2 else 'variances'} are not clearly positive in {precision}), "
+            "so the prior is improper (log |Ψ₀| = -inf). Give a positive definite covariance_prior on the "
+            "data's scale, or fit in float64.")
+    constant = torch.nonzero(X.amax(0) == X.amin(0)).reshape(-1).tolist()
+    if constant:
+        cause = (f"feature(s) {constant[:10]}{'...' if len(constant) > 10 else ''} of X "
+                 f"{'are' if len(constant) > 1 else 'is'} constant")
+        fix = "remove the constant feature(s), or give GaussianPrior(covariance_prior=...) explicitly"
+    else:
+        cause = f"the features of X are (nearly) collinear, or its points (nearly) coincide, at {precision} precision"
+        fix = ("remove redundant features or standardize the data (or fit in float64), or give "
+               "GaussianPrior(covariance_prior=...) explicitly")
+    raise DataError(
+        f"{who if routine else 'the default prior'}: its covariance_prior Ψ₀, the empirical covariance of X, is "
+        f"singular because {cause}, so the prior is improper (log |Ψ₀| = -inf). Fix: {fix} (e.g. the "
+        "identity times a typical variance of the data).")
+
+
 def _covariance_prior(value: Any, X: Tensor, cov_type: CovarianceType, as_t) -> Tensor:
     D = X.shape[1]
     if value is None:
         if X.shape[0] < 2:
-            raise ValueError("the default covariance_prior needs at least 2 points; give covariance_prior.")
+            raise DataError(f"the default prior's covariance_prior Ψ₀ is the data's empirical covariance, "
+                            f"which needs at least 2 points; X has {X.shape[0]}. Give "
+                            "GaussianPrior(covariance_prior=...) explicitly, or more data.")
         empirical = torch.atleast_2d(torch.cov(X.T))
-        return {"full": empirical, "tied": empirical, "diag": empirical.diagonal().clone(),
-                "spherical": empirical.diagonal().mean()}[cov_type.name]
+        psi = {"full": empirical, "tied": empirical, "diag": empirical.diagonal().clone(),
+               "spherical": empirical.diagonal().mean()}[cov_type.name]
+        check_covariance_prior(psi, X, default=True)
+        return psi
     psi = as_t(value)
     expected = {"full": (D, D), "tied": (D, D), "diag": (D,), "spherical": ()}[cov_type.name]
     if tuple(psi.shape) != expected:

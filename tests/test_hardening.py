@@ -134,7 +134,6 @@ from hypothesis.extra import numpy as hnp
 from mixtures import GaussianMixture, MixtureParams, fit
 from mixtures.errors import DataError, DivergenceError, SingularCovarianceError
 from mixtures.inference import ROUTINES
-from mixtures.inference.vb import check_covariance_prior
 from mixtures.priors import GaussianPrior
 from mixtures.validation import as_data
 
@@ -188,7 +187,7 @@ def default_prior_is_usable(X: torch.Tensor, K: int, covariance_type: str) -> bo
     if X.shape[0] < 2:
         return False
     try:
-        check_covariance_prior(GaussianPrior().resolve(X, K, covariance_type), X, default=True)
+        GaussianPrior().resolve(X, K, covariance_type)  # checks the default covariance_prior
     except DataError:
         return False
     return True

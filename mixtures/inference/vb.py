@@ -129,12 +129,12 @@ from torch import Tensor
 
 from mixtures import distributed as dist_utils
 from mixtures.covariance import LOG_2PI, CovarianceType, cholesky_checked, get_covariance_type
-from mixtures.errors import ConvergenceWarning, DataError, DivergenceError, ParameterError
+from mixtures.errors import ConvergenceWarning, DataError, DivergenceError
 from mixtures.inference.registry import register
 from mixtures.model import GaussianMixture, precision_to_scale_tril
 from mixtures.params import MixtureParams, chunk_size_for, iter_chunks
 from mixtures.posterior import Posterior
-from mixtures.priors import ResolvedPrior, stick_breaking
+from mixtures.priors import ResolvedPrior, check_covariance_prior, stick_breaking
 from mixtures.result import FitResult, History
 from mixtures.suffstats import Summary, default_shift, e_step, floored_counts, summarize
 from mixtures.validation import check_nonnegative_float, check_positive_int, make_generator
@@ -564,8 +564,9 @@ def check_vb_model(model: GaussianMixture, X: Tensor, updates: str) -> ResolvedP
             f"data's empirical covariance, and X has {X.shape[0]} point. Give "
             "GaussianPrior(covariance_prior=...) explicitly (e.g. a typical variance of the data), or "
             "more data.")
-    prior = model.resolved_prior(X)
-    check_covariance_prior(prior, X, default_psi)
+    prior = model.resolved_prior(X)  # a singular default Ψ₀ is a DataError there
+    if not default_psi:
+        check_covariance_prior(prior.covariance_prior, X, default=False, routine="vb")
     D = X.shape[1]
     wishart = updates == "sklearn" or model.cov_type.site == "scale_tril"
     if wishart and not float(prior.degrees_of_freedom) > D - 1:
@@ -574,50 +575,6 @@ def check_vb_model(model: GaussianMixture, X: Tensor, updates: str) -> ResolvedP
             f"Wishart posterior of updates={updates!r} with covariance_type={model.covariance_type!r}; "
             "raise it (the default is D) or use updates='model'.")
     return prior
-
-
-def check_covariance_prior(prior: ResolvedPrior, X: Tensor, default: bool) -> None:
-    """A clear error when the resolved ``Ψ₀`` is not (numerically) positive definite.
-
-    The ELBO holds ``log |Ψ₀|`` (the prior's normalizer): a singular ``Ψ₀`` makes it
-    ``-inf`` and its Cholesky factorization fail. By default ``Ψ₀`` is the data's
-    empirical covariance, singular for a constant feature, collinear features or
-    identical points; the check is on the ``D × D`` prior only (cheap). Matrices
-    count as singular below the same pivot floor as covariances
-    (:func:`mixtures.covariance.cholesky_checked`: ``100 · D · eps`` times the
-    largest diagonal entry); variances must be positive.
-    """
-    psi = prior.covariance_prior
-    D = X.shape[1]
-    if psi.dim() == 2:
-        factor, info = torch.linalg.cholesky_ex(psi)
-        floor = 100 * D * torch.finfo(psi.dtype).eps * psi.diagonal().amax()
-        singular = bool(info != 0) or not bool((factor.diagonal().square() > floor).all()) \
-            or not bool(torch.isfinite(factor).all())
-    else:
-        singular = not bool((psi > 0).all()) or not bool(torch.isfinite(psi).all())
-    if not singular:
-        return
-    if not default:
-        raise ParameterError(
-            "method='vb': the given covariance_prior Ψ₀ is singular to working precision (its "
-            f"{'Cholesky pivots' if psi.dim() == 2 else 'variances'} are not clearly positive in "
-            f"{str(psi.dtype).replace('torch.', '')}), so the ELBO's log |Ψ₀| is -inf. Give a positive "
-            "definite covariance_prior on the data's scale, or fit in float64.")
-    constant = torch.nonzero(X.amax(0) == X.amin(0)).reshape(-1).tolist()
-    if constant:
-        cause = (f"feature(s) {constant[:10]}{'...' if len(constant) > 10 else ''} of X "
-                 f"{'are' if len(constant) > 1 else 'is'} constant")
-        fix = "remove the constant feature(s), or give GaussianPrior(covariance_prior=...) explicitly"
-    else:
-        cause = ("the features of X are (nearly) collinear, or its points (nearly) coincide, at "
-                 f"{str(psi.dtype).replace('torch.', '')} precision")
-        fix = ("remove redundant features or standardize the data (or fit in float64), or give "
-               "GaussianPrior(covariance_prior=...) explicitly")
-    raise DataError(
-        f"method='vb' with the default prior: its covariance_prior Ψ₀, the empirical covariance of X, is "
-        f"singular because {cause}, so the ELBO's log |Ψ₀| is -inf. Fix: {fix} (e.g. the identity times "
-        "a typical variance of the data).")
 
 
 def run_vb(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
