@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from mixtures.config import COVARIANCE_TYPES, ConfigError
+from mixtures.config import COVARIANCE_TYPES, SELECTION_DEFAULTS, ConfigError
 
 PROGRAM = "mixtures"
 
@@ -36,8 +36,9 @@ Every command has its own help: mixtures run --help, mixtures fit --help, ...
 RUN_EPILOG = """\
 The output directory holds config.yaml (the resolved config), results.csv (one
 row per fit, every metric), histories/ (one CSV of per-iteration traces per fit),
-figures/ and report.md. Rerunning the same command resumes: finished fits are
-skipped. Overrides use dotted key paths and YAML values:
+histories.csv (all traces in one long table), figures/ and report.md. Rerunning
+the same command resumes: finished fits are skipped. Overrides are OmegaConf
+key paths (dotted, list indices as [i] or .i) with YAML values:
 
   mixtures run configs/em_vs_vi.yaml model.n_components=3 seeds=[0,1]
   mixtures run configs/em_vs_vi.yaml methods[4].options.lr=0.01 --formats png,pdf
@@ -55,11 +56,16 @@ the word old_faithful for the bundled Old Faithful data.
 
 SELECT_EPILOG = """\
 Fits every K = 1..k-max with every covariance type and prints BIC, AIC and ICL
-(lower is better, scikit-learn's sign). Fits whose covariance collapsed onto the
-reg_covar floor are flagged singular and excluded from the choice, as mclust does.
+(lower is better, scikit-learn's sign). Each (K, type) is fitted from --n-init
+starts (seeds S, S+1, ...) and the best non-singular start is kept. The defaults
+(EM, k-means starts, tol 1e-6, max_iter 1000, 3 starts) are those of
+configs/model_selection.yaml (mixtures.config.SELECTION_DEFAULTS), so both give
+the same table. Fits whose covariance collapsed onto the reg_covar floor are
+flagged singular and excluded from the choice, as mclust does.
 
-  mixtures select old_faithful
+  mixtures select old_faithful                  # tied K=3, BIC 2314.30
   mixtures select old_faithful --k-max 6 --covariance-types full diag --out bic.png
+  mixtures select data.csv --tol 1e-8 --max-iter 5000 --n-init 10
 """
 
 
@@ -122,14 +128,23 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="choose K and the covariance type by BIC/AIC/ICL",
                                  description="Model selection over K x covariance type.")
     select.add_argument("data", metavar="DATA", help="data file, or old_faithful")
-    select.add_argument("--k-max", type=int, default=9, metavar="K", help="largest K tried (default 9)")
-    select.add_argument("--covariance-types", nargs="+", default=list(COVARIANCE_TYPES),
+    defaults = SELECTION_DEFAULTS
+    select.add_argument("--k-max", type=int, default=defaults["k_max"], metavar="K",
+                        help=f"largest K tried (default {defaults['k_max']})")
+    select.add_argument("--covariance-types", nargs="+", default=list(defaults["covariance_types"]),
                         choices=COVARIANCE_TYPES, metavar="T", help="types tried (default: all four)")
-    select.add_argument("--method", default="em", choices=_routines(), metavar="M",
-                        help="routine (default em)")
-    select.add_argument("--init", default="kmeans", choices=_inits(), metavar="I", help="initializer")
-    select.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
-    select.add_argument("--n-init", type=int, default=1, metavar="R", help="restarts per fit (default 1)")
+    select.add_argument("--method", default=defaults["method"], choices=_routines(), metavar="M",
+                        help=f"routine (default {defaults['method']})")
+    select.add_argument("--init", default=defaults["init"], choices=_inits(), metavar="I",
+                        help=f"initializer (default {defaults['init']})")
+    select.add_argument("--seed", type=int, default=0, metavar="S",
+                        help="seed of the first start (default 0); start r uses seed S + r")
+    select.add_argument("--n-init", type=int, default=defaults["n_init"], metavar="R",
+                        help=f"starts per (K, type), the best non-singular one kept (default {defaults['n_init']})")
+    select.add_argument("--tol", type=float, default=defaults["tol"], metavar="T",
+                        help=f"convergence tolerance, nats per point (default {defaults['tol']:g})")
+    select.add_argument("--max-iter", type=int, default=defaults["max_iter"], metavar="N",
+                        help=f"iteration budget per start (default {defaults['max_iter']})")
     select.add_argument("--reg-covar", type=float, default=1e-6, metavar="R", help="default 1e-6")
     select.add_argument("--out", metavar="PATH", help="write the BIC plot (PATH.png/.pdf, or a directory)")
     select.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -295,56 +310,116 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _select(args: argparse.Namespace) -> int:
+def _iteration_options(method: str, tol: float, max_iter: int) -> dict[str, Any]:
+    """``tol``/``max_iter`` for the routines that take them (EM and the like; MAP/SVI take ``tol``)."""
+    import inspect
+
+    from mixtures.inference import ROUTINES
+
+    parameters = inspect.signature(ROUTINES[method]).parameters
+    forwards = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    options: dict[str, Any] = {}
+    if forwards or "tol" in parameters:
+        options["tol"] = tol
+    if forwards or "max_iter" in parameters:
+        options["max_iter"] = max_iter
+    return options
+
+
+def select_models(X: Any, k_max: int, covariance_types: Sequence[str], *, method: str = "em",
+                  init: str = "kmeans", seed: int = 0, n_init: int = 1, reg_covar: float = 1e-6,
+                  options: dict[str, Any] | None = None, progress: bool = False) -> list[dict[str, Any]]:
+    """One row per (K, covariance type): the best of ``n_init`` starts (seeds ``seed``, ``seed + 1``...).
+
+    The best start is the non-singular one with the highest log-likelihood (a
+    singular one only when every start is singular), as the model_selection
+    config's report keeps the best seed. Rows hold ``n_components``,
+    ``covariance_type``, ``status`` (``ok``/``failed``), ``log_likelihood``,
+    ``bic``, ``aic``, ``icl``, ``n_iter``, ``converged``, ``singular``, ``seed``
+    (of the kept start), ``starts`` and ``starts_converged``; failed ones ``error``.
+    """
     from tqdm.auto import tqdm
 
     import mixtures
     from mixtures import metrics
 
-    if args.k_max < 1:
-        raise ConfigError("--k-max", "", f"must be at least 1; got {args.k_max}.", "integers >= 1")
-    X, name = _load_data(args.data)
-    types = list(dict.fromkeys(args.covariance_types))
-    grid = [(k, t) for t in types for k in range(1, args.k_max + 1)]
+    options = dict(options or {})
+    grid = [(k, t) for t in covariance_types for k in range(1, k_max + 1)]
     rows = []
-    for k, cov_type in tqdm(grid, disable=_progress_disabled(args.quiet), desc="select", unit="fit",
-                            leave=False, file=sys.stderr):
+    for k, cov_type in tqdm(grid, disable=not progress, desc="select", unit="model", leave=False,
+                            file=sys.stderr):
         row: dict[str, Any] = {"n_components": k, "covariance_type": cov_type, "status": "ok"}
         if k > X.shape[0]:
             row.update(status="failed", error=f"K={k} exceeds the {X.shape[0]} points")
             rows.append(row)
             continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                result = mixtures.fit(mixtures.GaussianMixture(k, cov_type), X, args.method, init=args.init,
-                                      seed=args.seed, n_init=args.n_init, reg_covar=args.reg_covar)
-                row.update(metrics.information_criteria(result, X))
-                row["log_likelihood"] = float(result.params.log_prob(X).sum())
-                row["singular"] = metrics.is_singular(result.params, args.reg_covar)
-            except (ValueError, FloatingPointError, RuntimeError) as error:
-                row.update(status="failed", error=_one_line(error)[:80])
+        starts, errors = [], []
+        for start in range(n_init):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    result = mixtures.fit(mixtures.GaussianMixture(k, cov_type), X, method, init=init,
+                                          seed=seed + start, reg_covar=reg_covar, **options)
+                    candidate = dict(metrics.information_criteria(result, X))
+                    candidate.update(log_likelihood=float(result.params.log_prob(X).sum()),
+                                     singular=metrics.is_singular(result.params, reg_covar),
+                                     n_iter=int(result.n_iter), converged=bool(result.converged),
+                                     seed=seed + start)
+                    starts.append(candidate)
+                except (ValueError, FloatingPointError, RuntimeError) as error:
+                    errors.append(_one_line(error)[:80])
+        if not starts:
+            row.update(status="failed", error=errors[0])
+        else:
+            best = max(starts, key=lambda c: (not c["singular"], c["log_likelihood"]))
+            row.update(best, starts=len(starts), starts_converged=sum(c["converged"] for c in starts))
         rows.append(row)
+    return rows
+
+
+def _select(args: argparse.Namespace) -> int:
+    if args.k_max < 1:
+        raise ConfigError("--k-max", "", f"must be at least 1; got {args.k_max}.", "integers >= 1")
+    if args.n_init < 1:
+        raise ConfigError("--n-init", "", f"must be at least 1; got {args.n_init}.", "integers >= 1")
+    if args.max_iter < 1:
+        raise ConfigError("--max-iter", "", f"must be at least 1; got {args.max_iter}.", "integers >= 1")
+    if not (args.tol >= 0 and math.isfinite(args.tol)):
+        raise ConfigError("--tol", "", f"must be a finite number >= 0; got {args.tol}.", "e.g. 1e-6")
+    X, name = _load_data(args.data)
+    types = list(dict.fromkeys(args.covariance_types))
+    options = _iteration_options(args.method, args.tol, args.max_iter)
+    rows = select_models(X, args.k_max, types, method=args.method, init=args.init, seed=args.seed,
+                         n_init=args.n_init, reg_covar=args.reg_covar, options=options,
+                         progress=not _progress_disabled(args.quiet))
     usable = [r for r in rows if r["status"] == "ok" and not r["singular"]]
-    print(f"model selection on {name}: {X.shape[0]} points, {X.shape[1]} feature(s); {args.method}, "
-          f"init {args.init}, seed {args.seed}. Lower is better.")
+    settings = ", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
+                         for key, value in options.items())
+    seeds = f"seed {args.seed}" if args.n_init == 1 else f"seeds {args.seed}..{args.seed + args.n_init - 1}"
+    print(f"model selection on {name}: {X.shape[0]} points, {X.shape[1]} feature(s); {args.method}"
+          + (f" ({settings})" if settings else "") + f", init {args.init}, {args.n_init} start(s) per model "
+          f"({seeds}), the best non-singular start kept. Lower is better.")
     print()
-    print(f"{'K':>3}  {'covariance':<10} {'log-lik':>12} {'BIC':>12} {'AIC':>12} {'ICL':>12}  note")
+    print(f"{'K':>3}  {'covariance':<10} {'log-lik':>12} {'BIC':>12} {'AIC':>12} {'ICL':>12} "
+          f"{'iter':>5} {'converged':>9}  note")
     for r in rows:
         if r["status"] != "ok":
-            print(f"{r['n_components']:>3}  {r['covariance_type']:<10} {'':>12} {'':>12} {'':>12} {'':>12}  "
-                  f"failed: {r['error']}")
+            print(f"{r['n_components']:>3}  {r['covariance_type']:<10} {'':>12} {'':>12} {'':>12} {'':>12} "
+                  f"{'':>5} {'':>9}  failed: {r['error']}")
             continue
         note = "singular (excluded)" if r["singular"] else ""
-        print(f"{r['n_components']:>3}  {r['covariance_type']:<10} {r['log_likelihood']:>12.6g} "
-              f"{r['bic']:>12.6g} {r['aic']:>12.6g} {r['icl']:>12.6g}  {note}")
+        converged = f"{r['starts_converged']}/{r['starts']}"
+        print(f"{r['n_components']:>3}  {r['covariance_type']:<10} {r['log_likelihood']:>12.2f} "
+              f"{r['bic']:>12.2f} {r['aic']:>12.2f} {r['icl']:>12.2f} {r['n_iter']:>5} {converged:>9}  {note}")
     print()
+    print("converged: starts that met the tolerance before the iteration budget; iter: iterations of the "
+          "kept start.")
     if not usable:
         return _fail("no usable fit: every fit failed or was singular", 1)
     for criterion in ("bic", "aic", "icl"):
         best = min(usable, key=lambda r: r[criterion])
         print(f"best by {criterion.upper()}: K={best['n_components']}, {best['covariance_type']} "
-              f"({criterion.upper()} {best[criterion]:.6g})")
+              f"({criterion.upper()} {best[criterion]:.2f})")
     if args.out:
         from mixtures import plot
 

@@ -13,6 +13,14 @@ Output directory::
     histories/<...>.csv one CSV per fit: the History columns (iteration,
                        log_likelihood, elbo, kl, time, + the routine's own), one
                        row per history row; read back with :func:`read_history`
+    histories.csv      every fit's trace in one tidy long table: the fit's
+                       HISTORY_ID_COLUMNS (task, cell, dataset, n, ..., method,
+                       routine), then ``iteration`` and every trace column any
+                       fit has (empty where a fit's routine does not record it;
+                       ``nan`` where it recorded NaN), one row per history row,
+                       fits in task order; rebuilt from histories/ when the run
+                       finishes and when it is interrupted, like results.csv;
+                       read back with :func:`read_histories`
     posteriors/<...>.pt for fits with a posterior (VB, SVI with a distributional
                        guide, NUTS): at most MAX_POSTERIOR_DRAWS draws, evenly
                        spaced through the routine's; read back with
@@ -38,24 +46,33 @@ Columns of ``results.csv`` (empty when not applicable, e.g. truth metrics on rea
   above 0.01, :meth:`~mixtures.posterior.Posterior.expected_components`); for MCMC
   also ``max_r_hat`` (largest split R-hat over every site entry), ``min_ess``
   (smallest effective sample size) and ``num_divergences``;
-* with a known truth: ``weights_l1``, ``means_rmse``, ``covariances_frobenius``
-  (after Hungarian alignment, given in ``alignment``: fitted component of each true
-  one; only when K matches), ``ari``, ``nmi`` (true labels vs MAP assignments),
-  ``kl_truth`` and ``kl_truth_se`` (Monte Carlo KL(truth || fit) and its standard
-  error), ``held_out_ll`` and ``held_out_ll_truth`` (mean log density per point of
+* with a known truth: ``weights_l1``, ``weights_max``, ``means_rmse``,
+  ``means_max``, ``covariances_frobenius``, ``covariances_relative`` (see
+  :func:`mixtures.metrics.parameter_errors`; after Hungarian alignment, given in
+  ``alignment``: fitted component of each true one; only when K matches), ``ari``,
+  ``nmi`` (true labels vs MAP assignments), ``kl_truth`` and ``kl_truth_se`` (Monte
+  Carlo KL(truth || fit) and its standard error) from ``kl_samples`` draws of the
+  truth, ``held_out_ll`` and ``held_out_ll_truth`` (mean log density per point of
   an independent sample under the fit and under the truth).
+
+KL to the truth uses common random numbers: the Monte Carlo draws are seeded from
+the cell (:attr:`Task.cell_key`: data, sweep point, init and seed), so every method
+of a cell is scored on the same points and differences between methods carry no
+sampling noise of their own draws.
 
 Robustness:
 
 * a task's history and record are written to temporary files and renamed, so a
-  killed run leaves only whole files; ``results.csv`` is rebuilt from the
-  records at the end (and when interrupted);
+  killed run leaves only whole files (and perhaps a temporary file, deleted by
+  the next run); ``results.csv`` and ``histories.csv`` are rebuilt from the
+  records at the end (and when interrupted; a SIGKILL leaves them to the rerun);
 * a task's record is keyed by a hash of everything that determines its numbers
   (data spec, model, init, seed, method and options, the method's prior and K,
   metric options), so a rerun skips finished tasks — also after the config grew
   (more seeds, say);
 * every random draw is seeded from the config (data seeds, fit seeds, Monte Carlo
-  seeds), so the same config reproduces the same numbers except the ``time`` column;
+  seeds), so the same config reproduces the same numbers except the ``time`` column
+  (of results.csv and histories.csv);
 * a fit that raises (singular covariance, divergence...) becomes a row with
   ``status=failed`` and the error message;
 * the config, the data and each method's options are checked before anything
@@ -102,22 +119,27 @@ from mixtures.posterior import Posterior
 from mixtures.result import FitResult, History
 
 #: bump when the meaning of a record changes, so old records are not reused
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # 2: KL draws seeded from the cell (common random numbers)
 
 ID_COLUMNS = ("task", "cell", "dataset", "n", "n_features", "n_components", "covariance_type",
               "true_n_components", "separation", "imbalance", "init", "seed", "method", "routine",
               "status", "error")
 METRIC_COLUMNS = ("log_likelihood", "log_likelihood_per_point", "elbo", "kl", "bic", "aic", "icl",
                   "n_iter", "converged", "singular", "time",
-                  "weights_l1", "means_rmse", "covariances_frobenius", "ari", "nmi",
-                  "kl_truth", "kl_truth_se", "held_out_ll", "held_out_ll_truth", "alignment",
+                  "weights_l1", "weights_max", "means_rmse", "means_max", "covariances_frobenius",
+                  "covariances_relative", "ari", "nmi",
+                  "kl_truth", "kl_truth_se", "kl_samples", "held_out_ll", "held_out_ll_truth", "alignment",
                   "posterior_draws", "expected_components", "max_r_hat", "min_ess", "num_divergences",
                   "warnings", "history", "posterior")
 RESULT_COLUMNS = ID_COLUMNS + METRIC_COLUMNS
 #: columns that legitimately differ between two runs of the same config
 TIME_COLUMNS = ("time",)
-TRUTH_METRICS = ("weights_l1", "means_rmse", "covariances_frobenius", "ari", "nmi", "kl_truth",
-                 "kl_truth_se", "held_out_ll", "held_out_ll_truth")
+TRUTH_METRICS = ("weights_l1", "weights_max", "means_rmse", "means_max", "covariances_frobenius",
+                 "covariances_relative", "ari", "nmi", "kl_truth", "kl_truth_se", "kl_samples", "held_out_ll",
+                 "held_out_ll_truth")
+#: columns of histories.csv that say which fit a trace row belongs to (then iteration and the traces)
+HISTORY_ID_COLUMNS = ("task", "cell", "dataset", "n", "n_features", "n_components", "covariance_type",
+                      "true_n_components", "separation", "imbalance", "init", "seed", "method", "routine")
 POSTERIOR_COLUMNS = ("posterior_draws", "expected_components", "max_r_hat", "min_ess", "num_divergences")
 #: most posterior draws stored per fit (evenly spaced through the routine's draws)
 MAX_POSTERIOR_DRAWS = 200
@@ -162,6 +184,16 @@ class Task:
         if d.truth == "given":
             return len(d.weights)
         return d.n_components
+
+    @property
+    def cell_key(self) -> str:
+        """Identifies the task's cell (data, sweep point, init, seed), shared by its methods.
+
+        Stable when the config grows (unlike the ``cell`` index); seeds the cell's
+        Monte Carlo draws for KL to the truth.
+        """
+        return _digest("cell", self.dataset.to_dict(), self.true_n_components, self.model_components,
+                       self.covariance_type, self.init, self.seed)[:20]
 
     @property
     def file_stem(self) -> str:
@@ -238,12 +270,17 @@ def expand_tasks(config: Config) -> list[Task]:
 @dataclass
 class DataBundle:
     """Training data ``X (N, D)``; for synthetic data also the true ``labels (N,)``,
-    the ``truth`` and an independent held-out sample ``X_test (M, D)``."""
+    the ``truth`` and an independent held-out sample ``X_test (M, D)``.
+
+    ``feature_names``: the data's column names when known (Old Faithful's, a file's
+    header), else ``None``.
+    """
 
     X: Tensor
     labels: Tensor | None = None
     truth: MixtureParams | None = None
     X_test: Tensor | None = None
+    feature_names: tuple[str, ...] | None = None
 
 
 class DataCache:
@@ -265,10 +302,13 @@ class DataCache:
         where = f"data {d.name!r}"
         try:
             if d.kind == "old_faithful":
-                return DataBundle(datasets.old_faithful())
+                # both columns are in minutes
+                return DataBundle(datasets.old_faithful(),
+                                  feature_names=tuple(f"{name} (min)" for name in datasets.OLD_FAITHFUL_COLUMNS))
             if d.kind == "file":
                 delimiter = {"csv": ",", "whitespace": None, "auto": None}[d.format or "auto"]
-                return DataBundle(datasets.load(d.path, delimiter=delimiter))
+                X = datasets.load(d.path, delimiter=delimiter)
+                return DataBundle(X, feature_names=_header_names(d.path, delimiter, X.shape[1]))
             truth = true_params(d, true_k)
             spec = d.to_dict()
             spec.pop("name", None)
@@ -284,6 +324,30 @@ class DataCache:
         except (DataError, FileNotFoundError, ValueError) as error:
             raise ConfigError(self.source, "data", f"{where} cannot be made: {error}",
                               "a readable data file, or valid synthetic parameters") from None
+
+
+def _header_names(path: str | Path, delimiter: str | None, n_features: int) -> tuple[str, ...] | None:
+    """The column names of a text file's header line (``None``: no header, or not text)."""
+    if Path(path).suffix.lower() == ".npy":
+        return None
+    try:
+        with open(path, encoding="utf-8-sig") as stream:
+            line = next((line for line in stream if line.strip() and not line.lstrip().startswith("#")), "")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if delimiter is None and "," in line:
+        delimiter = ","
+    fields = next(csv.reader([line], delimiter=delimiter)) if delimiter else line.split()
+    names = tuple(field.strip().strip('"') for field in fields)
+    if len(names) != n_features or not all(names):
+        return None
+    for name in names:
+        try:
+            float(name)
+            return None  # a data row, not a header
+        except ValueError:
+            pass
+    return names
 
 
 def true_params(d: DataConfig, true_k: int | None) -> MixtureParams:
@@ -399,6 +463,11 @@ def _warning_text(caught: Iterable[warnings.WarningMessage]) -> str | None:
     return " | ".join(messages)[:500] if messages else None
 
 
+def kl_seed(task: Task) -> int:
+    """Seed of the Monte Carlo draws for KL to the truth: the cell's, the same for all its methods."""
+    return derived_seed("kl", task.cell_key)
+
+
 def score(result: FitResult, bundle: DataBundle, config: Config, task: Task, reg_covar: float
           ) -> dict[str, Any]:
     """Metrics of one fit (see :data:`METRIC_COLUMNS`)."""
@@ -425,9 +494,11 @@ def score(result: FitResult, bundle: DataBundle, config: Config, task: Task, reg
     predicted = result.predict(X)
     out["ari"] = metrics.adjusted_rand_index(bundle.labels, predicted)
     out["nmi"] = metrics.normalized_mutual_info(bundle.labels, predicted)
+    # common random numbers: every method of the cell is scored on the same draws of the truth
     kl, se = metrics.kl_divergence(truth, params, n_samples=config.metrics.kl_samples,
-                                   seed=derived_seed("kl", task.key))
+                                   seed=kl_seed(task))
     out["kl_truth"], out["kl_truth_se"] = kl, se
+    out["kl_samples"] = config.metrics.kl_samples
     if bundle.X_test is not None:
         out["held_out_ll"] = metrics.held_out_log_likelihood(params, bundle.X_test)
         out["held_out_ll_truth"] = metrics.held_out_log_likelihood(truth, bundle.X_test)
@@ -700,6 +771,7 @@ def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool
             done_methods.add(task.method.name)
             progress.update()
         out_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(out_dir)
         atomic_write_text(out_dir / "config.yaml", config.to_yaml())
         for outcome in first.values():
             records[outcome.task.key] = write_record(out_dir, outcome)
@@ -723,7 +795,54 @@ def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool
     return out_dir
 
 
+def _remove_stale_temporaries(out_dir: Path) -> None:
+    """Delete the temporary files of atomic writes a killed run left behind (``.<name>.<random>.tmp``)."""
+    for folder in (out_dir, out_dir / "records", out_dir / "histories", out_dir / "posteriors",
+                   out_dir / "figures"):
+        if folder.is_dir():
+            for path in folder.glob(".*.tmp"):
+                path.unlink(missing_ok=True)
+
+
 def write_results(state: RunState) -> Path:
+    """Rebuild ``results.csv`` and ``histories.csv`` from the finished tasks' records."""
     path = state.out_dir / "results.csv"
     atomic_write_text(path, rows_to_csv(state.rows()))
+    write_histories(state)
     return path
+
+
+def histories_to_csv(entries: Iterable[tuple[dict, History]]) -> str:
+    """The long-format table of ``(result row, history)`` pairs (see the module docstring)."""
+    entries = list(entries)
+    traces = ["iteration"]
+    for _, history in entries:
+        traces += [name for name in history.columns if name not in traces]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(list(HISTORY_ID_COLUMNS) + traces)
+    for row, history in entries:
+        ids = [_cell_text(row.get(name)) for name in HISTORY_ID_COLUMNS]
+        columns = history.to_dict()
+        values = [columns.get(name) for name in traces]
+        for i in range(len(history)):
+            writer.writerow(ids + ["" if column is None else repr(float(column[i])) for column in values])
+    return buffer.getvalue()
+
+
+def write_histories(state: RunState) -> Path:
+    """Write ``histories.csv``: every finished fit's history, one tidy long table (atomically)."""
+    entries = []
+    for task in state.tasks:
+        record = state.records.get(task.key)
+        relative = record["row"].get("history") if record is not None else None
+        if relative and (state.out_dir / relative).exists():
+            entries.append((record["row"], read_history(state.out_dir / relative)))
+    path = state.out_dir / "histories.csv"
+    atomic_write_text(path, histories_to_csv(entries))
+    return path
+
+
+def read_histories(path: str | Path) -> list[dict[str, str]]:
+    """``histories.csv`` as a list of dicts of strings (one per history row)."""
+    return read_results(path)

@@ -35,7 +35,8 @@ from mixtures.validation import as_data
 
 __all__ = [
     "subplots", "ellipse_geometry", "add_covariance_ellipse", "plot_mixture", "plot_density_contours",
-    "plot_traces", "plot_kl_gap", "plot_metric_vs", "plot_bic", "save_figure",
+    "plot_traces", "plot_kl_gap", "plot_metric_vs", "add_rate_guide", "plot_bic", "save_figure",
+    "method_colors", "symlog_ticks",
 ]
 
 #: one colour per covariance type, shared by every BIC plot
@@ -46,6 +47,43 @@ COVARIANCE_STYLES = {
     "spherical": ("tab:red", "D"),
 }
 TRUTH_STYLE = {"edgecolor": "black", "linestyle": "--", "linewidth": 1.5}
+#: markers cycled per method where lines may coincide (EM and an unregularized MAP)
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+#: line styles cycled with the markers
+LINESTYLES = ("-", "--", "-.", ":")
+
+
+def method_colors(names: Iterable[str]) -> dict[str, str]:
+    """One colour per name, in order (``C0``, ``C1``, ...): a run's method→colour map.
+
+    Every figure of a run draws a method in the colour this gives it, whichever
+    subset of methods the figure shows.
+    """
+    return {name: f"C{i % 10}" for i, name in enumerate(dict.fromkeys(str(n) for n in names))}
+
+
+def _color(colors: Mapping[str, str] | None, name: str, index: int) -> str:
+    if colors is not None and name in colors:
+        return colors[name]
+    return f"C{index % 10}"
+
+
+def symlog_ticks(ax: Any, axis: str, linthresh: float, vmax: float, max_ticks: int = 7) -> None:
+    """Major ticks ``0, 10^a, 10^(a+s), ... <= vmax`` on a symlog axis, none in ``(0, 10·linthresh)``.
+
+    matplotlib's default symlog ticks put ``linthresh`` itself next to ``0``, and
+    the two labels overlap when the axis spans many decades. ``s`` thins the
+    decades to at most ``max_ticks`` labels.
+    """
+    if not (vmax > 0 and linthresh > 0):
+        return
+    first = math.floor(math.log10(linthresh)) + 1
+    last = math.floor(math.log10(vmax) + 1e-9)  # ticks within the data: none beyond vmax
+    if last < first:
+        return
+    step = max(1, math.ceil((last - first + 1) / max(max_ticks - 1, 1)))
+    ticks = [0.0] + [10.0 ** e for e in range(first, last + 1, step)]
+    (ax.set_xticks if axis == "x" else ax.set_yticks)(ticks)
 
 
 # -- matplotlib plumbing ---------------------------------------------------------------
@@ -192,7 +230,9 @@ def _draw_ellipses(ax, params: MixtureParams, n_std: float, **style) -> list:
 
 def plot_mixture(ax: Any, X: Any, fits: Mapping[str, MixtureParams | FitResult] | MixtureParams | None,
                  truth: MixtureParams | None = None, labels: Any = None, title: str = "",
-                 n_std: float = 2.0, dims: tuple[int, int] = (0, 1), bins: int | str = "auto"):
+                 n_std: float = 2.0, dims: tuple[int, int] = (0, 1), bins: int | str = "auto", *,
+                 colors: Mapping[str, str] | None = None, aspect: str = "auto",
+                 feature_names: Sequence[str] | None = None, legend: bool = True):
     """Data with fitted (and true) mixtures on top.
 
     * 2-D data (or D > 2: the dimensions ``dims``, with the mixtures' marginals):
@@ -201,16 +241,26 @@ def plot_mixture(ax: Any, X: Any, fits: Mapping[str, MixtureParams | FitResult] 
       truth dashed black.
     * 1-D data: density histogram of ``X`` and each mixture's density.
 
-    ``fits`` maps a legend label to ``MixtureParams`` or ``FitResult``. Returns ``ax``.
+    ``fits`` maps a legend label to ``MixtureParams`` or ``FitResult``; ``colors``
+    maps labels to colours (default ``C0``, ``C1``... in order). ``aspect="equal"``
+    draws both axes to one scale (``adjustable="datalim"``: a circle looks round),
+    right when the features share units; ``"auto"`` (default) fills the panel,
+    for features on different scales. ``feature_names`` label the axes (default
+    ``x_0``, ``x_1``...). Returns ``ax``.
     """
+    if aspect not in ("auto", "equal"):
+        raise ValueError(f"aspect must be 'auto' or 'equal'; got {aspect!r}.")
     X = as_data(X, name="X")
     fits = _fits_dict(fits)
     truth = None if truth is None else _as_params(truth, "truth")
     for name, params in list(fits.items()) + ([("truth", truth)] if truth is not None else []):
         if params.n_features != X.shape[1]:
             raise ValueError(f"{name} has D={params.n_features} features but X has {X.shape[1]}.")
+    if feature_names is not None and len(feature_names) != X.shape[1]:
+        raise ValueError(f"feature_names has {len(feature_names)} names but X has {X.shape[1]} features.")
     if X.shape[1] == 1:
-        _plot_mixture_1d(ax, X, fits, truth, bins)
+        _plot_mixture_1d(ax, X, fits, truth, bins, colors)
+        ax.set_xlabel(feature_names[0] if feature_names is not None else "$x$")
     else:
         dims = tuple(int(d) for d in dims)
         if len(dims) != 2 or len(set(dims)) != 2 or not all(0 <= d < X.shape[1] for d in dims):
@@ -226,7 +276,7 @@ def plot_mixture(ax: Any, X: Any, fits: Mapping[str, MixtureParams | FitResult] 
         else:
             ax.scatter(points[:, 0], points[:, 1], s=6, color="0.55", alpha=0.5, linewidths=0)
         for i, (name, params) in enumerate(fits.items()):
-            color = f"C{i}"
+            color = _color(colors, name, i)
             marginal = _marginal(params, dims)
             _draw_ellipses(ax, marginal, n_std, edgecolor=color, linewidth=1.5)
             locs = _numpy(marginal.locs)
@@ -236,16 +286,19 @@ def plot_mixture(ax: Any, X: Any, fits: Mapping[str, MixtureParams | FitResult] 
             _draw_ellipses(ax, marginal, n_std, **TRUTH_STYLE)
             locs = _numpy(marginal.locs)
             ax.plot(locs[:, 0], locs[:, 1], "+", color="black", markersize=9, mew=1.5, label="truth")
-        ax.set_xlabel(f"$x_{dims[0]}$")
-        ax.set_ylabel(f"$x_{dims[1]}$")
+        names = feature_names if feature_names is not None else [f"$x_{d}$" for d in range(X.shape[1])]
+        ax.set_xlabel(names[dims[0]])
+        ax.set_ylabel(names[dims[1]])
+        if aspect == "equal":
+            ax.set_aspect("equal", adjustable="datalim")
     if title:
         ax.set_title(title)
-    if fits or truth is not None:
+    if legend and (fits or truth is not None):
         ax.legend(loc="best", fontsize="small")
     return ax
 
 
-def _plot_mixture_1d(ax, X: Tensor, fits: dict[str, MixtureParams], truth, bins) -> None:
+def _plot_mixture_1d(ax, X: Tensor, fits: dict[str, MixtureParams], truth, bins, colors=None) -> None:
     values = _numpy(X[:, 0])
     ax.hist(values, bins=bins, density=True, color="0.8", edgecolor="0.6", label="data")
     lo, hi = values.min(), values.max()
@@ -253,18 +306,18 @@ def _plot_mixture_1d(ax, X: Tensor, fits: dict[str, MixtureParams], truth, bins)
     grid = torch.linspace(lo - pad, hi + pad, 400, dtype=torch.float64)
     for i, (name, params) in enumerate(fits.items()):
         density = params.log_prob(grid.to(params.dtype).unsqueeze(-1)).exp()
-        ax.plot(grid.numpy(), _numpy(density), color=f"C{i}", linewidth=1.8, label=name)
+        ax.plot(grid.numpy(), _numpy(density), color=_color(colors, name, i), linewidth=1.8, label=name)
     if truth is not None:
         density = truth.log_prob(grid.to(truth.dtype).unsqueeze(-1)).exp()
         ax.plot(grid.numpy(), _numpy(density), color="black", linestyle="--", label="truth")
-    ax.set_xlabel("$x$")
     ax.set_ylabel("density")
 
 
 def plot_density_contours(ax: Any, X: Any, params: MixtureParams | FitResult,
                           masses: Sequence[float] = (0.5, 0.8, 0.95), *, per_component: bool = False,
                           dims: tuple[int, int] = (0, 1), grid_size: int = 200, n_samples: int = 20000,
-                          seed: int = 0, scatter: bool = True, cmap: str = "viridis"):
+                          seed: int = 0, scatter: bool = True, cmap: str = "viridis",
+                          feature_names: Sequence[str] | None = None):
     """Contours of the fitted density over the data (seed notebook 003).
 
     Mixture contours (default) are highest-density regions: the contour labelled
@@ -276,7 +329,8 @@ def plot_density_contours(ax: Any, X: Any, params: MixtureParams | FitResult,
     notebook did): for a Gaussian in 2-D the mass-``m`` region is the ellipse of
     Mahalanobis radius ``sqrt(−2 log(1 − m))``.
 
-    D > 2 shows the marginal over ``dims``. Returns ``ax``.
+    D > 2 shows the marginal over ``dims``. ``feature_names`` label the axes
+    (default ``x_0``, ``x_1``...). Returns ``ax``.
     """
     X = as_data(X, name="X")
     params = _as_params(params, "params")
@@ -327,8 +381,9 @@ def plot_density_contours(ax: Any, X: Any, params: MixtureParams | FitResult,
         mass_of_level = {float(level): m for level, m in zip(levels, masses)}
         ax.clabel(contours, fmt=lambda level: f"{mass_of_level.get(float(level), float('nan')):.0%}",
                   fontsize="x-small")
-    ax.set_xlabel(f"$x_{dims[0]}$")
-    ax.set_ylabel(f"$x_{dims[1]}$")
+    names = feature_names if feature_names is not None else [f"$x_{d}$" for d in range(X.shape[1])]
+    ax.set_xlabel(names[dims[0]])
+    ax.set_ylabel(names[dims[1]])
     return ax
 
 
@@ -369,14 +424,16 @@ def _x_values(history: History, x: str) -> np.ndarray:
 def plot_traces(ax: Any, histories: Mapping[str, History | FitResult], column: str = "log_likelihood",
                 x: str = "iteration", per_point: bool = True, *,
                 n_points: int | Mapping[str, int] | None = None,
-                logx: bool = False, title: str = ""):
+                logx: bool = False, title: str = "", colors: Mapping[str, str] | None = None,
+                legend: bool = True):
     """One line per routine: ``column`` against ``x`` (``"iteration"`` or ``"time"``).
 
     History columns hold totals over the data (nats); ``per_point=True`` divides
     by ``n_points`` (an int, or a dict per label) to show nats per point, the
     scale on which routines fitted to different N compare. Histories without
     ``column`` are skipped (k-means has no ELBO, say); NaN entries leave gaps.
-    Returns ``ax``.
+    ``colors`` maps labels to colours (default: ``C<i>`` by position, skipped
+    histories included). Returns ``ax``.
     """
     histories = {str(k): _history(v, str(k)) for k, v in histories.items()}
     drawn = 0
@@ -384,53 +441,119 @@ def plot_traces(ax: Any, histories: Mapping[str, History | FitResult], column: s
         if column not in history or len(history) == 0:
             continue
         values = _numpy(history[column]) / _divisor(per_point, n_points, name)
-        ax.plot(_x_values(history, x), values, color=f"C{i % 10}", marker="." if len(history) < 50 else None,
-                linewidth=1.5, label=name)
+        ax.plot(_x_values(history, x), values, color=_color(colors, name, i),
+                marker="." if len(history) < 50 else None, linewidth=1.5, label=name)
         drawn += 1
     if histories and not drawn:
         raise KeyError(f"no history has a {column!r} column.")
     if logx:
         ax.set_xscale("log")
     ax.set_xlabel("iteration" if x == "iteration" else "time (s)")
-    ax.set_ylabel(f"{column.replace('_', ' ')} " + ("(nats per point)" if per_point else "(nats, total)"))
+    label = {"log_likelihood": "log-likelihood", "elbo": "ELBO"}.get(column, column.replace("_", " "))
+    ax.set_ylabel(f"{label} " + ("(nats per point)" if per_point else "(nats, total)"))
     if title:
         ax.set_title(title)
-    if drawn:
+    if drawn and legend:
         ax.legend(loc="best", fontsize="small")
     return ax
 
 
+def kl_gap_values(history: History) -> np.ndarray:
+    """The recorded gap ``log_likelihood − elbo`` per history row ``(T,)`` (the ``kl`` column,
+    completed from its definition where it is missing or NaN; NaN where neither is known)."""
+    gap = _numpy(history["kl"]) if "kl" in history else np.full(len(history), np.nan)
+    if "log_likelihood" in history and "elbo" in history:
+        gap = np.where(np.isnan(gap), _numpy(history["log_likelihood"]) - _numpy(history["elbo"]), gap)
+    return gap
+
+
+def gap_is_zero(history: History, rtol: float = 1e-12) -> bool:
+    """Whether every recorded gap is 0 up to rounding (``|gap| <= rtol |log_likelihood|``).
+
+    True for MAP and a delta-guide SVI with enumerated assignments: their ELBO is
+    the log-likelihood itself.
+    """
+    gap = kl_gap_values(history)
+    finite = np.isfinite(gap)
+    if not finite.any():
+        return False
+    scale = np.abs(_numpy(history["log_likelihood"])) if "log_likelihood" in history else np.ones(len(gap))
+    scale = np.where(np.isfinite(scale), scale, 1.0)
+    return bool((np.abs(gap[finite]) <= rtol * np.maximum(scale[finite], 1.0)).all())
+
+
 def plot_kl_gap(ax: Any, histories: Mapping[str, History | FitResult], x: str = "iteration", *,
                 per_point: bool = False, n_points: int | Mapping[str, int] | None = None,
-                log: bool = True, title: str = ""):
-    """The gap ``log_likelihood − elbo = KL(q || p(Z | X, θ))`` against ``x``.
+                log: bool = True, title: str = "", colors: Mapping[str, str] | None = None,
+                legend: bool = True):
+    """The recorded gap ``log_likelihood − elbo`` against ``x``, one line per routine.
 
-    Uses the ``kl`` column (``log_likelihood − elbo`` where it is missing or NaN). The gap
-    is ≥ 0 and typically shrinks geometrically for EM, hence the log scale; the
-    scale falls back to linear when no value is positive (hard assignments with
-    crisp posteriors). Returns ``ax``.
+    Uses the ``kl`` column (``log_likelihood − elbo`` where it is missing or NaN):
+    ``KL(q_t || p(Z | X, θ_t)) ≥ 0`` for the ``q_t`` the routine's ELBO used at that
+    row. The y axis is symmetric-log (``log=True``): logarithmic above a linear
+    threshold at the smallest positive gap, linear through 0, so gaps of exactly
+    0 (row 0 of a mean-field SVI; MAP throughout) stay on the plot instead of
+    falling to −∞ as on a log axis: exactly-zero rows of a positive trace are dots
+    on the 0 line (not joined to the curve), and a routine whose gap is 0 at every
+    row (:func:`gap_is_zero`) is a dotted line at 0, labelled ``"<name> (≡ 0)"`` and
+    named in a note on the axis.
+    ``log=False`` keeps a linear axis. Returns ``ax``.
     """
     histories = {str(k): _history(v, str(k)) for k, v in histories.items()}
-    positive = False
     drawn = 0
+    positive: list[float] = []
+    zero_names: list[str] = []
+    has_zero = False
     for i, (name, history) in enumerate(histories.items()):
-        gap = _numpy(history["kl"]) if "kl" in history else np.full(len(history), np.nan)
-        if "log_likelihood" in history and "elbo" in history:
-            # rows where the routine left "kl" empty: the gap from its definition
-            gap = np.where(np.isnan(gap), _numpy(history["log_likelihood"]) - _numpy(history["elbo"]), gap)
-        if len(gap) == 0 or np.isnan(gap).all():
+        if len(history) == 0:
             continue
-        gap = gap / _divisor(per_point, n_points, name)
-        positive = positive or bool((gap > 0).any())
-        ax.plot(_x_values(history, x), gap, color=f"C{i % 10}", linewidth=1.5, label=name)
+        gap = kl_gap_values(history)
+        if np.isnan(gap).all():
+            continue
+        color = _color(colors, name, i)
+        xs = _x_values(history, x)
+        if gap_is_zero(history):
+            ax.plot(xs, np.where(np.isfinite(gap), 0.0, np.nan), color=color, linewidth=2.2, linestyle=":",
+                    label=f"{name} (≡ 0)")
+            zero_names.append(name)
+            drawn += 1
+            continue
+        scale = np.abs(_numpy(history["log_likelihood"])) if "log_likelihood" in history else np.ones(len(gap))
+        exact = np.isfinite(gap) & (np.abs(gap) <= 1e-12 * np.maximum(np.nan_to_num(scale, nan=1.0), 1.0))
+        gap = np.where(exact, 0.0, gap) / _divisor(per_point, n_points, name)  # rounding zeros are zeros
+        positive += [float(v) for v in gap[np.isfinite(gap) & (gap > 0)]]
+        has_zero = has_zero or bool(exact.any())
+        if log and exact.any() and not exact.all():
+            # an exactly-zero row (a mean-field q at the exact posterior) is a dot on the 0 line: joined to
+            # the curve, it would draw a slope across every decade of the symlog axis
+            ax.plot(xs[exact], gap[exact], linestyle="none", marker="o", markersize=4, color=color, clip_on=False,
+                    zorder=3)
+            gap = np.where(exact, np.nan, gap)
+        ax.plot(xs, gap, color=color, linewidth=1.5, label=name)
         drawn += 1
     if log and positive:
-        ax.set_yscale("log")
+        low, high = min(positive), max(positive)
+        linthresh = 10.0 ** math.floor(math.log10(max(low, high * 1e-12)))
+        ax.set_yscale("symlog", linthresh=linthresh, linscale=0.6)
+        top = 2.0 * high  # headroom above the largest gap (a factor 2 on the log part)
+        symlog_ticks(ax, "y", linthresh, top)
+        bottom, _ = ax.get_ylim()
+        if zero_names or has_zero or min(positive) < 0:
+            if bottom > -linthresh:  # rounding below 0 only: the axis starts (just below) 0
+                ax.set_ylim(bottom=-0.25 * linthresh)
+        else:  # nothing at 0: the axis looks like a log one, from the smallest decade
+            ax.set_ylim(bottom=linthresh)
+        ax.set_ylim(top=top)
+    if zero_names:
+        from matplotlib.transforms import blended_transform_factory
+
+        ax.text(0.02, 0.0, f"  gap ≡ 0: {', '.join(zero_names)}", transform=blended_transform_factory(
+            ax.transAxes, ax.transData), ha="left", va="bottom", fontsize="x-small", color="0.3")
     ax.set_xlabel("iteration" if x == "iteration" else "time (s)")
     ax.set_ylabel("log-likelihood − ELBO " + ("(nats per point)" if per_point else "(nats)"))
     if title:
         ax.set_title(title)
-    if drawn:
+    if drawn and legend:
         ax.legend(loc="best", fontsize="small")
     return ax
 
@@ -445,13 +568,30 @@ def _finite(value: Any) -> bool:
 
 
 def plot_metric_vs(ax: Any, table: Iterable[Mapping[str, Any]], x: str, y: str, group: str = "method", *,
-                   logx: bool = False, logy: bool = False, title: str = ""):
+                   logx: bool = False, logy: bool = False, symlogy: bool = False, title: str = "",
+                   colors: Mapping[str, str] | None = None, markers: Mapping[str, str] | None = None,
+                   dodge: float = 0.0, se: str | None = None, xlabel: str | None = None,
+                   ylabel: str | None = None, legend: bool = True):
     """``y`` against ``x`` from a results table (list of row dicts), one line per ``group``.
 
     Rows sharing ``(group, x)`` (repeats over seeds) are summarized by their mean
     with ± one standard error bars. Rows whose ``y`` (or numeric ``x``) is missing
     or not finite are skipped. String ``x`` values (initializer names, say) are
     categories, placed in order of first appearance. Returns ``ax``.
+
+    Styling: ``colors`` and ``markers`` map group names to a colour and a marker
+    (defaults cycle; markers and line styles differ per group, so coinciding
+    lines stay visible). ``dodge`` shifts group ``j`` of ``G`` sideways by
+    ``(j − (G−1)/2) · dodge`` in units of the smallest gap between x values (a
+    factor ``10**(that · log10 gap)`` on a log axis); the lines' data keep the
+    dodged positions, the tick labels stay on the true x values.
+
+    ``symlogy``: for estimates that can come out ≤ 0 like Monte Carlo KL: a
+    symmetric-log y axis (logarithmic away from 0, linear near it) when some
+    value is ≤ 0, a log axis when all are positive. ``se`` names a column of
+    per-row standard errors of ``y`` (e.g. ``kl_truth_se``): a mean within two of
+    its standard errors (``sqrt(Σ se²) / count``) of 0 is drawn as a hollow marker,
+    indistinguishable from 0. ``xlabel``/``ylabel`` replace the column names.
     """
     rows = [row for row in table]
     for row in rows:
@@ -461,7 +601,8 @@ def plot_metric_vs(ax: Any, table: Iterable[Mapping[str, Any]], x: str, y: str, 
         row[x] for row in rows if isinstance(row.get(x), str) and _finite(row.get(y))))
     if categories and logx:
         raise ValueError(f"x={x!r} has categorical (string) values; logx needs numbers.")
-    cells: dict[Any, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    cells: dict[Any, dict[float, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+    order: list[Any] = []
     for row in rows:
         if not _finite(row.get(y)):
             continue
@@ -473,40 +614,102 @@ def plot_metric_vs(ax: Any, table: Iterable[Mapping[str, Any]], x: str, y: str, 
             position = float(row[x])
         else:
             continue
-        cells[row[group] if group is not None else y][position].append(float(row[y]))
-    for i, (name, by_x) in enumerate(sorted(cells.items(), key=lambda item: str(item[0]))):
+        name = row[group] if group is not None else y
+        if name not in order:
+            order.append(name)
+        error = float(row[se]) if se is not None and _finite(row.get(se)) else math.nan
+        cells[name][position].append((float(row[y]), error))
+    names = sorted(cells, key=str) if colors is None else \
+        sorted(cells, key=lambda n: (list(colors).index(n) if n in colors else len(colors), str(n)))
+    positions = sorted({v for by_x in cells.values() for v in by_x})
+    gaps = np.diff(np.log10(positions) if logx else np.asarray(positions)) if len(positions) > 1 else []
+    unit = float(np.min(gaps)) if len(gaps) else 1.0
+    for j, name in enumerate(names):
+        by_x = cells[name]
         xs = np.array(sorted(by_x))
-        means = np.array([np.mean(by_x[v]) for v in xs])
-        errors = np.array([np.std(by_x[v], ddof=1) / math.sqrt(len(by_x[v])) if len(by_x[v]) > 1 else 0.0
-                           for v in xs])
-        ax.errorbar(xs, means, yerr=errors if errors.any() else None, color=f"C{i % 10}", marker="o",
-                    markersize=4, capsize=3, linewidth=1.5, label=str(name))
+        means = np.array([np.mean([v for v, _ in by_x[v_]]) for v_ in xs])
+        errors = np.array([np.std([v for v, _ in by_x[v_]], ddof=1) / math.sqrt(len(by_x[v_]))
+                           if len(by_x[v_]) > 1 else 0.0 for v_ in xs])
+        shift = (j - (len(names) - 1) / 2) * dodge * unit
+        shown = xs * 10.0 ** shift if logx else xs + shift
+        color = _color(colors, str(name), j)
+        marker = markers.get(name, MARKERS[j % len(MARKERS)]) if markers else MARKERS[j % len(MARKERS)]
+        style = LINESTYLES[j % len(LINESTYLES)]
+        line = ax.errorbar(shown, means, yerr=errors if errors.any() else None, color=color, marker=marker,
+                           markersize=5, capsize=3, linewidth=1.4, linestyle=style, label=str(name))
+        if se is not None:
+            mc = np.array([math.sqrt(sum(e * e for _, e in by_x[v_])) / len(by_x[v_])
+                           if all(math.isfinite(e) for _, e in by_x[v_]) else math.nan for v_ in xs])
+            near_zero = np.isfinite(mc) & (np.abs(means) <= 2 * mc)
+            if near_zero.any():
+                line[0].set_markevery([i for i in range(len(xs)) if not near_zero[i]])
+                ax.scatter(shown[near_zero], means[near_zero], marker=marker, s=30, facecolors="white",
+                           edgecolors=color, linewidths=1.3, zorder=3)
     if categories:
         ax.set_xticks(range(len(categories)))
         ax.set_xticklabels(categories)
     if logx:
         ax.set_xscale("log")
+    if not categories and dodge and positions:
+        ax.set_xticks(positions)
+        ax.set_xticklabels([f"{v:g}" for v in positions])
+        ax.minorticks_off()
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel(x.replace("_", " "))
-    ax.set_ylabel(y.replace("_", " "))
+    elif symlogy:
+        signed = np.array([v for by_x in cells.values() for pairs in by_x.values() for v, _ in pairs])
+        values = np.abs(signed)
+        values = values[values > 0]
+        if signed.size and (signed > 0).all():
+            ax.set_yscale("log")  # nothing at or below 0: a plain log axis
+        elif values.size:
+            linthresh = 10.0 ** math.floor(math.log10(float(np.percentile(values, 10))))
+            ax.set_yscale("symlog", linthresh=linthresh, linscale=0.5)
+            symlog_ticks(ax, "y", linthresh, float(values.max()), max_ticks=6)
+    ax.set_xlabel(xlabel if xlabel is not None else x.replace("_", " "))
+    ax.set_ylabel(ylabel if ylabel is not None else y.replace("_", " "))
     if title:
         ax.set_title(title)
-    if cells:
+    if cells and legend:
         ax.legend(loc="best", fontsize="small")
     return ax
 
 
-def plot_bic(ax: Any, table: Iterable[Mapping[str, Any]], *, title: str = "", mark_best: bool = True):
+def add_rate_guide(ax: Any, xs: Sequence[float], anchor: float, power: float = -0.5, *,
+                   label: str = "∝ 1/√n", at: str = "first") -> Any:
+    """A grey guide line ``y ∝ x**power`` through ``(x_at, anchor)`` over ``xs``.
+
+    ``at="first"`` anchors it at the smallest x, ``"last"`` at the largest. The dash
+    pattern depends on ``power`` (1/√n dashed, 1/n dotted...). Returns the line.
+    """
+    xs = np.asarray(sorted(float(v) for v in xs if _finite(v) and float(v) > 0))
+    if xs.size < 2 or not (_finite(anchor) and anchor > 0):
+        return None
+    ref = xs[0] if at == "first" else xs[-1]
+    dashes = (0, (4, 3)) if power == -0.5 else (0, (1, 2)) if power == -1.0 else (0, (6, 2, 1, 2))
+    (line,) = ax.plot(xs, anchor * (xs / ref) ** power, color="0.45", linestyle=dashes, linewidth=1.1,
+                      label=label, zorder=1)
+    return line
+
+
+def plot_bic(ax: Any, table: Iterable[Mapping[str, Any]], *, title: str = "", mark_best: bool = True,
+             zoom: bool = True):
     """BIC against the number of components, mclust style.
 
     ``table`` rows have ``n_components``, ``covariance_type``, ``bic`` (our sign,
     lower is better) and optionally ``singular`` (a covariance collapsed onto the
     ``reg_covar`` floor, see :func:`mixtures.metrics.is_singular`). Plotted is
     ``−bic`` (mclust's sign: higher is better), one line per covariance type.
-    Singular fits are hollow markers and can never be "best"; mclust reports
-    them as NA. Where several rows share ``(covariance_type, n_components)``
-    (restarts), the best non-singular one is shown. The best fit gets a star.
+    Singular fits are hollow markers off the line, which breaks there (mclust
+    reports them as NA and leaves a gap), and can never be "best"; failed fits
+    (no BIC) leave a gap too. Where several rows share ``(covariance_type,
+    n_components)`` (restarts), the best non-singular one is shown. The best fit
+    gets a star.
+
+    ``zoom``: the y axis covers the best models (the top 60% of the regular
+    fits, at least five), so that K = 1 and spherical fits far below do not
+    squash the differences that decide the choice; a note says when values lie
+    below the axis, and types wholly below it are marked so in the legend.
 
     Returns ``ax``.
     """
@@ -525,28 +728,44 @@ def plot_bic(ax: Any, table: Iterable[Mapping[str, Any]], *, title: str = "", ma
     types = sorted({key[0] for key in best_rows},
                    key=lambda name: (list(COVARIANCE_STYLES).index(name) if name in COVARIANCE_STYLES
                                      else len(COVARIANCE_STYLES), name))
+    regular = sorted((-bic for bad, bic in best_rows.values() if not bad), reverse=True)
+    low = None
+    if zoom and len(regular) > 4:
+        cut = regular[min(len(regular) - 1, max(4, math.ceil(0.6 * len(regular)) - 1))]
+        span = max(regular[0] - cut, 1e-9)
+        low = cut - 0.12 * span
+        if low <= regular[-1]:
+            low = None  # everything fits: no zoom needed
+    all_ks = sorted({k for _, k in best_rows})
     best: tuple[float, int, str] | None = None
     for j, cov_type in enumerate(types):
         color, marker = COVARIANCE_STYLES.get(cov_type, (f"C{(4 + j) % 10}", "v"))
-        ks = sorted(k for (t, k) in best_rows if t == cov_type)
-        scores = np.array([-best_rows[(cov_type, k)][1] for k in ks])
-        singular = np.array([best_rows[(cov_type, k)][0] for k in ks])
-        # filled markers only where the fit is regular (markevery), hollow ones drawn below
-        ax.plot(ks, scores, color=color, linewidth=1.3, marker=marker, markersize=5.5,
-                markevery=[i for i, bad in enumerate(singular) if not bad], label=cov_type)
+        ks = [k for k in range(min(all_ks), max(all_ks) + 1)]
+        entries = [best_rows.get((cov_type, k)) for k in ks]
+        scores = np.array([-e[1] if e is not None else np.nan for e in entries])
+        singular = np.array([e is not None and e[0] for e in entries])
+        line_scores = np.where(singular, np.nan, scores)  # mclust's NA: the line breaks there
+        off_scale = low is not None and bool(np.all(scores[np.isfinite(scores)] < low))
+        ax.plot(ks, line_scores, color=color, linewidth=1.3, marker=marker, markersize=5.5,
+                label=cov_type + (" (below the axis)" if off_scale else ""))
         if singular.any():
             ax.scatter(np.array(ks)[singular], scores[singular], facecolors="none", edgecolors=color,
                        marker=marker, s=30, linewidths=1.3, zorder=3)
         for k, score, is_bad in zip(ks, scores, singular):
-            if not is_bad and (best is None or score > best[0]):
+            if np.isfinite(score) and not is_bad and (best is None or score > best[0]):
                 best = (float(score), k, cov_type)
     if any(flag for flag, _ in best_rows.values()):
         ax.scatter([], [], facecolors="none", edgecolors="0.3", marker="o", label="singular (excluded)")
     if mark_best and best is not None:
         ax.scatter([best[1]], [best[0]], marker="*", s=220, color="gold", edgecolors="black", zorder=4,
                    label=f"best: {best[2]}, K={best[1]}")
+    if low is not None:
+        top = regular[0] + 0.08 * (regular[0] - low)
+        ax.set_ylim(low, top)
+        ax.text(0.99, 0.01, "lower values below the axis", transform=ax.transAxes, ha="right", va="bottom",
+                fontsize="x-small", color="0.35")
     if best_rows:
-        ax.set_xticks(sorted({k for _, k in best_rows}))
+        ax.set_xticks(all_ks)
         ax.legend(loc="best", fontsize="small")
     ax.set_xlabel("number of components K")
     ax.set_ylabel("BIC (mclust sign: −BIC, higher is better)")
@@ -591,12 +810,13 @@ def plot_posterior_ellipses(ax: Any, X: Any, posterior: Any, *, n_draws: int = 4
     return ax
 
 
-def plot_weight_intervals(ax: Any, results: Mapping[str, Any], *, level: float = 0.9, title: str = ""):
+def plot_weight_intervals(ax: Any, results: Mapping[str, Any], *, level: float = 0.9, title: str = "",
+                          colors: Mapping[str, str] | None = None):
     """Mixing weights per routine: posterior mean with a ``level`` credible interval.
 
     ``results`` maps labels to results; point-estimate routines (no posterior) are
     drawn as plain markers. Components are shown sorted by weight within each
-    routine (labels are arbitrary across routines).
+    routine (labels are arbitrary across routines). ``colors`` maps labels to colours.
     """
     labels = list(results)
     if not labels:
@@ -606,14 +826,15 @@ def plot_weight_intervals(ax: Any, results: Mapping[str, Any], *, level: float =
         posterior = getattr(result, "posterior", None)
         if posterior is None:
             weights = np.sort(_numpy(_as_params(result, label).weights))[::-1]
-            ax.scatter(np.full(weights.shape, position), weights, marker="o", color=f"C{position}")
+            ax.scatter(np.full(weights.shape, position), weights, marker="o",
+                       color=_color(colors, label, position))
             continue
         order = np.argsort(-_numpy(posterior.weights.mean(0)))
         low, high = (_numpy(bound)[order] for bound in posterior.credible_interval(level)["weights"])
         mean = _numpy(posterior.weights.mean(0))[order]
         offsets = np.linspace(-0.2, 0.2, len(mean)) if len(mean) > 1 else np.zeros(1)
         ax.errorbar(position + offsets, mean, yerr=[mean - low, high - mean], fmt="o", capsize=3,
-                    color=f"C{position}")
+                    color=_color(colors, label, position))
     ax.set_xticks(range(len(labels)), labels)
     ax.set_ylabel(f"weight (posterior mean, {int(level * 100)}% interval)")
     ax.set_ylim(0, 1)

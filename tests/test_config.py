@@ -9,12 +9,13 @@ import yaml
 
 from mixtures.config import (
     COVARIANCE_TYPES,
+    SELECTION_DEFAULTS,
     Config,
     ConfigError,
     apply_overrides,
+    canonical_key,
     load_config,
     parse_config,
-    parse_key_path,
 )
 from mixtures.inference import ROUTINES
 
@@ -249,12 +250,57 @@ def test_sweep_expands_methods_by_routine_name(tmp_path):
     assert config.methods[-1].name == "kmedians" and config.methods[-1].method == "kmedians"
 
 
-def test_parse_key_path():
-    assert parse_key_path("methods[2].options.lr") == ["methods", 2, "options", "lr"]
-    assert parse_key_path("seeds") == ["seeds"]
-    raw = {"methods": [{"method": "em"}]}
-    apply_overrides(raw, ["methods[0].options.max_iter=7"])
-    assert raw == {"methods": [{"method": "em", "options": {"max_iter": 7}}]}
+def test_overrides_are_applied_by_omegaconf():
+    raw = {"methods": [{"method": "em"}], "sweep": None}
+    # brackets and dotted indices, missing mappings created on the way (also under a null)
+    applied = apply_overrides(raw, ["methods[0].options.max_iter=7", "methods.0.options.tol=1e-8",
+                                    "sweep.n=[10, 20]", "description=${not.resolved}"])
+    assert raw == {"methods": [{"method": "em", "options": {"max_iter": 7, "tol": "1e-8"}}],
+                   "sweep": {"n": [10, 20]}, "description": "${not.resolved}"}
+    assert list(applied) == ["methods[0].options.max_iter", "methods[0].options.tol", "sweep.n", "description"]
+    assert canonical_key("data.1.n") == "data[1].n" and canonical_key("methods[2].lr") == "methods[2].lr"
+    # a mapping value replaces the mapping (no merge), as in the file
+    raw = {"model": {"n_components": 2, "covariance_type": "diag"}}
+    apply_overrides(raw, ["model={n_components: 3}"])
+    assert raw == {"model": {"n_components": 3}}
+    assert apply_overrides(raw, []) == {} and raw == {"model": {"n_components": 3}}
+
+
+@pytest.mark.parametrize("override, key, fragments", [
+    ("methods.7.lr=1", "methods[7]", ["list of 3", "0..2"]),
+    ("seeds.x=1", "seeds.x", ["cannot be applied", "an index only where there is a list"]),
+    ("methods[x].lr=1", "methods[x].lr", ["cannot be applied", "methods[1].options.lr"]),
+    ("model..k=1", "model..k", ["cannot read the key path", "methods[1].options.lr"]),
+    ("seeds=[0, 1", "seeds", ["not valid YAML"]),
+])
+def test_override_errors_name_the_key_and_the_allowed_form(tmp_path, override, key, fragments):
+    path = write(tmp_path, BASE, "base.yaml")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, overrides=[override])
+    message = str(caught.value)
+    assert caught.value.key == key and f"{path}: {key}:" in message, message
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_an_override_that_sets_a_bad_value_is_named_in_dotted_index_form(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, BASE), overrides=["methods.0.options.lr=-1"])
+    assert caught.value.key == "methods[0].options.lr"
+    assert "set by the command-line override 'methods.0.options.lr=-1'" in str(caught.value)
+
+
+def test_model_selection_config_uses_the_selection_defaults():
+    """``mixtures select`` and configs/model_selection.yaml fit the same models (one set of defaults)."""
+    config = load_config(CONFIGS / "model_selection.yaml")
+    (method,) = config.methods
+    assert method.method == SELECTION_DEFAULTS["method"]
+    assert method.options == {"max_iter": SELECTION_DEFAULTS["max_iter"], "tol": SELECTION_DEFAULTS["tol"]}
+    assert config.inits == (SELECTION_DEFAULTS["init"],)
+    assert config.seeds == tuple(range(SELECTION_DEFAULTS["n_init"]))
+    assert config.sweep["n_components"] == tuple(range(1, SELECTION_DEFAULTS["k_max"] + 1))
+    assert config.sweep["covariance_type"] == tuple(SELECTION_DEFAULTS["covariance_types"])
+    assert config.model.reg_covar == 1e-6
 
 
 def test_random_truth_and_given_truth(tmp_path):

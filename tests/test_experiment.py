@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,15 +19,16 @@ from mixtures import experiment, metrics
 from mixtures.config import ConfigError, load_config
 from mixtures.errors import DivergenceError
 from mixtures.experiment import (
+    HISTORY_ID_COLUMNS,
     MAX_POSTERIOR_DRAWS,
     POSTERIOR_COLUMNS,
     RESULT_COLUMNS,
     TIME_COLUMNS,
     DataCache,
-    derived_seed,
     expand_tasks,
     params_from_record,
     posterior_summary,
+    read_histories,
     read_history,
     read_posterior,
     read_results,
@@ -377,11 +383,14 @@ def test_metrics_match_a_direct_computation(small_run):
         assert float(row["bic"]) == pytest.approx(-2 * log_likelihood + 11 * math.log(n), rel=1e-12)
         perm = metrics.align_components(params, bundle.truth)
         errors = metrics.parameter_errors(params, bundle.truth, perm=perm)
-        assert float(row["means_rmse"]) == pytest.approx(errors["means_rmse"], rel=1e-12)
+        for name in ("weights_l1", "weights_max", "means_rmse", "means_max", "covariances_frobenius",
+                     "covariances_relative"):  # every error parameter_errors computes is a column
+            assert float(row[name]) == pytest.approx(errors[name], rel=1e-9, abs=1e-12), name
+        assert int(row["kl_samples"]) == config.metrics.kl_samples == 100
         assert row["alignment"] == " ".join(str(int(i)) for i in perm)
         predicted = params.joint_log_prob(bundle.X).argmax(-1)
         assert float(row["ari"]) == metrics.adjusted_rand_index(bundle.labels, predicted)
-        kl, se = metrics.kl_divergence(bundle.truth, params, n_samples=100, seed=derived_seed("kl", task.key))
+        kl, se = metrics.kl_divergence(bundle.truth, params, n_samples=100, seed=experiment.kl_seed(task))
         assert float(row["kl_truth"]) == pytest.approx(kl, rel=1e-12, abs=1e-15)
         assert float(row["kl_truth_se"]) == pytest.approx(se, rel=1e-12, abs=1e-15)
         assert float(row["held_out_ll"]) == pytest.approx(metrics.held_out_log_likelihood(params, bundle.X_test),
@@ -390,6 +399,55 @@ def test_metrics_match_a_direct_computation(small_run):
     # the truth's held-out score is a property of the cell, identical for its methods
     for a, b in zip(rows[::2], rows[1::2]):
         assert a["held_out_ll_truth"] == b["held_out_ll_truth"] and a["cell"] == b["cell"]
+
+
+def test_kl_to_the_truth_uses_common_random_numbers_per_cell(small_run):
+    config, out = small_run
+    tasks = expand_tasks(config)
+    em, km = tasks[0], tasks[1]
+    assert em.cell == km.cell and em.method.name != km.method.name
+    assert experiment.kl_seed(em) == experiment.kl_seed(km)          # one set of draws per cell
+    assert len({experiment.kl_seed(t) for t in tasks}) == len({t.cell for t in tasks})
+    # the same draws: two methods' KL estimates differ exactly by the difference of their mean log q
+    bundle = DataCache().get(em)
+    draws, _ = bundle.truth.sample(config.metrics.kl_samples, experiment.kl_seed(em))
+    rows = {r["method"]: r for r in read_results(out / "results.csv") if r["cell"] == str(em.cell)}
+    fits = {t.method.name: params_from_record(experiment.read_record(out, t)) for t in (em, km)}
+    mean_log_q = {name: float(params.log_prob(draws).mean()) for name, params in fits.items()}
+    difference = float(rows["km"]["kl_truth"]) - float(rows["EM"]["kl_truth"])
+    assert difference == pytest.approx(mean_log_q["EM"] - mean_log_q["km"], rel=1e-9, abs=1e-12)
+    # the cell key survives a grown config (the cell index does not): resumed fits keep their draws
+    grown = expand_tasks(load_config(config.source, overrides=["seeds=[0, 1, 2]"]))
+    old = {t.key: t for t in tasks}
+    shared = [t for t in grown if t.key in old]
+    assert len(shared) == len(tasks) and any(t.cell != old[t.key].cell for t in shared)
+    assert all(experiment.kl_seed(t) == experiment.kl_seed(old[t.key]) for t in shared)
+
+
+def test_histories_csv_is_the_long_table_of_every_history(small_run):
+    config, out = small_run
+    rows = read_results(out / "results.csv")
+    table = read_histories(out / "histories.csv")
+    header = list(table[0])
+    assert header[:len(HISTORY_ID_COLUMNS) + 1] == list(HISTORY_ID_COLUMNS) + ["iteration"]
+    assert {"log_likelihood", "elbo", "kl", "time", "objective"} <= set(header)  # k-means adds objective
+    expected = []
+    for row in rows:
+        history = read_history(out / row["history"])
+        for record in history.records():
+            expected.append((row["task"], row["method"], record))
+    assert len(table) == len(expected)
+    for line, (task, method, record) in zip(table, expected):
+        assert (line["task"], line["method"]) == (task, method)
+        for name in header[len(HISTORY_ID_COLUMNS):]:
+            if name in record:
+                value = record[name]
+                assert (line[name] == "nan") if math.isnan(value) else float(line[name]) == value, name
+            else:
+                assert line[name] == ""  # a column this fit's routine does not record
+    em_rows = [line for line in table if line["method"] == "EM"]
+    assert em_rows and all(line["objective"] == "" for line in em_rows)
+    assert em_rows[0]["seed"] == "0" and em_rows[0]["routine"] == "em" and em_rows[0]["dataset"] == "s4"
 
 
 def test_history_round_trips_exactly(tmp_path):
@@ -432,6 +490,8 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path, monkeypat
         run_experiment(path, tmp_path / "resumed", quiet=True)
     assert len(list((tmp_path / "resumed" / "records").glob("*.json"))) == 3
     assert len(read_results(tmp_path / "resumed" / "results.csv")) == 3  # finished fits are listed
+    finished = {row["task"] for row in read_results(tmp_path / "resumed" / "results.csv")}
+    assert {line["task"] for line in read_histories(tmp_path / "resumed" / "histories.csv")} == finished
     calls.clear()
     monkeypatch.setattr(experiment, "fit", lambda *a, **k: (calls.append(1), real_fit(*a, **k))[1])
     resumed = run_experiment(path, tmp_path / "resumed", quiet=True)
@@ -445,6 +505,57 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path, monkeypat
     # a grown config reuses the finished fits
     run_experiment(load_config(path, overrides=["seeds=[0, 1, 2]"]), tmp_path / "resumed", quiet=True)
     assert len(calls) == 4
+
+
+KILLABLE = """\
+# Enough small fits for a kill to land mid-run.
+data: {name: s4, kind: synthetic, truth: seed004, n: 1500, n_test: 200, seed: 1}
+model: {n_components: 2, covariance_type: full}
+methods:
+  - {name: EM, method: em, options: {max_iter: 120, tol: 0.0, warn: false}}
+  - {name: km, method: kmeans, options: {max_iter: 30}}
+inits: [kmeans]
+seeds: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+metrics: {kl_samples: 200}
+output: {figures: none}
+"""
+
+
+def _without(rows: list[dict], column: str) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != column} for row in rows]
+
+
+@pytest.mark.slow  # two CLI subprocesses (~10 s)
+def test_a_run_killed_by_sigkill_resumes_to_the_same_results(tmp_path):
+    """A real kill: the CLI in a subprocess, SIGKILL once some fits are on disk, then the same command again."""
+    path = write(tmp_path, KILLABLE)
+    reference = run_experiment(path, tmp_path / "reference", quiet=True)
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "mixtures.cli", "run", str(path), "--out", str(out), "--quiet"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    try:
+        while len(list((out / "records").glob("*.json"))) < 3:
+            assert process.poll() is None, process.stderr.read().decode()
+            assert time.monotonic() < deadline, "no fit finished within two minutes"
+            time.sleep(0.005)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+        process.stderr.close()
+    assert process.returncode == -signal.SIGKILL
+    done = len(list((out / "records").glob("*.json")))
+    total = len(expand_tasks(load_config(path)))
+    assert 3 <= done < total, "the kill must land mid-run"
+    assert not (out / "results.csv").exists()  # SIGKILL: no handler ran; the records are all there is
+    resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    expected, got = read_results(reference / "results.csv"), read_results(out / "results.csv")
+    assert len(got) == total and without_time(got) == without_time(expected)
+    assert _without(read_histories(out / "histories.csv"), "time") == \
+        _without(read_histories(reference / "histories.csv"), "time")
+    assert not list(out.rglob("*.tmp"))  # a temporary file the kill may have left is deleted by the rerun
 
 
 def test_a_failing_fit_becomes_a_failed_row(tmp_path, monkeypatch):
@@ -573,3 +684,88 @@ def test_shipped_config_runs_in_smoke_mode(name, tmp_path):
 @pytest.mark.parametrize("name", SLOW_CONFIGS)
 def test_shipped_sweep_config_runs_in_smoke_mode(name, tmp_path):
     run_shipped_smoke(name, tmp_path / name)
+
+
+# -- report.md -------------------------------------------------------------------------------------------
+def test_report_states_methods_findings_and_the_kl_sample_size(small_run):
+    config, out = small_run
+    report = (out / "report.md").read_text()
+    assert "## Methods" in report and "- **EM**: routine `em`" in report
+    assert "KL gap/pt" in report and "histories.csv" in report
+    assert f"{config.metrics.kl_samples} draws of the truth per fit" in report
+    assert "the same draws for every method of a cell" in report
+    findings = report.split("## Findings")[1].split("\n## ")[0]
+    assert "**s4.**" in findings and "held-out log-likelihood per point" in findings
+    assert "sweep points" in findings  # n is swept: winners are counted per sweep point
+    assert "±" not in findings
+
+
+def test_methods_section_says_when_map_has_no_prior(tmp_path):
+    from types import SimpleNamespace
+
+    from mixtures.report import methods_section
+
+    text = SMALL.replace("  - {name: km, method: kmeans, options: {max_iter: 20}}",
+                         "  - {name: MAP, method: map, options: {num_steps: 5}}\n"
+                         "  - {name: MAP-EM, method: em, prior: {}}")
+    section = methods_section(SimpleNamespace(config=load_config(write(tmp_path, text))))
+    line = [line for line in section.splitlines() if line.startswith("- **MAP**")][0]
+    assert "no prior" in line and "maximum likelihood by Adam" in line
+    assert "prior: GaussianPrior(all defaults)" in [l for l in section.splitlines() if "MAP-EM" in l][0]
+
+
+def test_mean_sd_rounds_the_sd_to_the_mean_precision():
+    from mixtures.report import mean_sd
+
+    assert mean_sd([-4.15538, -4.15538 + 1.3e-11], 6) == "-4.15538 ± 0"      # rounding noise
+    assert mean_sd([0.8125, 0.8125 + 1e-16]) == "0.8125 ± 0"
+    assert mean_sd([2812.55, 2919.55, 3026.55], 6) == "2919.55 ± 110"      # no 1.1e+02
+    assert mean_sd([0.01, 0.015, 0.02]) == "0.015 ± 0.0050"
+    assert mean_sd([1.0]) == "1" and mean_sd([]) == "–"
+
+
+MODEL_SELECTION = """\
+# K sweep where the winner is not among the first cells.
+data: {name: s4, kind: synthetic, truth: seed004, n: 200, n_test: 100, seed: 1}
+model: {n_components: 2, covariance_type: full}
+methods:
+  - {name: EM, method: em, options: {max_iter: 200, tol: 1.0e-6}}
+seeds: [0]
+sweep: {covariance_type: [spherical, full], n_components: [1, 2, 3]}
+metrics: {kl_samples: 100}
+output: {figures: [ellipses, bic], max_cell_figures: 1}
+"""
+
+
+def test_model_selection_always_shows_the_winners_ellipses(tmp_path):
+    from mixtures.report import selection_winners
+
+    out = run_experiment(write(tmp_path, MODEL_SELECTION), tmp_path / "out", quiet=True)
+    config = load_config(out / "config.yaml")
+    tasks = expand_tasks(config)
+    state = experiment.RunState(config, out, tasks, {t.key: experiment.read_record(out, t) for t in tasks},
+                                DataCache())
+    winners = selection_winners(state, tasks)
+    assert set(winners) == {"bic", "aic", "icl"}
+    figures = sorted(p.name for p in (out / "figures").glob("ellipses_*.png"))
+    assert "ellipses_s4_spherical_K1.png" in figures  # the first cell (max_cell_figures: 1)
+    for task in winners.values():
+        assert task.cell != tasks[0].cell
+        assert f"ellipses_s4_{task.covariance_type}_K{task.n_components}.png" in figures
+    report = (out / "report.md").read_text()
+    assert "has the lowest" in report and "shown whatever max_cell_figures says" in report
+    assert "The lowest BIC is K=" in report.split("## Findings")[1]
+
+
+def test_feature_names_come_from_the_data(tmp_path):
+    (tmp_path / "named.csv").write_text("eruptions,waiting\n3.6,79\n1.8,54\n3.3,74\n")
+    (tmp_path / "plain.txt").write_text("3.6 79\n1.8 54\n3.3 74\n")
+    assert experiment._header_names(tmp_path / "named.csv", None, 2) == ("eruptions", "waiting")
+    assert experiment._header_names(tmp_path / "named.csv", None, 3) is None  # not one name per column
+    assert experiment._header_names(tmp_path / "plain.txt", None, 2) is None  # no header
+    text = "data: {kind: file, path: named.csv}\nmodel: {n_components: 1}\nmethods: [em]\n"
+    task = expand_tasks(load_config(write(tmp_path, text)))[0]
+    assert DataCache().get(task).feature_names == ("eruptions", "waiting")
+    faithful = expand_tasks(load_config(write(tmp_path, text.replace("{kind: file, path: named.csv}",
+                                                                     "{kind: old_faithful}"))))[0]
+    assert DataCache().get(faithful).feature_names == ("eruptions (min)", "waiting (min)")

@@ -224,19 +224,35 @@ def test_plot_traces_and_kl_gap(tmp_path, data, results):
         plot.plot_traces(axes[0], histories, column="grad_norm", per_point=False)
 
 
-def test_kl_gap_from_columns_and_linear_fallback(tmp_path):
+def test_kl_gap_from_columns_symlog_and_identically_zero_gaps(tmp_path):
     history = History()
     for i in range(5):
         history.append(iteration=i, log_likelihood=-100.0 + i, elbo=-100.0 + i - 2.0 ** -i, time=0.1 * i)
-    crisp = History()
+    crisp = History()  # MAP: the ELBO is the log-likelihood (rounding aside)
     for i in range(3):
-        crisp.append(iteration=i, log_likelihood=-50.0, elbo=-50.0, kl=0.0, time=0.1 * i)
+        crisp.append(iteration=i, log_likelihood=-50.0, elbo=-50.0, kl=2e-13 if i else 0.0, time=0.1 * i)
+    svi = History()  # a mean-field q starts at the exact posterior: its row 0 gap is exactly 0
+    for i, gap in enumerate((0.0, 1.0, 0.1, 0.01)):
+        svi.append(iteration=i, log_likelihood=-80.0, elbo=-80.0 - gap, time=0.1 * i)
     fig, axes = plot.subplots(1, 2)
     plot.plot_kl_gap(axes[0], {"soft": history.to_dict()}, per_point=True, n_points=10)
     np.testing.assert_allclose(axes[0].lines[0].get_ydata(), 2.0 ** -np.arange(5) / 10, rtol=1e-12)
-    assert axes[0].get_yscale() == "log"
-    plot.plot_kl_gap(axes[1], {"hard": crisp})
-    assert axes[1].get_yscale() == "linear"
+    assert axes[0].get_yscale() == "symlog"
+    colors = {"MAP": "C3", "SVI": "C4"}
+    plot.plot_kl_gap(axes[1], {"MAP": crisp, "SVI": svi}, colors=colors)
+    assert axes[1].get_yscale() == "symlog"  # the zeros stay on the axis (a log axis sends them to -inf)
+    map_line, svi_dot, svi_line = axes[1].lines
+    assert map_line.get_label() == "MAP (≡ 0)" and (map_line.get_ydata() == 0).all()
+    assert any("gap ≡ 0: MAP" in t.get_text() for t in axes[1].texts)
+    assert map_line.get_color() == "C3" and svi_line.get_color() == "C4" and svi_dot.get_color() == "C4"
+    # SVI's exact 0 at row 0 is a dot on the 0 line, not joined to the curve
+    assert list(svi_dot.get_xdata()) == [0] and list(svi_dot.get_ydata()) == [0.0]
+    assert np.isnan(svi_line.get_ydata()[0]) and svi_line.get_ydata()[1] == 1.0
+    assert -1e-2 < axes[1].get_ylim()[0] < 0.0  # the 0 line sits just above the bottom spine
+    assert plot.gap_is_zero(crisp) and not plot.gap_is_zero(svi)
+    # ticks: 0, then decades from ten times the linear threshold (no "0" / "10^-k" collision)
+    ticks = [t for t in axes[1].get_yticks() if axes[1].get_ylim()[0] <= t <= axes[1].get_ylim()[1]]
+    assert ticks[0] == 0.0 and ticks[1] >= 10 * axes[1].yaxis.get_transform().linthresh * 0.999
     render(fig, tmp_path, "klgap")
 
 
@@ -277,15 +293,36 @@ def test_plot_bic_excludes_singular_fits_from_best(tmp_path):
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "best: full, K=3" in texts
     assert "singular (excluded)" in texts
-    # the plotted values are -bic; diag K=4 (NaN BIC: a failed fit) is left out
+    # the plotted values are -bic; the line breaks (NaN, mclust's NA) at diag K=4 (a failed fit, no BIC)
+    # and at diag K=5 (singular: a hollow marker off the line)
     diag_line = [line for line in ax.lines if line.get_label() == "diag"][0]
-    assert list(diag_line.get_xdata()) == [1, 2, 3, 5]
+    assert list(diag_line.get_xdata()) == [1, 2, 3, 4, 5]
     assert diag_line.get_ydata()[0] == pytest.approx(-(1000.0 - 40 + 5 + 30.0))
-    assert diag_line.get_ydata()[-1] == pytest.approx(-500.0)
+    assert np.isnan(diag_line.get_ydata()[3:]).all()
+    hollow = [c for c in ax.collections if len(c.get_offsets()) and c.get_facecolor().size == 0]
+    assert [list(c.get_offsets()[0]) for c in hollow] == [[5.0, -500.0]]
     full_line = [line for line in ax.lines if line.get_label() == "full"][0]
     assert full_line.get_ydata()[1] == pytest.approx(-(1000.0 - 80 + 10))
     assert "mclust" in ax.get_ylabel()
     render(fig, tmp_path, "bic")
+
+
+def test_plot_bic_zooms_on_the_best_models(tmp_path):
+    # K=1 and spherical far below the rest (as on Old Faithful): the y axis covers the best models
+    table = []
+    for cov_type, offset in (("full", 0.0), ("tied", 3.0), ("diag", 12.0), ("spherical", 900.0)):
+        for k in range(1, 10):
+            bic = 2314.0 + offset + (300.0 if k == 1 else 4.0 * abs(k - 3))
+            table.append({"n_components": k, "covariance_type": cov_type, "bic": bic, "singular": False})
+    fig, axes = plot.subplots(1, 2)
+    plot.plot_bic(axes[0], table)
+    low, high = axes[0].get_ylim()
+    assert high > -2314.0 and low > -2400.0  # zoomed: K=1 (-2614) and spherical (-3214...) are below
+    assert "spherical (below the axis)" in [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert any("below the axis" in t.get_text() for t in axes[0].texts)
+    plot.plot_bic(axes[1], table, zoom=False)
+    assert axes[1].get_ylim()[0] < -3214.0
+    render(fig, tmp_path, "bic_zoom")
 
 
 def test_plot_bic_hollow_marker_for_a_singular_only_cell(tmp_path):
@@ -364,3 +401,83 @@ def test_posterior_uncertainty_plots(tmp_path):
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="needs a Posterior"):
         plot_posterior_ellipses(axes[0], X, em)
+
+
+# -- aspect, names, colours, dodging ---------------------------------------------------
+
+def test_equal_aspect_keeps_a_circle_round(tmp_path):
+    """A unit circle (covariance I) drawn with aspect="equal" has the same extent in display units both ways."""
+    circle = MixtureParams(torch.ones(1, dtype=DT), torch.zeros(1, 2, dtype=DT), torch.eye(2, dtype=DT)[None])
+    X = torch.tensor([[-10.0, -0.5], [10.0, 0.5]], dtype=DT)  # data 20 wide, 1 tall
+    fig, axes = plot.subplots(1, 2, figsize=(8.0, 4.0))
+    plot.plot_mixture(axes[0], X, {"fit": circle}, aspect="equal", feature_names=["width (m)", "height (m)"])
+    plot.plot_mixture(axes[1], X, {"fit": circle})
+    fig.canvas.draw()
+    patch = axes[0].patches[0]
+    assert patch.width == pytest.approx(4.0) and patch.height == pytest.approx(4.0)
+    extent = patch.get_window_extent()
+    assert extent.width == pytest.approx(extent.height, rel=0.01)
+    assert axes[0].get_aspect() == 1.0 and axes[0].get_adjustable() == "datalim"
+    assert axes[0].get_xlabel() == "width (m)" and axes[0].get_ylabel() == "height (m)"
+    auto = axes[1].patches[0].get_window_extent()
+    assert auto.height > 1.5 * auto.width  # auto aspect: the same circle drawn as a tall ellipse
+    assert axes[1].get_xlabel() == "$x_0$"
+    render(fig, tmp_path, "aspect")
+    with pytest.raises(ValueError, match="aspect"):
+        plot.plot_mixture(axes[0], X, {"fit": circle}, aspect="square")
+    with pytest.raises(ValueError, match="feature_names"):
+        plot.plot_mixture(axes[0], X, {"fit": circle}, feature_names=["one"])
+
+
+def test_method_colors_are_one_map_for_every_plot(tmp_path, data, results):
+    X, _ = data
+    colors = plot.method_colors(["EM", "hard-EM", "k-means", "MAP"])
+    assert colors == {"EM": "C0", "hard-EM": "C1", "k-means": "C2", "MAP": "C3"}
+    fig, axes = plot.subplots(1, 3)
+    # a figure showing a subset keeps each method's colour
+    plot.plot_mixture(axes[0], X, {"hard-EM": results["hard_em"]}, colors=colors)
+    assert axes[0].lines[0].get_color() == "C1"
+    plot.plot_traces(axes[1], {"MAP": results["em"].history}, n_points=X.shape[0], colors=colors, legend=False)
+    assert axes[1].lines[0].get_color() == "C3" and axes[1].get_legend() is None
+    plot.plot_weight_intervals(axes[2], {"k-means": results["em"]}, colors=colors)
+    assert tuple(axes[2].collections[0].get_facecolor()[0]) == pytest.approx(
+        __import__("matplotlib").colors.to_rgba("C2"))
+    render(fig, tmp_path, "colors")
+
+
+def test_plot_metric_vs_dodges_coinciding_methods_and_marks_estimates_near_zero(tmp_path):
+    table = []
+    for method in ("EM", "MAP"):  # identical values: EM would hide behind MAP without dodging
+        for n in (100, 1000, 10000):
+            for seed in range(2):
+                table.append({"method": method, "n": n, "kl_truth": 1.0 / n if n < 10000 else 1e-5 * (-1) ** seed,
+                              "kl_truth_se": 1e-4})
+    fig, ax = plot.subplots()
+    plot.plot_metric_vs(ax, table, "n", "kl_truth", logx=True, symlogy=True, dodge=0.1, se="kl_truth_se",
+                        colors={"EM": "C0", "MAP": "C3"}, markers={"EM": "o", "MAP": "s"},
+                        xlabel="training points n", ylabel="KL(truth ‖ fit) (nats)")
+    em, map_ = (container.lines[0] for container in ax.containers)
+    assert em.get_marker() == "o" and map_.get_marker() == "s" and em.get_linestyle() != map_.get_linestyle()
+    assert em.get_color() == "C0" and map_.get_color() == "C3"
+    ratio = np.asarray(map_.get_xdata()) / np.asarray(em.get_xdata())
+    np.testing.assert_allclose(ratio, 10 ** 0.1)  # multiplicative dodge on a log axis: one decade x 0.1
+    np.testing.assert_allclose(np.sort([t for t in ax.get_xticks() if 50 < t < 20000]), [100, 1000, 10000])
+    assert ax.get_yscale() == "symlog" and ax.get_xlabel() == "training points n"
+    # n = 10000: mean 0 with Monte Carlo se 1e-4/sqrt(2): within 2 SE of 0, drawn hollow
+    hollow = [c for c in ax.collections if len(c.get_offsets()) and len(c.get_facecolor())
+              and np.allclose(c.get_facecolor()[0][:3], 1.0)]
+    assert len(hollow) == 2 and all(c.get_offsets()[0][0] > 5000 for c in hollow)
+    line = plot.add_rate_guide(ax, [100, 1000, 10000], 1e-2, -1.0, label="∝ 1/n")
+    np.testing.assert_allclose(line.get_ydata(), [1e-2, 1e-3, 1e-4])
+    assert plot.add_rate_guide(ax, [100], 1.0) is None
+    render(fig, tmp_path, "dodge")
+
+
+def test_symlog_ticks_leave_room_between_zero_and_the_first_decade():
+    fig, ax = plot.subplots()
+    ax.plot([0, 1e-4, 1e-2, 3.0], [0, 1, 2, 3])
+    ax.set_xscale("symlog", linthresh=1e-4)
+    plot.symlog_ticks(ax, "x", 1e-4, 3.0)
+    assert list(ax.get_xticks()) == pytest.approx([0.0, 1e-3, 1e-2, 1e-1, 1.0])  # none past the data
+    plot.symlog_ticks(ax, "x", 1e-12, 1.0, max_ticks=5)  # many decades: thinned
+    assert len(ax.get_xticks()) <= 6 and ax.get_xticks()[0] == 0.0
