@@ -657,7 +657,7 @@ def test_boolean_input_is_float64(blobs, as_numpy, method):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_pandas_dataframe(blobs, method):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
     frame = pd.DataFrame(blobs.numpy(), columns=["a", "b"], index=[f"r{i}" for i in range(len(blobs))])
     result = run(GaussianMixture(2), frame, method)
     expected = run(GaussianMixture(2), blobs.numpy(), method)

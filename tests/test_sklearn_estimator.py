@@ -9,24 +9,21 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
+from sklearn.exceptions import NotFittedError
+from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
-pytest.importorskip("sklearn")
+import mixtures
+from mixtures.priors import GaussianPrior
+from mixtures.result import FitResult
+from mixtures.sklearn import ConvergenceWarning, GaussianMixture
 
-from sklearn.base import clone  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning  # noqa: E402
-from sklearn.exceptions import NotFittedError  # noqa: E402
-from sklearn.mixture import GaussianMixture as SklearnGaussianMixture  # noqa: E402
-from sklearn.model_selection import GridSearchCV, KFold, cross_val_score  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
-from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
-
-import mixtures  # noqa: E402
-from mixtures.priors import GaussianPrior  # noqa: E402
-from mixtures.result import FitResult  # noqa: E402
-from mixtures.sklearn import ConvergenceWarning, GaussianMixture  # noqa: E402
-
-from conftest import COVARIANCE_TYPES, assert_close, true_params  # noqa: E402
+from conftest import COVARIANCE_TYPES, assert_close, true_params
 
 FITTED_ARRAYS = ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_")
 METHODS = ("em", "hard_em", "kmeans", "kmedians", "map", "svi", "stepwise_em", "vb", "nuts")
@@ -305,7 +302,7 @@ def test_integer_and_boolean_tensors_become_float64(convert):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_dataframe_keeps_dtype_and_feature_names(dtype):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
     X = data().astype(dtype)
     frame = pd.DataFrame(X, columns=["a", "b"])
     estimator = GaussianMixture(3, random_state=0).fit(frame)

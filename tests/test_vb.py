@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.distributions as td
+from sklearn import mixture as sklearn_mixture
 
 import mixtures
 from mixtures import ConvergenceWarning, GaussianMixture
@@ -17,8 +18,6 @@ from mixtures.priors import GaussianPrior
 from mixtures.suffstats import summarize
 
 from conftest import COVARIANCE_TYPES, assert_close, true_params
-
-sklearn_mixture = pytest.importorskip("sklearn.mixture")
 
 WEIGHT_PRIORS = ("dirichlet", "dirichlet_process")
 SKLEARN_WEIGHT_PRIOR = {"dirichlet": "dirichlet_distribution", "dirichlet_process": "dirichlet_process"}
