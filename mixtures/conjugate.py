@@ -13,7 +13,7 @@ it is the same point Pyro's ``AutoDelta`` MAP finds on the same program:
 ``full``       ``Σ_k = Ψ_k / (ν₀ + N_k - D)``
 ``tied``       ``Σ = Σ_k Ψ_k-terms / (N + K + ν₀ - D - 1)`` (Ψ₀ counted once)
 ``diag``       ``σ²_kd = Ψ_kd / (ν₀ + N_k - 1)``
-``spherical``  ``σ²_k = Σ_d Ψ_kd / (ν₀ + D (N_k + 1) - 2)``
+``spherical``  ``σ²_k = (Ψ₀ + Σ_d (S_k + shrink terms)_dd) / (ν₀ + D (N_k + 1) - 2)`` (Ψ₀ once: one precision)
 =============  =====================================================
 
 Weights: ``π_k ∝ N_k + α_k - 1`` (Dirichlet), or stick fractions

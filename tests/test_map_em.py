@@ -89,6 +89,27 @@ def test_a_strong_prior_pulls_the_means_to_the_prior_mean(data):
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_a_strong_prior_pulls_covariances_and_weights_to_the_prior(data, covariance_type):
+    # As ν₀ grows with Ψ₀ = ν₀ T (scaled per type so that the mode's limit is T), the posterior-mode
+    # covariances tend to T; as α grows, the weights tend to 1/K (the Dirichlet's mode).
+    target = torch.tensor([[2.0, 0.3], [0.3, 0.5]], dtype=torch.float64)
+    native_target = {"full": target, "tied": target, "diag": target.diagonal(),
+                     "spherical": target.diagonal().mean()}[covariance_type]
+    expected = {"full": target, "tied": target, "diag": torch.diag(target.diagonal()),
+                "spherical": target.diagonal().mean() * torch.eye(2, dtype=torch.float64)}[covariance_type]
+    distances, weight_gaps = [], []
+    for strength in (10.0, 1e3, 1e7):
+        prior = GaussianPrior(degrees_of_freedom=strength, covariance_prior=(strength * native_target).tolist(),
+                              weight_concentration=strength)
+        fitted = mixtures.fit(GaussianMixture(3, covariance_type, prior=prior), data, init=true_params(covariance_type),
+                              max_iter=5, reg_covar=0.0, warn=False).params
+        distances.append(float((fitted.covariances - expected).abs().max()))
+        weight_gaps.append(float((fitted.weights - 1 / 3).abs().max()))
+    assert distances[0] > distances[1] > distances[2] and distances[2] < 1e-4
+    assert weight_gaps[0] > weight_gaps[1] > weight_gaps[2] and weight_gaps[2] < 1e-5
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("weight_prior", ["dirichlet", "dirichlet_process"])
 def test_map_em_fixed_point_is_a_stationary_point_of_the_posterior(data, covariance_type, weight_prior):
     prior = GaussianPrior(weight_prior=weight_prior, weight_concentration=2.0, degrees_of_freedom=5.0)
