@@ -350,3 +350,17 @@ def test_history_and_result_fields(easy):
     assert_close(result.params.covariances, mean.covariances)
     assert_close(result.params.weights, mean.weights)
     assert result.extras["labels"].shape == (X.shape[0],)
+
+
+def test_no_valid_start_is_a_divergence_error_with_the_fix(monkeypatch):
+    # Pyro raises a bare ValueError when no start has a finite potential and gradient
+    # (badly scaled data under the prior, float32 overflow): it becomes a DivergenceError
+    import pyro.infer.mcmc.api
+
+    def no_start(self, *args, **kwargs):
+        raise ValueError("Model specification seems incorrect - cannot find valid initial params.")
+
+    monkeypatch.setattr(pyro.infer.mcmc.api.MCMC, "run", no_start)
+    X = torch.randn(40, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(mixtures.DivergenceError, match="Standardize the data, fit in float64"):
+        mixtures.fit(prior_model("diag"), X, "nuts", seed=0, **TINY)

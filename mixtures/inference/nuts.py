@@ -106,6 +106,7 @@ from torch import Tensor
 from torch.distributions import biject_to
 from torch.distributions.transforms import Transform
 
+from mixtures.errors import DivergenceError
 from mixtures.inference.registry import register
 from mixtures.model import COMPONENTS_PLATE, GaussianMixture
 from mixtures.params import MixtureParams
@@ -369,7 +370,17 @@ def fit_nuts(model: GaussianMixture, X: Tensor, init: MixtureParams, *, reg_cova
                                  full_mass=full_mass)
             mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=warmup,
                         disable_progbar=not progress_bar, hook_fn=hook)
-            mcmc.run(X)
+            try:
+                mcmc.run(X)
+            except ValueError as error:
+                if "valid initial params" not in str(error):
+                    raise
+                # Pyro found no start with a finite potential energy and gradient
+                raise DivergenceError(
+                    "NUTS: the log joint density or its gradient is not finite at the start (or at "
+                    "any point Pyro tried near it): the data are badly scaled for the prior or float32 "
+                    "overflows. Standardize the data, fit in float64, or start from an EM fit "
+                    "(init=mixtures.fit(model, X, 'em').params).") from None
             chains.append({name: value.detach() for name, value in mcmc.get_samples().items()})
         infos.append(info)
     C, S_total = num_chains, num_chains * num_samples
