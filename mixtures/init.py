@@ -24,6 +24,8 @@ seed reproduces them bit for bit on CPU.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -32,7 +34,7 @@ from mixtures.errors import DataError, ParameterError, SingularCovarianceError
 from mixtures.model import GaussianMixture
 from mixtures.params import MixtureParams
 from mixtures.suffstats import floored_counts, m_step, pooled_component, summarize
-from mixtures.validation import make_generator
+from mixtures.validation import make_generator, numeric_array
 
 INITIALIZERS = ("kmeans", "kmeans++", "random", "random_from_data")
 InitSpec = str | MixtureParams | dict | Tensor | np.ndarray
@@ -93,6 +95,13 @@ def _pooled(model: GaussianMixture, X: Tensor, reg_covar: float, on_collapse: st
     N, K = X.shape[0], model.n_components
     lenient = "pool" if on_collapse == "pool" else "error"
     return params_from_responsibilities(model, X, X.new_full((N, K), 1.0 / K), reg_covar, lenient)
+
+
+def _given(value: Any, name: str, X: Tensor) -> Tensor:
+    """A user-given initial tensor, numeric (or a ``DataError`` naming it), in X's dtype and device."""
+    if isinstance(value, Tensor):
+        return value.detach().to(X)
+    return torch.as_tensor(numeric_array(value, name)).to(X)
 
 
 def _labels_from_array(model: GaussianMixture, X: Tensor, labels: Tensor) -> Tensor:
@@ -165,19 +174,16 @@ def initialize(model: GaussianMixture, X: Tensor, init: InitSpec = "kmeans",
         if "locs" not in init or unknown:
             raise ParameterError(f"an init dict needs 'locs' and may give 'weights' and 'covariances'; "
                                  f"got keys {sorted(init)}.")
-        locs = torch.as_tensor(np.asarray(init["locs"]) if not isinstance(init["locs"], Tensor)
-                               else init["locs"]).to(X)
+        locs = _given(init["locs"], "init['locs']", X)
         locs = locs.reshape(-1, 1) if locs.dim() == 1 and D == 1 else locs
         if tuple(locs.shape) != (K, D):
             raise ParameterError(f"init locs must have shape (K, D) = {(K, D)}; got {tuple(locs.shape)}.")
         # every given tensor follows the data's dtype and device, as locs do
         if "covariances" in init:
-            covariances = torch.as_tensor(np.asarray(init["covariances"]) if not isinstance(
-                init["covariances"], Tensor) else init["covariances"]).to(X)
+            covariances = _given(init["covariances"], "init['covariances']", X)
         else:
             covariances = _pooled(model, X, reg_covar, on_collapse).covariances
-        weights = init["weights"] if "weights" in init else X.new_full((K,), 1.0 / K)
-        weights = torch.as_tensor(np.asarray(weights) if not isinstance(weights, Tensor) else weights).to(X)
+        weights = _given(init["weights"], "init['weights']", X) if "weights" in init else X.new_full((K,), 1.0 / K)
         return initialize(model, X, MixtureParams(weights, locs, covariances, model.covariance_type))
     if isinstance(init, str):
         if init == "random":

@@ -47,9 +47,11 @@ class MixtureParams:
             per component ``(K,)`` is accepted for every type.
         covariance_type: ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"``.
 
-    The instance is immutable; tensors are copied on construction. Use
-    :meth:`from_native` to build from native tensors (e.g. Cholesky factors)
-    without refactorizing.
+    Attributes cannot be reassigned (use :meth:`replace`). The constructor copies its
+    tensors; :meth:`from_native` (what routines use, to avoid copies and
+    refactorizations) shares them, so treat ``weights``, ``locs`` and ``native`` as
+    read-only and ``.clone()`` one before writing into it: in-place writes would
+    also leave the cached whitening factors stale.
 
     Dtype: the parameters take the dtype of ``locs`` when it is a floating tensor, else
     float64 (lists, numpy arrays, integer tensors); ``weights`` and ``covariances``

@@ -109,7 +109,7 @@ def as_data(
             X = _frame_to_numpy(X)
         elif hasattr(X, "to_numpy"):
             X = X.to_numpy()
-        tensor = torch.as_tensor(_numeric_array(X, name))
+        tensor = torch.as_tensor(numeric_array(X, name))
     if dtype is not None:
         tensor = tensor.to(dtype)
     if device is not None:
@@ -138,11 +138,11 @@ def _frame_to_numpy(frame: Any) -> np.ndarray:
     """A DataFrame/Series as a float64 array (missing values -> NaN), else its raw values."""
     try:
         return frame.to_numpy(dtype=np.float64, na_value=np.nan)
-    except (TypeError, ValueError):  # non-numeric columns: reported by _numeric_array
+    except (TypeError, ValueError):  # non-numeric columns: reported by numeric_array
         return frame.to_numpy()
 
 
-def _numeric_array(X: Any, name: str) -> np.ndarray:
+def numeric_array(X: Any, name: str) -> np.ndarray:
     """A numpy array torch can take without copying surprises, or a ``DataError``."""
     if isinstance(X, np.ma.MaskedArray):
         masked = np.ma.getmaskarray(X)

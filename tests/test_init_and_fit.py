@@ -134,6 +134,12 @@ def test_bad_options_are_clear_errors(data):
             mixtures.fit(GaussianMixture(2), X, seed=seed)
 
 
+def test_a_non_numeric_init_dict_names_its_entry(data):
+    X, _ = data
+    with pytest.raises(DataError, match=r"init\['locs'\] must be numeric.*init\['locs'\]\[0, 0\] = 'a'"):
+        mixtures.fit(GaussianMixture(2), X, init={"locs": [["a", "b"], ["c", "d"]]})
+
+
 def test_seed_none_draws_a_seed_once_and_records_it(data):
     X, _ = data
     first = mixtures.fit(GaussianMixture(3), X, init="random", seed=None, max_iter=5, warn=False)
