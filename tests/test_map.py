@@ -19,15 +19,6 @@ N_POINTS = 1500
 COLUMNS = ("iteration", "log_likelihood", "elbo", "kl", "time", "loss", "grad_norm")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Small tensors: one thread avoids oversubscribing a shared machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def fits():
     """Per covariance type: data, the shared k-means++ start, EM and MAP from it."""

@@ -27,15 +27,6 @@ KINDS = ("conjugate", "nonconjugate")
 TINY = {"warmup": 10, "num_samples": 5, "max_tree_depth": 4}  # smoke runs: wiring, not accuracy
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: intra-op threads only add synchronization cost (severe on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def two_blobs(D: int, n: int = 120, seed: int = 1) -> tuple[MixtureParams, torch.Tensor, torch.Tensor]:
     """Well-separated K=2 mixture in D dimensions (means -3 and +3 on every axis)."""
     locs = torch.tensor([[-3.0] * D, [3.0] * D], dtype=torch.float64)

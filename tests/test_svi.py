@@ -12,15 +12,6 @@ from conftest import assert_close, true_params
 N_POINTS = 600
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Small tensors: one thread avoids oversubscribing a shared machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def setup():
     X, _ = true_params("full").sample(N_POINTS, seed=11)

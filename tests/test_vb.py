@@ -23,15 +23,6 @@ WEIGHT_PRIORS = ("dirichlet", "dirichlet_process")
 SKLEARN_WEIGHT_PRIOR = {"dirichlet": "dirichlet_distribution", "dirichlet_process": "dirichlet_process"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny tensors: on a busy 2-core machine, torch's intra-op threads cost more than they save.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def offset_data():
     """Three overlapping 3-D clusters far from the origin, and random starting responsibilities."""
