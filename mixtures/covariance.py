@@ -15,22 +15,27 @@ A :class:`CovarianceType` knows how to go between the native and full forms,
 evaluate Mahalanobis distances and log-determinants (through Cholesky factors,
 never explicit inverses of covariances), estimate itself from the sufficient
 statistics of an M step, count its free parameters, and build the Pyro
-distribution of the component picked by an assignment. Adding a covariance type
-means adding one subclass here and registering it in :data:`COVARIANCE_TYPES`.
+distribution of the component picked by an assignment (:mod:`mixtures.fused`:
+the same ``C @ F`` expansion as EM's fused pass makes its enumerated ``log_prob``
+one matrix product). Adding a covariance type means adding one subclass here and
+registering it in :data:`COVARIANCE_TYPES`.
 """
 
 from __future__ import annotations
 
-import math
-
-import pyro.distributions as pdist
 import torch
 from torch import Tensor
 from torch.distributions import constraints
 
 from mixtures.errors import ParameterError, SingularCovarianceError
-
-LOG_2PI = math.log(2.0 * math.pi)
+from mixtures.fused import (
+    LOG_2PI,
+    DiagonalNormal,
+    FusedMultivariateNormal,
+    constant_terms,
+    inverse_tril,
+    pair_coefficients,
+)
 
 _REG_HINT = (
     "Increase reg_covar (it is added to the diagonal of every covariance), use fewer "
@@ -64,62 +69,10 @@ def cholesky_checked(cov: Tensor, what: str, reg_covar: float | None = None) -> 
     return scale_tril
 
 
-def _inverse_tril(scale_tril: Tensor) -> Tensor:
-    """Inverse of small lower-triangular factors ``(..., D, D)`` (cheap, D³ per factor)."""
-    eye = torch.eye(scale_tril.shape[-1], dtype=scale_tril.dtype, device=scale_tril.device)
-    return torch.linalg.solve_triangular(scale_tril, eye.expand_as(scale_tril), upper=False)
-
-
-class DiagonalNormal(pdist.TorchDistribution):
-    """Normal with diagonal covariance, event shape ``(D,)``, that stays small under ``expand``.
-
-    ``Normal(loc, scale).to_event(1)`` expanded by the data plate to ``(K, N, D)``
-    evaluates ``log σ`` on the whole expansion; here the log-determinant is taken
-    on the parameters' own ``(K, 1)`` shape and only ``(x - μ)² / σ²`` touches
-    ``(K, N, D)``. ``diagonal`` (the variances) has the shape of ``loc`` or a last
-    dimension of 1 (one variance for every coordinate: spherical).
-    """
-
-    arg_constraints = {"loc": constraints.real_vector,
-                       "diagonal": constraints.independent(constraints.positive, 1)}
-    support = constraints.real_vector
-    has_rsample = True
-
-    def __init__(self, loc: Tensor, diagonal: Tensor, batch_shape: torch.Size | None = None,
-                 validate_args: bool | None = None):
-        self.loc, self.diagonal = loc, diagonal
-        shape = torch.broadcast_shapes(loc.shape, diagonal.shape)
-        super().__init__(torch.Size(batch_shape) if batch_shape is not None else shape[:-1], shape[-1:],
-                         validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        return DiagonalNormal(self.loc, self.diagonal, torch.Size(batch_shape))
-
-    @property
-    def mean(self) -> Tensor:
-        return self.loc.expand(self.batch_shape + self.event_shape)
-
-    @property
-    def variance(self) -> Tensor:
-        return self.diagonal.expand(self.batch_shape + self.event_shape)
-
-    def rsample(self, sample_shape=()) -> Tensor:
-        shape = self._extended_shape(torch.Size(sample_shape))
-        noise = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
-        return self.loc + self.diagonal.sqrt() * noise
-
-    def log_prob(self, value: Tensor) -> Tensor:
-        D = self.event_shape[0]
-        maha = ((value - self.loc).square() / self.diagonal).sum(-1)
-        log_det = self.diagonal.log().sum(-1) * (D / self.diagonal.shape[-1])
-        log_prob = -0.5 * (maha + log_det + D * LOG_2PI)
-        return log_prob.expand(torch.broadcast_shapes(log_prob.shape, self.batch_shape))
-
-
-def _constant_terms(log_weights: Tensor, half_log_det: Tensor, white_locs: Tensor) -> Tensor:
-    """``log π_k - ½ log det Σ_k - ½ D log 2π - ½ μ_kᵀ Σ_k⁻¹ μ_k`` ``(K,)``; ``white_locs`` ``(K, D)``."""
-    D = white_locs.shape[-1]
-    return log_weights - half_log_det - 0.5 * D * LOG_2PI - 0.5 * white_locs.square().sum(-1)
+# the coefficient helpers are shared with the component distributions' matrix-product log_prob
+_inverse_tril = inverse_tril
+_constant_terms = constant_terms
+_pair_coefficients = pair_coefficients
 
 
 def _pair_features(xT: Tensor, out: Tensor) -> None:
@@ -129,13 +82,6 @@ def _pair_features(xT: Tensor, out: Tensor) -> None:
     for i in range(D):  # D row products over the long point axis (vectorized), not a loop over points
         torch.mul(xT[i:i + 1], xT[i:], out=out[start:start + D - i])
         start += D - i
-
-
-def _pair_coefficients(precision: Tensor) -> Tensor:
-    """Coefficients ``(..., D(D+1)/2)`` of the pair features in ``-½ xᵀ P x``: ``-½ P_ii``, ``-P_ij`` (i < j)."""
-    D = precision.shape[-1]
-    rows, cols = torch.triu_indices(D, D, device=precision.device)
-    return torch.where(rows == cols, -0.5, -1.0).to(precision.dtype) * precision[..., rows, cols]
 
 
 def _symmetric_from_pairs(sums: Tensor, n_features: int) -> Tensor:
@@ -269,7 +215,11 @@ class CovarianceType:
 
         ``index`` may carry enumeration dimensions on the left; the result has
         batch shape ``index.shape`` (or ``(K,)`` when ``index`` is None) and event
-        shape ``(D,)``.
+        shape ``(D,)``. The distributions are those of :mod:`mixtures.fused`
+        (:class:`~mixtures.fused.FusedMultivariateNormal` for the Cholesky types,
+        :class:`~mixtures.fused.DiagonalNormal` for the variance types): under
+        enumeration (index ``(K, 1)`` against the data ``(N, D)``) their ``log_prob``
+        is one matrix product ``C @ F``, otherwise the term-by-term formula.
         """
         raise NotImplementedError
 
@@ -365,7 +315,7 @@ class FullCovariance(_TrilCovariance):
     def component_distribution(self, locs, native, index=None):
         if index is not None:
             locs, native = locs[index], native[index]
-        return pdist.MultivariateNormal(locs, scale_tril=native)
+        return FusedMultivariateNormal(locs, scale_tril=native)
 
 
 class TiedCovariance(_TrilCovariance):
@@ -430,7 +380,7 @@ class TiedCovariance(_TrilCovariance):
     def component_distribution(self, locs, native, index=None):
         if index is not None:
             locs = locs[index]
-        return pdist.MultivariateNormal(locs, scale_tril=native)
+        return FusedMultivariateNormal(locs, scale_tril=native)
 
 
 class _VarianceCovariance(CovarianceType):

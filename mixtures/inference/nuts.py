@@ -106,6 +106,7 @@ from torch import Tensor
 from torch.distributions import biject_to
 from torch.distributions.transforms import Transform
 
+from mixtures import fused
 from mixtures.errors import DivergenceError
 from mixtures.inference.registry import register
 from mixtures.model import COMPONENTS_PLATE, GaussianMixture
@@ -363,7 +364,7 @@ def fit_nuts(model: GaussianMixture, X: Tensor, init: MixtureParams, *, reg_cova
                     info["mean_accept_prob"] = float(kernel.logging().get("acc. prob", math.nan))
                     info["step_size"] = float(kernel.step_size)
 
-        with _seeded(chain_seed, X.device), warnings.catch_warnings():
+        with _seeded(chain_seed, X.device), fused.keeping_features(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             kernel = make_kernel(model, X, init, target_accept_prob=target_accept_prob,
                                  max_tree_depth=max_tree_depth, jit_compile=jit_compile,

@@ -90,6 +90,7 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from mixtures import distributed as dist_utils
+from mixtures import fused
 from mixtures.errors import DivergenceError
 from mixtures.model import ASSIGNMENT, DATA_PLATE, GaussianMixture, fresh_param_store
 from mixtures.params import MixtureParams
@@ -717,7 +718,8 @@ def _run_pyro(model: GaussianMixture, X: Tensor, init: MixtureParams, *, method:
     converged = False
     if distributed and seed is not None and dist_utils.rank() > 0:
         seed = spawn_seeds(seed, dist_utils.rank())[-1]  # local draws differ from rank to rank
-    with fresh_param_store(), seeded_rng(seed, X.device), pyro.validation_enabled(validate), \
+    with fresh_param_store(), fused.keeping_features(), seeded_rng(seed, X.device), \
+            pyro.validation_enabled(validate), \
             warnings.catch_warnings(), _default_dtype(X.dtype if jit else None):
         if jit:  # tracer warnings are expected (data-independent control flow)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
