@@ -324,3 +324,29 @@ def test_float32_data_with_float64_accumulation():
     exact = mixtures.fit(GaussianMixture(3), X, init=params, tol=1e-6)
     assert result.params.dtype == torch.float32  # parameters follow the data
     assert_close(result.params.locs, exact.params.locs, rtol=1e-4, atol=1e-4)
+
+
+def test_an_emptied_soft_component_is_flagged_and_reseeded_once_when_asked():
+    # one start far from the data: soft EM leaves it with ~0 responsibility
+    X, _ = true_params("full").sample(600, seed=2)
+    truth = true_params("full")
+    start = truth.replace(locs=torch.cat([truth.locs[:2], torch.tensor([[1e4, 1e4]], dtype=torch.float64)]))
+    with pytest.warns(UserWarning, match=r"degenerate component\(s\) \[2\]: empty"):
+        plain = mixtures.fit(GaussianMixture(3), X, init=start, max_iter=50)
+    assert plain.extras["empty_components"] == [2] and plain.params.weights[2] < 1e-12
+    with pytest.warns(UserWarning, match="re-seeded"):
+        reseeded = mixtures.fit(GaussianMixture(3), X, init=start, max_iter=300, on_collapse="reseed")
+    assert [k for _, k in reseeded.extras["reseeded"]] == [2]
+    assert reseeded.extras["empty_components"] == [] and reseeded.params.weights.min() > 0.1
+    assert reseeded.log_likelihood > plain.log_likelihood + 100
+
+
+def test_a_component_on_the_reg_covar_floor_is_flagged():
+    # a cluster of identical points: its covariance is exactly reg_covar * I
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(200, 2)), np.full((30, 2), 8.0)])
+    start = MixtureParams(np.array([0.8, 0.2]), np.array([[0.0, 0.0], [8.0, 8.0]]), np.eye(2)[None].repeat(2, 0),
+                          "full")
+    with pytest.warns(UserWarning, match=r"on the reg_covar floor \[1\]"):
+        result = mixtures.fit(GaussianMixture(2), X, init=start, reg_covar=1e-4)
+    assert result.extras["collapsed_components"] == [1]

@@ -30,6 +30,12 @@ component; with ``on_collapse="reseed"`` that component restarts at the
 worst-explained point of the pass (lowest ``log p(x | θ)``) with the covariance
 of all the data and weight 1/N, and ``extras["reseeded"]`` lists
 ``(iteration, component)`` pairs (not for ``"tied"``, nor distributed runs).
+Soft EM under ``"reseed"`` also restarts, once per component, a component left
+with less than one point of responsibility. Every EM result flags what is
+degenerate at the end: ``extras["empty_components"]`` (soft EM: ``N_k < 1``;
+hard EM: components that were empty) and ``extras["collapsed_components"]``
+(covariance on the ``reg_covar`` floor, :func:`mixtures.metrics.singular_components`),
+with a ``UserWarning`` when either is non-empty.
 
 MAP-EM: when the model has a conjugate prior, the M step is the posterior mode
 (:mod:`mixtures.conjugate`), the objective is ``log p(X | θ) + log p(θ)`` and the
@@ -69,6 +75,7 @@ from mixtures import distributed as dist_utils
 from mixtures.conjugate import mode_weights, posterior_mode
 from mixtures.errors import ConvergenceWarning, DivergenceError, PosteriorModeError, SingularCovarianceError
 from mixtures.inference.registry import register
+from mixtures.metrics import singular_components
 from mixtures.model import GaussianMixture
 from mixtures.params import MixtureParams
 from mixtures.result import FitResult, History
@@ -224,6 +231,7 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
     previous_summary: Summary | None = None
     converged = False
     empty_components: set[int] = set()
+    emptied_once: set[int] = set()
     reseeded: list[tuple[int, int]] = []
     iteration = 0
     for iteration in range(1, max_iter + 1):
@@ -238,6 +246,14 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
                                   f"iteration {iteration - 1} and cannot be tested for convergence.")
         if hard:
             empty_components.update(torch.nonzero(summary.nk == 0).reshape(-1).tolist())
+        elif on_collapse == "reseed" and not step.distributed and model.cov_type.name != "tied":
+            # soft EM: a component left with less than one point of responsibility restarts at
+            # the worst-explained point, once (if it empties again it stays, flagged below)
+            for k in torch.nonzero(summary.nk < 1.0).reshape(-1).tolist():
+                if k not in emptied_once:
+                    emptied_once.add(k)
+                    summary = reseed_component(summary, k, model.cov_type)
+                    reseeded.append((iteration, k))
         new_params = _m_step_with_rule(step, summary, on_collapse, iteration, reseeded,
                                        previous=params if hard else None)
         prior_row = _prior_column(step, new_params, iteration)
@@ -271,6 +287,17 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
     if reseeded and warn:
         warnings.warn(f"re-seeded collapsed components (iteration, component): {reseeded}", UserWarning,
                       stacklevel=3)
+    # degenerate components at the end: empty (soft EM: less than one point of responsibility)
+    # or sitting on the reg_covar floor (collapsed onto points without spread)
+    extras["collapsed_components"] = singular_components(params, reg_covar) if reg_covar > 0 else []
+    if not hard:
+        extras["empty_components"] = torch.nonzero(final.nk < 1.0).reshape(-1).tolist()
+        degenerate = sorted(set(extras["empty_components"]) | set(extras["collapsed_components"]))
+        if degenerate and warn:
+            warnings.warn(f"EM ended with degenerate component(s) {degenerate}: empty (less than one point "
+                          f"of responsibility) {extras['empty_components']}, on the reg_covar floor "
+                          f"{extras['collapsed_components']}. Use fewer components, another "
+                          "initialization, or on_collapse='reseed'.", UserWarning, stacklevel=3)
     if hard:
         extras["labels"] = final.labels
         extras["empty_components"] = sorted(empty_components)
