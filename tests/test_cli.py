@@ -175,24 +175,11 @@ def test_run_smoke_of_a_shipped_config(tmp_path, capsys):
     (["data.n=-3"], "data.n"),
     (["methods[0].method=nope"], "unknown routine 'nope'"),
     (["oops"], "not a KEY=VALUE override"),
-])
-def test_run_with_a_bad_config_exits_2_without_traceback(tmp_path, capsys, args, fragment):
-    config = tmp_path / "tiny.yaml"
-    config.write_text(TINY)
-    out = tmp_path / "out"
-    assert main(["run", str(config), "--out", str(out), *args]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("mixtures: error: ") and fragment in err
-    assert err.count("\n") == 1 and "Traceback" not in err
-    assert not out.exists()
-
-
-@pytest.mark.parametrize("args, fragment", [
     (["methods[0].prior={weight_prior: dp}"], "methods[0].prior.weight_prior: 'dp' is not allowed"),
     (["methods[0].method=vb"], "routine 'vb' is Bayesian and needs a prior"),
     (["methods[0].prior={mean_prior: [0, 0, 0]}"], "mean_prior must have shape (D,) = (2,)"),
 ])
-def test_run_with_a_bad_prior_exits_2_without_traceback(tmp_path, capsys, args, fragment):
+def test_run_with_a_bad_config_exits_2_without_traceback(tmp_path, capsys, args, fragment):
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY)
     out = tmp_path / "out"
