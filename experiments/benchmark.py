@@ -19,8 +19,9 @@ size after the iteration minus once the data are loaded).
 
 In the same run the report also gives:
 
-* the machine's matmul peak (best of several square ``torch.mm`` products in
-  float64 and float32, :func:`matmul_peak`) and the fraction of it that one EM
+* the machine's matmul peak (best of several square products by each of
+  ``torch.mm``, oneDNN and numpy's OpenBLAS, in float64 and float32,
+  :func:`matmul_peak`) and the fraction of it that one EM
   iteration reaches, from the explicit FLOP count of :func:`em_flops`;
 * the largest configuration again at ``--also-threads`` threads (default 2);
 * ``torch.compile`` of the per-chunk kernel (one chunk function, compiled with
@@ -66,7 +67,7 @@ import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import mixtures
-from mixtures import MixtureParams, fused, suffstats
+from mixtures import MixtureParams, fused, gemm, suffstats
 from mixtures.inference.em import EMStep
 
 Tensor = torch.Tensor
@@ -209,12 +210,17 @@ def em_flops(n: int, d: int, k: int, cov: str) -> float:
     return float(n) * (4 * k * p + d + m + 8 * k + 7)
 
 
-def matmul_peak(threads: int, size: int = PEAK_SIZE, repeats: int = 7) -> dict[str, dict[str, float]]:
-    """GFLOP/s of square ``torch.mm`` (the BLAS our GEMMs call) at ``threads`` threads.
+def matmul_peak(threads: int, size: int = PEAK_SIZE, repeats: int = 7) -> dict[str, dict]:
+    """GFLOP/s of square products at ``threads`` threads: the machine's attainable matmul peak.
 
-    ``2·size³`` flops per product; the best (shortest) of ``repeats`` products after a
-    warm-up, by wall and by process CPU time: the best is the machine's attainable
-    peak, whatever the load. Run inside the caller's thread limits.
+    Three kernels, because no single one reaches the machine's peak everywhere:
+    ``torch.mm`` (MKL, which takes its AVX2 path on AMD processors), oneDNN through
+    :func:`mixtures.gemm.matmul` (float32 only; float64 falls back to ``torch.mm``)
+    and numpy's ``@`` (OpenBLAS, whose kernel is chosen from the instruction set).
+    ``2·size³`` flops per product; the best (shortest) of ``repeats`` products after
+    a warm-up, by wall and by process CPU time. ``"wall"`` and ``"cpu"`` are the best
+    over the kernels (the peak), ``"kernels"`` each kernel's. Run inside the
+    caller's thread limits.
     """
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -225,9 +231,18 @@ def matmul_peak(threads: int, size: int = PEAK_SIZE, repeats: int = 7) -> dict[s
             A = torch.randn(size, size, generator=generator, dtype=dtype)
             B = torch.randn(size, size, generator=generator, dtype=dtype)
             out = torch.empty(size, size, dtype=dtype)
-            wall, cpu = timed_runs(lambda A=A, B=B, out=out: torch.mm(A, B, out=out), repeats, warmup=2)
+            A_np, B_np, out_np = A.numpy(), B.numpy(), out.numpy()
+            kernels = {"torch.mm": lambda A=A, B=B, out=out: torch.mm(A, B, out=out),
+                       "numpy": lambda A=A_np, B=B_np, out=out_np: np.matmul(A, B, out=out)}
+            if gemm.backend(dtype) == "onednn":
+                kernels["oneDNN"] = lambda A=A, B=B: gemm.matmul(A, B)
             flops = 2.0 * size ** 3
-            peaks[name] = {"wall": flops / min(wall) / 1e9, "cpu": flops / min(cpu) / 1e9}
+            by_kernel = {}
+            for kernel, run in kernels.items():
+                wall, cpu = timed_runs(run, repeats, warmup=2)
+                by_kernel[kernel] = {"wall": flops / min(wall) / 1e9, "cpu": flops / min(cpu) / 1e9}
+            peaks[name] = {clock: max(k[clock] for k in by_kernel.values()) for clock in ("wall", "cpu")}
+            peaks[name]["kernels"] = by_kernel
         return peaks
     finally:
         torch.set_num_threads(previous)
@@ -690,7 +705,10 @@ def machine_info(threads: int) -> list[str]:
         f"scikit-learn {sklearn.__version__}",
         f"- CPU: {_cpu_name()}, {os.cpu_count()} logical cores; threads used: {threads} "
         f"(torch.set_num_threads and threadpoolctl.threadpool_limits)",
-        f"- torch BLAS: {'MKL' if torch.backends.mkl.is_available() else 'not MKL'}; "
+        f"- torch BLAS: {'MKL' if torch.backends.mkl.is_available() else 'not MKL'}; oneDNN "
+        f"{'available' if torch.backends.mkldnn.is_available() else 'not available'}; our E-step GEMMs: "
+        f"float32 {gemm.backend(torch.float32)}, float64 {gemm.backend(torch.float64)}; "
+        f"MIXTURES_GEMM={os.environ.get('MIXTURES_GEMM', '(unset)')}; "
         f"torch parallel backend: {torch.__config__.parallel_info().splitlines()[-1].strip()}",
         "- environment: " + ", ".join(f"{var}={os.environ.get(var, '(unset)')}" for var in
                                       ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS",
@@ -736,8 +754,12 @@ def _cpu_name() -> str:
 def _peak_lines(peaks: dict[int, dict]) -> list[str]:
     lines = []
     for threads, peak in sorted(peaks.items()):
-        lines.append(f"- matmul peak at {threads} thread{'s' if threads > 1 else ''} (best of 7 `torch.mm` of "
-                     f"{PEAK_SIZE}x{PEAK_SIZE}, GFLOP/s by CPU / wall time): "
+        kernels = "; ".join(
+            f"{name}: " + ", ".join(f"{kernel} {k['cpu']:.1f} / {k['wall']:.1f}" for kernel, k in p["kernels"].items())
+            for name, p in peak.items())
+        lines.append(f"- matmul peak at {threads} thread{'s' if threads > 1 else ''} (best of 7 products of "
+                     f"{PEAK_SIZE}x{PEAK_SIZE} by each kernel, GFLOP/s by CPU / wall time): {kernels}. "
+                     "Peak = the best kernel: "
                      + ", ".join(f"{name} {p['cpu']:.1f} / {p['wall']:.1f}" for name, p in peak.items()))
     return lines
 
@@ -900,8 +922,10 @@ def write_report(path: Path, rows: list[Row], results: dict, args, elapsed: floa
         "jobs share the cores. `GFLOP/s` = the explicit count of `em_flops` (per point "
         "4·K·P for the two GEMMs, P = 1 + D + M features, M = D(D+1)/2 full or D diag, plus "
         "D + M + 8·K + 7 elementwise operations; M step not counted) / our median CPU time; "
-        "`% of peak` = that / the best square-matmul GFLOP/s (CPU time) measured in this run in the "
-        "same dtype (float32 for the float32 rows). `LL rel` is |ΔlogL| / |logL| of the E "
+        "`% of peak` = that / the best square-matmul GFLOP/s (CPU time) of any of the three kernels "
+        "measured in this run in the same dtype (float32 for the float32 rows). Our float32 GEMMs run on "
+        f"`{gemm.backend(torch.float32)}`, float64 on `{gemm.backend(torch.float64)}` "
+        "(`mixtures/gemm.py`). `LL rel` is |ΔlogL| / |logL| of the E "
         "step; `params rel` is the largest max|Δ| / max|value| over the new weights, means and "
         "covariances. Memory is the peak extra resident memory of one iteration in a fresh process "
         "beyond the loaded data (peak resident size after the iteration minus after loading X; "

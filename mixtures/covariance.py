@@ -23,6 +23,9 @@ registering it in :data:`COVARIANCE_TYPES`.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 from torch.distributions import constraints
@@ -77,11 +80,22 @@ _pair_coefficients = pair_coefficients
 
 def _pair_features(xT: Tensor, out: Tensor) -> None:
     """``out`` ``(D(D+1)/2, n)`` ← ``x_i x_j`` for ``i ≤ j`` (row-major upper triangle) of ``xT`` ``(D, n)``."""
+    _pair_writer(xT, out)()
+
+
+def _pair_writer(xT: Tensor, out: Tensor) -> Callable[[], None]:
+    """:func:`_pair_features` with its ``3·D`` views sliced once."""
     D = xT.shape[0]
-    start = 0
+    products, start = [], 0
     for i in range(D):  # D row products over the long point axis (vectorized), not a loop over points
-        torch.mul(xT[i:i + 1], xT[i:], out=out[start:start + D - i])
+        products.append((xT[i:i + 1], xT[i:], out[start:start + D - i]))
         start += D - i
+
+    def write() -> None:
+        for left, right, target in products:
+            torch.mul(left, right, out=target)
+
+    return write
 
 
 def _symmetric_from_pairs(sums: Tensor, n_features: int) -> Tensor:
@@ -163,6 +177,14 @@ class CovarianceType:
     def moment_features(self, xT: Tensor, out: Tensor) -> None:
         """Write the second-order features of centred points ``xT`` ``(D, n)`` into ``out`` ``(M, n)``."""
         raise NotImplementedError
+
+    def moment_feature_writer(self, xT: Tensor, out: Tensor) -> Callable[[], None]:
+        """A call that writes :meth:`moment_features` of ``xT`` into ``out`` (the buffers of a pass).
+
+        Views are sliced once, for all the equal chunks of a pass: slicing per chunk
+        cost ~5 % of a float32 iteration at D = 8.
+        """
+        return functools.partial(self.moment_features, xT, out)
 
     def log_joint_coefficients(self, log_weights: Tensor, locs: Tensor, whitening: Tensor,
                                half_log_det: Tensor) -> Tensor:
@@ -287,6 +309,9 @@ class FullCovariance(_TrilCovariance):
     def moment_features(self, xT, out):
         _pair_features(xT, out)
 
+    def moment_feature_writer(self, xT, out):
+        return _pair_writer(xT, out)
+
     def log_joint_coefficients(self, log_weights, locs, whitening, half_log_det):
         white_locs = (whitening @ locs.unsqueeze(-1)).squeeze(-1)  # L_k⁻¹ μ_k
         linear = (whitening.transpose(-1, -2) @ white_locs.unsqueeze(-1)).squeeze(-1)  # Σ_k⁻¹ μ_k
@@ -352,6 +377,9 @@ class TiedCovariance(_TrilCovariance):
 
     def moment_features(self, xT, out):
         _pair_features(xT, out)
+
+    def moment_feature_writer(self, xT, out):
+        return _pair_writer(xT, out)
 
     def log_joint_coefficients(self, log_weights, locs, whitening, half_log_det):
         white_locs = locs @ whitening.T

@@ -31,11 +31,14 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
+from mixtures import gemm
 from mixtures.covariance import LOG_2PI, CovarianceType
 from mixtures.params import MixtureParams, chunk_size_for, iter_chunks
 from mixtures.stream import StreamingData, iter_data
@@ -114,7 +117,8 @@ def e_step(X: Tensor | StreamingData, params: MixtureParams, shift: Tensor, hard
     chunk = chunk_size or fused_chunk_size(K, D, M, shift.element_size())
     if isinstance(X, Tensor):  # small data: buffers no larger than the data
         chunk = max(1, min(chunk, X.shape[0]))
-    buffers = _ChunkBuffers(shift, chunk, 1 + D + M, K)
+    buffers = _ChunkBuffers(shift, chunk, cov_type, D, K)
+    column_shift = shift.unsqueeze(-1)
     total_dtype = {"dtype": accumulate_dtype or shift.dtype, "device": shift.device}
     # Σ_n r_nk F_mn (K, 1 + D + M): column 0 = nk, columns 1..D = sx, the rest the
     # second-moment features
@@ -127,10 +131,10 @@ def e_step(X: Tensor | StreamingData, params: MixtureParams, shift: Tensor, hard
     for data_chunk in iter_data(X, chunk):
         n = data_chunk.shape[0]
         n_points += n
-        features, joint, resp, log_norm, total, log_total = buffers.take(n)
-        torch.sub(data_chunk.T, shift.unsqueeze(-1), out=features[1:1 + D])
-        cov_type.moment_features(features[1:1 + D], features[1 + D:])
-        torch.mm(coefficients, features, out=joint)
+        features, centred, write_moments, joint, resp, log_norm, total, log_total = buffers.take(n)
+        torch.sub(data_chunk.T, column_shift, out=centred)
+        write_moments()
+        joint = gemm.matmul(coefficients, features, out=joint)
         _normalize(joint, resp, log_norm, total, log_total)
         log_likelihood += log_norm.sum()  # bits
         # amin is a vectorized reduction, argmin is not (~5x slower per point): locate the
@@ -143,10 +147,8 @@ def e_step(X: Tensor | StreamingData, params: MixtureParams, shift: Tensor, hard
             if labels is not None:
                 labels.append(chunk_labels)
             resp.zero_().scatter_(0, chunk_labels.unsqueeze(0), 1.0)
-        if sums.dtype == features.dtype:
-            sums.addmm_(resp, features.T)
-        else:  # the chunk's sums in the data's dtype, accumulated in accumulate_dtype
-            sums.add_(resp @ features.T)
+        # the chunk's sums in the data's dtype, accumulated in accumulate_dtype
+        sums.add_(gemm.matmul(resp, features.T))
         if not hard:
             # -Σ_k r log₂ r = log₂ T - Σ_k r a with a = joint (the log₂ joint minus its maximum,
             # finite where r = 0, so 0 · a = 0) and log₂ r = a - log₂ T: two non-negative sums,
@@ -188,29 +190,55 @@ def fused_chunk_size(n_components: int, n_features: int, n_moment_features: int,
     return min(MAX_CHUNK, max(256, FUSED_CHUNK_BYTES // (element_size * width)))
 
 
-class _ChunkBuffers:
-    """Flat storage reused by every chunk of a pass; views are contiguous for any chunk length."""
+class _ChunkViews(NamedTuple):
+    """The buffers of one chunk of ``n`` points."""
 
-    def __init__(self, like: Tensor, chunk: int, n_features: int, n_components: int):
-        self.shape = (n_features, n_components)
+    features: Tensor  # (1 + D + M, n)
+    centred: Tensor  # (D, n): rows 1..D of features
+    write_moments: Callable[[], None]  # fills the M second-order rows from ``centred``
+    joint: Tensor  # (K, n)
+    resp: Tensor  # (K, n)
+    log_norm: Tensor  # (1, n)
+    total: Tensor  # (1, n)
+    log_total: Tensor  # (1, n)
+
+
+class _ChunkBuffers:
+    """Flat storage reused by every chunk of a pass; views are contiguous for any chunk length
+    and are made once per length (a pass has at most two: the chunk and the last one)."""
+
+    def __init__(self, like: Tensor, chunk: int, cov_type: CovarianceType, n_features: int,
+                 n_components: int):
+        self.cov_type, self.D, self.K = cov_type, n_features, n_components
+        self.P = 1 + n_features + cov_type.n_moment_features(n_features)
+        self._views: dict[int, _ChunkViews] = {}
         self._allocate(like, chunk)
 
     def _allocate(self, like: Tensor, chunk: int) -> None:
-        P, K = self.shape
+        P, K = self.P, self.K
         self.capacity = chunk
         self.features = like.new_empty(P * chunk)
         self.features[:chunk] = 1.0  # row 0 of every (P, n) view: the constant feature
         self.joint, self.resp = like.new_empty(K * chunk), like.new_empty(K * chunk)
         self.log_norm, self.total, self.log_total = (like.new_empty(chunk) for _ in range(3))
+        self._views.clear()
 
-    def take(self, n: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """``(features (P, n), joint (K, n), resp (K, n), log_norm, total, log_total (1, n))``."""
+    def take(self, n: int) -> _ChunkViews:
+        views = self._views.get(n)
+        if views is not None:
+            return views
         if n > self.capacity:  # a streamed chunk longer than asked for
             self._allocate(self.features, n)
-        P, K = self.shape
-        return (self.features[:P * n].view(P, n), self.joint[:K * n].view(K, n),
-                self.resp[:K * n].view(K, n), self.log_norm[:n].view(1, n), self.total[:n].view(1, n),
-                self.log_total[:n].view(1, n))
+        P, K, D = self.P, self.K, self.D
+        features = self.features[:P * n].view(P, n)
+        centred = features[1:1 + D]
+        views = _ChunkViews(features, centred, self.cov_type.moment_feature_writer(centred, features[1 + D:]),
+                            self.joint[:K * n].view(K, n), self.resp[:K * n].view(K, n),
+                            self.log_norm[:n].view(1, n), self.total[:n].view(1, n),
+                            self.log_total[:n].view(1, n))
+        if len(self._views) < 4:  # streams with ragged chunks: keep the first few lengths only
+            self._views[n] = views
+        return views
 
 
 def _normalize(joint: Tensor, resp: Tensor, log_norm: Tensor, total: Tensor, log_total: Tensor) -> None:
