@@ -39,12 +39,13 @@ def matmul(a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
 
 def backend(dtype: torch.dtype, device: torch.device | str = "cpu") -> str:
     """Which kernel :func:`matmul` uses for ``dtype`` on ``device``: ``"onednn"`` or ``"torch"``."""
-    probe = torch.empty(0, 0, dtype=dtype, device=device)
+    probe = torch.ones(1, 1, dtype=dtype, device=device)
     return "onednn" if _use_onednn(probe, probe) else "torch"
 
 
 def _use_onednn(a: Tensor, b: Tensor) -> bool:
-    return (a.dtype == torch.float32 and b.dtype == torch.float32
+    # oneDNN has no primitive for empty operands (a stream may yield an empty chunk)
+    return (a.dtype == torch.float32 and b.dtype == torch.float32 and a.numel() > 0 and b.numel() > 0
             and a.device.type == "cpu" and b.device.type == "cpu"
             and not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad))
             and _full_precision() and _onednn_works())

@@ -100,7 +100,8 @@ class StreamingData:
         for block in iterator:
             chunk = self._validate(block, total)
             total += chunk.shape[0]
-            yield chunk
+            if chunk.shape[0]:  # empty chunks (a filtered file, a last batch) are checked, then skipped
+                yield chunk
         if total == 0:
             raise DataError("the streaming source yielded no data.")
         self._n_points = total

@@ -36,6 +36,13 @@ def test_matmul_equals_float64_products_for_both_layouts_of_the_e_step(dtype):
         assert_close(product.double(), expected, rtol=tol, atol=tol * float(expected.abs().max()))
 
 
+def test_empty_operands_give_empty_or_zero_products():
+    # a stream may yield an empty chunk: (K, P) @ (P, 0) and (K, 0) @ (0, P)
+    C, R = torch.randn(8, 45), torch.randn(8, 0)
+    assert gemm.matmul(C, torch.randn(45, 0)).shape == (8, 0)
+    assert_close(gemm.matmul(R, torch.randn(45, 0).T), torch.zeros(8, 45))
+
+
 def test_matmul_writes_out_when_the_kernel_writes_in_place():
     C, F, _ = _operands(torch.float64)
     out = torch.empty(8, 1000, dtype=torch.float64)

@@ -89,6 +89,28 @@ def test_fit_result_predicts_and_scores_streamed_data(memmap_data, tmp_path):
         result.predict(X, out=out)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_empty_chunks_of_a_stream_are_skipped(memmap_data, dtype):
+    # e.g. a filtered file or a DataLoader's last batch; float32 runs the oneDNN products
+    X, _ = memmap_data
+    X = X.to(dtype)
+    empty = np.zeros((0, 2), dtype=X.numpy().dtype)
+
+    def chunks():
+        yield empty
+        yield X[:5000].numpy()
+        yield empty
+        yield X[5000:].numpy()
+
+    model = GaussianMixture(3)
+    start = mixtures.fit(model, X, max_iter=0).params
+    in_memory = mixtures.fit(model, X, init=start, max_iter=5)
+    streamed = mixtures.fit(model, chunks, init=start, max_iter=5, chunk_size=5000)
+    tol = 1e-10 if dtype == torch.float64 else 1e-4
+    assert_close(streamed.params.locs, in_memory.params.locs, rtol=tol, atol=tol)
+    assert_close(streamed.history["log_likelihood"], in_memory.history["log_likelihood"], rtol=tol, atol=0)
+
+
 def test_a_bad_chunk_is_reported_with_its_rows():
     chunks = [np.zeros((5, 2)), np.ones((5, 2))]
     chunks[1][3, 1] = np.nan
