@@ -311,18 +311,16 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _iteration_options(method: str, tol: float, max_iter: int) -> dict[str, Any]:
-    """``tol``/``max_iter`` for the routines that take them (EM and the like; MAP/SVI take ``tol``)."""
-    import inspect
-
+    """``tol``/``max_iter`` under the routine's own option names (its record's ``tol_option`` and
+    ``budget_option``; MAP/SVI take ``num_steps``, NUTS neither)."""
     from mixtures.inference import ROUTINES
 
-    parameters = inspect.signature(ROUTINES[method]).parameters
-    forwards = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    routine = ROUTINES[method]
     options: dict[str, Any] = {}
-    if forwards or "tol" in parameters:
-        options["tol"] = tol
-    if forwards or "max_iter" in parameters:
-        options["max_iter"] = max_iter
+    if routine.tol_option is not None:
+        options[routine.tol_option] = tol
+    if routine.budget_option is not None:
+        options[routine.budget_option] = max_iter
     return options
 
 

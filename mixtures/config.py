@@ -120,11 +120,6 @@ METHOD_KEYS = ("name", "method", "options", "prior", "n_components", "datasets")
 #: fields of mixtures.priors.GaussianPrior a method's ``prior`` may set
 PRIOR_KEYS = ("weight_prior", "weight_concentration", "mean_prior", "mean_precision", "degrees_of_freedom",
               "covariance_prior", "kind", "scale_prior", "lkj_concentration")
-#: routines that are Bayesian and need a prior / that ignore or reject one
-PRIOR_REQUIRED = ("vb", "nuts")
-PRIOR_REJECTED = ("kmeans", "kmedians", "stepwise_em")
-#: routines whose prior must be conjugate (closed-form updates)
-PRIOR_CONJUGATE = ("em", "hard_em", "vb")
 #: Pyro guides over the globals that approximate a posterior (they need a prior)
 DISTRIBUTIONAL_GUIDES = ("normal", "mvn")
 METRICS_KEYS = ("kl_samples", "singular_rtol")
@@ -845,44 +840,37 @@ class _Checker:
         return self.number(value, key)
 
     def prior_fits_routine(self, routine: str, prior: dict | None, options: dict, key: str) -> None:
-        """Routines that need a prior get one; routines that cannot use one do not."""
-        guide = options.get("guide", "delta")
+        """Routines that need a prior get one; routines that cannot use one do not (the routine
+        records' ``prior``, ``prior_kinds`` and ``prior_required_by``)."""
+        from mixtures.inference import ROUTINES
+
+        record = ROUTINES[routine]
         if prior is None:
-            if routine in PRIOR_REQUIRED:
+            if record.prior == "required":
                 raise self.error(f"{key}.prior", f"routine {routine!r} is Bayesian and needs a prior.",
                                  "prior: {} for the default conjugate prior, or a mapping of "
                                  + ", ".join(PRIOR_KEYS))
-            if routine in ("svi", "map") and guide in DISTRIBUTIONAL_GUIDES:
+            if record.needs_prior(options):
+                guide = options.get("guide")
                 raise self.error(f"{key}.prior", f"guide {guide!r} approximates a posterior, which needs "
                                  "a prior.", "prior: {} (or guide: delta for maximum likelihood)")
             return
-        if routine in PRIOR_REJECTED:
+        if record.prior == "rejected":
+            rejecting = [name for name, r in sorted(ROUTINES.items()) if r.prior == "rejected"]
             raise self.error(f"{key}.prior", f"routine {routine!r} fits no prior (maximum likelihood or "
-                             "clustering only).", "no prior for " + ", ".join(PRIOR_REJECTED)
+                             "clustering only).", "no prior for " + ", ".join(rejecting)
                              + "; em (MAP-EM), vb, svi, map or nuts with a prior")
-        if routine in PRIOR_CONJUGATE and prior.get("kind", "conjugate") != "conjugate":
-            raise self.error(f"{key}.prior.kind", f"routine {routine!r} needs a conjugate prior; got "
-                             f"{prior['kind']!r}.", "kind: conjugate (or method svi/nuts for nonconjugate)")
+        kind = prior.get("kind", "conjugate")
+        if kind not in record.prior_kinds:
+            raise self.error(f"{key}.prior.kind", f"routine {routine!r} needs a "
+                             f"{' or '.join(record.prior_kinds)} prior; got {kind!r}.",
+                             "kind: conjugate (or method svi/nuts for nonconjugate)")
 
     def option_names(self, routine: str, options: dict, key: str) -> None:
-        """Unknown option names are errors for routines with an explicit signature.
-
-        Routines taking ``**options`` (they forward them) are checked when they run.
-        """
-        import inspect
-
+        """Unknown option names are errors (the routine's record lists its options)."""
         from mixtures.inference import ROUTINES
 
-        try:
-            signature = inspect.signature(ROUTINES[routine])
-        except (TypeError, ValueError):
-            return
-        parameters = list(signature.parameters.values())
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-            return
-        accepted = [p.name for p in parameters[3:] if p.kind in (inspect.Parameter.KEYWORD_ONLY,
-                                                                 inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-        accepted = [name for name in accepted if name != "seed"]
+        accepted = list(ROUTINES[routine].option_names)
         accepted += [name for name in _FIT_OPTIONS if name not in accepted]
         for name in options:
             if name not in accepted:
@@ -1028,8 +1016,10 @@ class _Checker:
         names = {m.name for m in methods}
         extra = [MethodConfig(name=value, method=value, options={})
                  for value in sweep.get("method", ()) if value not in names]
+        from mixtures.inference import ROUTINES
+
         for value in sweep.get("method", ()):
-            if value not in names and value in PRIOR_REQUIRED:
+            if value not in names and ROUTINES[value].prior == "required":
                 raise self.error("sweep.method", f"routine {value!r} needs a prior, which a bare routine "
                                  "name in the sweep cannot give.",
                                  "a methods entry with a prior, named in sweep.method")

@@ -1152,20 +1152,15 @@ def _with_per_point(row: dict) -> dict:
 
 
 def step_budget(method: Any) -> int | None:
-    """The step budget of a method (``num_steps`` or ``max_iter``; the routine's default for MAP/SVI)."""
-    import inspect
-
-    for name in ("num_steps", "max_iter"):
-        if name in method.options:
-            return int(method.options[name])
+    """The step budget of a method (its routine's ``budget_option``, given or the default)."""
     from mixtures.inference import ROUTINES
 
     routine = ROUTINES.get(method.method)
-    try:
-        parameter = inspect.signature(routine).parameters.get("num_steps") if routine else None
-    except (TypeError, ValueError):
-        parameter = None
-    return int(parameter.default) if parameter is not None and isinstance(parameter.default, int) else None
+    name = routine.budget_option if routine is not None else None
+    if name is None:
+        return None
+    value = method.options.get(name, routine.default(name))
+    return int(value) if isinstance(value, int) else None
 
 
 def _converged_cell(state: RunState, method_name: str, ok: list[dict]) -> str:

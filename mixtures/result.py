@@ -164,7 +164,7 @@ class FitResult:
         routines through :meth:`MixtureParams.responsibilities` (the same numbers,
         checked to 1e-12 by the test suite).
         """
-        if self.method in ("map", "svi"):
+        if self.method in ("map", "svi"):  # (replaced by the routine record's ``queries`` in the redesign)
             from mixtures.inference.pyro_common import marginal_probabilities
 
             return marginal_probabilities(self.model, self.params, X)

@@ -12,7 +12,7 @@ integer and boolean tensors float64, and a tensor that requires grad is detached
 (the estimator never back-propagates into it).
 
 Routines and their iteration budget: ``max_iter`` and ``tol`` are passed to the
-routine under its own names (``_ITERATION_OPTIONS``)::
+routine under its own names (the routine record's ``budget_option`` and ``tol_option``)::
 
     method                              max_iter becomes   tol becomes
     em, hard_em, kmeans, kmedians, vb   max_iter           tol
@@ -116,20 +116,6 @@ __all__ = ["GaussianMixture", "ConvergenceWarning"]
 
 #: scikit-learn's spelling of initializers -> mixtures.init's
 _INIT_ALIASES = {"k-means++": "kmeans++"}
-#: routine -> (its option playing ``max_iter``, its option playing ``tol``); None: not passed
-_ITERATION_OPTIONS: dict[str, tuple[str | None, str | None]] = {
-    "em": ("max_iter", "tol"), "hard_em": ("max_iter", "tol"), "kmeans": ("max_iter", "tol"),
-    "kmedians": ("max_iter", "tol"), "vb": ("max_iter", "tol"),
-    "map": ("num_steps", "tol"), "svi": ("num_steps", "tol"),
-    "stepwise_em": ("num_epochs", "tol"),
-    "nuts": (None, None),
-}
-#: routines that need a prior: ``prior=None`` gives them the default ``GaussianPrior()``
-_NEEDS_PRIOR = ("vb", "nuts")
-#: routines whose ``extras["labels"]`` are the most probable component under ``result.params``
-_OWN_LABELS = ("hard_em", "map", "svi", "nuts")
-#: routines whose last history log-likelihood is not the training log-likelihood at ``result.params``
-_LIKELIHOOD_ELSEWHERE = ("nuts", "stepwise_em")
 #: arguments of mixtures.fit that have their own estimator parameter
 _RESERVED_OPTIONS = {"init": "init_params / weights_init / means_init / precisions_init",
                      "seed": "random_state", "n_init": "n_init", "reg_covar": "reg_covar",
@@ -227,7 +213,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         model = MixtureModel(self.n_components, self.covariance_type, prior=self._prior())
         seed = _seed_from(self.random_state)
         init = self._initialization(model, data, seed, previous)
-        iterations, tolerance = _ITERATION_OPTIONS.get(self.method, ("max_iter", "tol"))
+        record = ROUTINES[self.method]
+        iterations, tolerance = record.budget_option, record.tol_option
         options: dict[str, Any] = {}
         if iterations is not None:
             options[iterations] = self.max_iter
@@ -243,7 +230,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return data
 
     def _prior(self) -> GaussianPrior | None:
-        if self.prior is None and self.method in _NEEDS_PRIOR:
+        if self.prior is None and ROUTINES[self.method].prior == "required":
             return GaussianPrior()
         return self.prior
 
@@ -319,7 +306,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.converged_ = bool(result.converged)
         self.n_iter_ = int(result.n_iter)
         log_likelihood = result.log_likelihood
-        if not np.isfinite(log_likelihood) or result.method in _LIKELIHOOD_ELSEWHERE:
+        if not np.isfinite(log_likelihood) or not ROUTINES[result.method].training_likelihood:
             log_likelihood = float(result.score_samples(X).sum())
         self.lower_bound_ = log_likelihood / X.shape[0]
         self.history_ = result.history
@@ -409,7 +396,7 @@ def _numeric(X: Any) -> Any:
 def _final_labels(result: FitResult, X: Tensor) -> Tensor:
     """The fit's own most probable assignments ``(N,)``, or one pass at the fitted parameters."""
     labels = result.extras.get("labels")
-    if (result.method in _OWN_LABELS and isinstance(labels, Tensor)
+    if (ROUTINES[result.method].own_labels and isinstance(labels, Tensor)
             and tuple(labels.shape) == (X.shape[0],)):
         return labels.long()
     return result.params.joint_log_prob(X).argmax(-1)

@@ -583,11 +583,11 @@ def test_malformed_configs_raise_before_any_file_is_written(tmp_path):
     with pytest.raises(ConfigError, match="did you mean 'seeds'"):
         run_experiment(write(tmp_path, SMALL.replace("seeds:", "sedes:")), out)
     assert not out.exists()
-    # em forwards **options, so an unknown option surfaces when its first fit runs: still before writing
+    # an unknown routine option is named with its key path when the config loads
     with pytest.raises(ConfigError) as caught:
         run_experiment(write(tmp_path, SMALL.replace("{max_iter: 20}}\n  - {name: km",
                                                      "{max_iters: 20}}\n  - {name: km")), out)
-    assert caught.value.key == "methods[0].options" and "max_iters" in str(caught.value)
+    assert caught.value.key == "methods[0].options.max_iters" and "did you mean 'max_iter'" in str(caught.value)
     assert not out.exists()
     bad_file = SMALL.replace("{name: s4, kind: synthetic, truth: seed004, n: 40, n_test: 100, seed: 1}",
                              "{kind: file, path: data.csv}").replace("sweep: {n: [30, 40]}", "")

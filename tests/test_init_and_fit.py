@@ -127,7 +127,8 @@ def test_bad_options_are_clear_errors(data):
         mixtures.fit(GaussianMixture(2), X, max_iter=-1)
     with pytest.raises(ValueError, match="n_init must be an integer >= 1"):
         mixtures.fit(GaussianMixture(2), X, n_init=0)
-    with pytest.raises(TypeError, match=r"method 'em' got an unexpected keyword argument 'max_iters'.*help\("):
+    unknown = r"method 'em' got an unexpected option 'max_iters' \(did you mean 'max_iter'\?\).*help\("
+    with pytest.raises(TypeError, match=unknown):
         mixtures.fit(GaussianMixture(2), X, max_iters=3)
     for seed in ("a", 1.5, -1, True):
         with pytest.raises(ValueError, match="seed must be a non-negative integer or None"):

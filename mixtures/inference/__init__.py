@@ -83,6 +83,7 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
     if not isinstance(model, GaussianMixture):
         raise TypeError(f"model must be a mixtures.GaussianMixture; got {type(model).__name__}.")
     routine = get_routine(method)
+    options = routine.check_options(options)
     seed = check_seed(seed)
     if seed is None:
         seed = fresh_seed()
@@ -90,8 +91,8 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
     reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
     streamed = is_streaming_source(X)
     if streamed:
-        if not getattr(routine, "supports_streaming", False):
-            streaming = sorted(name for name, r in ROUTINES.items() if getattr(r, "supports_streaming", False))
+        if not routine.streaming:
+            streaming = sorted(name for name, r in ROUTINES.items() if r.streaming)
             raise ValueError(f"method {method!r} needs the data in memory; streamed data works with {streaming}.")
         if model.prior is not None:
             raise ValueError("priors resolve their defaults from the data: load the data in memory, or "
@@ -106,9 +107,8 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
         from mixtures import distributed as dist_utils
 
         dist_utils.check_initialized()
-        if not getattr(routine, "supports_distributed", False):
-            supported = sorted(name for name, r in ROUTINES.items()
-                               if getattr(r, "supports_distributed", False))
+        if not routine.distributed:
+            supported = sorted(name for name, r in ROUTINES.items() if r.distributed)
             raise ValueError(f"method {method!r} does not run distributed yet; use one of {supported}.")
         options = {**options, "distributed": True}
         N = dist_utils.global_count(X.shape[0], X.device)
@@ -125,12 +125,12 @@ def fit(model: GaussianMixture, X: Any, method: str = "em", *, init: InitSpec = 
     best: FitResult | None = None
     objectives: list[float] = []
     last_error: Exception | None = None
-    if getattr(routine, "takes_responsibilities", False):
+    if routine.takes_responsibilities:
         resp = initial_responsibilities(model, X, init)
         if resp is not None:
             options = {**options, "init_responsibilities": resp}
     # routines that use only the start's centres (k-means, k-medians) never fail on its covariances
-    collapse_rule = "pool" if getattr(routine, "starts_from_centres", False) else options.get("on_collapse", "error")
+    collapse_rule = "pool" if routine.starts_from_centres else options.get("on_collapse", "error")
     for restart_seed in seeds:
         try:
             if distributed:

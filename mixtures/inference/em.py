@@ -371,23 +371,31 @@ def _complete_last_row(history: History, log_likelihood: float) -> None:
     history.set_last(log_likelihood=log_likelihood, kl=log_likelihood + log_prior - history.last("elbo"))
 
 
-@register("em")
-def fit_em(model: GaussianMixture, X: Tensor, init: MixtureParams, seed: int | None = None,
-           **options: Any) -> FitResult:
+_EM_GAP = ("EM: q_t = p(Z | X, θ_{t−1}), the E step's posterior under the previous parameters, so the gap is "
+           "KL(p(Z|X,θ_{t−1}) ‖ p(Z|X,θ_t)), what the M step moved the posterior; it shrinks to 0 at "
+           "convergence (it would be exactly 0 right after the next E step, which is not what is recorded)")
+@register("em", summary="closed-form EM on sufficient statistics (MAP-EM with a conjugate prior)",
+          requires=frozenset({"statistics"}), prior="optional", prior_kinds=("conjugate",),
+          streaming=True, distributed=True, gap=_EM_GAP)
+def fit_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, seed: int | None = None,
+           reg_covar: float = 1e-6, max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,
+           chunk_size: int | None = None, warn: bool = True, on_collapse: str = "error",
+           accumulate_dtype: Any = None, distributed: bool = False) -> FitResult:
     """Soft EM (deterministic given ``init``). Options: see :func:`run_em`."""
-    return run_em(model, X, init, hard=False, **options)
+    return run_em(model, X, init, hard=False, reg_covar=reg_covar, distributed=distributed,
+                  max_iter=max_iter, tol=tol, rtol=rtol, chunk_size=chunk_size, warn=warn,
+                  on_collapse=on_collapse, accumulate_dtype=accumulate_dtype)
 
 
-fit_em.supports_streaming = True
-fit_em.supports_distributed = True
-
-
-@register("hard_em")
-def fit_hard_em(model: GaussianMixture, X: Tensor, init: MixtureParams, seed: int | None = None,
-                **options: Any) -> FitResult:
+@register("hard_em", summary="classification EM: hard assignments, stops at an exact fixed point",
+          requires=frozenset({"statistics"}), prior="optional", prior_kinds=("conjugate",),
+          streaming=True, distributed=True, own_labels=True,
+          gap="hard EM: q_t is the one-hot MAP assignment of the E step, a gap that stays positive")
+def fit_hard_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, seed: int | None = None,
+                reg_covar: float = 1e-6, max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,
+                chunk_size: int | None = None, warn: bool = True, on_collapse: str = "error",
+                accumulate_dtype: Any = None, distributed: bool = False) -> FitResult:
     """Classification (hard) EM (deterministic given ``init``). Options: see :func:`run_em`."""
-    return run_em(model, X, init, hard=True, **options)
-
-
-fit_hard_em.supports_streaming = True
-fit_hard_em.supports_distributed = True
+    return run_em(model, X, init, hard=True, reg_covar=reg_covar, distributed=distributed,
+                  max_iter=max_iter, tol=tol, rtol=rtol, chunk_size=chunk_size, warn=warn,
+                  on_collapse=on_collapse, accumulate_dtype=accumulate_dtype)

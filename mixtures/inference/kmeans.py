@@ -484,24 +484,25 @@ def _run(model: GaussianMixture, X: Tensor | StreamingData, init: MixtureParams,
                      extras={"centers": centers, "labels": labels, "inertia": objective, **flags})
 
 
-@register("kmeans")
-def fit_kmeans(model: GaussianMixture, X: Tensor, init: MixtureParams, seed: int | None = None,
-               **options: Any) -> FitResult:
-    """k-means (Lloyd). Options: ``max_iter``, ``tol``, ``reg_covar``, ``track_likelihood``,
-    ``chunk_size``, ``distributed`` (module docstring)."""
-    return _run(model, X, init, "l2", **options)
+@register("kmeans", summary="Lloyd's k-means (L2); the result is the Gaussian mixture the partition induces",
+          requires=frozenset({"partition"}), prior="rejected", streaming=True, distributed=True,
+          starts_from_centres=True,
+          gap="k-means: the same for its hard assignments under the mixture it implies")
+def fit_kmeans(model: GaussianMixture, X: Tensor, init: MixtureParams, *, seed: int | None = None,
+               reg_covar: float = 1e-6, max_iter: int = 300, tol: float = 1e-4, track_likelihood: bool = True,
+               warn: bool = True, chunk_size: int | None = None, distributed: bool = False) -> FitResult:
+    """k-means (Lloyd). Options: ``max_iter``, ``tol``, ``track_likelihood``, ``warn``,
+    ``chunk_size`` (module docstring)."""
+    return _run(model, X, init, "l2", max_iter=max_iter, tol=tol, reg_covar=reg_covar,
+                track_likelihood=track_likelihood, warn=warn, chunk_size=chunk_size, distributed=distributed)
 
 
-fit_kmeans.supports_streaming = True
-fit_kmeans.supports_distributed = True
-fit_kmeans.starts_from_centres = True  # fit() builds the start's covariances leniently
-
-
-@register("kmedians")
-def fit_kmedians(model: GaussianMixture, X: Tensor, init: MixtureParams, seed: int | None = None,
-                 **options: Any) -> FitResult:
+@register("kmedians", summary="k-medians (L1 distance, coordinate-wise medians)",
+          requires=frozenset({"partition"}), prior="rejected", starts_from_centres=True,
+          gap="k-medians: the same for its hard assignments")
+def fit_kmedians(model: GaussianMixture, X: Tensor, init: MixtureParams, *, seed: int | None = None,
+                 reg_covar: float = 1e-6, max_iter: int = 300, tol: float = 1e-4, track_likelihood: bool = True,
+                 warn: bool = True, chunk_size: int | None = None) -> FitResult:
     """k-medians (L1). Options as :func:`fit_kmeans`."""
-    return _run(model, X, init, "l1", **options)
-
-
-fit_kmedians.starts_from_centres = True
+    return _run(model, X, init, "l1", max_iter=max_iter, tol=tol, reg_covar=reg_covar,
+                track_likelihood=track_likelihood, warn=warn, chunk_size=chunk_size)

@@ -60,7 +60,10 @@ from mixtures.params import MixtureParams
 from mixtures.result import FitResult
 
 
-@register("map")
+@register("map", summary="enumerated MAP: Adam on TraceEnum_ELBO with the assignments summed out",
+          requires=frozenset({"program"}), distributed=True, budget_option="num_steps", passes="steps",
+          own_labels=True, queries="program",
+          gap="MAP (delta guide, assignments summed out): the ELBO is the log-likelihood itself, a gap of 0")
 def fit_map(model: GaussianMixture, X: Tensor, init: MixtureParams, *, num_steps: int = 1000,
             lr: float = 0.05, betas: tuple[float, float] = (0.9, 0.999), lr_decay: float = 1.0,
             tol: float = 1e-7, patience: int | None | str = "auto", eval_every: int = 1,
@@ -101,5 +104,3 @@ def fit_map(model: GaussianMixture, X: Tensor, init: MixtureParams, *, num_steps
                     jit=jit, validate=validate, seed=seed, reg_covar=reg_covar, standardize=standardize,
                     distributed=distributed)
 
-
-fit_map.supports_distributed = True

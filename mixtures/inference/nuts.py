@@ -318,7 +318,13 @@ def _check_options(warmup: int, num_samples: int, num_chains: int, target_accept
         raise ValueError(f"target_accept_prob must be in (0, 1); got {target_accept_prob!r}.")
 
 
-@register("nuts")
+@register("nuts", summary="Pyro's NUTS on the program with the assignments summed out",
+          requires=frozenset({"program"}), prior="required", budget_option=None, tol_option=None,
+          passes="none", own_labels=True, training_likelihood=False,
+          gap="NUTS: no ELBO (MCMC draws)",
+          constraints={"warmup": {"minimum": 0}, "num_samples": {"minimum": 4}, "num_chains": {"minimum": 1},
+                       "max_tree_depth": {"minimum": 1},
+                       "target_accept_prob": {"minimum": 0, "exclusive_minimum": True}})
 def fit_nuts(model: GaussianMixture, X: Tensor, init: MixtureParams, *, reg_covar: float = 1e-6,
              seed: int | None = 0, warmup: int = 300, num_samples: int = 500, num_chains: int = 1,
              target_accept_prob: float = 0.8, max_tree_depth: int = 10, jit_compile: bool = False,

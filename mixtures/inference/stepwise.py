@@ -293,7 +293,13 @@ def _m_step(running: _RunningStats, n_total: int, shift: Tensor, worst_point: Te
     raise SingularCovarianceError("every component collapsed; increase reg_covar or use fewer components.")
 
 
-@register("stepwise_em")
+@register("stepwise_em", summary="stepwise (online) EM over minibatches with Robbins-Monro step sizes",
+          requires=frozenset({"statistics"}), prior="rejected", streaming=True, budget_option="num_epochs",
+          passes="column", training_likelihood=False,
+          gap="stepwise EM: its running bound, minus the exact log-likelihood",
+          constraints={"batch_size": {"minimum": 1}, "num_epochs": {"minimum": 0}, "max_steps": {"minimum": 0},
+                       "eval_size": {"minimum": 1}, "warm_start_steps": {"minimum": 0},
+                       "kappa": {"minimum": 0.5, "exclusive_minimum": True, "maximum": 1.0}})
 def fit_stepwise_em(model: GaussianMixture, X: Tensor | StreamingData, init: MixtureParams, *,
                     seed: int | None = None, batch_size: int = 256, kappa: float | None = None,
                     step_size: Callable[[int], float] | None = None, num_epochs: int | None = None,
@@ -455,5 +461,3 @@ def fit_stepwise_em(model: GaussianMixture, X: Tensor | StreamingData, init: Mix
     return FitResult(model=model, params=params, history=history, converged=converged, n_iter=iteration,
                      method="stepwise_em", objective=history.last("log_likelihood"), init=init, extras=extras)
 
-
-fit_stepwise_em.supports_streaming = True

@@ -95,7 +95,14 @@ from mixtures.params import MixtureParams
 from mixtures.result import FitResult
 
 
-@register("svi")
+@register("svi", summary="SVI with a delta, normal, mvn or custom guide; local step enumerated or mean-field",
+          requires=frozenset({"program"}), distributed=True, budget_option="num_steps", passes="steps",
+          own_labels=True, queries="program", prior_required_by={"guide": ("normal", "mvn")},
+          gap=("SVI: q_t is the guide's q(Z) at step t (0 when assignments are enumerated exactly; the "
+               "mean-field q's KL to the exact posterior with local_guide: mean_field, including row 0, where "
+               "q starts at the exact posterior)"),
+          constraints={"local_guide": {"choices": ("enumerate", "mean_field")},
+                       "local_estimator": {"choices": ("enumerate", "sample")}})
 def fit_svi(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
             guide: str | Callable[..., None] = "delta", local_guide: str = "enumerate",
             local_estimator: str = "enumerate", num_particles: int = 1,
@@ -143,5 +150,3 @@ def fit_svi(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
                     posterior_samples=posterior_samples, standardize=standardize,
                     validate=validate, seed=seed, reg_covar=reg_covar, distributed=distributed)
 
-
-fit_svi.supports_distributed = True

@@ -682,12 +682,16 @@ def _complete_last_row(history: History, log_likelihood: float) -> None:
     history.set_last(log_likelihood=log_likelihood, kl=log_likelihood - history.last("elbo"))
 
 
-@register("vb")
+@register("vb", summary="coordinate-ascent variational Bayes (CAVI) for the conjugate prior",
+          requires=frozenset({"statistics", "variational"}), prior="required", prior_kinds=("conjugate",),
+          distributed=True, takes_responsibilities=True,
+          gap="VB: the gap also holds KL(q(θ) ‖ p(θ | X)) of the mean-field posterior",
+          constraints={"updates": {"choices": UPDATES}})
 def fit_vb(model: GaussianMixture, X: Tensor, init: MixtureParams, *, seed: int | None = 0,
-           **options: Any) -> FitResult:
+           reg_covar: float = 1e-6, init_responsibilities: Tensor | None = None, max_iter: int = 100,
+           tol: float = 1e-3, updates: str = "sklearn", chunk_size: int | None = None,
+           posterior_samples: int = 1000, warn: bool = True, distributed: bool = False) -> FitResult:
     """Variational Bayes for a conjugate prior. Options: see :func:`run_vb`."""
-    return run_vb(model, X, init, seed=seed, **options)
-
-
-fit_vb.takes_responsibilities = True
-fit_vb.supports_distributed = True
+    return run_vb(model, X, init, seed=seed, reg_covar=reg_covar, init_responsibilities=init_responsibilities,
+                  max_iter=max_iter, tol=tol, updates=updates, chunk_size=chunk_size,
+                  posterior_samples=posterior_samples, warn=warn, distributed=distributed)
