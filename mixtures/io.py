@@ -66,7 +66,9 @@ from mixtures.posterior import Posterior
 from mixtures.priors import GaussianPrior
 from mixtures.result import FitResult, History
 
-__all__ = ["FormatError", "FORMAT_NAME", "FORMAT_VERSION", "save_result", "load", "load_metadata"]
+__all__ = ["FormatError", "FORMAT_NAME", "FORMAT_VERSION", "save_result", "load", "load_metadata",
+           "params_to_state", "params_from_state", "posterior_to_state", "posterior_from_state",
+           "json_state", "state_from_json"]
 
 FORMAT_NAME = "mixtures.FitResult"
 #: (major, minor): a minor bump only adds fields (older readers ignore them); a major
@@ -479,3 +481,83 @@ def _history_from_state(state: dict[str, Any], where: str) -> History:
         return History.from_dict(columns)
     except ValueError as error:
         raise FormatError(f"{where!r}: invalid history: {error}") from error
+
+
+# -- the one serialization of parameters and posteriors ------------------------------------
+def params_to_state(params: MixtureParams) -> dict[str, Any]:
+    """Self-describing state of ``params``: its covariance type and its tensors (CPU copies).
+
+    The inverse is :func:`params_from_state`; :func:`json_state` makes it JSON-able. Result
+    files and experiment records both store parameters this way, bit-exact.
+    """
+    return {"covariance_type": params.covariance_type, **_params_state(params)}
+
+
+def params_from_state(state: Any, where: str = "<state>") -> MixtureParams:
+    """:class:`MixtureParams` from :func:`params_to_state` output (checked; ``FormatError`` names ``where``)."""
+    if not isinstance(state, dict):
+        raise FormatError(f"{where!r}: parameters must be a dict; got {type(state).__name__}.")
+    covariance_type = _field(state, "covariance_type", str, where)
+    if covariance_type not in COVARIANCE_TYPES:
+        raise FormatError(f"{where!r}: unknown covariance_type {covariance_type!r}.")
+    K = _field(state, "weights", Tensor, where).shape[0]
+    return _params_from_state(state, GaussianMixture(max(K, 1), covariance_type), where, "params")
+
+
+def posterior_to_state(posterior: Posterior, indices: Tensor | None = None) -> dict[str, Any]:
+    """State of ``posterior`` (its draws, or those at ``indices``, as CPU tensors; other fields as
+    primitives, or their ``repr`` when they are not). Inverse: :func:`posterior_from_state`."""
+    if indices is not None:
+        pick = lambda t: t.detach().index_select(0, indices.to(t.device))  # noqa: E731
+        posterior = dataclasses.replace(posterior, weights=pick(posterior.weights), locs=pick(posterior.locs),
+                                        native=pick(posterior.native))
+    return _posterior_state(posterior)[0]
+
+
+def posterior_from_state(state: Any, where: str = "<state>") -> Posterior:
+    """A :class:`Posterior` from :func:`posterior_to_state` output (checked)."""
+    weights = _field(state, "weights", Tensor, where, "posterior.") if isinstance(state, dict) else None
+    if weights is None or weights.dim() != 2:
+        raise FormatError(f"{where!r}: posterior weights must be an (S, K) tensor.")
+    cov_type = _field(state, "cov_type", str, where, "posterior.")
+    if cov_type not in COVARIANCE_TYPES:
+        raise FormatError(f"{where!r}: unknown covariance type {cov_type!r} in posterior.")
+    return _posterior_from_state(state, GaussianMixture(weights.shape[1], cov_type), where)
+
+
+_TENSOR_TAG = "__tensor__"
+
+
+def json_state(state: Any) -> Any:
+    """``state`` with every tensor as ``{"__tensor__": dtype, "shape": [...], "data": [...]}``.
+
+    Python's ``json`` writes floats by their shortest round-trip ``repr``, so a tensor of
+    float64 (or float32) values comes back bit-exact from :func:`state_from_json`.
+    """
+    if isinstance(state, Tensor):
+        tensor = state.detach().cpu()
+        return {_TENSOR_TAG: str(tensor.dtype).removeprefix("torch."), "shape": list(tensor.shape),
+                "data": tensor.reshape(-1).tolist()}
+    if isinstance(state, dict):
+        return {key: json_state(value) for key, value in state.items()}
+    if isinstance(state, (list, tuple)):
+        return [json_state(value) for value in state]
+    return state
+
+
+def state_from_json(obj: Any, where: str = "<json>") -> Any:
+    """Inverse of :func:`json_state` (a malformed tensor entry is a ``FormatError`` naming ``where``)."""
+    if isinstance(obj, dict) and _TENSOR_TAG in obj:
+        dtype = getattr(torch, str(obj[_TENSOR_TAG]), None)
+        if not isinstance(dtype, torch.dtype) or not isinstance(obj.get("data"), list) \
+                or not isinstance(obj.get("shape"), list):
+            raise FormatError(f"{where!r}: malformed tensor entry {str(obj)[:80]!r}.")
+        try:
+            return torch.tensor(obj["data"], dtype=dtype).reshape(obj["shape"])
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise FormatError(f"{where!r}: malformed tensor entry: {error}") from None
+    if isinstance(obj, dict):
+        return {key: state_from_json(value, where) for key, value in obj.items()}
+    if isinstance(obj, list):
+        return [state_from_json(value, where) for value in obj]
+    return obj

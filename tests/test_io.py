@@ -416,3 +416,38 @@ def test_missing_file(tmp_path):
 def test_all_covariance_types_listed():
     # the parametrized round trip covers every covariance type the package knows
     assert set(COVARIANCE_TYPES) == set(mixtures.covariance.COVARIANCE_TYPES)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_params_state_round_trips_bit_exact_through_json(covariance_type, dtype):
+    import json
+
+    from mixtures.io import json_state, params_from_state, params_to_state, state_from_json
+
+    params = true_params(covariance_type, dtype)
+    text = json.dumps(json_state(params_to_state(params)))
+    again = params_from_state(state_from_json(json.loads(text)))
+    assert again.covariance_type == covariance_type and again.dtype == dtype
+    for name in ("weights", "locs", "native"):
+        assert torch.equal(getattr(again, name), getattr(params, name))
+
+
+def test_posterior_state_keeps_the_chosen_draws():
+    from mixtures.io import posterior_from_state, posterior_to_state
+    from mixtures.posterior import Posterior
+
+    params = true_params("diag")
+    locs = params.locs.expand(5, -1, -1) + torch.arange(5.0)[:, None, None]
+    draws = Posterior(params.weights.expand(5, -1).clone(), locs, params.native.expand(5, -1, -1).clone(),
+                      params.cov_type, kind="mcmc")
+    state = posterior_to_state(draws, torch.tensor([0, 4]))
+    again = posterior_from_state(state)
+    assert again.n_draws == 2 and torch.equal(again.locs, draws.locs[[0, 4]]) and again.kind == "mcmc"
+
+
+def test_malformed_json_tensor_is_a_format_error():
+    from mixtures.io import FormatError, state_from_json
+
+    with pytest.raises(FormatError, match="malformed tensor"):
+        state_from_json({"__tensor__": "float64", "shape": [3], "data": [1.0]}, where="r.json")
