@@ -1,32 +1,40 @@
-"""Gaussian mixtures declared once as a Pyro program, fitted by interchangeable routines.
+"""Mixture models declared once as Pyro programs, fitted by interchangeable routines.
 
 >>> import mixtures
 >>> X = mixtures.data.old_faithful()
 >>> model = mixtures.GaussianMixture(2, "full")
 >>> result = mixtures.fit(model, X, method="em", init="kmeans++", seed=0)
 >>> result.history["log_likelihood"]
+
+Layers (each imports only the ones below it; ``pyproject.toml``'s import contract checks it):
+``core`` and ``kernels`` → ``families`` → ``init`` → ``inference`` → ``evaluation``, ``io``,
+``data`` → ``plot``, ``sklearn`` → ``experiment`` → ``cli``.
 """
 
-from mixtures import data
+from mixtures import _compat, data
+from mixtures.core.history import History
+from mixtures.core.posterior import Posterior
+from mixtures.core.result import FitResult
 from mixtures.errors import (
-                             ConvergenceWarning,
-                             DataError,
-                             DivergenceError,
-                             ParameterError,
-                             PosteriorModeError,
-                             SingularCovarianceError,
+    ConvergenceWarning,
+    DataError,
+    DivergenceError,
+    ParameterError,
+    PosteriorModeError,
+    SingularCovarianceError,
 )
-from mixtures.inference import fit
+from mixtures.families import GaussianMixture, GaussianPrior, MixtureParams, PoissonMixture, PoissonParams, PoissonPrior
+from mixtures.inference import ROUTINES, fit
 from mixtures.inference.em import EMStep
 from mixtures.io import load
-from mixtures.model import GaussianMixture
-from mixtures.params import MixtureParams
-from mixtures.result import FitResult, History
 
-__version__ = "0.1.0"
+_compat.install()
+
+__version__ = "0.2.0"
 
 __all__ = [
-    "GaussianMixture", "MixtureParams", "fit", "FitResult", "History", "EMStep", "data", "load",
+    "GaussianMixture", "GaussianPrior", "MixtureParams", "PoissonMixture", "PoissonPrior", "PoissonParams",
+    "fit", "ROUTINES", "FitResult", "History", "Posterior", "EMStep", "data", "load",
     "ConvergenceWarning", "DataError", "DivergenceError", "ParameterError", "PosteriorModeError",
     "SingularCovarianceError",
 ]

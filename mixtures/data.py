@@ -26,10 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mixtures.covariance import get_covariance_type
+from mixtures.core.validation import as_data, check_nonnegative_float, check_positive_int
 from mixtures.errors import DataError
-from mixtures.params import MixtureParams
-from mixtures.validation import as_data, check_nonnegative_float, check_positive_int
+from mixtures.families.gaussian import MixtureParams, get_structure
 
 __all__ = [
     "load", "old_faithful", "OLD_FAITHFUL_COLUMNS", "sample_mixture", "seed004_params",
@@ -378,7 +377,7 @@ def random_mixture(
     kappa = check_nonnegative_float(max_condition, "max_condition")
     if kappa < 1:
         raise ValueError(f"max_condition must be >= 1; got {max_condition!r}.")
-    cov_type = get_covariance_type(covariance_type)
+    cov_type = get_structure(covariance_type)
     rng = np.random.default_rng(_check_seed(seed, allow_none=True))
 
     # Means first, so one seed gives the same layout for every covariance type.
@@ -388,17 +387,17 @@ def random_mixture(
     def eigenvalues(*shape: int) -> np.ndarray:
         return np.exp(rng.uniform(-half_log_kappa, half_log_kappa, size=shape))
 
-    if cov_type.name in ("full", "tied"):
-        n_matrices = K if cov_type.name == "full" else 1
+    if cov_type.storage == "tril":  # random orientations: one per component, or one shared
+        n_matrices = 1 if cov_type.shared else K
         Q = _haar_orthogonal(rng, n_matrices, D)
         covariances = (Q * eigenvalues(n_matrices, 1, D)) @ Q.transpose(0, 2, 1)
         covariances = 0.5 * (covariances + covariances.transpose(0, 2, 1))
-        if cov_type.name == "tied":
+        if cov_type.shared:
             covariances = covariances[0]
-    elif cov_type.name == "diag":
-        covariances = eigenvalues(K, D)
-    else:  # spherical
+    elif cov_type.isotropic:  # one variance per component
         covariances = eigenvalues(K)
+    else:  # axis-aligned variances
+        covariances = eigenvalues(K, D)
 
     log_weights = -np.arange(K) * math.log(imbalance)
     weights = np.exp(log_weights - np.logaddexp.reduce(log_weights))

@@ -103,16 +103,17 @@ except ImportError:  # pragma: no cover - older scikit-learn
     def _validate_data(estimator, X, reset=True, **check_params):
         return estimator._validate_data(X, reset=reset, **check_params)
 
-from mixtures.covariance import COVARIANCE_TYPES
+from mixtures.core.result import FitResult
 from mixtures.errors import ConvergenceWarning as MixturesConvergenceWarning
+from mixtures.families.gaussian import STRUCTURES, GaussianPrior, MixtureParams
+from mixtures.families.gaussian import GaussianMixture as MixtureModel
 from mixtures.inference import ROUTINES, fit
 from mixtures.init import INITIALIZERS, initialize
-from mixtures.model import GaussianMixture as MixtureModel
-from mixtures.params import MixtureParams
-from mixtures.priors import GaussianPrior
-from mixtures.result import FitResult
 
 __all__ = ["GaussianMixture", "ConvergenceWarning"]
+
+#: the covariance structures scikit-learn has (its layouts of covariances and precisions)
+SKLEARN_TYPES = tuple(name for name, structure in STRUCTURES.items() if structure.sklearn_layout)
 
 #: scikit-learn's spelling of initializers -> mixtures.init's
 _INIT_ALIASES = {"k-means++": "kmeans++"}
@@ -242,8 +243,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < np.inf:
                 raise ValueError(f"{name} must be a finite non-negative number; got {value!r}.")
-        if not isinstance(self.covariance_type, str) or self.covariance_type not in COVARIANCE_TYPES:
-            raise ValueError(f"covariance_type must be one of {list(COVARIANCE_TYPES)}; "
+        if not isinstance(self.covariance_type, str) or self.covariance_type not in SKLEARN_TYPES:
+            raise ValueError(f"covariance_type must be one of {list(SKLEARN_TYPES)}; "
                              f"got {self.covariance_type!r}.")
         if not isinstance(self.method, str) or self.method not in ROUTINES:
             raise ValueError(f"method must be one of {sorted(ROUTINES)}; got {self.method!r}.")
@@ -252,7 +253,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise ValueError(f"init_params must be one of {allowed}; got {self.init_params!r}. "
                              "Give starting values through weights_init, means_init and precisions_init.")
         if self.prior is not None and not isinstance(self.prior, GaussianPrior):
-            raise ValueError(f"prior must be a mixtures.priors.GaussianPrior or None; "
+            raise ValueError(f"prior must be a mixtures.GaussianPrior or None; "
                              f"got {type(self.prior).__name__}.")
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise ValueError(f"warm_start must be True or False; got {self.warm_start!r}.")
@@ -284,20 +285,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         locs = start.locs if given["locs"] is None else _array(given["locs"], "means_init", X, (K, D))
         if given["precisions"] is None:
             return MixtureParams.from_native(weights, locs, start.native, model.cov_type)
-        covariances = _covariances_from_precisions(
-            _array(given["precisions"], "precisions_init", X,
-                   _precision_shape(model.covariance_type, K, D)), model.covariance_type)
-        return MixtureParams(weights, locs, covariances, model.covariance_type)
+        structure = model.cov_type
+        precisions = _array(given["precisions"], "precisions_init", X, structure.native_shape(K, D))
+        return MixtureParams.from_native(weights, locs, structure.native_from_precisions(precisions), structure)
 
     def _set_fitted(self, result: FitResult, X: Tensor) -> None:
         params = result.params
-        cov_type = params.covariance_type
-        native, precisions_cholesky = params.native, params.precisions_cholesky
-        if cov_type in ("full", "tied"):
-            covariances = native @ native.transpose(-1, -2)
-            precisions = precisions_cholesky @ precisions_cholesky.transpose(-1, -2)
-        else:  # variances are native
-            covariances, precisions = native, precisions_cholesky.square()
+        precisions_cholesky = params.precisions_cholesky
+        covariances, precisions = params.cov_type.sklearn_covariances(params.native)
         self.weights_ = _numpy(params.weights)
         self.means_ = _numpy(params.locs)
         self.covariances_ = _numpy(covariances)
@@ -422,22 +417,6 @@ def _array(value: Any, name: str, X: Tensor, shape: tuple[int, ...]) -> Tensor:
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or infinite values.")
     return torch.from_numpy(array).to(device=X.device, dtype=X.dtype)
-
-
-def _precision_shape(covariance_type: str, K: int, D: int) -> tuple[int, ...]:
-    return {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[covariance_type]
-
-
-def _covariances_from_precisions(precisions: Tensor, covariance_type: str) -> Tensor:
-    """Covariances from precisions in scikit-learn's layout (through their Cholesky factors)."""
-    if covariance_type in ("diag", "spherical"):
-        if not (precisions > 0).all():
-            raise ValueError("precisions_init must be positive for diag and spherical covariances.")
-        return precisions.reciprocal()
-    factor, info = torch.linalg.cholesky_ex(precisions)
-    if (info != 0).any():
-        raise ValueError("precisions_init must be symmetric positive definite matrices.")
-    return torch.cholesky_inverse(factor)
 
 
 def _reemit(caught: list[warnings.WarningMessage], stacklevel: int = 3) -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import mixtures
-from mixtures.priors import GaussianPrior
+from mixtures.families.gaussian.priors import GaussianPrior
 
 
 @pytest.mark.slow

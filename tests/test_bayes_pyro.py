@@ -10,8 +10,8 @@ from torch.distributions import constraints
 
 import mixtures
 from mixtures import GaussianMixture
-from mixtures.inference.pyro_common import map_assignments, marginal_probabilities
-from mixtures.priors import GaussianPrior
+from mixtures.core.queries import map_assignments, marginal_probabilities
+from mixtures.families.gaussian.priors import GaussianPrior
 
 from conftest import assert_close, true_params
 

@@ -19,8 +19,8 @@ import pytest
 import torch
 
 from mixtures import GaussianMixture, fit
+from mixtures.families.gaussian.priors import GaussianPrior
 from mixtures.inference import ROUTINES
-from mixtures.priors import GaussianPrior
 
 from conftest import COVARIANCE_TYPES, true_params
 

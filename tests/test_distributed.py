@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 
 import mixtures
 from mixtures import GaussianMixture, MixtureParams
-from mixtures.priors import GaussianPrior
+from mixtures.families.gaussian.priors import GaussianPrior
 
 from conftest import COVARIANCE_TYPES, true_params
 

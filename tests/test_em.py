@@ -19,8 +19,8 @@ from mixtures import (
     MixtureParams,
     SingularCovarianceError,
 )
+from mixtures.families.gaussian.statistics import e_step, elbo
 from mixtures.init import initialize
-from mixtures.suffstats import e_step, elbo
 
 from conftest import COVARIANCE_TYPES, assert_close, true_params
 

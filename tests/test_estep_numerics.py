@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mixtures import MixtureParams
-from mixtures.suffstats import default_shift, e_step
+from mixtures.families.gaussian.statistics import default_shift, e_step
 
 from conftest import COVARIANCE_TYPES
 

@@ -17,6 +17,7 @@ import mixtures
 from mixtures import data as datasets
 from mixtures import experiment, metrics
 from mixtures.config import ConfigError, load_config
+from mixtures.core.posterior import Posterior
 from mixtures.errors import DivergenceError
 from mixtures.experiment import (
     HISTORY_ID_COLUMNS,
@@ -36,9 +37,8 @@ from mixtures.experiment import (
     true_params,
     write_posterior,
 )
+from mixtures.families.gaussian.priors import GaussianPrior
 from mixtures.inference import ROUTINES
-from mixtures.posterior import Posterior
-from mixtures.priors import GaussianPrior
 from mixtures.report import data_passes
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

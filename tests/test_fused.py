@@ -17,10 +17,11 @@ from pyro import poutine
 from pyro.infer import JitTraceEnum_ELBO, TraceEnum_ELBO
 
 import mixtures
-from mixtures import GaussianMixture, MixtureParams, fused
-from mixtures.covariance import get_covariance_type
-from mixtures.inference.pyro_common import empty_guide, map_assignments, marginal_probabilities
-from mixtures.model import fresh_param_store
+from mixtures import GaussianMixture, MixtureParams
+from mixtures.core.family import fresh_param_store
+from mixtures.core.queries import empty_guide, map_assignments, marginal_probabilities
+from mixtures.families.gaussian import distributions as fused
+from mixtures.families.gaussian.covariance import get_structure
 
 from conftest import COVARIANCE_TYPES
 
@@ -315,4 +316,4 @@ def test_fits_agree_with_the_term_by_term_route():
         slow = mixtures.fit(model, X, "map", init=start, num_steps=30, patience=None)
     torch.testing.assert_close(fast.params.locs, slow.params.locs, rtol=1e-8, atol=1e-10)
     torch.testing.assert_close(fast.params.native, slow.params.native, rtol=1e-8, atol=1e-10)
-    assert get_covariance_type("full").name == fast.params.covariance_type
+    assert get_structure("full").name == fast.params.covariance_type

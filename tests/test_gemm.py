@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from mixtures import gemm, suffstats
-from mixtures.params import MixtureParams
+from mixtures.families.gaussian import statistics as suffstats
+from mixtures.families.gaussian.params import MixtureParams
+from mixtures.kernels import gemm
 from tests.conftest import assert_close
 
 

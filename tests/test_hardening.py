@@ -132,10 +132,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mixtures import GaussianMixture, MixtureParams, fit
+from mixtures.core.validation import as_data
 from mixtures.errors import DataError, DivergenceError, SingularCovarianceError
+from mixtures.families.gaussian.priors import GaussianPrior
 from mixtures.inference import ROUTINES
-from mixtures.priors import GaussianPrior
-from mixtures.validation import as_data
 
 from conftest import COVARIANCE_TYPES
 

@@ -6,7 +6,8 @@ import torch
 
 import mixtures
 from mixtures import DataError, GaussianMixture, ParameterError
-from mixtures.init import initialize, kmeans_plusplus
+from mixtures.init import initialize
+from mixtures.kernels.kmeans import kmeans_plusplus
 
 from conftest import assert_close, true_params
 

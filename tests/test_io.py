@@ -12,9 +12,10 @@ import pytest
 import torch
 
 import mixtures
+from mixtures.core.posterior import Posterior
+from mixtures.families.gaussian.params import MixtureParams
+from mixtures.families.gaussian.priors import GaussianPrior
 from mixtures.io import FORMAT_VERSION, FormatError, load, load_metadata, save_result
-from mixtures.posterior import Posterior
-from mixtures.priors import GaussianPrior
 
 from conftest import COVARIANCE_TYPES, true_params
 
@@ -181,12 +182,12 @@ def bayesian(covariance_type="full"):
     generator = torch.Generator().manual_seed(0)
     jitter = 1 + 0.01 * torch.rand(4, 1, generator=generator, dtype=torch.float64)
     weights = params.weights * jitter
-    posterior = Posterior(weights=weights / weights.sum(-1, keepdim=True),
-                          locs=params.locs + 0.01 * torch.randn(4, 3, 2, generator=generator,
-                                                                dtype=torch.float64),
-                          native=params.native.expand(4, *params.native.shape).clone(),
-                          cov_type=params.cov_type, kind="variational",
-                          distribution={"concentration": torch.ones(3)},
+    draws = MixtureParams.from_native(weights / weights.sum(-1, keepdim=True),
+                                      params.locs + 0.01 * torch.randn(4, 3, 2, generator=generator,
+                                                                       dtype=torch.float64),
+                                      params.native.expand(4, *params.native.shape).clone(),
+                                      params.cov_type, validate=False)
+    posterior = Posterior(draws, kind="variational", distribution={"concentration": torch.ones(3)},
                           diagnostics={"r_hat": torch.ones(3), "note": object()})
     model = mixtures.GaussianMixture(3, covariance_type, prior=prior)
     return dataclasses.replace(result, model=model, posterior=posterior), X
@@ -250,7 +251,7 @@ def test_metadata_and_config(tmp_path):
     assert metadata["format"] == "mixtures.FitResult"
     assert metadata["format_version"] == list(FORMAT_VERSION)
     assert metadata["mixtures_version"] == mixtures.__version__
-    assert metadata["model"] == {"n_components": 3, "covariance_type": "full", "prior": None}
+    assert metadata["model"] == {"family": "gaussian", "n_components": 3, "covariance_type": "full", "prior": None}
     assert metadata["method"] == "em" and metadata["stringified_extras"] == []
     assert metadata["stringified_posterior"] == []
     assert metadata["config"]["seeds"] == [0, 1]
@@ -398,7 +399,7 @@ def test_newer_minor_version_loads_and_ignores_new_fields(tmp_path):
      "posterior draws must share"),
     (lambda s: s.update(posterior={"weights": torch.ones(2, 3) / 3, "locs": torch.zeros(2, 3, 2),
                                    "native": torch.ones(2, 3, 2), "cov_type": "diag"}),
-     "invalid posterior"),
+     "lacks the field 'posterior.kind'"),
 ])
 def test_inconsistent_fields(tmp_path, change, match):
     result, _ = fitted()
@@ -415,7 +416,7 @@ def test_missing_file(tmp_path):
 
 def test_all_covariance_types_listed():
     # the parametrized round trip covers every covariance type the package knows
-    assert set(COVARIANCE_TYPES) == set(mixtures.covariance.COVARIANCE_TYPES)
+    assert set(COVARIANCE_TYPES) == set(mixtures.families.gaussian.COVARIANCE_TYPES)
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
@@ -435,12 +436,12 @@ def test_params_state_round_trips_bit_exact_through_json(covariance_type, dtype)
 
 def test_posterior_state_keeps_the_chosen_draws():
     from mixtures.io import posterior_from_state, posterior_to_state
-    from mixtures.posterior import Posterior
 
     params = true_params("diag")
     locs = params.locs.expand(5, -1, -1) + torch.arange(5.0)[:, None, None]
-    draws = Posterior(params.weights.expand(5, -1).clone(), locs, params.native.expand(5, -1, -1).clone(),
-                      params.cov_type, kind="mcmc")
+    draws = Posterior(MixtureParams.from_native(params.weights.expand(5, -1).clone(), locs,
+                                                params.native.expand(5, -1, -1).clone(), params.cov_type,
+                                                validate=False), kind="mcmc")
     state = posterior_to_state(draws, torch.tensor([0, 4]))
     again = posterior_from_state(state)
     assert again.n_draws == 2 and torch.equal(again.locs, draws.locs[[0, 4]]) and again.kind == "mcmc"

@@ -6,7 +6,7 @@ import torch
 
 import mixtures
 from mixtures import GaussianMixture, MixtureParams
-from mixtures.inference.kmeans import assign, fill_empty_clusters, lloyd, update_centers
+from mixtures.kernels.kmeans import assign, fill_empty_clusters, lloyd, update_centers
 
 from conftest import COVARIANCE_TYPES, assert_close, true_params
 

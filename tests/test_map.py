@@ -8,10 +8,10 @@ import torch
 
 import mixtures
 from mixtures import GaussianMixture, ParameterError
-from mixtures.inference.pyro_common import map_assignments, marginal_probabilities, sample_assignments
+from mixtures.core.queries import map_assignments, marginal_probabilities, sample_assignments
+from mixtures.core.validation import spawn_seeds
+from mixtures.families.gaussian.priors import GaussianPrior
 from mixtures.init import initialize
-from mixtures.priors import GaussianPrior
-from mixtures.validation import spawn_seeds
 
 from conftest import COVARIANCE_TYPES, assert_close, true_params
 

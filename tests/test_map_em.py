@@ -11,8 +11,8 @@ from torch.distributions import biject_to
 import mixtures
 from mixtures import GaussianMixture
 from mixtures.errors import DivergenceError, PosteriorModeError
-from mixtures.params import MixtureParams
-from mixtures.priors import GaussianPrior, inverse_stick_breaking, stick_breaking
+from mixtures.families.gaussian.params import MixtureParams
+from mixtures.families.gaussian.priors import GaussianPrior, inverse_stick_breaking, stick_breaking
 
 from conftest import COVARIANCE_TYPES, assert_close, true_params
 
@@ -121,11 +121,11 @@ def test_map_em_fixed_point_is_a_stationary_point_of_the_posterior(data, covaria
     from pyro import poutine
 
     site_values = model.site_values(result.params)
-    trace = poutine.trace(model._sample_globals).get_trace(model.resolved_prior(data))
+    trace = poutine.trace(model.sample_globals).get_trace(model.resolved_prior(data))
     unconstrained = {name: biject_to(trace.nodes[name]["fn"].support).inv(value).detach().requires_grad_()
                      for name, value in site_values.items()}
     constrained = {name: biject_to(trace.nodes[name]["fn"].support)(u) for name, u in unconstrained.items()}
-    conditioned = poutine.trace(poutine.condition(model._sample_globals, data=constrained)).get_trace(
+    conditioned = poutine.trace(poutine.condition(model.sample_globals, data=constrained)).get_trace(
         model.resolved_prior(data))
     values = conditioned.nodes["_RETURN"]["value"]
     params = MixtureParams.from_native(values["weights"], values["locs"], values[model.cov_type.site],

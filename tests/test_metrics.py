@@ -11,8 +11,7 @@ from torch.testing import assert_close
 
 from mixtures import FitResult, GaussianMixture, History, MixtureParams
 from mixtures.errors import ParameterError
-from mixtures.init import params_from_labels
-from mixtures.metrics import (
+from mixtures.evaluation import (
     adjusted_rand_index,
     align,
     align_components,
@@ -26,6 +25,7 @@ from mixtures.metrics import (
     parameter_errors,
     singular_components,
 )
+from mixtures.init import params_from_labels
 
 DT = torch.float64
 
@@ -130,7 +130,7 @@ def test_align_rejects_different_k_and_d():
         align_components(random_params(2, 3, 0), random_params(2, 2, 0))
     with pytest.raises(ParameterError, match="K=3"):
         parameter_errors(random_params(3, 2, 0), random_params(2, 2, 0))
-    with pytest.raises(TypeError, match="MixtureParams"):
+    with pytest.raises(TypeError, match="mixture parameters or a FitResult"):
         align_components({"locs": 1}, random_params(2, 2, 0))
 
 

@@ -15,11 +15,11 @@ from pyro.ops import stats
 
 import mixtures
 from mixtures import GaussianMixture, MixtureParams
-from mixtures.inference.nuts import make_kernel, permute_components, relabel_draws
+from mixtures.core.posterior import Posterior
+from mixtures.families.gaussian.priors import GaussianPrior
+from mixtures.families.gaussian.transforms import CholeskyPositiveDefiniteTransform
+from mixtures.inference.pyro.nuts import make_kernel, permute_components, relabel_draws
 from mixtures.init import initialize
-from mixtures.posterior import Posterior
-from mixtures.priors import GaussianPrior
-from mixtures.transforms import CholeskyPositiveDefiniteTransform
 
 from conftest import COVARIANCE_TYPES, assert_close
 
@@ -202,10 +202,14 @@ def test_relabelling_undoes_swapped_labels(covariance_type):
     swapped_locs = permute_components(aligned_locs, swaps, 0)
     swapped_weights = permute_components(aligned_weights, swaps, 0)
     assert torch.equal(swapped_locs[0, 0], aligned_locs[0, 2])
-    perms = relabel_draws(swapped_locs, reference)
+    native = reference.native.expand(S, *reference.native.shape)
+    draws = MixtureParams.from_native(swapped_weights, swapped_locs, native, reference.cov_type, validate=False)
+    perms = relabel_draws(draws, reference)
     assert perms.shape == (S, K) and perms.dtype == torch.long
     assert torch.equal(permute_components(swapped_locs, perms, 0), aligned_locs)
     assert torch.equal(permute_components(swapped_weights, perms, 0), aligned_weights)
+    relabelled = draws.permuted(perms)  # the same permutation of every tensor of the draws
+    assert torch.equal(relabelled.locs, aligned_locs) and torch.equal(relabelled.weights, aligned_weights)
     # perm undoes swap: swapped slot perm[s, k] holds aligned component k
     assert torch.equal(swaps.gather(1, perms), torch.arange(K).expand(S, K))
 
@@ -216,10 +220,12 @@ def test_relabelling_uses_the_reference_covariances():
     # covariances 0.5 is the better match for the narrow component (25 + 0.13 < 36 + 0.06).
     reference = MixtureParams(torch.tensor([0.5, 0.5]), torch.tensor([[0.0], [3.0]]),
                               torch.tensor([0.01, 100.0]), "spherical").to(torch.float64)
-    locs = torch.tensor([[[-0.6], [0.5]]], dtype=torch.float64)
-    assert relabel_draws(locs, reference).tolist() == [[1, 0]]
-    locs = torch.tensor([[[0.5], [2.9]]], dtype=torch.float64)
-    assert relabel_draws(locs, reference).tolist() == [[0, 1]]
+    def draws(locs):
+        return MixtureParams.from_native(reference.weights[None], torch.tensor([locs], dtype=torch.float64),
+                                         reference.native[None], "spherical", validate=False)
+
+    assert relabel_draws(draws([[-0.6], [0.5]]), reference).tolist() == [[1, 0]]
+    assert relabel_draws(draws([[0.5], [2.9]]), reference).tolist() == [[0, 1]]
 
 
 def test_fit_relabels_every_draw_and_records_the_permutations():

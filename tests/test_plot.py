@@ -385,8 +385,8 @@ def test_plot_metric_vs_categorical_x(tmp_path):
 
 
 def test_posterior_uncertainty_plots(tmp_path):
+    from mixtures.families.gaussian.priors import GaussianPrior
     from mixtures.plot import plot_posterior_ellipses, plot_weight_intervals, save_figure, subplots
-    from mixtures.priors import GaussianPrior
 
     truth = MixtureParams([0.5, 0.5], [[0.0, 0.0], [4.0, 4.0]], torch.eye(2).expand(2, 2, 2).double())
     X, _ = truth.sample(200, seed=0)

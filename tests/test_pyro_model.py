@@ -14,8 +14,8 @@ from pyro.infer import TraceEnum_ELBO
 
 import mixtures
 from mixtures import GaussianMixture, MixtureParams
-from mixtures.inference.pyro_common import empty_guide
-from mixtures.model import fresh_param_store
+from mixtures.core.family import fresh_param_store
+from mixtures.core.queries import empty_guide
 
 from conftest import COVARIANCE_TYPES, assert_close, true_params
 

@@ -5,8 +5,8 @@ import torch
 
 import mixtures
 from mixtures import EMStep, GaussianMixture, MixtureParams
+from mixtures.families.gaussian.statistics import e_step, elbo
 from mixtures.init import initialize
-from mixtures.suffstats import e_step, elbo
 
 from conftest import assert_close
 

@@ -19,8 +19,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import mixtures
-from mixtures.priors import GaussianPrior
-from mixtures.result import FitResult
+from mixtures.core.result import FitResult
+from mixtures.families.gaussian.priors import GaussianPrior
 from mixtures.sklearn import ConvergenceWarning, GaussianMixture
 
 from conftest import COVARIANCE_TYPES, assert_close, true_params
@@ -141,7 +141,7 @@ def test_prior_parameter():
     assert GaussianMixture(3, random_state=0).fit(X).result_.model.prior is None
     # the parameter clones and grid-searches like any other
     assert clone(sparse).prior == prior
-    with pytest.raises(ValueError, match="prior must be a mixtures.priors.GaussianPrior"):
+    with pytest.raises(ValueError, match="prior must be a mixtures.GaussianPrior"):
         GaussianMixture(3, method="vb", prior={"weight_prior": "dirichlet"}).fit(X)
     with pytest.raises(ValueError, match="stepwise_em fits maximum likelihood"):
         GaussianMixture(3, method="stepwise_em", prior=GaussianPrior()).fit(X)

@@ -10,9 +10,9 @@ import torch
 
 import mixtures
 from mixtures import ConvergenceWarning, GaussianMixture, MixtureParams, SingularCovarianceError
+from mixtures.core.stream import StreamingData
+from mixtures.families.gaussian.priors import GaussianPrior
 from mixtures.inference.stepwise import _batch_sizes
-from mixtures.priors import GaussianPrior
-from mixtures.stream import StreamingData
 
 from conftest import COVARIANCE_TYPES, assert_close, true_params
 
@@ -107,7 +107,7 @@ def test_first_update_on_all_the_data_is_one_batch_em_step(small, kappa):
 
 def test_second_step_blends_with_the_schedule_by_hand(small):
     """Two minibatches: θ_2 = M(N · ((1 - η_1) ŝ_0 + η_1 ŝ_1)) with η_1 = 3^-κ."""
-    from mixtures.suffstats import Summary, default_shift, e_step, m_step
+    from mixtures.families.gaussian.statistics import default_shift, e_step, gaussian_summary, m_step
 
     X = small
     model = GaussianMixture(3, "diag")
@@ -118,14 +118,14 @@ def test_second_step_blends_with_the_schedule_by_hand(small):
     shift = default_shift(X)
     first, second = X[: len(X) // 2], X[len(X) // 2:]
     s0 = e_step(first, start, shift)
-    theta1 = m_step(Summary(shift, s0.nk / len(first) * len(X), s0.sx / len(first) * len(X),
-                            s0.sxx / len(first) * len(X), len(X), s0.log_likelihood, s0.entropy),
+    theta1 = m_step(gaussian_summary(s0.nk / len(first) * len(X), s0.sx / len(first) * len(X),
+                                     s0.sxx / len(first) * len(X), shift, len(X), s0.log_likelihood, s0.entropy),
                     model.cov_type, 1e-4)
     s1 = e_step(second, theta1, shift)
     eta = 3.0 ** -kappa
     blend = [((1 - eta) * a / len(first) + eta * b / len(second)) * len(X)
              for a, b in ((s0.nk, s1.nk), (s0.sx, s1.sx), (s0.sxx, s1.sxx))]
-    theta2 = m_step(Summary(shift, *blend, len(X), s1.log_likelihood, s1.entropy), model.cov_type, 1e-4)
+    theta2 = m_step(gaussian_summary(*blend, shift, len(X), s1.log_likelihood, s1.entropy), model.cov_type, 1e-4)
     assert_close(online.params.native, theta2.native, rtol=1e-12, atol=1e-14)
     assert_close(online.params.locs, theta2.locs, rtol=1e-12, atol=1e-12)
     assert_close(online.history["step_size"][-1], eta)

@@ -6,7 +6,7 @@ import torch
 
 import mixtures
 from mixtures import DataError, GaussianMixture
-from mixtures.stream import StreamingData, predict_chunks, score_stream
+from mixtures.core.stream import StreamingData, predict_chunks, score_stream
 
 from conftest import COVARIANCE_TYPES, assert_close, true_params
 
@@ -143,7 +143,7 @@ def test_streamed_kmeans_equals_in_memory_kmeans(memmap_data):
 
 
 def test_memory_maps_are_read_as_files_and_views_by_slicing(memmap_data):
-    from mixtures.stream import _readable_map
+    from mixtures.core.stream import _readable_map
 
     X, mapped = memmap_data
     assert _readable_map(mapped)

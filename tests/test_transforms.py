@@ -5,7 +5,7 @@ import torch
 from torch.distributions import biject_to, constraints
 
 import mixtures  # noqa: F401  (registers the transform)
-from mixtures.transforms import CholeskyPositiveDefiniteTransform
+from mixtures.families.gaussian.transforms import CholeskyPositiveDefiniteTransform
 
 
 @pytest.mark.parametrize("D", [1, 2, 3])

@@ -13,9 +13,9 @@ from sklearn import mixture as sklearn_mixture
 
 import mixtures
 from mixtures import ConvergenceWarning, GaussianMixture
-from mixtures.inference.vb import VariationalParameters, bounds, update, vb_pass
-from mixtures.priors import GaussianPrior
-from mixtures.suffstats import summarize
+from mixtures.families.gaussian.priors import GaussianPrior
+from mixtures.families.gaussian.statistics import summarize
+from mixtures.families.gaussian.variational import VariationalParameters, bounds, update, vb_pass
 
 from conftest import COVARIANCE_TYPES, assert_close, true_params
 

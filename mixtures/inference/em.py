@@ -1,9 +1,13 @@
-"""Closed-form EM (soft) and classification EM (hard), on sufficient statistics.
+"""Closed-form EM (soft) and classification EM (hard), on any family's sufficient statistics.
+
+The routine needs the family's capability ``"statistics"`` (:class:`mixtures.core.family.Statistics`:
+an E-step pass returning additive statistics, a closed-form M step, the closed-form ELBO);
+the parts about covariances below describe the Gaussian family's M step.
 
 An iteration is one fused pass over the data (E step at ``θ_{t-1}``, summing the
 statistics of its responsibilities ``q_t``) followed by the M step ``θ_t``.
 
-History (see :mod:`mixtures.result`): row ``t`` holds ``log p(X | θ_t)`` and the
+History (see :mod:`mixtures.core.result`): row ``t`` holds ``log p(X | θ_t)`` and the
 ELBO of ``(q_t, θ_t)``, computed in closed form from the statistics; row 0 is the
 initialization (its ELBO is NaN: no ``q`` produced it). The log-likelihood of
 ``θ_t`` is only known after the next pass, so each row is completed one pass
@@ -34,11 +38,11 @@ Soft EM under ``"reseed"`` also restarts, once per component, a component left
 with less than one point of responsibility. Every EM result flags what is
 degenerate at the end: ``extras["empty_components"]`` (soft EM: ``N_k < 1``;
 hard EM: components that were empty) and ``extras["collapsed_components"]``
-(covariance on the ``reg_covar`` floor, :func:`mixtures.metrics.singular_components`),
+(covariance on the ``reg_covar`` floor, the parameters' ``collapsed_components``),
 with a ``UserWarning`` when either is non-empty.
 
 MAP-EM: when the model has a conjugate prior, the M step is the posterior mode
-(:mod:`mixtures.conjugate`), the objective is ``log p(X | θ) + log p(θ)`` and the
+(:mod:`mixtures.families.gaussian.conjugate`), the objective is ``log p(X | θ) + log p(θ)`` and the
 history gains a ``log_prior`` column; ``elbo`` then includes the log prior and
 ``kl = log_likelihood + log_prior - elbo`` stays ``KL(q || p(Z | X, θ)) ≥ 0``.
 Convergence is tested on the objective.
@@ -49,7 +53,7 @@ prior gives an empty component none, i.e. ``weight_concentration < 1`` (a
 Dirichlet, or a Dirichlet process whose tail holds less than one point) or
 ``degrees_of_freedom ≤ D`` (full; ``≤ 1`` diag, ``≤ 2 - D`` spherical): the
 posterior density is unbounded at the boundary of the simplex, or the covariance
-mode ``Ψ_k / (ν₀ + N_k - D)`` blows up (:mod:`mixtures.conjugate`). With
+mode ``Ψ_k / (ν₀ + N_k - D)`` blows up. With
 ``on_collapse="error"`` this raises ``PosteriorModeError`` naming the component,
 ``N_k``, the prior field and the fixes (``method="vb"``, fewer components,
 ``weight_concentration >= 1`` and ``degrees_of_freedom >= D + 2``); with
@@ -65,22 +69,21 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from mixtures import distributed as dist_utils
-from mixtures.conjugate import mode_weights, posterior_mode
+from mixtures.core import comm
+from mixtures.core.family import MixtureFamily
+from mixtures.core.history import History
+from mixtures.core.params import Params
+from mixtures.core.result import FitResult
+from mixtures.core.summary import Summary
+from mixtures.core.validation import check_nonnegative_float, check_positive_int, resolve_dtype
 from mixtures.errors import ConvergenceWarning, DivergenceError, PosteriorModeError, SingularCovarianceError
 from mixtures.inference.registry import register
-from mixtures.metrics import singular_components
-from mixtures.model import GaussianMixture
-from mixtures.params import MixtureParams
-from mixtures.result import FitResult, History
-from mixtures.suffstats import Summary, default_shift, e_step, elbo, floored_counts, m_step, reseed_component
-from mixtures.validation import check_nonnegative_float, check_positive_int, resolve_dtype
 
 
 class EMStep:
@@ -90,11 +93,17 @@ class EMStep:
     >>> summary = step.e_step(params)          # responsibilities' statistics
     >>> resp = step.responsibilities(params)   # (N, K), if you want to look at them
     >>> new_params = step.m_step(summary)
+
+    ``model`` is any family with the ``"statistics"`` capability; ``X`` is ``(N, D)`` data in
+    memory or streamed.
     """
 
-    def __init__(self, model: GaussianMixture, X: Tensor, reg_covar: float = 1e-6,
-                 hard: bool = False, chunk_size: int | None = None, distributed: bool = False,
+    def __init__(self, model: MixtureFamily, X: Any, reg_covar: float = 1e-6, hard: bool = False,
+                 chunk_size: int | None = None, distributed: bool = False,
                  accumulate_dtype: torch.dtype | None = None):
+        if not model.supports("statistics"):
+            raise TypeError(f"EM needs a family with sufficient statistics; {model!r} has capabilities "
+                            f"{sorted(model.capabilities)}.")
         self.model = model
         self.X = X
         self.reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
@@ -103,10 +112,11 @@ class EMStep:
         self.distributed = distributed
         self.accumulate_dtype = accumulate_dtype
         # every rank must take moments about the same point
-        self.shift = dist_utils.broadcast(default_shift(X)) if distributed else default_shift(X)
+        shift = model.statistics_shift(X)
+        self.shift = comm.broadcast(shift) if distributed else shift
         self.prior = model.resolved_prior(X) if model.prior is not None else None
 
-    def responsibilities(self, params: MixtureParams) -> Tensor:
+    def responsibilities(self, params: Params) -> Tensor:
         """``(N, K)`` responsibilities (one-hot for hard EM); in-memory data only."""
         if not isinstance(self.X, Tensor):
             raise TypeError("responsibilities of streamed data would not fit in memory; use e_step().")
@@ -115,77 +125,44 @@ class EMStep:
             return torch.nn.functional.one_hot(labels, params.n_components).to(self.X.dtype)
         return params.responsibilities(self.X)
 
-    def e_step(self, params: MixtureParams) -> Summary:
+    def e_step(self, params: Params) -> Summary:
         """Statistics of this process's data, summed over ranks when distributed."""
         data_dtype = self.shift.dtype
         if params.dtype != data_dtype:  # float64 parameters of an accumulate_dtype run
             params = params.to(data_dtype)
-        summary = e_step(self.X, params, self.shift, hard=self.hard, chunk_size=self.chunk_size,
-                         accumulate_dtype=self.accumulate_dtype)
-        return dist_utils.all_reduce_summary(summary) if self.distributed else summary
+        summary = self.model.e_step(self.X, params, self.shift, hard=self.hard, chunk_size=self.chunk_size,
+                                    accumulate_dtype=self.accumulate_dtype)
+        return comm.all_reduce_summary(summary) if self.distributed else summary
 
-    def m_step(self, summary: Summary) -> MixtureParams:
-        """Maximum likelihood, or the posterior mode when the model has a prior."""
-        if self.prior is not None:
-            return posterior_mode(summary, self.model.cov_type, self.prior, self.reg_covar)
-        return m_step(summary, self.model.cov_type, self.reg_covar)
+    def m_step(self, summary: Summary, keep: Tensor | None = None, previous: Params | None = None) -> Params:
+        """Maximum likelihood, or the posterior mode when the model has a prior; components
+        where ``keep`` is True keep ``previous``'s values (hard EM's emptied components)."""
+        return self.model.m_step(summary, self.reg_covar, self.prior, keep=keep, previous=previous)
 
     def weights(self, nk: Tensor) -> Tensor:
         """The M step's weights ``(K,)`` for responsibility masses ``nk`` ``(K,)`` alone."""
-        if self.prior is not None:
-            return mode_weights(nk, self.prior)
-        floored = floored_counts(nk)
-        return floored / floored.sum()
+        return self.model.mode_weights(nk, self.prior)
 
-    def log_prior(self, params: MixtureParams) -> float:
+    def log_prior(self, params: Params) -> float:
         """``log p(θ)`` (0 without a prior)."""
         return 0.0 if self.prior is None else float(self.model.log_prior(params, self.X))
 
-    def __call__(self, params: MixtureParams) -> tuple[MixtureParams, Summary]:
+    def __call__(self, params: Params) -> tuple[Params, Summary]:
         summary = self.e_step(params)
         return self.m_step(summary), summary
 
 
-def _check_finite(value: Tensor, iteration: int) -> None:
-    if not torch.isfinite(value):
-        raise DivergenceError(
-            f"the log-likelihood became {float(value)} at iteration {iteration}: either a component "
-            "collapsed onto a few points (its density is unbounded there: increase reg_covar or use "
-            "fewer components) or some point has zero density under every component (values too "
-            "large or too far out: standardize the data)."
-        )
+@dataclass
+class _Degenerate:
+    """What went degenerate during a run: emptied components (hard EM), components re-seeded
+    once (soft EM), and ``(iteration, component)`` re-seeds."""
+
+    empty: set[int] = field(default_factory=set)
+    emptied_once: set[int] = field(default_factory=set)
+    reseeded: list[tuple[int, int]] = field(default_factory=list)
 
 
-def _substitute_empty(summary: Summary, previous: MixtureParams, empty: Tensor) -> Summary:
-    """Statistics in which every ``empty`` component carries unit mass at the shift with the
-    scatter of its ``previous`` covariance (not for ``"tied"``, whose pooled statistic an
-    empty component does not enter).
-
-    Estimating from them gives that component back its previous covariance (divided by
-    ``1 + 10 eps``, plus ``reg_covar``), positive definite for any ``reg_covar``; centring
-    the mass at the shift keeps ``E[x²] - E[x]²`` free of cancellation. The caller
-    discards these estimates (:func:`_restore_empty`): only the other components'
-    statistics determine the M step.
-    """
-    covariances = previous.covariances.to(summary.sxx.dtype)  # (K, D, D)
-    scatter = covariances if summary.sxx.dim() == 3 else covariances.diagonal(dim1=-2, dim2=-1)
-    mask = empty.reshape((-1,) + (1,) * (scatter.dim() - 1))
-    return replace(summary, nk=torch.where(empty, torch.ones_like(summary.nk), summary.nk),
-                   sx=torch.where(empty[:, None], torch.zeros_like(summary.sx), summary.sx),
-                   sxx=torch.where(mask, scatter, summary.sxx))
-
-
-def _restore_empty(new: MixtureParams, old: MixtureParams, empty: Tensor, weights: Tensor) -> MixtureParams:
-    """Keep an empty component's mean and covariance from the previous iteration; ``weights`` ``(K,)``."""
-    locs = torch.where(empty[:, None], old.locs.to(new.locs.dtype), new.locs)
-    native = new.native
-    if new.native.dim() > 0 and new.native.shape[0] == new.n_components and new.covariance_type != "tied":
-        mask = empty.reshape((-1,) + (1,) * (native.dim() - 1))
-        native = torch.where(mask, old.native.to(native.dtype), new.native)
-    return MixtureParams.from_native(weights, locs, native, new.cov_type, validate=False)
-
-
-def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool = False,
+def run_em(model: MixtureFamily, X: Any, init: Params, *, hard: bool = False,
            max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,
            reg_covar: float = 1e-6, chunk_size: int | None = None,
            warn: bool = True, distributed: bool = False, on_collapse: str = "error",
@@ -193,10 +170,10 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
     """Run (hard) EM from ``init`` until convergence or ``max_iter`` iterations.
 
     Args:
-        model: the mixture specification.
+        model: the mixture specification (a family with the ``"statistics"`` capability).
         X: ``(N, D)`` validated data, in memory or a ``StreamingData`` (one pass per
             iteration).
-        init: starting parameters (``MixtureParams`` of the model).
+        init: starting parameters of the model.
         hard: classification EM (hard assignments) instead of soft EM.
         max_iter: maximum iterations; 0 returns the initialization.
         tol: absolute tolerance on the change of the mean log-likelihood per point.
@@ -210,69 +187,41 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
             (the returned parameters are cast back to the data's dtype).
         distributed: ``X`` is this rank's shard of data spread over an initialized
             ``torch.distributed`` process group; statistics are all-reduced so every
-            rank returns the same result (:mod:`mixtures.distributed`).
+            rank returns the same result (:mod:`mixtures.core.comm`).
     """
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     tol = check_nonnegative_float(tol, "tol")
     rtol = None if rtol is None else check_nonnegative_float(rtol, "rtol")
     if on_collapse not in ("error", "reseed"):
         raise ValueError(f"on_collapse must be 'error' or 'reseed'; got {on_collapse!r}.")
-    accumulate_dtype = resolve_dtype(accumulate_dtype)
     step = EMStep(model, X, reg_covar=reg_covar, hard=hard, chunk_size=chunk_size, distributed=distributed,
-                  accumulate_dtype=accumulate_dtype)
+                  accumulate_dtype=resolve_dtype(accumulate_dtype))
     n = X.n_points if not isinstance(X, Tensor) else X.shape[0]
     if distributed:
-        n = dist_utils.global_count(n, X.device)
-    history = History()
+        n = comm.global_count(n, X.device)
+    history, degenerate = History(), _Degenerate()
     start = time.perf_counter()
     params = init
     history.append(iteration=0, time=0.0, **_prior_column(step, params, 0))
-    previous_ll = -math.inf
-    previous_summary: Summary | None = None
-    converged = False
-    empty_components: set[int] = set()
-    emptied_once: set[int] = set()
-    reseeded: list[tuple[int, int]] = []
-    iteration = 0
+    previous_objective, previous_summary = -math.inf, None
+    converged, iteration = False, 0
     for iteration in range(1, max_iter + 1):
         summary = step.e_step(params)
-        log_likelihood = summary.log_likelihood
-        _check_finite(log_likelihood, iteration - 1)
-        _complete_last_row(history, float(log_likelihood))
-        objective = float(log_likelihood) + history.last("log_prior") if step.prior is not None \
-            else float(log_likelihood)
-        if not math.isfinite(objective):  # a log prior of ±inf/NaN would make `change` NaN: never small
-            raise DivergenceError(f"the MAP-EM objective log p(X | θ) + log p(θ) became {objective} at "
-                                  f"iteration {iteration - 1} and cannot be tested for convergence.")
-        if hard:
-            empty_components.update(torch.nonzero(summary.nk == 0).reshape(-1).tolist())
-        elif on_collapse == "reseed" and not step.distributed and model.cov_type.name != "tied":
-            # soft EM: a component left with less than one point of responsibility restarts at
-            # the worst-explained point, once (if it empties again it stays, flagged below)
-            for k in torch.nonzero(summary.nk < 1.0).reshape(-1).tolist():
-                if k not in emptied_once:
-                    emptied_once.add(k)
-                    summary = reseed_component(summary, k, model.cov_type)
-                    reseeded.append((iteration, k))
-        new_params = _m_step_with_rule(step, summary, on_collapse, iteration, reseeded,
+        objective = _complete_with(history, step, summary, iteration - 1)
+        summary = _reseed_emptied(step, summary, on_collapse, iteration, degenerate)
+        new_params = _m_step_with_rule(step, summary, on_collapse, iteration, degenerate.reseeded,
                                        previous=params if hard else None)
         prior_row = _prior_column(step, new_params, iteration)
         history.append(iteration=iteration,
-                       elbo=float(elbo(summary, new_params)) + prior_row.get("log_prior", 0.0),
+                       elbo=float(model.elbo(summary, new_params)) + prior_row.get("log_prior", 0.0),
                        time=time.perf_counter() - start, **prior_row)
-        change = objective - previous_ll
-        if rtol is not None:
-            small = abs(change) <= rtol * abs(objective)
-        else:
-            small = abs(change) / n < tol
-        fixed_point = hard and previous_summary is not None and torch.equal(summary.nk, previous_summary.nk) \
-            and torch.equal(summary.sx, previous_summary.sx)
+        change = objective - previous_objective
+        small = abs(change) <= rtol * abs(objective) if rtol is not None else abs(change) / n < tol
         params = new_params
-        if small or fixed_point:
+        if small or _fixed_point(hard, summary, previous_summary):
             converged = True
             break
-        previous_ll = objective
-        previous_summary = summary
+        previous_objective, previous_summary = objective, summary
     final = step.e_step(params)
     params = params.to(step.shift.dtype)
     _check_finite(final.log_likelihood, iteration)
@@ -281,76 +230,135 @@ def run_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, hard: bool
         warnings.warn(
             f"{'hard ' if hard else ''}EM did not converge in max_iter={max_iter} iterations "
             f"(tolerance {'rtol=' + str(rtol) if rtol is not None else 'tol=' + str(tol)}); "
-            "increase max_iter or tol, or try another initialization.",
-            ConvergenceWarning, stacklevel=3)
-    extras: dict[str, Any] = {"reseeded": reseeded}
-    if reseeded and warn:
-        warnings.warn(f"re-seeded collapsed components (iteration, component): {reseeded}", UserWarning,
-                      stacklevel=3)
-    # degenerate components at the end: empty (soft EM: less than one point of responsibility)
-    # or sitting on the reg_covar floor (collapsed onto points without spread)
-    extras["collapsed_components"] = singular_components(params, reg_covar) if reg_covar > 0 else []
-    if not hard:
-        extras["empty_components"] = torch.nonzero(final.nk < 1.0).reshape(-1).tolist()
-        degenerate = sorted(set(extras["empty_components"]) | set(extras["collapsed_components"]))
-        if degenerate and warn:
-            warnings.warn(f"EM ended with degenerate component(s) {degenerate}: empty (less than one point "
-                          f"of responsibility) {extras['empty_components']}, on the reg_covar floor "
-                          f"{extras['collapsed_components']}. Use fewer components, another "
-                          "initialization, or on_collapse='reseed'.", UserWarning, stacklevel=3)
-    if hard:
-        extras["labels"] = final.labels
-        extras["empty_components"] = sorted(empty_components)
-        if empty_components:
-            warnings.warn(f"hard EM emptied component(s) {sorted(empty_components)}; they keep their "
-                          "last mean and covariance with weight ~0 (under a prior: the posterior-mode "
-                          "weight of an empty component). Use fewer components or "
-                          "another initialization.", UserWarning, stacklevel=3)
+            "increase max_iter or tol, or try another initialization.", ConvergenceWarning, stacklevel=3)
+    extras = _degenerate_extras(params, final, hard, reg_covar, degenerate, warn)
     final_objective = float(final.log_likelihood) + (history.last("log_prior") if step.prior is not None else 0.0)
     return FitResult(model=model, params=params, history=history, converged=converged,
                      n_iter=iteration if max_iter else 0, method="hard_em" if hard else "em",
                      objective=final_objective, init=init, extras=extras)
 
 
+def _fixed_point(hard: bool, summary: Summary, previous: Summary | None) -> bool:
+    """Hard EM's exact fixed point: a pass with bit-identical statistics to the previous one
+    (unchanged assignments give identical sums; identical sums give identical parameters)."""
+    return hard and previous is not None and all(torch.equal(a, b) for a, b in
+                                                 zip(summary.additive(), previous.additive()))
+
+
+def _complete_with(history: History, step: EMStep, summary: Summary, iteration: int) -> float:
+    """Complete the last row with the pass's log-likelihood; return the objective it gives."""
+    log_likelihood = summary.log_likelihood
+    _check_finite(log_likelihood, iteration)
+    _complete_last_row(history, float(log_likelihood))
+    objective = float(log_likelihood) + (history.last("log_prior") if step.prior is not None else 0.0)
+    if not math.isfinite(objective):  # a log prior of ±inf/NaN would make `change` NaN: never small
+        raise DivergenceError(f"the MAP-EM objective log p(X | θ) + log p(θ) became {objective} at "
+                              f"iteration {iteration} and cannot be tested for convergence.")
+    return objective
+
+
+def _reseed_emptied(step: EMStep, summary: Summary, on_collapse: str, iteration: int,
+                    degenerate: _Degenerate) -> Summary:
+    """Hard EM: note emptied components. Soft EM under ``"reseed"``: a component left with less
+    than one point of responsibility restarts at the worst-explained point, once (if it
+    empties again it stays, flagged at the end)."""
+    if step.hard:
+        degenerate.empty.update(torch.nonzero(summary.nk == 0).reshape(-1).tolist())
+        return summary
+    if on_collapse != "reseed" or step.distributed:
+        return summary
+    for k in torch.nonzero(summary.nk < 1.0).reshape(-1).tolist():
+        if k in degenerate.emptied_once:
+            continue
+        reseeded = step.model.reseed_component(summary, k)
+        if reseeded is None:  # the family cannot (a shared covariance)
+            return summary
+        degenerate.emptied_once.add(k)
+        summary = reseeded
+        degenerate.reseeded.append((iteration, k))
+    return summary
+
+
+def _degenerate_extras(params: Params, final: Summary, hard: bool, reg_covar: float, degenerate: _Degenerate,
+                       warn: bool) -> dict[str, Any]:
+    """``extras`` flagging what is degenerate at the end (module docstring), with warnings."""
+    extras: dict[str, Any] = {"reseeded": degenerate.reseeded}
+    if degenerate.reseeded and warn:
+        warnings.warn(f"re-seeded collapsed components (iteration, component): {degenerate.reseeded}",
+                      UserWarning, stacklevel=4)
+    # degenerate components at the end: empty (soft EM: less than one point of responsibility)
+    # or sitting on the reg_covar floor (collapsed onto points without spread)
+    extras["collapsed_components"] = params.collapsed_components(reg_covar) if reg_covar > 0 else []
+    if hard:
+        extras["labels"] = final.labels
+        extras["empty_components"] = sorted(degenerate.empty)
+        if degenerate.empty:
+            warnings.warn(f"hard EM emptied component(s) {sorted(degenerate.empty)}; they keep their "
+                          "last mean and covariance with weight ~0 (under a prior: the posterior-mode "
+                          "weight of an empty component). Use fewer components or "
+                          "another initialization.", UserWarning, stacklevel=4)
+        return extras
+    extras["empty_components"] = torch.nonzero(final.nk < 1.0).reshape(-1).tolist()
+    flagged = sorted(set(extras["empty_components"]) | set(extras["collapsed_components"]))
+    if flagged and warn:
+        warnings.warn(f"EM ended with degenerate component(s) {flagged}: empty (less than one point "
+                      f"of responsibility) {extras['empty_components']}, on the reg_covar floor "
+                      f"{extras['collapsed_components']}. Use fewer components, another "
+                      "initialization, or on_collapse='reseed'.", UserWarning, stacklevel=4)
+    return extras
+
+
+def _check_finite(value: Tensor, iteration: int) -> None:
+    if not torch.isfinite(value):
+        raise DivergenceError(
+            f"the log-likelihood became {float(value)} at iteration {iteration}: either a component "
+            "collapsed onto a few points (its density is unbounded there: increase reg_covar or use "
+            "fewer components) or some point has zero density under every component (values too "
+            "large or too far out: standardize the data).")
+
+
 def _m_step_with_rule(step: EMStep, summary: Summary, on_collapse: str, iteration: int,
-                      reseeded: list[tuple[int, int]], previous: MixtureParams | None = None) -> MixtureParams:
+                      reseeded: list[tuple[int, int]], previous: Params | None = None) -> Params:
     """The M step, re-seeding collapsed components (or, under a prior, components without a
     posterior mode) one by one when asked to.
 
-    ``previous`` (hard EM): components the pass left empty keep its mean and covariance
-    and get the weight of their own (zero) count; the others are estimated from their
-    statistics alone (:func:`_substitute_empty`).
+    ``previous`` (hard EM): components the pass left empty keep its values and get the
+    weight of their own (zero) count; the others are estimated from their statistics alone.
     """
-    cov_type = step.model.cov_type
     kept = summary.nk == 0 if previous is not None else None
     for _ in range(step.model.n_components + 1):
         try:
-            if kept is not None and kept.any():
-                estimating = summary if cov_type.name == "tied" else _substitute_empty(summary, previous, kept)
-                params = _restore_empty(step.m_step(estimating), previous, kept, step.weights(summary.nk))
-            else:
-                params = step.m_step(summary)
+            params = step.m_step(summary, keep=kept, previous=previous)
         except (SingularCovarianceError, PosteriorModeError) as error:
-            if on_collapse != "reseed" or error.component is None or step.distributed or cov_type.name == "tied":
+            fresh = None
+            if on_collapse == "reseed" and error.component is not None and not step.distributed:
+                fresh = step.model.reseed_component(summary, error.component)
+            if fresh is None:
                 raise
-            summary = reseed_component(summary, error.component, cov_type)
+            summary = fresh
             if kept is not None:
                 kept[error.component] = False
             reseeded.append((iteration, error.component))
             continue
-        if reseeded and reseeded[-1][0] == iteration:
-            fresh = torch.tensor([k for it, k in reseeded if it == iteration], device=params.weights.device)
-            weights = params.weights.clone()
-            weights[fresh] = 1.0 / summary.n_points
-            others = torch.ones_like(weights, dtype=torch.bool)
-            others[fresh] = False
-            weights[others] *= (1 - weights[fresh].sum()) / weights[others].sum()
-            params = MixtureParams.from_native(weights, params.locs, params.native, params.cov_type, validate=False)
-        return params
+        return _weigh_reseeded(params, summary, iteration, reseeded)
     raise SingularCovarianceError("every component collapsed; increase reg_covar or use fewer components.")
 
 
-def _prior_column(step: EMStep, params: MixtureParams, iteration: int) -> dict[str, float]:
+def _weigh_reseeded(params: Params, summary: Summary, iteration: int, reseeded: list[tuple[int, int]]) -> Params:
+    """Give the components re-seeded in this iteration weight ``1/N`` (the others rescaled)."""
+    if not reseeded or reseeded[-1][0] != iteration:
+        return params
+    fresh = torch.tensor([k for it, k in reseeded if it == iteration], device=params.weights.device)
+    weights = params.weights.clone()
+    weights[fresh] = 1.0 / summary.n_points
+    others = torch.ones_like(weights, dtype=torch.bool)
+    others[fresh] = False
+    weights[others] *= (1 - weights[fresh].sum()) / weights[others].sum()
+    tensors = {**params.tensors(), "weights": weights}
+    return type(params).from_tensors(tensors, params.spec(), validate=False)
+
+
+def _prior_column(step: EMStep, params: Params, iteration: int) -> dict[str, float]:
     if step.prior is None:
         return {}
     log_prior = step.log_prior(params)
@@ -374,10 +382,12 @@ def _complete_last_row(history: History, log_likelihood: float) -> None:
 _EM_GAP = ("EM: q_t = p(Z | X, θ_{t−1}), the E step's posterior under the previous parameters, so the gap is "
            "KL(p(Z|X,θ_{t−1}) ‖ p(Z|X,θ_t)), what the M step moved the posterior; it shrinks to 0 at "
            "convergence (it would be exactly 0 right after the next E step, which is not what is recorded)")
+
+
 @register("em", summary="closed-form EM on sufficient statistics (MAP-EM with a conjugate prior)",
           requires=frozenset({"statistics"}), prior="optional", prior_kinds=("conjugate",),
           streaming=True, distributed=True, gap=_EM_GAP)
-def fit_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, seed: int | None = None,
+def fit_em(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = None,
            reg_covar: float = 1e-6, max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,
            chunk_size: int | None = None, warn: bool = True, on_collapse: str = "error",
            accumulate_dtype: Any = None, distributed: bool = False) -> FitResult:
@@ -391,7 +401,7 @@ def fit_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, seed: int 
           requires=frozenset({"statistics"}), prior="optional", prior_kinds=("conjugate",),
           streaming=True, distributed=True, own_labels=True,
           gap="hard EM: q_t is the one-hot MAP assignment of the E step, a gap that stays positive")
-def fit_hard_em(model: GaussianMixture, X: Tensor, init: MixtureParams, *, seed: int | None = None,
+def fit_hard_em(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = None,
                 reg_covar: float = 1e-6, max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,
                 chunk_size: int | None = None, warn: bool = True, on_collapse: str = "error",
                 accumulate_dtype: Any = None, distributed: bool = False) -> FitResult:

@@ -21,7 +21,6 @@ with ``@register("name", ...)``, plus its import line in ``mixtures/inference/__
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 import numbers
@@ -30,6 +29,8 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from mixtures.core.validation import did_you_mean
 
 #: capabilities a family may offer (``mixtures.core.family``); "program" is every family's
 CAPABILITIES = ("program", "statistics", "variational", "partition")
@@ -257,11 +258,3 @@ def _kind_of(hint: Any, default: Any) -> tuple[str, bool]:
     if not members:  # no annotation: the default's type
         return simple.get(type(default), "any"), nullable
     return "any", nullable
-
-
-def did_you_mean(word: Any, choices: Any) -> str:
-    """`` (did you mean 'x'?)`` for a close match of ``word`` among ``choices``, else ``""``."""
-    if not isinstance(word, str):
-        return ""
-    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -4,8 +4,8 @@ Cappé & Moulines (2009), "On-line expectation-maximization algorithm for latent
 data models"; Liang & Klein (2009), "Online EM for unsupervised models".
 
 Algorithm
-    Keep running *normalized* statistics ``s = (nk, sx, sxx) / N`` (the fields of
-    :class:`~mixtures.suffstats.Summary` as averages per point, about the same
+    Keep running *normalized* statistics ``s`` (the additive fields of the family's
+    :class:`~mixtures.core.summary.Summary` as averages per point, about the same
     ``shift`` as batch EM). For minibatch ``B_t`` (``t = 0, 1, ...``):
 
     1. E step at the current ``θ_t`` on ``B_t``; its statistics divided by ``|B_t|``
@@ -13,9 +13,9 @@ Algorithm
     2. ``s ← (1 - η_t) s + η_t ŝ_t`` with ``η_t = (t + 2)^(-κ)``, ``κ ∈ (0.5, 1]``
        (Robbins–Monro: ``Σ η_t = ∞``, ``Σ η_t² < ∞``); ``step_size`` replaces the
        schedule by any callable ``t -> η_t ∈ (0, 1]``;
-    3. ``θ_{t+1}`` = :func:`mixtures.suffstats.m_step` of ``s`` with its counts
-       scaled back to ``N`` points, so ``reg_covar``, the empty-component floor and
-       the four covariance types behave exactly as in batch EM.
+    3. ``θ_{t+1}`` = the family's M step of ``s`` with its counts scaled back to ``N``
+       points, so ``reg_covar``, the empty-component floor and every covariance
+       structure behave exactly as in batch EM.
 
     Initialization: ``s`` starts as the statistics of one E step at the initial
     parameters on the first minibatch, ``s = ŝ_0``; the update of step 0 then
@@ -29,7 +29,7 @@ Minibatches
     minibatches of near-equal size (sizes differ by at most one), so no tiny
     remainder minibatch receives a full step. In memory, ``shuffle=True``
     permutes the points every epoch (generator seeded by ``seed``). Streamed data
-    (:class:`~mixtures.stream.StreamingData`) are read in their stored order, one
+    (:class:`~mixtures.core.stream.StreamingData`) are read in their stored order, one
     pass per epoch, with minibatches cut across chunk boundaries; ``shuffle`` then
     permutes only the rows *within* each chunk, so a source sorted by cluster
     should be shuffled once on disk first.
@@ -39,7 +39,7 @@ Minibatches
     with ``η = 1`` and all the data as the minibatch) before the stepwise phase;
     they are history rows ``1..warm_start_steps``, each one data pass.
 
-History (columns of :mod:`mixtures.result`, one row per evaluation; row 0 is the
+History (columns of :mod:`mixtures.core.result`, one row per evaluation; row 0 is the
 initialization). Evaluations happen every ``eval_every`` stepwise steps (default:
 once per epoch), after every warm-start step and after the last step.
 
@@ -85,7 +85,7 @@ Degenerate components: ``on_collapse="error"`` (default) raises
 component's running statistics by one point at the worst-explained point of the
 current minibatch (lowest ``log p(x | θ)``) with the covariance of all the
 running statistics, i.e. weight ≈ 1/N as in :mod:`mixtures.inference.em`, and
-lists ``(iteration, component)`` in ``extras["reseeded"]`` (not for ``"tied"``).
+lists ``(iteration, component)`` in ``extras["reseeded"]`` (not for a shared covariance).
 """
 
 from __future__ import annotations
@@ -100,59 +100,37 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mixtures.covariance import CovarianceType
+from mixtures.core.family import MixtureFamily
+from mixtures.core.history import History
+from mixtures.core.params import Params
+from mixtures.core.result import FitResult
+from mixtures.core.stream import StreamingData
+from mixtures.core.summary import Summary
+from mixtures.core.validation import as_data, check_nonnegative_float, check_positive_int, make_generator
 from mixtures.errors import ConvergenceWarning, DataError, DivergenceError, SingularCovarianceError
 from mixtures.inference.registry import register
-from mixtures.model import GaussianMixture
-from mixtures.params import MixtureParams
-from mixtures.result import FitResult, History
-from mixtures.stream import StreamingData
-from mixtures.suffstats import Summary, default_shift, e_step, elbo, m_step, reseed_component
-from mixtures.validation import as_data, check_nonnegative_float, check_positive_int, make_generator
 
 DEFAULT_KAPPA = 0.6
 DEFAULT_EPOCHS = 10
 
 
-class _RunningStats:
-    """Normalized statistics ``s``: ``nk`` ``(K,)``, ``sx`` ``(K, D)``, ``sxx`` (per type), all ``/ N``."""
-
-    def __init__(self, nk: Tensor, sx: Tensor, sxx: Tensor):
-        self.nk, self.sx, self.sxx = nk, sx, sxx
-
-    @classmethod
-    def of(cls, summary: Summary) -> _RunningStats:
-        """``ŝ``: a pass's statistics divided by its number of points."""
-        n = summary.n_points
-        return cls(summary.nk / n, summary.sx / n, summary.sxx / n)
-
-    def blend(self, new: _RunningStats, eta: float) -> None:
-        """``s ← (1 - η) s + η ŝ`` (``η = 1`` gives ``ŝ`` exactly: ``0 · s + ŝ``)."""
-        self.nk = (1.0 - eta) * self.nk + eta * new.nk
-        self.sx = (1.0 - eta) * self.sx + eta * new.sx
-        self.sxx = (1.0 - eta) * self.sxx + eta * new.sxx
-
-    def scaled(self, n: int, shift: Tensor, worst_point: Tensor | None) -> Summary:
-        """The statistics of ``n`` points: what batch EM's M step expects."""
-        nan = shift.new_tensor(math.nan)
-        return Summary(shift, n * self.nk, n * self.sx, n * self.sxx, n, nan, nan, worst_point=worst_point)
-
-
 class _Evaluator:
     """Log-likelihood and ELBO of the evaluation subsample ``(M, D)``, scaled by ``N / M``."""
 
-    def __init__(self, X_eval: Tensor, n_total: int, shift: Tensor, chunk_size: int | None):
+    def __init__(self, model: MixtureFamily, X_eval: Tensor, n_total: int, shift: Tensor,
+                 chunk_size: int | None):
+        self.model = model
         self.X_eval = X_eval
         self.scale = n_total / X_eval.shape[0]
         self.shift = shift
         self.chunk_size = chunk_size
         self.previous: Summary | None = None  # q of the previous evaluation
 
-    def __call__(self, params: MixtureParams, iteration: int) -> tuple[float, float]:
-        summary = e_step(self.X_eval, params, self.shift, chunk_size=self.chunk_size)
+    def __call__(self, params: Params, iteration: int) -> tuple[float, float]:
+        summary = self.model.e_step(self.X_eval, params, self.shift, chunk_size=self.chunk_size)
         _check_finite(summary.log_likelihood, iteration, "the evaluation subsample")
         log_likelihood = self.scale * float(summary.log_likelihood)
-        bound = math.nan if self.previous is None else self.scale * float(elbo(self.previous, params))
+        bound = math.nan if self.previous is None else self.scale * float(self.model.elbo(self.previous, params))
         self.previous = summary
         return log_likelihood, bound
 
@@ -258,37 +236,43 @@ def _gather_rows(X: Tensor | StreamingData, indices: Tensor, chunk_size: int | N
     return torch.cat(pieces)
 
 
-def _reseed(running: _RunningStats, component: int, summary: Summary, cov_type: CovarianceType,
-            n_total: int) -> None:
-    """Replace ``component``'s running statistics by one point at the worst-explained point.
+def _per_point(summary: Summary) -> Summary:
+    """``ŝ``: a pass's additive statistics divided by its number of points."""
+    return summary.scaled(1.0 / summary.n_points)
 
-    :func:`~mixtures.suffstats.reseed_component` gives the fresh component the
-    covariance of all the statistics and the count of all the data; rescaling its
-    row to a count of one point keeps its mean and covariance and makes its weight
-    ≈ 1/N, as batch EM's rule does.
+
+def _reseed(model: MixtureFamily, running: Summary, component: int, summary: Summary, n_total: int) -> Summary:
+    """``running`` with ``component``'s statistics replaced by one point at the worst-explained point.
+
+    The family's ``reseed_component`` gives the fresh component the covariance of all the
+    statistics and the count of all the data; rescaling its entries to a count of one point
+    keeps its mean and covariance and makes its weight ≈ 1/N, as batch EM's rule does.
     """
-    fresh = reseed_component(summary, component, cov_type)
+    fresh = model.reseed_component(summary, component)
     shrink = 1.0 / (float(fresh.nk[component]) * n_total)
-    running.nk = running.nk.clone()
-    running.sx = running.sx.clone()
-    running.sxx = running.sxx.clone()
-    running.nk[component] = fresh.nk[component] * shrink
-    running.sx[component] = fresh.sx[component] * shrink
-    running.sxx[component] = fresh.sxx[component] * shrink
+    tensors = []
+    for mine, theirs in zip(running.additive(), fresh.additive()):
+        mine = mine.clone()
+        mine[component] = theirs[component] * shrink
+        tensors.append(mine)
+    return running.with_additive(tensors)
 
 
-def _m_step(running: _RunningStats, n_total: int, shift: Tensor, worst_point: Tensor | None,
-            cov_type: CovarianceType, reg_covar: float, on_collapse: str, iteration: int,
-            reseeded: list[tuple[int, int]]) -> MixtureParams:
-    """Batch EM's M step on ``N · s``, re-seeding collapsed components when asked to."""
+def _m_step(model: MixtureFamily, running: Summary, n_total: int, shift: Tensor, worst_point: Tensor | None,
+            reg_covar: float, on_collapse: str, iteration: int, reseeded: list[tuple[int, int]]
+            ) -> tuple[Params, Summary]:
+    """Batch EM's M step on ``N · s``, re-seeding collapsed components when asked to; returns
+    the parameters and the (possibly re-seeded) running statistics."""
     for _ in range(running.nk.shape[0] + 1):
-        summary = running.scaled(n_total, shift, worst_point)
+        summary = running.scaled(n_total).replace(shift=shift, n_points=n_total, worst_point=worst_point)
         try:
-            return m_step(summary, cov_type, reg_covar)
+            return model.m_step(summary, reg_covar), running
         except SingularCovarianceError as error:
-            if on_collapse != "reseed" or error.component is None or worst_point is None:
+            can_reseed = (on_collapse == "reseed" and error.component is not None and worst_point is not None
+                          and model.reseed_component(summary, error.component) is not None)
+            if not can_reseed:
                 raise
-            _reseed(running, error.component, summary, cov_type, n_total)
+            running = _reseed(model, running, error.component, summary, n_total)
             reseeded.append((iteration, error.component))
     raise SingularCovarianceError("every component collapsed; increase reg_covar or use fewer components.")
 
@@ -300,7 +284,7 @@ def _m_step(running: _RunningStats, n_total: int, shift: Tensor, worst_point: Te
           constraints={"batch_size": {"minimum": 1}, "num_epochs": {"minimum": 0}, "max_steps": {"minimum": 0},
                        "eval_size": {"minimum": 1}, "warm_start_steps": {"minimum": 0},
                        "kappa": {"minimum": 0.5, "exclusive_minimum": True, "maximum": 1.0}})
-def fit_stepwise_em(model: GaussianMixture, X: Tensor | StreamingData, init: MixtureParams, *,
+def fit_stepwise_em(model: MixtureFamily, X: Tensor | StreamingData, init: Params, *,
                     seed: int | None = None, batch_size: int = 256, kappa: float | None = None,
                     step_size: Callable[[int], float] | None = None, num_epochs: int | None = None,
                     max_steps: int | None = None, shuffle: bool = True, eval_every: int | None = None,
@@ -361,7 +345,6 @@ def fit_stepwise_em(model: GaussianMixture, X: Tensor | StreamingData, init: Mix
 
     streamed = isinstance(X, StreamingData)
     n_total = X.n_points if streamed else X.shape[0]
-    cov_type = model.cov_type
     generator = make_generator(seed)
     sizes = _batch_sizes(n_total, batch_size)
     eval_every = eval_every or len(sizes)
@@ -371,12 +354,12 @@ def fit_stepwise_em(model: GaussianMixture, X: Tensor | StreamingData, init: Mix
         eval_indices = torch.arange(n_total)
     else:
         eval_indices = torch.randperm(n_total, generator=generator)[:eval_size].sort().values
-    shift = default_shift(X)
+    shift = model.statistics_shift(X)
     if held_out is not None:
         held_out = as_data(held_out, name="held_out", dtype=shift.dtype, device=shift.device,
                            n_features=shift.shape[-1])
     X_eval = X if (not streamed and eval_size >= n_total) else _gather_rows(X, eval_indices, chunk_size)
-    evaluate = _Evaluator(X_eval, n_total, shift, chunk_size)
+    evaluate = _Evaluator(model, X_eval, n_total, shift, chunk_size)
 
     history = History()
     start = time.perf_counter()
@@ -403,21 +386,20 @@ def fit_stepwise_em(model: GaussianMixture, X: Tensor | StreamingData, init: Mix
 
     record()
     for _ in range(warm_start_steps):
-        summary = e_step(X, params, shift, chunk_size=chunk_size)
+        summary = model.e_step(X, params, shift, chunk_size=chunk_size)
         _check_finite(summary.log_likelihood, iteration, "the data")
-        full = _RunningStats.of(summary)
         iteration += 1
         points += summary.n_points
         eta = 1.0
-        params = _m_step(full, n_total, shift, summary.worst_point, cov_type, reg_covar, on_collapse,
-                         iteration, reseeded)
+        params, _ = _m_step(model, _per_point(summary), n_total, shift, summary.worst_point, reg_covar,
+                            on_collapse, iteration, reseeded)
         if record():
             converged = True
             break
 
     step = 0
     epoch = 0
-    running: _RunningStats | None = None
+    running: Summary | None = None
     evaluated = True
     while not converged and (num_epochs is None or epoch < num_epochs) \
             and (max_steps is None or step < max_steps):
@@ -426,19 +408,17 @@ def fit_stepwise_em(model: GaussianMixture, X: Tensor | StreamingData, init: Mix
         for batch in batches:
             if max_steps is not None and step >= max_steps:
                 break
-            summary = e_step(batch, params, shift, chunk_size=chunk_size)
+            summary = model.e_step(batch, params, shift, chunk_size=chunk_size)
             _check_finite(summary.log_likelihood, iteration, f"minibatch {step}")
-            current = _RunningStats.of(summary)
+            current = _per_point(summary)
             eta = eta_of(step)
-            if running is None:
-                running = current  # s starts as ŝ_0, so step 0 gives s = ŝ_0 for any η_0
-            else:
-                running.blend(current, eta)
+            # s starts as ŝ_0, so step 0 gives s = ŝ_0 for any η_0
+            running = current if running is None else running.blended(current, eta)
             step += 1
             iteration += 1
             points += summary.n_points
-            params = _m_step(running, n_total, shift, summary.worst_point, cov_type, reg_covar, on_collapse,
-                             iteration, reseeded)
+            params, running = _m_step(model, running, n_total, shift, summary.worst_point, reg_covar,
+                                      on_collapse, iteration, reseeded)
             evaluated = step % eval_every == 0
             if evaluated and record():
                 converged = True

@@ -1,66 +1,15 @@
-"""Coordinate-ascent variational Bayes (CAVI; Bishop PRML §10.2) for the conjugate model.
+"""Coordinate-ascent variational Bayes (CAVI), generic over families with the capability.
 
-``mixtures.fit(GaussianMixture(K, cov, prior=GaussianPrior()), X, method="vb")``
-fits the mean-field posterior ``q(Z) q(π) Π_k q(μ_k, Λ_k)`` of the mixture with a
-conjugate prior (``GaussianPrior(kind="conjugate")``, Dirichlet or truncated
-Dirichlet-process weights, :mod:`mixtures.priors`). One iteration is one fused pass
-over the data in chunks (never an ``(N, K, D)`` array) that computes the E step
+``mixtures.fit(GaussianMixture(K, cov, prior=GaussianPrior()), X, method="vb")`` fits the
+mean-field posterior ``q(Z) q(θ)`` of a mixture under a conjugate prior. One iteration is
+one pass over the data (the family's expected pass: responsibilities under ``q(θ)`` and
+their statistics, with the log-likelihood at the plug-in parameters), then the closed-form
+update of ``q(θ)`` from those statistics. The mathematics (and scikit-learn's variant of
+the updates, ``updates="sklearn"``) belong to the family:
+:mod:`mixtures.families.gaussian.variational` for the Gaussian mixture.
 
-    log ρ_nk = E[log π_k] + ½ E[log|Λ_k|] − D/2 log 2π − ½ E[(x_n − μ_k)ᵀ Λ_k (x_n − μ_k)],
-    r_nk = ρ_nk / Σ_j ρ_nj,
-
-and sums the statistics of ``r`` (``N_k``, ``Σ r x``, second moments, entropy), then
-the closed-form update of ``q(θ)`` from those statistics.
-
-Two sets of updates (option ``updates``)
-----------------------------------------
-``updates="sklearn"`` (default) reproduces scikit-learn's ``BayesianGaussianMixture``
-(same variational parameters and lower bound per iteration, to rounding, when
-started from the same responsibilities). For ``"full"`` covariances with Dirichlet
-weights this *is* exact CAVI for the model declared in :mod:`mixtures.priors`. In the
-other cases scikit-learn's updates are exact CAVI for a slightly different
-generative model or variational family, namely:
-
-* every covariance type: the **full-covariance** Normal–Wishart mixture
-  ``Λ_k ~ Wishart(ν₀, Ψ̃₀⁻¹)``, ``μ_k | Λ_k ~ N(m₀, (β₀Λ_k)⁻¹)``,
-  ``x | z = k ~ N(μ_k, Λ_k⁻¹)`` with ``Ψ̃₀ = Ψ₀`` (full, tied), ``diag(Ψ₀)`` (diag),
-  ``Ψ₀ I`` (spherical), and with ``q(Λ_k) = Wishart(ν_k, W_k)`` *restricted*:
-  ``W_k`` diagonal (``"diag"``), ``W_k`` a multiple of the identity
-  (``"spherical"``), or one ``(ν, W)`` shared by all ``K`` independent ``Λ_k``
-  (``"tied"``). The restricted optimum is what scikit-learn computes: ``ν_k = ν₀ + N_k``
-  and the diagonal / the mean diagonal of the full update for diag / spherical
-  (hence its Wishart digamma sum ``Σ_{i<D} ψ((ν_k − i)/2)`` for every type), and the
-  average over components ``ν = ν₀ + N/K``, ``Ψ = Ψ₀ + (1/K) Σ_k (...)`` for tied.
-  The model declared in :mod:`mixtures.priors` instead has one shared ``Λ`` for
-  tied (exact update ``ν = ν₀ + N``, ``Ψ = Ψ₀ + Σ_k (...)``), independent
-  ``Gamma(ν₀/2, rate Ψ₀_d/2)`` precisions per dimension for diag (same update of
-  ``(ν_k, σ²_kd)``, but ``E[log λ_kd] = ψ(ν_k/2) − log(ν_k σ²_kd / 2)``), and one
-  ``Gamma(ν₀/2, rate Ψ₀/2)`` precision per component for spherical (exact update
-  ``ν_k = ν₀ + D N_k``, ``Ψ_k = Ψ₀ + D N_k (...)``: every dimension counts).
-* ``"dirichlet_process"`` weights: scikit-learn keeps ``K`` Beta sticks
-  ``q(v_k) = Beta(1 + N_k, γ + Σ_{j>k} N_j)``, ``k = 1..K`` (the ``K``-th one
-  included), with ``E[log π_k] = E[log v_k] + Σ_{j<k} E[log(1 − v_j)]``. That is
-  exact CAVI for the *untruncated* stick-breaking prior with ``q(z)`` truncated to
-  the first ``K`` components (Kurihara, Welling & Vlassis 2007): sticks and
-  components beyond ``K`` keep their prior and cost nothing. The declared model
-  truncates the prior instead (``K − 1`` sticks, the last component takes the rest).
-  The plug-in weights are scikit-learn's ``weights_`` (``E[π_k]`` renormalized over
-  the first ``K`` components).
-
-``updates="model"`` is exact CAVI for the sites declared in :mod:`mixtures.priors`
-(the same Pyro program SVI and NUTS use): the differences listed above, with
-``K − 1`` sticks for the Dirichlet process. For full covariances with Dirichlet
-weights both settings are identical.
-
-In both settings ``reg_covar`` is added to the per-component covariance estimate
-``S_k`` before the update, as scikit-learn does (``Ψ_k`` gains ``N_k reg_covar I``).
-That is not part of CAVI: it is the exact update of the ELBO whose expected
-log-likelihood has the extra term ``−½ reg_covar Σ_k N_k tr E[Λ_k]`` (column
-``regularized_elbo``). With ``reg_covar=0`` the ELBO is non-decreasing, exactly;
-with ``reg_covar > 0`` it can move by ``O(reg_covar N tr E[Λ])``.
-
-History (:mod:`mixtures.result`)
---------------------------------
+History (:mod:`mixtures.core.result`)
+-------------------------------------
 Row 0 is ``q(θ)`` updated from the initial responsibilities ``r⁰`` (scikit-learn's
 ``_initialize``); row ``t`` is the state after ``t`` iterations.
 
@@ -96,24 +45,6 @@ moments, entropy, log-likelihood, point count) are all-reduced; the update of
 ``q(θ)`` and the bounds only use those sums, so every rank holds the same ``q(θ)``,
 history and (seeded) posterior draws as one process on all the data.
 
-Posterior
----------
-``result.posterior`` holds ``posterior_samples`` draws from ``q(θ)`` (seeded
-``torch.Generator``): Dirichlet weights or Beta sticks, then precisions (Wishart by
-Bartlett's decomposition, or Gamma), then ``μ_k | Λ_k ~ N(m_k, (β_k Λ_k)⁻¹)``;
-``native`` holds the Cholesky factors of ``Λ⁻¹`` (full, tied) or the variances
-``1/λ`` (diag, spherical). With ``updates="model"`` they are exact draws from ``q``.
-With ``updates="sklearn"`` the draws are made in the declared model's family from
-scikit-learn's variational parameters: one shared ``Λ`` per draw for tied; for diag
-and spherical ``λ ~ Gamma(ν_k/2, rate ν_k σ²/2)``, the exact marginal of a diagonal
-entry of the restricted Wishart ``q(Λ_k)`` (full draws of that Wishart would not be
-diagonal); for the Dirichlet process the ``K`` sticks' weights renormalized over the
-first ``K`` components (as scikit-learn's ``weights_``). Their means are the
-variational means in every case: ``E[μ_k] = m_k`` and ``E[Λ_k] = covariances_⁻¹``.
-``posterior.distribution`` is a dict of the variational parameters under
-scikit-learn's names (``weight_concentration``, ``mean_precision``, ``means``,
-``degrees_of_freedom``, ``covariances``, ``precisions_cholesky``) plus
-``precision_family`` and ``updates``.
 """
 
 from __future__ import annotations
@@ -121,463 +52,25 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from mixtures import distributed as dist_utils
-from mixtures.covariance import LOG_2PI, CovarianceType, cholesky_checked, get_covariance_type
-from mixtures.errors import ConvergenceWarning, DataError, DivergenceError
+from mixtures.core import comm
+from mixtures.core.family import MixtureFamily
+from mixtures.core.history import History
+from mixtures.core.params import Params
+from mixtures.core.result import FitResult
+from mixtures.core.summary import Summary
+from mixtures.core.validation import check_nonnegative_float, check_positive_int, make_generator
+from mixtures.errors import ConvergenceWarning, DivergenceError
 from mixtures.inference.registry import register
-from mixtures.model import GaussianMixture, precision_to_scale_tril
-from mixtures.params import MixtureParams, chunk_size_for, iter_chunks
-from mixtures.posterior import Posterior
-from mixtures.priors import ResolvedPrior, check_covariance_prior, stick_breaking
-from mixtures.result import FitResult, History
-from mixtures.suffstats import Summary, default_shift, e_step, floored_counts, summarize
-from mixtures.validation import check_nonnegative_float, check_positive_int, make_generator
 
 UPDATES = ("sklearn", "model")
 
 
-# -- the variational distribution q(θ) ---------------------------------------------------
-@dataclass(frozen=True)
-class VariationalParameters:
-    """Parameters of ``q(π) Π_k q(μ_k, Λ_k)`` (scikit-learn's names and layouts).
-
-    Attributes:
-        weight_prior: ``"dirichlet"`` or ``"dirichlet_process"``.
-        weight_concentration: Dirichlet ``α`` ``(K,)``, or the Beta sticks' ``(a, b)``,
-            each ``(K,)`` (``updates="sklearn"``) or ``(K-1,)`` (``"model"``).
-        mean_precision: ``β`` ``(K,)``. means: ``m`` ``(K, D)``.
-        degrees_of_freedom: ``ν`` ``(K,)`` (``()`` for tied); for the Gamma family
-            the Gamma shape is ``ν / 2``.
-        covariances: ``E[Λ_k]⁻¹`` in scikit-learn's layout: ``(K, D, D)`` full,
-            ``(D, D)`` tied, ``(K, D)`` diag, ``(K,)`` spherical. The Wishart scale
-            is ``W_k = (ν_k covariances_k)⁻¹``; the Gamma rate is ``ν σ² / 2``.
-        cov_type: the covariance type.
-        precision_family: ``"wishart"`` or ``"gamma"``.
-        wishart_copies: how many independent precisions share one tied ``q(Λ)``
-            (``K`` for scikit-learn's tied updates, else 1).
-        native: the covariance type's native form of ``covariances`` (Cholesky
-            factors or variances), for the plug-in parameters.
-    """
-
-    weight_prior: str
-    weight_concentration: Any
-    mean_precision: Tensor
-    means: Tensor
-    degrees_of_freedom: Tensor
-    covariances: Tensor
-    cov_type: CovarianceType
-    precision_family: str
-    wishart_copies: int
-    native: Tensor
-
-    @property
-    def n_components(self) -> int:
-        return self.means.shape[0]
-
-    @property
-    def n_features(self) -> int:
-        return self.means.shape[1]
-
-    def expected_log_weights(self) -> Tensor:
-        """``E_q[log π_k]`` ``(K,)``."""
-        if self.weight_prior == "dirichlet":
-            alpha = self.weight_concentration
-            return torch.digamma(alpha) - torch.digamma(alpha.sum())
-        a, b = self.weight_concentration
-        total = torch.digamma(a + b)
-        log_v, log_rest = torch.digamma(a) - total, torch.digamma(b) - total
-        before = torch.cat([log_rest.new_zeros(1), torch.cumsum(log_rest, 0)])  # Σ_{j<k} E log(1-v_j)
-        K = self.n_components
-        if a.shape[0] == K:
-            return log_v + before[:K]
-        return torch.cat([log_v, log_v.new_zeros(1)]) + before  # last component takes the rest
-
-    def weights(self) -> Tensor:
-        """Plug-in weights ``(K,)``: ``E_q[π]`` normalized over the K components."""
-        if self.weight_prior == "dirichlet":
-            alpha = self.weight_concentration
-            return alpha / alpha.sum()
-        a, b = self.weight_concentration
-        mean_v = a / (a + b)
-        mean_fractions = mean_v if a.shape[0] < self.n_components else mean_v[:-1]
-        weights = stick_breaking(mean_fractions)
-        if a.shape[0] == self.n_components:
-            weights = weights.clone()
-            weights[-1] = weights[-1] * mean_v[-1]  # the K-th stick's own fraction
-        return weights / weights.sum()
-
-    def expected_log_det_precision(self) -> Tensor:
-        """``E_q[log |Λ_k|]`` ``(K,)``."""
-        K, D = self.n_components, self.n_features
-        nu = self.degrees_of_freedom
-        half_log_det = self.cov_type.whitener(self.native, D)[1]  # ½ log|E[Λ]⁻¹|
-        if self.precision_family == "wishart":
-            offsets = torch.arange(D, dtype=nu.dtype, device=nu.device)
-            digammas = torch.digamma(0.5 * (nu.unsqueeze(-1) - offsets)).sum(-1)
-            value = digammas + D * math.log(2.0) - D * nu.log() - 2.0 * half_log_det
-        else:  # Gamma precisions: Σ_d ψ(ν/2) − log(ν σ²_d / 2) (one σ² for spherical)
-            value = D * (torch.digamma(0.5 * nu) - torch.log(0.5 * nu)) - 2.0 * half_log_det
-        return value.expand(K) if value.dim() == 0 else value
-
-    def plug_in(self) -> MixtureParams:
-        """``θ̄``: plug-in weights, ``m_k`` and ``E[Λ_k]⁻¹`` (scikit-learn's ``weights_``...)."""
-        return MixtureParams.from_native(self.weights(), self.means, self.native, self.cov_type,
-                                         validate=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The variational parameters under scikit-learn's attribute names (tensors and strings only,
-        so that a saved :class:`~mixtures.result.FitResult` keeps them; see :meth:`from_dict`)."""
-        return {
-            "weight_prior": self.weight_prior,
-            "weight_concentration": self.weight_concentration,
-            "mean_precision": self.mean_precision,
-            "means": self.means,
-            "degrees_of_freedom": self.degrees_of_freedom,
-            "covariances": self.covariances,
-            "precisions_cholesky": self.cov_type.precisions_cholesky(self.native),
-            "covariance_type": self.cov_type.name,
-            "precision_family": self.precision_family,
-            "wishart_copies": self.wishart_copies,
-        }
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> VariationalParameters:
-        """Inverse of :meth:`as_dict` (e.g. ``result.extras["variational"]``)."""
-        cov_type = get_covariance_type(values["covariance_type"])
-        concentration = values["weight_concentration"]
-        if isinstance(concentration, (tuple, list)):
-            concentration = tuple(concentration)
-        return cls(values["weight_prior"], concentration, values["mean_precision"], values["means"],
-                   values["degrees_of_freedom"], values["covariances"], cov_type, values["precision_family"],
-                   int(values["wishart_copies"]), _native(cov_type, values["covariances"]))
-
-
-def _native(cov_type: CovarianceType, covariances: Tensor) -> Tensor:
-    if cov_type.site == "scale_tril":
-        return cholesky_checked(covariances, "its variational covariance is not positive definite")
-    return covariances
-
-
-def update(summary: Summary, prior: ResolvedPrior, cov_type: CovarianceType,
-           updates: str = "sklearn", reg_covar: float = 1e-6) -> VariationalParameters:
-    """The variational update of ``q(θ)`` from the statistics of ``q(Z)`` (see the module docstring).
-
-    Args:
-        summary: statistics of the responsibilities (``nk`` ``(K,)``, ``sx`` ``(K, D)``,
-            second moments) about ``summary.shift``.
-        prior: the resolved conjugate prior.
-        cov_type: the covariance type.
-        updates: ``"sklearn"`` or ``"model"``.
-        reg_covar: added to the covariance estimate ``S_k`` (scikit-learn's rule).
-    """
-    nk = floored_counts(summary.nk)  # scikit-learn's nk + 10 eps keeps empty components finite
-    K, D = summary.sx.shape
-    sklearn = updates == "sklearn"
-    # weights
-    if prior.weight_prior == "dirichlet":
-        concentration: Any = prior.weight_concentration + nk
-    else:
-        after = torch.cat([torch.flip(torch.cumsum(torch.flip(nk, (0,)), 0), (0,))[1:], nk.new_zeros(1)])
-        n_sticks = K if sklearn else K - 1
-        concentration = (1.0 + nk[:n_sticks], prior.weight_concentration + after[:n_sticks])
-    # means
-    beta0 = prior.mean_precision
-    beta = beta0 + nk
-    m0 = prior.mean_prior - summary.shift
-    xbar = summary.sx / nk[:, None]
-    means = (beta0 * m0 + summary.sx) / beta[:, None] + summary.shift
-    diff = xbar - m0
-    shrink = beta0 * nk / beta  # N_k β₀ / β_k
-    psi0, nu0 = prior.covariance_prior, prior.degrees_of_freedom
-    name = cov_type.name
-    eye = torch.eye(D, dtype=nk.dtype, device=nk.device)
-    if name == "full":
-        scatter = summary.sxx / nk[:, None, None] - xbar.unsqueeze(-1) * xbar.unsqueeze(-2)
-        scatter = 0.5 * (scatter + scatter.transpose(-1, -2)) + reg_covar * eye
-        nu = nu0 + nk
-        psi = psi0 + nk[:, None, None] * scatter \
-            + shrink[:, None, None] * diff.unsqueeze(-1) * diff.unsqueeze(-2)
-        covariances = psi / nu[:, None, None]
-    elif name == "tied":
-        n = nk.sum()
-        scatter = (summary.sxx - (nk[:, None] * xbar).T @ xbar) / n
-        scatter = 0.5 * (scatter + scatter.T) + reg_covar * eye
-        share = 1.0 / K if sklearn else 1.0  # sklearn: the mean over the K copies of q(Λ)
-        nu = nu0 + share * n
-        psi = psi0 + share * n * scatter + share * (shrink[:, None] * diff).T @ diff
-        covariances = psi / nu
-    elif name == "diag":
-        scatter = summary.sxx / nk[:, None] - xbar.square() + reg_covar
-        nu = nu0 + nk
-        psi = psi0 + nk[:, None] * scatter + shrink[:, None] * diff.square()
-        covariances = psi / nu[:, None]
-    else:  # spherical
-        scatter = (summary.sxx / nk[:, None] - xbar.square()).mean(-1) + reg_covar
-        count = nk if sklearn else D * nk  # the exact Gamma update counts every dimension
-        nu = nu0 + count
-        psi = psi0 + count * (scatter + beta0 / beta * diff.square().mean(-1))
-        covariances = psi / nu
-    family = "wishart" if (sklearn or cov_type.site == "scale_tril") else "gamma"
-    copies = K if (sklearn and name == "tied") else 1
-    return VariationalParameters(prior.weight_prior, concentration, beta, means, nu, covariances, cov_type,
-                                 family, copies, _native(cov_type, covariances))
-
-
-# -- bounds ------------------------------------------------------------------------------
-def _trace_with_precision(matrix: Tensor, whitening: Tensor, cov_type: CovarianceType, D: int) -> Tensor:
-    """``tr(A E[Λ_k])`` per component ``(K,)`` (``()`` tied) for ``A`` in the prior's layout."""
-    if cov_type.site == "scale_tril":  # whitening = L⁻¹, E[Λ] = L⁻ᵀ L⁻¹
-        return ((whitening @ matrix) * whitening).sum((-2, -1))
-    precisions = whitening.square()  # (K, D) diag; (K, 1) spherical, with a scalar A
-    if cov_type.name == "spherical":
-        return matrix * D * precisions[:, 0]
-    return (matrix * precisions).sum(-1)
-
-
-def _log_det_prior(psi0: Tensor, cov_type: CovarianceType, D: int) -> Tensor:
-    """``log |Ψ₀|`` of the prior's inverse scale as a ``D × D`` matrix."""
-    if psi0.dim() == 2:
-        return 2.0 * torch.linalg.cholesky(psi0).diagonal().log().sum()
-    if psi0.dim() == 1:
-        return psi0.log().sum()
-    return D * psi0.log()
-
-
-def _lbeta(a: Tensor, b: Tensor) -> Tensor:
-    return torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)
-
-
-def bounds(summary: Summary, q: VariationalParameters, prior: ResolvedPrior,
-           reg_covar: float = 0.0, sklearn_bound: bool = False) -> dict[str, Tensor]:
-    """The ELBO of ``(q(Z), q(θ))`` from the statistics of ``q(Z)`` (scalars).
-
-    Returns ``elbo`` (exact, constants and prior included), ``regularized_elbo``
-    (minus ``½ reg_covar Σ_k N_k tr E[Λ_k]``) and, if asked, ``sklearn_lower_bound``
-    (scikit-learn's constant-free formula, valid right after an update of ``q(θ)``).
-    """
-    cov_type = q.cov_type
-    D = q.n_features
-    nk = summary.nk
-    beta, beta0 = q.mean_precision, prior.mean_precision
-    nu, nu0 = q.degrees_of_freedom, prior.degrees_of_freedom
-    psi0 = prior.covariance_prior
-    whitening, half_log_det = cov_type.whitener(q.native, D)
-    locs = q.means - summary.shift
-    e_log_det = q.expected_log_det_precision()
-    e_log_weights = q.expected_log_weights()
-    # E_q[log p(X | Z, μ, Λ)] from the statistics
-    maha_data = cov_type.expected_mahalanobis(nk, summary.sx, summary.sxx, locs, whitening)
-    log_lik = (nk * (0.5 * e_log_det - 0.5 * D * LOG_2PI - 0.5 * D / beta)).sum() - 0.5 * maha_data
-    assignment = (nk * e_log_weights).sum()
-    # KL(q(π) || p(π))
-    if q.weight_prior == "dirichlet":
-        alpha, alpha0 = q.weight_concentration, prior.weight_concentration
-        kl_weights = (torch.lgamma(alpha.sum()) - torch.lgamma(alpha).sum() - torch.lgamma(alpha0.sum())
-                      + torch.lgamma(alpha0).sum()
-                      + ((alpha - alpha0) * (torch.digamma(alpha) - torch.digamma(alpha.sum()))).sum())
-    else:
-        a, b = q.weight_concentration
-        gamma = prior.weight_concentration
-        one = torch.ones_like(gamma)
-        kl_weights = (_lbeta(one, gamma) - _lbeta(a, b) + (a - 1) * torch.digamma(a)
-                      + (b - gamma) * torch.digamma(b) + (1 - a + gamma - b) * torch.digamma(a + b)).sum()
-    # E_q(Λ) KL(q(μ | Λ) || p(μ | Λ))
-    m0 = (prior.mean_prior - summary.shift).unsqueeze(0)
-    maha_prior = cov_type.mahalanobis(m0, locs, whitening)[0]
-    kl_means = 0.5 * (D * beta0 / beta - D + D * torch.log(beta / beta0) + beta0 * maha_prior).sum()
-    # KL(q(Λ) || p(Λ))
-    trace_prior = _trace_with_precision(psi0, whitening, cov_type, D)  # tr(Ψ₀ E[Λ_k])
-    if q.precision_family == "wishart":
-        log_norm_q = 0.5 * nu * (D * nu.log() + 2.0 * half_log_det) - 0.5 * nu * D * math.log(2.0) \
-            - torch.mvlgamma(0.5 * nu, D)
-        log_norm_0 = 0.5 * nu0 * _log_det_prior(psi0, cov_type, D) - 0.5 * nu0 * D * math.log(2.0) \
-            - torch.mvlgamma(0.5 * nu0, D)
-        e_log_det_q = e_log_det if nu.dim() else e_log_det[0]
-        kl_precision = (log_norm_q - log_norm_0 + 0.5 * (nu - nu0) * e_log_det_q - 0.5 * nu * D
-                        + 0.5 * trace_prior).sum() * q.wishart_copies
-    else:
-        shape, shape0 = 0.5 * nu, 0.5 * nu0
-        if cov_type.name == "diag":
-            shape = shape[:, None]
-        rate = shape * q.covariances  # ν σ² / 2
-        rate0 = 0.5 * psi0
-        kl_precision = ((shape - shape0) * torch.digamma(shape) - torch.lgamma(shape) + torch.lgamma(shape0)
-                        + shape0 * (rate.log() - rate0.log()) + shape * (rate0 - rate) / rate).sum()
-    elbo = log_lik + assignment + summary.entropy - kl_weights - kl_means - kl_precision
-    nk_floored = floored_counts(nk)
-    if cov_type.site == "scale_tril":
-        identity = torch.eye(D, dtype=nk.dtype, device=nk.device)
-    else:
-        identity = psi0.new_ones(D) if cov_type.name == "diag" else psi0.new_ones(())
-    trace_precision = _trace_with_precision(identity, whitening, cov_type, D)  # tr E[Λ_k]
-    penalty = 0.5 * reg_covar * (nk_floored * trace_precision).sum()
-    out = {"elbo": elbo, "regularized_elbo": elbo - penalty}
-    if sklearn_bound:
-        out["sklearn_lower_bound"] = _sklearn_lower_bound(summary, q, half_log_det)
-    return out
-
-
-def _sklearn_lower_bound(summary: Summary, q: VariationalParameters, half_log_det: Tensor) -> Tensor:
-    """scikit-learn's ``BayesianGaussianMixture._compute_lower_bound`` (constants dropped)."""
-    D = q.n_features
-    nu = q.degrees_of_freedom
-    log_det_precisions_chol = -half_log_det - 0.5 * D * nu.log()
-    offsets = torch.arange(D, dtype=nu.dtype, device=nu.device)
-    log_wishart_norm = -(nu * log_det_precisions_chol + nu * D * 0.5 * math.log(2.0)
-                         + torch.lgamma(0.5 * (nu.unsqueeze(-1) - offsets)).sum(-1))
-    log_wishart = q.n_components * log_wishart_norm if nu.dim() == 0 else log_wishart_norm.sum()
-    if q.weight_prior == "dirichlet":
-        alpha = q.weight_concentration
-        log_norm_weight = torch.lgamma(alpha.sum()) - torch.lgamma(alpha).sum()
-    else:
-        log_norm_weight = -_lbeta(*q.weight_concentration).sum()
-    return summary.entropy - log_wishart - log_norm_weight - 0.5 * D * q.mean_precision.log().sum()
-
-
-# -- the fused pass ------------------------------------------------------------------------
-def vb_pass(X: Tensor, q: VariationalParameters, shift: Tensor, chunk_size: int | None = None,
-            statistics: bool = True, distributed: bool = False) -> Summary:
-    """One pass over ``X`` ``(N, D)`` in chunks at ``q(θ)``.
-
-    Always computes ``log p(X | θ̄)`` at the plug-in parameters (``log_likelihood``);
-    with ``statistics`` also the VB responsibilities' ``nk``, ``sx``, second moments
-    and entropy. Both share one Mahalanobis evaluation per chunk, because
-    ``E[(x − μ_k)ᵀ Λ_k (x − μ_k)] = D / β_k + (x − m_k)ᵀ E[Λ_k] (x − m_k)``.
-
-    ``distributed``: ``X`` is this rank's shard and every sum over points (the
-    statistics, the log-likelihood, the entropy, the point count) is all-reduced,
-    so the returned summary is that of all the data on every rank (``shift`` must
-    be the same on every rank).
-    """
-    cov_type = q.cov_type
-    K, D = q.n_components, q.n_features
-    whitening, half_log_det = cov_type.whitener(q.native, D)
-    locs = q.means - shift
-    plug_log_weights = q.weights().log()
-    offset = q.expected_log_weights() + 0.5 * q.expected_log_det_precision() + half_log_det \
-        - 0.5 * D / q.mean_precision
-    chunk = chunk_size or chunk_size_for(K, D)
-    nk, sx, sxx = X.new_zeros(K), X.new_zeros(K, D), None
-    log_likelihood, entropy = X.new_zeros(()), X.new_zeros(())
-    for rows in iter_chunks(X.shape[0], chunk):
-        Xc = X[rows] - shift
-        component = cov_type.component_log_prob(Xc, locs, whitening, half_log_det)
-        log_likelihood += torch.logsumexp(component + plug_log_weights, -1).sum()
-        if not statistics:
-            continue
-        log_rho = component + offset
-        log_resp = log_rho - torch.logsumexp(log_rho, -1, keepdim=True)
-        resp = log_resp.exp()
-        entropy -= torch.where(resp > 0, resp * log_resp, 0.0).sum()
-        nk += resp.sum(0)
-        sx += resp.T @ Xc
-        moment = cov_type.second_moment(Xc, resp)
-        sxx = moment if sxx is None else sxx + moment
-    if sxx is None:
-        sxx = cov_type.second_moment(X.new_zeros(0, D), X.new_zeros(0, K))
-    summary = Summary(shift, nk, sx, sxx, X.shape[0], log_likelihood, entropy)
-    return dist_utils.all_reduce_summary(summary) if distributed else summary
-
-
-# -- posterior draws -------------------------------------------------------------------------
-def _standard_gamma(shape: Tensor, generator: torch.Generator) -> Tensor:
-    # torch.distributions cannot take a generator; the op underneath can.
-    return torch._standard_gamma(shape.contiguous(), generator=generator)
-
-
-def sample_posterior(q: VariationalParameters, n_draws: int, generator: torch.Generator,
-                     updates: str = "sklearn") -> Posterior:
-    """``n_draws`` draws of the parameters from ``q(θ)`` (see the module docstring)."""
-    K, D = q.n_components, q.n_features
-    dtype, device = q.means.dtype, q.means.device
-    cpu = lambda t: t.detach().to(device="cpu", dtype=torch.float64)  # noqa: E731  (the generator's device)
-    S = n_draws
-    if q.weight_prior == "dirichlet":
-        draws = _standard_gamma(cpu(q.weight_concentration).expand(S, K), generator)
-        weights = draws / draws.sum(-1, keepdim=True)
-    else:
-        a, b = (cpu(t) for t in q.weight_concentration)
-        ga = _standard_gamma(a.expand(S, -1), generator)
-        gb = _standard_gamma(b.expand(S, -1), generator)
-        fractions = ga / (ga + gb)
-        if a.shape[0] == K:  # K sticks: stick weights of the first K components, renormalized
-            weights = fractions * torch.cat([torch.ones_like(fractions[:, :1]),
-                                             torch.cumprod(1 - fractions, -1)[:, :-1]], -1)
-            weights = weights / weights.sum(-1, keepdim=True)
-        else:
-            weights = stick_breaking(fractions)
-    nu, beta, means = cpu(q.degrees_of_freedom), cpu(q.mean_precision), cpu(q.means)
-    noise = torch.randn(S, K, D, generator=generator, dtype=torch.float64)
-    if q.cov_type.site == "scale_tril":
-        whitening = cpu(q.cov_type.whitener(q.native, D)[0])  # L⁻¹ with E[Λ] = L⁻ᵀ L⁻¹ = ν W
-        batch = (S,) if q.cov_type.name == "tied" else (S, K)
-        # Bartlett: Λ = U A Aᵀ Uᵀ with U Uᵀ = W, A lower triangular,
-        # A_ii² ~ χ²(ν − i), A_ij ~ N(0, 1) below the diagonal.
-        offsets = torch.arange(D, dtype=torch.float64)
-        chi2 = 2.0 * _standard_gamma((0.5 * (nu.unsqueeze(-1) - offsets)).expand(*batch, D), generator)
-        A = torch.randn(*batch, D, D, generator=generator, dtype=torch.float64).tril(-1) \
-            + torch.diag_embed(chi2.sqrt())
-        U = whitening.transpose(-1, -2) / nu.sqrt().reshape(nu.shape + (1, 1))
-        UA = U @ A
-        precision = UA @ UA.transpose(-1, -2)
-        native = precision_to_scale_tril(precision)
-        scale = native.unsqueeze(1) if q.cov_type.name == "tied" else native
-        locs = means + (scale @ noise.unsqueeze(-1)).squeeze(-1) / beta.sqrt()[:, None]
-    else:
-        shape = 0.5 * nu if q.cov_type.name == "spherical" else (0.5 * nu)[:, None].expand(K, D)
-        rate = shape * cpu(q.covariances)  # ν σ² / 2
-        precision = _standard_gamma(shape.expand(S, *shape.shape), generator) / rate
-        native = precision.reciprocal()
-        variances = native if q.cov_type.name == "diag" else native.unsqueeze(-1)
-        locs = means + noise * (variances / beta[:, None]).sqrt()
-    distribution = q.as_dict()
-    distribution["updates"] = updates
-    to = lambda t: t.to(dtype=dtype, device=device)  # noqa: E731
-    return Posterior(to(weights), to(locs), to(native), q.cov_type, kind="variational",
-                     distribution=distribution)
-
-
-# -- the routine -----------------------------------------------------------------------------
-def check_vb_model(model: GaussianMixture, X: Tensor, updates: str) -> ResolvedPrior:
-    """The resolved conjugate prior of ``model``, or a clear error."""
-    if model.prior is None:
-        raise ValueError(
-            "method='vb' is Bayesian and needs a prior: use GaussianMixture(K, covariance_type, "
-            "prior=mixtures.priors.GaussianPrior()) (conjugate Normal-Wishart, Dirichlet weights by "
-            "default); for maximum likelihood use method='em'.")
-    if model.prior.kind != "conjugate":
-        raise ValueError(
-            f"method='vb' needs a conjugate prior (GaussianPrior(kind='conjugate')); this model's prior "
-            f"is {model.prior.kind!r}. Fit non-conjugate priors with method='svi' or method='nuts'.")
-    if updates not in UPDATES:
-        raise ValueError(f"updates must be one of {UPDATES}; got {updates!r}.")
-    default_psi = model.prior.covariance_prior is None
-    if default_psi and X.shape[0] < 2:
-        raise DataError(
-            f"method='vb' with the default prior needs at least 2 points: its covariance_prior Ψ₀ is the "
-            f"data's empirical covariance, and X has {X.shape[0]} point. Give "
-            "GaussianPrior(covariance_prior=...) explicitly (e.g. a typical variance of the data), or "
-            "more data.")
-    prior = model.resolved_prior(X)  # a singular default Ψ₀ is a DataError there
-    if not default_psi:
-        check_covariance_prior(prior.covariance_prior, X, default=False, routine="vb")
-    D = X.shape[1]
-    wishart = updates == "sklearn" or model.cov_type.site == "scale_tril"
-    if wishart and not float(prior.degrees_of_freedom) > D - 1:
-        raise ValueError(
-            f"degrees_of_freedom={float(prior.degrees_of_freedom)} must exceed D - 1 = {D - 1} for the "
-            f"Wishart posterior of updates={updates!r} with covariance_type={model.covariance_type!r}; "
-            "raise it (the default is D) or use updates='model'.")
-    return prior
-
-
-def run_vb(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
+def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
            init_responsibilities: Tensor | None = None, max_iter: int = 100, tol: float = 1e-3,
            reg_covar: float = 1e-6, updates: str = "sklearn", chunk_size: int | None = None,
            posterior_samples: int = 1000, seed: int | None = 0, warn: bool = True,
@@ -585,7 +78,8 @@ def run_vb(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
     """CAVI from the responsibilities of ``init`` (or ``init_responsibilities``).
 
     Args:
-        model: a ``GaussianMixture`` with a conjugate ``GaussianPrior``.
+        model: a family with the ``"variational"`` capability and a conjugate prior (e.g.
+            ``GaussianMixture(K, cov, prior=GaussianPrior())``).
         X: ``(N, D)`` validated data.
         init: starting parameters; their responsibilities ``init.responsibilities(X)``
             ``(N, K)`` start the iterations unless ``init_responsibilities`` is given.
@@ -594,8 +88,8 @@ def run_vb(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
         max_iter: maximum iterations (0 returns the update from the initial ``q(Z)``).
         tol: stop when ``regularized_elbo`` changed by less than ``tol`` (total, in nats).
         reg_covar: added to each covariance estimate ``S_k`` (scikit-learn's rule).
-        updates: ``"sklearn"`` (scikit-learn's updates) or ``"model"`` (exact CAVI for
-            :mod:`mixtures.priors`' declared sites); see the module docstring.
+        updates: ``"sklearn"`` (scikit-learn's updates) or ``"model"`` (exact CAVI for the
+            declared sites); see :mod:`mixtures.families.gaussian.variational`.
         chunk_size: points per chunk of the fused pass.
         posterior_samples: number of draws from ``q(θ)`` in ``result.posterior``.
         seed: seeds the posterior draws (the iterations are deterministic).
@@ -608,33 +102,30 @@ def run_vb(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
             posterior draws as one process on all the data (equal to rounding).
             ``init_responsibilities``, if given, are this rank's ``(n_r, K)``.
     """
-    run_model = dist_utils.with_global_prior(model, X) if distributed else model
-    prior = check_vb_model(run_model, X, updates)
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     tol = check_nonnegative_float(tol, "tol")
     reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
     posterior_samples = check_positive_int(posterior_samples, "posterior_samples")
     if chunk_size is not None:
         chunk_size = check_positive_int(chunk_size, "chunk_size")
-    cov_type = model.cov_type
+    cavi = model.variational(X, updates, reg_covar, distributed)
     # every rank takes the moments about the same point
-    shift = dist_utils.broadcast(default_shift(X)) if distributed else default_shift(X)
-    sklearn = updates == "sklearn"
+    shift = comm.broadcast(model.statistics_shift(X)) if distributed else model.statistics_shift(X)
     start = time.perf_counter()
     if init_responsibilities is not None:
         expected = (X.shape[0], model.n_components)
         if tuple(init_responsibilities.shape) != expected:
             raise ValueError(f"init_responsibilities must have shape (N, K) = {expected}; "
                              f"got {tuple(init_responsibilities.shape)}.")
-        summary = summarize(X, init_responsibilities.to(X), cov_type, shift, chunk_size)
+        summary = model.summarize(X, init_responsibilities.to(X), shift, chunk_size)
     else:
-        summary = e_step(X, model.check_params(init), shift, chunk_size=chunk_size)
+        summary = model.e_step(X, model.check_params(init), shift, chunk_size=chunk_size)
     if distributed:
-        summary = dist_utils.all_reduce_summary(summary)
+        summary = comm.all_reduce_summary(summary)
 
-    def step(summary: Summary) -> tuple[VariationalParameters, dict[str, Tensor]]:
-        q = update(summary, prior, cov_type, updates, reg_covar)
-        values = bounds(summary, q, prior, reg_covar, sklearn_bound=sklearn)
+    def step(summary: Summary) -> tuple[Any, dict[str, Tensor]]:
+        q = cavi.update(summary)
+        values = cavi.bounds(summary, q)
         if not torch.isfinite(values["elbo"]):
             raise DivergenceError(
                 f"the ELBO became {float(values['elbo'])}: the data or the prior are degenerate "
@@ -648,7 +139,7 @@ def run_vb(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
     converged = False
     iteration = 0
     for iteration in range(1, max_iter + 1):
-        summary = vb_pass(X, q, shift, chunk_size, distributed=distributed)
+        summary = cavi.expected_pass(X, q, shift, chunk_size)
         _complete_last_row(history, float(summary.log_likelihood))
         q, values = step(summary)
         history.append(iteration=iteration, time=time.perf_counter() - start,
@@ -658,24 +149,16 @@ def run_vb(model: GaussianMixture, X: Tensor, init: MixtureParams, *,
             converged = True
             break
         previous = current
-    final = vb_pass(X, q, shift, chunk_size, statistics=False, distributed=distributed)
+    final = cavi.expected_pass(X, q, shift, chunk_size, statistics=False)
     _complete_last_row(history, float(final.log_likelihood))
     if not converged and max_iter > 0 and warn:
         warnings.warn(f"variational Bayes did not converge in max_iter={max_iter} iterations (tol={tol}); "
                       "increase max_iter or tol, or try another initialization.",
                       ConvergenceWarning, stacklevel=3)
-    posterior = sample_posterior(q, posterior_samples, make_generator(seed), updates)
-    return FitResult(model=model, params=q.plug_in(), history=history, converged=converged,
+    posterior = cavi.sample_posterior(q, posterior_samples, make_generator(seed))
+    return FitResult(model=model, params=cavi.plug_in(q), history=history, converged=converged,
                      n_iter=iteration if max_iter else 0, method="vb", objective=history.last("elbo"),
-                     init=init, extras={"variational": q.as_dict(), "prior": _prior_dict(prior),
-                                        "updates": updates},
-                     posterior=posterior)
-
-
-def _prior_dict(prior: ResolvedPrior) -> dict[str, Any]:
-    return {"weight_prior": prior.weight_prior, "weight_concentration": prior.weight_concentration,
-            "mean_prior": prior.mean_prior, "mean_precision": prior.mean_precision,
-            "degrees_of_freedom": prior.degrees_of_freedom, "covariance_prior": prior.covariance_prior}
+                     init=init, extras=cavi.extras(q), posterior=posterior)
 
 
 def _complete_last_row(history: History, log_likelihood: float) -> None:
@@ -687,7 +170,7 @@ def _complete_last_row(history: History, log_likelihood: float) -> None:
           distributed=True, takes_responsibilities=True,
           gap="VB: the gap also holds KL(q(θ) ‖ p(θ | X)) of the mean-field posterior",
           constraints={"updates": {"choices": UPDATES}})
-def fit_vb(model: GaussianMixture, X: Tensor, init: MixtureParams, *, seed: int | None = 0,
+def fit_vb(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = 0,
            reg_covar: float = 1e-6, init_responsibilities: Tensor | None = None, max_iter: int = 100,
            tol: float = 1e-3, updates: str = "sklearn", chunk_size: int | None = None,
            posterior_samples: int = 1000, warn: bool = True, distributed: bool = False) -> FitResult:

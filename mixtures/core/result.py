@@ -1,0 +1,185 @@
+"""``FitResult``: what every inference routine returns, the same type for every routine and family.
+
+History columns shared by all routines (one row per iteration or evaluation):
+
+``iteration``
+    the number of steps taken to reach the row's parameters (EM iterations,
+    optimizer steps...); row 0 is the initialization.
+``log_likelihood``
+    exact marginal log-likelihood ``log p(X | θ)`` summed over the data, in nats,
+    at the parameters *after* that step's update. Never includes a log prior.
+``elbo``
+    ``E_q[log p(X, Z | θ)] + H(q)`` for the routine's ``q`` over assignments at
+    the same ``θ``. EM: ``q`` is the responsibilities that produced the update;
+    hard EM: the one-hot assignments (so ``H(q) = 0``); Pyro routines: the
+    negated loss as Pyro estimates it.
+``kl``
+    ``log_likelihood (+ log_prior) - elbo``: ``KL(q || p(Z | X, θ))`` ≥ 0 for EM-type
+    routines and point-estimate guides; with a distributional guide it also holds
+    the guide's gap over the globals.
+``time``
+    wall-clock seconds since the routine started (initialization excluded).
+
+Routines may add their own columns (``objective``, ``loss``, ``grad_norm``,
+``log_prior`` with a prior...), documented in their modules.
+
+Prediction and scoring accept in-memory data or a streamed source (a memory-mapped
+array, a callable returning chunks, :class:`~mixtures.stream.StreamingData`), the
+latter one chunk at a time (:mod:`mixtures.stream`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mixtures.core import queries
+from mixtures.core.family import MixtureFamily
+from mixtures.core.history import CORE_COLUMNS, History
+from mixtures.core.params import Params
+from mixtures.core.stream import as_stream, is_streaming_source, predict_chunks, score_stream
+
+__all__ = ["FitResult", "History", "CORE_COLUMNS"]
+
+
+@dataclass
+class FitResult:
+    """The outcome of :func:`mixtures.fit`, the same type for every routine.
+
+    Attributes:
+        model: the model (a :class:`~mixtures.core.family.MixtureFamily`, e.g.
+            ``GaussianMixture``) that was fitted.
+        params: the fitted parameters (the family's :class:`~mixtures.core.params.Params`).
+        history: per-iteration :class:`History` (columns documented in this module).
+        converged: whether the routine met its tolerance before ``max_iter``.
+        n_iter: iterations (or optimizer steps) performed.
+        method: name of the routine (``"em"``, ``"kmeans"``...).
+        objective: the quantity the routine maximizes, at the end (used to choose
+            among restarts): log-likelihood for EM, ``-inertia`` for k-means...
+        init: the initial parameters the routine started from.
+        extras: routine-specific outputs (labels, inertia, restarts' objectives...).
+        posterior: for Bayesian routines, a :class:`~mixtures.core.posterior.Posterior`
+            over the parameters (``params`` is then its mean or mode, as the
+            routine documents).
+        decoder: how :meth:`predict_proba` answers: ``"closed_form"`` (the parameters'
+            responsibilities) or ``"program"`` (Pyro's ``compute_marginals`` on the model's
+            program: the routine record's ``queries``, set by ``fit``).
+    """
+
+    model: MixtureFamily
+    params: Params
+    history: History
+    converged: bool
+    n_iter: int
+    method: str
+    objective: float
+    init: Params | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+    posterior: Any = None
+    decoder: str = "closed_form"
+
+    # -- predictions, delegated to the parameters ------------------------------------
+    def score_samples(self, X: Any) -> Tensor:
+        """Log density of every point under the fitted mixture: ``(N,)``."""
+        if is_streaming_source(X):
+            chunks = as_stream(X, dtype=self.params.dtype).chunks()
+            return torch.cat([self.params.log_prob(chunk) for chunk in chunks])
+        return self.params.log_prob(X)
+
+    def score(self, X: Any) -> float:
+        """Mean log-likelihood per point (scikit-learn's ``score``); one pass over streamed data."""
+        total, n = self._total_log_likelihood(X)
+        return total / n
+
+    def predict_proba(self, X: Any) -> Tensor:
+        """Posterior membership probabilities ``(N, K)``.
+
+        Results of Pyro routines (``decoder="program"``: ``"map"``, ``"svi"``) answer through
+        Pyro's own ``TraceEnum_ELBO.compute_marginals`` on the program; the others through
+        the parameters' ``responsibilities`` (the same numbers, checked to 1e-12 by the test
+        suite).
+        """
+        if self.decoder == "program":
+            return queries.marginal_probabilities(self.model, self.params, X)
+        return self.params.responsibilities(X)
+
+    def predict(self, X: Any, out: Any = None) -> Any:
+        """Most probable component of every point ``(N,)`` long (ties: lowest index).
+
+        For streamed ``X``, labels are computed chunk by chunk; with ``out`` (an
+        integer array of length N, e.g. an ``np.memmap`` opened for writing) they
+        are written there and ``out`` is returned, so memory stays bounded.
+        """
+        if is_streaming_source(X):
+            labels = predict_chunks(self, X, out=out)
+            return labels if out is not None else torch.cat(list(labels))
+        if out is not None:
+            raise ValueError("out= is for streamed data (a memmap or a chunk source); in-memory data "
+                             "returns a tensor of labels.")
+        return self.params.joint_log_prob(X).argmax(-1)
+
+    def sample_assignments(self, X: Any, seed: int | None = 0) -> Tensor:
+        """One draw of every assignment ``z_n ~ p(z_n | x_n, θ)`` ``(N,)`` long.
+
+        Pyro's ``infer_discrete(temperature=1)`` on the model's program at the
+        fitted parameters (``predict`` is its ``temperature=0`` counterpart).
+        """
+        return queries.sample_assignments(self.model, self.params, X, seed=seed)
+
+    def sample(self, n: int, seed: int | None = None) -> tuple[Tensor, Tensor]:
+        """``(X (n, D), labels (n,))`` drawn from the fitted mixture."""
+        return self.params.sample(n, seed)
+
+    def _total_log_likelihood(self, X: Any) -> tuple[float, int]:
+        """``(log p(X | θ) summed, N)``, one chunk at a time for streamed data."""
+        if is_streaming_source(X):
+            stream = as_stream(X, dtype=self.params.dtype)
+            return score_stream(self.params, stream), stream.n_points
+        log_prob = self.params.log_prob(X)
+        return float(log_prob.sum()), log_prob.shape[0]
+
+    def n_parameters(self) -> int:
+        return self.model.n_parameters(self.params.n_features)
+
+    def bic(self, X: Any) -> float:
+        """Bayesian information criterion ``-2 log L + p log N`` (lower is better).
+
+        ``p`` is the model's ``n_parameters``; mclust reports the negation.
+        """
+        log_likelihood, n = self._total_log_likelihood(X)
+        return -2.0 * log_likelihood + self.n_parameters() * math.log(n)
+
+    def aic(self, X: Any) -> float:
+        """Akaike information criterion ``-2 log L + 2 p`` (lower is better)."""
+        return -2.0 * self._total_log_likelihood(X)[0] + 2.0 * self.n_parameters()
+
+    def save(self, path: Any) -> Any:
+        """Write this result to ``path`` (``.pt``) atomically; see :mod:`mixtures.io`."""
+        if _saver is None:  # pragma: no cover - importing mixtures installs it
+            raise RuntimeError("no result writer is installed: import mixtures (or mixtures.io) first.")
+        return _saver(self, path)
+
+    @property
+    def log_likelihood(self) -> float:
+        """Final total log-likelihood on the training data (last history row)."""
+        return float(self.history["log_likelihood"][-1]) if len(self.history) else math.nan
+
+    def __repr__(self) -> str:
+        spec = "".join(f", {name}={value!r}" for name, value in self.params.spec().items())
+        return (f"FitResult(method={self.method!r}, K={self.params.n_components}{spec}, n_iter={self.n_iter}, "
+                f"converged={self.converged}, log_likelihood={self.log_likelihood:.6g})")
+
+
+#: the writer behind :meth:`FitResult.save`; :mod:`mixtures.io` installs it on import (the file
+#: format belongs to the layer that knows every family, above this one)
+_saver: Any = None
+
+
+def install_saver(saver: Any) -> None:
+    """Make ``saver(result, path)`` the writer of :meth:`FitResult.save` (called by :mod:`mixtures.io`)."""
+    global _saver
+    _saver = saver

@@ -1,0 +1,548 @@
+"""Coordinate-ascent variational Bayes (CAVI; Bishop PRML §10.2) for the conjugate model.
+
+The Gaussian family's variational mathematics (the generic CAVI loop is
+:mod:`mixtures.inference.vb`): ``mixtures.fit(GaussianMixture(K, cov, prior=GaussianPrior()),
+X, method="vb")`` fits the mean-field posterior ``q(Z) q(π) Π_k q(μ_k, Λ_k)`` of the mixture with a
+conjugate prior (``GaussianPrior(kind="conjugate")``, Dirichlet or truncated
+Dirichlet-process weights, :mod:`mixtures.priors`). One iteration is one fused pass
+over the data in chunks (never an ``(N, K, D)`` array) that computes the E step
+
+    log ρ_nk = E[log π_k] + ½ E[log|Λ_k|] − D/2 log 2π − ½ E[(x_n − μ_k)ᵀ Λ_k (x_n − μ_k)],
+    r_nk = ρ_nk / Σ_j ρ_nj,
+
+and sums the statistics of ``r`` (``N_k``, ``Σ r x``, second moments, entropy), then
+the closed-form update of ``q(θ)`` from those statistics.
+
+Two sets of updates (option ``updates``)
+----------------------------------------
+``updates="sklearn"`` (default) reproduces scikit-learn's ``BayesianGaussianMixture``
+(same variational parameters and lower bound per iteration, to rounding, when
+started from the same responsibilities). For ``"full"`` covariances with Dirichlet
+weights this *is* exact CAVI for the model declared in :mod:`mixtures.priors`. In the
+other cases scikit-learn's updates are exact CAVI for a slightly different
+generative model or variational family, namely:
+
+* every covariance type: the **full-covariance** Normal–Wishart mixture
+  ``Λ_k ~ Wishart(ν₀, Ψ̃₀⁻¹)``, ``μ_k | Λ_k ~ N(m₀, (β₀Λ_k)⁻¹)``,
+  ``x | z = k ~ N(μ_k, Λ_k⁻¹)`` with ``Ψ̃₀ = Ψ₀`` (full, tied), ``diag(Ψ₀)`` (diag),
+  ``Ψ₀ I`` (spherical), and with ``q(Λ_k) = Wishart(ν_k, W_k)`` *restricted*:
+  ``W_k`` diagonal (``"diag"``), ``W_k`` a multiple of the identity
+  (``"spherical"``), or one ``(ν, W)`` shared by all ``K`` independent ``Λ_k``
+  (``"tied"``). The restricted optimum is what scikit-learn computes: ``ν_k = ν₀ + N_k``
+  and the diagonal / the mean diagonal of the full update for diag / spherical
+  (hence its Wishart digamma sum ``Σ_{i<D} ψ((ν_k − i)/2)`` for every type), and the
+  average over components ``ν = ν₀ + N/K``, ``Ψ = Ψ₀ + (1/K) Σ_k (...)`` for tied.
+  The model declared in :mod:`mixtures.priors` instead has one shared ``Λ`` for
+  tied (exact update ``ν = ν₀ + N``, ``Ψ = Ψ₀ + Σ_k (...)``), independent
+  ``Gamma(ν₀/2, rate Ψ₀_d/2)`` precisions per dimension for diag (same update of
+  ``(ν_k, σ²_kd)``, but ``E[log λ_kd] = ψ(ν_k/2) − log(ν_k σ²_kd / 2)``), and one
+  ``Gamma(ν₀/2, rate Ψ₀/2)`` precision per component for spherical (exact update
+  ``ν_k = ν₀ + D N_k``, ``Ψ_k = Ψ₀ + D N_k (...)``: every dimension counts).
+* ``"dirichlet_process"`` weights: scikit-learn keeps ``K`` Beta sticks
+  ``q(v_k) = Beta(1 + N_k, γ + Σ_{j>k} N_j)``, ``k = 1..K`` (the ``K``-th one
+  included), with ``E[log π_k] = E[log v_k] + Σ_{j<k} E[log(1 − v_j)]``. That is
+  exact CAVI for the *untruncated* stick-breaking prior with ``q(z)`` truncated to
+  the first ``K`` components (Kurihara, Welling & Vlassis 2007): sticks and
+  components beyond ``K`` keep their prior and cost nothing. The declared model
+  truncates the prior instead (``K − 1`` sticks, the last component takes the rest).
+  The plug-in weights are scikit-learn's ``weights_`` (``E[π_k]`` renormalized over
+  the first ``K`` components).
+
+``updates="model"`` is exact CAVI for the sites declared in :mod:`mixtures.priors`
+(the same Pyro program SVI and NUTS use): the differences listed above, with
+``K − 1`` sticks for the Dirichlet process. For full covariances with Dirichlet
+weights both settings are identical.
+
+In both settings ``reg_covar`` is added to the per-component covariance estimate
+``S_k`` before the update, as scikit-learn does (``Ψ_k`` gains ``N_k reg_covar I``).
+That is not part of CAVI: it is the exact update of the ELBO whose expected
+log-likelihood has the extra term ``−½ reg_covar Σ_k N_k tr E[Λ_k]`` (column
+``regularized_elbo``). With ``reg_covar=0`` the ELBO is non-decreasing, exactly;
+with ``reg_covar > 0`` it can move by ``O(reg_covar N tr E[Λ])``.
+
+Posterior
+---------
+``result.posterior`` holds ``posterior_samples`` draws from ``q(θ)`` (seeded
+``torch.Generator``): Dirichlet weights or Beta sticks, then precisions (Wishart by
+Bartlett's decomposition, or Gamma), then ``μ_k | Λ_k ~ N(m_k, (β_k Λ_k)⁻¹)``;
+``native`` holds the Cholesky factors of ``Λ⁻¹`` (full, tied) or the variances
+``1/λ`` (diag, spherical). With ``updates="model"`` they are exact draws from ``q``.
+With ``updates="sklearn"`` the draws are made in the declared model's family from
+scikit-learn's variational parameters: one shared ``Λ`` per draw for tied; for diag
+and spherical ``λ ~ Gamma(ν_k/2, rate ν_k σ²/2)``, the exact marginal of a diagonal
+entry of the restricted Wishart ``q(Λ_k)`` (full draws of that Wishart would not be
+diagonal); for the Dirichlet process the ``K`` sticks' weights renormalized over the
+first ``K`` components (as scikit-learn's ``weights_``). Their means are the
+variational means in every case: ``E[μ_k] = m_k`` and ``E[Λ_k] = covariances_⁻¹``.
+``posterior.distribution`` is a dict of the variational parameters under
+scikit-learn's names (``weight_concentration``, ``mean_precision``, ``means``,
+``degrees_of_freedom``, ``covariances``, ``precisions_cholesky``) plus
+``precision_family`` and ``updates``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mixtures.core import comm
+from mixtures.core.chunks import chunk_size_for, iter_chunks
+from mixtures.core.posterior import Posterior
+from mixtures.core.summary import Summary, floored_counts
+from mixtures.errors import DataError
+from mixtures.families.gaussian.covariance import CovarianceStructure, get_structure, precision_to_scale_tril
+from mixtures.families.gaussian.distributions import LOG_2PI
+from mixtures.families.gaussian.params import MixtureParams
+from mixtures.families.gaussian.priors import ResolvedPrior, check_covariance_prior
+from mixtures.families.gaussian.statistics import gaussian_summary
+from mixtures.families.weights import stick_breaking
+
+
+# -- the variational distribution q(θ) ---------------------------------------------------
+@dataclass(frozen=True)
+class VariationalParameters:
+    """Parameters of ``q(π) Π_k q(μ_k, Λ_k)`` (scikit-learn's names and layouts).
+
+    Attributes:
+        weight_prior: ``"dirichlet"`` or ``"dirichlet_process"``.
+        weight_concentration: Dirichlet ``α`` ``(K,)``, or the Beta sticks' ``(a, b)``,
+            each ``(K,)`` (``updates="sklearn"``) or ``(K-1,)`` (``"model"``).
+        mean_precision: ``β`` ``(K,)``. means: ``m`` ``(K, D)``.
+        degrees_of_freedom: ``ν`` ``(K,)`` (``()`` for tied); for the Gamma family
+            the Gamma shape is ``ν / 2``.
+        covariances: ``E[Λ_k]⁻¹`` in scikit-learn's layout: ``(K, D, D)`` full,
+            ``(D, D)`` tied, ``(K, D)`` diag, ``(K,)`` spherical. The Wishart scale
+            is ``W_k = (ν_k covariances_k)⁻¹``; the Gamma rate is ``ν σ² / 2``.
+        cov_type: the covariance type.
+        precision_family: ``"wishart"`` or ``"gamma"``.
+        wishart_copies: how many independent precisions share one tied ``q(Λ)``
+            (``K`` for scikit-learn's tied updates, else 1).
+        native: the covariance type's native form of ``covariances`` (Cholesky
+            factors or variances), for the plug-in parameters.
+    """
+
+    weight_prior: str
+    weight_concentration: Any
+    mean_precision: Tensor
+    means: Tensor
+    degrees_of_freedom: Tensor
+    covariances: Tensor
+    cov_type: CovarianceStructure
+    precision_family: str
+    wishart_copies: int
+    native: Tensor
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.means.shape[1]
+
+    def expected_log_weights(self) -> Tensor:
+        """``E_q[log π_k]`` ``(K,)``."""
+        if self.weight_prior == "dirichlet":
+            alpha = self.weight_concentration
+            return torch.digamma(alpha) - torch.digamma(alpha.sum())
+        a, b = self.weight_concentration
+        total = torch.digamma(a + b)
+        log_v, log_rest = torch.digamma(a) - total, torch.digamma(b) - total
+        before = torch.cat([log_rest.new_zeros(1), torch.cumsum(log_rest, 0)])  # Σ_{j<k} E log(1-v_j)
+        K = self.n_components
+        if a.shape[0] == K:
+            return log_v + before[:K]
+        return torch.cat([log_v, log_v.new_zeros(1)]) + before  # last component takes the rest
+
+    def weights(self) -> Tensor:
+        """Plug-in weights ``(K,)``: ``E_q[π]`` normalized over the K components."""
+        if self.weight_prior == "dirichlet":
+            alpha = self.weight_concentration
+            return alpha / alpha.sum()
+        a, b = self.weight_concentration
+        mean_v = a / (a + b)
+        mean_fractions = mean_v if a.shape[0] < self.n_components else mean_v[:-1]
+        weights = stick_breaking(mean_fractions)
+        if a.shape[0] == self.n_components:
+            weights = weights.clone()
+            weights[-1] = weights[-1] * mean_v[-1]  # the K-th stick's own fraction
+        return weights / weights.sum()
+
+    def expected_log_det_precision(self) -> Tensor:
+        """``E_q[log |Λ_k|]`` ``(K,)``."""
+        K, D = self.n_components, self.n_features
+        nu = self.degrees_of_freedom
+        half_log_det = self.cov_type.whitener(self.native, D)[1]  # ½ log|E[Λ]⁻¹|
+        if self.precision_family == "wishart":
+            offsets = torch.arange(D, dtype=nu.dtype, device=nu.device)
+            digammas = torch.digamma(0.5 * (nu.unsqueeze(-1) - offsets)).sum(-1)
+            value = digammas + D * math.log(2.0) - D * nu.log() - 2.0 * half_log_det
+        else:  # Gamma precisions: Σ_d ψ(ν/2) − log(ν σ²_d / 2) (one σ² for spherical)
+            value = D * (torch.digamma(0.5 * nu) - torch.log(0.5 * nu)) - 2.0 * half_log_det
+        return value.expand(K) if value.dim() == 0 else value
+
+    def plug_in(self) -> MixtureParams:
+        """``θ̄``: plug-in weights, ``m_k`` and ``E[Λ_k]⁻¹`` (scikit-learn's ``weights_``...)."""
+        return MixtureParams.from_native(self.weights(), self.means, self.native, self.cov_type,
+                                         validate=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The variational parameters under scikit-learn's attribute names (tensors and strings only,
+        so that a saved :class:`~mixtures.result.FitResult` keeps them; see :meth:`from_dict`)."""
+        return {
+            "weight_prior": self.weight_prior,
+            "weight_concentration": self.weight_concentration,
+            "mean_precision": self.mean_precision,
+            "means": self.means,
+            "degrees_of_freedom": self.degrees_of_freedom,
+            "covariances": self.covariances,
+            "precisions_cholesky": self.cov_type.precisions_cholesky(self.native),
+            "covariance_type": self.cov_type.name,
+            "precision_family": self.precision_family,
+            "wishart_copies": self.wishart_copies,
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> VariationalParameters:
+        """Inverse of :meth:`as_dict` (e.g. ``result.extras["variational"]``)."""
+        cov_type = get_structure(values["covariance_type"])
+        concentration = values["weight_concentration"]
+        if isinstance(concentration, (tuple, list)):
+            concentration = tuple(concentration)
+        return cls(values["weight_prior"], concentration, values["mean_precision"], values["means"],
+                   values["degrees_of_freedom"], values["covariances"], cov_type, values["precision_family"],
+                   int(values["wishart_copies"]), _native(cov_type, values["covariances"]))
+
+
+def _native(cov_type: CovarianceStructure, covariances: Tensor) -> Tensor:
+    return cov_type.native_from_estimate(covariances, "its variational covariance is not positive definite")
+
+
+def update(summary: Summary, prior: ResolvedPrior, cov_type: CovarianceStructure,
+           updates: str = "sklearn", reg_covar: float = 1e-6) -> VariationalParameters:
+    """The variational update of ``q(θ)`` from the statistics of ``q(Z)`` (see the module docstring).
+
+    Args:
+        summary: statistics of the responsibilities (``nk`` ``(K,)``, ``sx`` ``(K, D)``,
+            second moments) about ``summary.shift``.
+        prior: the resolved conjugate prior.
+        cov_type: the covariance type.
+        updates: ``"sklearn"`` or ``"model"``.
+        reg_covar: added to the covariance estimate ``S_k`` (scikit-learn's rule).
+    """
+    nk = floored_counts(summary.nk)  # scikit-learn's nk + 10 eps keeps empty components finite
+    K, D = summary.sx.shape
+    sklearn = updates == "sklearn"
+    # weights
+    if prior.weight_prior == "dirichlet":
+        concentration: Any = prior.weight_concentration + nk
+    else:
+        after = torch.cat([torch.flip(torch.cumsum(torch.flip(nk, (0,)), 0), (0,))[1:], nk.new_zeros(1)])
+        n_sticks = K if sklearn else K - 1
+        concentration = (1.0 + nk[:n_sticks], prior.weight_concentration + after[:n_sticks])
+    # means
+    beta0 = prior.mean_precision
+    beta = beta0 + nk
+    m0 = prior.mean_prior - summary.shift
+    xbar = summary.sx / nk[:, None]
+    means = (beta0 * m0 + summary.sx) / beta[:, None] + summary.shift
+    diff = xbar - m0
+    shrink = beta0 * nk / beta  # N_k β₀ / β_k
+    nu, covariances = cov_type.variational_update(nk, xbar, diff, shrink, summary.sxx, beta, prior, reg_covar,
+                                                  sklearn)
+    family = "wishart" if (sklearn or cov_type.storage == "tril") else "gamma"
+    copies = K if (sklearn and cov_type.shared) else 1
+    return VariationalParameters(prior.weight_prior, concentration, beta, means, nu, covariances, cov_type,
+                                 family, copies, _native(cov_type, covariances))
+
+
+# -- bounds ------------------------------------------------------------------------------
+def _log_det_prior(psi0: Tensor, D: int) -> Tensor:
+    """``log |Ψ₀|`` of the prior's inverse scale as a ``D × D`` matrix."""
+    if psi0.dim() == 2:
+        return 2.0 * torch.linalg.cholesky(psi0).diagonal().log().sum()
+    if psi0.dim() == 1:
+        return psi0.log().sum()
+    return D * psi0.log()
+
+
+def _identity_like(psi0: Tensor) -> Tensor:
+    """The identity in the prior scale's layout: ``(D, D)``, ``(D,)`` ones or ``()`` one."""
+    if psi0.dim() == 2:
+        return torch.eye(psi0.shape[0], dtype=psi0.dtype, device=psi0.device)
+    return torch.ones_like(psi0)
+
+
+def _lbeta(a: Tensor, b: Tensor) -> Tensor:
+    return torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)
+
+
+def bounds(summary: Summary, q: VariationalParameters, prior: ResolvedPrior,
+           reg_covar: float = 0.0, sklearn_bound: bool = False) -> dict[str, Tensor]:
+    """The ELBO of ``(q(Z), q(θ))`` from the statistics of ``q(Z)`` (scalars).
+
+    Returns ``elbo`` (exact, constants and prior included), ``regularized_elbo``
+    (minus ``½ reg_covar Σ_k N_k tr E[Λ_k]``) and, if asked, ``sklearn_lower_bound``
+    (scikit-learn's constant-free formula, valid right after an update of ``q(θ)``).
+    """
+    cov_type = q.cov_type
+    D = q.n_features
+    nk = summary.nk
+    beta, beta0 = q.mean_precision, prior.mean_precision
+    nu, nu0 = q.degrees_of_freedom, prior.degrees_of_freedom
+    psi0 = prior.covariance_prior
+    whitening, half_log_det = cov_type.whitener(q.native, D)
+    locs = q.means - summary.shift
+    e_log_det = q.expected_log_det_precision()
+    e_log_weights = q.expected_log_weights()
+    # E_q[log p(X | Z, μ, Λ)] from the statistics
+    maha_data = cov_type.expected_mahalanobis(nk, summary.sx, summary.sxx, locs, whitening)
+    log_lik = (nk * (0.5 * e_log_det - 0.5 * D * LOG_2PI - 0.5 * D / beta)).sum() - 0.5 * maha_data
+    assignment = (nk * e_log_weights).sum()
+    # KL(q(π) || p(π))
+    if q.weight_prior == "dirichlet":
+        alpha, alpha0 = q.weight_concentration, prior.weight_concentration
+        kl_weights = (torch.lgamma(alpha.sum()) - torch.lgamma(alpha).sum() - torch.lgamma(alpha0.sum())
+                      + torch.lgamma(alpha0).sum()
+                      + ((alpha - alpha0) * (torch.digamma(alpha) - torch.digamma(alpha.sum()))).sum())
+    else:
+        a, b = q.weight_concentration
+        gamma = prior.weight_concentration
+        one = torch.ones_like(gamma)
+        kl_weights = (_lbeta(one, gamma) - _lbeta(a, b) + (a - 1) * torch.digamma(a)
+                      + (b - gamma) * torch.digamma(b) + (1 - a + gamma - b) * torch.digamma(a + b)).sum()
+    # E_q(Λ) KL(q(μ | Λ) || p(μ | Λ))
+    m0 = (prior.mean_prior - summary.shift).unsqueeze(0)
+    maha_prior = cov_type.mahalanobis(m0, locs, whitening)[0]
+    kl_means = 0.5 * (D * beta0 / beta - D + D * torch.log(beta / beta0) + beta0 * maha_prior).sum()
+    # KL(q(Λ) || p(Λ))
+    trace_prior = cov_type.trace_with_precision(psi0, whitening, D)  # tr(Ψ₀ E[Λ_k])
+    if q.precision_family == "wishart":
+        log_norm_q = 0.5 * nu * (D * nu.log() + 2.0 * half_log_det) - 0.5 * nu * D * math.log(2.0) \
+            - torch.mvlgamma(0.5 * nu, D)
+        log_norm_0 = 0.5 * nu0 * _log_det_prior(psi0, D) - 0.5 * nu0 * D * math.log(2.0) \
+            - torch.mvlgamma(0.5 * nu0, D)
+        e_log_det_q = e_log_det if nu.dim() else e_log_det[0]
+        kl_precision = (log_norm_q - log_norm_0 + 0.5 * (nu - nu0) * e_log_det_q - 0.5 * nu * D
+                        + 0.5 * trace_prior).sum() * q.wishart_copies
+    else:
+        shape, shape0 = cov_type.gamma_shape(nu), 0.5 * nu0
+        rate = shape * q.covariances  # ν σ² / 2
+        rate0 = 0.5 * psi0
+        kl_precision = ((shape - shape0) * torch.digamma(shape) - torch.lgamma(shape) + torch.lgamma(shape0)
+                        + shape0 * (rate.log() - rate0.log()) + shape * (rate0 - rate) / rate).sum()
+    elbo = log_lik + assignment + summary.entropy - kl_weights - kl_means - kl_precision
+    nk_floored = floored_counts(nk)
+    identity = _identity_like(psi0)
+    trace_precision = cov_type.trace_with_precision(identity, whitening, D)  # tr E[Λ_k]
+    penalty = 0.5 * reg_covar * (nk_floored * trace_precision).sum()
+    out = {"elbo": elbo, "regularized_elbo": elbo - penalty}
+    if sklearn_bound:
+        out["sklearn_lower_bound"] = _sklearn_lower_bound(summary, q, half_log_det)
+    return out
+
+
+def _sklearn_lower_bound(summary: Summary, q: VariationalParameters, half_log_det: Tensor) -> Tensor:
+    """scikit-learn's ``BayesianGaussianMixture._compute_lower_bound`` (constants dropped)."""
+    D = q.n_features
+    nu = q.degrees_of_freedom
+    log_det_precisions_chol = -half_log_det - 0.5 * D * nu.log()
+    offsets = torch.arange(D, dtype=nu.dtype, device=nu.device)
+    log_wishart_norm = -(nu * log_det_precisions_chol + nu * D * 0.5 * math.log(2.0)
+                         + torch.lgamma(0.5 * (nu.unsqueeze(-1) - offsets)).sum(-1))
+    log_wishart = q.n_components * log_wishart_norm if nu.dim() == 0 else log_wishart_norm.sum()
+    if q.weight_prior == "dirichlet":
+        alpha = q.weight_concentration
+        log_norm_weight = torch.lgamma(alpha.sum()) - torch.lgamma(alpha).sum()
+    else:
+        log_norm_weight = -_lbeta(*q.weight_concentration).sum()
+    return summary.entropy - log_wishart - log_norm_weight - 0.5 * D * q.mean_precision.log().sum()
+
+
+# -- the fused pass ------------------------------------------------------------------------
+def vb_pass(X: Tensor, q: VariationalParameters, shift: Tensor, chunk_size: int | None = None,
+            statistics: bool = True, distributed: bool = False) -> Summary:
+    """One pass over ``X`` ``(N, D)`` in chunks at ``q(θ)``.
+
+    Always computes ``log p(X | θ̄)`` at the plug-in parameters (``log_likelihood``);
+    with ``statistics`` also the VB responsibilities' ``nk``, ``sx``, second moments
+    and entropy. Both share one Mahalanobis evaluation per chunk, because
+    ``E[(x − μ_k)ᵀ Λ_k (x − μ_k)] = D / β_k + (x − m_k)ᵀ E[Λ_k] (x − m_k)``.
+
+    ``distributed``: ``X`` is this rank's shard and every sum over points (the
+    statistics, the log-likelihood, the entropy, the point count) is all-reduced,
+    so the returned summary is that of all the data on every rank (``shift`` must
+    be the same on every rank).
+    """
+    cov_type = q.cov_type
+    K, D = q.n_components, q.n_features
+    whitening, half_log_det = cov_type.whitener(q.native, D)
+    locs = q.means - shift
+    plug_log_weights = q.weights().log()
+    offset = q.expected_log_weights() + 0.5 * q.expected_log_det_precision() + half_log_det \
+        - 0.5 * D / q.mean_precision
+    chunk = chunk_size or chunk_size_for(K, D)
+    nk, sx, sxx = X.new_zeros(K), X.new_zeros(K, D), None
+    log_likelihood, entropy = X.new_zeros(()), X.new_zeros(())
+    for rows in iter_chunks(X.shape[0], chunk):
+        Xc = X[rows] - shift
+        component = cov_type.component_log_prob(Xc, locs, whitening, half_log_det)
+        log_likelihood += torch.logsumexp(component + plug_log_weights, -1).sum()
+        if not statistics:
+            continue
+        log_rho = component + offset
+        log_resp = log_rho - torch.logsumexp(log_rho, -1, keepdim=True)
+        resp = log_resp.exp()
+        entropy -= torch.where(resp > 0, resp * log_resp, 0.0).sum()
+        nk += resp.sum(0)
+        sx += resp.T @ Xc
+        moment = cov_type.second_moment(Xc, resp)
+        sxx = moment if sxx is None else sxx + moment
+    if sxx is None:
+        sxx = cov_type.second_moment(X.new_zeros(0, D), X.new_zeros(0, K))
+    summary = gaussian_summary(nk, sx, sxx, shift, X.shape[0], log_likelihood, entropy)
+    return comm.all_reduce_summary(summary) if distributed else summary
+
+
+# -- posterior draws -------------------------------------------------------------------------
+def _standard_gamma(shape: Tensor, generator: torch.Generator) -> Tensor:
+    # torch.distributions cannot take a generator; the op underneath can.
+    return torch._standard_gamma(shape.contiguous(), generator=generator)
+
+
+def sample_posterior(q: VariationalParameters, n_draws: int, generator: torch.Generator,
+                     updates: str = "sklearn") -> Posterior:
+    """``n_draws`` draws of the parameters from ``q(θ)`` (see the module docstring)."""
+    K, D = q.n_components, q.n_features
+    dtype, device = q.means.dtype, q.means.device
+    cpu = lambda t: t.detach().to(device="cpu", dtype=torch.float64)  # noqa: E731  (the generator's device)
+    S = n_draws
+    if q.weight_prior == "dirichlet":
+        draws = _standard_gamma(cpu(q.weight_concentration).expand(S, K), generator)
+        weights = draws / draws.sum(-1, keepdim=True)
+    else:
+        a, b = (cpu(t) for t in q.weight_concentration)
+        ga = _standard_gamma(a.expand(S, -1), generator)
+        gb = _standard_gamma(b.expand(S, -1), generator)
+        fractions = ga / (ga + gb)
+        if a.shape[0] == K:  # K sticks: stick weights of the first K components, renormalized
+            weights = fractions * torch.cat([torch.ones_like(fractions[:, :1]),
+                                             torch.cumprod(1 - fractions, -1)[:, :-1]], -1)
+            weights = weights / weights.sum(-1, keepdim=True)
+        else:
+            weights = stick_breaking(fractions)
+    nu, beta, means = cpu(q.degrees_of_freedom), cpu(q.mean_precision), cpu(q.means)
+    noise = torch.randn(S, K, D, generator=generator, dtype=torch.float64)
+    if q.cov_type.storage == "tril":
+        whitening = cpu(q.cov_type.whitener(q.native, D)[0])  # L⁻¹ with E[Λ] = L⁻ᵀ L⁻¹ = ν W
+        batch = (S,) if q.cov_type.shared else (S, K)
+        # Bartlett: Λ = U A Aᵀ Uᵀ with U Uᵀ = W, A lower triangular,
+        # A_ii² ~ χ²(ν − i), A_ij ~ N(0, 1) below the diagonal.
+        offsets = torch.arange(D, dtype=torch.float64)
+        chi2 = 2.0 * _standard_gamma((0.5 * (nu.unsqueeze(-1) - offsets)).expand(*batch, D), generator)
+        A = torch.randn(*batch, D, D, generator=generator, dtype=torch.float64).tril(-1) \
+            + torch.diag_embed(chi2.sqrt())
+        U = whitening.transpose(-1, -2) / nu.sqrt().reshape(nu.shape + (1, 1))
+        UA = U @ A
+        precision = UA @ UA.transpose(-1, -2)
+        native = precision_to_scale_tril(precision)
+        scale = native.unsqueeze(1) if q.cov_type.shared else native
+        locs = means + (scale @ noise.unsqueeze(-1)).squeeze(-1) / beta.sqrt()[:, None]
+    else:
+        shape = q.cov_type.gamma_shape(nu)
+        shape = shape.expand(K, D) if shape.dim() == 2 else shape
+        rate = shape * cpu(q.covariances)  # ν σ² / 2
+        precision = _standard_gamma(shape.expand(S, *shape.shape), generator) / rate
+        native = precision.reciprocal()
+        variances = q.cov_type.variance_columns(native)
+        locs = means + noise * (variances / beta[:, None]).sqrt()
+    distribution = q.as_dict()
+    distribution["updates"] = updates
+    to = lambda t: t.to(dtype=dtype, device=device)  # noqa: E731
+    draws = MixtureParams.from_native(to(weights), to(locs), to(native), q.cov_type, validate=False)
+    return Posterior(draws, kind="variational", distribution=distribution)
+
+
+# -- the routine -----------------------------------------------------------------------------
+def check_vb_model(model: Any, X: Tensor, updates: str) -> ResolvedPrior:
+    """The resolved conjugate prior of ``model``, or a clear error."""
+    if model.prior is None:
+        raise ValueError(
+            "method='vb' is Bayesian and needs a prior: use GaussianMixture(K, covariance_type, "
+            "prior=mixtures.priors.GaussianPrior()) (conjugate Normal-Wishart, Dirichlet weights by "
+            "default); for maximum likelihood use method='em'.")
+    if model.prior.kind != "conjugate":
+        raise ValueError(
+            f"method='vb' needs a conjugate prior (GaussianPrior(kind='conjugate')); this model's prior "
+            f"is {model.prior.kind!r}. Fit non-conjugate priors with method='svi' or method='nuts'.")
+    if updates not in ("sklearn", "model"):
+        raise ValueError(f"updates must be 'sklearn' or 'model'; got {updates!r}.")
+    default_psi = model.prior.covariance_prior is None
+    if default_psi and X.shape[0] < 2:
+        raise DataError(
+            f"method='vb' with the default prior needs at least 2 points: its covariance_prior Ψ₀ is the "
+            f"data's empirical covariance, and X has {X.shape[0]} point. Give "
+            "GaussianPrior(covariance_prior=...) explicitly (e.g. a typical variance of the data), or "
+            "more data.")
+    prior = model.resolved_prior(X)  # a singular default Ψ₀ is a DataError there
+    if not default_psi:
+        check_covariance_prior(prior.covariance_prior, X, default=False, routine="vb")
+    D = X.shape[1]
+    wishart = updates == "sklearn" or model.cov_type.storage == "tril"
+    if wishart and not float(prior.degrees_of_freedom) > D - 1:
+        raise ValueError(
+            f"degrees_of_freedom={float(prior.degrees_of_freedom)} must exceed D - 1 = {D - 1} for the "
+            f"Wishart posterior of updates={updates!r} with covariance_type={model.covariance_type!r}; "
+            "raise it (the default is D) or use updates='model'.")
+    return prior
+
+
+def _prior_dict(prior: ResolvedPrior) -> dict[str, Any]:
+    return {"weight_prior": prior.weight_prior, "weight_concentration": prior.weight_concentration,
+            "mean_prior": prior.mean_prior, "mean_precision": prior.mean_precision,
+            "degrees_of_freedom": prior.degrees_of_freedom, "covariance_prior": prior.covariance_prior}
+
+
+class GaussianVariational:
+    """The Gaussian family's capability ``"variational"``: CAVI's pieces for one model and data.
+
+    Created by ``GaussianMixture.variational(X, updates, reg_covar, distributed)``, which
+    resolves and checks the conjugate prior (on all ranks' data when distributed); the
+    generic loop of :mod:`mixtures.inference.vb` calls :meth:`update`, :meth:`bounds`,
+    :meth:`expected_pass`, :meth:`plug_in`, :meth:`sample_posterior` and :meth:`extras`.
+    """
+
+    def __init__(self, model: Any, X: Tensor, updates: str, reg_covar: float, distributed: bool = False):
+        run_model = model.with_global_prior(X) if distributed else model
+        self.prior = check_vb_model(run_model, X, updates)
+        self.cov_type = model.cov_type
+        self.updates = updates
+        self.reg_covar = reg_covar
+        self.distributed = distributed
+
+    def update(self, summary: Summary) -> VariationalParameters:
+        """``q(θ)`` from the statistics of ``q(Z)``."""
+        return update(summary, self.prior, self.cov_type, self.updates, self.reg_covar)
+
+    def bounds(self, summary: Summary, q: VariationalParameters) -> dict[str, Tensor]:
+        """``elbo``, ``regularized_elbo`` (the bound the updates maximize: ``tol`` applies to it)
+        and, for scikit-learn's updates, ``sklearn_lower_bound``."""
+        return bounds(summary, q, self.prior, self.reg_covar, sklearn_bound=self.updates == "sklearn")
+
+    def expected_pass(self, X: Tensor, q: VariationalParameters, shift: Tensor, chunk_size: int | None = None,
+                      statistics: bool = True) -> Summary:
+        """One pass at ``q(θ)``: ``log p(X | θ̄)`` and (``statistics``) the next ``q(Z)``'s statistics."""
+        return vb_pass(X, q, shift, chunk_size, statistics=statistics, distributed=self.distributed)
+
+    def plug_in(self, q: VariationalParameters) -> MixtureParams:
+        return q.plug_in()
+
+    def sample_posterior(self, q: VariationalParameters, n_draws: int, generator: torch.Generator) -> Posterior:
+        return sample_posterior(q, n_draws, generator, self.updates)
+
+    def extras(self, q: VariationalParameters) -> dict[str, Any]:
+        return {"variational": q.as_dict(), "prior": _prior_dict(self.prior), "updates": self.updates}

@@ -1,0 +1,224 @@
+"""``fit``: one entry point for every routine and family.
+
+``fit`` validates the data and the routine's options up front, checks that the family
+has what the routine requires (its record in :mod:`mixtures.inference.registry`),
+initializes (:mod:`mixtures.init`), runs restarts and keeps the best final objective.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+
+from mixtures.core import comm
+from mixtures.core.family import MixtureFamily
+from mixtures.core.params import Params
+from mixtures.core.result import FitResult
+from mixtures.core.stream import StreamingData, as_stream, is_streaming_source
+from mixtures.core.validation import (
+    as_data,
+    check_nonnegative_float,
+    check_positive_int,
+    check_seed,
+    fresh_seed,
+    spawn_seeds,
+)
+from mixtures.errors import DataError
+from mixtures.inference.registry import ROUTINES, Routine, get_routine
+from mixtures.init import InitSpec, initial_responsibilities, initialize
+
+
+def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "kmeans",
+        seed: int | None = 0, n_init: int = 1, reg_covar: float = 1e-6,
+        dtype: Any = None, device: Any = None, chunk_size: int | None = None,
+        init_sample_size: int = 100_000, distributed: bool = False, **options: Any) -> FitResult:
+    """Fit ``model`` to data ``X`` ``(N, D)`` with the routine ``method``.
+
+    Args:
+        model: a mixture family, e.g. :class:`~mixtures.families.gaussian.GaussianMixture`
+            or :class:`~mixtures.families.poisson.PoissonMixture`; the routine must find the
+            capabilities it requires in the family (its record's ``requires``).
+        X: data ``(N, D)`` or ``(N,)``: a tensor (float dtype kept), numpy array,
+            nested list or DataFrame (converted to float64).
+        method: one of ``mixtures.inference.ROUTINES`` (``"em"``, ``"hard_em"``,
+            ``"kmeans"``, ``"kmedians"``...); its options are checked against the routine's
+            record before anything runs.
+        init: initializer (see :mod:`mixtures.init`).
+        seed: seeds initialization (and any randomness of the routine); restarts
+            use independent child seeds. Same seed, same result, bit for bit on CPU.
+            ``None`` draws a seed from the OS once, recorded in ``result.extras["seed"]``
+            (so even that fit can be repeated).
+        n_init: restarts; the one with the best final ``objective`` is returned
+            (deterministic inits run once). The other restarts' objectives are in
+            ``result.extras["restart_objectives"]``.
+        reg_covar: added to covariance diagonals in every M step.
+        dtype, device: cast the data (the parameters follow the data).
+        chunk_size: rows per chunk of a streamed source.
+        init_sample_size: points of the reservoir sample random initializers use
+            on streamed data (default 100 000).
+        distributed: call ``fit`` in every rank of an initialized ``torch.distributed``
+            process group, each with its own shard ``X``; routines with
+            ``distributed`` in their record (``"em"``, ``"hard_em"``, ``"kmeans"``, ``"map"``,
+            ``"svi"``, ``"vb"``) all-reduce their statistics (or, for ``"map"`` and
+            ``"svi"``, their gradients) and every rank returns the same parameters,
+            history and objective as one process holding all the data (equal to
+            rounding); per-point extras (``labels``, ``assignment_probs``) describe
+            the rank's own shard. Initialization is computed on rank 0's shard and
+            broadcast; a prior's data-scaled defaults are resolved on all ranks' data
+            (the family's ``with_global_prior``).
+        **options: routine options (``max_iter``, ``tol``...), see each routine.
+
+    Streaming: ``X`` may also be a memory-mapped array (``np.load(path, mmap_mode="r")``),
+    a callable returning a fresh iterator of ``(n_i, D)`` chunks, or a
+    :class:`~mixtures.core.stream.StreamingData`; routines with ``streaming`` in their record
+    (``"em"``, ``"hard_em"``, ``"kmeans"``, ``"stepwise_em"``) then work pass by pass
+    with memory bounded by the chunk.
+
+    Every routine receives ``reg_covar`` and its restart's ``seed`` besides ``options``;
+    a routine whose record says ``takes_responsibilities`` also receives
+    ``init_responsibilities`` ``(N, K)`` when ``init`` is a partition or responsibilities.
+    """
+    if not isinstance(model, MixtureFamily):
+        raise TypeError(f"model must be a mixture family (e.g. mixtures.GaussianMixture); got {type(model).__name__}.")
+    routine = get_routine(method)
+    _check_capabilities(routine, model)
+    options = routine.check_options(options)
+    seed = check_seed(seed)
+    if seed is None:
+        seed = fresh_seed()
+    n_init = check_positive_int(n_init, "n_init")
+    reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
+    streamed = is_streaming_source(X)
+    if streamed:
+        if not routine.streaming:
+            streaming = sorted(name for name, r in ROUTINES.items() if r.streaming)
+            raise ValueError(f"method {method!r} needs the data in memory; streamed data works with {streaming}.")
+        if model.prior is not None:
+            raise ValueError("priors resolve their defaults from the data: load the data in memory, or "
+                             "fit without a prior when streaming.")
+        X = as_stream(X, dtype=dtype, device=device, chunk_size=chunk_size)
+        options = {**options, "chunk_size": chunk_size or X.chunk_size}
+    else:
+        X = as_data(X, dtype=dtype, device=device)
+        model.validate_data(X)
+        if chunk_size is not None:
+            options = {**options, "chunk_size": chunk_size}
+    if distributed:
+        comm.check_initialized()
+        if not routine.distributed:
+            supported = sorted(name for name, r in ROUTINES.items() if r.distributed)
+            raise ValueError(f"method {method!r} does not run distributed yet; use one of {supported}.")
+        options = {**options, "distributed": True}
+        N = comm.global_count(X.shape[0], X.device)
+        # every rank must see the same prior: its defaults come from all the data, not the shard
+        run_model = model.with_global_prior(X)
+    else:
+        N = X.shape[0]
+        run_model = model
+    if model.n_components > N:
+        raise DataError(f"X has {N} point(s), fewer than the model's K={model.n_components} "
+                        "components; use fewer components or more data.")
+    random_init = isinstance(init, str)
+    seeds = spawn_seeds(seed, n_init) if (random_init and n_init > 1) else [seed]
+    best: FitResult | None = None
+    objectives: list[float] = []
+    last_error: Exception | None = None
+    if routine.takes_responsibilities:
+        resp = initial_responsibilities(model, X, init)
+        if resp is not None:
+            options = {**options, "init_responsibilities": resp}
+    # routines that use only the start's centres (k-means, k-medians) never fail on its covariances
+    collapse_rule = "pool" if routine.starts_from_centres else options.get("on_collapse", "error")
+    for restart_seed in seeds:
+        try:
+            if distributed:
+                start = comm.agreed_start(
+                    X, lambda seed=restart_seed: _initialize(model, X, init, seed, reg_covar, init_sample_size,
+                                                             collapse_rule))
+            else:
+                start = _initialize(model, X, init, restart_seed, reg_covar, init_sample_size, collapse_rule)
+            result = _run_routine(routine, run_model, X, start, reg_covar=reg_covar, seed=restart_seed,
+                                  **options)
+        except (FloatingPointError, ValueError) as error:
+            if len(seeds) == 1:
+                raise
+            warnings.warn(f"restart with seed {restart_seed} failed: {error}", UserWarning, stacklevel=2)
+            objectives.append(float("nan"))
+            last_error = error
+            continue
+        objectives.append(result.objective)
+        if best is None or result.objective > best.objective:
+            best = result
+    if best is None:
+        raise last_error  # every restart failed
+    if distributed:
+        best.model = model  # the caller's model, not its globally resolved copy
+    best.decoder = "program" if routine.queries == "program" else "closed_form"
+    best.extras["restart_objectives"] = objectives
+    best.extras["seed"] = seed
+    best.extras["fit_settings"] = _settings(method, init, seed, n_init, reg_covar, dtype, device, chunk_size,
+                                            distributed, options)
+    return best
+
+
+def _settings(method: str, init: Any, seed: int, n_init: int, reg_covar: float, dtype: Any, device: Any,
+              chunk_size: int | None, distributed: bool, options: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of a ``fit`` call as primitives (saved with the result: how it was made).
+
+    A given initializer is named by its kind (its values are ``result.init``); an option
+    that is not a primitive (a callable step size, a tensor) is named by its type.
+    """
+    def plain(value: Any) -> Any:
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if isinstance(value, (list, tuple)) and all(isinstance(v, (bool, int, float, str)) for v in value):
+            return list(value)
+        return f"<{type(value).__name__}>"
+
+    kept = {name: plain(value) for name, value in options.items() if name != "init_responsibilities"}
+    return {"method": method, "init": init if isinstance(init, str) else f"<{type(init).__name__}>",
+            "seed": seed, "n_init": n_init, "reg_covar": reg_covar,
+            "dtype": None if dtype is None else str(dtype), "device": None if device is None else str(device),
+            "chunk_size": chunk_size, "distributed": distributed, "options": kept}
+
+
+def _run_routine(routine: Routine, *args: Any, **kwargs: Any) -> FitResult:
+    """``routine(*args, **kwargs)``, its warnings re-issued as raised by the caller of :func:`fit`.
+
+    Routines warn from various depths; recording and re-issuing here makes every
+    ``ConvergenceWarning`` point at the user's ``fit(...)`` line, where filters by
+    module and line apply as users expect.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = routine(*args, **kwargs)  # options were checked against the record up front
+    for warning in caught:
+        warnings.warn(warning.message, warning.category, stacklevel=3)
+    return result
+
+
+def _initialize(model: MixtureFamily, X: Any, init: InitSpec, seed: int | None, reg_covar: float,
+                init_sample_size: int, on_collapse: str = "error"):
+    """Initialize on the data, or on a reservoir sample of streamed data."""
+    if not isinstance(X, StreamingData):
+        return initialize(model, X, init, seed=seed, reg_covar=reg_covar, on_collapse=on_collapse)
+    if not isinstance(init, (str, dict, Params)):
+        raise ValueError("streamed data can start from an initializer name, the model's parameters or a dict; "
+                         "labels or responsibilities of every point are not supported.")
+    generator = torch.Generator().manual_seed(int(seed))
+    sample = X.reservoir_sample(check_positive_int(init_sample_size, "init_sample_size"), generator)
+    return initialize(model, sample, init, reg_covar=reg_covar, generator=generator,
+                      on_collapse=on_collapse)
+
+
+def _check_capabilities(routine: Routine, model: MixtureFamily) -> None:
+    """A clear error when the family lacks a capability the routine requires."""
+    missing = sorted(routine.requires - model.capabilities)
+    if not missing:
+        return
+    working = sorted(name for name, r in ROUTINES.items() if r.requires <= model.capabilities)
+    raise ValueError(f"method {routine.name!r} needs the capabilit{'ies' if len(missing) > 1 else 'y'} "
+                     f"{missing} of the mixture family, which {type(model).__name__} does not have "
+                     f"(it has {sorted(model.capabilities)}). Methods that work with it: {working}.")

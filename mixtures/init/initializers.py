@@ -1,0 +1,145 @@
+"""Initializers: where a routine starts.
+
+``init`` may be:
+
+* the family's parameters (``MixtureParams`` for a Gaussian mixture: used as they are,
+  cast to the data's dtype/device) or a dict of some of them (the family fills in the
+  rest: for a Gaussian ``locs`` and optionally ``weights`` (default equal) and
+  ``covariances`` (default: the data's covariance for every component) -- e.g. initial
+  centres ``{"locs": centres}`` for k-means or k-medians);
+* a partition: integer labels ``(N,)`` with exactly K distinct values (any
+  values: they are mapped to ``0..K-1`` in sorted order), seed notebook 002;
+* responsibilities ``(N, K)`` (non-negative rows summing to 1);
+* ``"random"``: random responsibilities (uniform draws, normalized per point);
+* ``"random_from_data"``: K distinct data points as centres, equal weights (for a
+  Gaussian: the data's own covariance for every component, as seed notebook 003 does;
+  scikit-learn instead starts from one-point clusters);
+* ``"kmeans++"``: D²-sampling of K centres (Arthur & Vassilvitskii 2007), then
+  one hard M step on the nearest-centre partition;
+* ``"kmeans"``: Lloyd's k-means from k-means++ centres, then one hard M step.
+
+Partitions and responsibilities become parameters through the family's M step (the
+same as EM's, with ``reg_covar``): the initializers here are family-agnostic and ask the
+model (:class:`~mixtures.core.family.MixtureFamily`'s initialization hooks). Random
+initializers take a ``torch.Generator``, so a seed reproduces them bit for bit on CPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mixtures.core.family import MixtureFamily
+from mixtures.core.params import Params
+from mixtures.core.validation import make_generator
+from mixtures.errors import DataError, ParameterError
+from mixtures.kernels.kmeans import assign, kmeans_plusplus, lloyd
+
+INITIALIZERS = ("kmeans", "kmeans++", "random", "random_from_data")
+InitSpec = str | Params | dict | Tensor | np.ndarray
+
+
+def params_from_labels(model: MixtureFamily, X: Tensor, labels: Tensor, reg_covar: float = 1e-6,
+                       on_collapse: str = "error") -> Params:
+    """The family's M step from a hard partition ``labels`` ``(N,)`` with values in ``0..K-1``."""
+    resp = torch.nn.functional.one_hot(labels, model.n_components).to(X.dtype)
+    return model.params_from_responsibilities(X, resp, reg_covar, on_collapse)
+
+
+def _labels_from_array(model: MixtureFamily, X: Tensor, labels: Tensor) -> Tensor:
+    if labels.shape[0] != X.shape[0]:
+        raise DataError(f"init labels have {labels.shape[0]} entries but X has {X.shape[0]} points.")
+    values, inverse = torch.unique(labels, return_inverse=True)
+    if values.numel() != model.n_components:
+        raise DataError(
+            f"init labels have {values.numel()} distinct values ({values.tolist()[:10]}) but the model "
+            f"has K={model.n_components} components; give a partition with exactly K groups.")
+    return inverse.to(X.device)
+
+
+def _responsibilities_from_array(model: MixtureFamily, X: Tensor, resp: Tensor) -> Tensor:
+    expected = (X.shape[0], model.n_components)
+    if tuple(resp.shape) != expected:
+        raise DataError(f"init responsibilities must have shape (N, K) = {expected}; got {tuple(resp.shape)}.")
+    resp = resp.to(dtype=X.dtype, device=X.device)
+    if not torch.isfinite(resp).all() or (resp < 0).any():
+        raise DataError("init responsibilities must be finite and non-negative.")
+    if not torch.allclose(resp.sum(-1), torch.ones_like(resp[:, 0]), atol=1e-6):
+        raise DataError("init responsibilities must sum to 1 over components for every point.")
+    return resp
+
+
+def initial_responsibilities(model: MixtureFamily, X: Tensor, init: InitSpec) -> Tensor | None:
+    """The responsibilities ``(N, K)`` a partition or responsibility ``init`` gives, else None.
+
+    Routines whose natural starting point is a ``q(z)`` (variational Bayes) start
+    from these exactly instead of from the parameters of their M step.
+    """
+    if isinstance(init, (str, dict, Params)):
+        return None
+    array = init if isinstance(init, Tensor) else torch.as_tensor(np.asarray(init))
+    if array.dim() == 1:
+        labels = _labels_from_array(model, X, array)
+        return torch.nn.functional.one_hot(labels, model.n_components).to(X.dtype)
+    if array.dim() == 2:
+        return _responsibilities_from_array(model, X, array)
+    return None
+
+
+def initialize(model: MixtureFamily, X: Tensor, init: InitSpec = "kmeans", seed: int | None = 0,
+               reg_covar: float = 1e-6, generator: torch.Generator | None = None,
+               on_collapse: str = "error") -> Params:
+    """Starting parameters for ``model`` on data ``X`` ``(N, D)``.
+
+    Args:
+        model: the mixture specification (any family).
+        X: validated data.
+        init: see the module docstring.
+        seed: seeds the random initializers (ignored when ``generator`` is given).
+        reg_covar: added to covariance diagonals of M-step-based initializers.
+        on_collapse: a singular covariance of an M-step-based initializer is an error
+            (``"error"``), takes the data's covariance (``"reseed"``), or is built by
+            k-means' lenient rule (``"pool"``: for routines that use only the centres).
+    """
+    if generator is None:
+        generator = make_generator(seed)  # None: fresh OS entropy, as everywhere
+    D = X.shape[1]
+    if isinstance(init, Params):
+        if init.n_features != D:
+            raise ParameterError(f"init parameters have D={init.n_features} but X has {D} features.")
+        return model.check_params(init.to(dtype=X.dtype, device=X.device))
+    if isinstance(init, dict):
+        return model.params_from_dict(init, X, reg_covar, on_collapse)
+    if isinstance(init, str):
+        return _named_start(model, X, init, generator, reg_covar, on_collapse)
+    if init is None or isinstance(init, (bool, int, float)):
+        raise ValueError(f"cannot initialize from {init!r}; give an initializer name {list(INITIALIZERS)}, "
+                         "the model's parameters, a dict, labels (N,) or responsibilities (N, K).")
+    array = init if isinstance(init, Tensor) else torch.as_tensor(np.asarray(init))
+    if array.dim() == 1:
+        if array.is_floating_point() and not torch.equal(array, array.round()):
+            raise DataError("init labels must be integers.")
+        return params_from_labels(model, X, _labels_from_array(model, X, array), reg_covar, on_collapse)
+    if array.dim() == 2:
+        return model.params_from_responsibilities(X, _responsibilities_from_array(model, X, array),
+                                                  reg_covar, on_collapse)
+    raise ValueError(f"cannot initialize from {type(init).__name__} of shape {tuple(array.shape)}; "
+                     "give labels (N,) or responsibilities (N, K).")
+
+
+def _named_start(model: MixtureFamily, X: Tensor, init: str, generator: torch.Generator, reg_covar: float,
+                 on_collapse: str) -> Params:
+    K, N = model.n_components, X.shape[0]
+    if init == "random":
+        resp = torch.rand(N, K, generator=generator, dtype=torch.float64).to(X)
+        return model.params_from_responsibilities(X, resp / resp.sum(-1, keepdim=True), reg_covar, on_collapse)
+    if init == "random_from_data":
+        chosen = torch.randperm(N, generator=generator)[:K].to(X.device)
+        return model.params_from_centres(X, X[chosen], reg_covar, on_collapse)
+    if init in ("kmeans++", "kmeans"):
+        centers = kmeans_plusplus(X, K, generator)
+        labels = lloyd(X, centers)[1] if init == "kmeans" else assign(X, centers)[0]
+        return params_from_labels(model, X, labels, reg_covar, on_collapse)
+    raise ValueError(f"unknown init {init!r}; choose one of {list(INITIALIZERS)}, or give the model's "
+                     "parameters, a dict, labels (N,) or responsibilities (N, K).")

@@ -1,0 +1,268 @@
+"""k-means math on points, shared by initializers, the k-means routines and the families.
+
+Nearest-centre assignment (L2 or L1), centre updates (means or coordinate-wise medians),
+Lloyd's iterations over any data source (one pass per iteration, streamed or distributed),
+and k-means++ seeding. Nothing here knows a mixture family: the routines turn a partition
+into a mixture through the family (its ``partition_mixture`` capability).
+
+Empty clusters are handled by one documented rule: the point farthest from its own
+centre (taken from a cluster that keeps at least one other point) becomes the empty
+cluster's centre and member, so no centre is ever undefined. Convergence: no assignment
+changed, or the squared centre shift summed over clusters fell below ``tol`` times the
+mean per-feature variance of the data (scikit-learn's rule).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mixtures.core import comm
+from mixtures.core.chunks import chunk_size_for, iter_chunks
+from mixtures.core.stream import StreamingData, iter_data
+
+METRICS = ("l2", "l1")
+
+
+def kmeans_plusplus(X: Tensor, n_clusters: int, generator: torch.Generator) -> Tensor:
+    """k-means++ seeding: centres ``(K, D)`` drawn with probability ∝ squared distance."""
+    N = X.shape[0]
+    first = int(torch.randint(N, (1,), generator=generator))
+    centers = [X[first]]
+    closest = (X - X[first]).square().sum(-1)
+    for _ in range(1, n_clusters):  # loop over clusters, never over points
+        total = closest.sum()
+        probabilities = closest / total if total > 0 else torch.full_like(closest, 1.0 / N)
+        index = int(torch.multinomial(probabilities.cpu(), 1, generator=generator))
+        centers.append(X[index])
+        closest = torch.minimum(closest, (X - X[index]).square().sum(-1))
+    return torch.stack(centers)
+
+
+def assign(X: Tensor, centers: Tensor, metric: str = "l2") -> tuple[Tensor, Tensor]:
+    """Nearest centre of every point: ``(labels (N,), distances (N,))``.
+
+    ``distances`` are squared Euclidean for ``"l2"`` and L1 for ``"l1"``.
+    """
+    K, D = centers.shape
+    labels = torch.empty(X.shape[0], dtype=torch.long, device=X.device)
+    distances = torch.empty(X.shape[0], dtype=X.dtype, device=X.device)
+    center_norms = centers.square().sum(-1)
+    for rows in iter_chunks(X.shape[0], chunk_size_for(K, D)):
+        x = X[rows]
+        if metric == "l2":
+            d = (x.square().sum(-1, keepdim=True) - 2.0 * x @ centers.T + center_norms).clamp_min_(0)
+        else:
+            d = torch.cdist(x, centers, p=1)
+        distances[rows], labels[rows] = d.min(-1)
+    return labels, distances
+
+
+def update_centers(X: Tensor, labels: Tensor, n_clusters: int, metric: str = "l2") -> Tensor:
+    """Means (``"l2"``) or coordinate-wise medians (``"l1"``) of every cluster ``(K, D)``.
+
+    Every cluster must be non-empty (see :func:`fill_empty_clusters`). The median
+    of an even number of values is the average of the middle two, as numpy's.
+    """
+    if metric == "l2":
+        sums = X.new_zeros(n_clusters, X.shape[1]).index_add_(0, labels, X)
+        counts = torch.bincount(labels, minlength=n_clusters).to(X.dtype)
+        return sums / counts[:, None]
+    order = torch.argsort(labels, stable=True)
+    groups = torch.split(X[order], torch.bincount(labels, minlength=n_clusters).tolist())
+    return torch.stack([torch.quantile(group, 0.5, dim=0) for group in groups])  # loop over K
+
+
+def fill_empty_clusters(labels: Tensor, distances: Tensor, n_clusters: int) -> tuple[Tensor, list[int]]:
+    """Give every empty cluster the farthest point of a cluster that can spare one."""
+    counts = torch.bincount(labels, minlength=n_clusters)
+    empty = torch.nonzero(counts == 0).reshape(-1).tolist()
+    if not empty:
+        return labels, []
+    labels = labels.clone()
+    distances = distances.clone()
+    for cluster in empty:  # loop over (few) empty clusters, never over points
+        spare = counts[labels] > 1
+        candidates = torch.where(spare, distances, torch.full_like(distances, -1.0))
+        point = int(candidates.argmax())
+        if candidates[point] < 0:
+            raise ValueError(
+                f"cannot fill empty cluster {cluster}: fewer points than clusters. "
+                "Use fewer components."
+            )
+        counts[labels[point]] -= 1
+        counts[cluster] += 1
+        labels[point] = cluster
+        distances[point] = -1.0
+    return labels, empty
+
+
+def _farthest(candidates: tuple[Tensor, Tensor, Tensor] | None, points: Tensor, distances: Tensor,
+              labels: Tensor, keep: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Merge a chunk into the running top-``keep`` farthest points ``(points, distances, labels)``."""
+    if candidates is not None:
+        points = torch.cat([candidates[0], points])
+        distances = torch.cat([candidates[1], distances])
+        labels = torch.cat([candidates[2], labels])
+    top = torch.topk(distances, min(keep, distances.shape[0])).indices
+    return points[top], distances[top], labels[top]
+
+
+def lloyd_pass(X: Tensor | StreamingData, centers: Tensor, chunk_size: int | None = None,
+               keep_labels: bool = True, distributed: bool = False):
+    """One pass of Lloyd's algorithm: assignments to ``centers`` and what the update needs.
+
+    Returns ``(sums (K, D), counts (K,), inertia, farthest, labels)`` where
+    ``farthest`` holds the K points farthest from their centres (for empty
+    clusters), ``(points (K, D), distances (K,), labels (K,))`` by decreasing
+    distance, and ``labels`` ``(N,)`` is None for streamed data.
+
+    ``distributed``: ``X`` is this rank's shard; ``sums``, ``counts`` and
+    ``inertia`` are summed over ranks and ``farthest`` is the K farthest points of
+    all ranks (:func:`mixtures.core.comm.global_farthest`), identical on every
+    rank; ``labels`` stay this rank's.
+    """
+    K, D = centers.shape
+    sums = centers.new_zeros(K, D)
+    counts = centers.new_zeros(K)
+    inertia = 0.0
+    farthest = None
+    labels = [] if keep_labels and isinstance(X, Tensor) else None
+    for chunk in iter_data(X, chunk_size or chunk_size_for(K, D)):
+        chunk_labels, distances = assign(chunk, centers)
+        sums.index_add_(0, chunk_labels, chunk)
+        counts += torch.bincount(chunk_labels, minlength=K).to(counts.dtype)
+        inertia += float(distances.sum())
+        farthest = _farthest(farthest, chunk, distances, chunk_labels, K)
+        if labels is not None:
+            labels.append(chunk_labels)
+    if distributed:
+        sums, counts, total = comm.all_reduce_sum(
+            sums, counts, torch.tensor(inertia, dtype=torch.float64, device=sums.device))
+        inertia = float(total)
+        farthest = comm.global_farthest(farthest, K, centers)
+    return sums, counts, inertia, farthest, (torch.cat(labels) if labels is not None else None)
+
+
+def _relocate_empty(sums: Tensor, counts: Tensor, farthest: tuple[Tensor, Tensor, Tensor]) -> list[int]:
+    """Move the farthest points into empty clusters (in place), as scikit-learn does.
+
+    ``farthest`` is ``(points (k, D), distances (k,), labels (k,))`` by decreasing
+    distance; rows with distance ``-inf`` are padding (distributed runs), never used.
+    """
+    empty = torch.nonzero(counts == 0).reshape(-1).tolist()
+    points, distances, labels = farthest
+    available = int(torch.isfinite(distances).sum())  # padding sorts last
+    candidate = 0
+    for cluster in empty:  # loop over (few) empty clusters, never over points
+        while candidate < available and counts[labels[candidate]] <= 1:
+            candidate += 1
+        if candidate == available:
+            raise ValueError(f"cannot fill empty cluster {cluster}: fewer points than clusters. "
+                             "Use fewer components.")
+        donor = int(labels[candidate])
+        sums[donor] -= points[candidate]
+        counts[donor] -= 1
+        sums[cluster] = points[candidate]
+        counts[cluster] = 1
+        candidate += 1
+    return empty
+
+
+def mean_variance(X: Tensor | StreamingData, distributed: bool = False) -> float:
+    """Mean per-feature variance of the data (scikit-learn's scale for ``tol``), in one pass.
+
+    ``distributed``: of all ranks' data (moments about rank 0's shift, all-reduced).
+    """
+    if distributed:
+        n, _, first, second = comm.centred_moments(X)
+        return float((second / n - (first / n).square()).mean()) if n > 1 else 0.0
+    if isinstance(X, Tensor):
+        return float(X.var(0, unbiased=False).mean()) if X.shape[0] > 1 else 0.0
+    total, first, second = 0, 0.0, 0.0
+    shift = X.head(1)[0]  # centring avoids cancellation in E[x²] - E[x]²
+    for chunk in iter_data(X, 1 << 16):
+        centred = chunk - shift
+        total += chunk.shape[0]
+        first = first + centred.sum(0)
+        second = second + centred.square().sum(0)
+    return float((second / total - (first / total).square()).mean())
+
+
+def lloyd(X: Tensor | StreamingData, centers: Tensor, metric: str = "l2", max_iter: int = 300,
+          tol: float = 1e-4, on_iteration: Any = None, chunk_size: int | None = None,
+          distributed: bool = False) -> tuple[Tensor, Tensor | None, float, int, bool]:
+    """Lloyd iterations from ``centers`` ``(K, D)``.
+
+    L2 runs one pass per iteration (any data source, scikit-learn's loop: assign
+    and accumulate, relocate empty clusters to the farthest points, stop when the
+    statistics are unchanged or the centre shift is below ``tol`` times the mean
+    variance). L1 (k-medians) needs every cluster's members for its medians and
+    runs in memory.
+
+    Returns ``(centers, labels, objective, n_iter, converged)`` where ``objective``
+    is the inertia (``"l2"``) or sum of L1 distances (``"l1"``) of the returned
+    labels to the returned centres (labels None for streamed data).
+    ``on_iteration(iteration, centers, labels, objective)`` is called after every update.
+
+    ``distributed`` (L2 only): ``X`` is this rank's shard; every pass's sums,
+    counts, inertia and farthest points are combined over ranks
+    (:func:`lloyd_pass`), so every rank takes the same steps as one process on all
+    the data, and returns the same centres (``labels`` of its own shard).
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}; got {metric!r}.")
+    if distributed and metric != "l2":
+        raise ValueError("distributed k-medians is not supported (medians do not add up over shards); "
+                         "use k-means (metric='l2') or fit in one process.")
+    if metric == "l1":
+        if not isinstance(X, Tensor):
+            raise ValueError("k-medians needs the data in memory (medians are not additive over chunks).")
+        return _lloyd_l1(X, centers, max_iter, tol, on_iteration)
+    threshold = tol * mean_variance(X, distributed)
+    previous = None
+    converged = False
+    iteration = 0
+    for iteration in range(1, max_iter + 1):
+        sums, counts, _, farthest, _ = lloyd_pass(X, centers, chunk_size, keep_labels=False,
+                                                  distributed=distributed)
+        _relocate_empty(sums, counts, farthest)
+        new_centers = sums / counts[:, None]
+        shift = float((new_centers - centers).square().sum())
+        # unchanged assignments give bit-identical sums: the strict fixed point
+        fixed_point = (previous is not None and torch.equal(counts, previous[0])
+                       and torch.equal(sums, previous[1]))
+        previous = (counts, sums)
+        centers = new_centers
+        if on_iteration is not None:
+            on_iteration(iteration, centers, None, math.nan)
+        if fixed_point or shift <= threshold:
+            converged = True
+            break
+    _, _, inertia, _, labels = lloyd_pass(X, centers, chunk_size, distributed=distributed)
+    return centers, labels, inertia, iteration, converged
+
+
+def _lloyd_l1(X: Tensor, centers: Tensor, max_iter: int, tol: float, on_iteration: Any):
+    K = centers.shape[0]
+    threshold = tol * mean_variance(X)
+    labels, distances = assign(X, centers, "l1")
+    converged = False
+    iteration = 0
+    for iteration in range(1, max_iter + 1):
+        labels, _ = fill_empty_clusters(labels, distances, K)
+        new_centers = update_centers(X, labels, K, "l1")
+        shift = float((new_centers - centers).square().sum())
+        centers = new_centers
+        new_labels, distances = assign(X, centers, "l1")
+        if on_iteration is not None:
+            on_iteration(iteration, centers, new_labels, float(distances.sum()))
+        if torch.equal(new_labels, labels) or shift <= threshold:
+            labels = new_labels
+            converged = True
+            break
+        labels = new_labels
+    return centers, labels, float(distances.sum()), iteration, converged
