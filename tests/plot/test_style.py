@@ -1,0 +1,33 @@
+"""Tests of mixtures.plot.style: one colour map per run, symlog ticks."""
+
+from __future__ import annotations
+
+import pytest
+
+from mixtures import plot
+
+
+def test_method_colors_are_one_map_for_every_plot(data, results, render):
+    X, _ = data
+    colors = plot.method_colors(["EM", "hard-EM", "k-means", "MAP"])
+    assert colors == {"EM": "C0", "hard-EM": "C1", "k-means": "C2", "MAP": "C3"}
+    fig, axes = plot.subplots(1, 3)
+    # a figure showing a subset keeps each method's colour
+    plot.plot_mixture(axes[0], X, {"hard-EM": results["hard_em"]}, colors=colors)
+    assert axes[0].lines[0].get_color() == "C1"
+    plot.plot_traces(axes[1], {"MAP": results["em"].history}, n_points=X.shape[0], colors=colors, legend=False)
+    assert axes[1].lines[0].get_color() == "C3" and axes[1].get_legend() is None
+    plot.plot_weight_intervals(axes[2], {"k-means": results["em"]}, colors=colors)
+    assert tuple(axes[2].collections[0].get_facecolor()[0]) == pytest.approx(
+        __import__("matplotlib").colors.to_rgba("C2"))
+    render(fig, "colors")
+
+
+def test_symlog_ticks_leave_room_between_zero_and_the_first_decade():
+    fig, ax = plot.subplots()
+    ax.plot([0, 1e-4, 1e-2, 3.0], [0, 1, 2, 3])
+    ax.set_xscale("symlog", linthresh=1e-4)
+    plot.symlog_ticks(ax, "x", 1e-4, 3.0)
+    assert list(ax.get_xticks()) == pytest.approx([0.0, 1e-3, 1e-2, 1e-1, 1.0])  # none past the data
+    plot.symlog_ticks(ax, "x", 1e-12, 1.0, max_ticks=5)  # many decades: thinned
+    assert len(ax.get_xticks()) <= 6 and ax.get_xticks()[0] == 0.0
