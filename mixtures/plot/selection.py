@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from mixtures.plot.inputs import is_finite_number
-from mixtures.plot.style import COVARIANCE_STYLES
+from mixtures.plot.style import COVARIANCE_STYLES, covariance_style
 
 #: (covariance type, K) -> (singular, bic) of the row shown there
 _Cells = dict[tuple[str, int], tuple[bool, float]]
@@ -83,10 +83,13 @@ def _best_per_cell(table: Iterable[Mapping[str, Any]]) -> _Cells:
 
 
 def _type_styles(types: set[str]) -> dict[str, tuple[str, str]]:
-    """``{type: (colour, marker)}`` in legend order: known types in their order, then others by name."""
-    known = list(COVARIANCE_STYLES)
-    ordered = sorted(types, key=lambda name: (known.index(name) if name in known else len(known), name))
-    return {name: COVARIANCE_STYLES.get(name, (f"C{(4 + j) % 10}", "v")) for j, name in enumerate(ordered)}
+    """``{type: (colour, marker)}`` in legend order: registered types in registration order with their
+    styles, then types the registry does not know (a table from elsewhere) by name, continuing the cycle."""
+    registered = list(COVARIANCE_STYLES)
+    styles = {name: COVARIANCE_STYLES[name] for name in registered if name in types}
+    unknown = sorted(name for name in types if name not in styles)
+    styles.update({name: covariance_style(len(registered) + i) for i, name in enumerate(unknown)})
+    return styles
 
 
 def _zoom_floor(regular: list[float]) -> float | None:

@@ -7,22 +7,52 @@ every figure of a run shows a method (or a covariance type) the same way.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-#: one colour per covariance type, shared by every BIC plot
-COVARIANCE_STYLES = {
-    "full": ("tab:blue", "o"),
-    "tied": ("tab:orange", "s"),
-    "diag": ("tab:green", "^"),
-    "spherical": ("tab:red", "D"),
-}
+from mixtures import covariance
+
 #: the true mixture: dashed black outlines
 TRUTH_STYLE = {"edgecolor": "black", "linestyle": "--", "linewidth": 1.5}
 #: markers cycled per method where lines may coincide (EM and an unregularized MAP)
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
 #: line styles cycled with the markers
 LINESTYLES = ("-", "--", "-.", ":")
+#: colours cycled over the covariance types (matplotlib's tab10, named: the cycle of rcParams may differ)
+_COVARIANCE_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink",
+                      "tab:gray", "tab:olive", "tab:cyan")
+
+
+def covariance_style(position: int) -> tuple[str, str]:
+    """``(colour, marker)`` of the covariance type at ``position`` in registration order."""
+    return _COVARIANCE_COLORS[position % len(_COVARIANCE_COLORS)], MARKERS[position % len(MARKERS)]
+
+
+class _CovarianceStyles(Mapping[str, tuple[str, str]]):
+    """``{covariance type: (colour, marker)}`` over :data:`mixtures.covariance.COVARIANCE_TYPES`.
+
+    Read from the registry on every access (not copied at import), so a covariance
+    type registered there gets the next style of the cycle without a change here.
+    """
+
+    def __getitem__(self, name: str) -> tuple[str, str]:
+        names = list(covariance.COVARIANCE_TYPES)
+        if name not in names:
+            raise KeyError(name)
+        return covariance_style(names.index(name))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(covariance.COVARIANCE_TYPES))
+
+    def __len__(self) -> int:
+        return len(covariance.COVARIANCE_TYPES)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+#: one (colour, marker) per registered covariance type, shared by every BIC plot
+COVARIANCE_STYLES: Mapping[str, tuple[str, str]] = _CovarianceStyles()
 
 
 def method_colors(names: Iterable[str]) -> dict[str, str]:

@@ -31,3 +31,38 @@ def test_symlog_ticks_leave_room_between_zero_and_the_first_decade():
     assert list(ax.get_xticks()) == pytest.approx([0.0, 1e-3, 1e-2, 1e-1, 1.0])  # none past the data
     plot.symlog_ticks(ax, "x", 1e-12, 1.0, max_ticks=5)  # many decades: thinned
     assert len(ax.get_xticks()) <= 6 and ax.get_xticks()[0] == 0.0
+
+
+#: the styles BIC plots gave today's four covariance types when they were written out by hand
+STYLES_OF_THE_FIRST_FOUR = {"full": ("tab:blue", "o"), "tied": ("tab:orange", "s"), "diag": ("tab:green", "^"),
+                            "spherical": ("tab:red", "D")}
+
+
+def test_covariance_styles_follow_the_registered_types():
+    from mixtures.covariance import COVARIANCE_TYPES
+
+    assert list(plot.COVARIANCE_STYLES) == list(COVARIANCE_TYPES)
+    assert {name: plot.COVARIANCE_STYLES[name] for name in STYLES_OF_THE_FIRST_FOUR} == STYLES_OF_THE_FIRST_FOUR
+    assert len(set(plot.COVARIANCE_STYLES.values())) == len(COVARIANCE_TYPES)  # no two types look alike
+    assert plot.COVARIANCE_STYLES.get("no such type") is None
+
+
+def test_a_newly_registered_covariance_type_gets_a_style(monkeypatch, render):
+    from mixtures import covariance
+
+    assert "banded" not in plot.COVARIANCE_STYLES
+    # registered after mixtures.plot was imported: the styles are read from the registry, not copied
+    monkeypatch.setitem(covariance.COVARIANCE_TYPES, "banded", covariance.COVARIANCE_TYPES["diag"])
+    style = plot.COVARIANCE_STYLES["banded"]
+    assert style not in [plot.COVARIANCE_STYLES[name] for name in plot.COVARIANCE_STYLES if name != "banded"]
+    table = [{"n_components": k, "covariance_type": cov_type, "bic": 100.0 + 10 * k + offset}
+             for cov_type, offset in (("banded", 0.0), ("full", 5.0), ("unregistered", 9.0)) for k in (1, 2, 3)]
+    fig, ax = plot.subplots()
+    plot.plot_bic(ax, table)
+    lines = {line.get_label(): (line.get_color(), line.get_marker()) for line in ax.lines}
+    assert lines["banded"] == style
+    assert lines["full"] == STYLES_OF_THE_FIRST_FOUR["full"]
+    # a type the registry does not know still gets its own style, after the registered ones in the legend
+    assert lines["unregistered"] not in plot.COVARIANCE_STYLES.values()
+    assert [label for label in lines] == ["full", "banded", "unregistered"]
+    render(fig, "bic_new_type")
