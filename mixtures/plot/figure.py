@@ -8,14 +8,16 @@ to leak memory in long experiment runs.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from mixtures.core.files import atomic_write_with
 
 #: image suffixes that :func:`save_figure` drops from a path (``"fig.png"`` means ``"fig"``)
 _KNOWN_SUFFIXES = {".png", ".pdf", ".svg", ".eps", ".ps", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"}
@@ -56,8 +58,9 @@ def save_figure(fig: Any, path: str | os.PathLike, formats: Sequence[str] = ("pn
                 ) -> list[Path]:
     """Write ``fig`` as ``<path>.<format>`` for each format, atomically.
 
-    Each file is rendered to a temporary file in the destination directory and
-    renamed over the target, so readers never see a half-written figure. A
+    Each file is written through :func:`mixtures.core.files.atomic_writer` (a
+    temporary file beside the target with the usual permissions, fsync-ed, then
+    renamed over it), so readers never see a half-written figure. A
     suffix already on ``path`` that names an image format is dropped
     (``"fig.png"`` and ``"fig"`` give the same files). Parent directories are
     created. PDFs carry no creation date, so reruns give identical files.
@@ -74,19 +77,11 @@ def save_figure(fig: Any, path: str | os.PathLike, formats: Sequence[str] = ("pn
     for fmt in formats:  # all checked before any is written
         if fmt not in supported:
             raise ValueError(f"unsupported figure format {fmt!r}; choose from {sorted(supported)}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in formats:
         target = path.parent / f"{path.name}.{fmt}"
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{fmt}.tmp", dir=path.parent)
-        os.close(handle)
-        try:
-            metadata = {"CreationDate": None} if fmt == "pdf" else None
-            fig.savefig(temporary, format=fmt, dpi=dpi, metadata=metadata)
-            os.replace(temporary, target)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            raise
+        metadata = {"CreationDate": None} if fmt == "pdf" else None  # no date: reruns give identical PDFs
+        atomic_write_with(target, functools.partial(fig.savefig, format=fmt, dpi=dpi, metadata=metadata),
+                          make_parents=True)
         written.append(target)
     return written

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 
@@ -26,6 +28,35 @@ def test_save_figure_png_and_pdf_atomically(tmp_path, assert_png):
     with pytest.raises(ValueError, match="unsupported figure format"):
         plot.save_figure(fig, tmp_path / "x", formats=("docx",))
     assert not (tmp_path / "x.docx").exists()
+
+
+
+@pytest.mark.parametrize("fmt, magic", [("svg", b"<?xml"), ("eps", b"%!PS-Adobe-3.0 EPSF"), ("ps", b"%!PS")])
+def test_save_figure_text_formats_through_the_binary_atomic_stream(tmp_path, fmt, magic):
+    fig, ax = plot.subplots()
+    ax.plot([0, 1], [0, 1])
+    (path,) = plot.save_figure(fig, tmp_path / f"figure.{fmt}", formats=fmt)
+    assert path == tmp_path / f"figure.{fmt}" and path.read_bytes().startswith(magic)
+
+
+def test_save_figure_gets_normal_permissions_and_leaves_nothing_on_failure(tmp_path, monkeypatch):
+    fig, ax = plot.subplots()
+    ax.plot([0, 1], [0, 1])
+    (path,) = plot.save_figure(fig, tmp_path / "figure")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # the umask's, not mkstemp's private 0600
+    before = path.read_bytes()
+
+    def fail_halfway(stream, **kwargs):
+        stream.write(b"\x89PNG half a figure")
+        raise RuntimeError("renderer died")
+
+    monkeypatch.setattr(fig, "savefig", fail_halfway)
+    with pytest.raises(RuntimeError, match="renderer died"):
+        plot.save_figure(fig, tmp_path / "figure")
+    assert path.read_bytes() == before  # the old figure stays whole
+    assert [p.name for p in tmp_path.iterdir()] == ["figure.png"]  # and no temporary is left
 
 
 def test_importing_and_plotting_never_touch_pyplot():
