@@ -15,6 +15,7 @@ from mixtures import _compat, data
 from mixtures.core.history import History
 from mixtures.core.posterior import Posterior
 from mixtures.core.result import FitResult
+from mixtures.core.version import VERSION
 from mixtures.errors import (
     ConvergenceWarning,
     DataError,
@@ -30,7 +31,7 @@ from mixtures.io import load
 
 _compat.install()
 
-__version__ = "0.2.0"
+__version__ = VERSION
 
 __all__ = [
     "GaussianMixture", "GaussianPrior", "MixtureParams", "PoissonMixture", "PoissonPrior", "PoissonParams",

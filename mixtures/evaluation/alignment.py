@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from mixtures.core.params import Params
@@ -107,8 +108,6 @@ def align_components(fitted: MixtureParams | FitResult, truth: MixtureParams,
     Raises:
         ParameterError: different numbers of components or of features.
     """
-    from scipy.optimize import linear_sum_assignment
-
     fitted, truth = as_params(fitted, "fitted"), as_params(truth, "truth")
     _check_comparable(fitted, truth)
     costs = component_cost_matrix(fitted, truth, cost).detach().cpu().double().numpy()

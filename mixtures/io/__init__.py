@@ -64,6 +64,7 @@ import mixtures.families  # noqa: F401  (registers every family, so files of any
 from mixtures.core import result as result_module
 from mixtures.core.files import atomic_write_with
 from mixtures.core.result import FitResult
+from mixtures.core.version import VERSION
 from mixtures.inference.registry import ROUTINES
 from mixtures.io.state import (
     FormatError,
@@ -132,8 +133,6 @@ def result_to_state(result: FitResult, warn: bool = False) -> dict[str, Any]:
     """
     if not isinstance(result, FitResult):
         raise TypeError(f"save_result needs a mixtures.FitResult; got {type(result).__name__}.")
-    import mixtures  # the package's version: mixtures/__init__ imports this module
-
     extras, stringified = portable(result.extras, "extras")
     posterior, stringified_posterior = (None, []) if result.posterior is None else posterior_state(result.posterior)
     if warn:
@@ -144,7 +143,7 @@ def result_to_state(result: FitResult, warn: bool = False) -> dict[str, Any]:
     return {
         "format": FORMAT_NAME,
         "format_version": list(FORMAT_VERSION),
-        "mixtures_version": str(getattr(mixtures, "__version__", "unknown")),
+        "mixtures_version": VERSION,
         "torch_version": str(torch.__version__),
         "model": model_to_state(result.model),
         "params": params_tensors(result.params),
