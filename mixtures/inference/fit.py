@@ -90,61 +90,77 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
         seed = fresh_seed()
     n_init = check_positive_int(n_init, "n_init")
     reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
-    streamed = is_streaming_source(X)
-    if streamed:
-        if not routine.streaming:
-            streaming = sorted(name for name, r in ROUTINES.items() if r.streaming)
-            raise ValueError(f"method {method!r} needs the data in memory; streamed data works with {streaming}.")
-        if model.prior is not None:
-            raise ValueError("priors resolve their defaults from the data: load the data in memory, or "
-                             "fit without a prior when streaming.")
-        X = as_stream(X, dtype=dtype, device=device, chunk_size=chunk_size)
-        options = {**options, "chunk_size": chunk_size or X.chunk_size}
-    else:
-        X = as_data(X, dtype=dtype, device=device)
-        model.validate_data(X)
-        if chunk_size is not None:
-            options = {**options, "chunk_size": chunk_size}
+    X, options = _prepared_data(model, routine, X, dtype, device, chunk_size, options)
+    run_model = model
     if distributed:
         comm.check_initialized()
         if not routine.distributed:
             supported = sorted(name for name, r in ROUTINES.items() if r.distributed)
             raise ValueError(f"method {method!r} does not run distributed yet; use one of {supported}.")
         options = {**options, "distributed": True}
-        N = comm.global_count(X.shape[0], X.device)
         # every rank must see the same prior: its defaults come from all the data, not the shard
         run_model = model.with_global_prior(X)
-    else:
-        N = X.shape[0]
-        run_model = model
+    N = comm.global_count(X.shape[0], X.device) if distributed else X.shape[0]
     if model.n_components > N:
         raise DataError(f"X has {N} point(s), fewer than the model's K={model.n_components} "
                         "components; use fewer components or more data.")
-    random_init = isinstance(init, str)
-    seeds = spawn_seeds(seed, n_init) if (random_init and n_init > 1) else [seed]
-    best: FitResult | None = None
-    objectives: list[float] = []
-    last_error: Exception | None = None
     if routine.takes_responsibilities:
         resp = initial_responsibilities(model, X, init)
         if resp is not None:
             options = {**options, "init_responsibilities": resp}
     # routines that use only the start's centres (k-means, k-medians) never fail on its covariances
     collapse_rule = "pool" if routine.starts_from_centres else options.get("on_collapse", "error")
+
+    def start_of(restart_seed: int) -> Params:
+        make = lambda: _initialize(model, X, init, restart_seed, reg_covar, init_sample_size, collapse_rule)  # noqa: E731
+        return comm.agreed_start(X, make) if distributed else make()
+
+    seeds = spawn_seeds(seed, n_init) if (isinstance(init, str) and n_init > 1) else [seed]
+    best, objectives = _best_of_restarts(routine, run_model, X, seeds, start_of, reg_covar, options)
+    best.model = model  # the caller's model (not a distributed run's globally resolved copy)
+    best.decoder = "program" if routine.queries == "program" else "closed_form"
+    best.extras["restart_objectives"] = objectives
+    best.extras["seed"] = seed
+    best.extras["fit_settings"] = _settings(method, init, seed, n_init, reg_covar, dtype, device, chunk_size,
+                                            distributed, options)
+    return best
+
+
+def _prepared_data(model: MixtureFamily, routine: Routine, X: Any, dtype: Any, device: Any,
+                   chunk_size: int | None, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The data validated (in memory) or wrapped (streamed), and the options it adds."""
+    if not is_streaming_source(X):
+        X = as_data(X, dtype=dtype, device=device)
+        model.validate_data(X)
+        return X, options if chunk_size is None else {**options, "chunk_size": chunk_size}
+    if not routine.streaming:
+        streaming = sorted(name for name, r in ROUTINES.items() if r.streaming)
+        raise ValueError(f"method {routine.name!r} needs the data in memory; streamed data works with {streaming}.")
+    if model.prior is not None:
+        raise ValueError("priors resolve their defaults from the data: load the data in memory, or "
+                         "fit without a prior when streaming.")
+    X = as_stream(X, dtype=dtype, device=device, chunk_size=chunk_size)
+    return X, {**options, "chunk_size": chunk_size or X.chunk_size}
+
+
+def _best_of_restarts(routine: Routine, model: MixtureFamily, X: Any, seeds: list[int], start_of: Any,
+                      reg_covar: float, options: dict[str, Any]) -> tuple[FitResult, list[float]]:
+    """Run the routine from every restart's start; return the best final objective and all of them.
+
+    A failing restart (a ``ValueError`` or ``FloatingPointError``) is skipped with a warning
+    when there are others; when every restart fails, the last error is raised.
+    """
+    best: FitResult | None = None
+    objectives: list[float] = []
+    last_error: Exception | None = None
     for restart_seed in seeds:
         try:
-            if distributed:
-                start = comm.agreed_start(
-                    X, lambda seed=restart_seed: _initialize(model, X, init, seed, reg_covar, init_sample_size,
-                                                             collapse_rule))
-            else:
-                start = _initialize(model, X, init, restart_seed, reg_covar, init_sample_size, collapse_rule)
-            result = _run_routine(routine, run_model, X, start, reg_covar=reg_covar, seed=restart_seed,
-                                  **options)
+            result = _run_routine(routine, model, X, start_of(restart_seed), reg_covar=reg_covar,
+                                  seed=restart_seed, **options)
         except (FloatingPointError, ValueError) as error:
             if len(seeds) == 1:
                 raise
-            warnings.warn(f"restart with seed {restart_seed} failed: {error}", UserWarning, stacklevel=2)
+            warnings.warn(f"restart with seed {restart_seed} failed: {error}", UserWarning, stacklevel=3)
             objectives.append(float("nan"))
             last_error = error
             continue
@@ -153,14 +169,7 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
             best = result
     if best is None:
         raise last_error  # every restart failed
-    if distributed:
-        best.model = model  # the caller's model, not its globally resolved copy
-    best.decoder = "program" if routine.queries == "program" else "closed_form"
-    best.extras["restart_objectives"] = objectives
-    best.extras["seed"] = seed
-    best.extras["fit_settings"] = _settings(method, init, seed, n_init, reg_covar, dtype, device, chunk_size,
-                                            distributed, options)
-    return best
+    return best, objectives
 
 
 def _settings(method: str, init: Any, seed: int, n_init: int, reg_covar: float, dtype: Any, device: Any,
@@ -194,8 +203,8 @@ def _run_routine(routine: Routine, *args: Any, **kwargs: Any) -> FitResult:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = routine(*args, **kwargs)  # options were checked against the record up front
-    for warning in caught:
-        warnings.warn(warning.message, warning.category, stacklevel=3)
+    for warning in caught:  # _run_routine -> _best_of_restarts -> fit -> the caller
+        warnings.warn(warning.message, warning.category, stacklevel=4)
     return result
 
 

@@ -323,9 +323,37 @@ def fit_stepwise_em(model: MixtureFamily, X: Tensor | StreamingData, init: Param
     if model.prior is not None:
         raise ValueError("stepwise_em fits maximum likelihood; for a model with a prior use method='em' "
                          "(MAP-EM).")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    eval_size = check_positive_int(eval_size, "eval_size")
-    warm_start_steps = check_positive_int(warm_start_steps, "warm_start_steps", minimum=0)
+    num_epochs, max_steps, eval_every, tol = _checked_budget(batch_size, eval_size, warm_start_steps, num_epochs,
+                                                             max_steps, eval_every, tol, on_collapse, shuffle)
+    reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
+    eta_of = _schedule(kappa, step_size)
+    run = _Run(model, X, init, seed, batch_size, eval_size, eval_every, held_out, chunk_size, tol)
+    for _ in range(warm_start_steps):
+        if run.warm_start_step(reg_covar, on_collapse):
+            break
+    if not run.converged:
+        run.stepwise_phase(eta_of, num_epochs, max_steps, shuffle, reg_covar, on_collapse)
+    if tol is not None and not run.converged and warn:
+        warnings.warn(f"stepwise EM did not meet tol={tol} within its budget ({run.step} steps, "
+                      f"{run.points / run.n_total:.3g} data passes); increase num_epochs/max_steps or tol.",
+                      ConvergenceWarning, stacklevel=3)
+    if run.reseeded and warn:
+        warnings.warn(f"re-seeded collapsed components (iteration, component): {run.reseeded}", UserWarning,
+                      stacklevel=3)
+    extras: dict[str, Any] = {"eval_indices": run.eval_indices, "reseeded": run.reseeded, "steps": run.step,
+                              "warm_start_steps": warm_start_steps, "batch_sizes": run.sizes}
+    return FitResult(model=model, params=run.params, history=run.history, converged=run.converged,
+                     n_iter=run.iteration, method="stepwise_em", objective=run.history.last("log_likelihood"),
+                     init=init, extras=extras)
+
+
+def _checked_budget(batch_size: int, eval_size: int, warm_start_steps: int, num_epochs: int | None,
+                    max_steps: int | None, eval_every: int | None, tol: float | None, on_collapse: str,
+                    shuffle: Any) -> tuple[int | None, int | None, int | None, float | None]:
+    """The options checked (``ValueError`` naming the first bad one); ``num_epochs`` defaulted."""
+    check_positive_int(batch_size, "batch_size")
+    check_positive_int(eval_size, "eval_size")
+    check_positive_int(warm_start_steps, "warm_start_steps", minimum=0)
     if num_epochs is not None:
         num_epochs = check_positive_int(num_epochs, "num_epochs", minimum=0)
     if max_steps is not None:
@@ -336,108 +364,97 @@ def fit_stepwise_em(model: MixtureFamily, X: Tensor | StreamingData, init: Param
         eval_every = check_positive_int(eval_every, "eval_every")
     if tol is not None:
         tol = check_nonnegative_float(tol, "tol")
-    reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
     if on_collapse not in ("error", "reseed"):
         raise ValueError(f"on_collapse must be 'error' or 'reseed'; got {on_collapse!r}.")
     if not isinstance(shuffle, bool):
         raise ValueError(f"shuffle must be True or False; got {shuffle!r}.")
-    eta_of = _schedule(kappa, step_size)
+    return num_epochs, max_steps, eval_every, tol
 
-    streamed = isinstance(X, StreamingData)
-    n_total = X.n_points if streamed else X.shape[0]
-    generator = make_generator(seed)
-    sizes = _batch_sizes(n_total, batch_size)
-    eval_every = eval_every or len(sizes)
 
-    # the evaluation subsample is drawn first, so it depends on the seed only
-    if eval_size >= n_total:
-        eval_indices = torch.arange(n_total)
-    else:
-        eval_indices = torch.randperm(n_total, generator=generator)[:eval_size].sort().values
-    shift = model.statistics_shift(X)
-    if held_out is not None:
-        held_out = as_data(held_out, name="held_out", dtype=shift.dtype, device=shift.device,
-                           n_features=shift.shape[-1])
-    X_eval = X if (not streamed and eval_size >= n_total) else _gather_rows(X, eval_indices, chunk_size)
-    evaluate = _Evaluator(model, X_eval, n_total, shift, chunk_size)
+class _Run:
+    """The state of one stepwise run: parameters, counters, the history and its evaluations."""
 
-    history = History()
-    start = time.perf_counter()
-    reseeded: list[tuple[int, int]] = []
-    params = init
-    iteration = 0
-    points = 0
-    eta = math.nan
-    converged = False
-    previous_mean = math.nan
+    def __init__(self, model: MixtureFamily, X: Tensor | StreamingData, init: Params, seed: int | None,
+                 batch_size: int, eval_size: int, eval_every: int | None, held_out: Any, chunk_size: int | None,
+                 tol: float | None):
+        self.model, self.X, self.params, self.chunk_size, self.tol = model, X, init, chunk_size, tol
+        self.streamed = isinstance(X, StreamingData)
+        self.n_total = X.n_points if self.streamed else X.shape[0]
+        self.generator = make_generator(seed)
+        self.sizes = _batch_sizes(self.n_total, batch_size)
+        self.eval_every = eval_every or len(self.sizes)
+        # the evaluation subsample is drawn first, so it depends on the seed only
+        if eval_size >= self.n_total:
+            self.eval_indices = torch.arange(self.n_total)
+        else:
+            self.eval_indices = torch.randperm(self.n_total, generator=self.generator)[:eval_size].sort().values
+        self.shift = model.statistics_shift(X)
+        self.held_out = None if held_out is None else as_data(held_out, name="held_out", dtype=self.shift.dtype,
+                                                              device=self.shift.device,
+                                                              n_features=self.shift.shape[-1])
+        X_eval = X if (not self.streamed and eval_size >= self.n_total) else _gather_rows(X, self.eval_indices,
+                                                                                           chunk_size)
+        self.evaluate = _Evaluator(model, X_eval, self.n_total, self.shift, chunk_size)
+        self.history = History()
+        self.start = time.perf_counter()
+        self.reseeded: list[tuple[int, int]] = []
+        self.iteration = self.points = self.step = 0
+        self.eta = math.nan
+        self.converged = False
+        self.previous_mean = math.nan
+        self.record()
 
-    def record() -> bool:
-        """Append an evaluation row; True when ``tol`` says to stop."""
-        nonlocal previous_mean
-        log_likelihood, bound = evaluate(params, iteration)
-        scores = {} if held_out is None else {"held_out_log_likelihood": float(params.log_prob(held_out).mean())}
-        history.append(iteration=iteration, log_likelihood=log_likelihood, elbo=bound,
-                       kl=log_likelihood - bound, time=time.perf_counter() - start,
-                       passes=points / n_total, step_size=eta, **scores)
-        mean = log_likelihood / n_total
-        small = tol is not None and abs(mean - previous_mean) < tol
-        previous_mean = mean
-        return small
+    def record(self) -> bool:
+        """Append an evaluation row; True (and ``converged``) when ``tol`` says to stop."""
+        log_likelihood, bound = self.evaluate(self.params, self.iteration)
+        scores = {} if self.held_out is None else {
+            "held_out_log_likelihood": float(self.params.log_prob(self.held_out).mean())}
+        self.history.append(iteration=self.iteration, log_likelihood=log_likelihood, elbo=bound,
+                            kl=log_likelihood - bound, time=time.perf_counter() - self.start,
+                            passes=self.points / self.n_total, step_size=self.eta, **scores)
+        mean = log_likelihood / self.n_total
+        self.converged = self.tol is not None and abs(mean - self.previous_mean) < self.tol
+        self.previous_mean = mean
+        return self.converged
 
-    record()
-    for _ in range(warm_start_steps):
-        summary = model.e_step(X, params, shift, chunk_size=chunk_size)
-        _check_finite(summary.log_likelihood, iteration, "the data")
-        iteration += 1
-        points += summary.n_points
-        eta = 1.0
-        params, _ = _m_step(model, _per_point(summary), n_total, shift, summary.worst_point, reg_covar,
-                            on_collapse, iteration, reseeded)
-        if record():
-            converged = True
-            break
+    def warm_start_step(self, reg_covar: float, on_collapse: str) -> bool:
+        """One batch EM step (all the data as the minibatch, ``η = 1``); True when converged."""
+        summary = self.model.e_step(self.X, self.params, self.shift, chunk_size=self.chunk_size)
+        _check_finite(summary.log_likelihood, self.iteration, "the data")
+        self.iteration += 1
+        self.points += summary.n_points
+        self.eta = 1.0
+        self.params, _ = _m_step(self.model, _per_point(summary), self.n_total, self.shift, summary.worst_point,
+                                 reg_covar, on_collapse, self.iteration, self.reseeded)
+        return self.record()
 
-    step = 0
-    epoch = 0
-    running: Summary | None = None
-    evaluated = True
-    while not converged and (num_epochs is None or epoch < num_epochs) \
-            and (max_steps is None or step < max_steps):
-        batches = _stream_minibatches(X, sizes, shuffle, generator, chunk_size) if streamed \
-            else _memory_minibatches(X, sizes, shuffle, generator)
-        for batch in batches:
-            if max_steps is not None and step >= max_steps:
-                break
-            summary = model.e_step(batch, params, shift, chunk_size=chunk_size)
-            _check_finite(summary.log_likelihood, iteration, f"minibatch {step}")
-            current = _per_point(summary)
-            eta = eta_of(step)
-            # s starts as ŝ_0, so step 0 gives s = ŝ_0 for any η_0
-            running = current if running is None else running.blended(current, eta)
-            step += 1
-            iteration += 1
-            points += summary.n_points
-            params, running = _m_step(model, running, n_total, shift, summary.worst_point, reg_covar,
-                                      on_collapse, iteration, reseeded)
-            evaluated = step % eval_every == 0
-            if evaluated and record():
-                converged = True
-                break
-        epoch += 1
-    if not evaluated:
-        record()
-
-    if tol is not None and not converged and warn:
-        warnings.warn(f"stepwise EM did not meet tol={tol} within its budget ({step} steps, "
-                      f"{points / n_total:.3g} data passes); increase num_epochs/max_steps or tol.",
-                      ConvergenceWarning, stacklevel=3)
-    if reseeded and warn:
-        warnings.warn(f"re-seeded collapsed components (iteration, component): {reseeded}", UserWarning,
-                      stacklevel=3)
-    extras: dict[str, Any] = {
-        "eval_indices": eval_indices, "reseeded": reseeded, "steps": step,
-        "warm_start_steps": warm_start_steps, "batch_sizes": sizes,
-    }
-    return FitResult(model=model, params=params, history=history, converged=converged, n_iter=iteration,
-                     method="stepwise_em", objective=history.last("log_likelihood"), init=init, extras=extras)
-
+    def stepwise_phase(self, eta_of: Callable[[int], float], num_epochs: int | None, max_steps: int | None,
+                       shuffle: bool, reg_covar: float, on_collapse: str) -> None:
+        """Minibatch steps until the budget (epochs or steps) or ``tol``; the last point is always recorded."""
+        running: Summary | None = None
+        evaluated, epoch = True, 0
+        while (num_epochs is None or epoch < num_epochs) and (max_steps is None or self.step < max_steps):
+            if self.streamed:
+                batches = _stream_minibatches(self.X, self.sizes, shuffle, self.generator, self.chunk_size)
+            else:
+                batches = _memory_minibatches(self.X, self.sizes, shuffle, self.generator)
+            for batch in batches:
+                if max_steps is not None and self.step >= max_steps:
+                    break
+                summary = self.model.e_step(batch, self.params, self.shift, chunk_size=self.chunk_size)
+                _check_finite(summary.log_likelihood, self.iteration, f"minibatch {self.step}")
+                current = _per_point(summary)
+                self.eta = eta_of(self.step)
+                # s starts as ŝ_0, so step 0 gives s = ŝ_0 for any η_0
+                running = current if running is None else running.blended(current, self.eta)
+                self.step += 1
+                self.iteration += 1
+                self.points += summary.n_points
+                self.params, running = _m_step(self.model, running, self.n_total, self.shift, summary.worst_point,
+                                               reg_covar, on_collapse, self.iteration, self.reseeded)
+                evaluated = self.step % self.eval_every == 0
+                if evaluated and self.record():
+                    return
+            epoch += 1
+        if not evaluated:
+            self.record()

@@ -332,9 +332,49 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
     _require_prior(model)
     model.check_params(init)
     _check_options(warmup, num_samples, num_chains, target_accept_prob, max_tree_depth)
-    K = model.n_components
-    axes = _component_axes(model, X, init)
     chain_seeds = spawn_seeds(seed, num_chains)
+    kernel_options = dict(target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
+                          jit_compile=jit_compile, full_mass=full_mass)
+    chains, infos, times = _run_chains(model, X, init, chain_seeds, warmup, num_samples, progress_bar,
+                                       kernel_options)
+    samples = {name: torch.cat([chain[name] for chain in chains]) for name in chains[0]}
+    draws, log_prior, log_likelihood = _draws_to_params(model, X, samples)
+    log_joint = log_prior + log_likelihood
+    if not torch.isfinite(log_joint).all():
+        raise FloatingPointError("a NUTS draw has a non-finite log joint density; standardize the data "
+                                 "or use a more informative prior.")
+    reference = int(log_joint.argmax())
+    S, K = draws.weights.shape
+    perms = relabel_draws(draws, draws.index(reference)) if relabel else \
+        torch.arange(K, device=draws.device).expand(S, K).clone()
+    draws = draws.permuted(perms)
+    grouped = _grouped_sites(model, X, init, samples, draws, perms, num_chains, num_samples)
+    r_hat, ess, converged = _diagnostics(grouped)
+    divergences = [info.get("divergences", []) for info in infos]
+    diagnostics = {
+        "r_hat": r_hat, "ess": ess,
+        "num_divergences": sum(len(d) for d in divergences),
+        "divergences": divergences,
+        "acceptance_rate": [info.get("acceptance_rate", math.nan) for info in infos],
+        "mean_accept_prob": [info.get("mean_accept_prob", math.nan) for info in infos],
+        "step_size": [info.get("step_size", math.nan) for info in infos],
+    }
+    posterior = Posterior(draws, kind="mcmc", diagnostics=diagnostics)
+    history = _history(log_likelihood, log_prior, times, divergences, num_samples)
+    params = posterior.mean_params()
+    extras: dict[str, Any] = {"relabel_permutations": perms, "relabel_reference": reference,
+                              "chain_seeds": chain_seeds, "samples": grouped,
+                              "labels": params.joint_log_prob(X).argmax(-1)}
+    return FitResult(model=model, params=params, history=history, converged=converged,
+                     n_iter=num_samples, method="nuts", objective=float(log_joint.mean()), init=init,
+                     extras=extras, posterior=posterior)
+
+
+def _run_chains(model: MixtureFamily, X: Tensor, init: Params, chain_seeds: list[int], warmup: int,
+                num_samples: int, progress_bar: bool, kernel_options: dict[str, Any]
+                ) -> tuple[list[dict[str, Tensor]], list[dict[str, Any]], list[float]]:
+    """Run one chain per seed, one after another: ``(samples per chain, sampler facts per chain,
+    the time each kept draw was made)``."""
     chains: list[dict[str, Tensor]] = []
     times: list[float] = []
     infos: list[dict[str, Any]] = []
@@ -354,11 +394,9 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
 
         with _seeded(chain_seed, X.device), model.fitting(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            kernel = make_kernel(model, X, init, target_accept_prob=target_accept_prob,
-                                 max_tree_depth=max_tree_depth, jit_compile=jit_compile,
-                                 full_mass=full_mass)
-            mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=warmup,
-                        disable_progbar=not progress_bar, hook_fn=hook)
+            kernel = make_kernel(model, X, init, **kernel_options)
+            mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=warmup, disable_progbar=not progress_bar,
+                        hook_fn=hook)
             try:
                 mcmc.run(X)
             except ValueError as error:
@@ -372,57 +410,34 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
                     "(init=mixtures.fit(model, X, 'em').params).") from None
             chains.append({name: value.detach() for name, value in mcmc.get_samples().items()})
         infos.append(info)
-    C, S_total = num_chains, num_chains * num_samples
-    samples = {name: torch.cat([chain[name] for chain in chains]) for name in chains[0]}
-    draws, log_prior, log_likelihood = _draws_to_params(model, X, samples)
-    log_joint = log_prior + log_likelihood
-    if not torch.isfinite(log_joint).all():
-        raise FloatingPointError("a NUTS draw has a non-finite log joint density; standardize the data "
-                                 "or use a more informative prior.")
+    return chains, infos, times
 
-    reference = int(log_joint.argmax())
-    if relabel:
-        perms = relabel_draws(draws, draws.index(reference))
-    else:
-        perms = torch.arange(K, device=draws.device).expand(S_total, K).clone()
-    draws = draws.permuted(perms)
+
+def _grouped_sites(model: MixtureFamily, X: Tensor, init: Params, samples: dict[str, Tensor], draws: Params,
+                   perms: Tensor, num_chains: int, num_samples: int) -> dict[str, Tensor]:
+    """The relabelled weights and per-component sites by chain, ``(C, S, ...)`` (what the
+    diagnostics are computed on). With stick-breaking weights the relabelled weights stand in
+    for ``"stick_fractions"``, which have no meaning after a permutation."""
     relabelled = {"weights": draws.weights}
-    for name, axis in axes.items():
+    for name, axis in _component_axes(model, X, init).items():
         if name in ("weights", "stick_fractions"):
             continue
         value = samples[name]
         relabelled[name] = value if axis is None else permute_components(value, perms, axis)
-    grouped = {name: value.reshape((C, num_samples) + value.shape[1:]) for name, value in relabelled.items()}
-    r_hat, ess, converged = _diagnostics(grouped)
+    return {name: value.reshape((num_chains, num_samples) + value.shape[1:]) for name, value in relabelled.items()}
 
-    divergences = [info.get("divergences", []) for info in infos]
-    diagnostics = {
-        "r_hat": r_hat, "ess": ess,
-        "num_divergences": sum(len(d) for d in divergences),
-        "divergences": divergences,
-        "acceptance_rate": [info.get("acceptance_rate", math.nan) for info in infos],
-        "mean_accept_prob": [info.get("mean_accept_prob", math.nan) for info in infos],
-        "step_size": [info.get("step_size", math.nan) for info in infos],
-    }
-    posterior = Posterior(draws, kind="mcmc", diagnostics=diagnostics)
 
-    divergent = torch.zeros(S_total, dtype=torch.float64)
+def _history(log_likelihood: Tensor, log_prior: Tensor, times: list[float], divergences: list[list[int]],
+             num_samples: int) -> History:
+    """One row per kept draw (module docstring)."""
+    divergent = torch.zeros(log_likelihood.shape[0], dtype=torch.float64)
     for c, chain_divergences in enumerate(divergences):
         for i in chain_divergences:
             if 0 <= i < num_samples:
                 divergent[c * num_samples + i] = 1.0
     history = History()
+    log_joint = log_prior + log_likelihood
     for s, (ll, lp, lj) in enumerate(zip(log_likelihood.tolist(), log_prior.tolist(), log_joint.tolist())):
         history.append(iteration=s, log_likelihood=ll, elbo=math.nan, kl=math.nan, time=times[s],
                        log_prior=lp, log_joint=lj, chain=s // num_samples, divergent=float(divergent[s]))
-    params = posterior.mean_params()
-    extras: dict[str, Any] = {
-        "relabel_permutations": perms,
-        "relabel_reference": reference,
-        "chain_seeds": chain_seeds,
-        "samples": grouped,
-        "labels": params.joint_log_prob(X).argmax(-1),
-    }
-    return FitResult(model=model, params=params, history=history, converged=converged,
-                     n_iter=num_samples, method="nuts", objective=float(log_joint.mean()), init=init,
-                     extras=extras, posterior=posterior)
+    return history
