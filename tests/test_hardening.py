@@ -89,7 +89,7 @@ tensor with ``requires_grad=True``     every routine: fits on ``X.detach()``; re
 float32 data, float64 init params      params are cast to the data's dtype: float32 result
                                        (float64 data with float32 init: float64 result).
                                        ``MixtureParams`` built from tensors of mixed dtypes is a
-                                       ``ParameterError`` (tests/test_params.py)
+                                       ``ParameterError`` (tests/families/gaussian/test_params.py)
 float16 / bfloat16 (numpy or torch)    promoted to float32 (exact); ``dtype=torch.float16``
                                        is a ``ValueError``
 more features than points (6 x 60)    ML, clustering: fits in float64 (reg_covar keeps
