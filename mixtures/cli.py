@@ -15,9 +15,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
+from tqdm.auto import tqdm
 
-from mixtures.config import COVARIANCE_TYPES, SELECTION_DEFAULTS, ConfigError
+import mixtures
+from mixtures import data, metrics, plot
+from mixtures.experiment import (
+    COVARIANCE_TYPES,
+    SELECTION_DEFAULTS,
+    ConfigError,
+    load_config,
+    read_results,
+    run_experiment,
+)
+from mixtures.experiment.report.figures.drawing import save_figure
+from mixtures.inference.registry import ROUTINES
+from mixtures.init import INITIALIZERS
 
 PROGRAM = "mixtures"
 
@@ -59,7 +73,7 @@ Fits every K = 1..k-max with every covariance type and prints BIC, AIC and ICL
 (lower is better, scikit-learn's sign). Each (K, type) is fitted from --n-init
 starts (seeds S, S+1, ...) and the best non-singular start is kept. The defaults
 (EM, k-means starts, tol 1e-6, max_iter 1000, 3 starts) are those of
-configs/model_selection.yaml (mixtures.config.SELECTION_DEFAULTS), so both give
+configs/model_selection.yaml (mixtures.experiment.SELECTION_DEFAULTS), so both give
 the same table. Fits whose covariance collapsed onto the reg_covar floor are
 flagged singular and excluded from the choice, as mclust does.
 
@@ -70,14 +84,10 @@ flagged singular and excluded from the choice, as mclust does.
 
 
 def _routines() -> list[str]:
-    from mixtures.inference import ROUTINES
-
     return sorted(ROUTINES)
 
 
 def _inits() -> list[str]:
-    from mixtures.init import INITIALIZERS
-
     return list(INITIALIZERS)
 
 
@@ -171,8 +181,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.threads < 1:
         return _fail(f"--threads must be at least 1; got {args.threads}", 2)
-    import torch
-
     torch.set_num_threads(args.threads)
     try:
         return {"run": _run, "fit": _fit, "select": _select}[args.command](args)
@@ -206,9 +214,6 @@ def _progress_disabled(quiet: bool) -> bool:
 
 # -------------------------------------------------------------------------------------------
 def _run(args: argparse.Namespace) -> int:
-    from mixtures.config import load_config
-    from mixtures.experiment import read_results, run_experiment
-
     overrides = list(args.overrides)
     for item in overrides:
         if "=" not in item:
@@ -230,8 +235,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _load_data(text: str):
-    from mixtures import data
-
     if text == "old_faithful":
         return data.old_faithful(), "old_faithful"
     return data.load(text), text
@@ -265,9 +268,6 @@ def _matrix(rows: Any) -> str:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    import mixtures
-    from mixtures import metrics
-
     X, name = _load_data(args.data)
     options = _options(args.option)
     model = mixtures.GaussianMixture(args.k, args.covariance_type)
@@ -313,8 +313,6 @@ def _fit(args: argparse.Namespace) -> int:
 def _iteration_options(method: str, tol: float, max_iter: int) -> dict[str, Any]:
     """``tol``/``max_iter`` under the routine's own option names (its record's ``tol_option`` and
     ``budget_option``; MAP/SVI take ``num_steps``, NUTS neither)."""
-    from mixtures.inference import ROUTINES
-
     routine = ROUTINES[method]
     options: dict[str, Any] = {}
     if routine.tol_option is not None:
@@ -336,11 +334,6 @@ def select_models(X: Any, k_max: int, covariance_types: Sequence[str], *, method
     ``bic``, ``aic``, ``icl``, ``n_iter``, ``converged``, ``singular``, ``seed``
     (of the kept start), ``starts`` and ``starts_converged``; failed ones ``error``.
     """
-    from tqdm.auto import tqdm
-
-    import mixtures
-    from mixtures import metrics
-
     options = dict(options or {})
     grid = [(k, t) for t in covariance_types for k in range(1, k_max + 1)]
     rows = []
@@ -419,8 +412,6 @@ def _select(args: argparse.Namespace) -> int:
         print(f"best by {criterion.upper()}: K={best['n_components']}, {best['covariance_type']} "
               f"({criterion.upper()} {best[criterion]:.2f})")
     if args.out:
-        from mixtures import plot
-
         out = Path(args.out)
         formats = ("png",)
         if out.suffix.lower() in (".png", ".pdf"):
@@ -430,7 +421,7 @@ def _select(args: argparse.Namespace) -> int:
             out = out / "bic"
         fig, ax = plot.subplots(1, 1, figsize=(6.5, 4.5))
         plot.plot_bic(ax, [r for r in rows if r["status"] == "ok"], title=f"{name}: BIC ({args.method})")
-        for path in plot.save_figure(fig, out, formats=formats):
+        for path in save_figure(fig, out, formats=formats):  # atomic, through mixtures.core.files
             print(f"wrote {path}")
     return 0
 

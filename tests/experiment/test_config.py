@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mixtures.config import (
+from mixtures.experiment.config import (
     COVARIANCE_TYPES,
     SELECTION_DEFAULTS,
     Config,
@@ -19,7 +19,7 @@ from mixtures.config import (
 )
 from mixtures.inference import ROUTINES
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SHIPPED = ("em_vs_vi", "init", "sample_size", "model_selection", "separation", "bayes", "online")
 
 BASE = """\
@@ -342,7 +342,13 @@ ERROR_CASES = {
         BASE.replace("method: hard_em", "method: hardem"), [], "methods[1].method",
         ["'hardem'", "did you mean 'hard_em'", "kmeans"]),
     "negative learning rate": (
-        BASE, ["methods[0].options.lr=-0.1"], "methods[0].options.lr", ["-0.1", "numbers > 0"]),
+        BASE.replace("method: kmeans}", "method: map}"), ["methods[2].options.lr=-0.1"], "methods[2].options.lr",
+        ["-0.1", "numbers > 0"]),
+    "option the routine does not have": (  # em has no learning rate: saying lr must be > 0 would mislead
+        BASE, ["methods[0].options.lr=0.1"], "methods[0].options.lr",
+        ["routine 'em' has no option 'lr'", "max_iter, tol"]),
+    "option of the wrong type": (
+        BASE, ["methods[0].options.max_iter=many"], "methods[0].options.max_iter", ["'many'", "integers >= 0"]),
     "unknown init": (
         BASE.replace("inits: [kmeans]", "inits: [kmeans, kmeans+]"), [], "inits[1]",
         ["'kmeans+'", "random_from_data"]),

@@ -16,7 +16,6 @@ import torch
 import mixtures
 from mixtures import data as datasets
 from mixtures import experiment, metrics
-from mixtures.config import ConfigError, load_config
 from mixtures.errors import DivergenceError
 from mixtures.experiment import (
     HISTORY_ID_COLUMNS,
@@ -24,8 +23,10 @@ from mixtures.experiment import (
     POSTERIOR_COLUMNS,
     RESULT_COLUMNS,
     TIME_COLUMNS,
+    ConfigError,
     DataCache,
     expand_tasks,
+    load_config,
     params_from_record,
     posterior_summary,
     read_histories,
@@ -33,15 +34,18 @@ from mixtures.experiment import (
     read_posterior,
     read_results,
     run_experiment,
+    runner,
     true_params,
     write_posterior,
 )
+from mixtures.experiment.datasets import header_names
+from mixtures.experiment.report import data_passes, mean_sd, methods_section, selection_winners
 from mixtures.inference import ROUTINES
+from mixtures.io import json_state, params_to_state
 from mixtures.posterior import Posterior
 from mixtures.priors import GaussianPrior
-from mixtures.report import data_passes
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 SMALL = """\
@@ -237,7 +241,8 @@ def test_posterior_files_hold_an_even_subsample(tmp_path):
     index = payload["indices"]
     assert len(index) == MAX_POSTERIOR_DRAWS and index[0] == 0 and index[-1] == S - 1
     assert (index.diff() >= 2).all() and (index.diff() <= 3).all()  # evenly spaced through 450 draws
-    assert payload["n_draws"] == S and payload["covariance_type"] == "full" and payload["kind"] == "mcmc"
+    assert payload["n_draws"] == S and payload["posterior"]["cov_type"] == "full"
+    assert payload["posterior"]["kind"] == "mcmc"
     again = read_posterior(tmp_path / "p" / "x.pt")
     assert_close(again.weights, posterior.weights[index], rtol=0, atol=0)
     assert_close(again.locs, posterior.locs[index], rtol=0, atol=0)
@@ -324,8 +329,8 @@ def test_a_missing_posterior_file_redoes_only_its_task(bayes_run, monkeypatch):
     vb = [r for r in rows if r["method"] == "VB"][0]
     (out / vb["posterior"]).unlink()
     calls = []
-    real_fit = experiment.fit
-    monkeypatch.setattr(experiment, "fit", lambda *a, **k: (calls.append(a[2]), real_fit(*a, **k))[1])
+    real_fit = runner.fit
+    monkeypatch.setattr(runner, "fit", lambda *a, **k: (calls.append(a[2]), real_fit(*a, **k))[1])
     run_experiment(config, out, quiet=True)
     assert calls == ["vb"] and (out / vb["posterior"]).exists()
     assert without_time(read_results(out / "results.csv")) == without_time(rows)
@@ -465,18 +470,19 @@ def test_history_round_trips_exactly(tmp_path):
 def test_params_round_trip_through_records(covariance_type):
     X, _ = datasets.seed004_params().sample(200, seed=3)
     fitted = mixtures.fit(mixtures.GaussianMixture(2, covariance_type), X, "em", seed=0).params
-    again = params_from_record({"params": experiment._params_record(fitted)})
+    # records store parameters as mixtures.io states through JSON: bit-exact, native covariances
+    again = params_from_record({"params": json_state(params_to_state(fitted))})
     assert again.covariance_type == covariance_type
-    assert_close(again.covariances, fitted.covariances, rtol=1e-14, atol=1e-15)
-    assert_close(again.locs, fitted.locs, rtol=0, atol=0)
-    assert_close(again.log_prob(X), fitted.log_prob(X), rtol=1e-12, atol=1e-12)
+    for name in ("weights", "locs", "native"):
+        assert torch.equal(getattr(again, name), getattr(fitted, name)), name
+    assert torch.equal(again.log_prob(X), fitted.log_prob(X))
 
 
 # -- robustness ---------------------------------------------------------------------------------------
 def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path, monkeypatch):
     path = write(tmp_path, SMALL)
     reference = run_experiment(path, tmp_path / "reference", quiet=True)
-    real_fit = experiment.fit
+    real_fit = runner.fit
     calls = []
 
     def dying_fit(*args, **kwargs):
@@ -485,7 +491,7 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path, monkeypat
             raise KeyboardInterrupt  # the run is killed during its 4th fit
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(experiment, "fit", dying_fit)
+    monkeypatch.setattr(runner, "fit", dying_fit)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(path, tmp_path / "resumed", quiet=True)
     assert len(list((tmp_path / "resumed" / "records").glob("*.json"))) == 3
@@ -493,7 +499,7 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path, monkeypat
     finished = {row["task"] for row in read_results(tmp_path / "resumed" / "results.csv")}
     assert {line["task"] for line in read_histories(tmp_path / "resumed" / "histories.csv")} == finished
     calls.clear()
-    monkeypatch.setattr(experiment, "fit", lambda *a, **k: (calls.append(1), real_fit(*a, **k))[1])
+    monkeypatch.setattr(runner, "fit", lambda *a, **k: (calls.append(1), real_fit(*a, **k))[1])
     resumed = run_experiment(path, tmp_path / "resumed", quiet=True)
     assert len(calls) == 5  # only the unfinished fits ran again
     expected = read_results(reference / "results.csv")
@@ -559,14 +565,14 @@ def test_a_run_killed_by_sigkill_resumes_to_the_same_results(tmp_path):
 
 
 def test_a_failing_fit_becomes_a_failed_row(tmp_path, monkeypatch):
-    real_fit = experiment.fit
+    real_fit = runner.fit
 
     def fragile_fit(model, X, method, **kwargs):
         if method == "kmeans" and kwargs["seed"] == 1:
             raise DivergenceError("the log-likelihood became -inf at iteration 3: a component collapsed")
         return real_fit(model, X, method, **kwargs)
 
-    monkeypatch.setattr(experiment, "fit", fragile_fit)
+    monkeypatch.setattr(runner, "fit", fragile_fit)
     out = run_experiment(write(tmp_path, SMALL), tmp_path / "out", quiet=True)
     rows = read_results(out / "results.csv")
     failed = [row for row in rows if row["status"] == "failed"]
@@ -703,8 +709,6 @@ def test_report_states_methods_findings_and_the_kl_sample_size(small_run):
 def test_methods_section_says_when_map_has_no_prior(tmp_path):
     from types import SimpleNamespace
 
-    from mixtures.report import methods_section
-
     text = SMALL.replace("  - {name: km, method: kmeans, options: {max_iter: 20}}",
                          "  - {name: MAP, method: map, options: {num_steps: 5}}\n"
                          "  - {name: MAP-EM, method: em, prior: {}}")
@@ -715,8 +719,6 @@ def test_methods_section_says_when_map_has_no_prior(tmp_path):
 
 
 def test_mean_sd_rounds_the_sd_to_the_mean_precision():
-    from mixtures.report import mean_sd
-
     assert mean_sd([-4.15538, -4.15538 + 1.3e-11], 6) == "-4.15538 ± 0"      # rounding noise
     assert mean_sd([0.8125, 0.8125 + 1e-16]) == "0.8125 ± 0"
     assert mean_sd([2812.55, 2919.55, 3026.55], 6) == "2919.55 ± 110"      # no 1.1e+02
@@ -738,8 +740,6 @@ output: {figures: [ellipses, bic], max_cell_figures: 1}
 
 
 def test_model_selection_always_shows_the_winners_ellipses(tmp_path):
-    from mixtures.report import selection_winners
-
     out = run_experiment(write(tmp_path, MODEL_SELECTION), tmp_path / "out", quiet=True)
     config = load_config(out / "config.yaml")
     tasks = expand_tasks(config)
@@ -760,9 +760,9 @@ def test_model_selection_always_shows_the_winners_ellipses(tmp_path):
 def test_feature_names_come_from_the_data(tmp_path):
     (tmp_path / "named.csv").write_text("eruptions,waiting\n3.6,79\n1.8,54\n3.3,74\n")
     (tmp_path / "plain.txt").write_text("3.6 79\n1.8 54\n3.3 74\n")
-    assert experiment._header_names(tmp_path / "named.csv", None, 2) == ("eruptions", "waiting")
-    assert experiment._header_names(tmp_path / "named.csv", None, 3) is None  # not one name per column
-    assert experiment._header_names(tmp_path / "plain.txt", None, 2) is None  # no header
+    assert header_names(tmp_path / "named.csv", None, 2) == ("eruptions", "waiting")
+    assert header_names(tmp_path / "named.csv", None, 3) is None  # not one name per column
+    assert header_names(tmp_path / "plain.txt", None, 2) is None  # no header
     text = "data: {kind: file, path: named.csv}\nmodel: {n_components: 1}\nmethods: [em]\n"
     task = expand_tasks(load_config(write(tmp_path, text)))[0]
     assert DataCache().get(task).feature_names == ("eruptions", "waiting")
