@@ -101,7 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="torch intra-op threads (default 1: these fits are small and a second "
                              "thread mostly waits; raise it for large data)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_run(commands, formatter)
+    _add_fit(commands, formatter)
+    _add_select(commands, formatter)
+    return parser
 
+
+def _add_run(commands: Any, formatter: type) -> None:
     run = commands.add_parser("run", formatter_class=formatter, epilog=RUN_EPILOG,
                               help="run an experiment config (configs/*.yaml)",
                               description="Run every fit of a YAML experiment config and write results, "
@@ -115,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     run.add_argument("--formats", metavar="LIST", help="figure formats, comma-separated: png or png,pdf")
 
+
+def _add_fit(commands: Any, formatter: type) -> None:
     fit = commands.add_parser("fit", formatter_class=formatter, epilog=FIT_EPILOG,
                               help="fit one mixture to a data file and print it",
                               description="Fit one Gaussian mixture and print its weights, means, "
@@ -134,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                      help="routine option, repeatable (max_iter=500, tol=1e-8, num_steps=2000, lr=0.05...)")
 
+
+def _add_select(commands: Any, formatter: type) -> None:
     select = commands.add_parser("select", formatter_class=formatter, epilog=SELECT_EPILOG,
                                  help="choose K and the covariance type by BIC/AIC/ICL",
                                  description="Model selection over K x covariance type.")
@@ -158,7 +168,6 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--reg-covar", type=float, default=1e-6, metavar="R", help="default 1e-6")
     select.add_argument("--out", metavar="PATH", help="write the BIC plot (PATH.png/.pdf, or a directory)")
     select.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
 
 
 # -------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from mixtures.experiment import (
     write_posterior,
 )
 from mixtures.experiment.datasets import header_names
-from mixtures.experiment.report import data_passes, mean_sd, methods_section, selection_winners
+from mixtures.experiment.report import data_passes, make_figures, mean_sd, methods_section, selection_winners
 from mixtures.inference import ROUTINES
 from mixtures.io import json_state, params_to_state
 from mixtures.posterior import Posterior
@@ -769,3 +769,55 @@ def test_feature_names_come_from_the_data(tmp_path):
     faithful = expand_tasks(load_config(write(tmp_path, text.replace("{kind: file, path: named.csv}",
                                                                      "{kind: old_faithful}"))))[0]
     assert DataCache().get(faithful).feature_names == ("eruptions (min)", "waiting (min)")
+
+
+# -- drawing reads what the run stored ------------------------------------------------------------------------
+def test_contours_draw_the_stored_start_and_first_iteration_without_fitting(tmp_path, monkeypatch):
+    text = SMALL.replace("figures: none", "figures: [contours]").replace("sweep: {n: [30, 40]}", "")
+    out = run_experiment(write(tmp_path, text), tmp_path / "out", quiet=True)
+    config = load_config(out / "config.yaml")
+    tasks = expand_tasks(config)
+    state = experiment.RunState(config, out, tasks, {t.key: experiment.read_record(out, t) for t in tasks},
+                                DataCache())
+    em = tasks[0]
+    bundle = state.data.get(em)
+    record = state.records[em.key]
+    one = mixtures.fit(mixtures.GaussianMixture(2, "full"), bundle.X, "em", init="kmeans", seed=em.seed,
+                       max_iter=1, warn=False)
+    for stage, expected in (("init", one.init), ("first_iteration", one.params)):
+        stored = params_from_record(record, stage)
+        assert torch.equal(stored.locs, expected.locs) and torch.equal(stored.native, expected.native), stage
+    assert params_from_record(state.records[tasks[1].key], "first_iteration") is None  # k-means: not drawn
+    (out / "figures" / "contours_s4.png").unlink()
+
+    def no_fitting(*args, **kwargs):
+        raise AssertionError("drawing a figure must not fit a model")
+
+    monkeypatch.setattr(runner, "fit", no_fitting)
+    monkeypatch.setattr(mixtures, "fit", no_fitting)
+    drawn = make_figures(state)
+    assert not drawn.problems and [f.kind for f in drawn.figures] == ["contours"]
+    assert (out / "figures" / "contours_s4.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_run_files_get_the_umasks_permissions_and_old_records_are_redone(small_run, tmp_path):
+    config, out = small_run
+    rows = read_results(out / "results.csv")
+    paths = [out / "results.csv", out / "histories.csv", out / "report.md", out / "config.yaml",
+             out / rows[0]["history"], next((out / "records").glob("*.json")), out / "figures" / "traces_s4.png"]
+    for path in paths:  # mkstemp made these 0600; the experiment writes through mixtures.core.files
+        assert path.stat().st_mode & 0o044 == 0o044 & ~_umask(), path
+    task = expand_tasks(config)[0]
+    record = experiment.read_record(out, task)
+    assert record["version"] == experiment.RECORD_VERSION == 3
+    stale = tmp_path / "stale"
+    (stale / "records").mkdir(parents=True)
+    (stale / "records" / f"{task.key}.json").write_text(
+        (out / "records" / f"{task.key}.json").read_text().replace('"version": 3', '"version": 2'))
+    assert experiment.read_record(stale, task) is None  # an older record is recomputed, not misread
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
