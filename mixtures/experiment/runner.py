@@ -50,9 +50,10 @@ COMPONENT_THRESHOLD = 0.01
 
 
 # -- one task -------------------------------------------------------------------------------
-def run_task(task: Task, bundle: DataBundle, config: Config) -> Outcome:
+def run_task(task: Task, bundle: DataBundle, config: Config, preflight: bool = False) -> Outcome:
     """Fit and score one task. Fit errors become ``status=failed`` rows; an option the routine
-    rejects is a :class:`ConfigError`."""
+    rejects is a :class:`ConfigError` (in the ``preflight`` fit, also a value the routine's
+    record could not type, see :func:`option_rejected`)."""
     row: dict[str, Any] = dict.fromkeys(RESULT_COLUMNS)
     X = bundle.X
     row.update(task=task.key, cell=task.cell, dataset=task.dataset.name, n=int(X.shape[0]),
@@ -75,6 +76,12 @@ def run_task(task: Task, bundle: DataBundle, config: Config) -> Outcome:
                                   f"the options in help(mixtures.inference.ROUTINES[{task.method.method!r}])") from None
             raise
         except Exception as error:  # a failed fit is a result, not a crash of the run
+            rejected = option_rejected(task, error) if preflight else None
+            if rejected is not None:
+                raise ConfigError(config.source, f"methods[{task.method_index}].options.{rejected}",
+                                  f"routine {task.method.method!r} rejected it: {first_line(error)}",
+                                  "the values documented in help(mixtures.inference.ROUTINES"
+                                  f"[{task.method.method!r}])") from None
             row.update(status="failed", error=first_line(error), time=time.perf_counter() - start, history=None,
                        warnings=warning_text(caught))
             return Outcome(task, row, None, None)
@@ -89,6 +96,21 @@ def run_task(task: Task, bundle: DataBundle, config: Config) -> Outcome:
         row["warnings"] = warning_text(caught)
     return Outcome(task, row, result.params, result.history, result.posterior, init=result.init,
                    first_iteration=first_iteration(task, result, X, reg_covar))
+
+
+def option_rejected(task: Task, error: Exception) -> str | None:
+    """The option a routine's own check rejected (a plain ``ValueError`` naming the option and its
+    value), else ``None``.
+
+    Options the record types as "any" (``guide``, which may be a callable; ``patience``,
+    an integer or "auto") reach the routine unchecked; in a method's first fit, which runs
+    before anything is written, such a rejection is a config error, not a failed fit.
+    """
+    if type(error) is not ValueError:  # DataError, ParameterError...: about the data or the fit
+        return None
+    text = str(error)
+    return next((name for name, value in task.method.options.items()
+                 if name in text and repr(value) in text), None)
 
 
 def first_iteration(task: Task, result: FitResult, X: Tensor, reg_covar: float) -> MixtureParams | None:
@@ -267,7 +289,7 @@ def _run_pending(state: RunState, pending: list[Task], progress: tqdm) -> None:
     first: list[Outcome] = []
     for task in pending:
         if task.method.name not in done_methods:
-            first.append(_fit_one(task, state, progress))
+            first.append(_fit_one(task, state, progress, preflight=True))
             done_methods.add(task.method.name)
     state.out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(state.out_dir)
@@ -279,8 +301,8 @@ def _run_pending(state: RunState, pending: list[Task], progress: tqdm) -> None:
             records[task.key] = write_record(state.out_dir, _fit_one(task, state, progress))
 
 
-def _fit_one(task: Task, state: RunState, progress: tqdm) -> Outcome:
+def _fit_one(task: Task, state: RunState, progress: tqdm, preflight: bool = False) -> Outcome:
     progress.set_postfix_str(f"{task.dataset.name} {task.method.name}", refresh=False)
-    outcome = run_task(task, state.data.get(task), state.config)
+    outcome = run_task(task, state.data.get(task), state.config, preflight)
     progress.update()
     return outcome

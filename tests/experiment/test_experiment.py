@@ -821,3 +821,17 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.mark.parametrize("option, fragment", [("guide: mvnn", "unknown guide 'mvnn'"),
+                                              ("patience: x", "patience must be an integer")])
+def test_option_values_the_record_cannot_type_are_config_errors_before_writing(tmp_path, option, fragment):
+    """``guide`` may be a callable and ``patience`` an integer or "auto": the record types them "any", so the
+    routine's own check rejects a bad value, in the method's first fit, before anything is written."""
+    text = SMALL.replace("{name: km, method: kmeans, options: {max_iter: 20}}",
+                         "{name: S, method: svi, options: {num_steps: 2, " + option + "}}")
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError) as caught:
+        run_experiment(write(tmp_path, text), out, quiet=True)
+    assert caught.value.key == f"methods[1].options.{option.split(':')[0]}" and fragment in str(caught.value)
+    assert not out.exists()
