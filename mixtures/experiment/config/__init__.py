@@ -9,7 +9,9 @@ every problem into a :class:`ConfigError` naming the file, the key path and what
 
 from mixtures.experiment.config.data import COVARIANCE_TYPES, DataConfig
 from mixtures.experiment.config.errors import ConfigError
-from mixtures.experiment.config.loading import (  # after the schema: it imports the figure registry
+# loading imports the figure registry (mixtures.experiment.report), whose modules import the config's
+# submodules, never this package: so the order of these imports does not matter.
+from mixtures.experiment.config.loading import (
     apply_overrides,
     apply_smoke,
     canonical_key,
