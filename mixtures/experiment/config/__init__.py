@@ -9,6 +9,7 @@ every problem into a :class:`ConfigError` naming the file, the key path and what
 
 from mixtures.experiment.config.data import COVARIANCE_TYPES, DataConfig
 from mixtures.experiment.config.errors import ConfigError
+
 # loading imports the figure registry (mixtures.experiment.report), whose modules import the config's
 # submodules, never this package: so the order of these imports does not matter.
 from mixtures.experiment.config.loading import (
