@@ -15,9 +15,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
+from tqdm.auto import tqdm
 
-from mixtures.config import COVARIANCE_TYPES, SELECTION_DEFAULTS, ConfigError
+import mixtures
+from mixtures import data, evaluation, plot
+from mixtures.experiment import (
+    COVARIANCE_TYPES,
+    SELECTION_DEFAULTS,
+    ConfigError,
+    load_config,
+    read_results,
+    run_experiment,
+)
+from mixtures.experiment.report.figures.drawing import save_figure
+from mixtures.inference.registry import ROUTINES
+from mixtures.init import INITIALIZERS
 
 PROGRAM = "mixtures"
 
@@ -59,7 +73,7 @@ Fits every K = 1..k-max with every covariance type and prints BIC, AIC and ICL
 (lower is better, scikit-learn's sign). Each (K, type) is fitted from --n-init
 starts (seeds S, S+1, ...) and the best non-singular start is kept. The defaults
 (EM, k-means starts, tol 1e-6, max_iter 1000, 3 starts) are those of
-configs/model_selection.yaml (mixtures.config.SELECTION_DEFAULTS), so both give
+configs/model_selection.yaml (mixtures.experiment.SELECTION_DEFAULTS), so both give
 the same table. Fits whose covariance collapsed onto the reg_covar floor are
 flagged singular and excluded from the choice, as mclust does.
 
@@ -70,14 +84,10 @@ flagged singular and excluded from the choice, as mclust does.
 
 
 def _routines() -> list[str]:
-    from mixtures.inference import ROUTINES
-
     return sorted(ROUTINES)
 
 
 def _inits() -> list[str]:
-    from mixtures.init import INITIALIZERS
-
     return list(INITIALIZERS)
 
 
@@ -91,7 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="torch intra-op threads (default 1: these fits are small and a second "
                              "thread mostly waits; raise it for large data)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_run(commands, formatter)
+    _add_fit(commands, formatter)
+    _add_select(commands, formatter)
+    return parser
 
+
+def _add_run(commands: Any, formatter: type) -> None:
     run = commands.add_parser("run", formatter_class=formatter, epilog=RUN_EPILOG,
                               help="run an experiment config (configs/*.yaml)",
                               description="Run every fit of a YAML experiment config and write results, "
@@ -105,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     run.add_argument("--formats", metavar="LIST", help="figure formats, comma-separated: png or png,pdf")
 
+
+def _add_fit(commands: Any, formatter: type) -> None:
     fit = commands.add_parser("fit", formatter_class=formatter, epilog=FIT_EPILOG,
                               help="fit one mixture to a data file and print it",
                               description="Fit one Gaussian mixture and print its weights, means, "
@@ -124,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                      help="routine option, repeatable (max_iter=500, tol=1e-8, num_steps=2000, lr=0.05...)")
 
+
+def _add_select(commands: Any, formatter: type) -> None:
     select = commands.add_parser("select", formatter_class=formatter, epilog=SELECT_EPILOG,
                                  help="choose K and the covariance type by BIC/AIC/ICL",
                                  description="Model selection over K x covariance type.")
@@ -148,7 +168,6 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--reg-covar", type=float, default=1e-6, metavar="R", help="default 1e-6")
     select.add_argument("--out", metavar="PATH", help="write the BIC plot (PATH.png/.pdf, or a directory)")
     select.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
 
 
 # -------------------------------------------------------------------------------------------
@@ -171,8 +190,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.threads < 1:
         return _fail(f"--threads must be at least 1; got {args.threads}", 2)
-    import torch
-
     torch.set_num_threads(args.threads)
     try:
         return {"run": _run, "fit": _fit, "select": _select}[args.command](args)
@@ -206,9 +223,6 @@ def _progress_disabled(quiet: bool) -> bool:
 
 # -------------------------------------------------------------------------------------------
 def _run(args: argparse.Namespace) -> int:
-    from mixtures.config import load_config
-    from mixtures.experiment import read_results, run_experiment
-
     overrides = list(args.overrides)
     for item in overrides:
         if "=" not in item:
@@ -230,8 +244,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _load_data(text: str):
-    from mixtures import data
-
     if text == "old_faithful":
         return data.old_faithful(), "old_faithful"
     return data.load(text), text
@@ -265,9 +277,6 @@ def _matrix(rows: Any) -> str:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    import mixtures
-    from mixtures import metrics
-
     X, name = _load_data(args.data)
     options = _options(args.option)
     model = mixtures.GaussianMixture(args.k, args.covariance_type)
@@ -281,7 +290,7 @@ def _fit(args: argparse.Namespace) -> int:
                               f"the options in help(mixtures.inference.ROUTINES[{args.method!r}])") from None
     params = result.params
     n, d = X.shape
-    criteria = metrics.information_criteria(result, X)
+    criteria = evaluation.information_criteria(result, X)
     log_likelihood = float(params.log_prob(X).sum())
     print(f"{args.method} on {name}: {n} points, {d} feature(s); K={args.k}, {args.covariance_type} "
           f"covariances, init {args.init}, seed {args.seed}")
@@ -303,7 +312,7 @@ def _fit(args: argparse.Namespace) -> int:
           f"ICL {_fmt(criteria['icl'])}   (lower is better)")
     print(f"iterations      {result.n_iter}")
     print(f"converged       {'yes' if result.converged else 'no'}")
-    if metrics.is_singular(params, args.reg_covar):
+    if evaluation.is_singular(params, args.reg_covar):
         print("warning: a covariance collapsed onto the reg_covar floor (singular fit).")
     for message in dict.fromkeys(str(w.message).splitlines()[0] for w in caught):
         print(f"warning: {message}", file=sys.stderr)
@@ -313,8 +322,6 @@ def _fit(args: argparse.Namespace) -> int:
 def _iteration_options(method: str, tol: float, max_iter: int) -> dict[str, Any]:
     """``tol``/``max_iter`` under the routine's own option names (its record's ``tol_option`` and
     ``budget_option``; MAP/SVI take ``num_steps``, NUTS neither)."""
-    from mixtures.inference import ROUTINES
-
     routine = ROUTINES[method]
     options: dict[str, Any] = {}
     if routine.tol_option is not None:
@@ -336,11 +343,6 @@ def select_models(X: Any, k_max: int, covariance_types: Sequence[str], *, method
     ``bic``, ``aic``, ``icl``, ``n_iter``, ``converged``, ``singular``, ``seed``
     (of the kept start), ``starts`` and ``starts_converged``; failed ones ``error``.
     """
-    from tqdm.auto import tqdm
-
-    import mixtures
-    from mixtures import metrics
-
     options = dict(options or {})
     grid = [(k, t) for t in covariance_types for k in range(1, k_max + 1)]
     rows = []
@@ -358,9 +360,9 @@ def select_models(X: Any, k_max: int, covariance_types: Sequence[str], *, method
                 try:
                     result = mixtures.fit(mixtures.GaussianMixture(k, cov_type), X, method, init=init,
                                           seed=seed + start, reg_covar=reg_covar, **options)
-                    candidate = dict(metrics.information_criteria(result, X))
+                    candidate = dict(evaluation.information_criteria(result, X))
                     candidate.update(log_likelihood=float(result.params.log_prob(X).sum()),
-                                     singular=metrics.is_singular(result.params, reg_covar),
+                                     singular=evaluation.is_singular(result.params, reg_covar),
                                      n_iter=int(result.n_iter), converged=bool(result.converged),
                                      seed=seed + start)
                     starts.append(candidate)
@@ -419,8 +421,6 @@ def _select(args: argparse.Namespace) -> int:
         print(f"best by {criterion.upper()}: K={best['n_components']}, {best['covariance_type']} "
               f"({criterion.upper()} {best[criterion]:.2f})")
     if args.out:
-        from mixtures import plot
-
         out = Path(args.out)
         formats = ("png",)
         if out.suffix.lower() in (".png", ".pdf"):
@@ -430,7 +430,7 @@ def _select(args: argparse.Namespace) -> int:
             out = out / "bic"
         fig, ax = plot.subplots(1, 1, figsize=(6.5, 4.5))
         plot.plot_bic(ax, [r for r in rows if r["status"] == "ok"], title=f"{name}: BIC ({args.method})")
-        for path in plot.save_figure(fig, out, formats=formats):
+        for path in save_figure(fig, out, formats=formats):  # atomic, through mixtures.core.files
             print(f"wrote {path}")
     return 0
 

@@ -24,7 +24,7 @@ NUTS has no iteration budget to map: its cost is set by ``method_options``
 (``{"warmup": 300, "num_samples": 500}`` by default, ``max_tree_depth``...);
 ``max_iter`` and ``tol`` are ignored for it. ``n_iter_`` is then ``num_samples``.
 
-Bayesian routines: ``prior`` (a :class:`mixtures.priors.GaussianPrior`) is given to the
+Bayesian routines: ``prior`` (a :class:`mixtures.GaussianPrior`) is given to the
 model, ``mixtures.GaussianMixture(K, covariance_type, prior=prior)``. With
 ``prior=None``, ``method="vb"`` and ``method="nuts"`` (which need a prior) use the
 default ``GaussianPrior()`` (conjugate, data-scaled defaults as scikit-learn's
@@ -153,7 +153,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         means_init: ``(K, D)`` initial means, or None.
         precisions_init: initial precisions in scikit-learn's layout: ``(K, D, D)``
             full, ``(D, D)`` tied, ``(K, D)`` diag, ``(K,)`` spherical; or None.
-        prior: a :class:`mixtures.priors.GaussianPrior` for the model, or None (no prior;
+        prior: a :class:`mixtures.GaussianPrior` for the model, or None (no prior;
             ``"vb"`` and ``"nuts"`` then use the default ``GaussianPrior()``).
 
     Fitted attributes: ``weights_`` ``(K,)``, ``means_`` ``(K, D)``, ``covariances_``

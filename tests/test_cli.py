@@ -10,7 +10,7 @@ import pytest
 import mixtures
 from mixtures import data as datasets
 from mixtures.cli import main
-from mixtures.experiment import read_results
+from mixtures.experiment import SELECTION_DEFAULTS, load_config, read_results
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -101,8 +101,6 @@ def test_select_picks_tied_three_on_old_faithful_like_the_config(capsys):
     """mclust's answer (EEE, 3). Converged, its BIC is 2314.30 (mclust reports −2314.386: its EM stops at a
     relative log-likelihood change of 1e-5, ~40 iterations in, 0.09 short of the optimum; VVV,2 agrees with
     mclust's −2322.19). em's own defaults (tol 1e-3, max_iter 100, one start) stop tied K=3 at 2342.8."""
-    from mixtures.config import SELECTION_DEFAULTS, load_config
-
     assert main(["select", "old_faithful", "--quiet"]) == 0
     out = capsys.readouterr().out
     rows = {(int(line.split()[0]), line.split()[1]): line.split() for line in out.splitlines()

@@ -19,7 +19,7 @@ def plot_posterior_ellipses(ax: Any, X: Any, posterior: Any, *, n_draws: int = 4
                             dims: Sequence[int] = (0, 1), color: str = "C3", title: str = "", seed: int = 0):
     """Data ``X`` ``(N, D)`` with the covariance ellipses of ``n_draws`` posterior draws (uncertainty of the fit).
 
-    ``posterior`` is a :class:`~mixtures.posterior.Posterior` (or a result holding
+    ``posterior`` is a :class:`~mixtures.core.posterior.Posterior` (or a result holding
     one). Draws are taken evenly through the stored ones; each draw's K ellipses
     are drawn faintly, so where the posterior is sure they pile up into one line.
     """

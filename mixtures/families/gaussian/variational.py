@@ -473,7 +473,7 @@ def check_vb_model(model: Any, X: Tensor, updates: str) -> ResolvedPrior:
     if model.prior is None:
         raise ValueError(
             "method='vb' is Bayesian and needs a prior: use GaussianMixture(K, covariance_type, "
-            "prior=mixtures.priors.GaussianPrior()) (conjugate Normal-Wishart, Dirichlet weights by "
+            "prior=mixtures.GaussianPrior()) (conjugate Normal-Wishart, Dirichlet weights by "
             "default); for maximum likelihood use method='em'.")
     if model.prior.kind != "conjugate":
         raise ValueError(

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mixtures.config import (
+import mixtures
+from mixtures.experiment.config import (
     COVARIANCE_TYPES,
     SELECTION_DEFAULTS,
     Config,
@@ -19,7 +20,7 @@ from mixtures.config import (
 )
 from mixtures.inference import ROUTINES
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SHIPPED = ("em_vs_vi", "init", "sample_size", "model_selection", "separation", "bayes", "online")
 
 BASE = """\
@@ -122,8 +123,7 @@ def test_method_prior_k_and_datasets_are_read_and_round_trip(tmp_path):
 """
     config = load_config(write(tmp_path, text))
     em, vb, dp = config.methods
-    assert em.prior is None and vb.prior == {} and vb.gaussian_prior() == __import__(
-        "mixtures").priors.GaussianPrior()
+    assert em.prior is None and vb.prior == {} and vb.gaussian_prior() == mixtures.GaussianPrior()
     assert dp.prior == {"weight_prior": "dirichlet_process", "weight_concentration": 0.1,
                         "mean_precision": 2.0, "covariance_prior": [[1.0, 0.0], [0.0, 1.0]],
                         "mean_prior": [0.0, 0.0]}
@@ -342,7 +342,13 @@ ERROR_CASES = {
         BASE.replace("method: hard_em", "method: hardem"), [], "methods[1].method",
         ["'hardem'", "did you mean 'hard_em'", "kmeans"]),
     "negative learning rate": (
-        BASE, ["methods[0].options.lr=-0.1"], "methods[0].options.lr", ["-0.1", "numbers > 0"]),
+        BASE.replace("method: kmeans}", "method: map}"), ["methods[2].options.lr=-0.1"], "methods[2].options.lr",
+        ["-0.1", "numbers > 0"]),
+    "option the routine does not have": (  # em has no learning rate: saying lr must be > 0 would mislead
+        BASE, ["methods[0].options.lr=0.1"], "methods[0].options.lr",
+        ["routine 'em' has no option 'lr'", "max_iter, tol"]),
+    "option of the wrong type": (
+        BASE, ["methods[0].options.max_iter=many"], "methods[0].options.max_iter", ["'many'", "integers >= 0"]),
     "unknown init": (
         BASE.replace("inits: [kmeans]", "inits: [kmeans, kmeans+]"), [], "inits[1]",
         ["'kmeans+'", "random_from_data"]),

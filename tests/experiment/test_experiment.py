@@ -15,8 +15,7 @@ import torch
 
 import mixtures
 from mixtures import data as datasets
-from mixtures import experiment, metrics
-from mixtures.config import ConfigError, load_config
+from mixtures import evaluation, experiment
 from mixtures.core.posterior import Posterior
 from mixtures.errors import DivergenceError
 from mixtures.experiment import (
@@ -25,8 +24,10 @@ from mixtures.experiment import (
     POSTERIOR_COLUMNS,
     RESULT_COLUMNS,
     TIME_COLUMNS,
+    ConfigError,
     DataCache,
     expand_tasks,
+    load_config,
     params_from_record,
     posterior_summary,
     read_histories,
@@ -34,14 +35,23 @@ from mixtures.experiment import (
     read_posterior,
     read_results,
     run_experiment,
+    runner,
     true_params,
     write_posterior,
 )
+from mixtures.experiment.datasets import header_names
+from mixtures.experiment.report import data_passes, make_figures, mean_sd, methods_section, selection_winners
+from mixtures.families.gaussian import MixtureParams
 from mixtures.families.gaussian.priors import GaussianPrior
 from mixtures.inference import ROUTINES
-from mixtures.report import data_passes
+from mixtures.io import json_state, params_to_state
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def draws(weights, locs, native, covariance_type):
+    """Stacked Gaussian parameters (a posterior's draws) from their tensors."""
+    return MixtureParams.from_native(weights, locs, native, covariance_type, validate=False)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 SMALL = """\
@@ -231,19 +241,20 @@ def test_posterior_files_hold_an_even_subsample(tmp_path):
     locs = torch.randn(S, K, D, generator=generator, dtype=torch.float64)
     native = torch.linalg.cholesky(torch.eye(D, dtype=torch.float64) * torch.rand(S, K, 1, 1, generator=generator,
                                                                                 dtype=torch.float64) + 0.1)
-    posterior = Posterior(weights.double(), locs, native, mixtures.GaussianMixture(K).cov_type, kind="mcmc")
+    posterior = Posterior(draws(weights.double(), locs, native, "full"), kind="mcmc")
     write_posterior(tmp_path / "p" / "x.pt", posterior)
     payload = torch.load(tmp_path / "p" / "x.pt", weights_only=True)
     index = payload["indices"]
     assert len(index) == MAX_POSTERIOR_DRAWS and index[0] == 0 and index[-1] == S - 1
     assert (index.diff() >= 2).all() and (index.diff() <= 3).all()  # evenly spaced through 450 draws
-    assert payload["n_draws"] == S and payload["covariance_type"] == "full" and payload["kind"] == "mcmc"
+    assert payload["n_draws"] == S and payload["posterior"]["spec"]["covariance_type"] == "full"
+    assert payload["posterior"]["kind"] == "mcmc"
     again = read_posterior(tmp_path / "p" / "x.pt")
     assert_close(again.weights, posterior.weights[index], rtol=0, atol=0)
     assert_close(again.locs, posterior.locs[index], rtol=0, atol=0)
     assert_close(again.covariances, posterior.covariances[index], rtol=0, atol=0)
     assert not list((tmp_path / "p").glob("*.tmp"))
-    small = Posterior(posterior.weights[:7], locs[:7], native[:7], posterior.cov_type, kind="variational")
+    small = Posterior(draws(posterior.weights[:7], locs[:7], native[:7], "full"), kind="variational")
     write_posterior(tmp_path / "small.pt", small)
     assert torch.equal(torch.load(tmp_path / "small.pt", weights_only=True)["indices"], torch.arange(7))
 
@@ -256,12 +267,12 @@ def test_posterior_summary_columns():
                              "locs": torch.tensor([[1.0, 1.05]], dtype=torch.float64)},
                    "ess": {"weights": torch.tensor([50.0, nan, 80.0]), "locs": torch.tensor([[30.5, 90.0]])},
                    "num_divergences": 3}
-    posterior = Posterior(weights, torch.zeros(3, 3, 1, dtype=torch.float64), torch.ones(3, 3, dtype=torch.float64),
-                          cov_type, kind="mcmc", diagnostics=diagnostics)
+    locs, variances = torch.zeros(3, 3, 1, dtype=torch.float64), torch.ones(3, 3, dtype=torch.float64)
+    posterior = Posterior(draws(weights, locs, variances, cov_type), kind="mcmc", diagnostics=diagnostics)
     summary = posterior_summary(posterior)
     assert summary == {"posterior_draws": 3, "expected_components": (2 + 3 + 2) / 3, "max_r_hat": 1.2,
                        "min_ess": 30.5, "num_divergences": 3}
-    plain = posterior_summary(Posterior(weights, posterior.locs, posterior.native, cov_type, kind="variational"))
+    plain = posterior_summary(Posterior(draws(weights, posterior.locs, posterior.native, cov_type), kind="variational"))
     assert set(plain) == {"posterior_draws", "expected_components"}
 
 
@@ -324,8 +335,8 @@ def test_a_missing_posterior_file_redoes_only_its_task(bayes_run, monkeypatch):
     vb = [r for r in rows if r["method"] == "VB"][0]
     (out / vb["posterior"]).unlink()
     calls = []
-    real_fit = experiment.fit
-    monkeypatch.setattr(experiment, "fit", lambda *a, **k: (calls.append(a[2]), real_fit(*a, **k))[1])
+    real_fit = runner.fit
+    monkeypatch.setattr(runner, "fit", lambda *a, **k: (calls.append(a[2]), real_fit(*a, **k))[1])
     run_experiment(config, out, quiet=True)
     assert calls == ["vb"] and (out / vb["posterior"]).exists()
     assert without_time(read_results(out / "results.csv")) == without_time(rows)
@@ -381,19 +392,19 @@ def test_metrics_match_a_direct_computation(small_run):
         n = bundle.X.shape[0]
         assert int(row["n"]) == n
         assert float(row["bic"]) == pytest.approx(-2 * log_likelihood + 11 * math.log(n), rel=1e-12)
-        perm = metrics.align_components(params, bundle.truth)
-        errors = metrics.parameter_errors(params, bundle.truth, perm=perm)
+        perm = evaluation.align_components(params, bundle.truth)
+        errors = evaluation.parameter_errors(params, bundle.truth, perm=perm)
         for name in ("weights_l1", "weights_max", "means_rmse", "means_max", "covariances_frobenius",
                      "covariances_relative"):  # every error parameter_errors computes is a column
             assert float(row[name]) == pytest.approx(errors[name], rel=1e-9, abs=1e-12), name
         assert int(row["kl_samples"]) == config.metrics.kl_samples == 100
         assert row["alignment"] == " ".join(str(int(i)) for i in perm)
         predicted = params.joint_log_prob(bundle.X).argmax(-1)
-        assert float(row["ari"]) == metrics.adjusted_rand_index(bundle.labels, predicted)
-        kl, se = metrics.kl_divergence(bundle.truth, params, n_samples=100, seed=experiment.kl_seed(task))
+        assert float(row["ari"]) == evaluation.adjusted_rand_index(bundle.labels, predicted)
+        kl, se = evaluation.kl_divergence(bundle.truth, params, n_samples=100, seed=experiment.kl_seed(task))
         assert float(row["kl_truth"]) == pytest.approx(kl, rel=1e-12, abs=1e-15)
         assert float(row["kl_truth_se"]) == pytest.approx(se, rel=1e-12, abs=1e-15)
-        assert float(row["held_out_ll"]) == pytest.approx(metrics.held_out_log_likelihood(params, bundle.X_test),
+        assert float(row["held_out_ll"]) == pytest.approx(evaluation.held_out_log_likelihood(params, bundle.X_test),
                                                           rel=1e-12)
         assert row["singular"] == "false" and row["converged"] in ("true", "false")
     # the truth's held-out score is a property of the cell, identical for its methods
@@ -465,18 +476,19 @@ def test_history_round_trips_exactly(tmp_path):
 def test_params_round_trip_through_records(covariance_type):
     X, _ = datasets.seed004_params().sample(200, seed=3)
     fitted = mixtures.fit(mixtures.GaussianMixture(2, covariance_type), X, "em", seed=0).params
-    again = params_from_record({"params": experiment._params_record(fitted)})
+    # records store parameters as mixtures.io states through JSON: bit-exact, native covariances
+    again = params_from_record({"params": json_state(params_to_state(fitted))})
     assert again.covariance_type == covariance_type
-    assert_close(again.covariances, fitted.covariances, rtol=1e-14, atol=1e-15)
-    assert_close(again.locs, fitted.locs, rtol=0, atol=0)
-    assert_close(again.log_prob(X), fitted.log_prob(X), rtol=1e-12, atol=1e-12)
+    for name in ("weights", "locs", "native"):
+        assert torch.equal(getattr(again, name), getattr(fitted, name)), name
+    assert torch.equal(again.log_prob(X), fitted.log_prob(X))
 
 
 # -- robustness ---------------------------------------------------------------------------------------
 def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path, monkeypatch):
     path = write(tmp_path, SMALL)
     reference = run_experiment(path, tmp_path / "reference", quiet=True)
-    real_fit = experiment.fit
+    real_fit = runner.fit
     calls = []
 
     def dying_fit(*args, **kwargs):
@@ -485,7 +497,7 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path, monkeypat
             raise KeyboardInterrupt  # the run is killed during its 4th fit
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(experiment, "fit", dying_fit)
+    monkeypatch.setattr(runner, "fit", dying_fit)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(path, tmp_path / "resumed", quiet=True)
     assert len(list((tmp_path / "resumed" / "records").glob("*.json"))) == 3
@@ -493,7 +505,7 @@ def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path, monkeypat
     finished = {row["task"] for row in read_results(tmp_path / "resumed" / "results.csv")}
     assert {line["task"] for line in read_histories(tmp_path / "resumed" / "histories.csv")} == finished
     calls.clear()
-    monkeypatch.setattr(experiment, "fit", lambda *a, **k: (calls.append(1), real_fit(*a, **k))[1])
+    monkeypatch.setattr(runner, "fit", lambda *a, **k: (calls.append(1), real_fit(*a, **k))[1])
     resumed = run_experiment(path, tmp_path / "resumed", quiet=True)
     assert len(calls) == 5  # only the unfinished fits ran again
     expected = read_results(reference / "results.csv")
@@ -559,14 +571,14 @@ def test_a_run_killed_by_sigkill_resumes_to_the_same_results(tmp_path):
 
 
 def test_a_failing_fit_becomes_a_failed_row(tmp_path, monkeypatch):
-    real_fit = experiment.fit
+    real_fit = runner.fit
 
     def fragile_fit(model, X, method, **kwargs):
         if method == "kmeans" and kwargs["seed"] == 1:
             raise DivergenceError("the log-likelihood became -inf at iteration 3: a component collapsed")
         return real_fit(model, X, method, **kwargs)
 
-    monkeypatch.setattr(experiment, "fit", fragile_fit)
+    monkeypatch.setattr(runner, "fit", fragile_fit)
     out = run_experiment(write(tmp_path, SMALL), tmp_path / "out", quiet=True)
     rows = read_results(out / "results.csv")
     failed = [row for row in rows if row["status"] == "failed"]
@@ -703,8 +715,6 @@ def test_report_states_methods_findings_and_the_kl_sample_size(small_run):
 def test_methods_section_says_when_map_has_no_prior(tmp_path):
     from types import SimpleNamespace
 
-    from mixtures.report import methods_section
-
     text = SMALL.replace("  - {name: km, method: kmeans, options: {max_iter: 20}}",
                          "  - {name: MAP, method: map, options: {num_steps: 5}}\n"
                          "  - {name: MAP-EM, method: em, prior: {}}")
@@ -715,8 +725,6 @@ def test_methods_section_says_when_map_has_no_prior(tmp_path):
 
 
 def test_mean_sd_rounds_the_sd_to_the_mean_precision():
-    from mixtures.report import mean_sd
-
     assert mean_sd([-4.15538, -4.15538 + 1.3e-11], 6) == "-4.15538 ± 0"      # rounding noise
     assert mean_sd([0.8125, 0.8125 + 1e-16]) == "0.8125 ± 0"
     assert mean_sd([2812.55, 2919.55, 3026.55], 6) == "2919.55 ± 110"      # no 1.1e+02
@@ -738,8 +746,6 @@ output: {figures: [ellipses, bic], max_cell_figures: 1}
 
 
 def test_model_selection_always_shows_the_winners_ellipses(tmp_path):
-    from mixtures.report import selection_winners
-
     out = run_experiment(write(tmp_path, MODEL_SELECTION), tmp_path / "out", quiet=True)
     config = load_config(out / "config.yaml")
     tasks = expand_tasks(config)
@@ -760,12 +766,78 @@ def test_model_selection_always_shows_the_winners_ellipses(tmp_path):
 def test_feature_names_come_from_the_data(tmp_path):
     (tmp_path / "named.csv").write_text("eruptions,waiting\n3.6,79\n1.8,54\n3.3,74\n")
     (tmp_path / "plain.txt").write_text("3.6 79\n1.8 54\n3.3 74\n")
-    assert experiment._header_names(tmp_path / "named.csv", None, 2) == ("eruptions", "waiting")
-    assert experiment._header_names(tmp_path / "named.csv", None, 3) is None  # not one name per column
-    assert experiment._header_names(tmp_path / "plain.txt", None, 2) is None  # no header
+    assert header_names(tmp_path / "named.csv", None, 2) == ("eruptions", "waiting")
+    assert header_names(tmp_path / "named.csv", None, 3) is None  # not one name per column
+    assert header_names(tmp_path / "plain.txt", None, 2) is None  # no header
     text = "data: {kind: file, path: named.csv}\nmodel: {n_components: 1}\nmethods: [em]\n"
     task = expand_tasks(load_config(write(tmp_path, text)))[0]
     assert DataCache().get(task).feature_names == ("eruptions", "waiting")
     faithful = expand_tasks(load_config(write(tmp_path, text.replace("{kind: file, path: named.csv}",
                                                                      "{kind: old_faithful}"))))[0]
     assert DataCache().get(faithful).feature_names == ("eruptions (min)", "waiting (min)")
+
+
+# -- drawing reads what the run stored ------------------------------------------------------------------------
+def test_contours_draw_the_stored_start_and_first_iteration_without_fitting(tmp_path, monkeypatch):
+    text = SMALL.replace("figures: none", "figures: [contours]").replace("sweep: {n: [30, 40]}", "")
+    out = run_experiment(write(tmp_path, text), tmp_path / "out", quiet=True)
+    config = load_config(out / "config.yaml")
+    tasks = expand_tasks(config)
+    state = experiment.RunState(config, out, tasks, {t.key: experiment.read_record(out, t) for t in tasks},
+                                DataCache())
+    em = tasks[0]
+    bundle = state.data.get(em)
+    record = state.records[em.key]
+    one = mixtures.fit(mixtures.GaussianMixture(2, "full"), bundle.X, "em", init="kmeans", seed=em.seed,
+                       max_iter=1, warn=False)
+    for stage, expected in (("init", one.init), ("first_iteration", one.params)):
+        stored = params_from_record(record, stage)
+        assert torch.equal(stored.locs, expected.locs) and torch.equal(stored.native, expected.native), stage
+    assert params_from_record(state.records[tasks[1].key], "first_iteration") is None  # k-means: not drawn
+    (out / "figures" / "contours_s4.png").unlink()
+
+    def no_fitting(*args, **kwargs):
+        raise AssertionError("drawing a figure must not fit a model")
+
+    monkeypatch.setattr(runner, "fit", no_fitting)
+    monkeypatch.setattr(mixtures, "fit", no_fitting)
+    drawn = make_figures(state)
+    assert not drawn.problems and [f.kind for f in drawn.figures] == ["contours"]
+    assert (out / "figures" / "contours_s4.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_run_files_get_the_umasks_permissions_and_old_records_are_redone(small_run, tmp_path):
+    config, out = small_run
+    rows = read_results(out / "results.csv")
+    paths = [out / "results.csv", out / "histories.csv", out / "report.md", out / "config.yaml",
+             out / rows[0]["history"], next((out / "records").glob("*.json")), out / "figures" / "traces_s4.png"]
+    for path in paths:  # mkstemp made these 0600; the experiment writes through mixtures.core.files
+        assert path.stat().st_mode & 0o044 == 0o044 & ~_umask(), path
+    task = expand_tasks(config)[0]
+    record = experiment.read_record(out, task)
+    assert record["version"] == experiment.RECORD_VERSION == 3
+    stale = tmp_path / "stale"
+    (stale / "records").mkdir(parents=True)
+    (stale / "records" / f"{task.key}.json").write_text(
+        (out / "records" / f"{task.key}.json").read_text().replace('"version": 3', '"version": 2'))
+    assert experiment.read_record(stale, task) is None  # an older record is recomputed, not misread
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.parametrize("option, fragment", [("guide: mvnn", "unknown guide 'mvnn'"),
+                                              ("patience: x", "patience must be an integer")])
+def test_option_values_the_record_cannot_type_are_config_errors_before_writing(tmp_path, option, fragment):
+    """``guide`` may be a callable and ``patience`` an integer or "auto": the record types them "any", so the
+    routine's own check rejects a bad value, in the method's first fit, before anything is written."""
+    text = SMALL.replace("{name: km, method: kmeans, options: {max_iter: 20}}",
+                         "{name: S, method: svi, options: {num_steps: 2, " + option + "}}")
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError) as caught:
+        run_experiment(write(tmp_path, text), out, quiet=True)
+    assert caught.value.key == f"methods[1].options.{option.split(':')[0]}" and fragment in str(caught.value)
+    assert not out.exists()

@@ -1,0 +1,198 @@
+"""The ``data`` entries of a config: one pydantic model per ``kind`` (and per ``truth`` of synthetic data).
+
+Pydantic picks the model by discriminated unions on ``kind`` and ``truth``; every entry is a
+:class:`DataConfig`, whose fields its kind does not use stay ``None``, so the rest of the
+experiment reads one shape. ``path`` is resolved against the validation context's ``base_dir``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from mixtures.experiment.config.block import Block
+from mixtures.experiment.config.values import Boolean, Name, check_choice, choice, integer, kind_of, number, problem
+from mixtures.families.gaussian.params import MixtureParams
+from mixtures.inference.registry import did_you_mean
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+DATA_KINDS = ("old_faithful", "file", "synthetic")
+TRUTHS = ("given", "seed004", "seed003", "random")
+FILE_FORMATS = ("auto", "csv", "whitespace")
+#: keys of each dataset kind, and of each truth of synthetic data
+DATA_KEYS = {"old_faithful": ("name", "kind"), "file": ("name", "kind", "path", "format"),
+             "synthetic": ("name", "kind", "truth", "n", "n_test", "seed", "resample")}
+TRUTH_KEYS = {"given": ("weights", "means", "covariances"), "seed004": (), "seed003": ("n_components", "n_features"),
+              "random": ("n_components", "n_features", "separation", "imbalance", "covariance_type")}
+ALL_DATA_KEYS = tuple(dict.fromkeys(sum(DATA_KEYS.values(), ()) + sum(TRUTH_KEYS.values(), ())))
+#: the tags of the dataset unions, which pydantic puts in error locations
+UNION_TAGS = frozenset(DATA_KINDS + TRUTHS)
+
+
+class DataConfig(Block):
+    """One dataset (see the ``data`` keys in the README). Fields its ``kind``/``truth`` do not use are ``None``."""
+
+    name: Name
+    kind: str
+    path: str | None = None
+    format: str | None = None
+    truth: str | None = None
+    n: int | None = None
+    n_test: int | None = None
+    seed: int | None = None
+    resample: bool | None = None
+    weights: list | None = None
+    means: list | None = None
+    covariances: list | None = None
+    n_components: int | None = None
+    n_features: int | None = None
+    separation: float | None = None
+    imbalance: float | None = None
+    covariance_type: str | None = None
+
+    @property
+    def synthetic(self) -> bool:
+        return self.kind == "synthetic"
+
+    def accepts(self, key: str) -> bool:
+        """Whether a sweep key of :data:`DATA_SWEEP_KEYS` applies to this dataset."""
+        return self.synthetic and (key == "n" or key in TRUTH_KEYS[self.truth])
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+    @classmethod
+    def unknown_key_hint(cls, name: Any, raw: dict) -> str:
+        if name not in ALL_DATA_KEYS:
+            return did_you_mean(name, cls.keys())
+        truth = f" with truth {raw.get('truth')!r}" if raw.get("kind") == "synthetic" else ""
+        return f" (it does not apply to kind {raw.get('kind')!r}{truth})"
+
+
+class OldFaithfulData(DataConfig):
+    yaml_keys: ClassVar[tuple[str, ...]] = DATA_KEYS["old_faithful"]
+    kind: Literal["old_faithful"]
+    name: Name = "old_faithful"
+
+
+class FileData(DataConfig):
+    yaml_keys: ClassVar[tuple[str, ...]] = DATA_KEYS["file"]
+    kind: Literal["file"]
+    path: str
+    format: choice(FILE_FORMATS) = "auto"
+
+    @classmethod
+    def prepare(cls, raw: dict, context: Any) -> dict:
+        path = raw.get("path")
+        if not isinstance(path, str) or not path:
+            raise problem(f"must be the path of a data file; got {path!r}.", "a CSV or whitespace-separated "
+                          "text file", at="path")
+        resolved = resolve_path(path, (context or {}).get("base_dir"))
+        if resolved is None:
+            raise problem(f"file {path!r} not found (looked next to the config and in the working directory).",
+                          "an existing data file", at="path")
+        raw.setdefault("name", re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(path).stem) or "file")
+        return {**raw, "path": str(resolved)}
+
+
+class SyntheticData(DataConfig):
+    yaml_keys: ClassVar[tuple[str, ...]] = DATA_KEYS["synthetic"]
+    kind: Literal["synthetic"]
+    n: integer(2)
+    n_test: integer(0) = 2000
+    seed: integer(0) = 0
+    resample: Boolean = False
+
+    @classmethod
+    def prepare(cls, raw: dict, context: Any) -> dict:
+        if raw.get("n") is None:
+            raise problem("is required for synthetic data (training points to draw).", "integers >= 2", at="n")
+        raw.setdefault("name", raw["truth"])
+        return raw
+
+
+class Seed004Data(SyntheticData):
+    truth: Literal["seed004"]
+
+
+class Seed003Data(SyntheticData):
+    """Seed notebook 003's three random Gaussians; the default seed 3 reproduces its ``np.random.seed(3)`` draw."""
+
+    yaml_keys: ClassVar[tuple[str, ...]] = DATA_KEYS["synthetic"] + TRUTH_KEYS["seed003"]
+    truth: Literal["seed003"]
+    seed: integer(0) = 3
+    n_components: integer(1) = 3
+    n_features: integer(1) = 2
+
+    @model_validator(mode="after")
+    def _equal_draws(self) -> Seed003Data:
+        if self.n % self.n_components:
+            raise problem(f"seed003 draws the same number of points per component, so n must be a multiple "
+                          f"of n_components={self.n_components}; got {self.n}.",
+                          f"multiples of {self.n_components}", at="n")
+        return self
+
+
+class RandomData(SyntheticData):
+    yaml_keys: ClassVar[tuple[str, ...]] = DATA_KEYS["synthetic"] + TRUTH_KEYS["random"]
+    truth: Literal["random"]
+    n_components: integer(1, nullable=True) = None  # None: the model's K
+    n_features: integer(1) = 2
+    separation: number(0) = 2.0
+    imbalance: number(1.0) = 1.0
+    covariance_type: choice(COVARIANCE_TYPES) = "full"
+
+
+class GivenData(SyntheticData):
+    yaml_keys: ClassVar[tuple[str, ...]] = DATA_KEYS["synthetic"] + TRUTH_KEYS["given"]
+    required_keys: ClassVar[tuple[str, ...]] = TRUTH_KEYS["given"]
+    truth: Literal["given"]
+    weights: list
+    means: list
+    covariances: list
+
+    @model_validator(mode="after")
+    def _valid_mixture(self) -> GivenData:
+        try:
+            params = MixtureParams(self.weights, self.means, self.covariances, "full")
+        except (ValueError, TypeError, RuntimeError) as error:
+            raise problem(f"weights/means/covariances do not form a valid mixture: {error}",
+                          "weights (K,) on the simplex, means (K, D), covariances (K, D, D) symmetric "
+                          "positive definite", at="weights") from None
+        return self.model_copy(update={"weights": params.weights.tolist(), "means": params.locs.tolist(),
+                                       "covariances": params.covariances.tolist()})
+
+
+DataEntry = Annotated[
+    OldFaithfulData | FileData | Annotated[Seed004Data | Seed003Data | RandomData | GivenData,
+                                           Field(discriminator="truth")],
+    Field(discriminator="kind")]
+
+
+def data_entries(raw: Any) -> list:
+    """One mapping or a non-empty list of them, each with a known ``kind`` (and ``truth``)."""
+    entries = [raw] if isinstance(raw, dict) else raw
+    if not isinstance(entries, list) or not entries:
+        raise problem(f"must be a mapping or a non-empty list of mappings; got {raw!r}.",
+                      "kind: " + ", ".join(DATA_KINDS))
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise problem(f"must be a mapping; got a {kind_of(entry)}.", "kind: " + ", ".join(DATA_KINDS), at=f"[{i}]")
+        check_choice(entry.get("kind"), DATA_KINDS, at=f"[{i}].kind")
+        if entry["kind"] == "synthetic":
+            check_choice(entry.get("truth"), TRUTHS, at=f"[{i}].truth")
+    return entries
+
+
+def resolve_path(path: str, base_dir: str | Path | None) -> Path | None:
+    """``path`` as given when absolute, else next to the config, else in the working directory (``None``: nowhere)."""
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute():
+        return candidate if candidate.exists() else None
+    for folder in ([Path(base_dir)] if base_dir is not None else []) + [Path.cwd()]:
+        if (folder / candidate).exists():
+            return (folder / candidate).resolve()
+    return None

@@ -1,0 +1,97 @@
+"""``report.md``: the run in words, tables and figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mixtures.core.files import atomic_write_text
+from mixtures.experiment.report.figures import FigureSet
+from mixtures.experiment.report.findings import findings
+from mixtures.experiment.report.formatting import finite
+from mixtures.experiment.report.tables import (
+    converged_cell,
+    failures,
+    methods_section,
+    model_selection,
+    passes_table,
+    summary_rows,
+    summary_table,
+)
+from mixtures.experiment.store import RunState
+
+
+def write_report(state: RunState, figures: FigureSet) -> Path:
+    """Write ``report.md`` (atomically) and return its path."""
+    sections = [_heading(state), ["## Methods", "", methods_section(state), ""], _results(state)]
+    found = findings(state)
+    if found:
+        sections.append(["## Findings", "", "Read off the table above (means over seeds).", "", found, ""])
+    selection = model_selection(state)
+    if selection:
+        sections.append(["## Model selection", "", selection, ""])
+    passes = passes_table(state)
+    if passes:
+        sections.append(["## Log-likelihood per data pass", "",
+                         "Log-likelihood per point (exact, training data) at each method's last evaluation within the "
+                         "given number of data passes; mean ± sd over seeds. Passes: see the passes figure.", "",
+                         passes, ""])
+    sections.append(_figures(state, figures))
+    problems = failures(state)
+    if problems:
+        sections.append(["## Failed fits", "", problems, ""])
+    if figures.problems:
+        sections.append(["## Figures that could not be drawn", ""] + [f"- {p}" for p in figures.problems] + [""])
+    path = state.out_dir / "report.md"
+    atomic_write_text(path, "\n".join(line for section in sections for line in section))
+    return path
+
+
+def _heading(state: RunState) -> list[str]:
+    config, rows = state.config, state.rows()
+    ok = [r for r in rows if r["status"] == "ok"]
+    lines = [f"# {config.name}", ""]
+    if config.header:
+        lines += ["> " + line if line else ">" for line in config.header.splitlines()] + [""]
+    if config.description:
+        lines += [config.description.strip(), ""]
+    mode = " in **smoke mode** (tiny sizes, few steps: not for conclusions)" if state.smoke else ""
+    return lines + [
+        f"Config: [`config.yaml`](config.yaml) (resolved from `{config.source}`){mode}. Per-fit rows: "
+        "[`results.csv`](results.csv); traces: [`histories.csv`](histories.csv) (every fit's history in one long "
+        "table) and `histories/` (one CSV per fit).", "",
+        f"{len(rows)} fits of {len(state.tasks)}: {len(ok)} ok, {len(rows) - len(ok)} failed, "
+        f"{sum(bool(r['singular']) for r in ok)} singular.", ""]
+
+
+def _results(state: RunState) -> list[str]:
+    has_truth = any(finite(r.get("ari")) for r in state.rows() if r["status"] == "ok")
+    budgets = any("at budget" in converged_cell(state, label["method"], [r for r in rows if r["status"] == "ok"])
+                  for label, rows in summary_rows(state))
+    legend = ("Mean ± sd over seeds (sd 0 when below the mean's last digit). log-lik/pt: final log p(X|θ) per point; "
+              "ELBO/pt: the routine's final ELBO per point; KL gap/pt: log-lik − ELBO per point at the end (with a "
+              "prior, log-lik + log prior − ELBO): KL(q ‖ p(Z|X,θ)) of the routine's q over the assignments; BIC lower "
+              "is better (scikit-learn's sign); converged: fits that met their routine's stopping rule")
+    if budgets:
+        legend += ("; \"at budget\": fits that ran their whole step budget (max_iter or num_steps) instead, the normal "
+                   "end of an SVI or MAP run given a fixed number of steps, not a failure")
+    if has_truth:
+        legend += ("; errors against the true parameters after matching components; KL to truth: KL(truth ‖ fit) by "
+                   f"Monte Carlo with {state.config.metrics.kl_samples} draws of the truth per fit (the same draws for "
+                   "every method of a cell, so differences between methods are not sampling noise of separate "
+                   "draws), its mean Monte Carlo standard error in parentheses; held-out LL/pt on an independent "
+                   "sample")
+    return ["## Results by method", "", legend + ".", "", summary_table(state), ""]
+
+
+def _figures(state: RunState, figures: FigureSet) -> list[str]:
+    if not figures.figures:
+        return []
+    lines = ["## Figures", ""]
+    for figure in figures.figures:
+        png = next((p for p in figure.paths if p.suffix == ".png"), figure.paths[0])
+        others = [p.relative_to(state.out_dir).as_posix() for p in figure.paths if p != png]
+        lines += [f"### {figure.title}", "", f"![{figure.title}]({png.relative_to(state.out_dir).as_posix()})", ""]
+        caption = figure.caption + (" Also: " + ", ".join(f"[{o}]({o})" for o in others) if others else "")
+        if caption:
+            lines += [caption, ""]
+    return lines

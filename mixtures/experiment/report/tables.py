@@ -1,0 +1,199 @@
+"""The tables of report.md: results by method, model selection, log-likelihood per data pass,
+the methods as run, and the failed fits."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from mixtures.experiment.config.methods import MethodConfig
+from mixtures.experiment.report.formatting import finite, format_number, markdown_table, mean_sd, point_label
+from mixtures.experiment.report.reading import (
+    is_online,
+    pass_traces,
+    run_inits,
+    selection_winners,
+    selects_models,
+    tasks_by_dataset,
+    with_per_point,
+)
+from mixtures.experiment.store import RunState
+from mixtures.inference.registry import ROUTINES
+
+SUMMARY_COLUMNS = (("log-lik/pt", "log_likelihood_per_point"), ("ELBO/pt", "elbo_per_point"),
+                   ("KL gap/pt", "kl_per_point"), ("BIC", "bic"), ("iterations", "n_iter"), ("time (s)", "time"))
+#: columns shown to 6 digits: log-likelihoods of routines at the same optimum differ in the 4th-6th
+PRECISE_COLUMNS = ("log_likelihood_per_point", "elbo_per_point", "bic", "held_out_ll")
+POSTERIOR_SUMMARY = (("E[#w>1%]", "expected_components"), ("max R-hat", "max_r_hat"), ("min ESS", "min_ess"),
+                     ("divergences", "num_divergences"))
+TRUTH_COLUMNS = (("weights L1", "weights_l1"), ("means RMSE", "means_rmse"),
+                 ("cov. Frobenius", "covariances_frobenius"), ("ARI", "ari"), ("NMI", "nmi"),
+                 ("held-out LL/pt", "held_out_ll"))
+PASS_MARKS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
+
+
+def summary_rows(state: RunState) -> list[tuple[dict, list[dict]]]:
+    """Rows grouped by (dataset, sweep point, init if several, method), in task order."""
+    many_inits = len(run_inits(state)) > 1
+    groups: dict[tuple, tuple[dict, list[dict]]] = {}
+    for task in state.tasks:
+        record = state.records.get(task.key)
+        if record is None:
+            continue
+        label = {"dataset": task.dataset.name, **task.point}
+        if many_inits:
+            label["init"] = task.init
+        label["method"] = task.method.name
+        groups.setdefault(tuple(label.items()), (label, []))[1].append(record["row"])
+    return list(groups.values())
+
+
+def summary_table(state: RunState) -> str:
+    """Markdown table of every group: fits, converged and mean ± sd over seeds of each metric."""
+    groups = summary_rows(state)
+    if not groups:
+        return "_No finished fits._"
+    present = {k for label, _ in groups for k in label}
+    label_keys = [k for k in dict.fromkeys(["dataset", *state.config.sweep, "init", "method"]) if k in present]
+    every = [r for _, rows in groups for r in rows]
+    has_truth = any(finite(r.get("means_rmse")) or finite(r.get("ari")) for r in every)
+    columns = list(SUMMARY_COLUMNS) + (list(TRUTH_COLUMNS) if has_truth else [])
+    columns += [(name, column) for name, column in POSTERIOR_SUMMARY if any(finite(r.get(column)) for r in every)]
+    header = label_keys + ["ok/fits", "converged", "singular"] + [name for name, _ in columns]
+    if has_truth:
+        header.append("KL to truth (MC se)")
+    table_rows = []
+    for label, rows in groups:
+        ok = [with_per_point(r) for r in rows if r["status"] == "ok"]
+        cells = [label.get(k, "") for k in label_keys]
+        cells += [f"{len(ok)}/{len(rows)}", converged_cell(state, label["method"], ok),
+                  str(sum(bool(r["singular"]) for r in ok))]
+        cells += [mean_sd((r.get(column) for r in ok), 6 if column in PRECISE_COLUMNS else 4) for _, column in columns]
+        if has_truth:
+            se = [float(r["kl_truth_se"]) for r in ok if finite(r.get("kl_truth_se"))]
+            cells.append(mean_sd(r.get("kl_truth") for r in ok) + (f" ({format_number(float(np.mean(se)))})"
+                                                                    if se else ""))
+        table_rows.append(cells)
+    return markdown_table(header, table_rows)
+
+
+def step_budget(method: MethodConfig) -> int | None:
+    """The step budget of a method (its routine's ``budget_option``, given or the default)."""
+    routine = ROUTINES.get(method.method)
+    if routine is None or routine.budget_option is None:
+        return None
+    value = method.options.get(routine.budget_option, routine.default(routine.budget_option))
+    return int(value) if isinstance(value, int) else None
+
+
+def converged_cell(state: RunState, method_name: str, ok: list[dict]) -> str:
+    """``"3/3"``, or ``"0/3 (3 at budget)"`` when fits ran their whole step budget."""
+    text = f"{sum(bool(r['converged']) for r in ok)}/{len(ok)}"
+    try:
+        budget = step_budget(state.config.method(method_name))
+    except KeyError:
+        budget = None
+    at_budget = sum(1 for r in ok if not r["converged"] and budget is not None and finite(r.get("n_iter"))
+                    and int(r["n_iter"]) >= budget)
+    return text + (f" ({at_budget} at budget)" if at_budget else "")
+
+
+def model_selection(state: RunState) -> str:
+    """Best model per dataset and criterion (non-singular ok fits), when K or the type is swept."""
+    if not selects_models(state):
+        return ""
+    lines = []
+    for dataset, tasks in tasks_by_dataset(state).items():
+        excluded = sum(bool(state.row(t)["singular"]) for t in tasks if state.ok(t))
+        for criterion, task in selection_winners(state, tasks).items():
+            best = state.row(task)
+            lines.append(f"- **{dataset}**, lowest {criterion.upper()}: K={best['n_components']}, "
+                         f"{best['covariance_type']} ({best['method']}, init {best['init']}, seed {best['seed']}, "
+                         f"{criterion.upper()} {format_number(float(best[criterion]), 6)})")
+        if excluded:
+            lines.append(f"- {dataset}: {excluded} singular fit(s) excluded (a covariance collapsed to the "
+                         "reg_covar floor).")
+    return "\n".join(lines)
+
+
+def methods_section(state: RunState) -> str:
+    """One line per method: routine, options, prior; says what a routine that may take a prior fits without one."""
+    lines = []
+    for method in state.config.methods:
+        options = ", ".join(f"{k}={v}" for k, v in method.options.items())
+        text = f"- **{method.name}**: routine `{method.method}`" + (f" ({options})" if options else "")
+        if method.n_components is not None:
+            text += f", K={method.n_components}"
+        if method.prior is not None:
+            fields = ", ".join(f"{k}={v}" for k, v in method.prior.items()) or "all defaults"
+            text += f"; prior: GaussianPrior({fields})"
+        elif ROUTINES[method.method].prior == "optional":
+            text += _without_prior(method)
+        lines.append(text + ".")
+    return "\n".join(lines)
+
+
+def _without_prior(method: MethodConfig) -> str:
+    """What a routine that may take a prior fits without one (wording for the routines whose
+    names or guides suggest a posterior; hard EM's classification likelihood gets none)."""
+    if method.method == "map":  # the name promises a posterior mode
+        return ("; **no prior**: this \"MAP\" is maximum likelihood by Adam on the parameters (the same optimum as "
+                "EM), not a posterior mode")
+    if method.method == "svi":  # a prior-free SVI has the delta guide (the config checks it)
+        assignments = ("a mean-field q over the assignments" if method.options.get("local_guide") == "mean_field"
+                       else "assignments summed out")
+        return f"; no prior: point estimates of the parameters by maximum likelihood (Adam on the ELBO, {assignments})"
+    return "; no prior: maximum likelihood" if method.method == "em" else ""
+
+
+def passes_table(state: RunState) -> str:
+    """Log-likelihood per point after a number of data passes (mean ± sd over seeds), per dataset.
+
+    For each method the value at its last evaluation within the budget; only for
+    datasets with an online method (where the passes figure applies).
+    """
+    sections = []
+    for dataset, tasks in tasks_by_dataset(state).items():
+        first_point = tasks[0].point
+        tasks = [t for t in tasks if t.point == first_point and t.init == tasks[0].init]
+        if not any(is_online(t) for t in tasks):
+            continue
+        per_method: dict[str, list] = defaultdict(list)
+        for seed in state.config.seeds:
+            cell = [t for t in tasks if t.seed == seed]
+            for name, trace in (pass_traces(state, cell) if cell else {}).items():
+                per_method[name].append(trace)
+        if per_method:
+            label = f"**{dataset}**" + (f" ({point_label(first_point)})" if first_point else "")
+            sections.append(f"{label}, init {tasks[0].init}:\n\n" + _passes_rows(per_method))
+    return "\n\n".join(sections)
+
+
+def _passes_rows(per_method: dict[str, list]) -> str:
+    longest = max(float(p[-1]) for traces in per_method.values() for p, _, _ in traces)
+    marks = [m for m in PASS_MARKS if m <= longest] or [longest]
+    header = ["method"] + [f"≤ {m:g} pass" + ("es" if m != 1 else "") for m in marks] + ["final", "passes", "time (s)"]
+    rows = []
+    for name, traces in per_method.items():
+        cells = [name]
+        for mark in marks:
+            values = []
+            for passes, _, values_ in traces:
+                within = np.flatnonzero((passes <= mark + 1e-9) & np.isfinite(values_))
+                values.append(values_[within[-1]] if within.size else None)
+            cells.append(mean_sd(values, 6))
+        cells.append(mean_sd((v[np.isfinite(v)][-1] for _, _, v in traces), 6))
+        cells.append(mean_sd((float(p[-1]) for p, _, _ in traces), 3))
+        cells.append(mean_sd((float(t[-1]) for _, t, _ in traces), 3))
+        rows.append(cells)
+    return markdown_table(header, rows)
+
+
+def failures(state: RunState) -> str:
+    rows = [r for r in state.rows() if r["status"] != "ok"]
+    if not rows:
+        return ""
+    return markdown_table(("dataset", "method", "K", "covariance", "init", "seed", "error"),
+                          [(r["dataset"], r["method"], r["n_components"], r["covariance_type"], r["init"], r["seed"],
+                            r["error"]) for r in rows])

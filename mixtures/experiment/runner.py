@@ -1,0 +1,308 @@
+"""Run a config: fit every task, score it, write it down, then draw the report.
+
+:func:`run_experiment` expands a :class:`~mixtures.experiment.config.Config` into tasks
+(:func:`~mixtures.experiment.tasks.expand_tasks`), fits each with :func:`mixtures.fit`,
+scores it with :mod:`mixtures.metrics` (see :data:`~mixtures.experiment.store.RESULT_COLUMNS`
+and the README) and stores it (:mod:`~mixtures.experiment.store`).
+
+KL to the truth uses common random numbers: the Monte Carlo draws are seeded from the
+cell (:func:`~mixtures.experiment.tasks.kl_seed`), so every method of a cell is scored on
+the same points and differences between methods carry no sampling noise of their own.
+
+Robustness: every file is written atomically and a task's record last, so a killed run
+resumes from its finished tasks (keyed by a digest of what determines their numbers, so a
+grown config reuses them too); every random draw is seeded from the config; a fit that
+raises becomes a ``status=failed`` row; the config, the data, the priors and each
+method's first fit are checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from mixtures import evaluation
+from mixtures.core.files import atomic_write_text, remove_stale_temporaries
+from mixtures.core.posterior import Posterior
+from mixtures.core.result import FitResult
+from mixtures.experiment.config.errors import ConfigError
+from mixtures.experiment.config.loading import load_config, parse_config
+from mixtures.experiment.config.methods import FIT_OPTIONS
+from mixtures.experiment.config.schema import Config
+from mixtures.experiment.datasets import DataBundle, DataCache
+from mixtures.experiment.report import make_figures, write_report
+from mixtures.experiment.report.figures import FIGURES
+from mixtures.experiment.store import RESULT_COLUMNS, Outcome, RunState, read_record, write_record, write_results
+from mixtures.experiment.tasks import Task, build_model, expand_tasks, kl_seed
+from mixtures.families.gaussian.params import MixtureParams
+from mixtures.inference import ROUTINES, fit
+
+#: weight above which a component counts as used (``expected_components``)
+COMPONENT_THRESHOLD = 0.01
+
+
+# -- one task -------------------------------------------------------------------------------
+def run_task(task: Task, bundle: DataBundle, config: Config, preflight: bool = False) -> Outcome:
+    """Fit and score one task. Fit errors become ``status=failed`` rows; an option the routine
+    rejects is a :class:`ConfigError` (in the ``preflight`` fit, also a value the routine's
+    record could not type, see :func:`option_rejected`)."""
+    row: dict[str, Any] = dict.fromkeys(RESULT_COLUMNS)
+    X = bundle.X
+    row.update(task=task.key, cell=task.cell, dataset=task.dataset.name, n=int(X.shape[0]),
+               n_features=int(X.shape[1]), n_components=task.n_components, covariance_type=task.covariance_type,
+               true_n_components=task.true_n_components, separation=task.dataset.separation,
+               imbalance=task.dataset.imbalance, init=task.init, seed=task.seed, method=task.method.name,
+               routine=task.method.method, history=f"histories/{task.history_name}")
+    options = dict(task.method.options)
+    reg_covar = options.pop("reg_covar", config.model.reg_covar)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        start = time.perf_counter()
+        try:
+            result = fit(build_model(task), X, task.method.method, init=task.init, seed=task.seed,
+                         reg_covar=reg_covar, **options)
+        except TypeError as error:
+            if "unexpected keyword argument" in str(error) or "unexpected option" in str(error):
+                raise ConfigError(config.source, f"methods[{task.method_index}].options",
+                                  f"routine {task.method.method!r} rejected its options: {error}",
+                                  f"the options in help(mixtures.inference.ROUTINES[{task.method.method!r}])") from None
+            raise
+        except Exception as error:  # a failed fit is a result, not a crash of the run
+            rejected = option_rejected(task, error) if preflight else None
+            if rejected is not None:
+                raise ConfigError(config.source, f"methods[{task.method_index}].options.{rejected}",
+                                  f"routine {task.method.method!r} rejected it: {first_line(error)}",
+                                  "the values documented in help(mixtures.inference.ROUTINES"
+                                  f"[{task.method.method!r}])") from None
+            row.update(status="failed", error=first_line(error), time=time.perf_counter() - start, history=None,
+                       warnings=warning_text(caught))
+            return Outcome(task, row, None, None)
+        row.update(status="ok", time=time.perf_counter() - start)
+        try:
+            row.update(score(result, bundle, config, task, reg_covar))
+        except Exception as error:  # scoring a degenerate fit must not stop the run
+            row.update(status="failed", error="scoring failed: " + first_line(error))
+        if result.posterior is not None:
+            row["posterior"] = f"posteriors/{task.posterior_name}"
+            row.update(posterior_summary(result.posterior))
+        row["warnings"] = warning_text(caught)
+    return Outcome(task, row, result.params, result.history, result.posterior, init=result.init,
+                   first_iteration=first_iteration(task, result, X, reg_covar))
+
+
+def option_rejected(task: Task, error: Exception) -> str | None:
+    """The option a routine's own check rejected (a plain ``ValueError`` naming the option and its
+    value), else ``None``.
+
+    Options the record types as "any" (``guide``, which may be a callable; ``patience``,
+    an integer or "auto") reach the routine unchecked; in a method's first fit, which runs
+    before anything is written, such a rejection is a config error, not a failed fit.
+    """
+    if type(error) is not ValueError:  # DataError, ParameterError...: about the data or the fit
+        return None
+    text = str(error)
+    return next((name for name, value in task.method.options.items()
+                 if name in text and repr(value) in text), None)
+
+
+def first_iteration(task: Task, result: FitResult, X: Tensor, reg_covar: float) -> MixtureParams | None:
+    """The parameters after one iteration from the fit's own start, for tasks a figure draws them for
+    (:data:`~mixtures.experiment.report.figures.FIGURES`' ``first_iteration``); else ``None``.
+
+    The routine runs again from ``result.init`` with a budget of one step, which is exactly
+    the fit's first step for routines that start from parameters (it is stored at fit time so
+    that drawing never fits a model).
+    """
+    routine = ROUTINES[task.method.method]
+    wanted = any(spec.first_iteration is not None and spec.first_iteration(task) for spec in FIGURES.values())
+    if not wanted or result.init is None or routine.budget_option is None or routine.takes_responsibilities:
+        return None
+    options = {name: value for name, value in task.method.options.items() if name not in FIT_OPTIONS}
+    options[routine.budget_option] = 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one iteration never converges; that is the point
+        try:
+            return routine(build_model(task), X, result.init, seed=task.seed, reg_covar=reg_covar, **options).params
+        except (ValueError, FloatingPointError, RuntimeError):
+            return None
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
+
+
+def warning_text(caught: Iterable[warnings.WarningMessage]) -> str | None:
+    messages = list(dict.fromkeys(f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught))
+    return " | ".join(messages)[:500] if messages else None
+
+
+def _finite_values(values: Any) -> Tensor:
+    values = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+    return values[torch.isfinite(values)]
+
+
+def posterior_summary(posterior: Posterior) -> dict[str, Any]:
+    """The posterior columns of a result row (see ``POSTERIOR_COLUMNS``)."""
+    out: dict[str, Any] = {"posterior_draws": posterior.n_draws,
+                           "expected_components": posterior.expected_components(COMPONENT_THRESHOLD)}
+    diagnostics = posterior.diagnostics or {}
+    for column, site_values, reduce in (("max_r_hat", diagnostics.get("r_hat"), torch.max),
+                                        ("min_ess", diagnostics.get("ess"), torch.min)):
+        values = [_finite_values(v) for v in (site_values or {}).values()]
+        values = torch.cat(values) if values else torch.empty(0)
+        if values.numel():
+            out[column] = float(reduce(values))
+    if "num_divergences" in diagnostics:
+        out["num_divergences"] = int(diagnostics["num_divergences"])
+    return out
+
+
+def score(result: FitResult, bundle: DataBundle, config: Config, task: Task, reg_covar: float) -> dict[str, Any]:
+    """Metrics of one fit (see ``METRIC_COLUMNS``)."""
+    X, params = bundle.X, result.params
+    log_likelihood = float(params.log_prob(X).sum())
+    criteria = evaluation.information_criteria(result, X)
+    out: dict[str, Any] = {
+        "log_likelihood": log_likelihood, "log_likelihood_per_point": log_likelihood / X.shape[0],
+        "elbo": result.history.last("elbo"), "kl": result.history.last("kl"),
+        "bic": criteria["bic"], "aic": criteria["aic"], "icl": criteria["icl"],
+        "n_iter": int(result.n_iter), "converged": bool(result.converged),
+        "singular": evaluation.is_singular(params, reg_covar, rtol=config.metrics.singular_rtol),
+    }
+    truth = bundle.truth
+    if truth is None:
+        return out
+    if params.n_components == truth.n_components:
+        perm = evaluation.align_components(params, truth)
+        out.update(evaluation.parameter_errors(params, truth, perm=perm))
+        out["alignment"] = " ".join(str(int(i)) for i in perm)
+    predicted = result.predict(X)
+    out["ari"] = evaluation.adjusted_rand_index(bundle.labels, predicted)
+    out["nmi"] = evaluation.normalized_mutual_info(bundle.labels, predicted)
+    # common random numbers: every method of the cell is scored on the same draws of the truth
+    out["kl_truth"], out["kl_truth_se"] = evaluation.kl_divergence(truth, params, n_samples=config.metrics.kl_samples,
+                                                                seed=kl_seed(task))
+    out["kl_samples"] = config.metrics.kl_samples
+    if bundle.X_test is not None:
+        out["held_out_ll"] = evaluation.held_out_log_likelihood(params, bundle.X_test)
+        out["held_out_ll_truth"] = evaluation.held_out_log_likelihood(truth, bundle.X_test)
+    return out
+
+
+# -- the run ----------------------------------------------------------------------------------
+def prepare_config(config: Config | str | Path, smoke: bool) -> Config:
+    """A validated config from a path or a :class:`Config` (its smoke block applied when asked)."""
+    if isinstance(config, (str, Path)):
+        return load_config(config, smoke=smoke)
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a mixtures.experiment.Config or a path; got {type(config).__name__}.")
+    if smoke and not config.smoke_applied:
+        raw = config.to_dict()
+        if config.smoke is not None:
+            raw["smoke"] = config.smoke
+        return parse_config(raw, source=config.source, smoke=True, header=config.header)
+    return config
+
+
+def check_priors(config: Config, tasks: list[Task], cache: DataCache) -> None:
+    """Resolve every method's prior on its data: shapes and values that do not fit are config errors."""
+    seen = set()
+    for task in tasks:
+        if task.method.prior is None:
+            continue
+        X = cache.get(task).X
+        signature = (task.method_index, task.n_components, task.covariance_type, int(X.shape[1]))
+        if signature in seen:
+            continue
+        seen.add(signature)
+        try:
+            task.method.gaussian_prior().resolve(X, task.n_components, task.covariance_type)
+        except (ValueError, RuntimeError) as error:
+            raise ConfigError(config.source, f"methods[{task.method_index}].prior",
+                              f"does not fit dataset {task.dataset.name!r} (D={X.shape[1]}, K={task.n_components}, "
+                              f"{task.covariance_type}): {error}",
+                              "mean_prior of length D, covariance_prior shaped for the covariance type ((D, D) "
+                              "full/tied, (D,) diag, a number for spherical), or null for the data-scaled default"
+                              ) from None
+
+
+def progress_bar(total: int, quiet: bool, description: str) -> tqdm:
+    disable = quiet or not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
+    return tqdm(total=total, disable=disable, desc=description, unit="fit", leave=False, file=sys.stderr)
+
+
+def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool = False,
+                   quiet: bool = False) -> Path:
+    """Run every task of ``config`` into ``out_dir`` (resuming finished tasks); return ``out_dir``.
+
+    Args:
+        config: a validated :class:`~mixtures.experiment.Config` or the path of a YAML file.
+        out_dir: output directory (created; see :mod:`mixtures.experiment.store` for its layout).
+        smoke: apply the config's ``smoke`` block (tiny sizes, few steps).
+        quiet: no progress bar (it is also off when stderr is not a terminal).
+
+    Raises:
+        ConfigError: invalid config, data that cannot be made, or options a routine
+            rejects; raised before anything is written.
+    """
+    config = prepare_config(config, smoke)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(config.source, "", f"output path {str(out_dir)!r} exists and is not a directory.",
+                          "a directory path")
+    tasks = expand_tasks(config)
+    cache = DataCache(config.source)
+    for task in tasks:  # every dataset is made (or read) before anything is written
+        cache.get(task)
+    check_priors(config, tasks, cache)
+    records = {task.key: record for task in tasks if (record := read_record(out_dir, task)) is not None}
+    state = RunState(config, out_dir, tasks, records, cache, smoke=config.smoke_applied)
+    pending = [task for task in tasks if task.key not in records]
+    progress = progress_bar(len(pending), quiet, config.name)
+    try:
+        _run_pending(state, pending, progress)
+    except KeyboardInterrupt:
+        if out_dir.is_dir():
+            write_results(state)  # finished tasks are safe; a rerun resumes from them
+        raise
+    finally:
+        progress.close()
+    write_results(state)
+    write_report(state, make_figures(state))
+    return out_dir
+
+
+def _run_pending(state: RunState, pending: list[Task], progress: tqdm) -> None:
+    """Fit the pending tasks. The first fit of each method runs before the directory is touched:
+    options a routine rejects are config errors and must not leave a half-made output behind."""
+    config, records = state.config, state.records
+    done_methods = {records[t.key]["row"]["method"] for t in state.tasks if t.key in records}
+    first: list[Outcome] = []
+    for task in pending:
+        if task.method.name not in done_methods:
+            first.append(_fit_one(task, state, progress, preflight=True))
+            done_methods.add(task.method.name)
+    state.out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(state.out_dir)
+    atomic_write_text(state.out_dir / "config.yaml", config.to_yaml())
+    for outcome in first:
+        records[outcome.task.key] = write_record(state.out_dir, outcome)
+    for task in pending:
+        if task.key not in records:
+            records[task.key] = write_record(state.out_dir, _fit_one(task, state, progress))
+
+
+def _fit_one(task: Task, state: RunState, progress: tqdm, preflight: bool = False) -> Outcome:
+    progress.set_postfix_str(f"{task.dataset.name} {task.method.name}", refresh=False)
+    outcome = run_task(task, state.data.get(task), state.config, preflight)
+    progress.update()
+    return outcome

@@ -1,0 +1,277 @@
+"""The run directory: what a finished fit leaves on disk, and reading it back.
+
+Layout::
+
+    config.yaml         the resolved config (overrides and smoke block applied)
+    results.csv         one tidy row per task (columns: RESULT_COLUMNS)
+    records/<key>.json  one file per finished task: its row and parameters (see write_record)
+    histories/<...>.csv one CSV per fit: the History columns, one row per history row
+    histories.csv       every fit's trace in one long table (HISTORY_ID_COLUMNS, iteration, traces)
+    posteriors/<...>.pt for fits with a posterior: at most MAX_POSTERIOR_DRAWS draws
+    figures/, report.md see mixtures.experiment.report
+
+Every file is written through :mod:`mixtures.core.files` (a temporary beside the target,
+fsync, rename), so a killed run leaves whole files and perhaps a temporary, which the next
+run deletes. A task's record is written last: a record on disk means the task is complete.
+Parameters and posteriors are stored by :mod:`mixtures.io` (bit-exact through JSON).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mixtures.core.files import atomic_write_text, atomic_write_with
+from mixtures.core.history import History
+from mixtures.core.posterior import Posterior
+from mixtures.experiment.config.schema import Config
+from mixtures.experiment.datasets import DataCache
+from mixtures.experiment.tasks import RECORD_VERSION, Task
+from mixtures.families.gaussian.params import MixtureParams
+from mixtures.io import (
+    FormatError,
+    json_state,
+    params_from_state,
+    params_to_state,
+    posterior_from_state,
+    posterior_to_state,
+    state_from_json,
+)
+
+ID_COLUMNS = ("task", "cell", "dataset", "n", "n_features", "n_components", "covariance_type",
+              "true_n_components", "separation", "imbalance", "init", "seed", "method", "routine",
+              "status", "error")
+METRIC_COLUMNS = ("log_likelihood", "log_likelihood_per_point", "elbo", "kl", "bic", "aic", "icl",
+                  "n_iter", "converged", "singular", "time",
+                  "weights_l1", "weights_max", "means_rmse", "means_max", "covariances_frobenius",
+                  "covariances_relative", "ari", "nmi",
+                  "kl_truth", "kl_truth_se", "kl_samples", "held_out_ll", "held_out_ll_truth", "alignment",
+                  "posterior_draws", "expected_components", "max_r_hat", "min_ess", "num_divergences",
+                  "warnings", "history", "posterior")
+RESULT_COLUMNS = ID_COLUMNS + METRIC_COLUMNS
+#: columns that legitimately differ between two runs of the same config
+TIME_COLUMNS = ("time",)
+TRUTH_METRICS = ("weights_l1", "weights_max", "means_rmse", "means_max", "covariances_frobenius",
+                 "covariances_relative", "ari", "nmi", "kl_truth", "kl_truth_se", "kl_samples", "held_out_ll",
+                 "held_out_ll_truth")
+#: columns of histories.csv that say which fit a trace row belongs to (then iteration and the traces)
+HISTORY_ID_COLUMNS = ID_COLUMNS[:-2]
+POSTERIOR_COLUMNS = ("posterior_draws", "expected_components", "max_r_hat", "min_ess", "num_divergences")
+#: most posterior draws stored per fit (evenly spaced through the routine's draws)
+MAX_POSTERIOR_DRAWS = 200
+#: the parameter states a record may hold: the result, where it started, and after one iteration
+PARAMS_STAGES = ("params", "init", "first_iteration")
+POSTERIOR_FORMAT = "mixtures.experiment.posterior"
+
+
+@dataclass
+class Outcome:
+    """A fitted and scored task: its result row, parameters at each stage, history and posterior."""
+
+    task: Task
+    row: dict
+    params: MixtureParams | None
+    history: History | None
+    posterior: Posterior | None = None
+    init: MixtureParams | None = None
+    first_iteration: MixtureParams | None = None
+
+
+@dataclass
+class RunState:
+    """What the report needs: the config, tasks, their records and the data."""
+
+    config: Config
+    out_dir: Path
+    tasks: list[Task]
+    records: dict[str, dict]
+    data: DataCache
+    smoke: bool = False
+
+    def rows(self) -> list[dict]:
+        return [self.records[t.key]["row"] for t in self.tasks if t.key in self.records]
+
+    def row(self, task: Task) -> dict:
+        return self.records[task.key]["row"]
+
+    def ok(self, task: Task) -> bool:
+        record = self.records.get(task.key)
+        return record is not None and record["row"]["status"] == "ok"
+
+    def history(self, task: Task) -> History:
+        return read_history(self.out_dir / self.row(task)["history"])
+
+    def posterior(self, task: Task) -> Posterior | None:
+        """The stored posterior draws of an ok task (``None`` without them)."""
+        relative = self.row(task).get("posterior") if self.ok(task) else None
+        path = self.out_dir / relative if relative else None
+        return read_posterior(path) if path is not None and path.exists() else None
+
+
+# -- records -------------------------------------------------------------------------------
+def write_record(out_dir: Path, outcome: Outcome) -> dict:
+    """History and posterior first, then the record (JSON): a record on disk means the task is complete.
+
+    The record holds ``version``, ``key``, ``row`` (the results.csv row) and, for every
+    stage of :data:`PARAMS_STAGES` the fit has, the parameters as
+    ``json_state(params_to_state(...))`` (``None`` for failed fits).
+    """
+    if outcome.history is not None:
+        write_history(out_dir / outcome.row["history"], outcome.history)
+    if outcome.posterior is not None and outcome.row.get("posterior"):
+        write_posterior(out_dir / outcome.row["posterior"], outcome.posterior)
+    record: dict[str, Any] = {"version": RECORD_VERSION, "key": outcome.task.key, "row": outcome.row}
+    for stage in PARAMS_STAGES:
+        params = getattr(outcome, stage)
+        record[stage] = None if params is None else json_state(params_to_state(params))
+    atomic_write_text(out_dir / "records" / f"{outcome.task.key}.json", json.dumps(record, indent=1))
+    return record
+
+
+def read_record(out_dir: Path, task: Task) -> dict | None:
+    """The task's record, or ``None`` when it must be (re)done: missing, unreadable, of another
+    version or key, or missing its history or posterior file."""
+    path = out_dir / "records" / f"{task.key}.json"
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("version") != RECORD_VERSION or record.get("key") != task.key:
+        return None
+    for name in ("history", "posterior"):
+        relative = record["row"].get(name)
+        if relative and not (out_dir / relative).exists():
+            return None
+    return record
+
+
+def params_from_record(record: dict, stage: str = "params") -> MixtureParams | None:
+    """The parameters a task record stores at ``stage`` (:data:`PARAMS_STAGES`; ``None`` when absent)."""
+    stored = record.get(stage)
+    if not stored:
+        return None
+    return params_from_state(state_from_json(stored, f"record {record.get('key')}"), f"record {record.get('key')}")
+
+
+# -- histories ------------------------------------------------------------------------------
+def cell_text(value: Any) -> str:
+    """A CSV cell: empty for ``None``, ``true``/``false``, floats by their round-trip ``repr``."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def write_history(path: Path, history: History) -> None:
+    columns = history.to_dict()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(list(columns))
+    for values in zip(*columns.values()):
+        writer.writerow([repr(float(v)) for v in values])
+    atomic_write_text(path, buffer.getvalue())
+
+
+def read_history(path: str | Path) -> History:
+    """Read a ``histories/*.csv`` file back into a :class:`History`."""
+    with open(path, newline="", encoding="utf-8") as stream:
+        reader = csv.reader(stream)
+        header = next(reader)
+        rows = [[float(value) for value in row] for row in reader]
+    return History.from_dict({name: [row[i] for row in rows] for i, name in enumerate(header)})
+
+
+def histories_to_csv(entries: Iterable[tuple[dict, History]]) -> str:
+    """The long table of ``(result row, history)`` pairs: the fit's HISTORY_ID_COLUMNS, ``iteration`` and
+    every trace column any fit has (empty where a fit's routine does not record it)."""
+    entries = list(entries)
+    traces = ["iteration"]
+    for _, history in entries:
+        traces += [name for name in history.columns if name not in traces]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(list(HISTORY_ID_COLUMNS) + traces)
+    for row, history in entries:
+        ids = [cell_text(row.get(name)) for name in HISTORY_ID_COLUMNS]
+        columns = history.to_dict()
+        values = [columns.get(name) for name in traces]
+        for i in range(len(history)):
+            writer.writerow(ids + ["" if column is None else repr(float(column[i])) for column in values])
+    return buffer.getvalue()
+
+
+# -- posteriors -----------------------------------------------------------------------------
+def draw_indices(n_draws: int, limit: int = MAX_POSTERIOR_DRAWS) -> Tensor:
+    """At most ``limit`` indices ``(S,)`` evenly spaced over ``0..n_draws-1`` (both ends kept)."""
+    if n_draws <= limit:
+        return torch.arange(n_draws)
+    return torch.linspace(0, n_draws - 1, limit, dtype=torch.float64).round().long()
+
+
+def write_posterior(path: Path, posterior: Posterior) -> None:
+    """Store a bounded subsample of ``posterior``'s draws atomically (``torch.save``, tensors and primitives).
+
+    The file holds ``format``, ``indices`` ``(S,)`` (which of the routine's draws),
+    ``n_draws`` (the routine's count) and ``posterior``: :func:`mixtures.io.posterior_to_state`
+    of the ``S <= MAX_POSTERIOR_DRAWS`` draws kept.
+    """
+    index = draw_indices(posterior.n_draws)
+    payload = {"format": POSTERIOR_FORMAT, "indices": index, "n_draws": int(posterior.n_draws),
+               "posterior": posterior_to_state(posterior, index)}
+    atomic_write_with(path, lambda stream: torch.save(payload, stream), make_parents=True)
+
+
+def read_posterior(path: str | Path) -> Posterior:
+    """A ``posteriors/*.pt`` file as a :class:`~mixtures.posterior.Posterior` (bit-exact draws)."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != POSTERIOR_FORMAT:
+        raise FormatError(f"{str(path)!r} is not a posterior file of an experiment run.")
+    return posterior_from_state(payload["posterior"], str(path))
+
+
+# -- tables ---------------------------------------------------------------------------------
+def rows_to_csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(RESULT_COLUMNS)
+    for row in rows:
+        writer.writerow([cell_text(row.get(name)) for name in RESULT_COLUMNS])
+    return buffer.getvalue()
+
+
+def read_results(path: str | Path) -> list[dict[str, str]]:
+    """``results.csv`` as a list of dicts of strings."""
+    with open(path, newline="", encoding="utf-8") as stream:
+        return list(csv.DictReader(stream))
+
+
+def read_histories(path: str | Path) -> list[dict[str, str]]:
+    """``histories.csv`` as a list of dicts of strings (one per history row)."""
+    return read_results(path)
+
+
+def write_results(state: RunState) -> Path:
+    """Rebuild ``results.csv`` and ``histories.csv`` from the finished tasks' records (atomically)."""
+    path = state.out_dir / "results.csv"
+    atomic_write_text(path, rows_to_csv(state.rows()))
+    entries = []
+    for task in state.tasks:
+        record = state.records.get(task.key)
+        relative = record["row"].get("history") if record is not None else None
+        if relative and (state.out_dir / relative).exists():
+            entries.append((record["row"], read_history(state.out_dir / relative)))
+    atomic_write_text(state.out_dir / "histories.csv", histories_to_csv(entries))
+    return path

@@ -1,0 +1,145 @@
+"""Tasks: a config expanded into fits, each with a stable key and derived seeds.
+
+A *task* is one fit: dataset (sweep values applied) × model × init × seed × method. A
+*cell* is one dataset × sweep point × init × seed; its methods share the same data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from itertools import product
+from typing import Any
+
+from mixtures.experiment.config.data import DataConfig
+from mixtures.experiment.config.methods import MethodConfig
+from mixtures.experiment.config.schema import DATA_SWEEP_KEYS, Config
+from mixtures.families.gaussian.model import GaussianMixture
+
+#: bump when the meaning of a record changes, so old records are recomputed rather than misread
+#: 2: KL draws seeded from the cell (common random numbers); 3: parameters stored by mixtures.io
+#: (bit-exact, native covariances), plus the initialization and the first iteration
+RECORD_VERSION = 3
+
+
+@dataclass(frozen=True)
+class Task:
+    """One fit: a dataset (sweep values applied), model, init, seed and method.
+
+    ``n_components`` is the fitted K (the method's own when it sets one);
+    ``model_components`` the model's K at this sweep point, which a random truth
+    without its own K follows (so every method of a cell sees the same data).
+    """
+
+    index: int
+    cell: int
+    dataset: DataConfig
+    n_components: int
+    covariance_type: str
+    init: str
+    seed: int
+    method: MethodConfig
+    method_index: int
+    point: dict = field(default_factory=dict)  # swept key -> value (the keys that apply)
+    key: str = ""
+    model_components: int | None = None
+
+    @property
+    def true_n_components(self) -> int | None:
+        d = self.dataset
+        if not d.synthetic:
+            return None
+        if d.truth == "random":
+            return d.n_components or self.model_components or self.n_components
+        if d.truth == "seed004":
+            return 2
+        if d.truth == "given":
+            return len(d.weights)
+        return d.n_components
+
+    @property
+    def cell_key(self) -> str:
+        """Identifies the task's cell (data, sweep point, init, seed), shared by its methods.
+
+        Stable when the config grows (unlike the ``cell`` index); seeds the cell's
+        Monte Carlo draws for KL to the truth.
+        """
+        return digest("cell", self.dataset.to_dict(), self.true_n_components, self.model_components,
+                      self.covariance_type, self.init, self.seed)[:20]
+
+    @property
+    def file_stem(self) -> str:
+        return f"{self.dataset.name}-{self.method.name}-{self.init}-seed{self.seed}-{self.key[:10]}"
+
+    @property
+    def history_name(self) -> str:
+        return f"{self.file_stem}.csv"
+
+    @property
+    def posterior_name(self) -> str:
+        return f"{self.file_stem}.pt"
+
+
+def build_model(task: Task) -> GaussianMixture:
+    """The task's ``GaussianMixture`` (with its method's prior, if any)."""
+    return GaussianMixture(task.n_components, task.covariance_type, prior=task.method.gaussian_prior())
+
+
+def canonical(value: Any) -> str:
+    """``value`` as canonical JSON (sorted keys): what keys and seeds are digests of."""
+    return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+
+
+def digest(*parts: Any) -> str:
+    return hashlib.sha256(canonical(parts).encode()).hexdigest()
+
+
+def derived_seed(*parts: Any) -> int:
+    """A 31-bit seed determined by ``parts`` (stable across runs and machines)."""
+    return int(digest(*parts)[:8], 16) & 0x7FFFFFFF
+
+
+def kl_seed(task: Task) -> int:
+    """Seed of the Monte Carlo draws for KL to the truth: the cell's, the same for all its methods."""
+    return derived_seed("kl", task.cell_key)
+
+
+def task_key(task: Task, config: Config) -> str:
+    """A digest of everything that determines the task's numbers (data, model, init, seed, method, metrics)."""
+    method = task.method
+    parts = [RECORD_VERSION, task.dataset.to_dict(), task.true_n_components, task.n_components, task.covariance_type,
+             config.model.reg_covar, task.init, task.seed, method.name, method.method, method.options,
+             config.metrics.kl_samples, config.metrics.singular_rtol]
+    if method.prior is not None:
+        parts.append({"prior": method.prior})  # only when set: a prior of all defaults differs from none
+    return digest(*parts)[:20]
+
+
+def expand_tasks(config: Config) -> list[Task]:
+    """All tasks of ``config`` in a fixed order: dataset, sweep point, init, seed, method."""
+    sweep = config.sweep
+    swept = [key for key in sweep if key not in ("init", "method")]
+    inits = sweep.get("init", config.inits)
+    method_names = list(sweep.get("method", [m.name for m in config.methods]))
+    methods = sorted(((i, m) for i, m in enumerate(config.methods) if m.name in method_names),
+                     key=lambda item: method_names.index(item[1].name))
+    tasks: list[Task] = []
+    cell = 0
+    for dataset in config.data:
+        keys = [key for key in swept if key not in DATA_SWEEP_KEYS or dataset.accepts(key)]
+        for values in product(*(sweep[key] for key in keys)):
+            point = dict(zip(keys, values))
+            data = dataset.model_copy(update={key: value for key, value in point.items() if key in DATA_SWEEP_KEYS})
+            model_k = point.get("n_components", config.model.n_components)
+            covariance_type = point.get("covariance_type", config.model.covariance_type)
+            for init, seed in product(inits, config.seeds):
+                for method_index, method in methods:
+                    if method.applies_to(dataset.name):
+                        task = Task(index=len(tasks), cell=cell, dataset=data,
+                                    n_components=method.n_components or model_k, covariance_type=covariance_type,
+                                    init=init, seed=seed, method=method, method_index=method_index, point=point,
+                                    model_components=model_k)
+                        tasks.append(replace(task, key=task_key(task, config)))
+                cell += 1
+    return tasks
