@@ -29,7 +29,6 @@ from mixtures.experiment import (
     read_results,
     run_experiment,
 )
-from mixtures.experiment.report.figures.drawing import save_figure
 from mixtures.inference.registry import ROUTINES
 from mixtures.init import INITIALIZERS
 
@@ -430,7 +429,7 @@ def _select(args: argparse.Namespace) -> int:
             out = out / "bic"
         fig, ax = plot.subplots(1, 1, figsize=(6.5, 4.5))
         plot.plot_bic(ax, [r for r in rows if r["status"] == "ok"], title=f"{name}: BIC ({args.method})")
-        for path in save_figure(fig, out, formats=formats):  # atomic, through mixtures.core.files
+        for path in plot.save_figure(fig, out, formats=formats):  # atomic, through mixtures.core.files
             print(f"wrote {path}")
     return 0
 

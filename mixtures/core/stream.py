@@ -20,6 +20,7 @@ parameters then start EM on all the data.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -169,8 +170,6 @@ class StreamingData:
 
 def _readable_map(source: Any) -> bool:
     """A whole, C-ordered ``np.memmap`` (not a view into one), readable as a file."""
-    import mmap
-
     return (isinstance(source, np.memmap) and isinstance(getattr(source, "base", None), mmap.mmap)
             and source.filename is not None and source.flags.c_contiguous)
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mixtures import plot
-from mixtures.core.files import atomic_write_with
 from mixtures.core.history import History
 from mixtures.experiment.datasets import DataBundle
 from mixtures.experiment.store import RunState
@@ -116,26 +115,11 @@ def spread_x(ax: Any, histories: dict[str, History], x: str) -> None:
     ax.set_xlim(left=0, right=max(ends) * 1.15)  # iterations and times are never negative
 
 
-def save_figure(fig: Any, path: str | Path, formats: Sequence[str] = ("png",), dpi: int = 150) -> list[Path]:
-    """Write ``fig`` as ``<path>.<format>`` for each format through :mod:`mixtures.core.files`
-    (atomic, the umask's permissions; parents created). PDFs carry no creation date, so
-    reruns give identical files. Returns the written paths in the order of ``formats``."""
-    path = Path(path)
-    written = []
-    for fmt in formats:
-        metadata = {"CreationDate": None} if fmt == "pdf" else None
-        target = path.parent / f"{path.name}.{fmt}"
-        atomic_write_with(target, lambda stream, fmt=fmt, metadata=metadata: fig.savefig(
-            stream, format=fmt, dpi=dpi, metadata=metadata), make_parents=True)
-        written.append(target)
-    return written
-
-
 def save(state: RunState, fig: Any, name: str) -> list[Path]:
     """Save a run's figure under ``figures/<name>`` in the config's formats, then free it."""
     dpi = state.config.output.dpi
     if state.smoke:
         dpi = min(dpi, 60)  # smoke runs check the pipeline, not the pictures
-    paths = save_figure(fig, state.out_dir / "figures" / name, formats=state.config.output.formats, dpi=dpi)
+    paths = plot.save_figure(fig, state.out_dir / "figures" / name, formats=state.config.output.formats, dpi=dpi)
     fig.clear()
     return paths
