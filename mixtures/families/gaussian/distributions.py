@@ -123,6 +123,27 @@ def diagonal_coefficients(locs: Tensor, variances: Tensor) -> Tensor:
     return torch.cat([constant.unsqueeze(-1), locs * precision, -0.5 * precision], dim=-1)
 
 
+def categorical_log_weights(weights: Tensor) -> Tensor:
+    """``log p(z = k)`` ``(K,)`` exactly as the program's ``Categorical(weights)`` computes it
+    (normalized, clamped to ``[eps, 1 - eps]``, then the log), differentiable in ``weights``."""
+    normalized = weights / weights.sum(-1, keepdim=True)
+    eps = torch.finfo(normalized.dtype).eps
+    return normalized.clamp(min=eps, max=1 - eps).log()
+
+
+def log_joint_form(structure, values: dict[str, Tensor], shift: Tensor) -> tuple[Tensor, object, int]:
+    """``(C (K, P), write_extra, M)`` with ``C @ F(x - shift)`` the program's log joint densities
+    ``log p(z = k) + log N(x | μ_k, Σ_k)``, differentiable in the globals ``values`` (``"weights"``,
+    ``"locs"`` and the ``structure``'s site): the map the fast MAP, SVI and NUTS paths chain
+    through (:meth:`mixtures.core.family.Statistics.log_joint_form`)."""
+    locs = values["locs"]
+    D = locs.shape[-1]
+    whitening, half_log_det = structure.whitener(values[structure.site], D)
+    coefficients = structure.log_joint_coefficients(categorical_log_weights(values["weights"]), locs - shift,
+                                                    whitening, half_log_det)
+    return coefficients, structure.moment_feature_writer, structure.n_moment_features(D)
+
+
 # -- features -------------------------------------------------------------------------------
 #: "pairs": x_i x_j (i <= j, row-major upper triangle); "squares": x_d²; "norm": |x|²
 FEATURE_KINDS = ("pairs", "squares", "norm")

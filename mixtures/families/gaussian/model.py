@@ -27,7 +27,14 @@ from torch.distributions import constraints
 
 import mixtures.families.gaussian.transforms  # noqa: F401  (biject_to(positive_definite) for Wishart sites)
 from mixtures.core import comm
-from mixtures.core.family import MixtureFamily, Partition, Statistics, Variational, register_family
+from mixtures.core.family import (
+    LogJointForm,
+    MixtureFamily,
+    Partition,
+    Statistics,
+    Variational,
+    register_family,
+)
 from mixtures.core.summary import Summary
 from mixtures.errors import ParameterError
 from mixtures.families.gaussian import conjugate, distributions, initialize, partition, statistics, variational
@@ -200,6 +207,9 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
 
     def elbo(self, summary: Summary, params: MixtureParams) -> Tensor:
         return statistics.elbo(summary, params)
+
+    def log_joint_form(self, values: dict[str, Tensor], shift: Tensor) -> LogJointForm:
+        return LogJointForm(*distributions.log_joint_form(self.cov_type, values, shift))
 
     def reseed_component(self, summary: Summary, component: int) -> Summary | None:
         if self.cov_type.shared:  # a shared covariance has no component statistics to replace
