@@ -62,8 +62,12 @@ class _LogLikelihood(torch.autograd.Function):
 
 def expected_log_joint(coefficients: Tensor, probs: Tensor, X: Tensor, shift: Tensor,
                        write_extra: ExtraFeatures, n_extra: int) -> Tensor:
-    """``Σ_n Σ_k q_nk ((C F(x_n - shift))_k - log q_nk)`` ``()`` with ``0 log 0 = 0``: the ELBO's local
-    part under ``q(z_n) = probs_n`` ``(N, K)``, differentiable in ``coefficients`` and ``probs``."""
+    """``Σ_n Σ_k q_nk ((C F(x_n - shift))_k - log q_nk)`` ``()``: the ELBO's local part under
+    ``q(z_n) = probs_n`` ``(N, K)``, differentiable in ``coefficients`` and ``probs``.
+
+    ``q`` is ``probs`` clamped to ``[eps, 1 - eps]``, as a ``Categorical``'s log-probabilities
+    clamp them (the clamp's gradient, 0 outside, included).
+    """
     return _ExpectedLogJoint.apply(coefficients, probs, X, shift, write_extra, n_extra)
 
 
@@ -73,34 +77,36 @@ class _ExpectedLogJoint(torch.autograd.Function):
                 write_extra: ExtraFeatures, n_extra: int) -> Tensor:
         K, P = coefficients.shape
         N, D = X.shape
-        C = coefficients.detach()
-        q = probs.detach()
+        eps = torch.finfo(probs.dtype).eps
+        q = probs.detach().clamp(min=eps, max=1 - eps)
+        # a = (C F)ᵀ - log q: the integrand, and (minus 1) the gradient of every q_nk
+        a = q.log()
         chunk = max(1, min(N, fused_chunk_size(K, D, n_extra, X.element_size())))
-        features = X.new_empty(P, chunk)
-        features[0] = 1.0
-        joint = X.new_empty(N, K)  # (C F)ᵀ: the gradient of every q_nk, kept for the backward pass
+        features = X.new_empty(P * chunk)
+        features[:chunk] = 1.0
         grad_C = X.new_zeros(K, P)
-        value = X.new_zeros(())
         column_shift = shift.unsqueeze(-1)
+        C = coefficients.detach()
         for start in range(0, N, chunk):
             rows = slice(start, min(start + chunk, N))
             n = rows.stop - rows.start
-            F = features[:, :n]
+            F = features[:P * n].view(P, n)
             torch.sub(X[rows].T, column_shift, out=F[1:1 + D])
             write_extra(F[1:1 + D], F[1 + D:])()
-            chunk_joint = gemm.matmul(F.T, C.T)  # (n, K)
-            joint[rows] = chunk_joint
-            q_rows = q[rows]
-            grad_C += gemm.matmul(q_rows.T, F.T)
-            value += (q_rows * chunk_joint).sum() - torch.special.xlogy(q_rows, q_rows).sum()
-        ctx.save_for_backward(grad_C, joint, q)
+            torch.sub(gemm.matmul(C, F).T, a[rows], out=a[rows])
+            grad_C += gemm.matmul(q[rows].T, F.T)
+        value = torch.dot(q.reshape(-1), a.reshape(-1))
+        ctx.save_for_backward(grad_C, a, probs.detach())
         return value
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        grad_C, joint, q = ctx.saved_tensors
+        grad_C, a, probs = ctx.saved_tensors
         grad_q = None
         if ctx.needs_input_grad[1]:
-            # ∂/∂q_nk of q (a - log q) = a - log q - 1; log 0 = -inf where q = 0 (Pyro's too)
-            grad_q = (joint - q.log() - 1.0).mul_(grad)
+            # ∂/∂q_nk of q (a - log q) with a fixed: a - log q - 1 = (the stored a) - 1; 0 where clamped
+            eps = torch.finfo(probs.dtype).eps
+            grad_q = (a - 1.0).masked_fill_((probs < eps) | (probs > 1 - eps), 0.0)
+            if not bool(grad == 1):
+                grad_q.mul_(grad)
         return grad * grad_C, grad_q, None, None, None, None

@@ -280,15 +280,17 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
         return model.model(data, subsample_size=plan.subsample_size)
 
     global_guide = choose_global_guide(model, guide, program, init)
-    local = None
+    local = initial_probs = None
     if local_guide == "mean_field":
-        local = mean_field_guide(X.shape[0], floored_probabilities(init.responsibilities(X)), plan.subsample_size,
+        initial_probs = floored_probabilities(init.responsibilities(X))
+        local = mean_field_guide(X.shape[0], initial_probs, plan.subsample_size,
                                  enumerate_assignments=local_estimator == "enumerate")
     if fused_elbo.applies(model, init, X, guide=guide, local_guide=local_guide, local_estimator=local_estimator,
                           jit=jit, validate=validate):
         # the same ELBO of the same program, one fused pass per estimate (fused_elbo's docstring)
-        elbo = fused_elbo.FusedEnumELBO(model, X, num_particles=num_particles, subsample_size=plan.subsample_size,
-                                        mean_field=local_guide == "mean_field", exclude_prior=plan.exclude_prior)
+        elbo = fused_elbo.FusedEnumELBO(model, X, global_guide=global_guide, num_particles=num_particles,
+                                        subsample_size=plan.subsample_size, mean_field_probs=initial_probs,
+                                        exclude_prior=plan.exclude_prior)
     else:
         elbo_type = JitTraceEnum_ELBO if jit else TraceEnum_ELBO
         # TraceEnum_ELBO in every case: with a sampled mean-field site its Dice estimator uses the

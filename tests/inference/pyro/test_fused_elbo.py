@@ -44,10 +44,10 @@ def compare(model, X, init, *, guide="delta", local_guide="enumerate", subsample
         if model.prior is None:
             model.globals(init)
         global_guide = choose_global_guide(model, guide, program, init)
-        local = None
+        local = initial_probs = None
         if local_guide == "mean_field":
-            local = mean_field_guide(X.shape[0], floored_probabilities(init.responsibilities(X)), subsample_size,
-                                     enumerate_assignments=True)
+            initial_probs = floored_probabilities(init.responsibilities(X))
+            local = mean_field_guide(X.shape[0], initial_probs, subsample_size, enumerate_assignments=True)
         full_guide = combine_guides(global_guide, local)
         pyro.set_rng_seed(123)
         full_guide(X)  # autoguides set up (their prototype trace) before either evaluation
@@ -59,8 +59,8 @@ def compare(model, X, init, *, guide="delta", local_guide="enumerate", subsample
                 unconstrained.add_(0.3 * torch.randn(unconstrained.shape, generator=generator,
                                                      dtype=unconstrained.dtype))
         reference = pyro.infer.TraceEnum_ELBO(num_particles=num_particles, max_plate_nesting=MAX_PLATE_NESTING)
-        fused = fused_elbo.FusedEnumELBO(model, X, num_particles=num_particles, subsample_size=subsample_size,
-                                         mean_field=local_guide == "mean_field")
+        fused = fused_elbo.FusedEnumELBO(model, X, global_guide=global_guide, num_particles=num_particles,
+                                         subsample_size=subsample_size, mean_field_probs=initial_probs)
         loss, grads = _evaluate(reference, program, full_guide, X, seed)
         fast_loss, fast_grads = _evaluate(fused, program, full_guide, X, seed)
     assert abs(fast_loss - loss) <= rtol * abs(loss), (fast_loss, loss)
