@@ -358,6 +358,14 @@ class Statistics:
         """``E_q[log p(X, Z | θ)] + H(q)`` of the summarized ``q`` at ``params`` (closed form)."""
         raise NotImplementedError
 
+    def params_from_statistics(self, summary: Summary, X: Tensor, reg_covar: float = 1e-6,
+                               on_collapse: str = "error") -> Params:
+        """What :meth:`MixtureFamily.params_from_responsibilities` gives for responsibilities whose
+        statistics (:meth:`summarize` about :meth:`statistics_shift`) are ``summary``: lets
+        initializers sum a partition's statistics chunk by chunk instead of building ``(N, K)``
+        responsibilities. ``NotImplementedError``: the initializers build them."""
+        raise NotImplementedError
+
     def log_joint_form(self, values: dict[str, Tensor], shift: Tensor) -> LogJointForm | None:
         """The program's ``log p(z = k) + log p(x | z = k)`` as a linear form over the features of
         the fused pass (:mod:`mixtures.kernels.fused_pass`), or None when the family has none.

@@ -182,6 +182,10 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
                                                                   on_collapse))
 
     # -- capability "statistics" -------------------------------------------------------------
+    def params_from_statistics(self, summary: Summary, X: Tensor, reg_covar: float = 1e-6,
+                               on_collapse: str = "error") -> MixtureParams:
+        return initialize.params_from_summary(self.cov_type, X, summary, reg_covar, on_collapse)
+
     def e_step(self, X: Any, params: MixtureParams, shift: Tensor, hard: bool = False,
                chunk_size: int | None = None, accumulate_dtype: torch.dtype | None = None) -> Summary:
         return statistics.e_step(X, params, shift, hard, chunk_size, accumulate_dtype)

@@ -151,6 +151,10 @@ class PoissonMixture(Statistics, MixtureFamily):
                                      on_collapse: str = "error") -> PoissonParams:
         return self.m_step(self.summarize(X, resp), max(reg_covar, 1e-6))
 
+    def params_from_statistics(self, summary: Summary, X: Tensor, reg_covar: float = 1e-6,
+                               on_collapse: str = "error") -> PoissonParams:
+        return self.m_step(summary, max(reg_covar, 1e-6))
+
     def params_from_centres(self, X: Tensor, centres: Tensor, reg_covar: float = 1e-6,
                             on_collapse: str = "error") -> PoissonParams:
         K = centres.shape[0]
