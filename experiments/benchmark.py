@@ -1076,6 +1076,8 @@ def main(argv: list[str] | None = None) -> None:
         else:
             results["goals"] = goals_benchmark.run(make_problem, start_for, args.goals_repeats or args.repeats,
                                                    args.quick)
+            # the raw rows beside the report, to re-render or check it
+            args.out.with_suffix(".goals.json").write_text(json.dumps(results["goals"], indent=1, default=str))
         if args.no_compile:
             results["compile"] = "Skipped (`--no-compile`)."
         else:

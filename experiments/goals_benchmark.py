@@ -244,20 +244,23 @@ def _ratio_goal(ratio: float, limit: float) -> str:
 def report_lines(results: dict, count: Callable[[int], str]) -> list[str]:
     """Markdown of the goal rows, each goal marked met or not with its shortfall."""
     lines = ["Rows for the goals of issue #18 (`experiments/goals_benchmark.py`). Medians of interleaved "
-             "repetitions (each timed callable once per round); wall times. The machine is shared with "
-             "other engineers' test runs: see the load average above; wall times are inflated when it "
-             "exceeds ~1.", "",
+             "repetitions (each timed callable once per round). The machine is shared with other engineers' "
+             "test runs (see the load average above): wall times are inflated whenever another job holds a "
+             "core, so the one-thread goals are judged on process CPU time (`CPU` columns, the same work "
+             "without the waiting) and the wall ratio is shown beside it; the thread rows can only use wall "
+             "time.", "",
              "### MAP / SVI steps over one EM iteration; NumPyro; the Pyro program", "",
              f"Goals: MAP step ≤ {GOALS['map']}× an EM iteration, mean-field SVI ≤ {GOALS['svi']}×, "
              f"float32 MAP step ≥ {GOALS['numpyro']}× faster than NumPyro's jitted enumerated SVI. "
              "`|dLL|`: MAP row: |final exact LL of the fused fit − the Pyro program's| after the same steps; "
-             "NumPyro row: |NumPyro's initial loss + our exact LL at the start|.", "",
-             "| routine | n | d | K | dtype | step (ms) | step CPU (ms) | EM (ms) | step / EM | "
-             "NumPyro / ours | goal | |dLL| |",
-             "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|"]
+             "NumPyro row: |NumPyro's initial loss + our exact LL at the start|. `peer / ours`: the row's step "
+             "over our fused MAP step at the same size and dtype (> 1: ours faster).", "",
+             "| routine | n | d | K | dtype | step (ms) | step CPU (ms) | EM (ms) | EM CPU (ms) | step / EM | "
+             "step / EM (CPU) | peer / ours (CPU) | goal | \\|dLL\\| |",
+             "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     steps = _rows(results, "steps", lines)
     for r in steps:
-        ratio = r["step"] / r["em"]
+        wall_ratio, ratio = r["step"] / r["em"], r["step_cpu"] / r["em_cpu"]
         ours = next((o for o in steps if o["routine"] == "MAP" and o["n"] == r["n"] and o["d"] == r["d"]
                      and o["dtype"] == r["dtype"]), None)
         versus, goal = "–", "–"
@@ -266,20 +269,20 @@ def report_lines(results: dict, count: Callable[[int], str]) -> list[str]:
         elif r["routine"] == "SVI mean-field":
             goal = _ratio_goal(ratio, GOALS["svi"])
         elif r["routine"].startswith("NumPyro") and ours is not None:
-            speedup = r["step"] / ours["step"]
+            speedup = r["step_cpu"] / ours["step_cpu"]
             versus = f"{speedup:.2f}"
             goal = _met(speedup >= GOALS["numpyro"]) + (
                 "" if speedup >= GOALS["numpyro"] else f" (needs {GOALS['numpyro'] / speedup:.2f}× more)")
         elif r["routine"].startswith("Pyro") and ours is not None:
-            versus = f"program / ours {r['step'] / ours['step']:.2f}"
+            versus = f"{r['step_cpu'] / ours['step_cpu']:.2f}"
         dll = "–" if r["dll"] is None else f"{r['dll']:.1e}"
         lines.append(f"| {r['routine']} | {count(r['n'])} | {r['d']} | {r['k']} | {r['dtype']} | "
-                     f"{1e3 * r['step']:.1f} | {1e3 * r['step_cpu']:.1f} | {1e3 * r['em']:.1f} | {ratio:.2f} | "
-                     f"{versus} | {goal} | {dll} |")
+                     f"{1e3 * r['step']:.1f} | {1e3 * r['step_cpu']:.1f} | {1e3 * r['em']:.1f} | "
+                     f"{1e3 * r['em_cpu']:.1f} | {wall_ratio:.2f} | {ratio:.2f} | {versus} | {goal} | {dll} |")
     lines += ["", "### 1 against 2 chunk workers (EM iteration's E pass), idle and with a competing process", "",
               f"Goal: 2 workers ≥ {GOALS['threads']}× one on an idle machine, never slower under contention. "
               "`contended`: a busy-looping Python process started by the benchmark for the duration.", "",
-              "| n | d | K | cov | dtype | contended | 1 worker (ms) | 2 workers (ms) | speedup | goal | |dLL| |",
+              "| n | d | K | cov | dtype | contended | 1 worker (ms) | 2 workers (ms) | speedup | goal | \\|dLL\\| |",
               "|---:|---:|---:|---|---|---|---:|---:|---:|---|---:|"]
     for r in _rows(results, "threads", lines):
         speedup = r["one"] / r["two"]
