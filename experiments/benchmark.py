@@ -70,11 +70,17 @@ import mixtures
 from mixtures import MixtureParams, fused, gemm, suffstats
 from mixtures.inference.em import EMStep
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import goals_benchmark  # noqa: E402  (a sibling script module, not part of the package)
+
 Tensor = torch.Tensor
 
 REG_COVAR = 1e-6
 FULL_SIZES = [(100_000, 2, 5), (100_000, 16, 16), (1_000_000, 8, 8)]
 QUICK_SIZES = [(20_000, 2, 3), (20_000, 8, 4)]
+#: wide data (issue #18): EM rows only, after the others (no 2-thread / accumulate rows)
+WIDE_SIZES = [(20_000, 64, 8), (100_000, 128, 8)]
+QUICK_WIDE_SIZES = [(5_000, 64, 4)]
 COV_TYPES = ["full", "diag"]
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 #: float32 data and chunks, statistics summed over chunks in float64 (``accumulate_dtype``):
@@ -975,6 +981,8 @@ def write_report(path: Path, rows: list[Row], results: dict, args, elapsed: floa
                   f"counts both threads); `% of peak (wall)` against the {threads}-thread matmul peak by "
                   "wall time. With other jobs on the machine the second thread often waits for a core.",
                   "", *_threads_table(thread_rows, rows, peaks)]
+    if results.get("goals"):
+        lines += ["", "## Goals of issue #18", "", *goals_benchmark.report_lines(results["goals"], _count)]
     lines += ["", "## `torch.compile` of the per-chunk kernel", "", *_compile_lines(results["compile"])]
     lines += ["", "## Pyro steps against an EM iteration", "", *_pyro_lines(results["pyro"])]
     lines += ["", "## Profile of a MAP step", "", *_profile_lines(results["profile"])]
@@ -1004,6 +1012,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--also-threads", type=int, default=2,
                         help="time the largest size again at this many threads (default 2; 0: skip)")
     parser.add_argument("--svi-batch", type=int, default=1024, help="minibatch size of the SVI rows (default 1024)")
+    parser.add_argument("--no-goals", action="store_true", help="skip issue #18's goal rows (goals_benchmark.py)")
+    parser.add_argument("--goals-repeats", type=int, default=None, help="interleaved rounds of the goal rows")
     # internal: run one memory measurement, spec as JSON on stdin
     parser.add_argument("--_memory-child", dest="memory_child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1054,6 +1064,20 @@ def main(argv: list[str] | None = None) -> None:
                 for row in results["thread_rows"]:
                     print(f"{args.also_threads} threads: {row.cov} {row.dtype}: ours {1e3 * row.ours:.1f} ms, "
                           f"sklearn {1e3 * row.sklearn:.1f} ms, ratio {row.ratio:.2f}", flush=True)
+        for n, d, k in QUICK_WIDE_SIZES if args.quick else WIDE_SIZES:
+            X64, start = make_problem(n, d, k)
+            for dtype_name in DTYPES:
+                row = bench_config(X64, start, "full", dtype_name, args.repeats, threads=args.threads)
+                rows.append(row)
+                print(f"wide ({n:.0e}, {d}, {k}) full {dtype_name}: ours {1e3 * row.ours:.1f} ms, sklearn "
+                      f"{1e3 * row.sklearn:.1f} ms, ratio {row.ratio:.2f}", flush=True)
+        if args.no_goals:
+            results["goals"] = None
+        else:
+            results["goals"] = goals_benchmark.run(make_problem, start_for, args.goals_repeats or args.repeats,
+                                                   args.quick)
+            # the raw rows beside the report, to re-render or check it
+            args.out.with_suffix(".goals.json").write_text(json.dumps(results["goals"], indent=1, default=str))
         if args.no_compile:
             results["compile"] = "Skipped (`--no-compile`)."
         else:

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Iterator
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, NamedTuple
 
 import pyro
 import pyro.distributions as pdist
@@ -310,11 +310,22 @@ class MixtureFamily:
         return f"{type(self).__name__}(n_components={self.n_components}{spec})"
 
 
+class LogJointForm(NamedTuple):
+    """Log joint densities linear in features: ``C @ F(x - shift)`` ``(K, n)`` are
+    ``log π_k + log p(x | θ_k)`` (see :meth:`Statistics.log_joint_form`)."""
+
+    coefficients: Tensor  # (K, P) in nats, P = 1 + D + n_extra
+    write_extra: Callable[[Tensor, Tensor], Callable[[], None]]  # (centred (D, n), out (M, n)) -> writer
+    n_extra: int  # M: features beyond the constant and the centred coordinates
+
+
 class Statistics:
     """Capability ``"statistics"``: sufficient statistics and a closed-form M step.
 
     What EM, hard EM, stepwise EM (and, with :class:`Variational`, VB) need. A pass's
-    :class:`~mixtures.core.summary.Summary` must add up over any split of the data.
+    :class:`~mixtures.core.summary.Summary` must add up over any split of the data. A family
+    whose :meth:`log_joint_form` is not None also gets the fast path of MAP, SVI and NUTS (one
+    fused pass per gradient instead of Pyro's enumeration).
     """
 
     def statistics_shift(self, X: Any) -> Tensor:
@@ -346,6 +357,27 @@ class Statistics:
     def elbo(self, summary: Summary, params: Params) -> Tensor:
         """``E_q[log p(X, Z | θ)] + H(q)`` of the summarized ``q`` at ``params`` (closed form)."""
         raise NotImplementedError
+
+    def params_from_statistics(self, summary: Summary, X: Tensor, reg_covar: float = 1e-6,
+                               on_collapse: str = "error") -> Params:
+        """What :meth:`MixtureFamily.params_from_responsibilities` gives for responsibilities whose
+        statistics (:meth:`summarize` about :meth:`statistics_shift`) are ``summary``: lets
+        initializers sum a partition's statistics chunk by chunk instead of building ``(N, K)``
+        responsibilities. ``NotImplementedError``: the initializers build them."""
+        raise NotImplementedError
+
+    def log_joint_form(self, values: dict[str, Tensor], shift: Tensor) -> LogJointForm | None:
+        """The program's ``log p(z = k) + log p(x | z = k)`` as a linear form over the features of
+        the fused pass (:mod:`mixtures.kernels.fused_pass`), or None when the family has none.
+
+        ``values`` are the constrained globals by :meth:`MixtureFamily.param_sites` names (what
+        :meth:`MixtureFamily.globals` returns, possibly requiring grad); the coefficients must be
+        the same function of them as the program's ``Categorical(weights)`` and
+        ``component_distribution`` densities, differentiable, so that MAP, SVI and NUTS can take
+        the program's log-likelihood and its gradient from one fused pass
+        (:mod:`mixtures.kernels.fused_autograd`) instead of Pyro's enumeration.
+        """
+        return None
 
     def reseed_component(self, summary: Summary, component: int) -> Summary | None:
         """Statistics restarting ``component`` at the pass's worst-explained point, or None when

@@ -223,7 +223,9 @@ def _to_device(tensor: Tensor, device: Any, name: str) -> Tensor:
 def _check_values(tensor: Tensor, name: str, index: Any = None) -> None:
     """NaN/inf rows, and magnitudes whose sums of squares overflow ``tensor.dtype``."""
     N, D = tensor.shape
-    peak = float(tensor.abs().amax())  # NaN propagates; one reduction for the usual finite case
+    # one reduction over the data, no temporary of its size (|X| would be a copy); NaN propagates
+    low, high = (float(value) for value in torch.aminmax(tensor))
+    peak = max(-low, high)
     if not math.isfinite(peak):
         finite = torch.isfinite(tensor).all(-1)
         bad_rows = torch.nonzero(~finite).reshape(-1)

@@ -28,12 +28,14 @@ from mixtures.core.validation import (
 from mixtures.errors import DataError
 from mixtures.inference.registry import ROUTINES, Routine, get_routine
 from mixtures.init import InitSpec, initial_responsibilities, initialize
+from mixtures.kernels import parallel
 
 
 def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "kmeans",
         seed: int | None = 0, n_init: int = 1, reg_covar: float = 1e-6,
         dtype: Any = None, device: Any = None, chunk_size: int | None = None,
-        init_sample_size: int = 100_000, distributed: bool = False, **options: Any) -> FitResult:
+        init_sample_size: int = 100_000, distributed: bool = False, threads: int | None = None,
+        **options: Any) -> FitResult:
     """Fit ``model`` to data ``X`` ``(N, D)`` with the routine ``method``.
 
     Args:
@@ -58,6 +60,12 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
         chunk_size: rows per chunk of a streamed source.
         init_sample_size: points of the reservoir sample random initializers use
             on streamed data (default 100 000).
+        threads: worker threads of the passes over the data (:mod:`mixtures.kernels.parallel`):
+            chunks are spread across them, each running its chunk single-threaded, and torch's
+            own intra-op threads are pinned to 1 for the duration of the fit, so a busy machine
+            never makes a fit slower than one thread (no spin-waiting). ``None`` (default):
+            ``torch.get_num_threads()`` at the call (all cores unless the process set fewer;
+            the ``mixtures`` command sets 1). Results do not depend on it, bit for bit.
         distributed: call ``fit`` in every rank of an initialized ``torch.distributed``
             process group, each with its own shard ``X``; routines with
             ``distributed`` in their record (``"em"``, ``"hard_em"``, ``"kmeans"``, ``"map"``,
@@ -82,6 +90,16 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
     """
     if not isinstance(model, MixtureFamily):
         raise TypeError(f"model must be a mixture family (e.g. mixtures.GaussianMixture); got {type(model).__name__}.")
+    with parallel.using(torch.get_num_threads() if threads is None else threads):
+        return _fit(model, X, method, init=init, seed=seed, n_init=n_init, reg_covar=reg_covar, dtype=dtype,
+                    device=device, chunk_size=chunk_size, init_sample_size=init_sample_size,
+                    distributed=distributed, **options)
+
+
+def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int | None, n_init: int,
+         reg_covar: float, dtype: Any, device: Any, chunk_size: int | None, init_sample_size: int,
+         distributed: bool, **options: Any) -> FitResult:
+    """:func:`fit` inside its thread setting."""
     routine = get_routine(method)
     _check_capabilities(routine, model)
     options = routine.check_options(options)
@@ -160,7 +178,7 @@ def _best_of_restarts(routine: Routine, model: MixtureFamily, X: Any, seeds: lis
         except (FloatingPointError, ValueError) as error:
             if len(seeds) == 1:
                 raise
-            warnings.warn(f"restart with seed {restart_seed} failed: {error}", UserWarning, stacklevel=3)
+            warnings.warn(f"restart with seed {restart_seed} failed: {error}", UserWarning, stacklevel=4)
             objectives.append(float("nan"))
             last_error = error
             continue
@@ -203,8 +221,8 @@ def _run_routine(routine: Routine, *args: Any, **kwargs: Any) -> FitResult:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = routine(*args, **kwargs)  # options were checked against the record up front
-    for warning in caught:  # _run_routine -> _best_of_restarts -> fit -> the caller
-        warnings.warn(warning.message, warning.category, stacklevel=4)
+    for warning in caught:  # _run_routine -> _best_of_restarts -> _fit -> fit -> the caller
+        warnings.warn(warning.message, warning.category, stacklevel=5)
     return result
 
 

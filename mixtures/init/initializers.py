@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mixtures.core.chunks import chunk_size_for, iter_chunks
 from mixtures.core.family import MixtureFamily
 from mixtures.core.params import Params
 from mixtures.core.validation import make_generator
@@ -45,6 +46,31 @@ def params_from_labels(model: MixtureFamily, X: Tensor, labels: Tensor, reg_cova
     """The family's M step from a hard partition ``labels`` ``(N,)`` with values in ``0..K-1``."""
     resp = torch.nn.functional.one_hot(labels, model.n_components).to(X.dtype)
     return model.params_from_responsibilities(X, resp, reg_covar, on_collapse)
+
+
+def _nearest_centre_params(model: MixtureFamily, X: Tensor, centers: Tensor, reg_covar: float,
+                           on_collapse: str) -> Params:
+    """The family's M step on the nearest-centre partition of ``X`` (centres ``(K, D)``).
+
+    A family with statistics gets the partition's statistics chunk by chunk (no ``(N,)`` labels,
+    no ``(N, K)`` responsibilities: the same sums, in the same order, as one ``summarize`` of the
+    one-hot responsibilities); other families get the responsibilities.
+    """
+    if model.supports("statistics"):
+        K, (N, D) = centers.shape[0], X.shape
+        shift = model.statistics_shift(X)
+        summary = None
+        for rows in iter_chunks(N, chunk_size_for(K, D)):
+            resp = torch.nn.functional.one_hot(assign(X[rows], centers)[0], K).to(X.dtype)
+            part = model.summarize(X[rows], resp, shift)
+            summary = part if summary is None else summary.with_additive(
+                [mine + theirs for mine, theirs in zip(summary.additive(), part.additive())])
+        summary = summary.replace(n_points=N)
+        try:
+            return model.params_from_statistics(summary, X, reg_covar, on_collapse)
+        except NotImplementedError:
+            pass
+    return params_from_labels(model, X, assign(X, centers)[0], reg_covar, on_collapse)
 
 
 def _labels_from_array(model: MixtureFamily, X: Tensor, labels: Tensor) -> Tensor:
@@ -139,7 +165,8 @@ def _named_start(model: MixtureFamily, X: Tensor, init: str, generator: torch.Ge
         return model.params_from_centres(X, X[chosen], reg_covar, on_collapse)
     if init in ("kmeans++", "kmeans"):
         centers = kmeans_plusplus(X, K, generator)
-        labels = lloyd(X, centers)[1] if init == "kmeans" else assign(X, centers)[0]
-        return params_from_labels(model, X, labels, reg_covar, on_collapse)
+        if init == "kmeans":
+            centers = lloyd(X, centers, keep_labels=False)[0]
+        return _nearest_centre_params(model, X, centers, reg_covar, on_collapse)
     raise ValueError(f"unknown init {init!r}; choose one of {list(INITIALIZERS)}, or give the model's "
                      "parameters, a dict, labels (N,) or responsibilities (N, K).")

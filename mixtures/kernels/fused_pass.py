@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from mixtures.core.stream import iter_data
-from mixtures.kernels import gemm
+from mixtures.kernels import gemm, parallel
 
 LOG2_E = 1.0 / math.log(2.0)
 LN_2 = math.log(2.0)
@@ -93,7 +93,8 @@ def fused_chunk_size(n_components: int, n_features: int, n_extra: int, element_s
 
 def fused_pass(X: Any, coefficients: Tensor, shift: Tensor, write_extra: ExtraFeatures, n_extra: int,
                hard: bool = False, chunk_size: int | None = None,
-               accumulate_dtype: torch.dtype | None = None) -> PassSums:
+               accumulate_dtype: torch.dtype | None = None, *, entropy: bool = True,
+               worst_point: bool = True) -> PassSums:
     """One pass over ``X`` ``(N, D)`` (a tensor or streamed data): E step and statistics.
 
     Args:
@@ -104,56 +105,116 @@ def fused_pass(X: Any, coefficients: Tensor, shift: Tensor, write_extra: ExtraFe
         chunk_size: points per chunk (default :func:`fused_chunk_size`).
         accumulate_dtype: dtype of the sums over chunks (e.g. float64 for float32 data);
             default the data's.
+        entropy: compute the entropy (False: ``PassSums.entropy`` is 0; a gradient pass
+            needs only the log-likelihood and the sums).
+        worst_point: track the worst-explained point (False: ``PassSums.worst_point`` is None).
+
+    Chunks run on the workers of :func:`mixtures.kernels.parallel.using` when it gives more than
+    one and the data have more than one chunk; the result is the same bit for bit.
     """
     K, P = coefficients.shape
     D = shift.shape[0]
-    coefficients = coefficients * LOG2_E  # in bits: C @ F = log₂ π_k + log₂ p(x | θ_k)
+    bits = coefficients * LOG2_E  # in bits: C @ F = log₂ π_k + log₂ p(x | θ_k)
     chunk = chunk_size or fused_chunk_size(K, D, n_extra, shift.element_size())
     if isinstance(X, Tensor):  # small data: buffers no larger than the data
         chunk = max(1, min(chunk, X.shape[0]))
-    buffers = _ChunkBuffers(shift, chunk, write_extra, D, n_extra, K)
-    column_shift = shift.unsqueeze(-1)
+    plan = _ChunkPlan(bits, shift.unsqueeze(-1), hard, entropy, worst_point,
+                      lambda: _ChunkBuffers(shift, chunk, write_extra, D, n_extra, K), [math.inf])
     total = {"dtype": accumulate_dtype or shift.dtype, "device": shift.device}
     sums = torch.zeros(K, P, **total)
     log_likelihood = torch.zeros((), **total)
-    entropy = torch.zeros((), **total)
+    entropy_total = torch.zeros((), **total)
     labels = [] if hard and isinstance(X, Tensor) else None
     n_points = 0
-    worst_log_prob, worst_point = math.inf, None
-    for data_chunk in iter_data(X, chunk):
-        n = data_chunk.shape[0]
-        if n == 0:  # a stream may yield an empty chunk; oneDNN has no primitive for it
-            continue
-        n_points += n
-        views = buffers.take(n)
-        torch.sub(data_chunk.T, column_shift, out=views.centred)
-        views.write_extra()
-        joint = gemm.matmul(coefficients, views.features, out=views.joint)
-        normalize(joint, views.resp, views.log_norm, views.total, views.log_total)
-        log_likelihood += views.log_norm.sum()  # bits
-        # amin is a vectorized reduction, argmin is not (~5x slower per point): locate the
-        # point only in the (few) chunks that hold a new worst value
-        chunk_worst = float(views.log_norm.amin())
-        if chunk_worst < worst_log_prob:
-            worst_log_prob, worst_point = chunk_worst, data_chunk[int(views.log_norm.argmin())]
-        if hard:
-            chunk_labels = joint.argmax(0)
-            if labels is not None:
-                labels.append(chunk_labels)
-            views.resp.zero_().scatter_(0, chunk_labels.unsqueeze(0), 1.0)
+    worst_log_prob, worst = math.inf, None
+    for part in _chunk_results(plan, X, chunk):
+        n_points += part.n
+        log_likelihood += part.log_norm  # bits
+        if part.worst_log_prob < worst_log_prob:
+            worst_log_prob, worst = part.worst_log_prob, part.worst
+        if labels is not None:
+            labels.append(part.labels)
         # the chunk's sums in the data's dtype, accumulated in accumulate_dtype
-        sums.add_(gemm.matmul(views.resp, views.features.T))
-        if not hard:
-            # -Σ_k r log₂ r = log₂ T - Σ_k r a with a = joint (the log₂ joint minus its maximum,
-            # finite where r = 0, so 0 · a = 0) and log₂ r = a - log₂ T: two non-negative sums,
-            # no cancellation, and no pass to form log₂ r. Sums over components, then over at
-            # most MAX_CHUNK points: an order independent of the thread count.
-            entropy += views.log_total.sum()
-            joint.mul_(views.resp)
-            torch.sum(joint, 0, keepdim=True, out=views.total)
-            entropy -= views.total.sum()
-    return PassSums(sums, log_likelihood.mul_(LN_2), entropy.mul_(LN_2), n_points,
-                    torch.cat(labels) if labels else None, worst_point)
+        sums.add_(part.sums)
+        if part.log_total is not None:
+            entropy_total += part.log_total
+            entropy_total -= part.weighted
+    return PassSums(sums, log_likelihood.mul_(LN_2), entropy_total.mul_(LN_2), n_points,
+                    torch.cat(labels) if labels else None, worst)
+
+
+class _ChunkPlan(NamedTuple):
+    """What every chunk of one pass does (shared, read-only, by every worker)."""
+
+    bits: Tensor  # (K, P) coefficients in bits
+    column_shift: Tensor  # (D, 1)
+    hard: bool
+    entropy: bool
+    worst_point: bool
+    make_buffers: Callable[[], _ChunkBuffers]
+    lowest: list[float]  # [the lowest log₂ p(x) met so far by any worker]
+
+
+class _ChunkResult(NamedTuple):
+    """One chunk's contributions, in the data's dtype (added up in chunk order)."""
+
+    n: int
+    sums: Tensor  # (K, P)
+    log_norm: Tensor  # () Σ_n log₂ p(x_n)
+    log_total: Tensor | None  # () Σ_n log₂ T_n (soft passes with entropy)
+    weighted: Tensor | None  # () Σ_n Σ_k r_nk a_nk
+    worst_log_prob: float
+    worst: Tensor | None  # (D,)
+    labels: Tensor | None  # (n,)
+
+
+def _chunk_results(plan: _ChunkPlan, X: Any, chunk: int) -> Iterator[_ChunkResult]:
+    """Every non-empty chunk's result, in order: on this thread, or on the pass workers."""
+    chunks = (data_chunk for data_chunk in iter_data(X, chunk) if data_chunk.shape[0])  # oneDNN: no empty ops
+    count = parallel.workers()
+    if count > 1 and (not isinstance(X, Tensor) or X.shape[0] > chunk):
+        yield from parallel.map_ordered(functools.partial(_one_chunk, plan), chunks, plan.make_buffers, count)
+        return
+    buffers = plan.make_buffers()
+    for data_chunk in chunks:
+        yield _one_chunk(plan, buffers, data_chunk)
+
+
+def _one_chunk(plan: _ChunkPlan, buffers: _ChunkBuffers, data_chunk: Tensor) -> _ChunkResult:
+    """The E step and statistics of one chunk ``(n, D)`` in ``buffers`` (new tensors returned)."""
+    n = data_chunk.shape[0]
+    views = buffers.take(n)
+    torch.sub(data_chunk.T, plan.column_shift, out=views.centred)
+    views.write_extra()
+    joint = gemm.matmul(plan.bits, views.features, out=views.joint)
+    normalize(joint, views.resp, views.log_norm, views.total, views.log_total)
+    log_norm = views.log_norm.sum()
+    worst_log_prob, worst = math.inf, None
+    if plan.worst_point:
+        # amin is a vectorized reduction, argmin is not (~5x slower per point): locate the
+        # point only in chunks whose minimum is at most the lowest seen so far by any thread
+        # (a racy but only-decreasing bound: the chunk holding the pass's first minimum always
+        # locates it, and the caller keeps the first chunk with the lowest value)
+        worst_log_prob = float(views.log_norm.amin())
+        if worst_log_prob <= plan.lowest[0]:
+            plan.lowest[0] = min(plan.lowest[0], worst_log_prob)
+            worst = data_chunk[int(views.log_norm.argmin())]
+    labels = None
+    if plan.hard:
+        labels = joint.argmax(0)
+        views.resp.zero_().scatter_(0, labels.unsqueeze(0), 1.0)
+    sums = gemm.matmul(views.resp, views.features.T)
+    log_total = weighted = None
+    if plan.entropy and not plan.hard:
+        # -Σ_k r log₂ r = log₂ T - Σ_k r a with a = joint (the log₂ joint minus its maximum,
+        # finite where r = 0, so 0 · a = 0) and log₂ r = a - log₂ T: two non-negative sums,
+        # no cancellation, and no pass to form log₂ r. Sums over components, then over at
+        # most MAX_CHUNK points: an order independent of the thread count.
+        log_total = views.log_total.sum()
+        joint.mul_(views.resp)
+        torch.sum(joint, 0, keepdim=True, out=views.total)
+        weighted = views.total.sum()
+    return _ChunkResult(n, sums, log_norm, log_total, weighted, worst_log_prob, worst, labels)
 
 
 class _ChunkViews(NamedTuple):

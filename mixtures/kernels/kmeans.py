@@ -27,19 +27,44 @@ from mixtures.core.stream import StreamingData, iter_data
 METRICS = ("l2", "l1")
 
 
+#: k-means++ seeds from a uniform sample (with replacement) of this many points when the data
+#: have more: D² sampling over all N points keeps an ``(N,)`` vector of distances and a copy of
+#: its probabilities (and ``torch.multinomial`` takes at most 2^24 categories), while the
+#: seeding of a 131 072-point sample is as good for the K of a mixture; Lloyd's iterations and
+#: the partition then see all the data.
+SEEDING_SAMPLE = 1 << 17
+
+#: rows per block of the seeding's distance computations (no ``(N, D)`` temporary)
+_SEEDING_BLOCK = 1 << 16
+
+
 def kmeans_plusplus(X: Tensor, n_clusters: int, generator: torch.Generator) -> Tensor:
-    """k-means++ seeding: centres ``(K, D)`` drawn with probability ∝ squared distance."""
+    """k-means++ seeding: centres ``(K, D)`` drawn with probability ∝ squared distance.
+
+    On more than :data:`SEEDING_SAMPLE` points the centres are seeded from a uniform sample of
+    that many (the same algorithm on the sample); memory stays ``O(SEEDING_SAMPLE)``.
+    """
     N = X.shape[0]
+    if N > SEEDING_SAMPLE:
+        X = X[torch.randint(N, (SEEDING_SAMPLE,), generator=generator).to(X.device)]
+        N = SEEDING_SAMPLE
     first = int(torch.randint(N, (1,), generator=generator))
     centers = [X[first]]
-    closest = (X - X[first]).square().sum(-1)
+    closest = _squared_distances(X, X[first])
     for _ in range(1, n_clusters):  # loop over clusters, never over points
         total = closest.sum()
         probabilities = closest / total if total > 0 else torch.full_like(closest, 1.0 / N)
         index = int(torch.multinomial(probabilities.cpu(), 1, generator=generator))
         centers.append(X[index])
-        closest = torch.minimum(closest, (X - X[index]).square().sum(-1))
+        closest = torch.minimum(closest, _squared_distances(X, X[index]))
     return torch.stack(centers)
+
+
+def _squared_distances(X: Tensor, center: Tensor) -> Tensor:
+    """``|x_n - c|²`` ``(N,)`` by blocks of rows."""
+    if X.shape[0] <= _SEEDING_BLOCK:
+        return (X - center).square().sum(-1)
+    return torch.cat([(X[rows] - center).square().sum(-1) for rows in iter_chunks(X.shape[0], _SEEDING_BLOCK)])
 
 
 def assign(X: Tensor, centers: Tensor, metric: str = "l2") -> tuple[Tensor, Tensor]:
@@ -194,7 +219,7 @@ def mean_variance(X: Tensor | StreamingData, distributed: bool = False) -> float
 
 def lloyd(X: Tensor | StreamingData, centers: Tensor, metric: str = "l2", max_iter: int = 300,
           tol: float = 1e-4, on_iteration: Any = None, chunk_size: int | None = None,
-          distributed: bool = False) -> tuple[Tensor, Tensor | None, float, int, bool]:
+          distributed: bool = False, keep_labels: bool = True) -> tuple[Tensor, Tensor | None, float, int, bool]:
     """Lloyd iterations from ``centers`` ``(K, D)``.
 
     L2 runs one pass per iteration (any data source, scikit-learn's loop: assign
@@ -205,7 +230,8 @@ def lloyd(X: Tensor | StreamingData, centers: Tensor, metric: str = "l2", max_it
 
     Returns ``(centers, labels, objective, n_iter, converged)`` where ``objective``
     is the inertia (``"l2"``) or sum of L1 distances (``"l1"``) of the returned
-    labels to the returned centres (labels None for streamed data).
+    labels to the returned centres (labels None for streamed data, or with
+    ``keep_labels=False``: L2 then holds nothing of size N).
     ``on_iteration(iteration, centers, labels, objective)`` is called after every update.
 
     ``distributed`` (L2 only): ``X`` is this rank's shard; every pass's sums,
@@ -242,7 +268,7 @@ def lloyd(X: Tensor | StreamingData, centers: Tensor, metric: str = "l2", max_it
         if fixed_point or shift <= threshold:
             converged = True
             break
-    _, _, inertia, _, labels = lloyd_pass(X, centers, chunk_size, distributed=distributed)
+    _, _, inertia, _, labels = lloyd_pass(X, centers, chunk_size, keep_labels=keep_labels, distributed=distributed)
     return centers, labels, inertia, iteration, converged
 
 

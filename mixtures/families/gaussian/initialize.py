@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mixtures.core.summary import floored_counts
+from mixtures.core.summary import Summary, floored_counts
 from mixtures.core.validation import numeric_array
 from mixtures.errors import ParameterError, SingularCovarianceError
 from mixtures.families.gaussian.covariance import CovarianceStructure
@@ -29,7 +29,13 @@ from mixtures.families.gaussian.statistics import m_step, pooled_component, summ
 def params_from_responsibilities(structure: CovarianceStructure, X: Tensor, resp: Tensor, reg_covar: float = 1e-6,
                                  on_collapse: str = "error") -> MixtureParams:
     """The M step from responsibilities ``resp`` ``(N, K)`` (module docstring for ``on_collapse``)."""
-    summary = summarize(X, resp, structure)
+    return params_from_summary(structure, X, summarize(X, resp, structure), reg_covar, on_collapse)
+
+
+def params_from_summary(structure: CovarianceStructure, X: Tensor, summary: Summary, reg_covar: float = 1e-6,
+                        on_collapse: str = "error") -> MixtureParams:
+    """:func:`params_from_responsibilities` from the responsibilities' statistics ``summary``
+    (about ``default_shift(X)``); ``X`` ``(N, D)`` only gives the data's spread to ``"pool"``."""
     if on_collapse == "pool":
         means = summary.sx / floored_counts(summary.nk)[:, None] + summary.shift
         return induced_params(summary, structure, reg_covar, means,

@@ -27,7 +27,14 @@ from torch.distributions import constraints
 
 import mixtures.families.gaussian.transforms  # noqa: F401  (biject_to(positive_definite) for Wishart sites)
 from mixtures.core import comm
-from mixtures.core.family import MixtureFamily, Partition, Statistics, Variational, register_family
+from mixtures.core.family import (
+    LogJointForm,
+    MixtureFamily,
+    Partition,
+    Statistics,
+    Variational,
+    register_family,
+)
 from mixtures.core.summary import Summary
 from mixtures.errors import ParameterError
 from mixtures.families.gaussian import conjugate, distributions, initialize, partition, statistics, variational
@@ -175,6 +182,10 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
                                                                   on_collapse))
 
     # -- capability "statistics" -------------------------------------------------------------
+    def params_from_statistics(self, summary: Summary, X: Tensor, reg_covar: float = 1e-6,
+                               on_collapse: str = "error") -> MixtureParams:
+        return initialize.params_from_summary(self.cov_type, X, summary, reg_covar, on_collapse)
+
     def e_step(self, X: Any, params: MixtureParams, shift: Tensor, hard: bool = False,
                chunk_size: int | None = None, accumulate_dtype: torch.dtype | None = None) -> Summary:
         return statistics.e_step(X, params, shift, hard, chunk_size, accumulate_dtype)
@@ -200,6 +211,9 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
 
     def elbo(self, summary: Summary, params: MixtureParams) -> Tensor:
         return statistics.elbo(summary, params)
+
+    def log_joint_form(self, values: dict[str, Tensor], shift: Tensor) -> LogJointForm:
+        return LogJointForm(*distributions.log_joint_form(self.cov_type, values, shift))
 
     def reseed_component(self, summary: Summary, component: int) -> Summary | None:
         if self.cov_type.shared:  # a shared covariance has no component statistics to replace

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 from torch.distributions import constraints
 
-from mixtures.core.family import COMPONENTS_PLATE, MixtureFamily, Statistics, register_family
+from mixtures.core.family import COMPONENTS_PLATE, LogJointForm, MixtureFamily, Statistics, register_family
 from mixtures.core.summary import Summary, floored_counts
 from mixtures.errors import DataError, ParameterError
 from mixtures.families.poisson.params import PoissonParams
@@ -151,6 +151,10 @@ class PoissonMixture(Statistics, MixtureFamily):
                                      on_collapse: str = "error") -> PoissonParams:
         return self.m_step(self.summarize(X, resp), max(reg_covar, 1e-6))
 
+    def params_from_statistics(self, summary: Summary, X: Tensor, reg_covar: float = 1e-6,
+                               on_collapse: str = "error") -> PoissonParams:
+        return self.m_step(summary, max(reg_covar, 1e-6))
+
     def params_from_centres(self, X: Tensor, centres: Tensor, reg_covar: float = 1e-6,
                             on_collapse: str = "error") -> PoissonParams:
         K = centres.shape[0]
@@ -182,6 +186,16 @@ class PoissonMixture(Statistics, MixtureFamily):
         return Summary(total[:, 0].clone(), {"sx": total[:, 1:1 + D].clone(), "slg": total[:, 1 + D].clone()},
                        shift.to(total.dtype), sums.n_points, sums.log_likelihood, sums.entropy, sums.labels,
                        sums.worst_point)
+
+    def log_joint_form(self, values: dict[str, Tensor], shift: Tensor) -> LogJointForm:
+        """``[log π_k - Σ_d λ_kd, log λ_kd, -1]`` over the features ``[1; x; Σ_d log x_d!]`` (the
+        program's ``Categorical`` weights: normalized, clamped to ``[eps, 1 - eps]``)."""
+        weights, rates = values["weights"], values["rates"]
+        normalized = weights / weights.sum(-1, keepdim=True)
+        eps = torch.finfo(normalized.dtype).eps
+        constant = normalized.clamp(min=eps, max=1 - eps).log() - rates.sum(-1)
+        coefficients = torch.cat([constant.unsqueeze(-1), rates.log(), -torch.ones_like(constant).unsqueeze(-1)], -1)
+        return LogJointForm(coefficients, _log_factorial_writer, 1)
 
     def summarize(self, X: Tensor, resp: Tensor, shift: Tensor | None = None,
                   chunk_size: int | None = None) -> Summary:

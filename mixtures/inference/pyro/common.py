@@ -79,6 +79,7 @@ from mixtures.core.params import Params
 from mixtures.core.queries import map_assignments, seeded_rng
 from mixtures.core.result import FitResult
 from mixtures.core.validation import check_positive_int, spawn_seeds
+from mixtures.inference.pyro import fused_elbo
 from mixtures.inference.pyro.guides import (
     ASSIGNMENT_PROBS,
     LOCAL_ESTIMATORS,
@@ -279,16 +280,24 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
         return model.model(data, subsample_size=plan.subsample_size)
 
     global_guide = choose_global_guide(model, guide, program, init)
-    local = None
+    local = initial_probs = None
     if local_guide == "mean_field":
-        local = mean_field_guide(X.shape[0], floored_probabilities(init.responsibilities(X)), plan.subsample_size,
+        initial_probs = floored_probabilities(init.responsibilities(X))
+        local = mean_field_guide(X.shape[0], initial_probs, plan.subsample_size,
                                  enumerate_assignments=local_estimator == "enumerate")
-    elbo_type = JitTraceEnum_ELBO if jit else TraceEnum_ELBO
-    # TraceEnum_ELBO in every case: with a sampled mean-field site its Dice estimator uses the
-    # plate's conditional independence (each score term is weighted by its own point's cost),
-    # where Trace_ELBO would weight it by the whole minibatch's cost.
-    elbo = elbo_type(num_particles=num_particles, max_plate_nesting=MAX_PLATE_NESTING,
-                     **({"ignore_jit_warnings": True} if jit else {}))
+    if fused_elbo.applies(model, init, X, guide=guide, local_guide=local_guide, local_estimator=local_estimator,
+                          jit=jit, validate=validate):
+        # the same ELBO of the same program, one fused pass per estimate (fused_elbo's docstring)
+        elbo = fused_elbo.FusedEnumELBO(model, X, global_guide=global_guide, num_particles=num_particles,
+                                        subsample_size=plan.subsample_size, mean_field_probs=initial_probs,
+                                        exclude_prior=plan.exclude_prior)
+    else:
+        elbo_type = JitTraceEnum_ELBO if jit else TraceEnum_ELBO
+        # TraceEnum_ELBO in every case: with a sampled mean-field site its Dice estimator uses the
+        # plate's conditional independence (each score term is weighted by its own point's cost),
+        # where Trace_ELBO would weight it by the whole minibatch's cost.
+        elbo = elbo_type(num_particles=num_particles, max_plate_nesting=MAX_PLATE_NESTING,
+                         **({"ignore_jit_warnings": True} if jit else {}))
     with fresh_param_store(), model.fitting(), seeded_rng(plan.seed, X.device), \
             pyro.validation_enabled(validate), warnings.catch_warnings(), default_dtype(X.dtype if jit else None):
         if jit:  # tracer warnings are expected (data-independent control flow)

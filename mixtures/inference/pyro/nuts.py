@@ -113,6 +113,7 @@ from mixtures.core.posterior import Posterior
 from mixtures.core.result import FitResult
 from mixtures.core.validation import check_positive_int, spawn_seeds
 from mixtures.errors import DivergenceError
+from mixtures.inference.pyro import potential
 from mixtures.inference.registry import register
 
 #: the R-hat threshold of ``result.converged``
@@ -169,6 +170,10 @@ def make_kernel(model: MixtureFamily, X: Tensor, init: Params, *, target_accept_
     _require_prior(model)
     model.check_params(init)
     start = {name: value.detach().clone() for name, value in model.site_values(init).items()}
+    if potential.applies(model, X, init, jit_compile=jit_compile):  # the same potential by one fused pass
+        return potential.collapsed_nuts(model, X, start, site_transforms(model, X, init),
+                                        target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
+                                        full_mass=full_mass)
     return NUTS(model.model, max_plate_nesting=MAX_PLATE_NESTING,
                 transforms=site_transforms(model, X, init),
                 init_strategy=init_to_value(values=start, fallback=None),
@@ -396,7 +401,7 @@ def _run_chains(model: MixtureFamily, X: Tensor, init: Params, chain_seeds: list
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             kernel = make_kernel(model, X, init, **kernel_options)
             mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=warmup, disable_progbar=not progress_bar,
-                        hook_fn=hook)
+                        hook_fn=hook, initial_params=kernel.initial_params)
             try:
                 mcmc.run(X)
             except ValueError as error:

@@ -11,6 +11,7 @@ from mixtures import GaussianMixture, ParameterError
 from mixtures.core.queries import map_assignments, marginal_probabilities, sample_assignments
 from mixtures.core.validation import spawn_seeds
 from mixtures.families.gaussian.priors import GaussianPrior
+from mixtures.inference.pyro import fused_elbo
 from mixtures.init import initialize
 
 from conftest import COVARIANCE_TYPES, assert_close, true_params
@@ -132,7 +133,10 @@ def test_no_state_leaks_between_fits(fits):
 
 def test_jit_follows_the_eager_trajectory(fits):
     model, X, start, _, _ = fits["full"]
-    eager = mixtures.fit(model, X, "map", init=start, num_steps=40, patience=None)
+    # the eager *program* (JIT traces the program; the fused path agrees with it to rounding,
+    # which Adam's sign-like first steps amplify on gradient entries that are zero but for rounding)
+    with fused_elbo.enabled(False):
+        eager = mixtures.fit(model, X, "map", init=start, num_steps=40, patience=None)
     compiled = mixtures.fit(model, X, "map", init=start, num_steps=40, patience=None, jit=True)
     for name in ("loss", "log_likelihood", "grad_norm"):
         assert_close(compiled.history[name], eager.history[name], rtol=1e-9, atol=0)

@@ -1,0 +1,174 @@
+"""The fast path of MAP and SVI: Pyro's ``TraceEnum_ELBO`` of the program, evaluated by one fused pass.
+
+The program stays the definition. ``TraceEnum_ELBO`` sums the enumerated assignment out of
+``model.model(X)``; for a family whose log joint densities are linear in features
+(:meth:`mixtures.core.family.Statistics.log_joint_form`), that sum is the fused pass's
+log-likelihood, and its gradient with respect to the form's coefficients is the pass's
+statistics (:mod:`mixtures.kernels.fused_autograd`). :class:`FusedEnumELBO` computes the same
+estimate, particle by particle, with the same random draws:
+
+1. the global guide runs as ``TraceEnum_ELBO`` runs it, and its sample sites give ``log q`` of
+   the globals; the enumerated mean-field guide's statements follow (its ``pyro.param`` and its
+   data plate, which draws the minibatch);
+2. the program's global statements run replayed against the guide (``pyro.param`` sites, or
+   the prior's ``pyro.sample`` sites at the guide's values: the log prior, masked as the
+   program masks it), then its data plate (the same minibatch draw, or the guide's rows);
+3. the local term: ``Σ_n log Σ_k p(z = k) p(x_n | k)`` for enumerated assignments, or
+   ``Σ_n Σ_k q_nk (log p(z = k, x_n) - log q_nk)`` for the enumerated mean-field guide, by one
+   fused pass over the (sub)sampled rows, scaled by the plate's ``N / B``.
+
+The ELBO of a particle is ``log p(θ) + local - log q(θ)``; ``loss_and_grads`` back-propagates
+``-ELBO / num_particles`` per particle and returns the loss as a float, as Pyro does. The test
+suite checks loss and gradients against ``TraceEnum_ELBO`` on the program to 1e-10 (float64)
+for every guide, minibatches, both families.
+
+:func:`applies` decides: the fast path is taken for a family with a linear form, a string global
+guide (``"delta"``, ``"normal"``, ``"mvn"``), enumerated assignments or the enumerated mean-field
+guide, without ``jit`` or ``validate`` (those run the program itself); :func:`enabled` turns it
+off (the program then runs through ``TraceEnum_ELBO``, as before).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pyro
+import pyro.poutine as poutine
+import torch
+from pyro.poutine.subsample_messenger import _Subsample
+from torch import Tensor
+from torch.distributions import constraints
+
+from mixtures.core.family import DATA_PLATE, MixtureFamily
+from mixtures.core.params import Params
+from mixtures.inference.pyro.guides import ASSIGNMENT_PROBS
+from mixtures.inference.pyro.stepper import ExcludeSites
+from mixtures.kernels import fused_autograd
+
+_enabled = True
+
+
+@contextlib.contextmanager
+def enabled(flag: bool = True) -> Iterator[None]:
+    """Use the fused path where it applies (default) or always the program (``False``)."""
+    global _enabled
+    previous, _enabled = _enabled, bool(flag)
+    try:
+        yield
+    finally:
+        _enabled = previous
+
+
+def is_enabled() -> bool:
+    return _enabled
+
+
+def applies(model: MixtureFamily, init: Params, X: Tensor, *, guide: Any, local_guide: str,
+            local_estimator: str, jit: bool, validate: bool) -> bool:
+    """Whether :class:`FusedEnumELBO` computes what ``TraceEnum_ELBO`` would (module docstring)."""
+    if not (_enabled and not jit and not validate and isinstance(guide, str) and isinstance(X, Tensor)):
+        return False
+    if local_guide != "enumerate" and not (local_guide == "mean_field" and local_estimator == "enumerate"):
+        return False
+    if not model.supports("statistics"):
+        return False
+    values = model.values_from_params(init)
+    return model.log_joint_form(values, model.statistics_shift(X[:1])) is not None
+
+
+class FusedEnumELBO:
+    """``TraceEnum_ELBO(max_plate_nesting=1)`` of ``model.model`` by fused passes (module docstring).
+
+    Args:
+        model: the family (with a linear log joint form).
+        X: ``(N, D)`` the data the program runs on (this rank's shard when distributed).
+        global_guide: the guide over the globals (None: none, the globals are ``pyro.param`` sites).
+        num_particles: particles per estimate (looped, as ``TraceEnum_ELBO`` does).
+        subsample_size: the data plate's minibatch size (``None``: every point).
+        mean_field_probs: the enumerated mean-field local guide's initial ``q`` ``(N, K)``
+            (:func:`~mixtures.inference.pyro.guides.mean_field_guide` with the same start), or
+            None for assignments enumerated in the model.
+        exclude_prior: mask the prior's sites (distributed ranks other than 0).
+
+    The mean-field guide's statements are run here directly (its ``pyro.param`` and the data
+    plate, which the program replays) rather than through its ``Categorical``: the clamped
+    probabilities enter the fused pass as they are. (The ``Categorical``'s normalization
+    ``q / Σ_k q`` is the identity on the simplex; its gradient only removes a component along
+    ``(1, ..., 1)``, which the simplex transform's Jacobian removes anyway.)
+    """
+
+    def __init__(self, model: MixtureFamily, X: Tensor, *, global_guide: Callable | None = None,
+                 num_particles: int = 1, subsample_size: int | None = None, mean_field_probs: Tensor | None = None,
+                 exclude_prior: bool = False):
+        self.model, self.X = model, X
+        self.global_guide = global_guide
+        self.num_particles = num_particles
+        self.subsample_size = subsample_size
+        self.mean_field_probs = mean_field_probs
+        self.exclude_prior = exclude_prior
+        # any point works (the densities are exact); the family's own keeps the expansion accurate
+        self.shift = model.statistics_shift(X)
+
+    def loss_and_grads(self, program: Callable, guide: Callable, X: Tensor) -> float:
+        """``-ELBO`` as a float; gradients of every parameter accumulated. ``program`` and
+        ``guide`` are not run: this object evaluates their ELBO from its pieces."""
+        elbo = 0.0
+        for _ in range(self.num_particles):
+            particle = self.particle(X)
+            elbo += particle.item() / self.num_particles
+            if particle.requires_grad:
+                (-particle / self.num_particles).backward()
+        return -elbo
+
+    def loss(self, program: Callable, guide: Callable, X: Tensor) -> float:
+        with torch.no_grad():
+            return -sum(self.particle(X).item() for _ in range(self.num_particles)) / self.num_particles
+
+    def particle(self, X: Tensor) -> Tensor:
+        """One particle's ELBO ``()`` (differentiable)."""
+        log_q, guide_trace = 0.0, None
+        if self.global_guide is not None:
+            guide_trace = poutine.trace(self.global_guide).get_trace(X)
+            log_q = guide_trace.log_prob_sum(_not_a_plate)
+        probs = guide_rows = None
+        if self.mean_field_probs is not None:  # the local guide's statements; its plate draws the rows
+            initial = self.mean_field_probs
+            probs = pyro.param(ASSIGNMENT_PROBS, lambda: initial.detach().clone(), constraint=constraints.simplex)
+            if self.subsample_size is not None:
+                with pyro.plate(DATA_PLATE, X.shape[0], subsample_size=self.subsample_size) as guide_rows:
+                    pass
+        replay = poutine.replay(trace=guide_trace) if guide_trace is not None else contextlib.nullcontext()
+        with poutine.trace() as capture, replay:
+            values, rows = self._globals_and_rows(X, guide_rows)
+        log_prior = capture.trace.log_prob_sum(_not_a_plate)
+        form = self.model.log_joint_form(values, self.shift)
+        data = X if rows is None else X[rows]
+        if probs is not None:
+            local = fused_autograd.expected_log_joint(form.coefficients, probs if rows is None else probs[rows], data,
+                                                      self.shift, form.write_extra, form.n_extra)
+        else:
+            local = fused_autograd.log_likelihood(form.coefficients, data, self.shift, form.write_extra,
+                                                  form.n_extra)
+        if rows is not None:
+            local = local * (X.shape[0] / rows.shape[0])  # the plate's scale N / B
+        return log_prior + local - log_q
+
+    def _globals_and_rows(self, X: Tensor, guide_rows: Tensor | None) -> tuple[dict[str, Tensor], Tensor | None]:
+        """The program's global statements and its data plate's rows (nothing inside the plate)."""
+        if self.exclude_prior:
+            with ExcludeSites(self.model.global_sites):
+                values = self.model.globals(None, X)
+        else:
+            values = self.model.globals(None, X)
+        if self.subsample_size is None:
+            return values, None
+        if guide_rows is not None:
+            return values, guide_rows
+        with pyro.plate(DATA_PLATE, X.shape[0], subsample_size=self.subsample_size) as rows:
+            return values, rows
+
+
+def _not_a_plate(name: str, site: dict) -> bool:
+    return not isinstance(site["fn"], _Subsample)

@@ -1,0 +1,122 @@
+"""Threads that only help: passes over chunks spread across worker threads, each running one
+chunk's kernel single-threaded.
+
+torch's intra-op parallelism splits every operation of a chunk (about twenty per chunk of the
+fused pass) into OpenMP regions; on a shared machine libgomp's spin-waiting stalls whenever the
+other thread is descheduled, and a second thread made passes 10-80x *slower* under contention.
+Here parallelism is across chunks instead: ``T`` worker threads each take whole chunks, run the
+chunk's operations with one intra-op thread (torch releases the GIL inside every operation), and
+the main thread adds the chunks' results **in chunk order**. Nothing spins: a worker that waits
+for a core only delays its own chunk, so under contention a pass is never slower than one thread
+doing all the chunks.
+
+Results do not depend on the thread count, bit for bit: every chunk is computed by the same
+single-threaded kernels whichever thread runs it, and the sums over chunks are taken in the
+same order. (Bitwise equality holds between any two settings of :func:`using`; a pass run
+*outside* it with torch's own intra-op threads may differ in the last bits, see
+:data:`mixtures.kernels.fused_pass.MAX_CHUNK`.)
+
+:func:`using` is the setting (``mixtures.fit(..., threads=T)`` enters it for the whole fit):
+it pins torch's intra-op threads to 1 for its duration (so that code outside the passes does
+not spin either) and sets the number of chunk workers; :func:`workers` reads it.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import functools
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import torch
+
+_state = threading.local()
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity; ``os.cpu_count()`` where unknown)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """The default of ``fit(threads=None)``: every core this process may use."""
+    return available_cores()
+
+
+def resolve_threads(threads: Any) -> int:
+    """``threads`` as a positive int (``None``: :func:`default_threads`); ``ValueError`` otherwise."""
+    if threads is None:
+        return default_threads()
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None (every available core); got {threads!r}.")
+    return threads
+
+
+def workers() -> int:
+    """Chunk workers of the passes run by this thread (1 outside :func:`using`)."""
+    return getattr(_state, "workers", 1)
+
+
+@contextlib.contextmanager
+def using(threads: int | None) -> Iterator[int]:
+    """Run passes on ``threads`` chunk workers (``None``: :func:`default_threads`); torch's
+    intra-op threads are pinned to 1 inside and restored after. Yields the worker count."""
+    count = resolve_threads(threads)
+    previous_workers, previous_torch = workers(), torch.get_num_threads()
+    _state.workers = count
+    torch.set_num_threads(1)
+    try:
+        yield count
+    finally:
+        _state.workers = previous_workers
+        torch.set_num_threads(previous_torch)
+
+
+def _pin_one_thread() -> None:
+    # a worker's intra-op thread count (OpenMP's per-thread setting, MKL's thread-local one)
+    torch.set_num_threads(1)
+
+
+@functools.cache
+def _executor(count: int) -> ThreadPoolExecutor:
+    """A pool of ``count`` single-threaded workers, kept for the life of the process (idle workers
+    block on a queue: they cost nothing between passes)."""
+    return ThreadPoolExecutor(max_workers=count, thread_name_prefix="mixtures-chunk",
+                              initializer=_pin_one_thread)
+
+
+def map_ordered(task: Callable[[Any, Any], Any], items: Iterable[Any], make_state: Callable[[], Any],
+                count: int) -> Iterator[Any]:
+    """``task(state, item)`` for every item on ``count`` workers; results yielded in item order.
+
+    Each worker builds its own ``state`` (e.g. chunk buffers) once per call with ``make_state``.
+    At most ``2 · count`` items are in flight, so a streamed source is read ahead by a few
+    chunks only.
+    """
+    local = threading.local()
+
+    def run(item: Any) -> Any:
+        state = getattr(local, "state", None)
+        if state is None:
+            state = local.state = make_state()
+        return task(state, item)
+
+    pool = _executor(count)
+    pending: collections.deque[Future] = collections.deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(run, item))
+            if len(pending) >= 2 * count:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:  # an error or an abandoned generator: drop what has not started
+            future.cancel()

@@ -1,0 +1,95 @@
+"""Chunk-parallel passes: the same bits at any thread count, torch's threads restored, clear errors."""
+
+import numpy as np
+import pytest
+import torch
+
+import mixtures
+from mixtures import GaussianMixture, MixtureParams
+from mixtures.core.stream import StreamingData
+from mixtures.families.gaussian.statistics import default_shift, e_step
+from mixtures.kernels import parallel
+
+from conftest import COVARIANCE_TYPES, true_params
+
+
+def summaries_equal(a, b):
+    for name in ("nk", "log_likelihood", "entropy", "worst_point"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    for name in a.moments:
+        assert torch.equal(a.moments[name], b.moments[name]), name
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_a_pass_is_the_same_on_any_number_of_workers(covariance_type, dtype):
+    params = true_params(covariance_type, dtype)
+    X, _ = params.sample(5000, seed=4)
+    shift = default_shift(X)
+    serial = e_step(X, params, shift, chunk_size=333)
+    hard = e_step(X, params, shift, hard=True, chunk_size=333)
+    for workers in (2, 3):
+        with parallel.using(workers):
+            summaries_equal(e_step(X, params, shift, chunk_size=333), serial)
+            parallel_hard = e_step(X, params, shift, hard=True, chunk_size=333)
+            assert torch.equal(parallel_hard.labels, hard.labels)
+            summaries_equal(parallel_hard, hard)
+            wide = e_step(X, params, shift, chunk_size=333, accumulate_dtype=torch.float64)
+        summaries_equal(wide, e_step(X, params, shift, chunk_size=333, accumulate_dtype=torch.float64))
+
+
+def test_streamed_passes_and_ties_for_the_worst_point():
+    """A stream on the workers gives the serial sums; with the worst point duplicated in two
+    chunks, the first chunk's copy is the one returned, as in a serial pass."""
+    params = true_params("full")
+    X, _ = params.sample(3000, seed=5)
+    X[2500] = X[100] = torch.tensor([40.0, -40.0], dtype=torch.float64)  # worst, in chunks 0 and 7
+    shift = default_shift(X)
+    serial = e_step(X, params, shift, chunk_size=300)
+    stream = StreamingData(X.numpy(), chunk_size=300)
+    with parallel.using(2):
+        streamed = e_step(stream, params, shift, chunk_size=300)
+        in_memory = e_step(X, params, shift, chunk_size=300)
+    summaries_equal(streamed, serial)
+    summaries_equal(in_memory, serial)
+    assert torch.equal(serial.worst_point, X[100])
+
+
+@pytest.mark.filterwarnings("ignore:EM did not converge")
+def test_fits_do_not_depend_on_threads():
+    params = MixtureParams([0.5, 0.5], [[0.0, 0.0], [3.0, 3.0]], [[1.0, 1.0], [0.5, 2.0]], "diag")
+    X, _ = params.sample(200_000, seed=1)  # several chunks of the fused pass
+    model = GaussianMixture(2, "diag")
+    runs = {threads: mixtures.fit(model, X, "em", init="kmeans++", seed=3, max_iter=5, tol=0, threads=threads)
+            for threads in (1, 2)}
+    assert torch.equal(runs[1].params.locs, runs[2].params.locs)
+    assert torch.equal(runs[1].history["log_likelihood"], runs[2].history["log_likelihood"])
+    maps = {threads: mixtures.fit(model, X, "map", init=runs[1].params, num_steps=3, patience=None, threads=threads)
+            for threads in (1, 2)}
+    assert torch.equal(maps[1].history["loss"], maps[2].history["loss"])
+
+
+def test_setting_is_scoped_and_workers_run_single_threaded():
+    before = torch.get_num_threads()
+    with parallel.using(2) as count:
+        assert count == 2 and parallel.workers() == 2 and torch.get_num_threads() == 1
+        seen = list(parallel.map_ordered(lambda state, item: (item, torch.get_num_threads()), range(9),
+                                         lambda: None, 2))
+    assert [item for item, _ in seen] == list(range(9)) and {threads for _, threads in seen} == {1}
+    assert parallel.workers() == 1 and torch.get_num_threads() == before
+
+
+def test_a_failing_chunk_raises_in_the_caller():
+    def task(state, item):
+        if item == 5:
+            raise RuntimeError("chunk 5")
+        return item
+
+    with pytest.raises(RuntimeError, match="chunk 5"):
+        list(parallel.map_ordered(task, range(20), lambda: None, 2))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_bad_thread_counts(bad):
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        mixtures.fit(GaussianMixture(2), np.zeros((10, 2)) + np.arange(10)[:, None], "em", threads=bad)
