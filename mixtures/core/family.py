@@ -332,6 +332,17 @@ class Statistics:
         """Statistics of given responsibilities ``resp`` ``(N, K)``."""
         raise NotImplementedError
 
+    def summarize_at(self, X: Tensor, params: Params, resp: Tensor, shift: Tensor) -> Summary:
+        """Statistics of given responsibilities ``resp`` ``(n, K)`` of the points ``X`` ``(n, D)`` in
+        an E step at ``params``, about ``shift``: what a family wrapping this one (an extra
+        component, :mod:`mixtures.families.noise`) adds up over chunks.
+
+        By default the statistics depend on the responsibilities alone (:meth:`summarize`);
+        families with latent variables besides the assignment (the t's scales) also weigh
+        them at ``params``.
+        """
+        return self.summarize(X, resp, shift)
+
     def m_step(self, summary: Summary, reg_covar: float, prior: Any = None, keep: Tensor | None = None,
                previous: Params | None = None) -> Params:
         """The parameters maximizing ``E_q[log p(X, Z | θ)]`` (``+ log p(θ)`` with a resolved
