@@ -235,22 +235,26 @@ class NoisyMixture(Statistics, MixtureFamily):
 
     def _clusters_summary(self, summary: Summary) -> Summary:
         """The statistics the wrapped family's M step sees: the noise's mass taken out, and the
-        placeholder given regular ones (all the data's, when the family can say what they are)."""
+        placeholder given regular ones when the family can say what they are: the mass of all
+        the data at the shift with its spread (the family's re-seeding rule, at the shift rather
+        than the pass's worst point: the same on every rank). The M step then sets the placeholder
+        to cluster 0's values (:meth:`NoisyParams.placeholder_of_cluster_0`)."""
         noise = self.n_clusters
         nk = summary.nk.clone()
         nk[noise] = 0.0
         clusters = summary.replace(nk=nk)
-        filled = self.base.reseed_component(clusters, noise) if clusters.worst_point is not None else None
-        if filled is None:
-            filled = self.base.pooled_component(clusters, noise)
-        return clusters if filled is None else filled
+        filled = None
+        if clusters.shift is not None:
+            filled = self.base.reseed_component(clusters.replace(worst_point=clusters.shift), noise)
+        return clusters if filled is None else filled.replace(worst_point=summary.worst_point)
 
     def m_step(self, summary: Summary, reg_covar: float, prior: Any = None, keep: Tensor | None = None,
                previous: NoisyParams | None = None) -> NoisyParams:
         base = self.base.m_step(self._clusters_summary(summary), reg_covar, prior,
                                 keep=keep, previous=None if previous is None else previous.base)
         tensors = {**base.tensors(), "weights": self.mode_weights(summary.nk, prior).to(base.dtype)}
-        return NoisyParams(type(base).from_tensors(tensors, base.spec(), validate=False), self.region)
+        base = NoisyParams.placeholder_of_cluster_0(type(base).from_tensors(tensors, base.spec(), validate=False))
+        return NoisyParams(base, self.region)
 
     def mode_weights(self, nk: Tensor, prior: Any = None) -> Tensor:
         return self.base.mode_weights(nk, prior)

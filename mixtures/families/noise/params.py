@@ -5,7 +5,10 @@ and the noise region. The weights are ``base.weights`` ``(K + 1,)``, the last on
 weight ``ε``; component ``K`` of ``base`` is a *placeholder*: its weight is the noise's, its
 other tensors are regular values of the wrapped family (so that ``base`` is a valid
 container, draws stack and permute like the wrapped family's) that no density uses:
-``log p(x | K) = −log V``. :meth:`clusters` drops it.
+``log p(x | K) = −log V``. Starts and EM's M steps make them a copy of cluster 0's (so that
+the container does not depend on the shift or the rank that computed it); the Pyro routines
+keep what the program holds (the start's values, or under a prior draws from that prior,
+which are part of the posterior and its log prior). :meth:`clusters` drops the placeholder.
 """
 
 from __future__ import annotations
@@ -68,6 +71,21 @@ class NoisyParams(Params):
         weights = clusters.weights / clusters.weights.sum()
         tensors["weights"] = torch.cat([(1 - epsilon) * weights, epsilon.reshape(1)])
         return cls(type(clusters).from_tensors(tensors, clusters.spec(), validate=False), region)
+
+    @staticmethod
+    def placeholder_of_cluster_0(base: Params) -> Params:
+        """``base`` ``(K + 1)`` with the placeholder's tensors (all but its weight) set to cluster 0's:
+        one convention everywhere (starts, M steps), whatever produced them."""
+        axes = type(base).component_axes(base.spec())
+        tensors = {}
+        for name, value in base.tensors().items():
+            axis = axes.get(name)
+            if axis is None or name == "weights":
+                tensors[name] = value
+                continue
+            last = torch.tensor([value.shape[axis] - 1], device=value.device)
+            tensors[name] = value.index_copy(axis, last, value.narrow(axis, 0, 1))
+        return type(base).from_tensors(tensors, base.spec(), validate=False)
 
     def __setattr__(self, name, value):
         raise AttributeError("NoisyParams is immutable; build a new one.")
