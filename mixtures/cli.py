@@ -1,14 +1,19 @@
 """The ``mixtures`` command: run experiment configs, fit one model, select K.
 
-``main(argv)`` returns the exit code: 0 on success, 2 for a bad config, bad data
-or bad arguments (one clear line on stderr, no traceback), 1 when a fit fails
-numerically, 130 when interrupted.
+``main(argv)`` returns the exit code: 0 on success, 2 for a bad config, bad data, bad
+arguments or an output directory that cannot take the run (one clear line on stderr,
+no traceback, before anything is fitted), 1 when a fit fails numerically, a run ends
+with failed fits (unless ``--allow-failures``), a file cannot be written (disk full) or
+anything unexpected happens (still one line; ``MIXTURES_TRACEBACK=1`` shows the
+traceback), 130 when interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import math
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -16,19 +21,31 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
-from tqdm.auto import tqdm
 
 import mixtures
 from mixtures import data, evaluation, plot
+from mixtures.core.files import check_writable
 from mixtures.experiment import (
     COVARIANCE_TYPES,
     SELECTION_DEFAULTS,
     ConfigError,
+    RunDirectoryError,
+    RunWriteError,
     load_config,
     read_results,
     run_experiment,
 )
+from mixtures.experiment.commandline import (
+    PRIOR_OPTIONS,
+    check_data_path,
+    check_prior_fits,
+    check_seed,
+    method_config,
+    option_values,
+    prior_values,
+)
+from mixtures.experiment.selection import iteration_options, select_models
+from mixtures.families.gaussian.priors import KINDS, SCALE_PRIORS, WEIGHT_PRIORS
 from mixtures.inference.registry import ROUTINES
 from mixtures.init import INITIALIZERS
 
@@ -47,11 +64,14 @@ Every command has its own help: mixtures run --help, mixtures fit --help, ...
 """
 
 RUN_EPILOG = """\
-The output directory holds config.yaml (the resolved config), results.csv (one
-row per fit, every metric), histories/ (one CSV of per-iteration traces per fit),
-histories.csv (all traces in one long table), figures/ and report.md. Rerunning
-the same command resumes: finished fits are skipped. Overrides are OmegaConf
-key paths (dotted, list indices as [i] or .i) with YAML values:
+The output directory holds run.json (which experiment it belongs to), config.yaml
+(the resolved config), results.csv (one row per fit, every metric), histories/
+(one CSV of per-iteration traces per fit), histories.csv (all traces in one long
+table), figures/ and report.md. Rerunning the same command resumes: finished fits
+are reused when their data, config, package version and stored files still match,
+and refitted (with a note saying why) otherwise. Another experiment's directory is
+refused unless --force. A run with failed fits exits 1 unless --allow-failures.
+Overrides are OmegaConf key paths (dotted, list indices as [i] or .i) with YAML values:
 
   mixtures run configs/em_vs_vi.yaml model.n_components=3 seeds=[0,1]
   mixtures run configs/em_vs_vi.yaml methods[4].options.lr=0.01 --formats png,pdf
@@ -65,6 +85,11 @@ the word old_faithful for the bundled Old Faithful data.
   mixtures fit old_faithful --k 2 --method em --init kmeans++ --seed 1
   mixtures fit points.txt --k 4 --method hard_em --covariance-type diag
   mixtures fit old_faithful --k 2 --method map --option num_steps=500 --option lr=0.05
+  mixtures fit old_faithful --k 6 --method vb --weight-prior dirichlet_process --weight-concentration 0.1
+  mixtures fit old_faithful --k 2 --method nuts --prior --option num_samples=200 --option warmup=200
+
+vb and nuts need a prior: --prior gives the library's default GaussianPrior() (also
+used when no prior option is given), and each prior field has its own option.
 """
 
 SELECT_EPILOG = """\
@@ -97,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Gaussian mixtures declared once as Pyro programs, fitted by EM, hard EM, "
                     "k-means, k-medians, MAP and SVI on one scale.")
     parser.add_argument("--threads", type=int, default=1, metavar="N",
-                        help="torch intra-op threads (default 1: these fits are small and a second "
-                             "thread mostly waits; raise it for large data)")
+                        help="torch intra-op threads, at most the machine's CPUs (default 1: these fits are "
+                             "small and a second thread mostly waits; raise it for large data)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_run(commands, formatter)
     _add_fit(commands, formatter)
@@ -119,6 +144,11 @@ def _add_run(commands: Any, formatter: type) -> None:
                      help="apply the config's smoke block: tiny sizes, few steps")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     run.add_argument("--formats", metavar="LIST", help="figure formats, comma-separated: png or png,pdf")
+    run.add_argument("--force", action="store_true",
+                     help="replace what --out holds (another experiment's run, or this one's): the old run's "
+                          "files are deleted first")
+    run.add_argument("--allow-failures", action="store_true",
+                     help="exit 0 even when some fits failed (they are listed in results.csv and report.md)")
 
 
 def _add_fit(commands: Any, formatter: type) -> None:
@@ -134,12 +164,28 @@ def _add_fit(commands: Any, formatter: type) -> None:
                      help="full (default), tied, diag or spherical")
     fit.add_argument("--init", default="kmeans", choices=_inits(), metavar="I",
                      help="initializer: " + ", ".join(_inits()) + " (default kmeans)")
-    fit.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    fit.add_argument("--seed", type=int, default=0, metavar="S", help="random seed, 0 to 2**64 - 1 (default 0)")
     fit.add_argument("--n-init", type=int, default=1, metavar="R", help="restarts, best kept (default 1)")
     fit.add_argument("--reg-covar", type=float, default=1e-6, metavar="R",
                      help="added to covariance diagonals (default 1e-6)")
     fit.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                      help="routine option, repeatable (max_iter=500, tol=1e-8, num_steps=2000, lr=0.05...)")
+    _add_prior_options(fit)
+
+
+def _add_prior_options(command: argparse.ArgumentParser) -> None:
+    """``--prior`` and one option per GaussianPrior field (YAML values, validated like a config's prior)."""
+    group = command.add_argument_group(
+        "prior", "a GaussianPrior for vb, nuts, MAP-EM (em) and svi/map with a prior; any field implies --prior, "
+                 "unset fields take the library's data-scaled defaults")
+    group.add_argument("--prior", action="store_true", help="use a prior (vb and nuts get the default one anyway)")
+    helps = {"weight_prior": "/".join(WEIGHT_PRIORS), "weight_concentration": "alpha > 0 (a number or a list of K)",
+             "mean_prior": "m0, a list of D numbers, e.g. [2, 70]", "mean_precision": "beta0 > 0",
+             "degrees_of_freedom": "nu0 > D - 1", "covariance_prior": "Psi0: a number, a list (D) or a matrix",
+             "kind": "/".join(KINDS), "scale_prior": "/".join(SCALE_PRIORS) + " (nonconjugate)",
+             "lkj_concentration": "eta > 0 (nonconjugate)"}
+    for name, option in PRIOR_OPTIONS.items():
+        group.add_argument(option, dest=f"prior_{name}", metavar="V", help=helps[name])
 
 
 def _add_select(commands: Any, formatter: type) -> None:
@@ -157,7 +203,7 @@ def _add_select(commands: Any, formatter: type) -> None:
     select.add_argument("--init", default=defaults["init"], choices=_inits(), metavar="I",
                         help=f"initializer (default {defaults['init']})")
     select.add_argument("--seed", type=int, default=0, metavar="S",
-                        help="seed of the first start (default 0); start r uses seed S + r")
+                        help="seed of the first start (default 0); start r uses seed S + r (at most 2**64 - 1)")
     select.add_argument("--n-init", type=int, default=defaults["n_init"], metavar="R",
                         help=f"starts per (K, type), the best non-singular one kept (default {defaults['n_init']})")
     select.add_argument("--tol", type=float, default=defaults["tol"], metavar="T",
@@ -167,6 +213,7 @@ def _add_select(commands: Any, formatter: type) -> None:
     select.add_argument("--reg-covar", type=float, default=1e-6, metavar="R", help="default 1e-6")
     select.add_argument("--out", metavar="PATH", help="write the BIC plot (PATH.png/.pdf, or a directory)")
     select.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_prior_options(select)
 
 
 # -------------------------------------------------------------------------------------------
@@ -187,33 +234,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if args.threads < 1:
-        return _fail(f"--threads must be at least 1; got {args.threads}", 2)
-    torch.set_num_threads(args.threads)
     try:
+        _set_threads(args.threads)
         return {"run": _run, "fit": _fit, "select": _select}[args.command](args)
-    except ConfigError as error:
+    except (ConfigError, RunDirectoryError, FileNotFoundError) as error:
         return _fail(str(error), 2)
-    except FileNotFoundError as error:
-        return _fail(str(error), 2)
+    except RunWriteError as error:
+        resume = "; finished fits are kept: rerun the same command to resume" if args.command == "run" else ""
+        return _fail(f"{error}{resume}", 1)
+    except OSError as error:
+        return _fail(_os_message(error), 1)
     except (ValueError, TypeError) as error:  # DataError, ParameterError, bad options
         return _fail(f"{type(error).__name__}: {_one_line(error)}", 2)
     except FloatingPointError as error:  # DivergenceError: the fit broke down
         return _fail(f"the fit failed: {_one_line(error)}", 1)
+    except MemoryError:
+        return _fail("out of memory: use less data, fewer components or a smaller chunk_size", 1)
     except KeyboardInterrupt:
         message = "interrupted"
         if args.command == "run":
             message += "; finished fits are saved: rerun the same command to resume"
         return _fail(message, 130)
+    except Exception as error:  # the promise: one line, never a traceback (unless asked for)
+        if os.environ.get("MIXTURES_TRACEBACK"):
+            raise
+        return _fail(f"unexpected {type(error).__name__}: {_one_line(error)[:300]} (a bug in mixtures: please "
+                     "report it; MIXTURES_TRACEBACK=1 shows the traceback)", 1)
 
 
-def _one_line(error: BaseException) -> str:
+def _one_line(error: BaseException | str) -> str:
     return " ".join(str(error).split())
 
 
 def _fail(message: str, code: int) -> int:
     print(f"{PROGRAM}: error: {_one_line(message)}", file=sys.stderr)
     return code
+
+
+def _os_message(error: OSError) -> str:
+    where = f" {error.filename!r}" if error.filename else ""
+    hint = " (the disk is full)" if error.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return f"cannot access{where}: {error.strerror or error}{hint}"
+
+
+def _set_threads(threads: int) -> None:
+    """torch's intra-op threads, at most the machine's CPUs (100000 threads crash OpenMP's allocator)."""
+    cpus = os.cpu_count() or 1
+    if not 1 <= threads <= cpus:
+        raise ConfigError("--threads", "", f"must be from 1 to {cpus} (this machine's CPUs); got {threads}.",
+                          f"integers from 1 to {cpus}")
+    torch.set_num_threads(threads)
 
 
 def _progress_disabled(quiet: bool) -> bool:
@@ -233,38 +303,31 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides=overrides, smoke=args.smoke)
     default = Path("runs") / (Path(args.config).stem + ("-smoke" if args.smoke else ""))
     out = Path(args.out) if args.out else default
-    out_dir = run_experiment(config, out, smoke=args.smoke, quiet=args.quiet)
+    out_dir = run_experiment(config, out, smoke=args.smoke, quiet=args.quiet, replace=args.force,
+                             log=lambda text: print(f"{PROGRAM}: {text}", file=sys.stderr))
+    rows = read_results(out_dir / "results.csv")
+    failed = sum(row["status"] != "ok" for row in rows)
     if not args.quiet:
-        rows = read_results(out_dir / "results.csv")
-        failed = sum(row["status"] != "ok" for row in rows)
-        print(f"{len(rows)} fits ({failed} failed) -> {out_dir}/")
         print(f"report: {out_dir / 'report.md'}")
+    if failed and not args.allow_failures:
+        return _fail(f"{failed} of {len(rows)} fits failed (their errors are in results.csv and under 'Failed fits' "
+                     f"in {out_dir / 'report.md'}); --allow-failures exits 0 anyway", 1)
+    if not args.quiet:
+        print(f"{len(rows)} fits ({failed} failed) -> {out_dir}/")
     return 0
 
 
 def _load_data(text: str):
     if text == "old_faithful":
         return data.old_faithful(), "old_faithful"
-    return data.load(text), text
+    return data.load(check_data_path(text)), text
 
 
-def _options(items: Sequence[str]) -> dict[str, Any]:
-    options = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError("--option", item, f"{item!r} is not KEY=VALUE.", "e.g. --option max_iter=500")
-        key, text = item.split("=", 1)
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise ConfigError("--option", key, f"cannot read the value {text!r}.", "YAML scalars") from None
-        if isinstance(value, str):
-            try:
-                value = float(value)  # 1e-8 is text to YAML 1.1
-            except ValueError:
-                pass
-        options[key.strip()] = value
-    return options
+def _prior(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The prior fields given (``{}``: ``--prior`` alone), or ``None`` without any prior option."""
+    given = {name: getattr(args, f"prior_{name}") for name in PRIOR_OPTIONS}
+    fields = prior_values(given)
+    return fields if fields or args.prior else None
 
 
 def _fmt(value: float) -> str:
@@ -276,23 +339,24 @@ def _matrix(rows: Any) -> str:
 
 
 def _fit(args: argparse.Namespace) -> int:
+    check_seed(args.seed, args.n_init)
+    method, note = method_config(args.method, option_values(args.option), _prior(args))
     X, name = _load_data(args.data)
-    options = _options(args.option)
-    model = mixtures.GaussianMixture(args.k, args.covariance_type)
+    check_prior_fits(method, X, [args.k], [args.covariance_type])
+    model = mixtures.GaussianMixture(args.k, args.covariance_type, prior=method.gaussian_prior())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            result = mixtures.fit(model, X, args.method, init=args.init, seed=args.seed, n_init=args.n_init,
-                                  reg_covar=args.reg_covar, **options)
-        except TypeError as error:
-            raise ConfigError("--option", "", f"routine {args.method!r} rejected an option: {error}.",
-                              f"the options in help(mixtures.inference.ROUTINES[{args.method!r}])") from None
+        result = mixtures.fit(model, X, args.method, init=args.init, seed=args.seed, n_init=args.n_init,
+                              reg_covar=args.reg_covar, **method.options)
     params = result.params
     n, d = X.shape
     criteria = evaluation.information_criteria(result, X)
     log_likelihood = float(params.log_prob(X).sum())
     print(f"{args.method} on {name}: {n} points, {d} feature(s); K={args.k}, {args.covariance_type} "
           f"covariances, init {args.init}, seed {args.seed}")
+    if method.prior is not None:
+        fields = ", ".join(f"{key}={value!r}" for key, value in method.prior.items())
+        print(f"prior: GaussianPrior({fields})" + ("  (the library's defaults)" if not fields else ""))
     print()
     print(f"{'component':>9}  {'weight':>9}  mean")
     for k in range(params.n_components):
@@ -313,85 +377,73 @@ def _fit(args: argparse.Namespace) -> int:
     print(f"converged       {'yes' if result.converged else 'no'}")
     if evaluation.is_singular(params, args.reg_covar):
         print("warning: a covariance collapsed onto the reg_covar floor (singular fit).")
-    for message in dict.fromkeys(str(w.message).splitlines()[0] for w in caught):
+    for message in dict.fromkeys([note] * bool(note) + [str(w.message).splitlines()[0] for w in caught]):
         print(f"warning: {message}", file=sys.stderr)
     return 0
 
 
-def _iteration_options(method: str, tol: float, max_iter: int) -> dict[str, Any]:
-    """``tol``/``max_iter`` under the routine's own option names (its record's ``tol_option`` and
-    ``budget_option``; MAP/SVI take ``num_steps``, NUTS neither)."""
-    routine = ROUTINES[method]
-    options: dict[str, Any] = {}
-    if routine.tol_option is not None:
-        options[routine.tol_option] = tol
-    if routine.budget_option is not None:
-        options[routine.budget_option] = max_iter
-    return options
-
-
-def select_models(X: Any, k_max: int, covariance_types: Sequence[str], *, method: str = "em",
-                  init: str = "kmeans", seed: int = 0, n_init: int = 1, reg_covar: float = 1e-6,
-                  options: dict[str, Any] | None = None, progress: bool = False) -> list[dict[str, Any]]:
-    """One row per (K, covariance type): the best of ``n_init`` starts (seeds ``seed``, ``seed + 1``...).
-
-    The best start is the non-singular one with the highest log-likelihood (a
-    singular one only when every start is singular), as the model_selection
-    config's report keeps the best seed. Rows hold ``n_components``,
-    ``covariance_type``, ``status`` (``ok``/``failed``), ``log_likelihood``,
-    ``bic``, ``aic``, ``icl``, ``n_iter``, ``converged``, ``singular``, ``seed``
-    (of the kept start), ``starts`` and ``starts_converged``; failed ones ``error``.
-    """
-    options = dict(options or {})
-    grid = [(k, t) for t in covariance_types for k in range(1, k_max + 1)]
-    rows = []
-    for k, cov_type in tqdm(grid, disable=not progress, desc="select", unit="model", leave=False,
-                            file=sys.stderr):
-        row: dict[str, Any] = {"n_components": k, "covariance_type": cov_type, "status": "ok"}
-        if k > X.shape[0]:
-            row.update(status="failed", error=f"K={k} exceeds the {X.shape[0]} points")
-            rows.append(row)
-            continue
-        starts, errors = [], []
-        for start in range(n_init):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                try:
-                    result = mixtures.fit(mixtures.GaussianMixture(k, cov_type), X, method, init=init,
-                                          seed=seed + start, reg_covar=reg_covar, **options)
-                    candidate = dict(evaluation.information_criteria(result, X))
-                    candidate.update(log_likelihood=float(result.params.log_prob(X).sum()),
-                                     singular=evaluation.is_singular(result.params, reg_covar),
-                                     n_iter=int(result.n_iter), converged=bool(result.converged),
-                                     seed=seed + start)
-                    starts.append(candidate)
-                except (ValueError, FloatingPointError, RuntimeError) as error:
-                    errors.append(_one_line(error)[:80])
-        if not starts:
-            row.update(status="failed", error=errors[0])
-        else:
-            best = max(starts, key=lambda c: (not c["singular"], c["log_likelihood"]))
-            row.update(best, starts=len(starts), starts_converged=sum(c["converged"] for c in starts))
-        rows.append(row)
-    return rows
+def _figure_target(text: str) -> tuple[Path, tuple[str, ...]]:
+    """Where ``select --out`` writes its plot (a stem and formats), checked before any fit: the folder
+    exists and takes files, and the target is not a directory."""
+    out = Path(text).expanduser()
+    formats: tuple[str, ...] = ("png",)
+    if out.suffix.lower() in (".png", ".pdf"):
+        formats, out = (out.suffix.lower()[1:],), out.with_suffix("")
+    elif out.is_dir() or not out.suffix:
+        if out.exists() and not out.is_dir():
+            raise ConfigError("--out", "", f"{text!r} is a file, not a directory for bic.png.",
+                              "a directory, or a file name ending in .png or .pdf")
+        out = out / "bic"
+    folder = out.parent
+    if not folder.is_dir():
+        raise ConfigError("--out", "", f"the folder {str(folder)!r} does not exist or is not a directory.",
+                          "a path in an existing directory")
+    for fmt in formats:
+        if out.with_suffix(f".{fmt}").is_dir():
+            raise ConfigError("--out", "", f"{str(out.with_suffix('.' + fmt))!r} is a directory.", "a file name")
+    try:
+        check_writable(folder)
+    except OSError as error:
+        raise ConfigError("--out", "", f"cannot write in {str(folder)!r} ({error.strerror}).",
+                          "a writable directory") from None
+    return out, formats
 
 
 def _select(args: argparse.Namespace) -> int:
-    if args.k_max < 1:
-        raise ConfigError("--k-max", "", f"must be at least 1; got {args.k_max}.", "integers >= 1")
-    if args.n_init < 1:
-        raise ConfigError("--n-init", "", f"must be at least 1; got {args.n_init}.", "integers >= 1")
-    if args.max_iter < 1:
-        raise ConfigError("--max-iter", "", f"must be at least 1; got {args.max_iter}.", "integers >= 1")
+    for option, value in (("--k-max", args.k_max), ("--n-init", args.n_init), ("--max-iter", args.max_iter)):
+        if value < 1:
+            raise ConfigError(option, "", f"must be at least 1; got {value}.", "integers >= 1")
     if not (args.tol >= 0 and math.isfinite(args.tol)):
         raise ConfigError("--tol", "", f"must be a finite number >= 0; got {args.tol}.", "e.g. 1e-6")
+    check_seed(args.seed, args.n_init)
+    target = _figure_target(args.out) if args.out else None
+    options = iteration_options(args.method, args.tol, args.max_iter)
+    method, note = method_config(args.method, options, _prior(args))
     X, name = _load_data(args.data)
     types = list(dict.fromkeys(args.covariance_types))
-    options = _iteration_options(args.method, args.tol, args.max_iter)
+    check_prior_fits(method, X, range(1, args.k_max + 1), types)
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
     rows = select_models(X, args.k_max, types, method=args.method, init=args.init, seed=args.seed,
-                         n_init=args.n_init, reg_covar=args.reg_covar, options=options,
-                         progress=not _progress_disabled(args.quiet))
+                         n_init=args.n_init, reg_covar=args.reg_covar, options=method.options,
+                         progress=not _progress_disabled(args.quiet), prior=method.gaussian_prior())
+    _print_selection(args, name, X, options, rows)
     usable = [r for r in rows if r["status"] == "ok" and not r["singular"]]
+    if not usable:
+        return _fail("no usable fit: every fit failed or was singular", 1)
+    for criterion in ("bic", "aic", "icl"):
+        best = min(usable, key=lambda r: r[criterion])
+        print(f"best by {criterion.upper()}: K={best['n_components']}, {best['covariance_type']} "
+              f"({criterion.upper()} {best[criterion]:.2f})")
+    if target is not None:
+        fig, ax = plot.subplots(1, 1, figsize=(6.5, 4.5))
+        plot.plot_bic(ax, [r for r in rows if r["status"] == "ok"], title=f"{name}: BIC ({args.method})")
+        for path in plot.save_figure(fig, target[0], formats=target[1]):  # atomic, through mixtures.core.files
+            print(f"wrote {path}")
+    return 0
+
+
+def _print_selection(args: argparse.Namespace, name: str, X: Any, options: dict[str, Any], rows: list[dict]) -> None:
     settings = ", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
                          for key, value in options.items())
     seeds = f"seed {args.seed}" if args.n_init == 1 else f"seeds {args.seed}..{args.seed + args.n_init - 1}"
@@ -413,26 +465,9 @@ def _select(args: argparse.Namespace) -> int:
     print()
     print("converged: starts that met the tolerance before the iteration budget; iter: iterations of the "
           "kept start.")
-    if not usable:
-        return _fail("no usable fit: every fit failed or was singular", 1)
-    for criterion in ("bic", "aic", "icl"):
-        best = min(usable, key=lambda r: r[criterion])
-        print(f"best by {criterion.upper()}: K={best['n_components']}, {best['covariance_type']} "
-              f"({criterion.upper()} {best[criterion]:.2f})")
-    if args.out:
-        out = Path(args.out)
-        formats = ("png",)
-        if out.suffix.lower() in (".png", ".pdf"):
-            formats = (out.suffix.lower()[1:],)
-            out = out.with_suffix("")
-        elif out.is_dir() or not out.suffix:
-            out = out / "bic"
-        fig, ax = plot.subplots(1, 1, figsize=(6.5, 4.5))
-        plot.plot_bic(ax, [r for r in rows if r["status"] == "ok"], title=f"{name}: BIC ({args.method})")
-        for path in plot.save_figure(fig, out, formats=formats):  # atomic, through mixtures.core.files
-            print(f"wrote {path}")
-    return 0
 
+
+__all__ = ["build_parser", "main", "select_models"]
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

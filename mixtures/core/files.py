@@ -18,6 +18,7 @@ at any moment leaves either the old file or the new one, never a partial file:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import secrets
@@ -102,3 +103,25 @@ def remove_stale_temporaries(directory: str | os.PathLike, recursive: bool = Tru
                 path.unlink()
                 removed.append(path)
     return removed
+
+
+def file_sha256(path: str | os.PathLike, chunk_size: int = 2**20) -> str:
+    """The SHA-256 hex digest of a file's bytes (read in chunks of ``chunk_size``)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while block := stream.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_writable(directory: str | os.PathLike) -> None:
+    """Raise the ``OSError`` that writing a file in ``directory`` would raise (read-only, full, not a
+    directory...), by creating and deleting a temporary file there (named like :func:`atomic_writer`'s,
+    so one a kill leaves behind is removed by :func:`remove_stale_temporaries`).
+
+    Permission bits alone do not say it (root ignores them; a read-only mount does not show in them).
+    """
+    probe = Path(directory) / f".probe.{secrets.token_hex(8)}.tmp"
+    descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    os.close(descriptor)
+    os.unlink(probe)

@@ -43,7 +43,7 @@ from mixtures.core.history import CORE_COLUMNS, History
 from mixtures.core.params import Params
 from mixtures.core.stream import as_stream, is_streaming_source, predict_chunks, score_stream
 
-__all__ = ["FitResult", "History", "CORE_COLUMNS"]
+__all__ = ["FitResult", "History", "CORE_COLUMNS", "params_of"]
 
 
 @dataclass
@@ -172,6 +172,19 @@ class FitResult:
         spec = "".join(f", {name}={value!r}" for name, value in self.params.spec().items())
         return (f"FitResult(method={self.method!r}, K={self.params.n_components}{spec}, n_iter={self.n_iter}, "
                 f"converged={self.converged}, log_likelihood={self.log_likelihood:.6g})")
+
+
+def params_of(value: Any, name: str, kind: type[Params] = Params) -> Params:
+    """The parameters of ``value``: parameters of ``kind`` themselves, or a ``FitResult``'s.
+
+    ``name`` names the argument in the ``TypeError`` for anything else.
+    """
+    if isinstance(value, FitResult):
+        value = value.params
+    if not isinstance(value, kind):
+        what = "mixture parameters" if kind is Params else f"a {kind.__name__}"
+        raise TypeError(f"{name} must be {what} or a FitResult; got {type(value).__name__}.")
+    return value
 
 
 #: the writer behind :meth:`FitResult.save`; :mod:`mixtures.io` installs it on import (the file

@@ -7,28 +7,16 @@ are computed after :func:`align_components` matches fitted components to true on
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-from mixtures.core.params import Params
-from mixtures.core.result import FitResult
+from mixtures.core.result import FitResult, params_of
 from mixtures.errors import ParameterError
 from mixtures.families.gaussian import MixtureParams
 
 COSTS = ("jeffreys", "mahalanobis")
-
-
-def as_params(value: Any, name: str) -> Params:
-    """Accept a family's parameters or a ``FitResult`` (its ``params``)."""
-    if isinstance(value, FitResult):
-        return value.params
-    if not isinstance(value, Params):
-        raise TypeError(f"{name} must be mixture parameters or a FitResult; got {type(value).__name__}.")
-    return value
 
 
 def _check_comparable(fitted: MixtureParams, truth: MixtureParams) -> None:
@@ -108,7 +96,7 @@ def align_components(fitted: MixtureParams | FitResult, truth: MixtureParams,
     Raises:
         ParameterError: different numbers of components or of features.
     """
-    fitted, truth = as_params(fitted, "fitted"), as_params(truth, "truth")
+    fitted, truth = params_of(fitted, "fitted"), params_of(truth, "truth")
     _check_comparable(fitted, truth)
     costs = component_cost_matrix(fitted, truth, cost).detach().cpu().double().numpy()
     if not np.isfinite(costs).all():
@@ -123,7 +111,7 @@ def align_components(fitted: MixtureParams | FitResult, truth: MixtureParams,
 def align(fitted: MixtureParams | FitResult, truth: MixtureParams, cost: str = "jeffreys"
           ) -> MixtureParams:
     """``fitted`` with its components reordered to line up with ``truth``'s."""
-    fitted = as_params(fitted, "fitted")
+    fitted = params_of(fitted, "fitted")
     return fitted.permuted(align_components(fitted, truth, cost).to(fitted.device))
 
 
@@ -143,7 +131,7 @@ def parameter_errors(fitted: MixtureParams | FitResult, truth: MixtureParams,
         ``k`` of ``‖ΔΣ_k‖_F``; ``covariances_relative`` = mean over ``k`` of
         ``‖ΔΣ_k‖_F / ‖Σ_k‖_F`` (``Σ_k`` true).
     """
-    fitted, truth = as_params(fitted, "fitted"), as_params(truth, "truth")
+    fitted, truth = params_of(fitted, "fitted"), params_of(truth, "truth")
     _check_comparable(fitted, truth)
     if perm is None:
         perm = align_components(fitted, truth, cost)

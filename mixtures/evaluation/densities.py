@@ -14,10 +14,9 @@ import torch
 from torch import Tensor
 
 from mixtures.core.params import Params
-from mixtures.core.result import FitResult
+from mixtures.core.result import FitResult, params_of
 from mixtures.core.validation import as_data, check_nonnegative_float, check_positive_int
 from mixtures.errors import ParameterError
-from mixtures.evaluation.alignment import as_params
 
 
 def gaussian_kl(loc_p: Tensor, cov_p: Tensor, loc_q: Tensor, cov_q: Tensor) -> Tensor:
@@ -51,7 +50,7 @@ def kl_divergence(p: Params | FitResult, q: Params | FitResult, n_samples: int =
         ``(0.0, 0.0)``. The estimate can come out slightly negative when ``p`` and
         ``q`` are close; it is not clipped (clipping would bias it).
     """
-    p, q = as_params(p, "p"), as_params(q, "q")
+    p, q = params_of(p, "p"), params_of(q, "q")
     n_samples = check_positive_int(n_samples, "n_samples", minimum=2)
     if p.n_features != q.n_features:
         raise ParameterError(f"p has D={p.n_features} features but q has D={q.n_features}.")
@@ -64,7 +63,7 @@ def kl_divergence(p: Params | FitResult, q: Params | FitResult, n_samples: int =
 
 def held_out_log_likelihood(params: Params | FitResult, X: Any) -> float:
     """Mean log density per point ``(1/N) Σ_n log p(x_n)`` of data ``X`` ``(N, D)``."""
-    params = as_params(params, "params")
+    params = params_of(params, "params")
     return float(params.log_prob(as_data(X, n_features=params.n_features)).mean())
 
 
@@ -110,7 +109,7 @@ def singular_components(params: Params | FitResult, reg_covar: float, rtol: floa
     Returns:
         Sorted component indices.
     """
-    params = as_params(params, "params")
+    params = params_of(params, "params")
     reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
     rtol = check_nonnegative_float(rtol, "rtol")
     atol = check_nonnegative_float(atol, "atol")

@@ -7,6 +7,8 @@
 * :mod:`.tasks` — the config expanded into fits with stable keys and derived seeds;
 * :mod:`.datasets` — each task's data, made once per run;
 * :mod:`.store` — the run directory: records, histories, posteriors, results.csv, RunState;
+* :mod:`.records` — stored fits checked before reuse (inputs, fields, files: size, digest, parse);
+* :mod:`.rundir` — whose run directory it is (``run.json``), whether it can be written, replacing it;
 * :mod:`.report` — figures (a registry, one module per figure), tables, findings, report.md;
   it reads a run directory and never imports the runner;
 * :mod:`.runner` — fitting, scoring and the run itself.
@@ -26,7 +28,9 @@ from mixtures.experiment.config import (
     parse_config,
 )
 from mixtures.experiment.datasets import DataBundle, DataCache, true_params
+from mixtures.experiment.records import Verdict, check_record, load_records, read_record, task_inputs
 from mixtures.experiment.report import FIGURES, make_figures, write_report
+from mixtures.experiment.rundir import RunDirectoryError
 from mixtures.experiment.runner import posterior_summary, run_experiment, run_task, score
 from mixtures.experiment.store import (
     HISTORY_ID_COLUMNS,
@@ -36,11 +40,12 @@ from mixtures.experiment.store import (
     TIME_COLUMNS,
     TRUTH_METRICS,
     RunState,
+    RunWriteError,
+    StoreError,
     params_from_record,
     read_histories,
     read_history,
     read_posterior,
-    read_record,
     read_results,
     write_history,
     write_posterior,
@@ -51,9 +56,10 @@ from mixtures.experiment.tasks import RECORD_VERSION, Task, build_model, derived
 __all__ = [
     "COVARIANCE_TYPES", "DATA_SWEEP_KEYS", "FIGURES", "HISTORY_ID_COLUMNS", "MAX_POSTERIOR_DRAWS", "POSTERIOR_COLUMNS",
     "RECORD_VERSION", "RESULT_COLUMNS", "SELECTION_DEFAULTS", "TIME_COLUMNS", "TRUTH_METRICS", "Config", "ConfigError",
-    "DataBundle", "DataCache", "DataConfig", "MethodConfig", "RunState", "Task", "apply_overrides", "build_model",
-    "canonical_key", "derived_seed", "expand_tasks", "kl_seed", "load_config", "make_figures", "params_from_record",
+    "DataBundle", "DataCache", "DataConfig", "MethodConfig", "RunDirectoryError", "RunState", "RunWriteError",
+    "StoreError", "Task", "Verdict", "apply_overrides", "build_model", "canonical_key", "check_record",
+    "derived_seed", "expand_tasks", "kl_seed", "load_config", "load_records", "make_figures", "params_from_record",
     "parse_config", "posterior_summary", "read_histories", "read_history", "read_posterior", "read_record",
-    "read_results", "run_experiment", "run_task", "score", "true_params", "write_history", "write_posterior",
-    "write_report", "write_results",
+    "read_results", "run_experiment", "run_task", "score", "task_inputs", "true_params", "write_history",
+    "write_posterior", "write_report", "write_results",
 ]

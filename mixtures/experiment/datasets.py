@@ -8,12 +8,14 @@ fresh training data for every fit seed.
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from torch import Tensor
 
 from mixtures import data
+from mixtures.core.files import file_sha256
 from mixtures.errors import DataError
 from mixtures.experiment.config.data import DataConfig
 from mixtures.experiment.config.errors import ConfigError
@@ -27,7 +29,8 @@ class DataBundle:
     the ``truth`` and an independent held-out sample ``X_test (M, D)``.
 
     ``feature_names``: the data's column names when known (Old Faithful's, a file's
-    header), else ``None``.
+    header), else ``None``. ``digest``: :func:`data_digest`, what a stored fit's record
+    is checked against (a file edited under a finished run reruns its fits).
     """
 
     X: Tensor
@@ -35,6 +38,7 @@ class DataBundle:
     truth: MixtureParams | None = None
     X_test: Tensor | None = None
     feature_names: tuple[str, ...] | None = None
+    digest: str = ""  # SHA-256 of the data's content (see data_digest)
 
 
 class DataCache:
@@ -51,14 +55,39 @@ class DataCache:
         if key not in self._cache:
             try:
                 self._cache[key] = make_data(spec, task.true_n_components, replicate)
-            except (DataError, FileNotFoundError, ValueError) as error:
+            except (DataError, OSError, ValueError) as error:
                 raise ConfigError(self.source, "data", f"data {spec.name!r} cannot be made: {error}",
                                   "a readable data file, or valid synthetic parameters") from None
         return self._cache[key]
 
 
 def make_data(spec: DataConfig, true_k: int | None, replicate: int | None) -> DataBundle:
-    """The data of one dataset spec (``replicate``: the fit seed when it resamples, else ``None``)."""
+    """The data of one dataset spec (``replicate``: the fit seed when it resamples, else ``None``), with its digest."""
+    file_hash = file_sha256(spec.path) if spec.kind == "file" else None  # before reading: an edit in between shows
+    bundle = _make_data(spec, true_k, replicate)
+    bundle.digest = data_digest(bundle, file_hash)
+    return bundle
+
+
+def data_digest(bundle: DataBundle, file_hash: str | None = None) -> str:
+    """SHA-256 of what the fits see: the file's bytes (``file_hash``), and the dtype, shape and bytes
+    of the points, labels, held-out points and true parameters (generated data is hashed as drawn)."""
+    digest = hashlib.sha256(f"file:{file_hash}".encode())
+    truth = bundle.truth
+    tensors = [bundle.X, bundle.labels, bundle.X_test]
+    if truth is not None:
+        tensors += [truth.weights, truth.locs, truth.covariances]
+    for tensor in tensors:
+        if tensor is None:
+            digest.update(b"none")
+            continue
+        array = tensor.detach().cpu().contiguous().numpy()
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _make_data(spec: DataConfig, true_k: int | None, replicate: int | None) -> DataBundle:
     if spec.kind == "old_faithful":  # both columns are in minutes
         return DataBundle(data.old_faithful(),
                           feature_names=tuple(f"{name} (min)" for name in data.OLD_FAITHFUL_COLUMNS))

@@ -11,9 +11,11 @@ the same points and differences between methods carry no sampling noise of their
 
 Robustness: every file is written atomically and a task's record last, so a killed run
 resumes from its finished tasks (keyed by a digest of what determines their numbers, so a
-grown config reuses them too); every random draw is seeded from the config; a fit that
-raises becomes a ``status=failed`` row; the config, the data, the priors and each
-method's first fit are checked before anything is written.
+grown config reuses them too; reused only when the data's content, the package version and
+every stored file still match, :mod:`~mixtures.experiment.records`); every random draw is
+seeded from the config; a fit that raises becomes a ``status=failed`` row; the output
+directory (whose experiment it is, whether it can be written: :mod:`~mixtures.experiment.rundir`),
+the config, the data, the priors and each method's first fit are checked before anything is written.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import sys
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +32,19 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from mixtures import evaluation
-from mixtures.core.files import atomic_write_text, remove_stale_temporaries
+from mixtures.core.files import remove_stale_temporaries
 from mixtures.core.posterior import Posterior
 from mixtures.core.result import FitResult
+from mixtures.experiment import rundir
 from mixtures.experiment.config.errors import ConfigError
 from mixtures.experiment.config.loading import load_config, parse_config
 from mixtures.experiment.config.methods import FIT_OPTIONS
 from mixtures.experiment.config.schema import Config
 from mixtures.experiment.datasets import DataBundle, DataCache
+from mixtures.experiment.records import load_records, task_inputs
 from mixtures.experiment.report import make_figures, write_report
 from mixtures.experiment.report.figures import FIGURES
-from mixtures.experiment.store import RESULT_COLUMNS, Outcome, RunState, read_record, write_record, write_results
+from mixtures.experiment.store import RESULT_COLUMNS, Outcome, RunState, write_file, write_record, write_results
 from mixtures.experiment.tasks import Task, build_model, expand_tasks, kl_seed
 from mixtures.families.gaussian.params import MixtureParams
 from mixtures.inference import ROUTINES, fit
@@ -241,64 +245,93 @@ def progress_bar(total: int, quiet: bool, description: str) -> tqdm:
 
 
 def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool = False,
-                   quiet: bool = False) -> Path:
+                   quiet: bool = False, replace: bool = False, log: Callable[[str], None] | None = None) -> Path:
     """Run every task of ``config`` into ``out_dir`` (resuming finished tasks); return ``out_dir``.
 
     Args:
         config: a validated :class:`~mixtures.experiment.Config` or the path of a YAML file.
         out_dir: output directory (created; see :mod:`mixtures.experiment.store` for its layout).
         smoke: apply the config's ``smoke`` block (tiny sizes, few steps).
-        quiet: no progress bar (it is also off when stderr is not a terminal).
+        quiet: no progress bar (it is also off when stderr is not a terminal) and no notices on stderr.
+        replace: replace what ``out_dir`` holds (another experiment's run, run files of unknown
+            origin, this experiment's earlier fits): every entry of the old run is deleted
+            before the first write (:mod:`mixtures.experiment.rundir`).
+        log: called with each notice (a stored fit refitted, and why); default: stderr
+            unless ``quiet``. The report lists them too.
 
     Raises:
         ConfigError: invalid config, data that cannot be made, or options a routine
             rejects; raised before anything is written.
+        RunDirectoryError: ``out_dir`` is another experiment's, not writable, or damaged
+            (before anything is fitted).
+        RunWriteError: a file could not be written (disk full...): finished fits are kept.
     """
     config = prepare_config(config, smoke)
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(config.source, "", f"output path {str(out_dir)!r} exists and is not a directory.",
-                          "a directory path")
+    experiment = rundir.identity(config)
+    rundir.check_output(out_dir, replace)
+    rundir.check_owner(out_dir, experiment, replace)
     tasks = expand_tasks(config)
     cache = DataCache(config.source)
     for task in tasks:  # every dataset is made (or read) before anything is written
         cache.get(task)
     check_priors(config, tasks, cache)
-    records = {task.key: record for task in tasks if (record := read_record(out_dir, task)) is not None}
-    state = RunState(config, out_dir, tasks, records, cache, smoke=config.smoke_applied)
+    records, notices = ({}, []) if replace else load_records(out_dir, tasks, lambda t: task_inputs(t, cache.get(t)))
+    say = log if log is not None else (lambda text: None) if quiet else _to_stderr
+    for notice in notices:
+        say(notice)
+    state = RunState(config, out_dir, tasks, records, cache, smoke=config.smoke_applied, notices=notices)
     pending = [task for task in tasks if task.key not in records]
     progress = progress_bar(len(pending), quiet, config.name)
+    claimed: list[bool] = []
     try:
-        _run_pending(state, pending, progress)
+        _run_pending(state, pending, progress, experiment, replace, claimed)
     except KeyboardInterrupt:
-        if out_dir.is_dir():
+        if claimed:
             write_results(state)  # finished tasks are safe; a rerun resumes from them
         raise
     finally:
         progress.close()
     write_results(state)
-    write_report(state, make_figures(state))
+    figures = make_figures(state)
+    rundir.remove_stale_figures(out_dir, {path.resolve() for figure in figures.figures for path in figure.paths})
+    write_report(state, figures)
     return out_dir
 
 
-def _run_pending(state: RunState, pending: list[Task], progress: tqdm) -> None:
+def _to_stderr(text: str) -> None:
+    print(f"mixtures: {text}", file=sys.stderr)
+
+
+def _run_pending(state: RunState, pending: list[Task], progress: tqdm, experiment: dict[str, str], replace: bool,
+                 claimed: list[bool]) -> None:
     """Fit the pending tasks. The first fit of each method runs before the directory is touched:
-    options a routine rejects are config errors and must not leave a half-made output behind."""
-    config, records = state.config, state.records
+    options a routine rejects are config errors and must not leave a half-made output behind.
+    Then the directory is claimed (emptied first when replacing), ``results.csv`` lists only the
+    stored fits that were reused, and the report and figures, redrawn at the end, are removed."""
+    config, records, out_dir = state.config, state.records, state.out_dir
     done_methods = {records[t.key]["row"]["method"] for t in state.tasks if t.key in records}
     first: list[Outcome] = []
     for task in pending:
         if task.method.name not in done_methods:
             first.append(_fit_one(task, state, progress, preflight=True))
             done_methods.add(task.method.name)
-    state.out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(state.out_dir)
-    atomic_write_text(state.out_dir / "config.yaml", config.to_yaml())
+    rundir.claim(out_dir, experiment, replace)
+    claimed.append(True)
+    remove_stale_temporaries(out_dir)
+    write_file(out_dir / "config.yaml", config.to_yaml())
+    if pending:
+        rundir.forget_outputs(out_dir)
+    write_results(state)
     for outcome in first:
-        records[outcome.task.key] = write_record(state.out_dir, outcome)
+        records[outcome.task.key] = _store(state, outcome)
     for task in pending:
         if task.key not in records:
-            records[task.key] = write_record(state.out_dir, _fit_one(task, state, progress))
+            records[task.key] = _store(state, _fit_one(task, state, progress))
+
+
+def _store(state: RunState, outcome: Outcome) -> dict:
+    return write_record(state.out_dir, outcome, task_inputs(outcome.task, state.data.get(outcome.task)))
 
 
 def _fit_one(task: Task, state: RunState, progress: tqdm, preflight: bool = False) -> Outcome:

@@ -2,6 +2,7 @@
 
 Layout::
 
+    run.json            which experiment owns the directory (see mixtures.experiment.rundir)
     config.yaml         the resolved config (overrides and smoke block applied)
     results.csv         one tidy row per task (columns: RESULT_COLUMNS)
     records/<key>.json  one file per finished task: its row and parameters (see write_record)
@@ -13,23 +14,30 @@ Layout::
 Every file is written through :mod:`mixtures.core.files` (a temporary beside the target,
 fsync, rename), so a killed run leaves whole files and perhaps a temporary, which the next
 run deletes. A task's record is written last: a record on disk means the task is complete.
-Parameters and posteriors are stored by :mod:`mixtures.io` (bit-exact through JSON).
+It names the inputs that produced it (the task's config and data digests, the package
+version) and the size and SHA-256 of its history and posterior files, so a resumed run
+checks every stored file against it (:mod:`mixtures.experiment.records`). Stored paths
+are relative to the run directory and never leave it (:func:`inside`). Parameters and
+posteriors are stored by :mod:`mixtures.io` (bit-exact through JSON).
 """
 
 from __future__ import annotations
 
 import csv
+import errno
+import hashlib
 import io
 import json
+import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from mixtures.core.files import atomic_write_text, atomic_write_with
+from mixtures.core.files import atomic_write_bytes
 from mixtures.core.history import History
 from mixtures.core.posterior import Posterior
 from mixtures.experiment.config.schema import Config
@@ -70,6 +78,53 @@ MAX_POSTERIOR_DRAWS = 200
 #: the parameter states a record may hold: the result, where it started, and after one iteration
 PARAMS_STAGES = ("params", "init", "first_iteration")
 POSTERIOR_FORMAT = "mixtures.experiment.posterior"
+#: the files a record refers to (row column -> record["files"] entry)
+STORED_FILES = ("history", "posterior")
+
+
+class StoreError(FormatError):
+    """A file of a run directory is unreadable or inconsistent. ``path`` names it; ``problem`` says what is wrong."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path, self.problem = str(path), problem
+        super().__init__(f"{str(path)!r}: {problem}")
+
+
+class RunWriteError(OSError):
+    """Writing a file of a run directory failed (disk full, read-only, a directory in the way...)."""
+
+    def __init__(self, path: str | Path, error: OSError):
+        code = error.errno if error.errno is not None else errno.EIO
+        super().__init__(code, error.strerror or str(error), str(path))
+
+    def __str__(self) -> str:
+        hint = " (the disk is full)" if self.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        return f"cannot write {self.filename!r}: {self.strerror}{hint}"
+
+
+def write_file(path: Path, data: bytes | str) -> dict[str, Any]:
+    """Write ``data`` (text as UTF-8) to ``path`` atomically; return ``{"bytes", "sha256"}`` of what was written.
+
+    Every file of a run directory goes through here, so a failed write names its file.
+    """
+    data = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        atomic_write_bytes(path, data, make_parents=True)
+    except OSError as error:
+        raise RunWriteError(path, error) from error
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def inside(out_dir: Path, relative: Any) -> Path:
+    """``out_dir / relative`` when that stays inside the run directory (symbolic links followed), else a
+    :class:`StoreError`: a record naming ``../../etc/hostname`` or an absolute path is refused, never read."""
+    if not isinstance(relative, str) or not relative or os.path.isabs(relative) or "\\" in relative:
+        raise StoreError(out_dir, f"the stored path {relative!r} is not a path relative to the run directory.")
+    root = Path(out_dir).resolve()
+    path = (root / relative).resolve()
+    if path != root and root not in path.parents:
+        raise StoreError(out_dir, f"the stored path {relative!r} leaves the run directory; refused.")
+    return path
 
 
 @dataclass
@@ -95,6 +150,7 @@ class RunState:
     records: dict[str, dict]
     data: DataCache
     smoke: bool = False
+    notices: list[str] = field(default_factory=list)  # what this run recomputed and why (the report lists them)
 
     def rows(self) -> list[dict]:
         return [self.records[t.key]["row"] for t in self.tasks if t.key in self.records]
@@ -107,51 +163,39 @@ class RunState:
         return record is not None and record["row"]["status"] == "ok"
 
     def history(self, task: Task) -> History:
-        return read_history(self.out_dir / self.row(task)["history"])
+        return read_history(inside(self.out_dir, self.row(task)["history"]))
 
     def posterior(self, task: Task) -> Posterior | None:
         """The stored posterior draws of an ok task (``None`` without them)."""
         relative = self.row(task).get("posterior") if self.ok(task) else None
-        path = self.out_dir / relative if relative else None
+        path = inside(self.out_dir, relative) if relative else None
         return read_posterior(path) if path is not None and path.exists() else None
 
 
 # -- records -------------------------------------------------------------------------------
-def write_record(out_dir: Path, outcome: Outcome) -> dict:
+def write_record(out_dir: Path, outcome: Outcome, inputs: dict[str, Any] | None = None) -> dict:
     """History and posterior first, then the record (JSON): a record on disk means the task is complete.
 
-    The record holds ``version``, ``key``, ``row`` (the results.csv row) and, for every
-    stage of :data:`PARAMS_STAGES` the fit has, the parameters as
+    The record holds ``version``, ``key``, ``inputs`` (what produced it: see
+    :func:`mixtures.experiment.records.task_inputs`), ``row`` (the results.csv row),
+    ``files`` (``{"history"|"posterior": {"path", "bytes", "sha256"}}`` of the files it
+    wrote) and, for every stage of :data:`PARAMS_STAGES` the fit has, the parameters as
     ``json_state(params_to_state(...))`` (``None`` for failed fits).
     """
+    files: dict[str, dict] = {}
     if outcome.history is not None:
-        write_history(out_dir / outcome.row["history"], outcome.history)
+        relative = outcome.row["history"]
+        files["history"] = {"path": relative, **write_file(inside(out_dir, relative), history_text(outcome.history))}
     if outcome.posterior is not None and outcome.row.get("posterior"):
-        write_posterior(out_dir / outcome.row["posterior"], outcome.posterior)
-    record: dict[str, Any] = {"version": RECORD_VERSION, "key": outcome.task.key, "row": outcome.row}
+        relative = outcome.row["posterior"]
+        files["posterior"] = {"path": relative, **write_file(inside(out_dir, relative),
+                                                             posterior_bytes(outcome.posterior))}
+    record: dict[str, Any] = {"version": RECORD_VERSION, "key": outcome.task.key, "inputs": inputs,
+                              "row": outcome.row, "files": files}
     for stage in PARAMS_STAGES:
         params = getattr(outcome, stage)
         record[stage] = None if params is None else json_state(params_to_state(params))
-    atomic_write_text(out_dir / "records" / f"{outcome.task.key}.json", json.dumps(record, indent=1))
-    return record
-
-
-def read_record(out_dir: Path, task: Task) -> dict | None:
-    """The task's record, or ``None`` when it must be (re)done: missing, unreadable, of another
-    version or key, or missing its history or posterior file."""
-    path = out_dir / "records" / f"{task.key}.json"
-    if not path.exists():
-        return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or record.get("version") != RECORD_VERSION or record.get("key") != task.key:
-        return None
-    for name in ("history", "posterior"):
-        relative = record["row"].get(name)
-        if relative and not (out_dir / relative).exists():
-            return None
+    write_file(out_dir / "records" / f"{outcome.task.key}.json", json.dumps(record, indent=1))
     return record
 
 
@@ -175,23 +219,54 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
-def write_history(path: Path, history: History) -> None:
+def history_text(history: History) -> str:
+    """A history as CSV text: a header of its columns, then one line of round-trip floats per row."""
     columns = history.to_dict()
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(list(columns))
     for values in zip(*columns.values()):
         writer.writerow([repr(float(v)) for v in values])
-    atomic_write_text(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_history(path: Path, history: History) -> None:
+    write_file(Path(path), history_text(history))
 
 
 def read_history(path: str | Path) -> History:
-    """Read a ``histories/*.csv`` file back into a :class:`History`."""
-    with open(path, newline="", encoding="utf-8") as stream:
-        reader = csv.reader(stream)
-        header = next(reader)
-        rows = [[float(value) for value in row] for row in reader]
-    return History.from_dict({name: [row[i] for row in rows] for i, name in enumerate(header)})
+    """Read a ``histories/*.csv`` file back into a :class:`History`.
+
+    Raises:
+        StoreError: naming the file, when it is unreadable, not UTF-8 text, empty, has a
+            malformed header, a row of the wrong length or a value that is not a number.
+    """
+    try:
+        with open(path, "rb") as stream:
+            text = stream.read().decode("utf-8")
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except OSError as error:
+        raise StoreError(path, f"cannot be read ({error.strerror}).") from None
+    except UnicodeDecodeError as error:
+        raise StoreError(path, f"is not UTF-8 text (byte {error.start}): a binary or corrupted file.") from None
+    except csv.Error as error:
+        raise StoreError(path, f"is not a CSV file ({error}).") from None
+    if not rows or not rows[0]:
+        raise StoreError(path, "is empty: no header line.")
+    header = rows[0]
+    if not all(header) or len(set(header)) != len(header):
+        raise StoreError(path, f"has a malformed header {header[:8]!r}.")
+    if len(rows) < 2:
+        raise StoreError(path, "has a header but no rows (every history has its row 0).")
+    values = []
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise StoreError(path, f"line {line} has {len(row)} fields, the header {len(header)}: truncated?")
+        try:
+            values.append([float(value) for value in row])
+        except ValueError:
+            raise StoreError(path, f"line {line} holds a value that is not a number.") from None
+    return History.from_dict({name: [row[i] for row in values] for i, name in enumerate(header)})
 
 
 def histories_to_csv(entries: Iterable[tuple[dict, History]]) -> str:
@@ -221,25 +296,44 @@ def draw_indices(n_draws: int, limit: int = MAX_POSTERIOR_DRAWS) -> Tensor:
     return torch.linspace(0, n_draws - 1, limit, dtype=torch.float64).round().long()
 
 
-def write_posterior(path: Path, posterior: Posterior) -> None:
-    """Store a bounded subsample of ``posterior``'s draws atomically (``torch.save``, tensors and primitives).
+def posterior_bytes(posterior: Posterior) -> bytes:
+    """A bounded subsample of ``posterior``'s draws as a ``torch.save`` payload (tensors and primitives).
 
-    The file holds ``format``, ``indices`` ``(S,)`` (which of the routine's draws),
+    The payload holds ``format``, ``indices`` ``(S,)`` (which of the routine's draws),
     ``n_draws`` (the routine's count) and ``posterior``: :func:`mixtures.io.posterior_to_state`
     of the ``S <= MAX_POSTERIOR_DRAWS`` draws kept.
     """
     index = draw_indices(posterior.n_draws)
     payload = {"format": POSTERIOR_FORMAT, "indices": index, "n_draws": int(posterior.n_draws),
                "posterior": posterior_to_state(posterior, index)}
-    atomic_write_with(path, lambda stream: torch.save(payload, stream), make_parents=True)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
+
+
+def write_posterior(path: Path, posterior: Posterior) -> None:
+    """Store a bounded subsample of ``posterior``'s draws atomically (see :func:`posterior_bytes`)."""
+    write_file(Path(path), posterior_bytes(posterior))
 
 
 def read_posterior(path: str | Path) -> Posterior:
-    """A ``posteriors/*.pt`` file as a :class:`~mixtures.posterior.Posterior` (bit-exact draws)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    """A ``posteriors/*.pt`` file as a :class:`~mixtures.posterior.Posterior` (bit-exact draws).
+
+    Raises:
+        StoreError: naming the file, when it is not a posterior file of a run (truncated,
+            garbage, another ``torch.save`` payload); it is never unpickled (``weights_only``).
+    """
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises RuntimeError, UnpicklingError, EOFError... by the kind of damage
+        text = " ".join(str(error).split())[:120]
+        raise StoreError(path, f"cannot be read as a posterior file ({type(error).__name__}: {text}).") from None
     if not isinstance(payload, dict) or payload.get("format") != POSTERIOR_FORMAT:
-        raise FormatError(f"{str(path)!r} is not a posterior file of an experiment run.")
-    return posterior_from_state(payload["posterior"], str(path))
+        raise StoreError(path, "is not a posterior file of an experiment run.")
+    try:
+        return posterior_from_state(payload["posterior"], str(path))
+    except (KeyError, TypeError, ValueError) as error:
+        raise StoreError(path, f"holds an invalid posterior ({error}).") from None
 
 
 # -- tables ---------------------------------------------------------------------------------
@@ -266,12 +360,12 @@ def read_histories(path: str | Path) -> list[dict[str, str]]:
 def write_results(state: RunState) -> Path:
     """Rebuild ``results.csv`` and ``histories.csv`` from the finished tasks' records (atomically)."""
     path = state.out_dir / "results.csv"
-    atomic_write_text(path, rows_to_csv(state.rows()))
+    write_file(path, rows_to_csv(state.rows()))
     entries = []
     for task in state.tasks:
         record = state.records.get(task.key)
         relative = record["row"].get("history") if record is not None else None
-        if relative and (state.out_dir / relative).exists():
-            entries.append((record["row"], read_history(state.out_dir / relative)))
-    atomic_write_text(state.out_dir / "histories.csv", histories_to_csv(entries))
+        if relative:
+            entries.append((record["row"], read_history(inside(state.out_dir, relative))))
+    write_file(state.out_dir / "histories.csv", histories_to_csv(entries))
     return path

@@ -19,8 +19,10 @@ from mixtures.families.gaussian.model import GaussianMixture
 
 #: bump when the meaning of a record changes, so old records are recomputed rather than misread
 #: 2: KL draws seeded from the cell (common random numbers); 3: parameters stored by mixtures.io
-#: (bit-exact, native covariances), plus the initialization and the first iteration
-RECORD_VERSION = 3
+#: (bit-exact, native covariances), plus the initialization and the first iteration; 4: the inputs
+#: that produced the record (digests of the task's config and its data, the package version) and
+#: the size and digest of every file it refers to
+RECORD_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Task:
     point: dict = field(default_factory=dict)  # swept key -> value (the keys that apply)
     key: str = ""
     model_components: int | None = None
+    fingerprint: str = ""  # SHA-256 of task_spec: the resolved config of this fit (key: its first 20 digits)
 
     @property
     def true_n_components(self) -> int | None:
@@ -105,15 +108,23 @@ def kl_seed(task: Task) -> int:
     return derived_seed("kl", task.cell_key)
 
 
-def task_key(task: Task, config: Config) -> str:
-    """A digest of everything that determines the task's numbers (data, model, init, seed, method, metrics)."""
+def task_spec(task: Task, config: Config) -> dict[str, Any]:
+    """Everything of the resolved config that determines the task's numbers (data spec, model, init,
+    seed, method, options, prior, metrics): what its key and fingerprint digest."""
     method = task.method
-    parts = [RECORD_VERSION, task.dataset.to_dict(), task.true_n_components, task.n_components, task.covariance_type,
-             config.model.reg_covar, task.init, task.seed, method.name, method.method, method.options,
-             config.metrics.kl_samples, config.metrics.singular_rtol]
+    spec = {"record": RECORD_VERSION, "dataset": task.dataset.to_dict(), "true_n_components": task.true_n_components,
+            "n_components": task.n_components, "covariance_type": task.covariance_type,
+            "reg_covar": config.model.reg_covar, "init": task.init, "seed": task.seed, "method": method.name,
+            "routine": method.method, "options": method.options, "kl_samples": config.metrics.kl_samples,
+            "singular_rtol": config.metrics.singular_rtol}
     if method.prior is not None:
-        parts.append({"prior": method.prior})  # only when set: a prior of all defaults differs from none
-    return digest(*parts)[:20]
+        spec["prior"] = method.prior  # only when set: a prior of all defaults differs from none
+    return spec
+
+
+def task_key(task: Task, config: Config) -> str:
+    """A digest of :func:`task_spec` (20 hex digits): the name of the task's record."""
+    return digest(task_spec(task, config))[:20]
 
 
 def expand_tasks(config: Config) -> list[Task]:
@@ -140,6 +151,7 @@ def expand_tasks(config: Config) -> list[Task]:
                                     n_components=method.n_components or model_k, covariance_type=covariance_type,
                                     init=init, seed=seed, method=method, method_index=method_index, point=point,
                                     model_components=model_k)
-                        tasks.append(replace(task, key=task_key(task, config)))
+                        fingerprint = digest(task_spec(task, config))
+                        tasks.append(replace(task, key=fingerprint[:20], fingerprint=fingerprint))
                 cell += 1
     return tasks

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mixtures.core.result import FitResult
+from mixtures.core.result import FitResult, params_of
 from mixtures.families.gaussian.params import MixtureParams
 
 
@@ -26,12 +26,8 @@ def to_numpy(value: Any) -> np.ndarray:
 
 
 def as_params(value: Any, name: str) -> MixtureParams:
-    """The parameters of a ``MixtureParams`` or ``FitResult`` (read, never fitted); ``name`` is for errors."""
-    if isinstance(value, FitResult):
-        return value.params
-    if not isinstance(value, MixtureParams):
-        raise TypeError(f"{name} must be a MixtureParams or a FitResult; got {type(value).__name__}.")
-    return value
+    """The Gaussian parameters of a ``MixtureParams`` or ``FitResult`` (read, never fitted)."""
+    return params_of(value, name, MixtureParams)
 
 
 def fits_dict(fits: Any) -> dict[str, MixtureParams]:

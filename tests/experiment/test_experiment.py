@@ -560,7 +560,8 @@ def test_a_run_killed_by_sigkill_resumes_to_the_same_results(tmp_path):
     done = len(list((out / "records").glob("*.json")))
     total = len(expand_tasks(load_config(path)))
     assert 3 <= done < total, "the kill must land mid-run"
-    assert not (out / "results.csv").exists()  # SIGKILL: no handler ran; the records are all there is
+    # SIGKILL: no handler ran; results.csv is as written before the first fit (no stored fit to reuse: no rows)
+    assert read_results(out / "results.csv") == [] and not (out / "report.md").exists()
     resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     expected, got = read_results(reference / "results.csv"), read_results(out / "results.csv")
@@ -815,11 +816,11 @@ def test_run_files_get_the_umasks_permissions_and_old_records_are_redone(small_r
         assert path.stat().st_mode & 0o044 == 0o044 & ~_umask(), path
     task = expand_tasks(config)[0]
     record = experiment.read_record(out, task)
-    assert record["version"] == experiment.RECORD_VERSION == 3
+    assert record["version"] == experiment.RECORD_VERSION == 4
     stale = tmp_path / "stale"
     (stale / "records").mkdir(parents=True)
     (stale / "records" / f"{task.key}.json").write_text(
-        (out / "records" / f"{task.key}.json").read_text().replace('"version": 3', '"version": 2'))
+        (out / "records" / f"{task.key}.json").read_text().replace('"version": 4', '"version": 3'))
     assert experiment.read_record(stale, task) is None  # an older record is recomputed, not misread
 
 

@@ -11,10 +11,22 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from mixtures.experiment.config.block import Block
-from mixtures.experiment.config.values import Boolean, Name, check_choice, choice, integer, kind_of, number, problem
+from mixtures.experiment.config.values import (
+    MAX_NUMPY_SEED,
+    MAX_SEED,
+    Boolean,
+    Name,
+    check_choice,
+    choice,
+    integer,
+    kind_of,
+    nested_numbers,
+    number,
+    problem,
+)
 from mixtures.families.gaussian.params import MixtureParams
 from mixtures.inference.registry import did_you_mean
 
@@ -94,6 +106,10 @@ class FileData(DataConfig):
         if resolved is None:
             raise problem(f"file {path!r} not found (looked next to the config and in the working directory).",
                           "an existing data file", at="path")
+        if not resolved.is_file():  # a directory, a device or a pipe: data.load cannot read it (or never ends)
+            kind = "a directory" if resolved.is_dir() else "not a regular file"
+            raise problem(f"{path!r} is {kind}, not a data file.", "a CSV, .npy or whitespace-separated text file",
+                          at="path")
         raw.setdefault("name", re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(path).stem) or "file")
         return {**raw, "path": str(resolved)}
 
@@ -103,7 +119,7 @@ class SyntheticData(DataConfig):
     kind: Literal["synthetic"]
     n: integer(2)
     n_test: integer(0) = 2000
-    seed: integer(0) = 0
+    seed: integer(0, maximum=MAX_SEED) = 0
     resample: Boolean = False
 
     @classmethod
@@ -123,7 +139,7 @@ class Seed003Data(SyntheticData):
 
     yaml_keys: ClassVar[tuple[str, ...]] = DATA_KEYS["synthetic"] + TRUTH_KEYS["seed003"]
     truth: Literal["seed003"]
-    seed: integer(0) = 3
+    seed: integer(0, maximum=MAX_NUMPY_SEED) = 3  # numpy's legacy generator, as the notebook
     n_components: integer(1) = 3
     n_features: integer(1) = 2
 
@@ -146,13 +162,23 @@ class RandomData(SyntheticData):
     covariance_type: choice(COVARIANCE_TYPES) = "full"
 
 
+def _number_list(value: Any) -> list:
+    """A list (of lists) of numbers as floats; ``1e-3``, which YAML 1.1 reads as text, is the number."""
+    if not isinstance(value, list):
+        raise problem(f"must be a list of numbers; got a {kind_of(value)} ({value!r}).", "a list (of lists) of numbers")
+    return nested_numbers(value)
+
+
+NumberList = Annotated[list, BeforeValidator(_number_list)]
+
+
 class GivenData(SyntheticData):
     yaml_keys: ClassVar[tuple[str, ...]] = DATA_KEYS["synthetic"] + TRUTH_KEYS["given"]
     required_keys: ClassVar[tuple[str, ...]] = TRUTH_KEYS["given"]
     truth: Literal["given"]
-    weights: list
-    means: list
-    covariances: list
+    weights: NumberList
+    means: NumberList
+    covariances: NumberList
 
     @model_validator(mode="after")
     def _valid_mixture(self) -> GivenData:

@@ -3,7 +3,7 @@
 Command-line overrides ``key=value`` use OmegaConf key paths, dotted with list indices
 (``model.n_components=3``, ``seeds=[0,1]``, ``methods[1].options.lr=0.01`` or
 ``methods.1.options.lr=0.01``), applied with ``OmegaConf.update`` (see
-:func:`apply_overrides`); values are parsed by ``yaml.safe_load`` and validated like the
+:func:`apply_overrides`); values are parsed as YAML (duplicate keys and alias bombs refused) and validated like the
 file. The ``smoke`` block is the config's own structure, deep-merged over it when
 running with ``--smoke`` (mappings merge, lists and scalars replace; a mapping under
 ``data`` applies to every synthetic dataset), plus ``options``: ``{routine: {option:
@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigIndexError, OmegaConfBaseException
 from pydantic import ValidationError
@@ -31,6 +30,7 @@ from mixtures.experiment.config.errors import ConfigError, from_validation_error
 from mixtures.experiment.config.methods import routine_names
 from mixtures.experiment.config.schema import TOP_LEVEL_KEYS, Config
 from mixtures.experiment.config.values import kind_of
+from mixtures.experiment.config.yamltext import check_bounds, load_yaml, read_config_text
 from mixtures.experiment.report.figures import FIGURES
 from mixtures.inference.registry import did_you_mean
 
@@ -43,7 +43,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = (), smoke: bool = F
 
     Args:
         path: the YAML file.
-        overrides: ``"key.path=value"`` strings (values parsed by ``yaml.safe_load``).
+        overrides: ``"key.path=value"`` strings (YAML values).
         smoke: apply the config's ``smoke`` block (tiny sizes for a quick run).
 
     Raises:
@@ -52,27 +52,15 @@ def load_config(path: str | Path, overrides: Sequence[str] = (), smoke: bool = F
     """
     path = Path(path)
     source = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(source, "", "config file not found.",
-                          "a path to a YAML file such as configs/em_vs_vi.yaml") from None
-    except OSError as error:
-        raise ConfigError(source, "", f"cannot read the config file ({error.strerror}).") from None
+    text = read_config_text(path, source)
     return parse_config(parse_yaml(text, source), source=source, overrides=overrides, smoke=smoke,
                         header=header_comment(text), base_dir=path.resolve().parent)
 
 
 def parse_yaml(text: str, source: str = "<config>") -> dict:
-    """``yaml.safe_load`` with errors turned into :class:`ConfigError` (line and column)."""
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "document"
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(source, "", f"invalid YAML at {where}: {problem}.",
-                          "YAML mappings and lists (check indentation, colons and brackets)") from None
+    """Safe YAML with errors turned into :class:`ConfigError` (line and column): duplicate keys,
+    alias bombs and deep nesting refused (:mod:`.yamltext`)."""
+    raw = load_yaml(text, source)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -100,8 +88,10 @@ def parse_config(raw: dict, *, source: str = "<config>", overrides: Sequence[str
     ``raw`` is not modified. See :func:`load_config` for the arguments. The smoke block
     is validated even when unused, so a broken one fails early.
     """
+    check_bounds(raw, source)  # before anything copies or validates an alias bomb
     raw = copy.deepcopy(raw)
     overridden = apply_overrides(raw, overrides, source)
+    check_bounds(raw, source)
     config = validate(raw, source, overridden, base_dir)
     if raw.get("smoke") is not None:
         smoke_config = validate(apply_smoke(raw, raw["smoke"], source), source, overridden, base_dir,
@@ -135,7 +125,7 @@ def apply_overrides(raw: dict, overrides: Sequence[str], source: str = "<config>
     The key is an OmegaConf key path (``model.n_components``, ``methods[1].options.lr``
     or ``methods.1.options.lr``; missing mappings on the way are created) applied with
     ``OmegaConf.update(..., merge=False)``: the value replaces what was there (a mapping
-    value replaces the whole mapping). The value is read by ``yaml.safe_load``, as the
+    value replaces the whole mapping). The value is read as YAML (:func:`.yamltext.load_yaml`), as the
     file is (``1e-3`` stays text to YAML 1.1 and is accepted where a number is expected).
     Interpolations (``${...}``) are not resolved: values are taken literally.
 
@@ -188,11 +178,13 @@ def _split_override(override: str, source: str) -> tuple[str, Any]:
     if not key or key[0] in ".[" or key.endswith(".") or ".." in key or " " in key:
         raise ConfigError(source, key, f"cannot read the key path {key!r}.", KEY_PATH_HELP)
     try:
-        return key, yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError as error:
-        problem = getattr(error, "problem", None) or "invalid YAML"
-        raise ConfigError(source, key, f"the value of override {override!r} is not valid YAML ({problem}).",
-                          "YAML scalars and flow lists/mappings, e.g. [0, 1]") from None
+        return key, load_yaml(text, source, canonical_key(key)) if text.strip() else None
+    except ConfigError as error:
+        problem = error.problem
+        if problem.startswith("invalid YAML "):
+            problem = f"is not valid YAML ({problem.removeprefix('invalid YAML ').rstrip('.')})."
+        raise ConfigError(source, canonical_key(key), f"the value of override {override!r} {problem}",
+                          error.allowed or "YAML scalars and flow lists/mappings, e.g. [0, 1]") from None
 
 
 # -- smoke overlay ---------------------------------------------------------------------------

@@ -20,7 +20,9 @@ from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, mo
 from mixtures.experiment.config.block import Block
 from mixtures.experiment.config.data import COVARIANCE_TYPES, DataConfig, DataEntry, data_entries
 from mixtures.experiment.config.methods import MethodConfig, routine_names
+from mixtures.experiment.config.sizes import memory_problem, run_bytes
 from mixtures.experiment.config.values import (
+    MAX_SEED,
     Name,
     check_choice,
     check_integer,
@@ -40,6 +42,9 @@ SWEEP_KEYS = ("n", "n_components", "n_features", "separation", "imbalance", "ini
 #: sweep keys that change the data (only meaningful for synthetic datasets)
 DATA_SWEEP_KEYS = ("n", "n_features", "separation", "imbalance")
 FORMATS = ("png", "pdf")
+#: most Monte Carlo draws for KL to the truth (its standard error falls as 1/sqrt(n): 1e8 draws already
+#: take minutes and gigabytes per fit); memory is also checked against the machine (:mod:`.sizes`)
+MAX_KL_SAMPLES = 10**8
 TOP_LEVEL_KEYS = ("name", "description", "data", "model", "methods", "inits", "seeds", "sweep",
                   "metrics", "output", "smoke")
 
@@ -103,7 +108,7 @@ def _sweep(raw: Any) -> dict[str, tuple]:
 
 
 class MetricsConfig(Block):
-    kl_samples: integer(10) = 10000
+    kl_samples: integer(10, maximum=MAX_KL_SAMPLES) = 10000
     singular_rtol: number(0, exclusive=True) = 1e-3
 
 
@@ -163,7 +168,7 @@ class Config(Block):
     model: ModelConfig
     methods: listing(MethodConfig, "mappings {name, method, options}", distinct=False)
     inits: listing(choice(init_names), "initializer names " + ", ".join(init_names())) = ("kmeans",)
-    seeds: listing(integer(0), "a list of integers >= 0, e.g. [0, 1, 2]") = (0,)
+    seeds: listing(integer(0, maximum=MAX_SEED), "a list of integers from 0 to 2**64 - 1, e.g. [0, 1, 2]") = (0,)
     data: Annotated[tuple[DataEntry, ...], BeforeValidator(data_entries)]
     sweep: Annotated[dict[str, tuple], BeforeValidator(_sweep)] = Field(default_factory=dict)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
@@ -257,6 +262,29 @@ class Config(Block):
         if dataset.truth == "given" and "n_features" in self.sweep:
             raise problem("cannot change the dimension of given true parameters.", "truth: random to sweep n_features",
                           at="sweep.n_features")
+        self._check_memory(dataset, where, ks, max(ns), n_key)
+
+    def _check_memory(self, dataset: DataConfig, where: str, ks: tuple[int, ...], n: int, n_key: str) -> None:
+        """The dataset's points, covariances, responsibilities and KL draws fit in this machine's memory."""
+        if dataset.truth == "given":
+            D, true_k, d_key = len(dataset.means[0]) if dataset.means else 1, len(dataset.weights), f"{where}.means"
+        else:
+            D = max(self.sweep.get("n_features", (dataset.n_features or 2,)) if dataset.accepts("n_features")
+                    else (dataset.n_features or 2,))
+            true_k = 2 if dataset.truth == "seed004" else (dataset.n_components or max(ks))
+            d_key = "sweep.n_features" if "n_features" in self.sweep else f"{where}.n_features"
+        K = max(ks + (true_k,))
+        kl = self.metrics.kl_samples
+        sizes = run_bytes(n, dataset.n_test, D, K, kl)
+        keys = {"points": n_key, "responsibilities": n_key, "covariances": d_key, "kl": "metrics.kl_samples"}
+        details = {"points": f"n = {n} points and {dataset.n_test} held out, D = {D} features",
+                   "covariances": f"K = {K} covariance matrices of D x D = {D} x {D}",
+                   "responsibilities": f"n = {n} points x K = {K} components",
+                   "kl": f"kl_samples = {kl} draws x (D + K) = {D + K}"}
+        found = memory_problem(sizes, keys, details)
+        if found is not None:
+            key, text, allowed = found
+            raise problem(text, allowed, at=key)
 
     # -- use ----------------------------------------------------------------------------------
     def method(self, name: str) -> MethodConfig:

@@ -23,6 +23,10 @@ from mixtures.inference.registry import did_you_mean
 #: the pydantic error type of every problem raised by the schema
 ERROR_TYPE = "config"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+#: the largest seed: torch's generators take 64-bit seeds
+MAX_SEED = 2**64 - 1
+#: the largest seed of numpy's legacy generator (seed notebook 003's data)
+MAX_NUMPY_SEED = 2**32 - 1
 
 
 def problem(text: str, allowed: str | None = None, at: str = "") -> PydanticCustomError:
@@ -52,10 +56,29 @@ def join_path(base: str, key: Any) -> str:
 
 
 # -- checks ----------------------------------------------------------------------------
-def check_integer(value: Any, minimum: int | None = None, at: str = "") -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+def check_integer(value: Any, minimum: int | None = None, at: str = "", maximum: int | None = None) -> int:
+    """``value`` as an int within the bounds. A whole number written ``1e4`` (text to YAML 1.1) or
+    ``1.0e4`` is the integer it means; booleans and fractions are refused."""
+    value = _whole_number(value)
+    low = minimum is not None and isinstance(value, int) and value < minimum
+    high = maximum is not None and isinstance(value, int) and value > maximum
+    if isinstance(value, bool) or not isinstance(value, int) or low or high:
         bound = "" if minimum is None else f" >= {minimum}"
+        if maximum is not None:
+            bound = f" from {minimum} to {maximum}" if minimum is not None else f" <= {maximum}"
         raise problem(f"must be an integer{bound}; got {value!r}.", f"integers{bound}", at)
+    return value
+
+
+def _whole_number(value: Any) -> Any:
+    """``"1e4"`` and ``1.0e4`` -> ``10000``; anything else unchanged."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
     return value
 
 
@@ -115,10 +138,10 @@ def nested_numbers(value: Any, at: str = "") -> Any:
 
 
 # -- annotated types ---------------------------------------------------------------------
-def integer(minimum: int | None = None, nullable: bool = False) -> Any:
-    """An integer ``>= minimum`` (``None`` too when ``nullable``)."""
+def integer(minimum: int | None = None, nullable: bool = False, maximum: int | None = None) -> Any:
+    """An integer ``>= minimum`` and ``<= maximum`` (``None`` too when ``nullable``)."""
     def validate(value: Any) -> int | None:
-        return None if nullable and value is None else check_integer(value, minimum)
+        return None if nullable and value is None else check_integer(value, minimum, maximum=maximum)
     return Annotated[int | None if nullable else int, BeforeValidator(validate)]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mixtures.core.files import atomic_write_text
 from mixtures.experiment.report.figures import FigureSet
 from mixtures.experiment.report.findings import findings
 from mixtures.experiment.report.formatting import finite
@@ -17,12 +16,12 @@ from mixtures.experiment.report.tables import (
     summary_rows,
     summary_table,
 )
-from mixtures.experiment.store import RunState
+from mixtures.experiment.store import RunState, write_file
 
 
 def write_report(state: RunState, figures: FigureSet) -> Path:
     """Write ``report.md`` (atomically) and return its path."""
-    sections = [_heading(state), ["## Methods", "", methods_section(state), ""], _results(state)]
+    sections = [_heading(state), _refitted(state), ["## Methods", "", methods_section(state), ""], _results(state)]
     found = findings(state)
     if found:
         sections.append(["## Findings", "", "Read off the table above (means over seeds).", "", found, ""])
@@ -42,7 +41,7 @@ def write_report(state: RunState, figures: FigureSet) -> Path:
     if figures.problems:
         sections.append(["## Figures that could not be drawn", ""] + [f"- {p}" for p in figures.problems] + [""])
     path = state.out_dir / "report.md"
-    atomic_write_text(path, "\n".join(line for section in sections for line in section))
+    write_file(path, "\n".join(line for section in sections for line in section))
     return path
 
 
@@ -61,6 +60,16 @@ def _heading(state: RunState) -> list[str]:
         "table) and `histories/` (one CSV per fit).", "",
         f"{len(rows)} fits of {len(state.tasks)}: {len(ok)} ok, {len(rows) - len(ok)} failed, "
         f"{sum(bool(r['singular']) for r in ok)} singular.", ""]
+
+
+def _refitted(state: RunState) -> list[str]:
+    """Stored fits this run did not reuse, and why (changed data, a damaged file...)."""
+    if not state.notices:
+        return []
+    return (["## Refitted in this run", "",
+             "Stored fits that were not reused, and why; each was fitted again and only the new fit appears below.",
+             ""]
+            + [f"- {notice}" for notice in state.notices] + [""])
 
 
 def _results(state: RunState) -> list[str]:

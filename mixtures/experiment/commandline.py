@@ -1,0 +1,120 @@
+"""What ``mixtures fit`` and ``select`` check before fitting, validated as a config's method entry is.
+
+A routine with its ``--option`` values and prior options (``--prior``, ``--weight-prior``,
+``--weight-concentration``, ...) becomes a :class:`~mixtures.experiment.config.MethodConfig`,
+so the command line and config files accept and refuse the same things; errors name the
+command-line option (``--weight-concentration: must be a finite number > 0; got -1.0.``).
+Seeds are checked against torch's 64-bit range, the data path must be a regular file, and
+a prior must fit the data (mean of length D, covariance prior shaped for each covariance
+type tried) before the first fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from torch import Tensor
+
+from mixtures.experiment.config.errors import ConfigError, from_validation_error
+from mixtures.experiment.config.methods import MethodConfig
+from mixtures.experiment.config.values import MAX_SEED
+from mixtures.experiment.config.yamltext import load_yaml
+from mixtures.inference.registry import ROUTINES
+
+#: prior fields (GaussianPrior's) -> their command-line options
+PRIOR_OPTIONS = {"weight_prior": "--weight-prior", "weight_concentration": "--weight-concentration",
+                 "mean_prior": "--mean-prior", "mean_precision": "--mean-precision",
+                 "degrees_of_freedom": "--degrees-of-freedom", "covariance_prior": "--covariance-prior",
+                 "kind": "--prior-kind", "scale_prior": "--scale-prior", "lkj_concentration": "--lkj-concentration"}
+
+
+def option_values(items: Sequence[str]) -> dict[str, Any]:
+    """``["max_iter=500", "tol=1e-8"]`` -> ``{"max_iter": 500, "tol": "1e-8"}`` (YAML values, duplicate keys and
+    alias bombs refused; the routine's record converts and checks them)."""
+    options: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError("--option", item, f"{item!r} is not KEY=VALUE.", "e.g. --option max_iter=500")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if key in options:
+            raise ConfigError("--option", key, "is given twice.", "each option once")
+        options[key] = load_yaml(text, "--option", key) if text.strip() else None
+    return options
+
+
+def prior_values(given: Mapping[str, str | None]) -> dict[str, Any]:
+    """The prior fields given on the command line (``{field: text}``, ``None`` = not given), read as YAML."""
+    return {name: load_yaml(text, PRIOR_OPTIONS[name]) for name, text in given.items() if text is not None}
+
+
+def _option_of(key: str) -> tuple[str, str]:
+    """A MethodConfig key path -> ``(command-line option, key below it)``."""
+    if key.startswith("prior."):
+        field, _, rest = key.removeprefix("prior.").partition(".")
+        name = field.split("[")[0]
+        return PRIOR_OPTIONS.get(name, "--prior"), field[len(name):] + rest
+    if key.startswith("options."):
+        return "--option", key.removeprefix("options.")
+    return ("--prior" if key.startswith("prior") else "--method"), ""
+
+
+def method_config(method: str, options: dict[str, Any], prior: dict[str, Any] | None) -> tuple[MethodConfig, str]:
+    """The routine, its options and prior validated as a config's method entry; ``(method, note)``.
+
+    ``prior``: the fields given (``{}`` = ``--prior`` alone: the library's defaults; ``None``:
+    none). A routine that needs a prior (vb, nuts, svi with a distributional guide) gets
+    the default one when none is given, and ``note`` says so.
+    """
+    routine = ROUTINES[method]
+    note = ""
+    if prior is None and (routine.prior == "required" or routine.needs_prior(options)):
+        prior, note = {}, f"{method} needs a prior: using the library's default GaussianPrior() (see --prior)"
+    raw: dict[str, Any] = {"method": method, "options": options}
+    if prior is not None:
+        raw["prior"] = prior
+    try:
+        return MethodConfig.model_validate(raw), note
+    except ValidationError as error:
+        found = from_validation_error(error, "<command line>", tags=frozenset(), overridden={})
+        option, below = _option_of(found.key)
+        raise ConfigError(option, below, found.problem, found.allowed) from None
+
+
+def check_prior_fits(method: MethodConfig, X: Tensor, n_components: Iterable[int],
+                     covariance_types: Iterable[str]) -> None:
+    """The method's prior resolves on ``X`` ``(N, D)`` for every K and covariance type tried."""
+    prior = method.gaussian_prior()
+    if prior is None:
+        return
+    for covariance_type in covariance_types:
+        for k in n_components:
+            try:
+                prior.resolve(X, k, covariance_type)
+            except (ValueError, RuntimeError) as error:
+                field = next((name for name in PRIOR_OPTIONS if name in str(error)), None)
+                raise ConfigError(PRIOR_OPTIONS.get(field, "--prior"), "", f"does not fit the data (D={X.shape[1]}, "
+                                  f"K={k}, {covariance_type}): {error}",
+                                  "--mean-prior of length D; --covariance-prior (D, D) for full/tied, (D,) for "
+                                  "diag, a number for spherical") from None
+
+
+def check_seed(seed: int, n_starts: int = 1, option: str = "--seed") -> None:
+    """``seed`` .. ``seed + n_starts - 1`` are seeds torch takes (0 .. 2**64 - 1)."""
+    if not 0 <= seed or seed + n_starts - 1 > MAX_SEED:
+        span = "" if n_starts == 1 else f" (starts use seeds {seed}..{seed + n_starts - 1})"
+        raise ConfigError(option, "", f"must be from 0 to {MAX_SEED} (2**64 - 1); got {seed}{span}.",
+                          "integers from 0 to 2**64 - 1")
+
+
+def check_data_path(text: str) -> Path:
+    """The path of a data file: when it exists, a regular file (not a directory, device or pipe; a missing
+    file is left to :func:`mixtures.data.load`, whose error says where it looked)."""
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_file():
+        kind = "a directory" if path.is_dir() else "not a regular file (a device, pipe or socket)"
+        raise ConfigError(text, "", f"is {kind}, not a data file.", "a .csv, .npy or text file, or old_faithful")
+    return path
