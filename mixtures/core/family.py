@@ -92,6 +92,11 @@ class MixtureFamily:
     #: optional capabilities besides "program" (which every family has)
     capabilities: ClassVar[frozenset[str]] = frozenset({"program"})
 
+    @property
+    def noise_component(self) -> int | None:
+        """The index of a noise component (points assigned to it are outliers), or ``None``."""
+        return None
+
     def __init__(self, n_components: int, prior: Any = None):
         self.n_components = check_positive_int(n_components, "n_components")
         self.prior = prior

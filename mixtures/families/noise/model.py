@@ -100,6 +100,11 @@ class NoisyMixture(Statistics, MixtureFamily):
     def n_clusters(self) -> int:
         return self.n_components - 1
 
+    @property
+    def noise_component(self) -> int:
+        """The noise is the last component, ``K``."""
+        return self.n_components - 1
+
     def clusters_model(self) -> MixtureFamily:
         """The wrapped family with ``K`` components (what the clusters alone are)."""
         return type(self.base)(self.n_clusters, **self.base.spec(), prior=self.base.prior)
