@@ -45,10 +45,11 @@ def test_the_config_names_families_and_noise():
     assert "family" not in config.method("EM").to_dict() and config.method("t-EM").to_dict()["family"] == "student_t"
 
 
-@pytest.mark.parametrize("bad, match", [("family: student_t", "family: cauchy"), ("outliers: 0.0}", "outliers: 0.95}"),
+@pytest.mark.parametrize("bad, match", [("family: student_t", "family: cauchy"), ("outliers: 0.0,", "outliers: 0.95,"),
                                         ("outliers: [0.0, 0.05, 0.1, 0.2]", "outliers: [0.0, 1.5]")])
 def test_bad_family_and_outlier_rates_are_config_errors(bad, match, tmp_path):
     path = tmp_path / "robust.yaml"
+    assert bad in CONFIG.read_text()
     path.write_text(CONFIG.read_text().replace(bad, match, 1))
     with pytest.raises(ConfigError):
         load_config(path)
@@ -70,3 +71,22 @@ def test_the_shipped_config_runs_at_reduced_size(tmp_path):
     figures = sorted(p.name for p in (tmp_path / "out" / "figures").iterdir())
     assert "error_vs_outliers_seed004.png" in figures and any(name.startswith("ellipses") for name in figures)
     assert "could not be drawn" not in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_with_ten_percent_outliers_t_and_noise_recover_the_means_closer(tmp_path):
+    """Issue 17's comparison on the shipped config's own table (seed 004, 10 % outliers, mean over three fresh
+    samples). Measured: means RMSE 0.336 Gaussian, 0.111 with noise (3.0x), 0.144 t (2.3x; the same run to
+    convergence). The issue's bar of 3x holds for the noise component, not for the t alone: the bounds here
+    are what the run shows, so a regression fails this test."""
+    text = CONFIG.read_text().replace("outliers: [0.0, 0.05, 0.1, 0.2]", "outliers: [0.1]")
+    kept = [line for line in text.splitlines() if not any(f"name: {name}," in line
+                                                          for name in ("t-EM+noise", "VB", "t-SVI"))]
+    path = tmp_path / "robust.yaml"
+    path.write_text("\n".join(kept).replace("figures: [ellipses, error_vs]", "figures: none") + "\n")
+    run_experiment(path, tmp_path / "out", quiet=True)
+    rows = list(csv.DictReader((tmp_path / "out" / "results.csv").open()))
+    assert len(rows) == 9 and all(row["status"] == "ok" for row in rows)
+    error = {name: sum(float(r["means_rmse"]) for r in rows if r["method"] == name) / 3
+             for name in ("EM", "EM+noise", "t-EM")}
+    assert error["EM"] >= 2.9 * error["EM+noise"] and error["EM"] >= 2.2 * error["t-EM"], error
