@@ -107,10 +107,12 @@ from mixtures.core.result import FitResult
 from mixtures.errors import ConvergenceWarning as MixturesConvergenceWarning
 from mixtures.families.gaussian import STRUCTURES, GaussianPrior, MixtureParams
 from mixtures.families.gaussian import GaussianMixture as MixtureModel
+from mixtures.families.noise import NoisyMixture
+from mixtures.families.student_t import StudentTMixture
 from mixtures.inference import ROUTINES, fit
 from mixtures.init import INITIALIZERS, initialize
 
-__all__ = ["GaussianMixture", "ConvergenceWarning"]
+__all__ = ["GaussianMixture", "RobustMixture", "ConvergenceWarning"]
 
 #: the covariance structures scikit-learn has (its layouts of covariances and precisions)
 SKLEARN_TYPES = tuple(name for name, structure in STRUCTURES.items() if structure.sklearn_layout)
@@ -211,7 +213,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise ValueError(f"Expected n_samples >= n_components but got n_components = "
                              f"{self.n_components}, n_samples = {N}: use fewer components or more data.")
         data = _as_tensor(X_array)
-        model = MixtureModel(self.n_components, self.covariance_type, prior=self._prior())
+        model = self._model(data)
         seed = _seed_from(self.random_state)
         init = self._initialization(model, data, seed, previous)
         record = ROUTINES[self.method]
@@ -229,6 +231,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         _reemit(caught, stacklevel=4)  # _reemit -> _fit -> fit / fit_predict -> the caller
         self._set_fitted(result, data)
         return data
+
+    def _model(self, X: Tensor) -> Any:
+        """The family :func:`mixtures.fit` fits (a Gaussian mixture here)."""
+        return MixtureModel(self.n_components, self.covariance_type, prior=self._prior())
 
     def _prior(self) -> GaussianPrior | None:
         if self.prior is None and ROUTINES[self.method].prior == "required":
@@ -353,6 +359,94 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         _check_int(n_samples, "n_samples", 1)
         X, labels = self.result_.sample(int(n_samples), seed=_seed_from(self.random_state))
         return _numpy(X), _numpy(labels)
+
+
+class RobustMixture(GaussianMixture):
+    """The estimator for outlier-robust mixtures: Student-t components and/or a uniform noise component.
+
+    Every parameter of :class:`GaussianMixture` (same meaning), and:
+
+    Args:
+        family: ``"student_t"`` (default; :class:`mixtures.StudentTMixture`) or ``"gaussian"``.
+        dof: the t's degrees of freedom: ``"free"``, ``"shared"`` or a number (fixed); ignored for
+            ``family="gaussian"``.
+        noise: add a uniform noise component (:class:`mixtures.NoisyMixture`) over ``noise_region``.
+        noise_region: ``"box"`` (the training data's bounding box) or ``"hull"`` (its convex hull).
+
+    Starting arrays (``weights_init``, ``means_init``, ``precisions_init``) are not available here: start
+    from ``init_params`` (or ``warm_start``). Fitted attributes: ``weights_`` ``(K,)`` or, with noise,
+    ``(K + 1,)`` (the noise's weight last, also ``noise_weight_``), ``means_`` ``(K, D)``, ``covariances_``
+    (the clusters' scale matrices for t, in scikit-learn's layout), ``dof_`` ``(K,)`` (t only),
+    ``noise_volume_`` (with noise), and the rest as :class:`GaussianMixture`'s. With noise, ``predict``
+    returns ``K`` for the points whose noise responsibility wins (``is_noise``), and ``predict_proba`` has
+    ``K + 1`` columns, the noise's last.
+    """
+
+    def __init__(self, n_components: int = 1, *, family: str = "student_t", dof: Any = "free", noise: bool = False,
+                 noise_region: str = "box", covariance_type: str = "full", method: str = "em",
+                 init_params: str = "kmeans", n_init: int = 1, max_iter: int = 100, tol: float = 1e-3,
+                 reg_covar: float = 1e-6, random_state: Any = None, warm_start: bool = False,
+                 method_options: dict[str, Any] | None = None, weights_init: Any = None,
+                 means_init: Any = None, precisions_init: Any = None, prior: Any = None):
+        super().__init__(n_components, covariance_type=covariance_type, method=method, init_params=init_params,
+                         n_init=n_init, max_iter=max_iter, tol=tol, reg_covar=reg_covar, random_state=random_state,
+                         warm_start=warm_start, method_options=method_options, weights_init=weights_init,
+                         means_init=means_init, precisions_init=precisions_init, prior=prior)
+        self.family = family
+        self.dof = dof
+        self.noise = noise
+        self.noise_region = noise_region
+
+    def _model(self, X: Tensor) -> Any:
+        if self.family not in ("student_t", "gaussian"):
+            raise ValueError(f"family must be 'student_t' or 'gaussian'; got {self.family!r}.")
+        if not isinstance(self.noise, (bool, np.bool_)):
+            raise ValueError(f"noise must be True or False; got {self.noise!r}.")
+        if self.noise_region not in ("box", "hull"):
+            raise ValueError(f"noise_region must be 'box' or 'hull'; got {self.noise_region!r}.")
+        if self.family == "gaussian":
+            clusters = MixtureModel(self.n_components, self.covariance_type, prior=self._prior())
+        else:
+            clusters = StudentTMixture(self.n_components, self.covariance_type, dof=self.dof, prior=self._prior())
+        return NoisyMixture.over(X, clusters, self.noise_region) if self.noise else clusters
+
+    def _initialization(self, model: Any, X: Tensor, seed: int, previous: FitResult | None) -> Any:
+        if any(value is not None for value in (self.weights_init, self.means_init, self.precisions_init)):
+            raise ValueError("weights_init, means_init and precisions_init are for GaussianMixture; RobustMixture "
+                             "starts from init_params (or warm_start).")
+        if (previous is not None and type(previous.model) is type(model) and previous.model.spec() == model.spec()
+                and previous.params.n_components == model.n_components and previous.params.n_features == X.shape[1]):
+            return previous.params.to(dtype=X.dtype)
+        return _INIT_ALIASES.get(self.init_params, self.init_params)
+
+    def _set_fitted(self, result: FitResult, X: Tensor) -> None:
+        params = result.params
+        clusters = params.clusters() if self.noise else params
+        scale = clusters.scale if self.family == "student_t" else clusters
+        covariances, precisions = scale.cov_type.sklearn_covariances(scale.native)
+        self.weights_ = _numpy(params.weights)
+        self.means_ = _numpy(scale.locs)
+        self.covariances_ = _numpy(covariances)
+        self.precisions_ = _numpy(precisions)
+        self.precisions_cholesky_ = _numpy(scale.precisions_cholesky)
+        if self.family == "student_t":
+            self.dof_ = _numpy(clusters.dof)
+        if self.noise:
+            self.noise_weight_ = float(params.noise_weight)
+            self.noise_volume_ = float(result.model.region.volume)
+        self.converged_ = bool(result.converged)
+        self.n_iter_ = int(result.n_iter)
+        log_likelihood = result.log_likelihood
+        if not np.isfinite(log_likelihood) or not ROUTINES[result.method].training_likelihood:
+            log_likelihood = float(result.score_samples(X).sum())
+        self.lower_bound_ = log_likelihood / X.shape[0]
+        self.history_ = result.history
+        self.result_ = result
+
+    def is_noise(self, X: Any) -> np.ndarray:
+        """``(N,)`` bool: the points whose noise responsibility wins (all ``False`` without noise)."""
+        result, X = self._checked(X)
+        return _numpy(result.is_noise(X))
 
 
 # -- helpers --------------------------------------------------------------------------

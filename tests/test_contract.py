@@ -23,6 +23,7 @@ import torch
 
 import mixtures
 from mixtures import GaussianMixture, GaussianPrior, PoissonMixture, PoissonParams, PoissonPrior
+from mixtures.families import NoiseRegion, NoisyMixture, NoisyParams, StudentTMixture, StudentTParams, StudentTPrior
 from mixtures.families.gaussian import STRUCTURES
 from mixtures.inference import ROUTINES
 
@@ -49,8 +50,33 @@ def poisson_case():
     return model, truth
 
 
+def student_t_case(structure: str):
+    def model(prior: bool):
+        return StudentTMixture(3, structure, prior=StudentTPrior() if prior else None)
+    gaussian = true_params(structure)
+    truth = StudentTParams.from_native(gaussian.weights, gaussian.locs, gaussian.native,
+                                       torch.tensor([4.0, 8.0, 20.0], dtype=torch.float64), structure)
+    return model, truth
+
+
+#: the noise's region in the noisy cases: a box around true_params' clusters
+NOISE_BOX = NoiseRegion("box", 18.0 * 17.0, (-7.0, -5.0), (11.0, 12.0))
+
+
+def noisy_case(family: str, structure: str):
+    def model(prior: bool):
+        clusters = (GaussianMixture if family == "gaussian" else StudentTMixture)(3, structure)
+        return NoisyMixture(clusters.with_prior(GaussianPrior() if prior else None), NOISE_BOX)
+    clusters = true_params(structure) if family == "gaussian" else student_t_case(structure)[1]
+    return model, NoisyParams.from_clusters(clusters, 0.1, NOISE_BOX)
+
+
 FAMILIES = {f"gaussian-{name}": (lambda name=name: gaussian_case(name)) for name in STRUCTURES}
 FAMILIES["poisson"] = poisson_case
+FAMILIES.update({f"student_t-{name}": (lambda name=name: student_t_case(name)) for name in STRUCTURES})
+FAMILIES.update({f"noisy-{family}-{name}": (lambda family=family, name=name: noisy_case(family, name))
+                 for family, name in (("gaussian", "full"), ("gaussian", "tied"), ("student_t", "full"),
+                                      ("student_t", "diag"))})
 
 CASES = [(family, method) for family in FAMILIES for method in ROUTINES]
 
@@ -112,4 +138,5 @@ def test_the_contract_covers_every_registered_routine_structure_and_family():
     methods = {method for _, method in CASES}
     assert methods == set(ROUTINES)
     assert {family.removeprefix("gaussian-") for family, _ in CASES} >= set(STRUCTURES)
-    assert "poisson" in {family for family, _ in CASES}
+    tested = {family for family, _ in CASES}
+    assert {"poisson", "student_t-full", "noisy-gaussian-full", "noisy-student_t-full"} <= tested

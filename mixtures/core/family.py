@@ -92,6 +92,11 @@ class MixtureFamily:
     #: optional capabilities besides "program" (which every family has)
     capabilities: ClassVar[frozenset[str]] = frozenset({"program"})
 
+    @property
+    def noise_component(self) -> int | None:
+        """The index of a noise component (points assigned to it are outliers), or ``None``."""
+        return None
+
     def __init__(self, n_components: int, prior: Any = None):
         self.n_components = check_positive_int(n_components, "n_components")
         self.prior = prior
@@ -342,6 +347,17 @@ class Statistics:
                   chunk_size: int | None = None) -> Summary:
         """Statistics of given responsibilities ``resp`` ``(N, K)``."""
         raise NotImplementedError
+
+    def summarize_at(self, X: Tensor, params: Params, resp: Tensor, shift: Tensor) -> Summary:
+        """Statistics of given responsibilities ``resp`` ``(n, K)`` of the points ``X`` ``(n, D)`` in
+        an E step at ``params``, about ``shift``: what a family wrapping this one (an extra
+        component, :mod:`mixtures.families.noise`) adds up over chunks.
+
+        By default the statistics depend on the responsibilities alone (:meth:`summarize`);
+        families with latent variables besides the assignment (the t's scales) also weigh
+        them at ``params``.
+        """
+        return self.summarize(X, resp, shift)
 
     def m_step(self, summary: Summary, reg_covar: float, prior: Any = None, keep: Tensor | None = None,
                previous: Params | None = None) -> Params:

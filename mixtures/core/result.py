@@ -122,6 +122,14 @@ class FitResult:
                              "returns a tensor of labels.")
         return self.params.joint_log_prob(X).argmax(-1)
 
+    def is_noise(self, X: Any) -> Tensor:
+        """``(N,)`` bool: the points whose noise responsibility wins (their most probable component is the
+        model's noise component, ``predict(X) == model.noise_component``); all ``False`` for a model without
+        one."""
+        noise = self.model.noise_component
+        labels = self.predict(X)
+        return labels == noise if noise is not None else torch.zeros_like(labels, dtype=torch.bool)
+
     def sample_assignments(self, X: Any, seed: int | None = 0) -> Tensor:
         """One draw of every assignment ``z_n ~ p(z_n | x_n, θ)`` ``(N,)`` long.
 

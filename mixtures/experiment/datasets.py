@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import Tensor
 
 from mixtures import data
@@ -39,6 +40,8 @@ class DataBundle:
     X_test: Tensor | None = None
     feature_names: tuple[str, ...] | None = None
     digest: str = ""  # SHA-256 of the data's content (see data_digest)
+    #: ``(N,)`` bool: the planted outliers (synthetic data with ``outliers``; their label is the truth's K)
+    outliers: Tensor | None = None
 
 
 class DataCache:
@@ -98,6 +101,7 @@ def _make_data(spec: DataConfig, true_k: int | None, replicate: int | None) -> D
     truth = true_params(spec, true_k)
     seeds = spec.to_dict()
     seeds.pop("name", None)  # renaming a dataset keeps its points
+    rate = seeds.pop("outliers", None)  # every outlier rate draws its inliers from the same seed
     if spec.truth == "seed003" and replicate is None:
         X, labels, _ = data.seed003_data(spec.n_components, spec.n_features, spec.n // spec.n_components,
                                          seed=spec.seed)
@@ -106,7 +110,30 @@ def _make_data(spec: DataConfig, true_k: int | None, replicate: int | None) -> D
     X_test = None
     if spec.n_test:
         X_test = data.sample_mixture(truth, spec.n_test, seed=derived_seed("test", seeds, true_k, replicate))[0]
-    return DataBundle(X, labels, truth, X_test)
+    if rate is None:
+        return DataBundle(X, labels, truth, X_test)
+    X, labels, planted = plant_outliers(X, labels, rate, truth.n_components,
+                                        derived_seed("outliers", seeds, rate, true_k, replicate))
+    return DataBundle(X, labels, truth, X_test, outliers=planted)
+
+
+def plant_outliers(X: Tensor, labels: Tensor, rate: float, label: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The last ``round(rate N)`` of the ``N`` points replaced by uniform draws over the bounding box of the
+    others widened by half its size on every side: ``(X (N, D), labels (N,), planted (N,) bool)``, the
+    outliers labelled ``label`` (the truth's K: their own class for ARI)."""
+    n_out = int(round(rate * X.shape[0]))
+    planted = torch.zeros(X.shape[0], dtype=torch.bool)
+    if n_out == 0:
+        return X, labels, planted
+    inliers = X[:X.shape[0] - n_out]
+    low, high = inliers.min(0).values, inliers.max(0).values
+    low, high = low - (high - low) / 2, high + (high - low) / 2
+    generator = torch.Generator().manual_seed(seed)
+    uniform = torch.rand(n_out, X.shape[1], generator=generator, dtype=X.dtype)
+    planted[X.shape[0] - n_out:] = True
+    X = torch.cat([inliers, low + uniform * (high - low)])
+    labels = torch.cat([labels[:X.shape[0] - n_out], labels.new_full((n_out,), label)])
+    return X, labels, planted
 
 
 def header_names(path: str | Path, delimiter: str | None, n_features: int) -> tuple[str, ...] | None:

@@ -45,7 +45,7 @@ from mixtures.experiment.records import load_records, task_inputs
 from mixtures.experiment.report import make_figures, write_report
 from mixtures.experiment.report.figures import FIGURES
 from mixtures.experiment.store import RESULT_COLUMNS, Outcome, RunState, write_file, write_record, write_results
-from mixtures.experiment.tasks import Task, build_model, expand_tasks, kl_seed
+from mixtures.experiment.tasks import Task, build_model, comparable_params, expand_tasks, kl_seed
 from mixtures.families.gaussian.params import MixtureParams
 from mixtures.inference import ROUTINES, fit
 
@@ -71,7 +71,7 @@ def run_task(task: Task, bundle: DataBundle, config: Config, preflight: bool = F
         warnings.simplefilter("always")
         start = time.perf_counter()
         try:
-            result = fit(build_model(task), X, task.method.method, init=task.init, seed=task.seed,
+            result = fit(build_model(task, X), X, task.method.method, init=task.init, seed=task.seed,
                          reg_covar=reg_covar, **options)
         except TypeError as error:
             if "unexpected keyword argument" in str(error) or "unexpected option" in str(error):
@@ -134,7 +134,7 @@ def first_iteration(task: Task, result: FitResult, X: Tensor, reg_covar: float) 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one iteration never converges; that is the point
         try:
-            return routine(build_model(task), X, result.init, seed=task.seed, reg_covar=reg_covar, **options).params
+            return routine(build_model(task, X), X, result.init, seed=task.seed, reg_covar=reg_covar, **options).params
         except (ValueError, FloatingPointError, RuntimeError):
             return None
 
@@ -185,10 +185,15 @@ def score(result: FitResult, bundle: DataBundle, config: Config, task: Task, reg
     truth = bundle.truth
     if truth is None:
         return out
-    if params.n_components == truth.n_components:
-        perm = evaluation.align_components(params, truth)
-        out.update(evaluation.parameter_errors(params, truth, perm=perm))
+    clusters = comparable_params(params)
+    if clusters.n_components == truth.n_components:
+        perm = evaluation.align_components(clusters, truth)
+        out.update(evaluation.parameter_errors(clusters, truth, perm=perm))
         out["alignment"] = " ".join(str(int(i)) for i in perm)
+    if bundle.outliers is not None:
+        flagged = result.is_noise(X)
+        out.update(outliers_planted=int(bundle.outliers.sum()), outliers_flagged=int((flagged & bundle.outliers).sum()),
+                   inliers_flagged=int((flagged & ~bundle.outliers).sum()))
     predicted = result.predict(X)
     out["ari"] = evaluation.adjusted_rand_index(bundle.labels, predicted)
     out["nmi"] = evaluation.normalized_mutual_info(bundle.labels, predicted)

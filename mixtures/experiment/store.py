@@ -63,6 +63,7 @@ METRIC_COLUMNS = ("log_likelihood", "log_likelihood_per_point", "elbo", "kl", "b
                   "covariances_relative", "ari", "nmi",
                   "kl_truth", "kl_truth_se", "kl_samples", "held_out_ll", "held_out_ll_truth", "alignment",
                   "posterior_draws", "expected_components", "max_r_hat", "min_ess", "num_divergences",
+                  "outliers_planted", "outliers_flagged", "inliers_flagged",
                   "warnings", "history", "posterior")
 RESULT_COLUMNS = ID_COLUMNS + METRIC_COLUMNS
 #: columns that legitimately differ between two runs of the same config

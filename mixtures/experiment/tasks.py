@@ -12,10 +12,16 @@ from dataclasses import dataclass, field, replace
 from itertools import product
 from typing import Any
 
+from torch import Tensor
+
+from mixtures.core.family import MixtureFamily
+from mixtures.core.params import Params
 from mixtures.experiment.config.data import DataConfig
 from mixtures.experiment.config.methods import MethodConfig
 from mixtures.experiment.config.schema import DATA_SWEEP_KEYS, Config
 from mixtures.families.gaussian.model import GaussianMixture
+from mixtures.families.noise import NoisyMixture, NoisyParams
+from mixtures.families.student_t import StudentTMixture, StudentTParams
 
 #: bump when the meaning of a record changes, so old records are recomputed rather than misread
 #: 2: KL draws seeded from the cell (common random numbers); 3: parameters stored by mixtures.io
@@ -84,9 +90,24 @@ class Task:
         return f"{self.file_stem}.pt"
 
 
-def build_model(task: Task) -> GaussianMixture:
-    """The task's ``GaussianMixture`` (with its method's prior, if any)."""
-    return GaussianMixture(task.n_components, task.covariance_type, prior=task.method.gaussian_prior())
+def build_model(task: Task, X: Tensor) -> MixtureFamily:
+    """The task's model on training data ``X`` ``(N, D)``: a ``GaussianMixture`` or ``StudentTMixture`` (the
+    method's ``family``, with its prior if any), plus a noise component over ``X``'s bounding box when the
+    method says ``noise: true``."""
+    prior = task.method.gaussian_prior()
+    if task.method.family == "student_t":
+        clusters: MixtureFamily = StudentTMixture(task.n_components, task.covariance_type, prior=prior)
+    else:
+        clusters = GaussianMixture(task.n_components, task.covariance_type, prior=prior)
+    return NoisyMixture.over(X, clusters) if task.method.noise else clusters
+
+
+def comparable_params(params: Params) -> Params:
+    """What is compared with a Gaussian truth: a noisy fit's clusters (weights renormalized), a t fit's locations
+    and scale matrices (its Gaussian view ``scale``: the shape of the inliers, not the t's covariance)."""
+    if isinstance(params, NoisyParams):
+        params = params.clusters()
+    return params.scale if isinstance(params, StudentTParams) else params
 
 
 def canonical(value: Any) -> str:
@@ -119,6 +140,8 @@ def task_spec(task: Task, config: Config) -> dict[str, Any]:
             "singular_rtol": config.metrics.singular_rtol}
     if method.prior is not None:
         spec["prior"] = method.prior  # only when set: a prior of all defaults differs from none
+    if method.family != "gaussian" or method.noise:  # only when set: older records keep their keys
+        spec.update(family=method.family, noise=method.noise)
     return spec
 
 

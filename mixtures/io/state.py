@@ -90,6 +90,10 @@ def field(state: dict[str, Any], name: str, kind: Any, where: str, prefix: str =
 
 
 # -- models ---------------------------------------------------------------------------------
+#: the types a model's spec field may have in a state
+SPEC_KINDS = (str, int, float, bool, list, dict, type(None))
+
+
 def model_to_state(model: MixtureFamily) -> dict[str, Any]:
     """``{"family", "n_components", <spec fields>, "prior": fields or None}``."""
     prior = None
@@ -106,7 +110,9 @@ def model_from_state(state: Any, where: str) -> MixtureFamily:
         raise FormatError(f"{where!r}: field 'model' must be a dict; got {type(state).__name__}.")
     family = _family(state.get("family", "gaussian"), where)
     n_components = field(state, "n_components", int, where, "model.")
-    spec = {name: field(state, name, str, where, "model.") for name in family.spec_fields}
+    # spec fields are primitives (a structure's name, a t's fixed degrees of freedom, a wrapped
+    # family's spec as a dict): what MixtureFamily.spec() promises
+    spec = {name: field(state, name, SPEC_KINDS, where, "model.") for name in family.spec_fields}
     prior = _prior_from_state(family, state.get("prior"), where)
     try:
         return family(n_components, **spec, prior=prior)

@@ -20,6 +20,7 @@ from mixtures.experiment.config.values import (
     Boolean,
     Name,
     check_choice,
+    check_number,
     choice,
     integer,
     kind_of,
@@ -36,7 +37,7 @@ TRUTHS = ("given", "seed004", "seed003", "random")
 FILE_FORMATS = ("auto", "csv", "whitespace")
 #: keys of each dataset kind, and of each truth of synthetic data
 DATA_KEYS = {"old_faithful": ("name", "kind"), "file": ("name", "kind", "path", "format"),
-             "synthetic": ("name", "kind", "truth", "n", "n_test", "seed", "resample")}
+             "synthetic": ("name", "kind", "truth", "n", "n_test", "seed", "resample", "outliers")}
 TRUTH_KEYS = {"given": ("weights", "means", "covariances"), "seed004": (), "seed003": ("n_components", "n_features"),
               "random": ("n_components", "n_features", "separation", "imbalance", "covariance_type")}
 ALL_DATA_KEYS = tuple(dict.fromkeys(sum(DATA_KEYS.values(), ()) + sum(TRUTH_KEYS.values(), ())))
@@ -64,6 +65,7 @@ class DataConfig(Block):
     separation: float | None = None
     imbalance: float | None = None
     covariance_type: str | None = None
+    outliers: float | None = None
 
     @property
     def synthetic(self) -> bool:
@@ -71,7 +73,7 @@ class DataConfig(Block):
 
     def accepts(self, key: str) -> bool:
         """Whether a sweep key of :data:`DATA_SWEEP_KEYS` applies to this dataset."""
-        return self.synthetic and (key == "n" or key in TRUTH_KEYS[self.truth])
+        return self.synthetic and (key in ("n", "outliers") or key in TRUTH_KEYS[self.truth])
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
@@ -121,6 +123,9 @@ class SyntheticData(DataConfig):
     n_test: integer(0) = 2000
     seed: integer(0, maximum=MAX_SEED) = 0
     resample: Boolean = False
+    #: the fraction of the n training points replaced by uniform outliers over the inliers' bounding box
+    #: widened by half its size on every side (``None``: none, and the data drawn as before the key existed)
+    outliers: Annotated[float | None, BeforeValidator(lambda v: None if v is None else check_fraction(v))] = None
 
     @classmethod
     def prepare(cls, raw: dict, context: Any) -> dict:
@@ -160,6 +165,14 @@ class RandomData(SyntheticData):
     separation: number(0) = 2.0
     imbalance: number(1.0) = 1.0
     covariance_type: choice(COVARIANCE_TYPES) = "full"
+
+
+def check_fraction(value: Any, at: str = "") -> float:
+    """A number in ``[0, 0.9]`` (a fraction of outliers)."""
+    value = check_number(value, 0.0, at=at)
+    if value > 0.9:
+        raise problem(f"must be at most 0.9 (a fraction of the points); got {value!r}.", "a number in [0, 0.9]", at=at)
+    return value
 
 
 def _number_list(value: Any) -> list:

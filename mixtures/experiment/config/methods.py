@@ -8,6 +8,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, fie
 
 from mixtures.experiment.config.block import Block
 from mixtures.experiment.config.values import (
+    Boolean,
     Name,
     check_nonempty_list,
     check_number,
@@ -25,6 +26,8 @@ from mixtures.inference.registry import ROUTINES, Option, Routine, did_you_mean
 FIT_OPTIONS = {"n_init": Option("n_init", 1, kind="int", minimum=1),
                "reg_covar": Option("reg_covar", 1e-6, kind="float", minimum=0)}
 #: names the experiment sets itself, never routine options
+#: the clusters' families a method may fit (``family:``)
+FAMILIES = ("gaussian", "student_t")
 RESERVED_OPTIONS = ("init", "seed", "method", "model", "X", "dtype", "device")
 
 
@@ -125,7 +128,8 @@ class MethodConfig(Block):
     the datasets it runs on (``None``: all).
     """
 
-    yaml_keys: ClassVar[tuple[str, ...]] = ("name", "method", "options", "prior", "n_components", "datasets")
+    yaml_keys: ClassVar[tuple[str, ...]] = ("name", "method", "options", "prior", "n_components", "datasets",
+                                            "family", "noise")
     required_keys: ClassVar[tuple[str, ...]] = ("method",)
     method: choice(routine_names, noun="routine")
     name: Name
@@ -134,6 +138,10 @@ class MethodConfig(Block):
     n_components: integer(1, nullable=True) = None
     datasets: Annotated[tuple[Name, ...] | None, BeforeValidator(
         lambda v: None if v is None else check_nonempty_list(v, "names of the config's datasets"))] = None
+    #: the clusters' family (``student_t``: multivariate t components, ν free) and whether a uniform noise
+    #: component over the training data's bounding box is added
+    family: choice(FAMILIES) = "gaussian"
+    noise: Boolean = False
 
     @classmethod
     def shorthand(cls, raw: Any) -> Any:
@@ -197,4 +205,6 @@ class MethodConfig(Block):
             entry["n_components"] = self.n_components
         if self.datasets is not None:
             entry["datasets"] = list(self.datasets)
+        if self.family != "gaussian" or self.noise:  # only when set: older configs resolve as before
+            entry.update(family=self.family, noise=self.noise)
         return entry

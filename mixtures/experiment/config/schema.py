@@ -18,7 +18,7 @@ import yaml
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from mixtures.experiment.config.block import Block
-from mixtures.experiment.config.data import COVARIANCE_TYPES, DataConfig, DataEntry, data_entries
+from mixtures.experiment.config.data import COVARIANCE_TYPES, DataConfig, DataEntry, check_fraction, data_entries
 from mixtures.experiment.config.methods import MethodConfig, routine_names
 from mixtures.experiment.config.sizes import memory_problem, run_bytes
 from mixtures.experiment.config.values import (
@@ -38,9 +38,9 @@ from mixtures.inference.registry import ROUTINES, did_you_mean
 from mixtures.init import INITIALIZERS
 
 SWEEP_KEYS = ("n", "n_components", "n_features", "separation", "imbalance", "init", "method",
-              "covariance_type")
+              "covariance_type", "outliers")
 #: sweep keys that change the data (only meaningful for synthetic datasets)
-DATA_SWEEP_KEYS = ("n", "n_features", "separation", "imbalance")
+DATA_SWEEP_KEYS = ("n", "n_features", "separation", "imbalance", "outliers")
 FORMATS = ("png", "pdf")
 #: most Monte Carlo draws for KL to the truth (its standard error falls as 1/sqrt(n): 1e8 draws already
 #: take minutes and gigabytes per fit); memory is also checked against the machine (:mod:`.sizes`)
@@ -85,6 +85,7 @@ SWEEP_VALUES = {
     "init": lambda v, at: check_choice(v, init_names(), at=at),
     "covariance_type": lambda v, at: check_choice(v, COVARIANCE_TYPES, at=at),
     "method": lambda v, at: v,
+    "outliers": lambda v, at: check_fraction(v, at),
 }
 
 
@@ -240,7 +241,7 @@ class Config(Block):
                               at="methods")
         for key in DATA_SWEEP_KEYS:
             if key in self.sweep and not any(d.accepts(key) for d in self.data):
-                users = "synthetic data" if key == "n" else "synthetic data with truth: random"
+                users = "synthetic data" if key in ("n", "outliers") else "synthetic data with truth: random"
                 raise problem(f"no dataset uses {key!r}: it only applies to {users}.", "sweep keys of the datasets "
                               "given, or model keys n_components, covariance_type, init, method", at=f"sweep.{key}")
         for i, dataset in enumerate(self.data):

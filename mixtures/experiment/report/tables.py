@@ -30,6 +30,9 @@ POSTERIOR_SUMMARY = (("E[#w>1%]", "expected_components"), ("max R-hat", "max_r_h
 TRUTH_COLUMNS = (("weights L1", "weights_l1"), ("means RMSE", "means_rmse"),
                  ("cov. Frobenius", "covariances_frobenius"), ("ARI", "ari"), ("NMI", "nmi"),
                  ("held-out LL/pt", "held_out_ll"))
+#: planted outliers (synthetic data with ``outliers``): how many, how many the noise component flagged, false alarms
+OUTLIER_SUMMARY = (("outliers", "outliers_planted"), ("outliers flagged", "outliers_flagged"),
+                   ("inliers flagged", "inliers_flagged"))
 PASS_MARKS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
 
 
@@ -59,7 +62,8 @@ def summary_table(state: RunState) -> str:
     every = [r for _, rows in groups for r in rows]
     has_truth = any(finite(r.get("means_rmse")) or finite(r.get("ari")) for r in every)
     columns = list(SUMMARY_COLUMNS) + (list(TRUTH_COLUMNS) if has_truth else [])
-    columns += [(name, column) for name, column in POSTERIOR_SUMMARY if any(finite(r.get(column)) for r in every)]
+    columns += [(name, column) for name, column in POSTERIOR_SUMMARY + OUTLIER_SUMMARY
+                if any(finite(r.get(column)) for r in every)]
     header = label_keys + ["ok/fits", "converged", "singular"] + [name for name, _ in columns]
     if has_truth:
         header.append("KL to truth (MC se)")

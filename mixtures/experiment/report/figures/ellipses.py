@@ -27,7 +27,7 @@ from mixtures.experiment.report.figures.registry import Figure, register
 from mixtures.experiment.report.formatting import point_label, point_slug, slug, wrap_title
 from mixtures.experiment.report.reading import run_inits, selection_winners
 from mixtures.experiment.store import RunState, params_from_record
-from mixtures.experiment.tasks import Task
+from mixtures.experiment.tasks import Task, comparable_params
 
 
 def chosen_cells(state: RunState, tasks: list[Task]) -> tuple[dict[int, list[Task]], dict[int, list[str]]]:
@@ -51,7 +51,8 @@ def draw(state: RunState, dataset: str, tasks: list[Task]) -> list[Figure]:
     cells, won = chosen_cells(state, tasks)
     figures = []
     for cell, cell_tasks in cells.items():
-        fitted = [(t, params_from_record(state.records[t.key])) for t in cell_tasks if state.ok(t)]
+        # noisy fits are drawn by their clusters, t fits by their scale matrices
+        fitted = [(t, comparable_params(params_from_record(state.records[t.key]))) for t in cell_tasks if state.ok(t)]
         if fitted:
             figures.append(_cell_figure(state, dataset, cell_tasks, fitted, won.get(cell, [])))
     return figures

@@ -23,7 +23,7 @@ from mixtures.experiment.report.reading import run_inits
 from mixtures.experiment.store import RunState
 from mixtures.experiment.tasks import Task
 
-NUMERIC_SWEEP_KEYS = ("n", "separation", "imbalance", "n_features", "n_components")
+NUMERIC_SWEEP_KEYS = ("n", "separation", "imbalance", "n_features", "n_components", "outliers")
 #: the panels: held_out_ll is drawn as the gap to the truth's (held_out_gap)
 ERROR_METRICS = ("means_rmse", "covariances_frobenius", "weights_l1", "ari", "kl_truth", "held_out_gap")
 #: axis labels of results.csv columns and sweep keys
@@ -36,7 +36,7 @@ LABELS = {
     "held_out_gap": "held-out log-lik − truth's (nats/pt)",
     "log_likelihood_per_point": "log-likelihood (nats per point)",
     "n": "training points n", "separation": "separation c", "imbalance": "imbalance (ratio of consecutive weights)",
-    "n_features": "dimension D", "n_components": "components K",
+    "n_features": "dimension D", "n_components": "components K", "outliers": "fraction of uniform outliers",
 }
 #: error panels that get a rate guide on a sample-size sweep: exponent and label
 RATE_GUIDES = {"means_rmse": (-0.5, "∝ 1/√n"), "covariances_frobenius": (-0.5, "∝ 1/√n"),

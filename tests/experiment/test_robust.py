@@ -1,0 +1,92 @@
+"""configs/robust.yaml and what it needs of the experiment layer: a method's ``family`` and ``noise``, planted
+uniform outliers (``outliers`` on synthetic data, sweepable), the outlier columns, and its figures."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from mixtures.experiment import load_config, run_experiment
+from mixtures.experiment.config.errors import ConfigError
+from mixtures.experiment.datasets import plant_outliers
+from mixtures.experiment.tasks import build_model, expand_tasks
+from mixtures.families import GaussianMixture, NoisyMixture, StudentTMixture
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "robust.yaml"
+
+
+def test_planted_outliers_by_hand():
+    X = torch.randn(200, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    labels = torch.randint(0, 2, (200,), generator=torch.Generator().manual_seed(1))
+    out, out_labels, planted = plant_outliers(X, labels, 0.1, 2, seed=5)
+    assert int(planted.sum()) == 20 and bool(planted[180:].all())
+    assert torch.equal(out[:180], X[:180]) and torch.equal(out_labels[:180], labels[:180])
+    assert bool((out_labels[180:] == 2).all())
+    low, high = X[:180].min(0).values, X[:180].max(0).values
+    width = high - low
+    assert bool((out[180:] >= low - width / 2).all() and (out[180:] <= high + width / 2).all())
+    assert not bool(((out[180:] >= low) & (out[180:] <= high)).all())  # the widened box reaches outside the data
+    assert plant_outliers(X, labels, 0.0, 2, seed=5)[2].sum() == 0
+
+
+def test_the_config_names_families_and_noise():
+    config = load_config(CONFIG)
+    tasks = expand_tasks(config)
+    X = torch.randn(50, 2, dtype=torch.float64)
+    models = {t.method.name: build_model(t, X) for t in tasks}
+    assert type(models["EM"]) is GaussianMixture and type(models["t-EM"]) is StudentTMixture
+    assert type(models["EM+noise"]) is NoisyMixture and type(models["EM+noise"].base) is GaussianMixture
+    assert type(models["t-EM+noise"].base) is StudentTMixture
+    assert config.sweep["outliers"] == (0.0, 0.05, 0.1, 0.2)
+    # a plain Gaussian method resolves without the new keys (older configs keep their task keys)
+    assert "family" not in config.method("EM").to_dict() and config.method("t-EM").to_dict()["family"] == "student_t"
+
+
+@pytest.mark.parametrize("bad, match", [("family: student_t", "family: cauchy"), ("outliers: 0.0,", "outliers: 0.95,"),
+                                        ("outliers: [0.0, 0.05, 0.1, 0.2]", "outliers: [0.0, 1.5]")])
+def test_bad_family_and_outlier_rates_are_config_errors(bad, match, tmp_path):
+    path = tmp_path / "robust.yaml"
+    assert bad in CONFIG.read_text()
+    path.write_text(CONFIG.read_text().replace(bad, match, 1))
+    with pytest.raises(ConfigError):
+        load_config(path)
+
+
+def test_the_shipped_config_runs_at_reduced_size(tmp_path):
+    run_experiment(CONFIG, tmp_path / "out", smoke=True, quiet=True)
+    rows = list(csv.DictReader((tmp_path / "out" / "results.csv").open()))
+    assert len(rows) == 12 and all(row["status"] == "ok" for row in rows)
+    for row in rows:
+        planted, flagged = int(row["outliers_planted"]), int(row["outliers_flagged"])
+        assert planted == round(80 * float(0.1 if planted else 0.0))
+        assert 0 <= flagged <= planted
+        if "noise" not in row["method"]:
+            assert flagged == 0 and int(row["inliers_flagged"]) == 0
+        assert row["means_rmse"] != ""  # every family's clusters are compared with the truth
+    noisy = [row for row in rows if "noise" in row["method"] and int(row["outliers_planted"])]
+    assert noisy and all(int(row["outliers_flagged"]) >= 4 for row in noisy)
+    figures = sorted(p.name for p in (tmp_path / "out" / "figures").iterdir())
+    assert "error_vs_outliers_seed004.png" in figures and any(name.startswith("ellipses") for name in figures)
+    assert "could not be drawn" not in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_with_ten_percent_outliers_t_and_noise_recover_the_means_closer(tmp_path):
+    """Issue 17's comparison on the shipped config's own table (seed 004, 10 % outliers, mean over three fresh
+    samples). Measured: means RMSE 0.336 Gaussian, 0.111 with noise (3.0x), 0.144 t (2.3x; the same run to
+    convergence). The issue's bar of 3x holds for the noise component, not for the t alone: the bounds here
+    are what the run shows, so a regression fails this test."""
+    text = CONFIG.read_text().replace("outliers: [0.0, 0.05, 0.1, 0.2]", "outliers: [0.1]")
+    kept = [line for line in text.splitlines() if not any(f"name: {name}," in line
+                                                          for name in ("t-EM+noise", "VB", "t-SVI"))]
+    path = tmp_path / "robust.yaml"
+    path.write_text("\n".join(kept).replace("figures: [ellipses, error_vs]", "figures: none") + "\n")
+    run_experiment(path, tmp_path / "out", quiet=True)
+    rows = list(csv.DictReader((tmp_path / "out" / "results.csv").open()))
+    assert len(rows) == 9 and all(row["status"] == "ok" for row in rows)
+    error = {name: sum(float(r["means_rmse"]) for r in rows if r["method"] == name) / 3
+             for name in ("EM", "EM+noise", "t-EM")}
+    assert error["EM"] >= 2.9 * error["EM+noise"] and error["EM"] >= 2.2 * error["t-EM"], error
