@@ -93,7 +93,8 @@ def fused_chunk_size(n_components: int, n_features: int, n_extra: int, element_s
 
 def fused_pass(X: Any, coefficients: Tensor, shift: Tensor, write_extra: ExtraFeatures, n_extra: int,
                hard: bool = False, chunk_size: int | None = None,
-               accumulate_dtype: torch.dtype | None = None) -> PassSums:
+               accumulate_dtype: torch.dtype | None = None,
+               likelihood_offsets: Tensor | None = None) -> PassSums:
     """One pass over ``X`` ``(N, D)`` (a tensor or streamed data): E step and statistics.
 
     Args:
@@ -104,6 +105,11 @@ def fused_pass(X: Any, coefficients: Tensor, shift: Tensor, write_extra: ExtraFe
         chunk_size: points per chunk (default :func:`fused_chunk_size`).
         accumulate_dtype: dtype of the sums over chunks (e.g. float64 for float32 data);
             default the data's.
+        likelihood_offsets: ``o`` ``(K,)`` in nats: the returned ``log_likelihood`` is then
+            ``Σ_n log Σ_k exp((C @ F)_kn + o_k)`` instead of the normalizer of the
+            responsibilities (variational Bayes: responsibilities from the expected log
+            densities, the log-likelihood at the plug-in parameters, whose log densities differ
+            from them by a constant per component). See :class:`_OffsetLikelihood`.
     """
     K, P = coefficients.shape
     D = shift.shape[0]
@@ -118,6 +124,7 @@ def fused_pass(X: Any, coefficients: Tensor, shift: Tensor, write_extra: ExtraFe
     log_likelihood = torch.zeros((), **total)
     entropy = torch.zeros((), **total)
     labels = [] if hard and isinstance(X, Tensor) else None
+    offset = None if likelihood_offsets is None else _OffsetLikelihood(likelihood_offsets, shift, total["dtype"])
     n_points = 0
     worst_log_prob, worst_point = math.inf, None
     for data_chunk in iter_data(X, chunk):
@@ -129,7 +136,11 @@ def fused_pass(X: Any, coefficients: Tensor, shift: Tensor, write_extra: ExtraFe
         torch.sub(data_chunk.T, column_shift, out=views.centred)
         views.write_extra()
         joint = gemm.matmul(coefficients, views.features, out=views.joint)
+        if offset is not None:
+            offset.before_normalize(joint, views)
         normalize(joint, views.resp, views.log_norm, views.total, views.log_total)
+        if offset is not None:
+            offset.after_normalize(views)
         log_likelihood += views.log_norm.sum()  # bits
         # amin is a vectorized reduction, argmin is not (~5x slower per point): locate the
         # point only in the (few) chunks that hold a new worst value
@@ -152,8 +163,54 @@ def fused_pass(X: Any, coefficients: Tensor, shift: Tensor, write_extra: ExtraFe
             joint.mul_(views.resp)
             torch.sum(joint, 0, keepdim=True, out=views.total)
             entropy -= views.total.sum()
+    if offset is not None:
+        log_likelihood = offset.total
     return PassSums(sums, log_likelihood.mul_(LN_2), entropy.mul_(LN_2), n_points,
                     torch.cat(labels) if labels else None, worst_point)
+
+
+class _OffsetLikelihood:
+    """``Σ_n log₂ Σ_k 2^(j_kn + o_k)`` over the chunks of a pass, ``j`` the log₂ joint densities and
+    ``o`` ``(K,)`` offsets in bits, with (almost always) no exponential of its own.
+
+    After :func:`normalize`, ``log₂ Σ_k 2^(j_k + o_k) = log₂ p_n + max(o) + log₂ Σ_k r_nk 2^(o_k − max(o))``
+    with ``p_n`` the normalizer and ``r`` the responsibilities: one ``(1, K) @ (K, n)`` product
+    and a ``log₂`` per point. It is exact unless a responsibility :func:`normalize` set to 0
+    (below ``2^floor``) would carry weight once offset, which cannot happen while the offsets'
+    spread is below ``−floor`` less the mantissa's bits (about 950 bits in float64, 90 in
+    float32). Wider spreads (a Dirichlet-process component VB has switched off: ``E[log π]``
+    hundreds of nats below ``log E[π]``) take the exact route: a log-sum-exp of ``j + o`` of its
+    own, before :func:`normalize` (using the responsibility buffer as scratch).
+    """
+
+    def __init__(self, offsets: Tensor, like: Tensor, accumulate_dtype: torch.dtype):
+        K = offsets.shape[0]
+        bits = (offsets * LOG2_E).to(like)
+        self.top = bits.max()
+        spread = float(self.top - bits.min())
+        margin = -math.log2(torch.finfo(like.dtype).eps) + 12 + math.log2(K)  # the mantissa, with room
+        self.shortcut = spread < -_floor(like.dtype, K) - margin
+        self.weights = torch.exp2(bits - self.top).reshape(1, K)
+        self.column = bits.reshape(K, 1)
+        self.total = torch.zeros((), dtype=accumulate_dtype, device=like.device)
+
+    def before_normalize(self, joint: Tensor, views: _ChunkViews) -> None:
+        if self.shortcut:
+            return
+        scratch, peak, total = views.resp, views.total, views.log_total
+        torch.add(joint, self.column, out=scratch)
+        torch.amax(scratch, 0, keepdim=True, out=peak)
+        scratch.sub_(peak.nan_to_num(neginf=0.0))  # a column of -inf stays -inf (exp2 → 0)
+        torch.exp2(scratch, out=scratch)
+        torch.sum(scratch, 0, keepdim=True, out=total)
+        self.total += total.log2_().sum() + peak.nan_to_num(neginf=0.0).sum()
+
+    def after_normalize(self, views: _ChunkViews) -> None:
+        if not self.shortcut:
+            return
+        torch.matmul(self.weights, views.resp, out=views.total)
+        n = views.total.shape[1]
+        self.total += views.total.log2_().sum() + views.log_norm.sum() + n * self.top
 
 
 class _ChunkViews(NamedTuple):
