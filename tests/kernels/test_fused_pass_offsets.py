@@ -10,11 +10,11 @@ import math
 
 import pytest
 import torch
+from kernels.test_fused_pass import far_params
 
 from mixtures.kernels import fused_pass as kernel
 
 from conftest import COVARIANCE_TYPES
-from kernels.test_fused_pass import far_params
 
 
 def coefficients_of(params, shift):
