@@ -485,7 +485,7 @@ def test_a_broken_sampler_is_invalid_in_the_result_with_a_warning(monkeypatch):
     monkeypatch.setattr(nuts, "make_kernel", _broken_kernel)
     with pytest.warns(mixtures.ConvergenceWarning, match="NUTS did not produce a valid posterior"):
         result = mixtures.fit(prior_model("spherical"), X, "nuts", seed=0, warmup=30, num_samples=20,
-                              num_chains=2, chain_processes=1)
+                              num_chains=2, chain_processes=1, max_tree_depth=4)
     assert result.converged is False
     problems = result.extras["problems"]
     assert problems and problems == result.posterior.diagnostics["problems"]
@@ -508,7 +508,7 @@ def test_label_invariant_diagnostics_see_through_switched_labels():
     X = torch.linspace(-3, 3, 25, dtype=torch.float64).unsqueeze(-1)
     log_likelihood = torch.stack([draws.index(s).log_prob(X).sum() for s in range(2 * S)])
     invariants, pairs = invariant_quantities(draws, X, log_likelihood, num_chains=2)
-    assert convergence.r_hat(locs).min() > 2
+    assert convergence.r_hat(locs).min() > 1.5  # rank-normalized: bounded (~1.83) for fully separated chains
     assert (convergence.r_hat(invariants["sorted_weights"]) < 1.02).all()
     assert convergence.r_hat(invariants["log_likelihood"]) < 1.02
     # co-clustering of pairs near the middle is uncertain; the values are Σ_k r_ik r_jk
