@@ -94,7 +94,7 @@ def fused_chunk_size(n_components: int, n_features: int, n_extra: int, element_s
 def fused_pass(X: Any, coefficients: Tensor, shift: Tensor, write_extra: ExtraFeatures, n_extra: int,
                hard: bool = False, chunk_size: int | None = None,
                accumulate_dtype: torch.dtype | None = None, *, entropy: bool = True,
-               worst_point: bool = True) -> PassSums:
+               worst_point: bool = True, likelihood_offsets: Tensor | None = None) -> PassSums:
     """One pass over ``X`` ``(N, D)`` (a tensor or streamed data): E step and statistics.
 
     Args:
@@ -108,6 +108,11 @@ def fused_pass(X: Any, coefficients: Tensor, shift: Tensor, write_extra: ExtraFe
         entropy: compute the entropy (False: ``PassSums.entropy`` is 0; a gradient pass
             needs only the log-likelihood and the sums).
         worst_point: track the worst-explained point (False: ``PassSums.worst_point`` is None).
+        likelihood_offsets: ``o`` ``(K,)`` in nats: the returned ``log_likelihood`` is then
+            ``Σ_n log Σ_k exp((C @ F)_kn + o_k)`` instead of the normalizer of the
+            responsibilities (variational Bayes: responsibilities from the expected log
+            densities, the log-likelihood at the plug-in parameters, whose log densities differ
+            from them by a constant per component). See :class:`_OffsetLikelihood`.
 
     Chunks run on the workers of :func:`mixtures.kernels.parallel.using` when it gives more than
     one and the data have more than one chunk; the result is the same bit for bit.
@@ -118,13 +123,15 @@ def fused_pass(X: Any, coefficients: Tensor, shift: Tensor, write_extra: ExtraFe
     chunk = chunk_size or fused_chunk_size(K, D, n_extra, shift.element_size())
     if isinstance(X, Tensor):  # small data: buffers no larger than the data
         chunk = max(1, min(chunk, X.shape[0]))
-    plan = _ChunkPlan(bits, shift.unsqueeze(-1), hard, entropy, worst_point,
-                      lambda: _ChunkBuffers(shift, chunk, write_extra, D, n_extra, K), [math.inf])
     total = {"dtype": accumulate_dtype or shift.dtype, "device": shift.device}
+    offset = None if likelihood_offsets is None else _OffsetLikelihood(likelihood_offsets, shift)
+    plan = _ChunkPlan(bits, shift.unsqueeze(-1), hard, entropy, worst_point,
+                      lambda: _ChunkBuffers(shift, chunk, write_extra, D, n_extra, K), [math.inf], offset)
     sums = torch.zeros(K, P, **total)
     log_likelihood = torch.zeros((), **total)
     entropy_total = torch.zeros((), **total)
     labels = [] if hard and isinstance(X, Tensor) else None
+    offset_total = torch.zeros((), **total)
     n_points = 0
     worst_log_prob, worst = math.inf, None
     for part in _chunk_results(plan, X, chunk):
@@ -139,6 +146,10 @@ def fused_pass(X: Any, coefficients: Tensor, shift: Tensor, write_extra: ExtraFe
         if part.log_total is not None:
             entropy_total += part.log_total
             entropy_total -= part.weighted
+        if part.offset_log_norm is not None:
+            offset_total += part.offset_log_norm
+    if offset is not None:
+        log_likelihood = offset_total
     return PassSums(sums, log_likelihood.mul_(LN_2), entropy_total.mul_(LN_2), n_points,
                     torch.cat(labels) if labels else None, worst)
 
@@ -153,6 +164,7 @@ class _ChunkPlan(NamedTuple):
     worst_point: bool
     make_buffers: Callable[[], _ChunkBuffers]
     lowest: list[float]  # [the lowest log₂ p(x) met so far by any worker]
+    offset: _OffsetLikelihood | None  # the log-likelihood under per-component offsets (VB)
 
 
 class _ChunkResult(NamedTuple):
@@ -166,6 +178,7 @@ class _ChunkResult(NamedTuple):
     worst_log_prob: float
     worst: Tensor | None  # (D,)
     labels: Tensor | None  # (n,)
+    offset_log_norm: Tensor | None  # () Σ_n log₂ Σ_k 2^(j_kn + o_k) (with likelihood offsets)
 
 
 def _chunk_results(plan: _ChunkPlan, X: Any, chunk: int) -> Iterator[_ChunkResult]:
@@ -187,7 +200,10 @@ def _one_chunk(plan: _ChunkPlan, buffers: _ChunkBuffers, data_chunk: Tensor) -> 
     torch.sub(data_chunk.T, plan.column_shift, out=views.centred)
     views.write_extra()
     joint = gemm.matmul(plan.bits, views.features, out=views.joint)
+    offset_log_norm = None if plan.offset is None else plan.offset.before_normalize(joint, views)
     normalize(joint, views.resp, views.log_norm, views.total, views.log_total)
+    if plan.offset is not None and offset_log_norm is None:
+        offset_log_norm = plan.offset.after_normalize(views)
     log_norm = views.log_norm.sum()
     worst_log_prob, worst = math.inf, None
     if plan.worst_point:
@@ -214,7 +230,50 @@ def _one_chunk(plan: _ChunkPlan, buffers: _ChunkBuffers, data_chunk: Tensor) -> 
         joint.mul_(views.resp)
         torch.sum(joint, 0, keepdim=True, out=views.total)
         weighted = views.total.sum()
-    return _ChunkResult(n, sums, log_norm, log_total, weighted, worst_log_prob, worst, labels)
+    return _ChunkResult(n, sums, log_norm, log_total, weighted, worst_log_prob, worst, labels, offset_log_norm)
+
+
+class _OffsetLikelihood:
+    """``Σ_n log₂ Σ_k 2^(j_kn + o_k)`` over the chunks of a pass, ``j`` the log₂ joint densities and
+    ``o`` ``(K,)`` offsets in bits, with (almost always) no exponential of its own.
+
+    After :func:`normalize`, ``log₂ Σ_k 2^(j_k + o_k) = log₂ p_n + max(o) + log₂ Σ_k r_nk 2^(o_k − max(o))``
+    with ``p_n`` the normalizer and ``r`` the responsibilities: one ``(1, K) @ (K, n)`` product
+    and a ``log₂`` per point. It is exact unless a responsibility :func:`normalize` set to 0
+    (below ``2^floor``) would carry weight once offset, which cannot happen while the offsets'
+    spread is below ``−floor`` less the mantissa's bits (about 950 bits in float64, 90 in
+    float32). Wider spreads (a Dirichlet-process component VB has switched off: ``E[log π]``
+    hundreds of nats below ``log E[π]``) take the exact route: a log-sum-exp of ``j + o`` of its
+    own, before :func:`normalize` (using the responsibility buffer as scratch).
+    """
+
+    def __init__(self, offsets: Tensor, like: Tensor):
+        K = offsets.shape[0]
+        bits = (offsets * LOG2_E).to(like)
+        self.top = bits.max()
+        spread = float(self.top - bits.min())
+        margin = -math.log2(torch.finfo(like.dtype).eps) + 12 + math.log2(K)  # the mantissa, with room
+        self.shortcut = spread < -_floor(like.dtype, K) - margin
+        self.weights = torch.exp2(bits - self.top).reshape(1, K)
+        self.column = bits.reshape(K, 1)
+
+    def before_normalize(self, joint: Tensor, views: _ChunkViews) -> Tensor | None:
+        """The chunk's sum on the exact route (``None`` on the shortcut: see :meth:`after_normalize`)."""
+        if self.shortcut:
+            return None
+        scratch, peak, total = views.resp, views.total, views.log_total
+        torch.add(joint, self.column, out=scratch)
+        torch.amax(scratch, 0, keepdim=True, out=peak)
+        scratch.sub_(peak.nan_to_num(neginf=0.0))  # a column of -inf stays -inf (exp2 → 0)
+        torch.exp2(scratch, out=scratch)
+        torch.sum(scratch, 0, keepdim=True, out=total)
+        return total.log2_().sum() + peak.nan_to_num(neginf=0.0).sum()
+
+    def after_normalize(self, views: _ChunkViews) -> Tensor:
+        """The chunk's sum on the shortcut, from the responsibilities and normalizers."""
+        torch.matmul(self.weights, views.resp, out=views.total)
+        n = views.total.shape[1]
+        return views.total.log2_().sum() + views.log_norm.sum() + n * self.top
 
 
 class _ChunkViews(NamedTuple):

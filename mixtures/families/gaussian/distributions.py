@@ -73,7 +73,7 @@ def is_enabled() -> bool:
 # -- coefficients (shared with the covariance types' EM coefficients) -------------------------
 def constant_terms(log_weights: Tensor, half_log_det: Tensor, white_locs: Tensor) -> Tensor:
     """``log π_k - ½ log det Σ_k - ½ D log 2π - ½ μ_kᵀ Σ_k⁻¹ μ_k`` ``(K,)``; ``white_locs`` ``(K, D)``."""
-    D = white_locs.shape[-1]
+    D = int(white_locs.shape[-1])  # an int under torch.jit.trace too: D log 2π stays in float64
     return log_weights - half_log_det - 0.5 * D * LOG_2PI - 0.5 * white_locs.square().sum(-1)
 
 
@@ -141,7 +141,7 @@ def tril_coefficients(locs: Tensor, scale_tril: Tensor) -> Tensor:
 def diagonal_coefficients(locs: Tensor, variances: Tensor) -> Tensor:
     """``C`` ``(B, 1 + D + V)`` for variances ``(B, V)``: ``V = D`` (square features) or
     ``V = 1`` (one variance for all coordinates; the squared-norm feature)."""
-    D, V = locs.shape[-1], variances.shape[-1]
+    D, V = int(locs.shape[-1]), int(variances.shape[-1])
     precision = variances.reciprocal()
     half_log_det = 0.5 * (D / V) * variances.log().sum(-1)
     maha_locs = (locs.square() * precision).sum(-1)
@@ -190,6 +190,8 @@ def build_features(value: Tensor, kind: str) -> tuple[Tensor, Tensor]:
     if kind not in FEATURE_KINDS:
         raise ValueError(f"unknown feature kind {kind!r}; choose one of {FEATURE_KINDS}.")
     value = value.detach()
+    if torch.jit.is_tracing():
+        return _traced_features(value, kind)
     N, D = value.shape
     shift = value.mean(0)
     F = value.new_empty(n_features(kind, D), N)
@@ -206,6 +208,28 @@ def build_features(value: Tensor, kind: str) -> tuple[Tensor, Tensor]:
     else:
         torch.sum(xT.square(), 0, keepdim=True, out=F[1 + D:])
     return shift, F
+
+
+def _traced_features(value: Tensor, kind: str) -> tuple[Tensor, Tensor]:
+    """:func:`build_features` for ``torch.jit.trace``: the same rows, built out of place.
+
+    The buffer route writes through ``out=`` views at offsets computed from the data's
+    shape, which the tracer records as tensors: ``start += D - i`` became an in-place add
+    on a constant of the graph, so every call of the traced function sliced other rows and
+    the product read uninitialized memory (NUTS with ``jit_compile=True``: every draw
+    divergent). Here every row is a fresh tensor and the shapes are Python integers.
+    """
+    D = int(value.shape[1])
+    shift = value.mean(0)
+    xT = (value - shift).T
+    rows = [torch.ones_like(xT[:1]), xT]
+    if kind == "pairs":
+        rows += [xT[i:i + 1] * xT[i:] for i in range(D)]
+    elif kind == "squares":
+        rows.append(xT.square())
+    else:
+        rows.append(xT.square().sum(0, keepdim=True))
+    return shift, torch.cat(rows, 0)
 
 
 #: kind -> (weak reference to the data tensor, its version, shift, features); one entry per kind
@@ -380,8 +404,8 @@ class DiagonalNormal(pdist.TorchDistribution):
         return self.loc + self.diagonal.sqrt() * noise
 
     def log_prob(self, value: Tensor) -> Tensor:
-        D = self.event_shape[0]
-        V = self.diagonal.shape[-1]
+        D = int(self.event_shape[0])
+        V = int(self.diagonal.shape[-1])
         kind = "norm" if V == 1 else "squares"
         batch = _fused_batch(value, self.batch_shape, self.loc, (self.diagonal.shape[:-1],), kind)
         if batch is None:

@@ -90,7 +90,6 @@ import torch
 from torch import Tensor
 
 from mixtures.core import comm
-from mixtures.core.chunks import chunk_size_for, iter_chunks
 from mixtures.core.posterior import Posterior
 from mixtures.core.summary import Summary, floored_counts
 from mixtures.errors import DataError
@@ -100,6 +99,7 @@ from mixtures.families.gaussian.params import MixtureParams
 from mixtures.families.gaussian.priors import ResolvedPrior, check_covariance_prior
 from mixtures.families.gaussian.statistics import gaussian_summary
 from mixtures.families.weights import stick_breaking
+from mixtures.kernels.fused_pass import fused_pass
 
 
 # -- the variational distribution q(θ) ---------------------------------------------------
@@ -364,14 +364,37 @@ def _sklearn_lower_bound(summary: Summary, q: VariationalParameters, half_log_de
 
 
 # -- the fused pass ------------------------------------------------------------------------
+def expected_log_joint_coefficients(q: VariationalParameters, shift: Tensor) -> tuple[Tensor, Tensor]:
+    """VB's E step as the fused pass's coefficients: ``(C (K, P), plug-in offsets (K,))``.
+
+    ``log ρ_nk = E[log π_k] + ½ E[log |Λ_k|] − D/2 log 2π − ½ D/β_k − ½ (x − m_k)ᵀ E[Λ_k] (x − m_k)``
+    is ``log N(x | m_k, E[Λ_k]⁻¹)`` plus a constant per component, so it is linear in the
+    same features as EM's log joint density: ``C`` are EM's coefficients at the plug-in
+    covariances ``E[Λ_k]⁻¹`` with ``log π_k`` replaced by
+    ``c_k = E[log π_k] + ½ E[log |Λ_k|] + ½ log |E[Λ_k]⁻¹| − ½ D/β_k``. The plug-in log joint
+    density ``log π̄_k + log N(x | m_k, E[Λ_k]⁻¹)`` differs from ``log ρ_nk`` by
+    ``log π̄_k − c_k``: the offsets that give the pass the plug-in log-likelihood.
+    """
+    cov_type = q.cov_type
+    D = q.n_features
+    whitening, half_log_det = cov_type.whitener(q.native, D)
+    constant = q.expected_log_weights() + 0.5 * q.expected_log_det_precision() + half_log_det \
+        - 0.5 * D / q.mean_precision
+    coefficients = cov_type.log_joint_coefficients(constant, q.means - shift, whitening, half_log_det)
+    return coefficients, q.weights().log() - constant
+
+
 def vb_pass(X: Tensor, q: VariationalParameters, shift: Tensor, chunk_size: int | None = None,
             statistics: bool = True, distributed: bool = False) -> Summary:
-    """One pass over ``X`` ``(N, D)`` in chunks at ``q(θ)``.
+    """One pass over ``X`` ``(N, D)`` in chunks at ``q(θ)``: the fused kernel of EM's E step.
 
     Always computes ``log p(X | θ̄)`` at the plug-in parameters (``log_likelihood``);
-    with ``statistics`` also the VB responsibilities' ``nk``, ``sx``, second moments
-    and entropy. Both share one Mahalanobis evaluation per chunk, because
-    ``E[(x − μ_k)ᵀ Λ_k (x − μ_k)] = D / β_k + (x − m_k)ᵀ E[Λ_k] (x − m_k)``.
+    with ``statistics`` the pass's responsibilities are VB's ``r_nk ∝ ρ_nk``
+    (:func:`expected_log_joint_coefficients`) and it also returns their ``nk``, ``sx``, second
+    moments and entropy, in the same two matrix products per chunk as EM (no ``(N, K, D)``
+    array, ``exp2`` on the fast path in float32 and float64:
+    :func:`mixtures.kernels.fused_pass.fused_pass`). Without ``statistics`` the pass runs at
+    the plug-in parameters (its responsibilities are then EM's, and unused).
 
     ``distributed``: ``X`` is this rank's shard and every sum over points (the
     statistics, the log-likelihood, the entropy, the point count) is all-reduced,
@@ -379,32 +402,19 @@ def vb_pass(X: Tensor, q: VariationalParameters, shift: Tensor, chunk_size: int 
     be the same on every rank).
     """
     cov_type = q.cov_type
-    K, D = q.n_components, q.n_features
-    whitening, half_log_det = cov_type.whitener(q.native, D)
-    locs = q.means - shift
-    plug_log_weights = q.weights().log()
-    offset = q.expected_log_weights() + 0.5 * q.expected_log_det_precision() + half_log_det \
-        - 0.5 * D / q.mean_precision
-    chunk = chunk_size or chunk_size_for(K, D)
-    nk, sx, sxx = X.new_zeros(K), X.new_zeros(K, D), None
-    log_likelihood, entropy = X.new_zeros(()), X.new_zeros(())
-    for rows in iter_chunks(X.shape[0], chunk):
-        Xc = X[rows] - shift
-        component = cov_type.component_log_prob(Xc, locs, whitening, half_log_det)
-        log_likelihood += torch.logsumexp(component + plug_log_weights, -1).sum()
-        if not statistics:
-            continue
-        log_rho = component + offset
-        log_resp = log_rho - torch.logsumexp(log_rho, -1, keepdim=True)
-        resp = log_resp.exp()
-        entropy -= torch.where(resp > 0, resp * log_resp, 0.0).sum()
-        nk += resp.sum(0)
-        sx += resp.T @ Xc
-        moment = cov_type.second_moment(Xc, resp)
-        sxx = moment if sxx is None else sxx + moment
-    if sxx is None:
-        sxx = cov_type.second_moment(X.new_zeros(0, D), X.new_zeros(0, K))
-    summary = gaussian_summary(nk, sx, sxx, shift, X.shape[0], log_likelihood, entropy)
+    D = q.n_features
+    if statistics:
+        coefficients, offsets = expected_log_joint_coefficients(q, shift)
+    else:
+        whitening, half_log_det = cov_type.whitener(q.native, D)
+        coefficients = cov_type.log_joint_coefficients(q.weights().log(), q.means - shift, whitening, half_log_det)
+        offsets = None
+    sums = fused_pass(X, coefficients.to(X.dtype), shift.to(X.dtype), cov_type.moment_feature_writer,
+                      cov_type.n_moment_features(D), chunk_size=chunk_size, likelihood_offsets=offsets)
+    total = sums.sums
+    summary = gaussian_summary(total[:, 0].clone(), total[:, 1:1 + D].clone(),
+                               cov_type.moment_from_features(total[:, 1 + D:], D), shift, sums.n_points,
+                               sums.log_likelihood, sums.entropy)
     return comm.all_reduce_summary(summary) if distributed else summary
 
 

@@ -17,13 +17,16 @@ vector of the ``D(D+1)/2`` free entries of a Cholesky factor with log-diagonal),
 ``mixtures`` registers because PyTorch has none.
 
 Chains
-    ``num_chains`` chains run one after another in this process (one
-    ``pyro.infer.MCMC`` per chain, no multiprocessing), chain ``c`` seeded with
-    the ``c``-th child seed of ``seed`` (``mixtures.validation.spawn_seeds``) via
-    ``pyro.set_rng_seed``; the global torch, numpy and ``random`` states are
-    restored afterwards. Same seed, same draws, bit for bit on CPU. Every chain
-    starts at the ``init`` parameters (``init_to_value(model.site_values(init))``).
-    Draws are stored chain after chain: draw ``c * num_samples + i``.
+    ``num_chains`` chains (default 4), chain ``c`` seeded with the ``c``-th child seed of
+    ``seed`` (``mixtures.validation.spawn_seeds``) via ``pyro.set_rng_seed``, every chain
+    starting at the ``init`` parameters (``init_to_value(model.site_values(init))``). They run
+    in parallel in ``chain_processes`` worker processes (default: one per chain, at most one
+    per usable core; each worker uses one torch thread), or one after another in this process
+    (``chain_processes=1``): :mod:`mixtures.inference.pyro.chains`. Either way a chain is the
+    same function of its seed: same seed, same draws, bit for bit on CPU; the global torch,
+    numpy and ``random`` states are restored afterwards. Draws are stored chain after chain:
+    draw ``c * num_samples + i``. ``progress_bar=None`` shows one bar per chain on an
+    interactive terminal (never under pytest, in CI or with standard error redirected).
 
 Relabelling (label switching)
     The likelihood is invariant under permutations of the components, so a chain
@@ -33,33 +36,42 @@ Relabelling (label switching)
     between the draw's components and the reference's (the family's
     ``match_costs``: for a Gaussian, squared Mahalanobis distances between the means
     under the reference covariances) is found by the Hungarian algorithm
-    (``scipy.optimize.linear_sum_assignment``) and applied to the draw's parameters
-    (and to its per-component sites, for the diagnostics). This pivot-based relabelling is an approximation to
-    loss-based relabelling (Stephens 2000, JRSS-B 62:795): it is reliable when
+    and applied to the draw's parameters (and to its per-component sites, for the
+    diagnostics): :mod:`mixtures.inference.pyro.labels`. This pivot-based relabelling is an
+    approximation to loss-based relabelling (Stephens 2000, JRSS-B 62:795): it is reliable when
     the components are well separated in the posterior, and meaningless when
-    they are not. ``extras["relabel_permutations"]`` ``(S, K)``: raw component
+    they are not, which is why the diagnostics are also computed on *label-invariant*
+    quantities. ``extras["relabel_permutations"]`` ``(S, K)``: raw component
     ``perm[s, k]`` of draw ``s`` became component ``k``. ``relabel=False`` keeps
     the raw draws.
 
-Diagnostics (``result.posterior.diagnostics``), computed *after* relabelling
-    ``"r_hat"``: site -> split Gelman–Rubin R-hat (``pyro.ops.stats
-    .split_gelman_rubin``; across chains when ``num_chains >= 2``, else the two
-    halves of the single chain), elementwise, shaped like the site. ``"ess"``:
-    site -> effective sample size over all chains (``effective_sample_size``).
-    Sites: ``"weights"`` (the relabelled weights; with the stick-breaking prior
-    they stand in for ``"stick_fractions"``, which have no meaning after a
-    permutation), ``"locs"`` and the covariance sites of the prior
-    (``"precision"``, ``"corr_chol"``, ``"scales"``). Entries fixed by
-    construction (the upper triangle and first diagonal entry of ``"corr_chol"``)
-    get NaN. ``"num_divergences"`` (int) and, per chain, ``"divergences"``
-    (indices of divergent draws within the chain), ``"acceptance_rate"`` (Pyro's:
-    the fraction of iterations that moved), ``"mean_accept_prob"`` (the mean
-    NUTS acceptance statistic over the kept iterations, which step-size
-    adaptation drives towards ``target_accept_prob``; 3 decimals) and
-    ``"step_size"`` (after adaptation).
-    ``result.converged`` is True when every R-hat entry that is not NaN by the
-    rule above is below 1.05 (Vehtari et al. 2021 recommend 1.01 for final
-    reports; 1.05 is the classic threshold, suited to the short chains here).
+Diagnostics (``result.posterior.diagnostics``)
+    ``"r_hat"``: site -> rank-normalized split R-hat (:mod:`mixtures.core.convergence`,
+    Vehtari et al. 2021; across chains, and the halves of every chain), elementwise,
+    shaped like the site, on the relabelled draws. ``"ess"``, ``"ess_tail"``: site -> bulk and
+    tail effective sample sizes over all chains. Sites: ``"weights"`` (the relabelled weights;
+    with the stick-breaking prior they stand in for ``"stick_fractions"``, which have no
+    meaning after a permutation), ``"locs"`` and the covariance sites of the prior
+    (``"precision"``, ``"corr_chol"``, ``"scales"``). Entries fixed by construction (the upper
+    triangle and first diagonal entry of ``"corr_chol"``) get NaN.
+    ``"invariant_r_hat"``, ``"invariant_ess"``, ``"invariant_ess_tail"``: the same on
+    label-invariant quantities (:func:`~mixtures.inference.pyro.labels.invariant_quantities`:
+    ``"log_likelihood"``, ``"sorted_weights"``, ``"co_clustering"`` of the most uncertain pairs
+    of points, listed in ``"co_clustering_pairs"`` ``(M, 2)``).
+    ``"num_divergences"`` (int) and, per chain, ``"divergences"`` (indices of divergent draws
+    within the chain), ``"acceptance_rate"`` (Pyro's: the fraction of iterations that moved),
+    ``"mean_accept_prob"`` (the mean NUTS acceptance statistic over the kept iterations, which
+    step-size adaptation drives towards ``target_accept_prob``; 3 decimals) and
+    ``"step_size"`` (after adaptation). ``"problems"``: every failed check.
+
+Validity (no silent failure)
+    ``result.converged`` is True only when the run passes every check of
+    :mod:`mixtures.inference.pyro.sampler_checks`: no divergence, step sizes and acceptance
+    as adaptation should leave them, R-hat below ``max_r_hat`` (default 1.01) and bulk and
+    tail ESS at least ``min_ess_per_chain`` (default 100) per chain, on the relabelled sites
+    *and* the label-invariant quantities. Otherwise ``extras["problems"]`` lists what failed
+    (named quantity, value, threshold) and a ``ConvergenceWarning`` says it (``warn=False``
+    silences the warning, not the flag).
 
 Result
     ``result.posterior``: :class:`~mixtures.core.posterior.Posterior` with
@@ -68,8 +80,10 @@ Result
     ``result.objective`` the mean log joint of the draws; ``n_iter =
     num_samples``. ``extras``: ``"samples"`` (the relabelled global sites by
     chain, ``(num_chains, num_samples, ...)``, the keys of the diagnostics),
-    ``"relabel_permutations"``, ``"relabel_reference"``, ``"chain_seeds"`` and
-    ``"labels"`` (most probable component of every point under ``params``).
+    ``"invariants"`` (the label-invariant quantities by chain), ``"problems"``,
+    ``"relabel_permutations"``, ``"relabel_reference"``, ``"chain_seeds"``,
+    ``"chain_processes"`` and ``"labels"`` (most probable component of every point under
+    ``params``).
 
 History (one row per kept draw, in posterior order)
     ``iteration``: the draw's index ``s`` (0-based; row ``s`` is
@@ -84,40 +98,39 @@ History (one row per kept draw, in posterior order)
     Dirichlet) relabelling does not change them.
 """
 
+
 from __future__ import annotations
 
-import contextlib
+import functools
 import math
-import random
 import time
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-import pyro
 import torch
-from pyro.infer import MCMC, NUTS
+from pyro.infer import NUTS
 from pyro.infer.autoguide import init_to_value
-from pyro.ops import stats
 from pyro.poutine.subsample_messenger import _Subsample
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 from torch.distributions import biject_to
 from torch.distributions.transforms import Transform
 
+from mixtures.core import convergence
 from mixtures.core.family import COMPONENTS_PLATE, MAX_PLATE_NESTING, MixtureFamily
 from mixtures.core.history import History
 from mixtures.core.params import Params
 from mixtures.core.posterior import Posterior
 from mixtures.core.result import FitResult
 from mixtures.core.validation import check_positive_int, spawn_seeds
-from mixtures.errors import DivergenceError
+from mixtures.errors import ConvergenceWarning
 from mixtures.inference.pyro import potential
+from mixtures.inference.pyro.chains import ChainRun, run_chains, show_progress, usable_cores
+from mixtures.inference.pyro.labels import invariant_quantities, permute_components, relabel_draws
+from mixtures.inference.pyro.sampler_checks import ESS_PER_CHAIN, R_HAT_GOOD, sampler_problems
 from mixtures.inference.registry import register
 
-#: the R-hat threshold of ``result.converged``
-R_HAT_THRESHOLD = 1.05
+#: the R-hat threshold of ``result.converged`` (Vehtari et al. 2021)
+R_HAT_THRESHOLD = R_HAT_GOOD
 
 __all__ = ["fit_nuts", "make_kernel", "site_transforms", "relabel_draws", "permute_components",
            "R_HAT_THRESHOLD"]
@@ -164,8 +177,9 @@ def make_kernel(model: MixtureFamily, X: Tensor, init: Params, *, target_accept_
                 max_tree_depth: int = 10, jit_compile: bool = False, full_mass: bool = False) -> NUTS:
     """``NUTS(model.model, max_plate_nesting=1)`` started at ``init`` (not yet set up).
 
-    ``kernel.setup(warmup_steps, X)`` builds the potential energy; the
-    ``"assignment"`` site is enumerated in parallel (summed out).
+    The one place the sampler's potential energy is chosen: ``kernel.setup(warmup_steps, X)``
+    builds it from the program, with the ``"assignment"`` site enumerated in parallel
+    (summed out). Every chain (in this process or a worker) builds its kernel here.
     """
     _require_prior(model)
     model.check_params(init)
@@ -189,21 +203,6 @@ def _require_prior(model: MixtureFamily) -> None:
             "(conjugate or kind='nonconjugate').")
 
 
-# -- seeding ------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """``pyro.set_rng_seed(seed)`` inside; torch, numpy and ``random`` global states restored after."""
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    devices = [device] if device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            pyro.set_rng_seed(int(seed))
-            yield
-    finally:
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)
-
-
 # -- draws -> parameters ------------------------------------------------------------------
 def _draws_to_params(model: MixtureFamily, X: Tensor, samples: dict[str, Tensor]) -> tuple[Params, Tensor, Tensor]:
     """Parameters and log densities of ``S`` draws of the global sites ``(S, ...)``.
@@ -225,48 +224,13 @@ def _draws_to_params(model: MixtureFamily, X: Tensor, samples: dict[str, Tensor]
     return model.params_type.stack(draws), torch.stack(log_prior), torch.stack(log_likelihood)
 
 
-# -- relabelling --------------------------------------------------------------------------
-def relabel_draws(draws: Params, reference: Params) -> Tensor:
-    """Permutations aligning each draw's components to ``reference``: ``(S, K)`` long.
-
-    ``perm[s, k]`` is the component of draw ``s`` matched to reference component ``k``: the
-    assignment minimizing the summed matching cost (``draws.match_costs(reference)``; for a
-    Gaussian ``Σ_k (μ_{s,perm[k]} - m_k)ᵀ Σ_k⁻¹ (μ_{s,perm[k]} - m_k)`` with the reference
-    means and covariances), by the Hungarian algorithm.
-
-    Args:
-        draws: the draws' parameters with a leading draw dimension ``S``.
-        reference: the reference mixture (K components).
-    """
-    S, K = draws.weights.shape
-    if reference.n_components != K or reference.n_features != draws.n_features:
-        raise ValueError(f"reference has K={reference.n_components}, D={reference.n_features}; "
-                         f"the draws have K={K}, D={draws.n_features}.")
-    # cost[s, j, k]: draw component j against reference component k
-    cost = draws.match_costs(reference).cpu().numpy()
-    perms = torch.empty(S, K, dtype=torch.long)
-    for s in range(S):  # one small assignment problem per draw (K x K)
-        rows, cols = linear_sum_assignment(cost[s].T)
-        perms[s, torch.as_tensor(rows)] = torch.as_tensor(cols)
-    return perms.to(draws.device)
-
-
-def permute_components(values: Tensor, perms: Tensor, axis: int) -> Tensor:
-    """Reorder the component axis of draws: ``values`` ``(S, ...)`` with components at ``1 + axis``."""
-    dim = 1 + axis
-    shape = [1] * values.dim()
-    shape[0], shape[dim] = perms.shape
-    index = perms.reshape(shape).expand(*values.shape[:dim], perms.shape[1], *values.shape[dim + 1:])
-    return values.gather(dim, index)
-
-
 # -- diagnostics --------------------------------------------------------------------------
 def _fixed_entries(name: str, shape: torch.Size, device: torch.device) -> Tensor:
     """Entries of a site that are constant by construction: ``(shape)`` bool.
 
     Only the Cholesky factor of a correlation matrix has any: its upper triangle
     is 0 and its first diagonal entry is 1. (A chain that does not move leaves
-    the other entries constant too; their R-hat is NaN and counts as not converged.)
+    the other entries constant too; their R-hat is NaN and counts as a problem.)
     """
     fixed = torch.zeros(shape, dtype=torch.bool, device=device)
     if name == "corr_chol":
@@ -277,45 +241,52 @@ def _fixed_entries(name: str, shape: torch.Size, device: torch.device) -> Tensor
     return fixed
 
 
-def _diagnostics(sites: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor], bool]:
-    """Split R-hat and ESS of every site ``(C, S, ...)``; and whether all R-hat < threshold."""
-    r_hat, ess = {}, {}
-    converged = True
+def _mixing(sites: dict[str, Tensor], fixed: dict[str, Tensor]) -> tuple[dict, dict, dict]:
+    """Rank-normalized R-hat, bulk ESS and tail ESS of every quantity ``(C, S, ...)``;
+    entries fixed by construction get NaN."""
+    r_hat, ess, ess_tail = {}, {}, {}
     for name, values in sites.items():
-        constant = _fixed_entries(name, values.shape[2:], values.device)
-        site_r_hat = stats.split_gelman_rubin(values, chain_dim=0, sample_dim=1)
-        site_ess = stats.effective_sample_size(values, chain_dim=0, sample_dim=1)
-        nan = torch.full_like(site_r_hat, math.nan)
-        r_hat[name] = torch.where(constant, nan, site_r_hat)
-        ess[name] = torch.where(constant, nan, site_ess)
-        checked = r_hat[name][~constant]
-        # a NaN R-hat of a varying entry fails the comparison: not converged
-        converged = converged and bool((checked < R_HAT_THRESHOLD).all())
-    return r_hat, ess, converged
+        mask = fixed.get(name)
+        for out, statistic in ((r_hat, convergence.r_hat), (ess, convergence.ess_bulk),
+                               (ess_tail, convergence.ess_tail)):
+            value = statistic(values).to(values.device)
+            out[name] = value if mask is None else torch.where(mask, torch.full_like(value, math.nan), value)
+    return r_hat, ess, ess_tail
 
 
 # -- the routine --------------------------------------------------------------------------
 def _check_options(warmup: int, num_samples: int, num_chains: int, target_accept_prob: float,
-                   max_tree_depth: int) -> None:
+                   max_tree_depth: int, chain_processes: int | None, max_r_hat: float,
+                   min_ess_per_chain: float) -> None:
     check_positive_int(warmup, "warmup", minimum=0)
     check_positive_int(num_samples, "num_samples", minimum=4)  # split R-hat needs 4 draws per chain
     check_positive_int(num_chains, "num_chains")
     check_positive_int(max_tree_depth, "max_tree_depth")
+    if chain_processes is not None:
+        check_positive_int(chain_processes, "chain_processes")
     if isinstance(target_accept_prob, bool) or not 0 < float(target_accept_prob) < 1:
         raise ValueError(f"target_accept_prob must be in (0, 1); got {target_accept_prob!r}.")
+    if isinstance(max_r_hat, bool) or not float(max_r_hat) > 1:
+        raise ValueError(f"max_r_hat must be a number above 1 (1.01 recommended); got {max_r_hat!r}.")
+    if isinstance(min_ess_per_chain, bool) or not float(min_ess_per_chain) >= 0:
+        raise ValueError(f"min_ess_per_chain must be a number >= 0 (100 recommended); got {min_ess_per_chain!r}.")
 
 
-@register("nuts", summary="Pyro's NUTS on the program with the assignments summed out",
+@register("nuts", summary="Pyro's NUTS on the program with the assignments summed out, chains in parallel",
           requires=frozenset({"program"}), prior="required", budget_option=None, tol_option=None,
           passes="none", own_labels=True, training_likelihood=False,
           gap="NUTS: no ELBO (MCMC draws)",
           constraints={"warmup": {"minimum": 0}, "num_samples": {"minimum": 4}, "num_chains": {"minimum": 1},
-                       "max_tree_depth": {"minimum": 1},
-                       "target_accept_prob": {"minimum": 0, "exclusive_minimum": True}})
+                       "chain_processes": {"minimum": 1}, "max_tree_depth": {"minimum": 1},
+                       "target_accept_prob": {"minimum": 0, "exclusive_minimum": True, "maximum": 1},
+                       "max_r_hat": {"minimum": 1, "exclusive_minimum": True},
+                       "min_ess_per_chain": {"minimum": 0}})
 def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float = 1e-6,
-             seed: int | None = 0, warmup: int = 300, num_samples: int = 500, num_chains: int = 1,
-             target_accept_prob: float = 0.8, max_tree_depth: int = 10, jit_compile: bool = False,
-             full_mass: bool = False, relabel: bool = True, progress_bar: bool = False) -> FitResult:
+             seed: int | None = 0, warmup: int = 300, num_samples: int = 500, num_chains: int = 4,
+             chain_processes: int | None = None, target_accept_prob: float = 0.8, max_tree_depth: int = 10,
+             jit_compile: bool = False, full_mass: bool = False, relabel: bool = True,
+             progress_bar: bool | None = None, max_r_hat: float = R_HAT_GOOD,
+             min_ess_per_chain: float = ESS_PER_CHAIN, warn: bool = True) -> FitResult:
     """Sample ``p(θ | X)`` with NUTS, assignments summed out (module docstring).
 
     Args:
@@ -327,22 +298,31 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
         seed: chain ``c`` uses the ``c``-th child seed; ``None`` draws fresh seeds.
         warmup: adaptation steps per chain (step size and diagonal/full mass matrix).
         num_samples: kept draws per chain (at least 4).
-        num_chains: chains, run one after another.
+        num_chains: chains (4 by default: R-hat across chains is what shows a chain stuck
+            in one mode).
+        chain_processes: worker processes running the chains in parallel; ``None``: one per
+            chain, at most the usable cores; 1: one after another in this process.
         target_accept_prob, max_tree_depth: NUTS settings.
-        jit_compile: trace the potential energy with the PyTorch JIT.
+        jit_compile: trace the potential energy with the PyTorch JIT (the traced potential
+            equals the eager one: the test suite checks values and gradients).
         full_mass: adapt a dense mass matrix instead of a diagonal one.
         relabel: align the draws' components to the reference draw (module docstring).
-        progress_bar: show Pyro's progress bar.
+        progress_bar: one progress bar per chain; ``None``: only on an interactive terminal.
+        max_r_hat, min_ess_per_chain: the validity thresholds (module docstring).
+        warn: emit a ``ConvergenceWarning`` naming the problems of an invalid run.
     """
     _require_prior(model)
     model.check_params(init)
-    _check_options(warmup, num_samples, num_chains, target_accept_prob, max_tree_depth)
+    _check_options(warmup, num_samples, num_chains, target_accept_prob, max_tree_depth, chain_processes,
+                   max_r_hat, min_ess_per_chain)
     chain_seeds = spawn_seeds(seed, num_chains)
-    kernel_options = dict(target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
-                          jit_compile=jit_compile, full_mass=full_mass)
-    chains, infos, times = _run_chains(model, X, init, chain_seeds, warmup, num_samples, progress_bar,
-                                       kernel_options)
-    samples = {name: torch.cat([chain[name] for chain in chains]) for name in chains[0]}
+    processes = min(num_chains, usable_cores()) if chain_processes is None else min(chain_processes, num_chains)
+    kernel = functools.partial(make_kernel, model, X, init, target_accept_prob=target_accept_prob,
+                               max_tree_depth=max_tree_depth, jit_compile=jit_compile, full_mass=full_mass)
+    start = time.perf_counter()
+    chains = run_chains(kernel, X, chain_seeds, warmup, num_samples, model.fitting, processes,
+                        show_progress(progress_bar))
+    samples = {name: torch.cat([chain.samples[name] for chain in chains]) for name in chains[0].samples}
     draws, log_prior, log_likelihood = _draws_to_params(model, X, samples)
     log_joint = log_prior + log_likelihood
     if not torch.isfinite(log_joint).all():
@@ -354,68 +334,44 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
         torch.arange(K, device=draws.device).expand(S, K).clone()
     draws = draws.permuted(perms)
     grouped = _grouped_sites(model, X, init, samples, draws, perms, num_chains, num_samples)
-    r_hat, ess, converged = _diagnostics(grouped)
-    divergences = [info.get("divergences", []) for info in infos]
-    diagnostics = {
-        "r_hat": r_hat, "ess": ess,
-        "num_divergences": sum(len(d) for d in divergences),
-        "divergences": divergences,
-        "acceptance_rate": [info.get("acceptance_rate", math.nan) for info in infos],
-        "mean_accept_prob": [info.get("mean_accept_prob", math.nan) for info in infos],
-        "step_size": [info.get("step_size", math.nan) for info in infos],
-    }
+    invariants, pairs = invariant_quantities(draws, X, log_likelihood, num_chains)
+    fixed = {name: _fixed_entries(name, value.shape[2:], value.device) for name, value in grouped.items()}
+    diagnostics = _diagnostics(chains, grouped, fixed, invariants, pairs)
+    problems = sampler_problems(diagnostics, fixed, num_samples, target_accept_prob, max_r_hat, min_ess_per_chain)
+    diagnostics["problems"] = problems
+    diagnostics["thresholds"] = {"max_r_hat": float(max_r_hat), "min_ess_per_chain": float(min_ess_per_chain)}
+    if problems and warn:
+        warnings.warn("NUTS did not produce a valid posterior: " + "; ".join(problems) + ".",
+                      ConvergenceWarning, stacklevel=3)
     posterior = Posterior(draws, kind="mcmc", diagnostics=diagnostics)
-    history = _history(log_likelihood, log_prior, times, divergences, num_samples)
+    history = _history(log_likelihood, log_prior, [t - start for chain in chains for t in chain.times],
+                       diagnostics["divergences"], num_samples)
     params = posterior.mean_params()
     extras: dict[str, Any] = {"relabel_permutations": perms, "relabel_reference": reference,
-                              "chain_seeds": chain_seeds, "samples": grouped,
+                              "chain_seeds": chain_seeds, "chain_processes": processes, "samples": grouped,
+                              "invariants": invariants, "problems": problems,
                               "labels": params.joint_log_prob(X).argmax(-1)}
-    return FitResult(model=model, params=params, history=history, converged=converged,
+    return FitResult(model=model, params=params, history=history, converged=not problems,
                      n_iter=num_samples, method="nuts", objective=float(log_joint.mean()), init=init,
                      extras=extras, posterior=posterior)
 
 
-def _run_chains(model: MixtureFamily, X: Tensor, init: Params, chain_seeds: list[int], warmup: int,
-                num_samples: int, progress_bar: bool, kernel_options: dict[str, Any]
-                ) -> tuple[list[dict[str, Tensor]], list[dict[str, Any]], list[float]]:
-    """Run one chain per seed, one after another: ``(samples per chain, sampler facts per chain,
-    the time each kept draw was made)``."""
-    chains: list[dict[str, Tensor]] = []
-    times: list[float] = []
-    infos: list[dict[str, Any]] = []
-    start = time.perf_counter()
-    for chain_seed in chain_seeds:
-        info: dict[str, Any] = {}
-
-        def hook(kernel, params, stage, i, info=info):
-            if stage.startswith("Sample"):
-                times.append(time.perf_counter() - start)
-                if i == num_samples - 1:
-                    diagnostics = kernel.diagnostics()
-                    info["divergences"] = [int(d) for d in diagnostics.get("divergences", [])]
-                    info["acceptance_rate"] = float(diagnostics.get("acceptance rate", math.nan))
-                    info["mean_accept_prob"] = float(kernel.logging().get("acc. prob", math.nan))
-                    info["step_size"] = float(kernel.step_size)
-
-        with _seeded(chain_seed, X.device), model.fitting(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            kernel = make_kernel(model, X, init, **kernel_options)
-            mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=warmup, disable_progbar=not progress_bar,
-                        hook_fn=hook, initial_params=kernel.initial_params)
-            try:
-                mcmc.run(X)
-            except ValueError as error:
-                if "valid initial params" not in str(error):
-                    raise
-                # Pyro found no start with a finite potential energy and gradient
-                raise DivergenceError(
-                    "NUTS: the log joint density or its gradient is not finite at the start (or at "
-                    "any point Pyro tried near it): the data are badly scaled for the prior or float32 "
-                    "overflows. Standardize the data, fit in float64, or start from an EM fit "
-                    "(init=mixtures.fit(model, X, 'em').params).") from None
-            chains.append({name: value.detach() for name, value in mcmc.get_samples().items()})
-        infos.append(info)
-    return chains, infos, times
+def _diagnostics(chains: list[ChainRun], grouped: dict[str, Tensor], fixed: dict[str, Tensor],
+                 invariants: dict[str, Tensor], pairs: Tensor) -> dict[str, Any]:
+    """``posterior.diagnostics`` (module docstring) from the chains' statistics and their draws."""
+    r_hat, ess, ess_tail = _mixing(grouped, fixed)
+    invariant_r_hat, invariant_ess, invariant_ess_tail = _mixing(invariants, {})
+    divergences = [chain.divergences for chain in chains]
+    return {
+        "r_hat": r_hat, "ess": ess, "ess_tail": ess_tail,
+        "invariant_r_hat": invariant_r_hat, "invariant_ess": invariant_ess, "invariant_ess_tail": invariant_ess_tail,
+        "co_clustering_pairs": pairs,
+        "num_divergences": sum(len(d) for d in divergences),
+        "divergences": divergences,
+        "acceptance_rate": [chain.acceptance_rate for chain in chains],
+        "mean_accept_prob": [chain.mean_accept_prob for chain in chains],
+        "step_size": [chain.step_size for chain in chains],
+    }
 
 
 def _grouped_sites(model: MixtureFamily, X: Tensor, init: Params, samples: dict[str, Tensor], draws: Params,
