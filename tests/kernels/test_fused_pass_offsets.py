@@ -47,7 +47,7 @@ def test_offsets_give_the_offset_log_likelihood_and_keep_the_responsibilities(co
     # o_3 lifts the far component (its responsibilities underflow) by up to 700 nats: the
     # responsibilities set to 0 then carry weight, and the pass must take the exact route
     offsets = torch.tensor([0.3, -0.2, 0.1, spread], dtype=torch.float64)
-    shortcut = kernel._OffsetLikelihood(offsets, X, torch.float64).shortcut
+    shortcut = kernel._OffsetLikelihood(offsets, X).shortcut
     assert shortcut == (spread * kernel.LOG2_E < 900)  # ~950 bits of room in float64
     expected_ll, expected_entropy, expected_nk = textbook(params, X, offsets)
     for chunk_size in (None, 333):
@@ -66,7 +66,7 @@ def test_float32_offsets_to_float32_precision(spread):
     X, _ = params.sample(3000, seed=4)
     offsets = torch.tensor([0.3, -0.2, 0.1, spread], dtype=torch.float64)
     # float32 has ~90 bits of room: 80 nats (115 bits) takes the exact route
-    assert kernel._OffsetLikelihood(offsets, X.float(), torch.float32).shortcut == (spread < 50)
+    assert kernel._OffsetLikelihood(offsets, X.float()).shortcut == (spread < 50)
     expected, _, _ = textbook(params, X, offsets)
     single = params.to(torch.float32)
     sums = run(single, X.float(), offsets.float())

@@ -67,6 +67,12 @@ def test_fits_do_not_depend_on_threads():
     maps = {threads: mixtures.fit(model, X, "map", init=runs[1].params, num_steps=3, patience=None, threads=threads)
             for threads in (1, 2)}
     assert torch.equal(maps[1].history["loss"], maps[2].history["loss"])
+    # VB's pass carries per-component likelihood offsets: each worker's share is returned, not shared state
+    bayes = GaussianMixture(2, "diag", prior=mixtures.GaussianPrior())
+    vbs = {threads: mixtures.fit(bayes, X, "vb", init=runs[1].params, max_iter=3, tol=0, threads=threads)
+           for threads in (1, 2)}
+    assert torch.equal(vbs[1].history["log_likelihood"], vbs[2].history["log_likelihood"])
+    assert torch.equal(vbs[1].history["elbo"], vbs[2].history["elbo"])
 
 
 def test_setting_is_scoped_and_workers_run_single_threaded():
