@@ -25,6 +25,7 @@ import torch
 import mixtures
 from mixtures import data, evaluation, plot
 from mixtures.core.files import check_writable
+from mixtures.datafile import FORMATS, Table, parse_columns, read_table
 from mixtures.experiment import (
     COVARIANCE_TYPES,
     SELECTION_DEFAULTS,
@@ -44,6 +45,7 @@ from mixtures.experiment.commandline import (
     option_values,
     prior_values,
 )
+from mixtures.experiment.outputs import agreement, confusion_lines, write_fit_outputs, write_selection_table
 from mixtures.experiment.selection import iteration_options, select_models
 from mixtures.families.gaussian.priors import KINDS, SCALE_PRIORS, WEIGHT_PRIORS
 from mixtures.inference.registry import ROUTINES
@@ -170,7 +172,31 @@ def _add_fit(commands: Any, formatter: type) -> None:
                      help="added to covariance diagonals (default 1e-6)")
     fit.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                      help="routine option, repeatable (max_iter=500, tol=1e-8, num_steps=2000, lr=0.05...)")
+    fit.add_argument("--out", metavar="DIR",
+                     help="write params.json, assignments.csv (labels, uncertainty, responsibilities) and result.pt "
+                          "into DIR (created if missing)")
+    _add_data_options(fit)
     _add_prior_options(fit)
+
+
+def _add_data_options(command: argparse.ArgumentParser) -> None:
+    """How DATA is read: columns, a label column, the header, an index column, standardization."""
+    group = command.add_argument_group(
+        "data file", "CSV (or whitespace text, or Parquet with pandas+pyarrow) with an optional header, index "
+                     "column and label column; with --label-column, ARI, NMI and the aligned confusion table are "
+                     "reported against the labels")
+    group.add_argument("--columns", metavar="LIST",
+                       help="feature columns, comma-separated names or 0-based positions (default: all but the index "
+                            "and label columns)")
+    group.add_argument("--label-column", metavar="C", help="column of class labels (text or numbers), name or position")
+    group.add_argument("--index-column", metavar="C",
+                       help="column of row names to drop (default: the first column when its header is empty, as "
+                            "pandas writes)")
+    group.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                       help="whether the first line names the columns (default: detected, a header has no numbers)")
+    group.add_argument("--format", dest="data_format", default="auto", choices=FORMATS, metavar="F",
+                       help="/".join(FORMATS) + " (default auto: from the extension)")
+    group.add_argument("--standardize", action="store_true", help="centre each feature and scale it to unit sd")
 
 
 def _add_prior_options(command: argparse.ArgumentParser) -> None:
@@ -211,8 +237,10 @@ def _add_select(commands: Any, formatter: type) -> None:
     select.add_argument("--max-iter", type=int, default=defaults["max_iter"], metavar="N",
                         help=f"iteration budget per start (default {defaults['max_iter']})")
     select.add_argument("--reg-covar", type=float, default=1e-6, metavar="R", help="default 1e-6")
-    select.add_argument("--out", metavar="PATH", help="write the BIC plot (PATH.png/.pdf, or a directory)")
+    select.add_argument("--out", metavar="PATH", help="a directory: write selection.csv (the full table at full "
+                        "precision) and bic.png there; PATH.png/.pdf: the BIC plot only")
     select.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_data_options(select)
     _add_prior_options(select)
 
 
@@ -317,10 +345,27 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_data(text: str):
-    if text == "old_faithful":
-        return data.old_faithful(), "old_faithful"
-    return data.load(check_data_path(text)), text
+def _column(text: str | None) -> str | int | None:
+    return int(text) if text is not None and text.strip().isdigit() else text
+
+
+def _load_data(args: argparse.Namespace) -> tuple[Table, str]:
+    """The data of ``fit``/``select``: points, and labels when ``--label-column`` is given."""
+    columns = parse_columns(args.columns) if args.columns is not None else None
+    if args.data == "old_faithful":
+        given = [option for option, value in (("--columns", columns), ("--label-column", args.label_column),
+                                              ("--index-column", args.index_column), ("--header", args.header))
+                 if value is not None]
+        if given:
+            raise ConfigError(given[0], "", "does not apply to the bundled old_faithful data.", "a data file")
+        table = Table(data.old_faithful(), feature_names=data.OLD_FAITHFUL_COLUMNS)
+        if args.standardize:
+            table.X = (table.X - table.X.mean(0)) / table.X.std(0)
+        return table, "old_faithful"
+    table = read_table(check_data_path(args.data), columns=columns, label_column=_column(args.label_column),
+                       index_column=_column(args.index_column), header=args.header, format=args.data_format,
+                       standardize=args.standardize)
+    return table, args.data
 
 
 def _prior(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -340,8 +385,10 @@ def _matrix(rows: Any) -> str:
 
 def _fit(args: argparse.Namespace) -> int:
     check_seed(args.seed, args.n_init)
+    out_dir = _output_directory(args.out) if args.out else None
     method, note = method_config(args.method, option_values(args.option), _prior(args))
-    X, name = _load_data(args.data)
+    table, name = _load_data(args)
+    X = table.X
     check_prior_fits(method, X, [args.k], [args.covariance_type])
     model = mixtures.GaussianMixture(args.k, args.covariance_type, prior=method.gaussian_prior())
     with warnings.catch_warnings(record=True) as caught:
@@ -375,25 +422,63 @@ def _fit(args: argparse.Namespace) -> int:
           f"ICL {_fmt(criteria['icl'])}   (lower is better)")
     print(f"iterations      {result.n_iter}")
     print(f"converged       {'yes' if result.converged else 'no'}")
-    if evaluation.is_singular(params, args.reg_covar):
+    singular = evaluation.is_singular(params, args.reg_covar)
+    if singular:
         print("warning: a covariance collapsed onto the reg_covar floor (singular fit).")
+    summary = {"data": name, "method": args.method, "init": args.init, "seed": args.seed, "n_init": args.n_init,
+               "reg_covar": args.reg_covar, "log_likelihood": log_likelihood, "bic": criteria["bic"],
+               "aic": criteria["aic"], "icl": criteria["icl"], "n_iter": int(result.n_iter),
+               "converged": bool(result.converged), "singular": singular}
+    if table.labels is not None:
+        summary.update(_print_agreement(table, result.predict(X)))
+    if out_dir is not None:
+        for path in write_fit_outputs(out_dir, result, X, summary, table.feature_names, table.labels,
+                                      table.label_names):
+            print(f"wrote {path}")
     for message in dict.fromkeys([note] * bool(note) + [str(w.message).splitlines()[0] for w in caught]):
         print(f"warning: {message}", file=sys.stderr)
     return 0
 
 
-def _figure_target(text: str) -> tuple[Path, tuple[str, ...]]:
+def _print_agreement(table: Table, predicted: Any) -> dict[str, float]:
+    """ARI, NMI and the aligned confusion table of the fit against the label column; returns the numbers."""
+    found = agreement(table.labels, predicted)
+    print()
+    print(f"against the labels in {table.label_column!r}: ARI {_fmt(found['ari'])}   NMI {_fmt(found['nmi'])}   "
+          f"accuracy after matching components to classes {_fmt(found['accuracy'])}")
+    for line in confusion_lines(found["confusion"], table.label_names):
+        print(line)
+    return {"ari": found["ari"], "nmi": found["nmi"], "accuracy": found["accuracy"]}
+
+
+def _output_directory(text: str) -> Path:
+    """``--out DIR`` of ``fit``/``select``: created when missing, checked writable before any fit."""
+    out = Path(text).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", "", f"{text!r} is a file, not a directory.", "a directory (created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        check_writable(out)
+    except OSError as error:
+        raise ConfigError("--out", "", f"cannot write in {text!r} ({error.strerror or error}).",
+                          "a writable directory") from None
+    return out
+
+
+def _figure_target(text: str) -> tuple[Path, tuple[str, ...], bool]:
     """Where ``select --out`` writes its plot (a stem and formats), checked before any fit: the folder
-    exists and takes files, and the target is not a directory."""
+    exists and takes files (a directory target is created), and the target is not a directory. The last
+    item says whether the target is a directory (which also takes selection.csv)."""
     out = Path(text).expanduser()
     formats: tuple[str, ...] = ("png",)
+    directory = False
     if out.suffix.lower() in (".png", ".pdf"):
         formats, out = (out.suffix.lower()[1:],), out.with_suffix("")
     elif out.is_dir() or not out.suffix:
         if out.exists() and not out.is_dir():
             raise ConfigError("--out", "", f"{text!r} is a file, not a directory for bic.png.",
                               "a directory, or a file name ending in .png or .pdf")
-        out = out / "bic"
+        out, directory = _output_directory(text) / "bic", True
     folder = out.parent
     if not folder.is_dir():
         raise ConfigError("--out", "", f"the folder {str(folder)!r} does not exist or is not a directory.",
@@ -406,7 +491,7 @@ def _figure_target(text: str) -> tuple[Path, tuple[str, ...]]:
     except OSError as error:
         raise ConfigError("--out", "", f"cannot write in {str(folder)!r} ({error.strerror}).",
                           "a writable directory") from None
-    return out, formats
+    return out, formats, directory
 
 
 def _select(args: argparse.Namespace) -> int:
@@ -419,22 +504,28 @@ def _select(args: argparse.Namespace) -> int:
     target = _figure_target(args.out) if args.out else None
     options = iteration_options(args.method, args.tol, args.max_iter)
     method, note = method_config(args.method, options, _prior(args))
-    X, name = _load_data(args.data)
+    table, name = _load_data(args)
+    X = table.X
     types = list(dict.fromkeys(args.covariance_types))
     check_prior_fits(method, X, range(1, args.k_max + 1), types)
     if note:
         print(f"warning: {note}", file=sys.stderr)
     rows = select_models(X, args.k_max, types, method=args.method, init=args.init, seed=args.seed,
                          n_init=args.n_init, reg_covar=args.reg_covar, options=method.options,
-                         progress=not _progress_disabled(args.quiet), prior=method.gaussian_prior())
+                         progress=not _progress_disabled(args.quiet), prior=method.gaussian_prior(),
+                         labels=table.labels)
     _print_selection(args, name, X, options, rows)
     usable = [r for r in rows if r["status"] == "ok" and not r["singular"]]
     if not usable:
         return _fail("no usable fit: every fit failed or was singular", 1)
     for criterion in ("bic", "aic", "icl"):
         best = min(usable, key=lambda r: r[criterion])
+        against = f"; ARI {best['ari']:.4g}, NMI {best['nmi']:.4g} against {table.label_column!r}" \
+            if table.labels is not None else ""
         print(f"best by {criterion.upper()}: K={best['n_components']}, {best['covariance_type']} "
-              f"({criterion.upper()} {best[criterion]:.2f})")
+              f"({criterion.upper()} {best[criterion]:.2f}{against})")
+    if target is not None and target[2]:  # a directory: the table too
+        print(f"wrote {write_selection_table(target[0].parent / 'selection.csv', rows)}")
     if target is not None:
         fig, ax = plot.subplots(1, 1, figsize=(6.5, 4.5))
         plot.plot_bic(ax, [r for r in rows if r["status"] == "ok"], title=f"{name}: BIC ({args.method})")

@@ -41,6 +41,7 @@ from mixtures.experiment.config.loading import load_config, parse_config
 from mixtures.experiment.config.methods import FIT_OPTIONS
 from mixtures.experiment.config.schema import Config
 from mixtures.experiment.datasets import DataBundle, DataCache
+from mixtures.experiment.outputs import confusion_text
 from mixtures.experiment.records import load_records, task_inputs
 from mixtures.experiment.report import make_figures, write_report
 from mixtures.experiment.report.figures import FIGURES
@@ -182,6 +183,12 @@ def score(result: FitResult, bundle: DataBundle, config: Config, task: Task, reg
         "n_iter": int(result.n_iter), "converged": bool(result.converged),
         "singular": evaluation.is_singular(params, reg_covar, rtol=config.metrics.singular_rtol),
     }
+    if bundle.labels is not None:
+        predicted = result.predict(X)
+        out["ari"] = evaluation.adjusted_rand_index(bundle.labels, predicted)
+        out["nmi"] = evaluation.normalized_mutual_info(bundle.labels, predicted)
+        confusion = evaluation.aligned_confusion(bundle.labels, predicted)
+        out["accuracy"], out["confusion"] = confusion["accuracy"], confusion_text(confusion)
     truth = bundle.truth
     if truth is None:
         return out
@@ -189,9 +196,6 @@ def score(result: FitResult, bundle: DataBundle, config: Config, task: Task, reg
         perm = evaluation.align_components(params, truth)
         out.update(evaluation.parameter_errors(params, truth, perm=perm))
         out["alignment"] = " ".join(str(int(i)) for i in perm)
-    predicted = result.predict(X)
-    out["ari"] = evaluation.adjusted_rand_index(bundle.labels, predicted)
-    out["nmi"] = evaluation.normalized_mutual_info(bundle.labels, predicted)
     # common random numbers: every method of the cell is scored on the same draws of the truth
     out["kl_truth"], out["kl_truth_se"] = evaluation.kl_divergence(truth, params, n_samples=config.metrics.kl_samples,
                                                                 seed=kl_seed(task))

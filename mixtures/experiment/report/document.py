@@ -7,6 +7,7 @@ from pathlib import Path
 from mixtures.experiment.report.figures import FigureSet
 from mixtures.experiment.report.findings import findings
 from mixtures.experiment.report.formatting import finite
+from mixtures.experiment.report.labels import label_section
 from mixtures.experiment.report.tables import (
     converged_cell,
     failures,
@@ -25,6 +26,7 @@ def write_report(state: RunState, figures: FigureSet) -> Path:
     found = findings(state)
     if found:
         sections.append(["## Findings", "", "Read off the table above (means over seeds).", "", found, ""])
+    sections.append(label_section(state))
     selection = model_selection(state)
     if selection:
         sections.append(["## Model selection", "", selection, ""])
@@ -73,7 +75,9 @@ def _refitted(state: RunState) -> list[str]:
 
 
 def _results(state: RunState) -> list[str]:
-    has_truth = any(finite(r.get("ari")) for r in state.rows() if r["status"] == "ok")
+    has_truth = any(finite(r.get("means_rmse")) or finite(r.get("kl_truth")) for r in state.rows()
+                    if r["status"] == "ok")
+    has_labels = any(finite(r.get("ari")) for r in state.rows() if r["status"] == "ok")
     budgets = any("at budget" in converged_cell(state, label["method"], [r for r in rows if r["status"] == "ok"])
                   for label, rows in summary_rows(state))
     legend = ("Mean ± sd over seeds (sd 0 when below the mean's last digit). log-lik/pt: final log p(X|θ) per point; "
@@ -89,6 +93,8 @@ def _results(state: RunState) -> list[str]:
                    "every method of a cell, so differences between methods are not sampling noise of separate "
                    "draws), its mean Monte Carlo standard error in parentheses; held-out LL/pt on an independent "
                    "sample")
+    if has_labels and not has_truth:
+        legend += "; ARI and NMI of the fitted components against the data's label column"
     return ["## Results by method", "", legend + ".", "", summary_table(state), ""]
 
 

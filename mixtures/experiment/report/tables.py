@@ -57,8 +57,10 @@ def summary_table(state: RunState) -> str:
     present = {k for label, _ in groups for k in label}
     label_keys = [k for k in dict.fromkeys(["dataset", *state.config.sweep, "init", "method"]) if k in present]
     every = [r for _, rows in groups for r in rows]
-    has_truth = any(finite(r.get("means_rmse")) or finite(r.get("ari")) for r in every)
-    columns = list(SUMMARY_COLUMNS) + (list(TRUTH_COLUMNS) if has_truth else [])
+    has_truth = any(finite(r.get("means_rmse")) or finite(r.get("kl_truth")) for r in every)  # true parameters
+    has_labels = any(finite(r.get("ari")) for r in every)  # labels only (a file's label column)
+    columns = list(SUMMARY_COLUMNS) + (list(TRUTH_COLUMNS) if has_truth else
+                                       [("ARI", "ari"), ("NMI", "nmi")] if has_labels else [])
     columns += [(name, column) for name, column in POSTERIOR_SUMMARY if any(finite(r.get(column)) for r in every)]
     header = label_keys + ["ok/fits", "converged", "singular"] + [name for name, _ in columns]
     if has_truth:
