@@ -90,6 +90,11 @@ the word old_faithful for the bundled Old Faithful data.
   mixtures fit old_faithful --k 6 --method vb --weight-prior dirichlet_process --weight-concentration 0.1
   mixtures fit old_faithful --k 2 --method nuts --prior --option num_samples=200 --option warmup=200
 
+A CSV with a header, pandas' index column and a text label column (iris saved by pandas):
+
+  mixtures fit iris.csv --k 3 --method em --label-column species --out fit/
+  mixtures fit iris.csv --k 3 --method vb --columns petal_length,petal_width --standardize
+
 vb and nuts need a prior: --prior gives the library's default GaussianPrior() (also
 used when no prior option is given), and each prior field has its own option.
 """
@@ -106,6 +111,7 @@ flagged singular and excluded from the choice, as mclust does.
   mixtures select old_faithful                  # tied K=3, BIC 2314.30
   mixtures select old_faithful --k-max 6 --covariance-types full diag --out bic.png
   mixtures select data.csv --tol 1e-8 --max-iter 5000 --n-init 10
+  mixtures select iris.csv --label-column species --out sel/   # sel/selection.csv, sel/bic.png
 """
 
 

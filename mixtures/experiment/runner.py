@@ -35,7 +35,7 @@ from mixtures import evaluation
 from mixtures.core.files import remove_stale_temporaries
 from mixtures.core.posterior import Posterior
 from mixtures.core.result import FitResult
-from mixtures.experiment import rundir
+from mixtures.experiment import provenance, rundir
 from mixtures.experiment.config.errors import ConfigError
 from mixtures.experiment.config.loading import load_config, parse_config
 from mixtures.experiment.config.methods import FIT_OPTIONS
@@ -270,6 +270,7 @@ def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool
             (before anything is fitted).
         RunWriteError: a file could not be written (disk full...): finished fits are kept.
     """
+    started = provenance.now()
     config = prepare_config(config, smoke)
     out_dir = Path(out_dir)
     experiment = rundir.identity(config)
@@ -297,6 +298,10 @@ def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool
     finally:
         progress.close()
     write_results(state)
+    state.provenance = provenance.write_provenance(out_dir, config, started,
+                                                   {"run": len(pending), "reused": len(tasks) - len(pending)})
+    for change in state.provenance["changes"]:
+        say(change)
     figures = make_figures(state)
     rundir.remove_stale_figures(out_dir, {path.resolve() for figure in figures.figures for path in figure.paths})
     write_report(state, figures)

@@ -151,6 +151,7 @@ class RunState:
     data: DataCache
     smoke: bool = False
     notices: list[str] = field(default_factory=list)  # what this run recomputed and why (the report lists them)
+    provenance: dict | None = None  # how the run was made (provenance.json; the report's header)
 
     def rows(self) -> list[dict]:
         return [self.records[t.key]["row"] for t in self.tasks if t.key in self.records]

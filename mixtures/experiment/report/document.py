@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mixtures.experiment.provenance import header_lines
 from mixtures.experiment.report.figures import FigureSet
 from mixtures.experiment.report.findings import findings
 from mixtures.experiment.report.formatting import finite
@@ -61,7 +62,7 @@ def _heading(state: RunState) -> list[str]:
         "[`results.csv`](results.csv); traces: [`histories.csv`](histories.csv) (every fit's history in one long "
         "table) and `histories/` (one CSV per fit).", "",
         f"{len(rows)} fits of {len(state.tasks)}: {len(ok)} ok, {len(rows) - len(ok)} failed, "
-        f"{sum(bool(r['singular']) for r in ok)} singular.", ""]
+        f"{sum(bool(r['singular']) for r in ok)} singular.", ""] + header_lines(state.provenance)
 
 
 def _refitted(state: RunState) -> list[str]:
