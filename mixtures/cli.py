@@ -23,9 +23,9 @@ from typing import Any
 import torch
 
 import mixtures
-from mixtures import data, evaluation, plot
+from mixtures import evaluation, plot
 from mixtures.core.files import check_writable
-from mixtures.datafile import FORMATS, Table, parse_columns, read_table
+from mixtures.datafile import Table
 from mixtures.experiment import (
     COVARIANCE_TYPES,
     SELECTION_DEFAULTS,
@@ -38,11 +38,13 @@ from mixtures.experiment import (
 )
 from mixtures.experiment.commandline import (
     PRIOR_OPTIONS,
-    check_data_path,
+    add_data_options,
     check_prior_fits,
     check_seed,
+    load_data,
     method_config,
     option_values,
+    output_directory,
     prior_values,
 )
 from mixtures.experiment.outputs import agreement, confusion_lines, write_fit_outputs, write_selection_table
@@ -181,28 +183,8 @@ def _add_fit(commands: Any, formatter: type) -> None:
     fit.add_argument("--out", metavar="DIR",
                      help="write params.json, assignments.csv (labels, uncertainty, responsibilities) and result.pt "
                           "into DIR (created if missing)")
-    _add_data_options(fit)
+    add_data_options(fit)
     _add_prior_options(fit)
-
-
-def _add_data_options(command: argparse.ArgumentParser) -> None:
-    """How DATA is read: columns, a label column, the header, an index column, standardization."""
-    group = command.add_argument_group(
-        "data file", "CSV (or whitespace text, or Parquet with pandas+pyarrow) with an optional header, index "
-                     "column and label column; with --label-column, ARI, NMI and the aligned confusion table are "
-                     "reported against the labels")
-    group.add_argument("--columns", metavar="LIST",
-                       help="feature columns, comma-separated names or 0-based positions (default: all but the index "
-                            "and label columns)")
-    group.add_argument("--label-column", metavar="C", help="column of class labels (text or numbers), name or position")
-    group.add_argument("--index-column", metavar="C",
-                       help="column of row names to drop (default: the first column when its header is empty, as "
-                            "pandas writes)")
-    group.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
-                       help="whether the first line names the columns (default: detected, a header has no numbers)")
-    group.add_argument("--format", dest="data_format", default="auto", choices=FORMATS, metavar="F",
-                       help="/".join(FORMATS) + " (default auto: from the extension)")
-    group.add_argument("--standardize", action="store_true", help="centre each feature and scale it to unit sd")
 
 
 def _add_prior_options(command: argparse.ArgumentParser) -> None:
@@ -246,7 +228,7 @@ def _add_select(commands: Any, formatter: type) -> None:
     select.add_argument("--out", metavar="PATH", help="a directory: write selection.csv (the full table at full "
                         "precision) and bic.png there; PATH.png/.pdf: the BIC plot only")
     select.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_data_options(select)
+    add_data_options(select)
     _add_prior_options(select)
 
 
@@ -351,29 +333,6 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _column(text: str | None) -> str | int | None:
-    return int(text) if text is not None and text.strip().isdigit() else text
-
-
-def _load_data(args: argparse.Namespace) -> tuple[Table, str]:
-    """The data of ``fit``/``select``: points, and labels when ``--label-column`` is given."""
-    columns = parse_columns(args.columns) if args.columns is not None else None
-    if args.data == "old_faithful":
-        given = [option for option, value in (("--columns", columns), ("--label-column", args.label_column),
-                                              ("--index-column", args.index_column), ("--header", args.header))
-                 if value is not None]
-        if given:
-            raise ConfigError(given[0], "", "does not apply to the bundled old_faithful data.", "a data file")
-        table = Table(data.old_faithful(), feature_names=data.OLD_FAITHFUL_COLUMNS)
-        if args.standardize:
-            table.X = (table.X - table.X.mean(0)) / table.X.std(0)
-        return table, "old_faithful"
-    table = read_table(check_data_path(args.data), columns=columns, label_column=_column(args.label_column),
-                       index_column=_column(args.index_column), header=args.header, format=args.data_format,
-                       standardize=args.standardize)
-    return table, args.data
-
-
 def _prior(args: argparse.Namespace) -> dict[str, Any] | None:
     """The prior fields given (``{}``: ``--prior`` alone), or ``None`` without any prior option."""
     given = {name: getattr(args, f"prior_{name}") for name in PRIOR_OPTIONS}
@@ -391,9 +350,9 @@ def _matrix(rows: Any) -> str:
 
 def _fit(args: argparse.Namespace) -> int:
     check_seed(args.seed, args.n_init)
-    out_dir = _output_directory(args.out) if args.out else None
+    out_dir = output_directory(args.out) if args.out else None
     method, note = method_config(args.method, option_values(args.option), _prior(args))
-    table, name = _load_data(args)
+    table, name = load_data(args)
     X = table.X
     check_prior_fits(method, X, [args.k], [args.covariance_type])
     model = mixtures.GaussianMixture(args.k, args.covariance_type, prior=method.gaussian_prior())
@@ -457,20 +416,6 @@ def _print_agreement(table: Table, predicted: Any) -> dict[str, float]:
     return {"ari": found["ari"], "nmi": found["nmi"], "accuracy": found["accuracy"]}
 
 
-def _output_directory(text: str) -> Path:
-    """``--out DIR`` of ``fit``/``select``: created when missing, checked writable before any fit."""
-    out = Path(text).expanduser()
-    if out.exists() and not out.is_dir():
-        raise ConfigError("--out", "", f"{text!r} is a file, not a directory.", "a directory (created if missing)")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        check_writable(out)
-    except OSError as error:
-        raise ConfigError("--out", "", f"cannot write in {text!r} ({error.strerror or error}).",
-                          "a writable directory") from None
-    return out
-
-
 def _figure_target(text: str) -> tuple[Path, tuple[str, ...], bool]:
     """Where ``select --out`` writes its plot (a stem and formats), checked before any fit: the folder
     exists and takes files (a directory target is created), and the target is not a directory. The last
@@ -484,7 +429,7 @@ def _figure_target(text: str) -> tuple[Path, tuple[str, ...], bool]:
         if out.exists() and not out.is_dir():
             raise ConfigError("--out", "", f"{text!r} is a file, not a directory for bic.png.",
                               "a directory, or a file name ending in .png or .pdf")
-        out, directory = _output_directory(text) / "bic", True
+        out, directory = output_directory(text) / "bic", True
     folder = out.parent
     if not folder.is_dir():
         raise ConfigError("--out", "", f"the folder {str(folder)!r} does not exist or is not a directory.",
@@ -510,7 +455,7 @@ def _select(args: argparse.Namespace) -> int:
     target = _figure_target(args.out) if args.out else None
     options = iteration_options(args.method, args.tol, args.max_iter)
     method, note = method_config(args.method, options, _prior(args))
-    table, name = _load_data(args)
+    table, name = load_data(args)
     X = table.X
     types = list(dict.fromkeys(args.covariance_types))
     check_prior_fits(method, X, range(1, args.k_max + 1), types)
