@@ -34,6 +34,7 @@ def _run(tmp_path: Path, text: str = CONFIG) -> Path:
 
 def test_provenance_json_and_the_report_header(tmp_path):
     before = datetime.now().astimezone()
+    before = before.replace(microsecond=before.microsecond // 1000 * 1000)  # stored to the millisecond
     out = _run(tmp_path)
     found = json.loads((out / "provenance.json").read_text())
     assert found["package_version"] == VERSION

@@ -106,7 +106,7 @@ class FileData(DataConfig):
     label_column: Annotated[str | int | None, BeforeValidator(lambda value: _column(value, "label_column"))] = None
     index_column: Annotated[str | int | None, BeforeValidator(lambda value: _column(value, "index_column"))] = None
     header: Boolean | None = None  # None: detected
-    standardize: Boolean = False
+    standardize: Boolean | None = None  # None: off (unset keys stay out of the task fingerprint)
 
     @classmethod
     def prepare(cls, raw: dict, context: Any) -> dict:

@@ -15,6 +15,7 @@ from mixtures.experiment.report.tables import (
     methods_section,
     model_selection,
     passes_table,
+    restarts_only,
     summary_rows,
     summary_table,
 )
@@ -26,7 +27,9 @@ def write_report(state: RunState, figures: FigureSet) -> Path:
     sections = [_heading(state), _refitted(state), ["## Methods", "", methods_section(state), ""], _results(state)]
     found = findings(state)
     if found:
-        sections.append(["## Findings", "", "Read off the table above (means over seeds).", "", found, ""])
+        basis = ("Means over seeds (the table above shows each cell's best restart)." if restarts_only(state)
+                 else "Read off the table above (means over seeds).")
+        sections.append(["## Findings", "", basis, "", found, ""])
     sections.append(label_section(state))
     selection = model_selection(state)
     if selection:
@@ -81,7 +84,11 @@ def _results(state: RunState) -> list[str]:
     has_labels = any(finite(r.get("ari")) for r in state.rows() if r["status"] == "ok")
     budgets = any("at budget" in converged_cell(state, label["method"], [r for r in rows if r["status"] == "ok"])
                   for label, rows in summary_rows(state))
-    legend = ("Mean ± sd over seeds (sd 0 when below the mean's last digit). log-lik/pt: final log p(X|θ) per point; "
+    legend = ("Each cell's best restart (the seed with the highest log-likelihood among non-singular fits, as a fit "
+              "with several starts keeps it; all its columns are that fit's), with the spread of log-lik/pt across "
+              "seeds as median [min, max]" if restarts_only(state) else
+              "Mean ± sd over seeds, each seed a fresh sample of the data (sd 0 when below the mean's last digit)")
+    legend += (". log-lik/pt: final log p(X|θ) per point; "
               "ELBO/pt: the routine's final ELBO per point; KL gap/pt: log-lik − ELBO per point at the end (with a "
               "prior, log-lik + log prior − ELBO): KL(q ‖ p(Z|X,θ)) of the routine's q over the assignments; BIC lower "
               "is better (scikit-learn's sign); converged: fits that met their routine's stopping rule")
@@ -92,7 +99,8 @@ def _results(state: RunState) -> list[str]:
         legend += ("; errors against the true parameters after matching components; KL to truth: KL(truth ‖ fit) by "
                    f"Monte Carlo with {state.config.metrics.kl_samples} draws of the truth per fit (the same draws for "
                    "every method of a cell, so differences between methods are not sampling noise of separate "
-                   "draws), its mean Monte Carlo standard error in parentheses; held-out LL/pt on an independent "
+                   "draws), its Monte Carlo standard error (averaged over seeds when cells are means) in parentheses; "
+                   "held-out LL/pt on an independent "
                    "sample")
     if has_labels and not has_truth:
         legend += "; ARI and NMI of the fitted components against the data's label column"
