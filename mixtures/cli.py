@@ -157,6 +157,9 @@ def _add_run(commands: Any, formatter: type) -> None:
     run.add_argument("--force", action="store_true",
                      help="replace what --out holds (another experiment's run, or this one's): the old run's "
                           "files are deleted first")
+    run.add_argument("--jobs", type=int, default=1, metavar="N",
+                     help="fit in N worker processes, each with its share of --threads (at least 1); results are "
+                          "identical to a sequential run (default 1)")
     run.add_argument("--allow-failures", action="store_true",
                      help="exit 0 even when some fits failed (they are listed in results.csv and report.md)")
 
@@ -316,10 +319,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.formats:
         formats = [part.strip() for part in args.formats.split(",") if part.strip()]
         overrides.append("output.formats=[" + ", ".join(formats) + "]")
+    cpus = os.cpu_count() or 1
+    if not 1 <= args.jobs <= cpus:
+        raise ConfigError("--jobs", "", f"must be from 1 to {cpus} (this machine's CPUs); got {args.jobs}.",
+                          f"integers from 1 to {cpus}")
     config = load_config(args.config, overrides=overrides, smoke=args.smoke)
     default = Path("runs") / (Path(args.config).stem + ("-smoke" if args.smoke else ""))
     out = Path(args.out) if args.out else default
-    out_dir = run_experiment(config, out, smoke=args.smoke, quiet=args.quiet, replace=args.force,
+    out_dir = run_experiment(config, out, smoke=args.smoke, quiet=args.quiet, replace=args.force, jobs=args.jobs,
                              log=lambda text: print(f"{PROGRAM}: {text}", file=sys.stderr))
     rows = read_results(out_dir / "results.csv")
     failed = sum(row["status"] != "ok" for row in rows)

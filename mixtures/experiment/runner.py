@@ -35,7 +35,7 @@ from mixtures import evaluation
 from mixtures.core.files import remove_stale_temporaries
 from mixtures.core.posterior import Posterior
 from mixtures.core.result import FitResult
-from mixtures.experiment import provenance, rundir
+from mixtures.experiment import parallel, provenance, rundir
 from mixtures.experiment.config.errors import ConfigError
 from mixtures.experiment.config.loading import load_config, parse_config
 from mixtures.experiment.config.methods import FIT_OPTIONS
@@ -249,7 +249,8 @@ def progress_bar(total: int, quiet: bool, description: str) -> tqdm:
 
 
 def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool = False,
-                   quiet: bool = False, replace: bool = False, log: Callable[[str], None] | None = None) -> Path:
+                   quiet: bool = False, replace: bool = False, log: Callable[[str], None] | None = None,
+                   jobs: int = 1) -> Path:
     """Run every task of ``config`` into ``out_dir`` (resuming finished tasks); return ``out_dir``.
 
     Args:
@@ -262,6 +263,8 @@ def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool
             before the first write (:mod:`mixtures.experiment.rundir`).
         log: called with each notice (a stored fit refitted, and why); default: stderr
             unless ``quiet``. The report lists them too.
+        jobs: worker processes for the fits after each method's first (:mod:`~mixtures.experiment.parallel`);
+            each gets ``max(1, torch threads // jobs)`` threads. Results are those of a sequential run.
 
     Raises:
         ConfigError: invalid config, data that cannot be made, or options a routine
@@ -290,7 +293,7 @@ def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool
     progress = progress_bar(len(pending), quiet, config.name)
     claimed: list[bool] = []
     try:
-        _run_pending(state, pending, progress, experiment, replace, claimed)
+        _run_pending(state, pending, progress, experiment, replace, claimed, jobs)
     except KeyboardInterrupt:
         if claimed:
             write_results(state)  # finished tasks are safe; a rerun resumes from them
@@ -313,7 +316,7 @@ def _to_stderr(text: str) -> None:
 
 
 def _run_pending(state: RunState, pending: list[Task], progress: tqdm, experiment: dict[str, str], replace: bool,
-                 claimed: list[bool]) -> None:
+                 claimed: list[bool], jobs: int = 1) -> None:
     """Fit the pending tasks. The first fit of each method runs before the directory is touched:
     options a routine rejects are config errors and must not leave a half-made output behind.
     Then the directory is claimed (emptied first when replacing), ``results.csv`` lists only the
@@ -334,9 +337,14 @@ def _run_pending(state: RunState, pending: list[Task], progress: tqdm, experimen
     write_results(state)
     for outcome in first:
         records[outcome.task.key] = _store(state, outcome)
-    for task in pending:
-        if task.key not in records:
-            records[task.key] = _store(state, _fit_one(task, state, progress))
+    rest = [task for task in pending if task.key not in records]
+    if jobs > 1 and len(rest) > 1:
+        for outcome in parallel.run_tasks(rest, state.data, config, jobs, run_task):
+            records[outcome.task.key] = _store(state, outcome)
+            progress.update()
+        return
+    for task in rest:
+        records[task.key] = _store(state, _fit_one(task, state, progress))
 
 
 def _store(state: RunState, outcome: Outcome) -> dict:
