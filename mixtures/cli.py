@@ -23,8 +23,9 @@ from typing import Any
 import torch
 
 import mixtures
-from mixtures import data, evaluation, plot
+from mixtures import evaluation, plot
 from mixtures.core.files import check_writable
+from mixtures.datafile import Table
 from mixtures.experiment import (
     COVARIANCE_TYPES,
     SELECTION_DEFAULTS,
@@ -37,13 +38,16 @@ from mixtures.experiment import (
 )
 from mixtures.experiment.commandline import (
     PRIOR_OPTIONS,
-    check_data_path,
+    add_data_options,
     check_prior_fits,
     check_seed,
+    load_data,
     method_config,
     option_values,
+    output_directory,
     prior_values,
 )
+from mixtures.experiment.outputs import agreement, confusion_lines, write_fit_outputs, write_selection_table
 from mixtures.experiment.selection import iteration_options, select_models
 from mixtures.families.gaussian.priors import KINDS, SCALE_PRIORS, WEIGHT_PRIORS
 from mixtures.inference.registry import ROUTINES
@@ -88,6 +92,11 @@ the word old_faithful for the bundled Old Faithful data.
   mixtures fit old_faithful --k 6 --method vb --weight-prior dirichlet_process --weight-concentration 0.1
   mixtures fit old_faithful --k 2 --method nuts --prior --option num_samples=200 --option warmup=200
 
+A CSV with a header, pandas' index column and a text label column (iris saved by pandas):
+
+  mixtures fit iris.csv --k 3 --method em --label-column species --out fit/
+  mixtures fit iris.csv --k 3 --method vb --columns petal_length,petal_width --standardize
+
 vb and nuts need a prior: --prior gives the library's default GaussianPrior() (also
 used when no prior option is given), and each prior field has its own option.
 """
@@ -104,6 +113,7 @@ flagged singular and excluded from the choice, as mclust does.
   mixtures select old_faithful                  # tied K=3, BIC 2314.30
   mixtures select old_faithful --k-max 6 --covariance-types full diag --out bic.png
   mixtures select data.csv --tol 1e-8 --max-iter 5000 --n-init 10
+  mixtures select iris.csv --label-column species --out sel/   # sel/selection.csv, sel/bic.png
 """
 
 
@@ -147,6 +157,9 @@ def _add_run(commands: Any, formatter: type) -> None:
     run.add_argument("--force", action="store_true",
                      help="replace what --out holds (another experiment's run, or this one's): the old run's "
                           "files are deleted first")
+    run.add_argument("--jobs", type=int, default=1, metavar="N",
+                     help="fit in N worker processes, each with its share of --threads (at least 1); results are "
+                          "identical to a sequential run (default 1)")
     run.add_argument("--allow-failures", action="store_true",
                      help="exit 0 even when some fits failed (they are listed in results.csv and report.md)")
 
@@ -170,6 +183,10 @@ def _add_fit(commands: Any, formatter: type) -> None:
                      help="added to covariance diagonals (default 1e-6)")
     fit.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                      help="routine option, repeatable (max_iter=500, tol=1e-8, num_steps=2000, lr=0.05...)")
+    fit.add_argument("--out", metavar="DIR",
+                     help="write params.json, assignments.csv (labels, uncertainty, responsibilities) and result.pt "
+                          "into DIR (created if missing)")
+    add_data_options(fit)
     _add_prior_options(fit)
 
 
@@ -211,8 +228,10 @@ def _add_select(commands: Any, formatter: type) -> None:
     select.add_argument("--max-iter", type=int, default=defaults["max_iter"], metavar="N",
                         help=f"iteration budget per start (default {defaults['max_iter']})")
     select.add_argument("--reg-covar", type=float, default=1e-6, metavar="R", help="default 1e-6")
-    select.add_argument("--out", metavar="PATH", help="write the BIC plot (PATH.png/.pdf, or a directory)")
+    select.add_argument("--out", metavar="PATH", help="a directory: write selection.csv (the full table at full "
+                        "precision) and bic.png there; PATH.png/.pdf: the BIC plot only")
     select.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_data_options(select)
     _add_prior_options(select)
 
 
@@ -300,10 +319,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.formats:
         formats = [part.strip() for part in args.formats.split(",") if part.strip()]
         overrides.append("output.formats=[" + ", ".join(formats) + "]")
+    cpus = os.cpu_count() or 1
+    if not 1 <= args.jobs <= cpus:
+        raise ConfigError("--jobs", "", f"must be from 1 to {cpus} (this machine's CPUs); got {args.jobs}.",
+                          f"integers from 1 to {cpus}")
     config = load_config(args.config, overrides=overrides, smoke=args.smoke)
     default = Path("runs") / (Path(args.config).stem + ("-smoke" if args.smoke else ""))
     out = Path(args.out) if args.out else default
-    out_dir = run_experiment(config, out, smoke=args.smoke, quiet=args.quiet, replace=args.force,
+    out_dir = run_experiment(config, out, smoke=args.smoke, quiet=args.quiet, replace=args.force, jobs=args.jobs,
                              log=lambda text: print(f"{PROGRAM}: {text}", file=sys.stderr))
     rows = read_results(out_dir / "results.csv")
     failed = sum(row["status"] != "ok" for row in rows)
@@ -315,12 +338,6 @@ def _run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{len(rows)} fits ({failed} failed) -> {out_dir}/")
     return 0
-
-
-def _load_data(text: str):
-    if text == "old_faithful":
-        return data.old_faithful(), "old_faithful"
-    return data.load(check_data_path(text)), text
 
 
 def _prior(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -340,8 +357,10 @@ def _matrix(rows: Any) -> str:
 
 def _fit(args: argparse.Namespace) -> int:
     check_seed(args.seed, args.n_init)
+    out_dir = output_directory(args.out) if args.out else None
     method, note = method_config(args.method, option_values(args.option), _prior(args))
-    X, name = _load_data(args.data)
+    table, name = load_data(args)
+    X = table.X
     check_prior_fits(method, X, [args.k], [args.covariance_type])
     model = mixtures.GaussianMixture(args.k, args.covariance_type, prior=method.gaussian_prior())
     with warnings.catch_warnings(record=True) as caught:
@@ -375,25 +394,49 @@ def _fit(args: argparse.Namespace) -> int:
           f"ICL {_fmt(criteria['icl'])}   (lower is better)")
     print(f"iterations      {result.n_iter}")
     print(f"converged       {'yes' if result.converged else 'no'}")
-    if evaluation.is_singular(params, args.reg_covar):
+    singular = evaluation.is_singular(params, args.reg_covar)
+    if singular:
         print("warning: a covariance collapsed onto the reg_covar floor (singular fit).")
+    summary = {"data": name, "method": args.method, "init": args.init, "seed": args.seed, "n_init": args.n_init,
+               "reg_covar": args.reg_covar, "log_likelihood": log_likelihood, "bic": criteria["bic"],
+               "aic": criteria["aic"], "icl": criteria["icl"], "n_iter": int(result.n_iter),
+               "converged": bool(result.converged), "singular": singular}
+    if table.labels is not None:
+        summary.update(_print_agreement(table, result.predict(X)))
+    if out_dir is not None:
+        for path in write_fit_outputs(out_dir, result, X, summary, table.feature_names, table.labels,
+                                      table.label_names):
+            print(f"wrote {path}")
     for message in dict.fromkeys([note] * bool(note) + [str(w.message).splitlines()[0] for w in caught]):
         print(f"warning: {message}", file=sys.stderr)
     return 0
 
 
-def _figure_target(text: str) -> tuple[Path, tuple[str, ...]]:
+def _print_agreement(table: Table, predicted: Any) -> dict[str, float]:
+    """ARI, NMI and the aligned confusion table of the fit against the label column; returns the numbers."""
+    found = agreement(table.labels, predicted)
+    print()
+    print(f"against the labels in {table.label_column!r}: ARI {_fmt(found['ari'])}   NMI {_fmt(found['nmi'])}   "
+          f"accuracy after matching components to classes {_fmt(found['accuracy'])}")
+    for line in confusion_lines(found["confusion"], table.label_names):
+        print(line)
+    return {"ari": found["ari"], "nmi": found["nmi"], "accuracy": found["accuracy"]}
+
+
+def _figure_target(text: str) -> tuple[Path, tuple[str, ...], bool]:
     """Where ``select --out`` writes its plot (a stem and formats), checked before any fit: the folder
-    exists and takes files, and the target is not a directory."""
+    exists and takes files (a directory target is created), and the target is not a directory. The last
+    item says whether the target is a directory (which also takes selection.csv)."""
     out = Path(text).expanduser()
     formats: tuple[str, ...] = ("png",)
+    directory = False
     if out.suffix.lower() in (".png", ".pdf"):
         formats, out = (out.suffix.lower()[1:],), out.with_suffix("")
     elif out.is_dir() or not out.suffix:
         if out.exists() and not out.is_dir():
             raise ConfigError("--out", "", f"{text!r} is a file, not a directory for bic.png.",
                               "a directory, or a file name ending in .png or .pdf")
-        out = out / "bic"
+        out, directory = output_directory(text) / "bic", True
     folder = out.parent
     if not folder.is_dir():
         raise ConfigError("--out", "", f"the folder {str(folder)!r} does not exist or is not a directory.",
@@ -406,7 +449,7 @@ def _figure_target(text: str) -> tuple[Path, tuple[str, ...]]:
     except OSError as error:
         raise ConfigError("--out", "", f"cannot write in {str(folder)!r} ({error.strerror}).",
                           "a writable directory") from None
-    return out, formats
+    return out, formats, directory
 
 
 def _select(args: argparse.Namespace) -> int:
@@ -419,22 +462,28 @@ def _select(args: argparse.Namespace) -> int:
     target = _figure_target(args.out) if args.out else None
     options = iteration_options(args.method, args.tol, args.max_iter)
     method, note = method_config(args.method, options, _prior(args))
-    X, name = _load_data(args.data)
+    table, name = load_data(args)
+    X = table.X
     types = list(dict.fromkeys(args.covariance_types))
     check_prior_fits(method, X, range(1, args.k_max + 1), types)
     if note:
         print(f"warning: {note}", file=sys.stderr)
     rows = select_models(X, args.k_max, types, method=args.method, init=args.init, seed=args.seed,
                          n_init=args.n_init, reg_covar=args.reg_covar, options=method.options,
-                         progress=not _progress_disabled(args.quiet), prior=method.gaussian_prior())
+                         progress=not _progress_disabled(args.quiet), prior=method.gaussian_prior(),
+                         labels=table.labels)
     _print_selection(args, name, X, options, rows)
     usable = [r for r in rows if r["status"] == "ok" and not r["singular"]]
     if not usable:
         return _fail("no usable fit: every fit failed or was singular", 1)
     for criterion in ("bic", "aic", "icl"):
         best = min(usable, key=lambda r: r[criterion])
+        against = f"; ARI {best['ari']:.4g}, NMI {best['nmi']:.4g} against {table.label_column!r}" \
+            if table.labels is not None else ""
         print(f"best by {criterion.upper()}: K={best['n_components']}, {best['covariance_type']} "
-              f"({criterion.upper()} {best[criterion]:.2f})")
+              f"({criterion.upper()} {best[criterion]:.2f}{against})")
+    if target is not None and target[2]:  # a directory: the table too
+        print(f"wrote {write_selection_table(target[0].parent / 'selection.csv', rows)}")
     if target is not None:
         fig, ax = plot.subplots(1, 1, figsize=(6.5, 4.5))
         plot.plot_bic(ax, [r for r in rows if r["status"] == "ok"], title=f"{name}: BIC ({args.method})")

@@ -1,4 +1,5 @@
-"""Agreement of two clusterings: adjusted Rand index and normalized mutual information.
+"""Agreement of two clusterings: adjusted Rand index, normalized mutual information and the
+confusion table after matching clusters to classes.
 
 Implemented with numpy; scikit-learn is only the test-time reference.
 """
@@ -9,11 +10,13 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 
-def _contingency(labels_true: Any, labels_pred: Any) -> np.ndarray:
-    """Contingency table ``(C_true, C_pred)`` of int64 counts of two labelings ``(N,)``."""
+def _contingency(labels_true: Any, labels_pred: Any, values: bool = False) -> Any:
+    """Contingency table ``(C_true, C_pred)`` of int64 counts of two labelings ``(N,)``
+    (with ``values``, also the sorted distinct labels of each side)."""
     arrays = []
     for name, labels in (("labels_true", labels_true), ("labels_pred", labels_pred)):
         if isinstance(labels, Tensor):
@@ -25,12 +28,13 @@ def _contingency(labels_true: Any, labels_pred: Any) -> np.ndarray:
     if arrays[0].shape[0] != arrays[1].shape[0]:
         raise ValueError(f"labels_true has {arrays[0].shape[0]} entries but labels_pred has "
                          f"{arrays[1].shape[0]}; they must label the same points.")
-    true_codes = np.unique(arrays[0], return_inverse=True)[1].reshape(-1)
-    pred_codes = np.unique(arrays[1], return_inverse=True)[1].reshape(-1)
-    n_true = int(true_codes.max()) + 1 if true_codes.size else 0
-    n_pred = int(pred_codes.max()) + 1 if pred_codes.size else 0
+    true_values, true_codes = np.unique(arrays[0], return_inverse=True)
+    pred_values, pred_codes = np.unique(arrays[1], return_inverse=True)
+    true_codes, pred_codes = true_codes.reshape(-1), pred_codes.reshape(-1)
+    n_true, n_pred = len(true_values), len(pred_values)
     flat = np.bincount(true_codes * n_pred + pred_codes, minlength=n_true * n_pred)
-    return flat.astype(np.int64).reshape(n_true, n_pred)
+    table = flat.astype(np.int64).reshape(n_true, n_pred)
+    return (table, true_values, pred_values) if values else table
 
 
 def adjusted_rand_index(labels_true: Any, labels_pred: Any) -> float:
@@ -90,3 +94,27 @@ def normalized_mutual_info(labels_true: Any, labels_pred: Any) -> float:
         return 0.0
     normalizer = 0.5 * (_entropy(a, n) + _entropy(b, n))
     return mutual_info / normalizer
+
+
+def aligned_confusion(labels_true: Any, labels_pred: Any) -> dict[str, Any]:
+    """Confusion table of classes ``labels_true (N,)`` against clusters ``labels_pred (N,)``, its
+    columns reordered so that each class faces the cluster matched to it.
+
+    Clusters are matched one-to-one to classes to maximize the points on the diagonal
+    (Hungarian algorithm); matched clusters come first in class order, unmatched ones (more
+    clusters than classes) after them, largest first. With fewer clusters than classes, the
+    columns follow the classes they were matched to (some classes face none).
+
+    Returns:
+        ``{"table": (C, P) int64 counts (row i: class classes[i]; column j: cluster clusters[j]),
+        "classes": (C,) the class labels, "clusters": (P,) the cluster labels in column order,
+        "accuracy": the fraction of points on the diagonal}``.
+    """
+    table, classes, clusters = _contingency(labels_true, labels_pred, values=True)
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    matched = cols[np.argsort(rows)]
+    rest = [j for j in np.argsort(-table.sum(0), kind="stable") if j not in set(matched.tolist())]
+    order = np.concatenate([matched, np.asarray(rest, dtype=np.int64)]).astype(np.int64)
+    n = int(table.sum())
+    accuracy = float(table[rows, cols].sum()) / n if n else 1.0
+    return {"table": table[:, order], "classes": classes, "clusters": clusters[order], "accuracy": accuracy}

@@ -6,11 +6,14 @@ so the command line and config files accept and refuse the same things; errors n
 command-line option (``--weight-concentration: must be a finite number > 0; got -1.0.``).
 Seeds are checked against torch's 64-bit range, the data path must be a regular file, and
 a prior must fit the data (mean of length D, covariance prior shaped for each covariance
-type tried) before the first fit.
+type tried) before the first fit. :func:`add_data_options` and :func:`load_data` are how both
+commands read DATA (columns, a label column, header, index column); :func:`output_directory`
+checks ``--out DIR`` before anything is fitted.
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,9 @@ from typing import Any
 from pydantic import ValidationError
 from torch import Tensor
 
+from mixtures.core.files import check_writable
+from mixtures.data import OLD_FAITHFUL_COLUMNS, old_faithful
+from mixtures.datafile import FORMATS, Table, parse_columns, read_table
 from mixtures.experiment.config.errors import ConfigError, from_validation_error
 from mixtures.experiment.config.methods import MethodConfig
 from mixtures.experiment.config.values import MAX_SEED
@@ -118,3 +124,60 @@ def check_data_path(text: str) -> Path:
         kind = "a directory" if path.is_dir() else "not a regular file (a device, pipe or socket)"
         raise ConfigError(text, "", f"is {kind}, not a data file.", "a .csv, .npy or text file, or old_faithful")
     return path
+
+
+def add_data_options(command: argparse.ArgumentParser) -> None:
+    """How DATA is read: columns, a label column, the header, an index column, standardization."""
+    group = command.add_argument_group(
+        "data file", "CSV (or whitespace text, or Parquet with pandas+pyarrow) with an optional header, index "
+                     "column and label column; with --label-column, ARI, NMI and the aligned confusion table are "
+                     "reported against the labels")
+    group.add_argument("--columns", metavar="LIST",
+                       help="feature columns, comma-separated names or 0-based positions (default: all but the index "
+                            "and label columns)")
+    group.add_argument("--label-column", metavar="C", help="column of class labels (text or numbers), name or position")
+    group.add_argument("--index-column", metavar="C",
+                       help="column of row names to drop (default: the first column when its header is empty, as "
+                            "pandas writes)")
+    group.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                       help="whether the first line names the columns (default: detected, a header has no numbers)")
+    group.add_argument("--format", dest="data_format", default="auto", choices=FORMATS, metavar="F",
+                       help="/".join(FORMATS) + " (default auto: from the extension)")
+    group.add_argument("--standardize", action="store_true", help="centre each feature and scale it to unit sd")
+
+
+def _column(text: str | None) -> str | int | None:
+    return int(text) if text is not None and text.strip().isdigit() else text
+
+
+def load_data(args: argparse.Namespace) -> tuple[Table, str]:
+    """The data of ``fit``/``select``: points, and labels when ``--label-column`` is given."""
+    columns = parse_columns(args.columns) if args.columns is not None else None
+    if args.data == "old_faithful":
+        given = [option for option, value in (("--columns", columns), ("--label-column", args.label_column),
+                                              ("--index-column", args.index_column), ("--header", args.header))
+                 if value is not None]
+        if given:
+            raise ConfigError(given[0], "", "does not apply to the bundled old_faithful data.", "a data file")
+        table = Table(old_faithful(), feature_names=OLD_FAITHFUL_COLUMNS)
+        if args.standardize:
+            table.X = (table.X - table.X.mean(0)) / table.X.std(0)
+        return table, "old_faithful"
+    table = read_table(check_data_path(args.data), columns=columns, label_column=_column(args.label_column),
+                       index_column=_column(args.index_column), header=args.header, format=args.data_format,
+                       standardize=args.standardize)
+    return table, args.data
+
+
+def output_directory(text: str) -> Path:
+    """``--out DIR`` of ``fit``/``select``: created when missing, checked writable before any fit."""
+    out = Path(text).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", "", f"{text!r} is a file, not a directory.", "a directory (created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        check_writable(out)
+    except OSError as error:
+        raise ConfigError("--out", "", f"cannot write in {text!r} ({error.strerror or error}).",
+                          "a writable directory") from None
+    return out

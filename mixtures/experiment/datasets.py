@@ -17,6 +17,7 @@ from torch import Tensor
 
 from mixtures import data
 from mixtures.core.files import file_sha256
+from mixtures.datafile import read_table
 from mixtures.errors import DataError
 from mixtures.experiment.config.data import DataConfig
 from mixtures.experiment.config.errors import ConfigError
@@ -27,7 +28,8 @@ from mixtures.families.gaussian.params import MixtureParams
 @dataclass
 class DataBundle:
     """Training data ``X (N, D)``; for synthetic data also the true ``labels (N,)``,
-    the ``truth`` and an independent held-out sample ``X_test (M, D)``.
+    the ``truth`` and an independent held-out sample ``X_test (M, D)``; for a file with a label
+    column its ``labels (N,)`` (codes of ``label_names``) without a truth.
 
     ``feature_names``: the data's column names when known (Old Faithful's, a file's
     header), else ``None``. ``digest``: :func:`data_digest`, what a stored fit's record
@@ -39,6 +41,7 @@ class DataBundle:
     truth: MixtureParams | None = None
     X_test: Tensor | None = None
     feature_names: tuple[str, ...] | None = None
+    label_names: tuple[str, ...] | None = None  # a file's label column: label_names[c] is the class of code c
     digest: str = ""  # SHA-256 of the data's content (see data_digest)
     #: ``(N,)`` bool: the planted outliers (synthetic data with ``outliers``; their label is the truth's K)
     outliers: Tensor | None = None
@@ -95,9 +98,10 @@ def _make_data(spec: DataConfig, true_k: int | None, replicate: int | None) -> D
         return DataBundle(data.old_faithful(),
                           feature_names=tuple(f"{name} (min)" for name in data.OLD_FAITHFUL_COLUMNS))
     if spec.kind == "file":
-        delimiter = {"csv": ",", "whitespace": None, "auto": None}[spec.format or "auto"]
-        X = data.load(spec.path, delimiter=delimiter)
-        return DataBundle(X, feature_names=header_names(spec.path, delimiter, X.shape[1]))
+        table = read_table(spec.path, columns=spec.columns, label_column=spec.label_column,
+                           index_column=spec.index_column, header=spec.header, format=spec.format or "auto",
+                           standardize=bool(spec.standardize))
+        return DataBundle(table.X, table.labels, feature_names=table.feature_names, label_names=table.label_names)
     truth = true_params(spec, true_k)
     seeds = spec.to_dict()
     seeds.pop("name", None)  # renaming a dataset keeps its points

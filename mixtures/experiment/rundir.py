@@ -32,7 +32,8 @@ RUN_FILE = "run.json"
 RUN_FORMAT = "mixtures.experiment.run"
 #: what a run directory holds (name -> is a directory); nothing else is ever written or deleted
 RUN_ENTRIES = {RUN_FILE: False, "config.yaml": False, "results.csv": False, "histories.csv": False,
-               "report.md": False, "records": True, "histories": True, "posteriors": True, "figures": True}
+               "report.md": False, "provenance.json": False, "records": True, "histories": True, "posteriors": True,
+               "figures": True}
 #: how to get past a refusal
 REPLACE_HINT = "choose another --out, or pass --force (replace=True in Python) to replace it: its results are deleted"
 

@@ -35,12 +35,13 @@ from mixtures import evaluation
 from mixtures.core.files import remove_stale_temporaries
 from mixtures.core.posterior import Posterior
 from mixtures.core.result import FitResult
-from mixtures.experiment import rundir
+from mixtures.experiment import parallel, provenance, rundir
 from mixtures.experiment.config.errors import ConfigError
 from mixtures.experiment.config.loading import load_config, parse_config
 from mixtures.experiment.config.methods import FIT_OPTIONS
 from mixtures.experiment.config.schema import Config
 from mixtures.experiment.datasets import DataBundle, DataCache
+from mixtures.experiment.outputs import confusion_text
 from mixtures.experiment.records import load_records, task_inputs
 from mixtures.experiment.report import make_figures, write_report
 from mixtures.experiment.report.figures import FIGURES
@@ -182,6 +183,12 @@ def score(result: FitResult, bundle: DataBundle, config: Config, task: Task, reg
         "n_iter": int(result.n_iter), "converged": bool(result.converged),
         "singular": evaluation.is_singular(params, reg_covar, rtol=config.metrics.singular_rtol),
     }
+    if bundle.labels is not None:
+        predicted = result.predict(X)
+        out["ari"] = evaluation.adjusted_rand_index(bundle.labels, predicted)
+        out["nmi"] = evaluation.normalized_mutual_info(bundle.labels, predicted)
+        confusion = evaluation.aligned_confusion(bundle.labels, predicted)
+        out["accuracy"], out["confusion"] = confusion["accuracy"], confusion_text(confusion)
     truth = bundle.truth
     if truth is None:
         return out
@@ -194,9 +201,6 @@ def score(result: FitResult, bundle: DataBundle, config: Config, task: Task, reg
         flagged = result.is_noise(X)
         out.update(outliers_planted=int(bundle.outliers.sum()), outliers_flagged=int((flagged & bundle.outliers).sum()),
                    inliers_flagged=int((flagged & ~bundle.outliers).sum()))
-    predicted = result.predict(X)
-    out["ari"] = evaluation.adjusted_rand_index(bundle.labels, predicted)
-    out["nmi"] = evaluation.normalized_mutual_info(bundle.labels, predicted)
     # common random numbers: every method of the cell is scored on the same draws of the truth
     out["kl_truth"], out["kl_truth_se"] = evaluation.kl_divergence(truth, params, n_samples=config.metrics.kl_samples,
                                                                 seed=kl_seed(task))
@@ -250,7 +254,8 @@ def progress_bar(total: int, quiet: bool, description: str) -> tqdm:
 
 
 def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool = False,
-                   quiet: bool = False, replace: bool = False, log: Callable[[str], None] | None = None) -> Path:
+                   quiet: bool = False, replace: bool = False, log: Callable[[str], None] | None = None,
+                   jobs: int = 1) -> Path:
     """Run every task of ``config`` into ``out_dir`` (resuming finished tasks); return ``out_dir``.
 
     Args:
@@ -263,6 +268,8 @@ def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool
             before the first write (:mod:`mixtures.experiment.rundir`).
         log: called with each notice (a stored fit refitted, and why); default: stderr
             unless ``quiet``. The report lists them too.
+        jobs: worker processes for the fits after each method's first (:mod:`~mixtures.experiment.parallel`);
+            each gets ``max(1, torch threads // jobs)`` threads. Results are those of a sequential run.
 
     Raises:
         ConfigError: invalid config, data that cannot be made, or options a routine
@@ -271,6 +278,7 @@ def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool
             (before anything is fitted).
         RunWriteError: a file could not be written (disk full...): finished fits are kept.
     """
+    started = provenance.now()
     config = prepare_config(config, smoke)
     out_dir = Path(out_dir)
     experiment = rundir.identity(config)
@@ -290,7 +298,7 @@ def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool
     progress = progress_bar(len(pending), quiet, config.name)
     claimed: list[bool] = []
     try:
-        _run_pending(state, pending, progress, experiment, replace, claimed)
+        _run_pending(state, pending, progress, experiment, replace, claimed, jobs)
     except KeyboardInterrupt:
         if claimed:
             write_results(state)  # finished tasks are safe; a rerun resumes from them
@@ -298,6 +306,10 @@ def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool
     finally:
         progress.close()
     write_results(state)
+    state.provenance = provenance.write_provenance(out_dir, config, started,
+                                                   {"run": len(pending), "reused": len(tasks) - len(pending)})
+    for change in state.provenance["changes"]:
+        say(change)
     figures = make_figures(state)
     rundir.remove_stale_figures(out_dir, {path.resolve() for figure in figures.figures for path in figure.paths})
     write_report(state, figures)
@@ -309,7 +321,7 @@ def _to_stderr(text: str) -> None:
 
 
 def _run_pending(state: RunState, pending: list[Task], progress: tqdm, experiment: dict[str, str], replace: bool,
-                 claimed: list[bool]) -> None:
+                 claimed: list[bool], jobs: int = 1) -> None:
     """Fit the pending tasks. The first fit of each method runs before the directory is touched:
     options a routine rejects are config errors and must not leave a half-made output behind.
     Then the directory is claimed (emptied first when replacing), ``results.csv`` lists only the
@@ -330,9 +342,14 @@ def _run_pending(state: RunState, pending: list[Task], progress: tqdm, experimen
     write_results(state)
     for outcome in first:
         records[outcome.task.key] = _store(state, outcome)
-    for task in pending:
-        if task.key not in records:
-            records[task.key] = _store(state, _fit_one(task, state, progress))
+    rest = [task for task in pending if task.key not in records]
+    if jobs > 1 and len(rest) > 1:
+        for outcome in parallel.run_tasks(rest, state.data, config, jobs, run_task):
+            records[outcome.task.key] = _store(state, outcome)
+            progress.update()
+        return
+    for task in rest:
+        records[task.key] = _store(state, _fit_one(task, state, progress))
 
 
 def _store(state: RunState, outcome: Outcome) -> dict:

@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from mixtures import evaluation
@@ -30,7 +31,7 @@ def iteration_options(method: str, tol: float, max_iter: int) -> dict[str, Any]:
 def select_models(X: Any, k_max: int, covariance_types: Sequence[str], *, method: str = "em",
                   init: str = "kmeans", seed: int = 0, n_init: int = 1, reg_covar: float = 1e-6,
                   options: dict[str, Any] | None = None, progress: bool = False,
-                  prior: GaussianPrior | None = None) -> list[dict[str, Any]]:
+                  prior: GaussianPrior | None = None, labels: Tensor | None = None) -> list[dict[str, Any]]:
     """One row per (K, covariance type): the best of ``n_init`` starts (seeds ``seed``, ``seed + 1``...).
 
     The best start is the non-singular one with the highest log-likelihood (a
@@ -39,7 +40,8 @@ def select_models(X: Any, k_max: int, covariance_types: Sequence[str], *, method
     ``covariance_type``, ``status`` (``ok``/``failed``), ``log_likelihood``,
     ``bic``, ``aic``, ``icl``, ``n_iter``, ``converged``, ``singular``, ``seed``
     (of the kept start), ``starts`` and ``starts_converged``; failed ones ``error``.
-    ``prior``: the models' prior (vb, nuts, MAP-EM).
+    ``prior``: the models' prior (vb, nuts, MAP-EM). With given class ``labels (N,)``, rows also
+    hold ``ari`` and ``nmi`` of the kept start's components against them.
     """
     options = dict(options or {})
     grid = [(k, t) for t in covariance_types for k in range(1, k_max + 1)]
@@ -63,6 +65,10 @@ def select_models(X: Any, k_max: int, covariance_types: Sequence[str], *, method
                                      singular=evaluation.is_singular(result.params, reg_covar),
                                      n_iter=int(result.n_iter), converged=bool(result.converged),
                                      seed=seed + start)
+                    if labels is not None:
+                        predicted = result.predict(X)
+                        candidate.update(ari=evaluation.adjusted_rand_index(labels, predicted),
+                                         nmi=evaluation.normalized_mutual_info(labels, predicted))
                     starts.append(candidate)
                 except (ValueError, FloatingPointError, RuntimeError) as error:
                     errors.append(" ".join(str(error).split())[:80])

@@ -60,8 +60,8 @@ ID_COLUMNS = ("task", "cell", "dataset", "n", "n_features", "n_components", "cov
 METRIC_COLUMNS = ("log_likelihood", "log_likelihood_per_point", "elbo", "kl", "bic", "aic", "icl",
                   "n_iter", "converged", "singular", "time",
                   "weights_l1", "weights_max", "means_rmse", "means_max", "covariances_frobenius",
-                  "covariances_relative", "ari", "nmi",
-                  "kl_truth", "kl_truth_se", "kl_samples", "held_out_ll", "held_out_ll_truth", "alignment",
+                  "covariances_relative", "ari", "nmi", "accuracy",
+                  "kl_truth", "kl_truth_se", "kl_samples", "held_out_ll", "held_out_ll_truth", "alignment", "confusion",
                   "posterior_draws", "expected_components", "max_r_hat", "min_ess", "num_divergences",
                   "outliers_planted", "outliers_flagged", "inliers_flagged",
                   "warnings", "history", "posterior")
@@ -69,8 +69,8 @@ RESULT_COLUMNS = ID_COLUMNS + METRIC_COLUMNS
 #: columns that legitimately differ between two runs of the same config
 TIME_COLUMNS = ("time",)
 TRUTH_METRICS = ("weights_l1", "weights_max", "means_rmse", "means_max", "covariances_frobenius",
-                 "covariances_relative", "ari", "nmi", "kl_truth", "kl_truth_se", "kl_samples", "held_out_ll",
-                 "held_out_ll_truth")
+                 "covariances_relative", "ari", "nmi", "accuracy", "kl_truth", "kl_truth_se", "kl_samples",
+                 "held_out_ll", "held_out_ll_truth")
 #: columns of histories.csv that say which fit a trace row belongs to (then iteration and the traces)
 HISTORY_ID_COLUMNS = ID_COLUMNS[:-2]
 POSTERIOR_COLUMNS = ("posterior_draws", "expected_components", "max_r_hat", "min_ess", "num_divergences")
@@ -152,6 +152,7 @@ class RunState:
     data: DataCache
     smoke: bool = False
     notices: list[str] = field(default_factory=list)  # what this run recomputed and why (the report lists them)
+    provenance: dict | None = None  # how the run was made (provenance.json; the report's header)
 
     def rows(self) -> list[dict]:
         return [self.records[t.key]["row"] for t in self.tasks if t.key in self.records]

@@ -34,9 +34,11 @@ from mixtures.inference.registry import did_you_mean
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 DATA_KINDS = ("old_faithful", "file", "synthetic")
 TRUTHS = ("given", "seed004", "seed003", "random")
-FILE_FORMATS = ("auto", "csv", "whitespace")
+FILE_FORMATS = ("auto", "csv", "whitespace", "parquet")
 #: keys of each dataset kind, and of each truth of synthetic data
-DATA_KEYS = {"old_faithful": ("name", "kind"), "file": ("name", "kind", "path", "format"),
+DATA_KEYS = {"old_faithful": ("name", "kind"),
+             "file": ("name", "kind", "path", "format", "columns", "label_column", "index_column", "header",
+                      "standardize"),
              "synthetic": ("name", "kind", "truth", "n", "n_test", "seed", "resample", "outliers")}
 TRUTH_KEYS = {"given": ("weights", "means", "covariances"), "seed004": (), "seed003": ("n_components", "n_features"),
               "random": ("n_components", "n_features", "separation", "imbalance", "covariance_type")}
@@ -66,6 +68,11 @@ class DataConfig(Block):
     imbalance: float | None = None
     covariance_type: str | None = None
     outliers: float | None = None
+    columns: list | None = None
+    label_column: str | int | None = None
+    index_column: str | int | None = None
+    header: bool | None = None
+    standardize: bool | None = None
 
     @property
     def synthetic(self) -> bool:
@@ -97,6 +104,11 @@ class FileData(DataConfig):
     kind: Literal["file"]
     path: str
     format: choice(FILE_FORMATS) = "auto"
+    columns: Annotated[list | None, BeforeValidator(lambda value: _column_list(value))] = None
+    label_column: Annotated[str | int | None, BeforeValidator(lambda value: _column(value, "label_column"))] = None
+    index_column: Annotated[str | int | None, BeforeValidator(lambda value: _column(value, "index_column"))] = None
+    header: Boolean | None = None  # None: detected
+    standardize: Boolean | None = None  # None: off (unset keys stay out of the task fingerprint)
 
     @classmethod
     def prepare(cls, raw: dict, context: Any) -> dict:
@@ -114,6 +126,23 @@ class FileData(DataConfig):
                           at="path")
         raw.setdefault("name", re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(path).stem) or "file")
         return {**raw, "path": str(resolved)}
+
+
+def _column(value: Any, key: str) -> str | int | None:
+    """A column of a data file: its header name or its 0-based position."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0) \
+            or (isinstance(value, str) and value):
+        return value
+    raise problem(f"must be a column name or a 0-based position; got {value!r}.", f"e.g. {key}: species or 5")
+
+
+def _column_list(value: Any) -> list | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value:
+        raise problem(f"must be a non-empty list of column names or 0-based positions; got {value!r}.",
+                      "e.g. [sepal_length, petal_length]")
+    return [_column(item, "columns") for item in value]
 
 
 class SyntheticData(DataConfig):

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mixtures.experiment.provenance import header_lines
 from mixtures.experiment.report.figures import FigureSet
 from mixtures.experiment.report.findings import findings
 from mixtures.experiment.report.formatting import finite
+from mixtures.experiment.report.labels import label_section
 from mixtures.experiment.report.tables import (
     converged_cell,
     failures,
     methods_section,
     model_selection,
     passes_table,
+    restarts_only,
     summary_rows,
     summary_table,
 )
@@ -24,7 +27,10 @@ def write_report(state: RunState, figures: FigureSet) -> Path:
     sections = [_heading(state), _refitted(state), ["## Methods", "", methods_section(state), ""], _results(state)]
     found = findings(state)
     if found:
-        sections.append(["## Findings", "", "Read off the table above (means over seeds).", "", found, ""])
+        basis = ("Means over seeds (the table above shows each cell's best restart)." if restarts_only(state)
+                 else "Read off the table above (means over seeds).")
+        sections.append(["## Findings", "", basis, "", found, ""])
+    sections.append(label_section(state))
     selection = model_selection(state)
     if selection:
         sections.append(["## Model selection", "", selection, ""])
@@ -59,7 +65,7 @@ def _heading(state: RunState) -> list[str]:
         "[`results.csv`](results.csv); traces: [`histories.csv`](histories.csv) (every fit's history in one long "
         "table) and `histories/` (one CSV per fit).", "",
         f"{len(rows)} fits of {len(state.tasks)}: {len(ok)} ok, {len(rows) - len(ok)} failed, "
-        f"{sum(bool(r['singular']) for r in ok)} singular.", ""]
+        f"{sum(bool(r['singular']) for r in ok)} singular.", ""] + header_lines(state.provenance)
 
 
 def _refitted(state: RunState) -> list[str]:
@@ -73,10 +79,16 @@ def _refitted(state: RunState) -> list[str]:
 
 
 def _results(state: RunState) -> list[str]:
-    has_truth = any(finite(r.get("ari")) for r in state.rows() if r["status"] == "ok")
+    has_truth = any(finite(r.get("means_rmse")) or finite(r.get("kl_truth")) for r in state.rows()
+                    if r["status"] == "ok")
+    has_labels = any(finite(r.get("ari")) for r in state.rows() if r["status"] == "ok")
     budgets = any("at budget" in converged_cell(state, label["method"], [r for r in rows if r["status"] == "ok"])
                   for label, rows in summary_rows(state))
-    legend = ("Mean ± sd over seeds (sd 0 when below the mean's last digit). log-lik/pt: final log p(X|θ) per point; "
+    legend = ("Each cell's best restart (the seed with the highest log-likelihood among non-singular fits, as a fit "
+              "with several starts keeps it; all its columns are that fit's), with the spread of log-lik/pt across "
+              "seeds as median [min, max]" if restarts_only(state) else
+              "Mean ± sd over seeds, each seed a fresh sample of the data (sd 0 when below the mean's last digit)")
+    legend += (". log-lik/pt: final log p(X|θ) per point; "
               "ELBO/pt: the routine's final ELBO per point; KL gap/pt: log-lik − ELBO per point at the end (with a "
               "prior, log-lik + log prior − ELBO): KL(q ‖ p(Z|X,θ)) of the routine's q over the assignments; BIC lower "
               "is better (scikit-learn's sign); converged: fits that met their routine's stopping rule")
@@ -87,8 +99,11 @@ def _results(state: RunState) -> list[str]:
         legend += ("; errors against the true parameters after matching components; KL to truth: KL(truth ‖ fit) by "
                    f"Monte Carlo with {state.config.metrics.kl_samples} draws of the truth per fit (the same draws for "
                    "every method of a cell, so differences between methods are not sampling noise of separate "
-                   "draws), its mean Monte Carlo standard error in parentheses; held-out LL/pt on an independent "
+                   "draws), its Monte Carlo standard error (averaged over seeds when cells are means) in parentheses; "
+                   "held-out LL/pt on an independent "
                    "sample")
+    if has_labels and not has_truth:
+        legend += "; ARI and NMI of the fitted components against the data's label column"
     return ["## Results by method", "", legend + ".", "", summary_table(state), ""]
 
 

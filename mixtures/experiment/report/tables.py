@@ -4,6 +4,7 @@ the methods as run, and the failed fits."""
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 
@@ -52,29 +53,79 @@ def summary_rows(state: RunState) -> list[tuple[dict, list[dict]]]:
     return list(groups.values())
 
 
+def restarts_only(state: RunState) -> bool:
+    """Whether the seeds of every cell are restarts on the same data (no dataset resamples), so that a cell
+    is summarized by its best restart, as a fit with ``n_init`` starts would keep; else seeds are
+    replicates (fresh data each) and a cell is summarized by mean ± sd."""
+    return not any(task.dataset.resample for task in state.tasks)
+
+
+def best_restart(ok: list[dict]) -> dict | None:
+    """The start a fit with several starts keeps: the non-singular one with the highest log-likelihood
+    (a singular one only when all are); ``None`` without a finite log-likelihood."""
+    usable = [r for r in ok if finite(r.get("log_likelihood"))]
+    if not usable:
+        return None
+    return max(usable, key=lambda r: (not r.get("singular"), float(r["log_likelihood"])))
+
+
+def spread(values: Any, digits: int = 6) -> str:
+    """``"median [min, max]"`` of the finite values (``–`` without any; the value alone for one)."""
+    numbers = [float(v) for v in values if finite(v)]
+    if not numbers:
+        return "–"
+    if len(numbers) == 1:
+        return format_number(numbers[0], digits)
+    return (f"{format_number(float(np.median(numbers)), digits)} [{format_number(min(numbers), digits)}, "
+            f"{format_number(max(numbers), digits)}]")
+
+
+def _best_cells(ok: list[dict], columns: list[tuple[str, str]]) -> list[str]:
+    """The best restart's value of each column, its seed, and the spread of log-lik/pt across seeds."""
+    best = best_restart(ok)
+    if best is None:
+        return ["–"] * len(columns) + ["–", "–"]
+    cells = [format_number(float(best[column]), 6 if column in PRECISE_COLUMNS else 4)
+             if finite(best.get(column)) else "–" for _, column in columns]
+    return cells + [str(best["seed"]), spread(r.get("log_likelihood_per_point") for r in ok)]
+
+
 def summary_table(state: RunState) -> str:
-    """Markdown table of every group: fits, converged and mean ± sd over seeds of each metric."""
+    """Markdown table of every group: fits, converged, singular, then each metric of the best restart with
+    the spread of log-lik/pt across seeds (:func:`restarts_only`), or mean ± sd over seeds (replicates)."""
     groups = summary_rows(state)
     if not groups:
         return "_No finished fits._"
     present = {k for label, _ in groups for k in label}
     label_keys = [k for k in dict.fromkeys(["dataset", *state.config.sweep, "init", "method"]) if k in present]
     every = [r for _, rows in groups for r in rows]
-    has_truth = any(finite(r.get("means_rmse")) or finite(r.get("ari")) for r in every)
-    columns = list(SUMMARY_COLUMNS) + (list(TRUTH_COLUMNS) if has_truth else [])
+    has_truth = any(finite(r.get("means_rmse")) or finite(r.get("kl_truth")) for r in every)  # true parameters
+    has_labels = any(finite(r.get("ari")) for r in every)  # labels only (a file's label column)
+    columns = list(SUMMARY_COLUMNS) + (list(TRUTH_COLUMNS) if has_truth else
+                                       [("ARI", "ari"), ("NMI", "nmi")] if has_labels else [])
     columns += [(name, column) for name, column in POSTERIOR_SUMMARY + OUTLIER_SUMMARY
                 if any(finite(r.get(column)) for r in every)]
+    best = restarts_only(state)
     header = label_keys + ["ok/fits", "converged", "singular"] + [name for name, _ in columns]
     if has_truth:
         header.append("KL to truth (MC se)")
+    if best:
+        header += ["best seed", "log-lik/pt across seeds"]
     table_rows = []
     for label, rows in groups:
         ok = [with_per_point(r) for r in rows if r["status"] == "ok"]
         cells = [label.get(k, "") for k in label_keys]
         cells += [f"{len(ok)}/{len(rows)}", converged_cell(state, label["method"], ok),
                   str(sum(bool(r["singular"]) for r in ok))]
-        cells += [mean_sd((r.get(column) for r in ok), 6 if column in PRECISE_COLUMNS else 4) for _, column in columns]
-        if has_truth:
+        if best:
+            chosen = best_restart(ok)
+            cells += _best_cells(ok, columns + ([("KL to truth", "kl_truth")] if has_truth else []))
+            if has_truth and chosen is not None and finite(chosen.get("kl_truth_se")):
+                cells[-3] += f" ({format_number(float(chosen['kl_truth_se']))})"
+        else:
+            cells += [mean_sd((r.get(column) for r in ok), 6 if column in PRECISE_COLUMNS else 4)
+                      for _, column in columns]
+        if has_truth and not best:
             se = [float(r["kl_truth_se"]) for r in ok if finite(r.get("kl_truth_se"))]
             cells.append(mean_sd(r.get("kl_truth") for r in ok) + (f" ({format_number(float(np.mean(se)))})"
                                                                     if se else ""))
