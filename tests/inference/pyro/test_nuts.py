@@ -546,7 +546,9 @@ def test_a_real_run_with_a_fixed_tiny_step_size_cannot_pass(monkeypatch):
     from mixtures.inference.pyro import nuts
 
     model, X = _one_dimensional_blobs()
-    monkeypatch.setattr(nuts, "NUTS", functools.partial(NUTS, step_size=1e-3, adapt_step_size=False))
+    crippled = functools.partial(NUTS, step_size=1e-3, adapt_step_size=False)
+    monkeypatch.setattr(nuts, "NUTS", crippled)  # the program's kernel
+    monkeypatch.setattr(potential, "NUTS", crippled)  # the collapsed potential's kernel
     result = mixtures.fit(model, X, "nuts", max_tree_depth=3, warn=False, **CRIPPLED)
     assert result.posterior.diagnostics["step_size"] == [pytest.approx(1e-3)] * 2
     assert result.converged is False
