@@ -263,3 +263,16 @@ def test_map_reaches_ems_optimum_on_a_decomposed_structure(name):
     result = mixtures.fit(model, X, "map", init="kmeans", num_steps=400, lr=0.05, patience=None)
     assert result.objective == pytest.approx(em.objective, abs=1e-6)
     assert result.params.covariance_type == name
+
+
+@pytest.mark.parametrize("name", ["EEV", "VEI"])
+def test_hard_em_keeps_an_emptied_component_inside_a_coupled_structure(name):
+    """Hard EM keeps an empty component's mean; a coupled structure's covariances stay of the structure."""
+    X, _ = mixtures.MixtureParams([0.5, 0.5], [[0.0, 0.0], [8.0, 0.0]], [1.0, 1.0], "spherical").sample(200, seed=0)
+    init = {"locs": torch.tensor([[0.0, 0.0], [8.0, 0.0], [40.0, 40.0]], dtype=torch.float64)}
+    with pytest.warns(UserWarning, match="emptied component"):
+        result = mixtures.fit(mixtures.GaussianMixture(3, name), X, "hard_em", init=init, max_iter=20)
+    assert result.extras["empty_components"] == [2]
+    assert_close(result.params.locs[2], torch.tensor([40.0, 40.0], dtype=torch.float64))
+    structure = get_structure(name)
+    structure.validate(result.params.native, 3, 2)
