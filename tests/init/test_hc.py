@@ -1,0 +1,174 @@
+"""mclust's deterministic start (``init="hc"``): the merge tree against a brute-force agglomeration
+that re-scores every candidate partition from the raw points, mclust's criterion by hand, the
+scaled-SVD transform, quantile classes, and the start on every structure."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import mixtures
+from mixtures.data import old_faithful
+from mixtures.families.gaussian.covariance import MCLUST_NAMES
+from mixtures.init import hc_start, hc_tree, initialize, params_from_labels, quantile_classes, scaled_svd
+from mixtures.init.hc import _Agglomeration, build_tree
+
+
+def _criterion(Z: np.ndarray, groups: list[list[int]], alpha: float, kind: str) -> float:
+    """mclust's classification criterion of a whole partition, from the points (no updates)."""
+    total = 0.0
+    D = Z.shape[1]
+    for group in groups:
+        points = Z[group]
+        centred = points - points.mean(0)
+        W = centred.T @ centred
+        size = len(group)
+        if kind == "EII":
+            total += np.trace(W)
+            continue
+        det = np.linalg.det(W / size) if size > D else 0.0
+        total += size * math.log(det + (np.trace(W) + alpha) / size)
+    return total
+
+
+def _brute_force_partitions(Z: np.ndarray, kind: str) -> dict[int, set[frozenset[int]]]:
+    """Greedy agglomeration scoring every pair of groups by the whole partition's criterion."""
+    alpha = float(np.square(Z - Z.mean(0)).sum()) / Z.size
+    _, inverse = np.unique(Z, axis=0, return_inverse=True)
+    groups = [list(np.flatnonzero(inverse.reshape(-1) == g)) for g in np.unique(inverse)]
+    cuts = {len(groups): {frozenset(g) for g in groups}}
+    while len(groups) > 1:
+        best = None
+        for a, b in itertools.combinations(range(len(groups)), 2):
+            candidate = [g for k, g in enumerate(groups) if k not in (a, b)] + [groups[a] + groups[b]]
+            score = _criterion(Z, candidate, alpha, kind)
+            if best is None or score < best[0]:
+                best = (score, candidate)
+        groups = best[1]
+        cuts[len(groups)] = {frozenset(g) for g in groups}
+    return cuts
+
+
+def _tree_partitions(Z: np.ndarray, kind: str) -> dict[int, set[frozenset[int]]]:
+    tree = build_tree(torch.as_tensor(Z), kind)
+    cuts = {}
+    for K in range(1, tree.n_groups + 1):
+        labels = tree.partition(K).numpy()
+        assert sorted(set(labels.tolist())) == list(range(K))
+        cuts[K] = {frozenset(np.flatnonzero(labels == k).tolist()) for k in range(K)}
+    return cuts
+
+
+@pytest.mark.parametrize("n, D, seed", [(14, 2, 0), (12, 3, 1), (13, 2, 2)])
+def test_vvv_tree_matches_brute_force_agglomeration(n, D, seed):
+    rng = np.random.default_rng(seed)
+    Z = np.concatenate([rng.normal(size=(n // 2, D)), rng.normal(size=(n - n // 2, D)) * 0.5 + 3.0])
+    assert _tree_partitions(Z, "VVV") == _brute_force_partitions(Z, "VVV")
+
+
+def test_duplicates_start_merged_and_the_tree_matches_brute_force():
+    rng = np.random.default_rng(3)
+    Z = rng.normal(size=(10, 2))
+    Z = np.concatenate([Z, Z[[1, 1, 4]]])  # three copies of point 1, two of point 4
+    cuts = _tree_partitions(Z, "VVV")
+    assert max(cuts) == 10  # 13 rows, 10 distinct
+    assert cuts == _brute_force_partitions(Z, "VVV")
+    for partition in cuts.values():
+        assert any({1, 10, 11} <= group for group in partition) and any({4, 12} <= group for group in partition)
+
+
+def test_eii_tree_is_ward_and_matches_brute_force():
+    rng = np.random.default_rng(4)
+    Z = rng.normal(size=(6, 8))  # N <= D: mclust agglomerates by EII
+    assert _tree_partitions(Z, "EII") == _brute_force_partitions(Z, "EII")
+    assert hc_tree(torch.as_tensor(Z)).criterion == "EII"
+
+
+def test_merge_cost_of_two_points_is_mclusts_closed_form():
+    """Two singletons: l = 2 <= D, so the merged term is 2 log((tr W + α)/2) with tr W = |δ|²/2,
+    and a singleton's term is log α (β = 1)."""
+    rng = np.random.default_rng(5)
+    Z = rng.normal(size=(7, 3))
+    state = _Agglomeration(Z, np.arange(7), "VVV")
+    alpha = float(np.square(Z - Z.mean(0)).sum()) / Z.size
+    for i, j in [(0, 1), (2, 6), (5, 3)]:
+        trace = float(np.square(Z[i] - Z[j]).sum()) / 2
+        expected = 2 * math.log((trace + alpha) / 2) - 2 * math.log(alpha)
+        assert state.costs[i, j] == pytest.approx(expected, rel=1e-13)
+        assert state.costs[i, j] == state.costs[j, i]
+
+
+def test_scaled_svd_whitens_to_the_singular_values_and_ignores_units():
+    rng = np.random.default_rng(6)
+    X = torch.as_tensor(rng.normal(size=(50, 3)) @ rng.normal(size=(3, 3)))
+    Z = scaled_svd(X)
+    standardized = (X - X.mean(0)) / X.std(0)
+    singular = torch.linalg.svdvals(standardized)
+    torch.testing.assert_close(Z.T @ Z, torch.diag(singular), rtol=1e-10, atol=1e-10)
+    rescaled = X * torch.tensor([1000.0, 0.001, 7.0]) + torch.tensor([5.0, -3.0, 1e4])
+    torch.testing.assert_close(scaled_svd(rescaled).abs(), Z.abs(), rtol=1e-6, atol=1e-8)
+    constant = torch.cat([X, torch.full((50, 1), 2.0)], 1)
+    assert scaled_svd(constant).shape == (50, 3)  # the constant feature is dropped
+
+
+def test_tree_is_invariant_to_units_and_cached():
+    X = old_faithful().double()
+    tree = hc_tree(X)
+    assert hc_tree(X) is tree  # reused across K and structures
+    rescaled = hc_tree(X * torch.tensor([60.0, 1.0 / 60]))
+    for K in (2, 3, 5):
+        assert torch.equal(rescaled.partition(K), tree.partition(K))
+
+
+def test_cut_refuses_more_groups_than_distinct_points():
+    tree = build_tree(torch.tensor([[0.0, 1.0], [0.0, 1.0], [2.0, 3.0], [5.0, 1.0]]))
+    assert tree.n_groups == 3
+    with pytest.raises(ValueError, match="3 initial groups"):
+        tree.partition(4)
+
+
+def test_quantile_classes():
+    x = torch.arange(12.0)
+    assert quantile_classes(x, 3).tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    ties = torch.tensor([1.0, 1, 1, 1, 1, 2, 3, 4, 5, 6])
+    labels = quantile_classes(ties, 3)
+    assert sorted(set(labels.tolist())) == [0, 1, 2]
+    assert len(set(labels[:5].tolist())) == 1  # ties never split
+    assert torch.all(labels[1:] >= labels[:-1])  # classes are intervals
+
+
+@pytest.mark.parametrize("structure", MCLUST_NAMES)
+def test_hc_start_on_every_structure_is_the_m_step_of_the_cut(structure):
+    X = old_faithful().double()
+    model = mixtures.GaussianMixture(3, structure)
+    start = initialize(model, X, "hc", seed=0, reg_covar=0.0)
+    expected = params_from_labels(model, X, hc_tree(X).partition(3), 0.0)
+    for name, value in expected.tensors().items():
+        torch.testing.assert_close(start.tensors()[name], value, rtol=0, atol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = mixtures.fit(model, X, "em", init="hc", seed=0, reg_covar=0.0, max_iter=50)
+        again = mixtures.fit(model, X, "em", init="hc", seed=7, reg_covar=0.0, max_iter=50)
+    assert first.objective == again.objective  # deterministic: no seed enters below the subset size
+    assert math.isfinite(first.objective)
+
+
+def test_hc_start_on_a_subset_and_in_one_dimension():
+    rng = np.random.default_rng(7)
+    X = torch.as_tensor(np.concatenate([rng.normal(size=(150, 2)), rng.normal(size=(150, 2)) + 4]))
+    model = mixtures.GaussianMixture(2, "VVV")
+    tree = hc_tree(X, subset=100, generator=torch.Generator().manual_seed(0))
+    assert tree.points is not None and tree.points.shape == (100,) and tree.n_groups == 100
+    start = hc_start(model, X, torch.Generator().manual_seed(0), reg_covar=0.0, subset=100)
+    expected = params_from_labels(model, X[tree.points], tree.partition(2), 0.0)
+    torch.testing.assert_close(start.locs, expected.locs, rtol=0, atol=0)
+    x = torch.cat([torch.as_tensor(rng.normal(size=40)), torch.as_tensor(rng.normal(size=60)) + 6]).reshape(-1, 1)
+    one_d = mixtures.GaussianMixture(2, "VVV")
+    start = initialize(one_d, x, "hc", reg_covar=0.0)
+    expected = params_from_labels(one_d, x, quantile_classes(x[:, 0], 2), 0.0)
+    torch.testing.assert_close(start.locs, expected.locs, rtol=0, atol=0)
