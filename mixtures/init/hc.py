@@ -6,14 +6,16 @@ The tree (Fraley 1998; mclust's ``hc(modelName = "VVV", use = "SVD")``, its defa
    standard deviation; constant features are dropped), then ``Z = X_s V diag(1/√d)`` with
    ``X_s = U diag(d) Vᵀ``. Directions of little variance are stretched, so the tree sees
    the data's shape rather than its units.
-2. *Duplicated points start merged* (one initial group per distinct row: mclust's
-   ``dupPartition``), so copies stay together at every cut.
+2. *Every point starts as its own group* (duplicated points then cost least to merge).
 3. *Agglomeration*: every step merges the two groups whose merge raises mclust's VVV
    classification criterion least. A group of ``l`` points with scatter ``W`` contributes
    ``l · log( det(W/l)·[l > D] + β (tr W + α)/l )`` with ``β = 1`` and ``α = tr(Scatter(Z))/(N D)``
    (the average variance: it regularizes singletons and small groups, whose ``det`` is 0);
    a merge costs the merged group's term minus the two groups' terms. With ``N ≤ D`` the
    criterion is EII's (Ward's: the rise of the within-group sum of squares), as mclust does.
+   Exact ties (duplicated points, equal distances) are broken as mclust breaks them (the last
+   pair of its scan over the positions it gives the groups), which decides which of the tied
+   groups grows first: faithful's tree equals mclust 6.0's at every cut.
 4. The tree is *cut* at each K (:meth:`HCTree.partition`), and the partition's M step is the
    start. One tree serves every K and every structure (:func:`hc_tree` keeps the last few).
 
@@ -92,7 +94,7 @@ class HCTree:
     def partition(self, n_components: int) -> Tensor:
         """Labels ``(n,)`` in ``0..K-1`` of the tree cut at ``K`` groups (numbered by first point)."""
         if not 1 <= n_components <= self.n_groups:
-            raise ValueError(f"the tree has {self.n_groups} initial groups (distinct points); it cannot be cut into "
+            raise ValueError(f"the tree has {self.n_groups} initial groups (points); it cannot be cut into "
                              f"{n_components}.")
         parent = list(range(self.n_groups))
 
@@ -140,6 +142,11 @@ class _Agglomeration:
         self.alpha = max(ALPHA * float(np.square(Z - Z.mean(0)).sum()) / (Z.shape[0] * D), np.finfo(np.float64).eps)
         self.terms = self._terms(self.counts, self.scatters)
         self.active = np.ones(G, dtype=bool)
+        # mclust's positions of the live groups, 0..g-1: it breaks exact ties (duplicate points
+        # tie at every start) by the last pair in its scan order, and moves the last group into
+        # the absorbed one's position after every merge; keeping the same positions keeps its tree
+        self.position = np.arange(G)
+        self.at_position = np.arange(G)
         self.costs = np.empty((G, G))
         block = max(1, _BLOCK_ENTRIES // max(1, G * D * D))
         everyone = np.arange(G)
@@ -184,9 +191,10 @@ class _Agglomeration:
         return merged - self.terms[i] - self.terms[others]
 
     def merge(self) -> tuple[int, int]:
-        """Merge the cheapest pair; returns ``(kept, absorbed)`` group ids (kept < absorbed)."""
-        first = int(self.row_min.argmin())
-        i, j = sorted((first, int(self.row_arg[first])))
+        """Merge the cheapest pair; returns ``(kept, absorbed)`` group ids."""
+        i, j = self._cheapest()
+        last = self.at_position[self.active.sum() - 1]  # mclust moves the last group into j's position
+        self.position[last], self.at_position[self.position[j]] = self.position[j], last
         scatter, n = self._merged_scatter(i, j), self.counts[i] + self.counts[j]
         self.means[i] = (self.counts[i] * self.means[i] + self.counts[j] * self.means[j]) / n
         self.counts[i], self.scatters[i] = n, scatter
@@ -211,12 +219,26 @@ class _Agglomeration:
         return i, j
 
 
+    def _cheapest(self) -> tuple[int, int]:
+        """The cheapest pair ``(i, j)``, ``i`` at the lower position; among exact ties the one
+        mclust takes (its scan runs over ``j`` then ``i < j`` and keeps the last minimum: the
+        largest position ``j``, then the largest ``i``)."""
+        cheapest = self.row_min.min()
+        rows = np.flatnonzero(self.row_min == cheapest)
+        left, right = np.nonzero(self.costs[rows] == cheapest)
+        left = rows[left]
+        low = np.minimum(self.position[left], self.position[right])
+        high = np.maximum(self.position[left], self.position[right])
+        pick = np.lexsort((low, high))[-1]
+        i, j = int(left[pick]), int(right[pick])
+        return (i, j) if self.position[i] < self.position[j] else (j, i)
+
+
 def build_tree(Z: Tensor, criterion: str = "VVV", points: Tensor | None = None) -> HCTree:
-    """The merge tree of transformed data ``Z`` ``(n, D)`` (duplicates start merged)."""
+    """The merge tree of transformed data ``Z`` ``(n, D)``, every point its own initial group (as
+    mclust's ``hc``; duplicated points cost least to merge, ``-2 log 2`` for a pair)."""
     data = Z.detach().to(device="cpu", dtype=torch.float64).numpy()
-    _, first, initial = np.unique(data, axis=0, return_index=True, return_inverse=True)
-    renumber = np.argsort(np.argsort(first))  # number groups by first appearance (mclust)
-    initial = renumber[initial.reshape(-1)]
+    initial = np.arange(data.shape[0])
     state = _Agglomeration(data, initial, criterion)
     merges = torch.tensor([state.merge() for _ in range(len(state.counts) - 1)], dtype=torch.long).reshape(-1, 2)
     initial = torch.as_tensor(initial, dtype=torch.long)

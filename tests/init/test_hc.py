@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ import mixtures
 from mixtures.data import old_faithful
 from mixtures.families.gaussian.covariance import MCLUST_NAMES
 from mixtures.init import hc_start, hc_tree, initialize, params_from_labels, quantile_classes, scaled_svd
-from mixtures.init.hc import _Agglomeration, build_tree
+from mixtures.init.hc import HCTree, _Agglomeration, build_tree
 
 
 def _criterion(Z: np.ndarray, groups: list[list[int]], alpha: float, kind: str) -> float:
@@ -71,15 +72,38 @@ def test_vvv_tree_matches_brute_force_agglomeration(n, D, seed):
     assert _tree_partitions(Z, "VVV") == _brute_force_partitions(Z, "VVV")
 
 
-def test_duplicates_start_merged_and_the_tree_matches_brute_force():
-    rng = np.random.default_rng(3)
-    Z = rng.normal(size=(10, 2))
-    Z = np.concatenate([Z, Z[[1, 1, 4]]])  # three copies of point 1, two of point 4
-    cuts = _tree_partitions(Z, "VVV")
-    assert max(cuts) == 10  # 13 rows, 10 distinct
-    assert cuts == _brute_force_partitions(Z, "VVV")
-    for partition in cuts.values():
-        assert any({1, 10, 11} <= group for group in partition) and any({4, 12} <= group for group in partition)
+MCLUST_PAIRS = Path(__file__).parent / "data" / "faithful_hc_pairs_mclust6.csv"
+
+
+def test_faithful_tree_is_mclusts_at_every_cut():
+    """Old Faithful has 16 duplicated rows and many equal distances: the exact ties decide
+    which group grows first, so this checks mclust's tie rule as well as its criterion."""
+    pairs = torch.as_tensor(np.loadtxt(MCLUST_PAIRS, delimiter=",", skiprows=2, dtype=np.int64) - 1)
+    X = old_faithful().double()
+    reference = HCTree(torch.arange(X.shape[0]), pairs, None, "VVV")
+    tree = hc_tree(X)
+    for K in range(1, X.shape[0] + 1):
+        assert torch.equal(tree.partition(K), reference.partition(K)), f"cut at K={K}"
+    assert np.bincount(tree.partition(3).numpy()).tolist() == [40, 97, 135]
+
+
+#: mclustBIC(faithful) of mclust 6.0.0 (R), default settings: hc start, EM to relative tolerance 1e-5
+MCLUST_FAITHFUL_BIC = {("EEE", 3): -2314.31629566578, ("VEE", 3): -2322.10348993553, ("VVV", 2): -2322.19195930296,
+                       ("EEE", 4): -2331.222561, ("VII", 6): -3038.171130, ("VVV", 4): -2351.493229}
+
+
+@pytest.mark.parametrize("structure, K", list(MCLUST_FAITHFUL_BIC))
+def test_hc_start_and_relative_tolerance_reproduce_mclusts_bic(structure, K):
+    """mclust reports the log-likelihood of its last E step, i.e. of the parameters before its final
+    M step: our history's second-to-last row. Ours ends one M step further, never lower."""
+    X = old_faithful().double()
+    N = X.shape[0]
+    model = mixtures.GaussianMixture(K, structure)
+    result = mixtures.fit(model, X, "em", init="hc", reg_covar=0.0, rtol=1e-5, max_iter=5000)
+    penalty = model.n_parameters(2) * math.log(N)
+    mclust_sign = [2 * ll - penalty for ll in result.history.to_dict()["log_likelihood"]]
+    assert mclust_sign[-2] == pytest.approx(MCLUST_FAITHFUL_BIC[structure, K], abs=2e-6)
+    assert -result.bic(X) >= MCLUST_FAITHFUL_BIC[structure, K]
 
 
 def test_eii_tree_is_ward_and_matches_brute_force():
@@ -125,11 +149,12 @@ def test_tree_is_invariant_to_units_and_cached():
         assert torch.equal(rescaled.partition(K), tree.partition(K))
 
 
-def test_cut_refuses_more_groups_than_distinct_points():
+def test_cut_refuses_more_groups_than_points():
     tree = build_tree(torch.tensor([[0.0, 1.0], [0.0, 1.0], [2.0, 3.0], [5.0, 1.0]]))
-    assert tree.n_groups == 3
-    with pytest.raises(ValueError, match="3 initial groups"):
-        tree.partition(4)
+    assert tree.n_groups == 4
+    assert tree.partition(3).tolist()[:2] == [0, 0]  # the duplicated pair merges first
+    with pytest.raises(ValueError, match="4 initial groups"):
+        tree.partition(5)
 
 
 def test_quantile_classes():
