@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import mixtures
-from mixtures.data import old_faithful
+from mixtures.data import diabetes, iris, old_faithful
 from mixtures.families.gaussian.covariance import MCLUST_NAMES
 from mixtures.init import hc_start, hc_tree, initialize, params_from_labels, quantile_classes, scaled_svd
 from mixtures.init.hc import HCTree, _Agglomeration, build_tree
@@ -87,23 +87,33 @@ def test_faithful_tree_is_mclusts_at_every_cut():
     assert np.bincount(tree.partition(3).numpy()).tolist() == [40, 97, 135]
 
 
-#: mclustBIC(faithful) of mclust 6.0.0 (R), default settings: hc start, EM to relative tolerance 1e-5
-MCLUST_FAITHFUL_BIC = {("EEE", 3): -2314.31629566578, ("VEE", 3): -2322.10348993553, ("VVV", 2): -2322.19195930296,
-                       ("EEE", 4): -2331.222561, ("VII", 6): -3038.171130, ("VVV", 4): -2351.493229}
+#: mclustBIC of mclust 6.0.0 (R), default settings (hc start, EM to relative tolerance 1e-5), mclust's
+#: sign, to 10 decimals: faithful's best three and more cells, iris' and diabetes' best three
+MCLUST_BIC = {
+    ("faithful", "EEE", 3): -2314.31629566578, ("faithful", "VEE", 3): -2322.10348993553,
+    ("faithful", "VVV", 2): -2322.19195930296, ("faithful", "EEE", 4): -2331.222561,
+    ("faithful", "VII", 6): -3038.171130, ("faithful", "VVV", 4): -2351.493229,
+    ("iris", "VEV", 2): -561.7284621151, ("iris", "VEV", 3): -562.5522369059, ("iris", "VVV", 2): -574.0178322698,
+    ("diabetes", "VVV", 3): -4751.3163998185, ("diabetes", "VVV", 4): -4784.3221314597,
+    ("diabetes", "EVE", 6): -4785.2459061858,
+}
+DATA = {"faithful": old_faithful, "iris": iris, "diabetes": diabetes}
 
 
-@pytest.mark.parametrize("structure, K", list(MCLUST_FAITHFUL_BIC))
-def test_hc_start_and_relative_tolerance_reproduce_mclusts_bic(structure, K):
+@pytest.mark.parametrize("data, structure, K", list(MCLUST_BIC))
+def test_hc_start_and_relative_tolerance_reproduce_mclusts_bic(data, structure, K):
     """mclust reports the log-likelihood of its last E step, i.e. of the parameters before its final
-    M step: our history's second-to-last row. Ours ends one M step further, never lower."""
-    X = old_faithful().double()
-    N = X.shape[0]
+    M step: our history's second-to-last row. Ours ends one M step further, never lower.
+    EVE's inner MM loop stops on its own tolerance, not mclust's: 3e-5 apart there."""
+    X = DATA[data]()
+    N, D = X.shape
     model = mixtures.GaussianMixture(K, structure)
     result = mixtures.fit(model, X, "em", init="hc", reg_covar=0.0, rtol=1e-5, max_iter=5000)
-    penalty = model.n_parameters(2) * math.log(N)
+    penalty = model.n_parameters(D) * math.log(N)
     mclust_sign = [2 * ll - penalty for ll in result.history.to_dict()["log_likelihood"]]
-    assert mclust_sign[-2] == pytest.approx(MCLUST_FAITHFUL_BIC[structure, K], abs=2e-6)
-    assert -result.bic(X) >= MCLUST_FAITHFUL_BIC[structure, K]
+    expected = MCLUST_BIC[data, structure, K]
+    assert mclust_sign[-2] == pytest.approx(expected, abs=5e-5 if structure == "EVE" else 2e-6)
+    assert -result.bic(X) >= expected - 1e-4
 
 
 def test_eii_tree_is_ward_and_matches_brute_force():
@@ -197,3 +207,13 @@ def test_hc_start_on_a_subset_and_in_one_dimension():
     start = initialize(one_d, x, "hc", reg_covar=0.0)
     expected = params_from_labels(one_d, x, quantile_classes(x[:, 0], 2), 0.0)
     torch.testing.assert_close(start.locs, expected.locs, rtol=0, atol=0)
+
+
+def test_bundled_iris_and_diabetes():
+    X = iris()
+    assert X.shape == (150, 4)
+    torch.testing.assert_close(X.mean(0), torch.tensor([5.843333, 3.057333, 3.758, 1.199333], dtype=torch.float64),
+                               rtol=0, atol=1e-6)  # R's colMeans(iris[, 1:4])
+    Y = diabetes()
+    assert Y.shape == (145, 3) and Y.dtype == torch.float64
+    assert Y[0].tolist() == [80.0, 356.0, 124.0] and torch.equal(Y, Y.round())
