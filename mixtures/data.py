@@ -257,6 +257,30 @@ def old_faithful() -> Tensor:
     return X
 
 
+def _bundled(name: str, shape: tuple[int, int]) -> Tensor:
+    """The bundled ``mixtures/datasets/<name>.csv`` as float64 ``shape`` (a damaged file is an error)."""
+    with resources.as_file(resources.files("mixtures.datasets") / f"{name}.csv") as path:
+        X = load(path)
+    if tuple(X.shape) != shape:
+        raise DataError(f"bundled {name}.csv has shape {tuple(X.shape)}, expected {shape}; reinstall mixtures.")
+    return X
+
+
+def iris() -> Tensor:
+    """Fisher's (Anderson's) iris measurements, R's ``datasets::iris`` without the species:
+    ``X: (150, 4)`` float64, sepal length, sepal width, petal length, petal width (cm), the
+    50 setosa, 50 versicolor, 50 virginica rows in R's order. Provenance: ``mixtures/datasets/README.md``."""
+    return _bundled("iris", (150, 4))
+
+
+def diabetes() -> Tensor:
+    """Reaven & Miller's (1979) chemical diabetes data, mclust's ``diabetes`` without the class:
+    ``X: (145, 3)`` float64, ``glucose``, ``insulin`` (areas under the plasma curves in an oral
+    glucose tolerance test) and ``sspg`` (steady-state plasma glucose), in mclust's row order.
+    Provenance: ``mixtures/datasets/README.md``."""
+    return _bundled("diabetes", (145, 3))
+
+
 # ----------------------------------------------------------------------------------------
 # Synthetic data
 # ----------------------------------------------------------------------------------------

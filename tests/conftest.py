@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from mixtures import MixtureParams
+from mixtures.families.gaussian import get_structure
 
 # One intra-op thread: the suite's tensors are small, and on a busy 2-core machine a second
 # thread spins on tiny LAPACK calls (measured 20 ms instead of 4 us per 2x2 Cholesky).
@@ -32,7 +33,17 @@ def true_params(covariance_type: str = "full", dtype=torch.float64) -> MixturePa
         "tied": full[0],
         "diag": torch.tensor([[1.0, 0.8], [0.6, 1.2], [1.5, 0.5]]),
         "spherical": torch.tensor([1.0, 0.6, 1.5]),
-    }[covariance_type]
+    }.get(covariance_type)
+    if native is None:  # another structure: the M step of its own kind from the full covariances' scatters
+        structure = get_structure(covariance_type)
+        nk = (100.0 * weights).double()
+        second = nk[:, None, None] * full.double()
+        if structure.statistic == "diagonal":
+            second = second.diagonal(dim1=-2, dim2=-1)
+        if structure.shared:
+            second = second.sum(0)
+        native = structure.estimate(nk, torch.zeros(3, 2, dtype=torch.float64), second, 0.0)
+        return MixtureParams.from_native(weights.double(), locs.double(), native, structure).to(dtype)
     return MixtureParams(weights, locs, native, covariance_type).to(dtype)
 
 

@@ -16,7 +16,10 @@
   scikit-learn instead starts from one-point clusters);
 * ``"kmeans++"``: D²-sampling of K centres (Arthur & Vassilvitskii 2007), then
   one hard M step on the nearest-centre partition;
-* ``"kmeans"``: Lloyd's k-means from k-means++ centres, then one hard M step.
+* ``"kmeans"``: Lloyd's k-means from k-means++ centres, then one hard M step;
+* ``"hc"``: mclust's deterministic start, the M step of the K-group cut of a model-based
+  agglomerative tree (:mod:`mixtures.init.hc`; built on a random subset of 2000 points of
+  larger data, quantile classes for one-dimensional data).
 
 Partitions and responsibilities become parameters through the family's M step (the
 same as EM's, with ``reg_covar``): the initializers here are family-agnostic and ask the
@@ -35,9 +38,10 @@ from mixtures.core.family import MixtureFamily
 from mixtures.core.params import Params
 from mixtures.core.validation import make_generator
 from mixtures.errors import DataError, ParameterError
+from mixtures.init.hc import SUBSET, hc_tree, quantile_classes
 from mixtures.kernels.kmeans import assign, kmeans_plusplus, lloyd
 
-INITIALIZERS = ("kmeans", "kmeans++", "random", "random_from_data")
+INITIALIZERS = ("kmeans", "kmeans++", "random", "random_from_data", "hc")
 InitSpec = str | Params | dict | Tensor | np.ndarray
 
 
@@ -168,5 +172,25 @@ def _named_start(model: MixtureFamily, X: Tensor, init: str, generator: torch.Ge
         if init == "kmeans":
             centers = lloyd(X, centers, keep_labels=False)[0]
         return _nearest_centre_params(model, X, centers, reg_covar, on_collapse)
+    if init == "hc":
+        return hc_start(model, X, generator, reg_covar, on_collapse)
     raise ValueError(f"unknown init {init!r}; choose one of {list(INITIALIZERS)}, or give the model's "
                      "parameters, a dict, labels (N,) or responsibilities (N, K).")
+
+
+def hc_start(model: MixtureFamily, X: Tensor, generator: torch.Generator | None = None, reg_covar: float = 1e-6,
+             on_collapse: str = "error", subset: int = SUBSET) -> Params:
+    """mclust's start (:mod:`mixtures.init.hc`): the M step of the tree's ``K``-group cut.
+
+    ``X`` ``(N, D)``; above ``subset`` points the tree (or the quantile classes of 1-D data) is
+    built on ``subset`` points drawn by ``generator`` and the M step uses those points only.
+    """
+    K, N = model.n_components, X.shape[0]
+    if X.shape[1] == 1:
+        points = torch.randperm(N, generator=generator)[:subset].sort().values if N > subset else None
+        sample = X if points is None else X[points.to(X.device)]
+        return params_from_labels(model, sample, quantile_classes(sample[:, 0], K).to(X.device), reg_covar,
+                                  on_collapse)
+    tree = hc_tree(X, subset, generator)
+    sample = X if tree.points is None else X[tree.points.to(X.device)]
+    return params_from_labels(model, sample, tree.partition(K).to(X.device), reg_covar, on_collapse)

@@ -38,7 +38,7 @@ from mixtures.core.family import (
 from mixtures.core.summary import Summary
 from mixtures.errors import ParameterError
 from mixtures.families.gaussian import conjugate, distributions, initialize, partition, statistics, variational
-from mixtures.families.gaussian.covariance import CovarianceStructure, get_structure
+from mixtures.families.gaussian.covariance import STRUCTURES, CovarianceStructure, get_structure
 from mixtures.families.gaussian.params import MixtureParams
 from mixtures.families.gaussian.priors import GaussianPrior, ResolvedPrior
 from mixtures.families.gaussian.standardize import Standardizer
@@ -52,9 +52,9 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
     Args:
         n_components: number of components K.
         covariance_type: a covariance structure's name (``"full"`` (default), ``"tied"``,
-            ``"diag"``, ``"spherical"``) or mclust alias (``"VVV"``, ``"EEE"``, ``"VVI"``,
-            ``"VII"``), see :mod:`mixtures.families.gaussian.covariance`. One-dimensional
-            data is D = 1 of any structure.
+            ``"diag"``, ``"spherical"``, or any of mclust's fourteen: ``"EII"``, ``"VII"``,
+            ``"EEI"``, ..., ``"VVV"``), see :mod:`mixtures.families.gaussian.covariance`.
+            One-dimensional data is D = 1 of any structure (mclust's ``"E"``, ``"V"``).
         prior: optional :class:`~mixtures.families.gaussian.priors.GaussianPrior`; ``None``
             means maximum likelihood and ``pyro.param`` globals, a prior turns the globals
             into ``pyro.sample`` sites.
@@ -74,6 +74,11 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
             raise TypeError(f"prior must be a mixtures.GaussianPrior or None; got {type(prior).__name__}.")
         super().__init__(n_components, prior)
         self.cov_type: CovarianceStructure = get_structure(covariance_type)
+        if prior is not None and prior.kind not in self.cov_type.prior_kinds:
+            with_prior = [s.name for s in STRUCTURES.values() if prior.kind in s.prior_kinds]
+            raise ValueError(f"covariance_type {self.cov_type.name!r} has no {prior.kind} prior; the structures with "
+                             f"one are {with_prior} (mclust's VVV, EEE, VVI, VII). Fit {self.cov_type.name!r} without "
+                             "a prior (em, hard_em, stepwise_em, kmeans, kmedians, map, svi), or choose one of those.")
 
     @property
     def covariance_type(self) -> str:

@@ -228,7 +228,8 @@ class MixtureParams(Params):
         """Components whose covariance sits on the ``reg_covar`` floor: ``λ_min(Σ_k) <= reg_covar
         (1 + rtol) + atol``; a shared covariance collapses for every component at once."""
         if self.cov_type.storage == "variances":  # the variances are the eigenvalues
-            smallest = self.native.reshape(self.n_components, -1).min(-1).values
+            columns = self.cov_type.variance_columns(self.native)  # (K or 1, D or 1); shared: every component
+            smallest = columns.min(-1).values.expand(self.n_components)
         else:
             smallest = torch.linalg.eigvalsh(self.covariances).min(-1).values  # (K,)
         return torch.nonzero(smallest <= reg_covar * (1.0 + rtol) + atol).reshape(-1).tolist()

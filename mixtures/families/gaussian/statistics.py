@@ -120,13 +120,16 @@ def m_step_keeping(summary: Summary, structure: CovarianceStructure, reg_covar: 
     The kept components' statistics are replaced by unit mass at the shift with the scatter of
     their previous covariance before ``estimate`` runs, so that rule holds for any
     ``reg_covar``, 0 included; their estimates are discarded. (A shared covariance pools all
-    points, which an empty component does not enter: its statistics are used as they are.)
+    points, which an empty component does not enter: its statistics are used as they are.
+    A coupled structure, whose components share a volume, shape or orientation, keeps the
+    estimate from the substituted statistics: the previous covariance would break the
+    shared part.)
     """
     estimating = summary if structure.shared else _substitute(summary, previous, keep)
     new = estimate(estimating)
     locs = torch.where(keep[:, None], previous.locs.to(new.locs.dtype), new.locs)
     native = new.native
-    if not structure.shared:
+    if not structure.shared and not structure.coupled:
         mask = keep.reshape((-1,) + (1,) * (native.dim() - 1))
         native = torch.where(mask, previous.native.to(native.dtype), native)
     return MixtureParams.from_native(weights, locs, native, structure, validate=False)

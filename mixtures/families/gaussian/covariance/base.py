@@ -162,6 +162,11 @@ class CovarianceStructure:
     isotropic: bool = False
     #: scikit-learn has this structure (its layouts of covariances and precisions apply)
     sklearn_layout: bool = True
+    #: per-component covariances that share a part (a volume, shape or orientation): one
+    #: component's estimate depends on the others' statistics
+    coupled: bool = False
+    #: the prior kinds (``GaussianPrior.kind``) this structure declares sites and updates for
+    prior_kinds: tuple[str, ...] = ("conjugate", "nonconjugate")
     #: name and constraint of the global ``pyro.param`` site holding the native tensor
     site: str = ""
     constraint: constraints.Constraint = constraints.real
@@ -174,6 +179,11 @@ class CovarianceStructure:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+    @property
+    def mclust_name(self) -> str:
+        """mclust's three-letter name of the structure (``"VVV"`` for ``"full"``)."""
+        return next((name for name in (self.name,) + self.aliases if len(name) == 3 and name.isupper()), self.name)
 
     # -- shapes and conversions -------------------------------------------------------
     def native_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
@@ -300,6 +310,8 @@ class CovarianceStructure:
         ``(D, D)`` for a matrix statistic, per-dimension variances ``(D,)`` for a diagonal one."""
         counts = nk
         means = sx / counts[:, None]
+        if self.statistic == "diagonal" and self.shared:  # the statistic is already summed over components
+            return ((second_moment - (counts[:, None] * means.square()).sum(0)) / counts.sum()).clamp_min(0)
         if self.statistic == "diagonal":
             return ((second_moment - counts[:, None] * means.square()).sum(0) / counts.sum()).clamp_min(0)
         if self.shared:

@@ -1,4 +1,4 @@
-"""``"spherical"`` (mclust's VII): every component has its own variance ``σ²_k I``.
+"""``"spherical"`` (mclust's VII; ``"V"`` for one-dimensional data): every component has its own variance ``σ²_k I``.
 
 Native tensor: variances ``(K,)``; the statistic keeps per-dimension second moments
 ``(K, D)`` (their mean is the estimate). Conjugate prior: one ``λ_k ~ Gamma(ν₀/2,
@@ -25,7 +25,7 @@ from mixtures.families.gaussian.distributions import DiagonalNormal
 
 class SphericalCovariance(VarianceStructure):
     name = "spherical"
-    aliases = ("VII",)
+    aliases = ("VII", "V")
     description = "σ²_k I (one variance per component)"
     isotropic = True
     empty_mode = ("ν₀ + D (N_k + 1) - 2", lambda dof, D: dof + D - 2, "2 - D = {two_minus_d}", lambda D: D)
