@@ -24,8 +24,13 @@ _COVARIANCE_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:pur
 
 
 def covariance_style(position: int) -> tuple[str, str]:
-    """``(colour, marker)`` of the covariance type at ``position`` in registration order."""
-    return _COVARIANCE_COLORS[position % len(_COVARIANCE_COLORS)], MARKERS[position % len(MARKERS)]
+    """``(colour, marker)`` of the covariance type at ``position`` in registration order.
+
+    Each lap of the colour cycle shifts the marker by one, so no two of the first
+    ``len(colours) * len(markers)`` positions look alike (mclust's fourteen structures and more).
+    """
+    lap = position // len(_COVARIANCE_COLORS)
+    return _COVARIANCE_COLORS[position % len(_COVARIANCE_COLORS)], MARKERS[(position + lap) % len(MARKERS)]
 
 
 class _CovarianceStyles(Mapping[str, tuple[str, str]]):
