@@ -36,6 +36,15 @@ def test_no_module_is_longer_than_one_idea():
     assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
 
 
+def test_test_modules_have_unique_names():
+    """The tests are collected in rootdir mode (no packages): two test files with one basename in
+    different folders stop the whole collection with "import file mismatch"."""
+    seen: dict[str, Path] = {}
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        assert path.name not in seen, f"{path.relative_to(ROOT)} and {seen[path.name].relative_to(ROOT)} share a name"
+        seen[path.name] = path
+
+
 def test_imports_sit_at_module_top_except_optional_heavy_ones():
     """Imports inside functions hid cycles; the only ones left are the optional heavy imports."""
     allowed = {"matplotlib", "pandas", "sklearn", "dask", "distributed", "numpyro", "jax", "arviz"}
