@@ -152,3 +152,24 @@ def test_memory_maps_are_read_as_files_and_views_by_slicing(memmap_data):
     for source, expected in ((mapped, X), (view, X[100:])):
         chunks = list(StreamingData(source, chunk_size=777).chunks())
         assert torch.equal(torch.cat(chunks), expected)
+
+
+@pytest.mark.parametrize("bad", [-1, 0])
+def test_a_bad_chunk_size_of_a_memory_map_is_named(memmap_data, bad):
+    _, mapped = memmap_data
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
+        mixtures.fit(GaussianMixture(3), mapped, chunk_size=bad, max_iter=2)
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
+        list(StreamingData(mapped).chunks(bad))
+
+
+def test_chunks_are_never_larger_than_the_data(memmap_data):
+    from mixtures.core.stream import bounded_chunk_size
+
+    X, mapped = memmap_data
+    assert StreamingData(np.asarray(X[:300]), chunk_size=10 ** 9).chunk_size == 300
+    assert bounded_chunk_size(10 ** 9, X[:300]) == 300 and bounded_chunk_size(None, X) is None
+    assert bounded_chunk_size(10 ** 9, StreamingData(mapped)) == X.shape[0]
+    huge = mixtures.fit(GaussianMixture(3), X[:3000], chunk_size=10 ** 9, max_iter=5)
+    default = mixtures.fit(GaussianMixture(3), X[:3000], max_iter=5)
+    assert torch.equal(huge.params.locs, default.params.locs)
