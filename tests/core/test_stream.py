@@ -173,3 +173,20 @@ def test_chunks_are_never_larger_than_the_data(memmap_data):
     huge = mixtures.fit(GaussianMixture(3), X[:3000], chunk_size=10 ** 9, max_iter=5)
     default = mixtures.fit(GaussianMixture(3), X[:3000], max_iter=5)
     assert torch.equal(huge.params.locs, default.params.locs)
+
+
+@pytest.mark.parametrize("init", ["kmeans", "kmeans++", "random", "random_from_data"])
+def test_default_start_of_a_stream_is_the_in_memory_start_when_the_data_fit_in_the_sample(memmap_data, init):
+    # 12 000 points <= init_sample_size (100 000): the reservoir holds every point in order and the
+    # initializer draws from the same generator state, so start and fit equal the in-memory ones
+    X, mapped = memmap_data
+    in_memory = mixtures.fit(GaussianMixture(3), X, init=init, seed=5, tol=1e-9)
+    streamed = mixtures.fit(GaussianMixture(3), mapped, init=init, seed=5, tol=1e-9, chunk_size=777)
+    assert torch.equal(streamed.init.locs, in_memory.init.locs)
+    assert torch.equal(streamed.init.covariances, in_memory.init.covariances)
+    assert streamed.n_iter == in_memory.n_iter
+    assert_close(streamed.params.locs, in_memory.params.locs, rtol=1e-10, atol=1e-10)
+    assert abs(streamed.log_likelihood - in_memory.log_likelihood) < 1e-10 * abs(in_memory.log_likelihood)
+    # a sample smaller than the data is another start (a uniform subsample): not the in-memory one
+    sampled = mixtures.fit(GaussianMixture(3), mapped, init=init, seed=5, max_iter=0, init_sample_size=1000)
+    assert not torch.equal(sampled.init.locs, in_memory.init.locs)
