@@ -19,6 +19,7 @@ from mixtures.core.version import VERSION
 from mixtures.errors import (
     ConvergenceWarning,
     DataError,
+    DegenerateStartError,
     DivergenceError,
     ParameterError,
     PosteriorModeError,
@@ -36,6 +37,6 @@ __version__ = VERSION
 __all__ = [
     "GaussianMixture", "GaussianPrior", "MixtureParams", "PoissonMixture", "PoissonPrior", "PoissonParams",
     "fit", "ROUTINES", "FitResult", "History", "Posterior", "EMStep", "data", "load",
-    "ConvergenceWarning", "DataError", "DivergenceError", "ParameterError", "PosteriorModeError",
-    "SingularCovarianceError",
+    "ConvergenceWarning", "DataError", "DegenerateStartError", "DivergenceError", "ParameterError",
+    "PosteriorModeError", "SingularCovarianceError",
 ]

@@ -48,6 +48,19 @@ class PosteriorModeError(ParameterError):
         self.fields = fields
 
 
+class DegenerateStartError(ParameterError):
+    """A fit's start has dead components: they hold (numerically) no responsibility (a weight
+    of 0, a mean far from every point, a responsibility column of zeros), so no routine can
+    revive them; or some point has zero density under every component.
+
+    ``components`` lists the dead components (empty when only points are unexplained).
+    """
+
+    def __init__(self, message: str, components: list[int] | None = None):
+        super().__init__(message)
+        self.components = list(components or [])
+
+
 class DivergenceError(FloatingPointError):
     """A fit produced a non-finite objective (a component collapsed onto points)."""
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mixtures.core.validation import as_data
+from mixtures.core.validation import as_data, check_chunk_size
 from mixtures.errors import DataError
 
 DEFAULT_CHUNK = 1 << 16
@@ -61,8 +61,10 @@ class StreamingData:
         self.source = source
         self.dtype = dtype or torch.float64
         self.device = device
-        self.chunk_size = int(chunk_size or DEFAULT_CHUNK)
         self._n_points: int | None = len(source) if isinstance(source, np.ndarray) else None
+        chunk = check_chunk_size(chunk_size) or DEFAULT_CHUNK
+        # no buffer larger than the data (an array's length is known without a pass)
+        self.chunk_size = max(1, min(chunk, self._n_points)) if self._n_points else chunk
         self._n_features: int | None = (1 if source.ndim == 1 else source.shape[1]) \
             if isinstance(source, np.ndarray) else None
 
@@ -84,12 +86,13 @@ class StreamingData:
         return (self.n_points, self.n_features)
 
     def chunks(self, chunk_size: int | None = None) -> Iterator[Tensor]:
-        """One pass: validated chunks ``(n_i, D)`` of the data, in order."""
+        """One pass: validated chunks ``(n_i, D)`` of the data, in order (``chunk_size`` rows each,
+        default :attr:`chunk_size`; a callable source yields its own chunks)."""
+        step = check_chunk_size(chunk_size) or self.chunk_size
         if _readable_map(self.source):
-            yield from self._file_chunks(int(chunk_size or self.chunk_size))
+            yield from self._file_chunks(step)
             return
         if isinstance(self.source, np.ndarray):
-            step = int(chunk_size or self.chunk_size)
             for start in range(0, len(self.source), step):
                 block = np.array(self.source[start:start + step], dtype=_numpy_dtype(self.dtype))
                 yield self._validate(block, start)
@@ -188,13 +191,25 @@ def as_stream(X: Any, dtype: Any = None, device: Any = None, chunk_size: int | N
                                                                 chunk_size=chunk_size)
 
 
+def bounded_chunk_size(chunk_size: int | None, X: Tensor | StreamingData) -> int | None:
+    """``chunk_size`` checked (a positive int, or None for the routine's default) and capped at
+    the number of points, so that no pass allocates buffers for more rows than the data hold
+    (``chunk_size=10**9`` on 300 points allocates 300 rows)."""
+    chunk_size = check_chunk_size(chunk_size)
+    if chunk_size is None:
+        return None
+    n_points = X.n_points if isinstance(X, StreamingData) else X.shape[0]
+    return max(1, min(chunk_size, n_points))
+
+
 def iter_data(X: Tensor | StreamingData, chunk_size: int) -> Iterator[Tensor]:
     """Chunks of in-memory or streamed data."""
     if isinstance(X, StreamingData):
         yield from X.chunks(chunk_size)
         return
-    for start in range(0, X.shape[0], chunk_size):
-        yield X[start:start + chunk_size]
+    step = check_chunk_size(chunk_size) or max(1, X.shape[0])
+    for start in range(0, X.shape[0], step):
+        yield X[start:start + step]
 
 
 def predict_chunks(result: Any, X: Any, out: np.ndarray | None = None,

@@ -24,6 +24,8 @@ ArrayLike = Any  # torch.Tensor | np.ndarray | nested sequences | pandas objects
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
 # ("float" is left out: float32 in torch, float64 in numpy)
+#: torch generators take seeds in [0, 2**64)
+MAX_SEED = 2 ** 64
 _DTYPE_NAMES = {"float32": torch.float32, "single": torch.float32, "float64": torch.float64,
                 "double": torch.float64}
 
@@ -136,11 +138,39 @@ def as_data(
 
 
 def _frame_to_numpy(frame: Any) -> np.ndarray:
-    """A DataFrame/Series as a float64 array (missing values -> NaN), else its raw values."""
+    """A DataFrame/Series as a float64 array (missing values -> NaN), else its raw values.
+
+    Date and duration columns are refused, like numpy ``datetime64`` arrays: pandas would
+    turn them into nanoseconds since 1970, numbers no mixture of their values should see.
+    """
+    _refuse_time_columns(frame)
     try:
         return frame.to_numpy(dtype=np.float64, na_value=np.nan)
     except (TypeError, ValueError):  # non-numeric columns: reported by numeric_array
         return frame.to_numpy()
+
+
+def _refuse_time_columns(frame: Any) -> None:
+    """A ``DataError`` naming the first datetime / timedelta column of a DataFrame (or Series)."""
+    dtypes = getattr(frame, "dtypes", None)
+    if hasattr(dtypes, "items"):  # a DataFrame: one dtype per column
+        columns = list(dtypes.items())
+    else:  # a Series (its dtypes is its one dtype)
+        columns = [(getattr(frame, "name", None), getattr(frame, "dtype", dtypes))]
+    for column, dtype in columns:
+        kind = getattr(dtype, "kind", None)
+        if kind not in ("M", "m"):
+            continue
+        where = "X" if column is None else f"X column {column!r}"
+        if kind == "M":
+            raise DataError(
+                f"{where} holds dates (dtype {dtype}), not numbers: pandas would turn them into nanoseconds "
+                "since 1970. Drop the column, or convert it to a number on a meaningful scale first, e.g. "
+                "days since the first date: (t - t.min()).dt.total_seconds() / 86400.")
+        raise DataError(
+            f"{where} holds durations (dtype {dtype}), not numbers: pandas would turn them into nanoseconds. "
+            "Drop the column, or convert it to a number in meaningful units first, e.g. hours: "
+            "t.dt.total_seconds() / 3600.")
 
 
 def numeric_array(X: Any, name: str) -> np.ndarray:
@@ -237,6 +267,7 @@ def _check_values(tensor: Tensor, name: str, index: Any = None) -> None:
         )
     # Moments sum N * D squares; past this bound they overflow to inf (then NaN) mid-fit.
     limit = math.sqrt(torch.finfo(tensor.dtype).max / (16.0 * N * D))
+    _check_spread(tensor, name, 1.0 / limit)
     if peak > limit:
         raise DataError(
             f"{name} has values up to {peak:.3g} in magnitude: sums of their squares overflow "
@@ -244,6 +275,30 @@ def _check_values(tensor: Tensor, name: str, index: Any = None) -> None:
             "Standardize the data (subtract each feature's mean, divide by its standard deviation)"
             + (" or use dtype=torch.float64." if tensor.dtype != torch.float64 else ".")
         )
+
+
+def _check_spread(tensor: Tensor, name: str, smallest: float) -> None:
+    """A ``DataError`` for a feature whose values vary by less than ``smallest`` (but do vary).
+
+    The mirror image of the overflow bound: a variance ``s²`` of such a feature underflows to
+    subnormal numbers or 0, and precisions ``1 / s²`` summed over the data overflow, so
+    covariances cannot be represented in the dtype. (A feature that does not vary at all is a
+    constant feature: ``reg_covar`` handles it.)
+    """
+    spread = tensor.amax(0) - tensor.amin(0)  # (D,)
+    tiny = (spread > 0) & (spread < smallest)
+    if not bool(tiny.any()):
+        return
+    feature = int(torch.nonzero(tiny)[0])
+    value = float(spread[feature])
+    factor = 10.0 ** math.ceil(-math.log10(value))
+    precision = str(tensor.dtype).removeprefix("torch.")
+    raise DataError(
+        f"feature {feature} of {name} varies by only {value:.3g} (max - min): {precision} cannot represent "
+        f"its variance (squares of such deviations underflow, their inverses overflow; a feature must vary "
+        f"by at least about {smallest:.3g} for {tensor.shape[0]} x {tensor.shape[1]} data). Rescale the "
+        f"data, e.g. multiply {name} by {factor:.0e}, or standardize it (subtract each feature's mean, divide "
+        "by its standard deviation).")
 
 
 def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
@@ -270,7 +325,25 @@ def check_seed(seed: Any) -> int | None:
         return None
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer or None; got {seed!r}.")
+    if seed >= MAX_SEED:  # torch generators take 64-bit seeds
+        raise ValueError(f"seed must be below 2**64 = {MAX_SEED} (torch's generators take 64-bit seeds); got "
+                         f"{seed}. Use a smaller seed, e.g. seed % 2**64.")
     return int(seed)
+
+
+def check_chunk_size(value: Any, name: str = "chunk_size") -> int | None:
+    """``value`` as a positive int (``None`` stays ``None``: the routine's default), or a ``ValueError``.
+
+    An integral float (``1e6``, from a config) is accepted, as routine options accept it.
+    """
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer (rows per chunk) or None for the default; "
+                         f"got {value!r}.")
+    return int(value)
 
 
 def fresh_seed() -> int:

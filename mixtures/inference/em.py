@@ -80,6 +80,7 @@ from mixtures.core.family import MixtureFamily
 from mixtures.core.history import History
 from mixtures.core.params import Params
 from mixtures.core.result import FitResult
+from mixtures.core.stream import bounded_chunk_size
 from mixtures.core.summary import Summary
 from mixtures.core.validation import check_nonnegative_float, check_positive_int, resolve_dtype
 from mixtures.errors import ConvergenceWarning, DivergenceError, PosteriorModeError, SingularCovarianceError
@@ -108,7 +109,7 @@ class EMStep:
         self.X = X
         self.reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
         self.hard = hard
-        self.chunk_size = chunk_size
+        self.chunk_size = bounded_chunk_size(chunk_size, X)  # buffers of at most N rows
         self.distributed = distributed
         self.accumulate_dtype = accumulate_dtype
         # every rank must take moments about the same point
@@ -386,7 +387,7 @@ _EM_GAP = ("EM: q_t = p(Z | X, θ_{t−1}), the E step's posterior under the pre
 
 @register("em", summary="closed-form EM on sufficient statistics (MAP-EM with a conjugate prior)",
           requires=frozenset({"statistics"}), prior="optional", prior_kinds=("conjugate",),
-          streaming=True, distributed=True, gap=_EM_GAP)
+          streaming=True, distributed=True, flags_dead_start=True, gap=_EM_GAP)
 def fit_em(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = None,
            reg_covar: float = 1e-6, max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,
            chunk_size: int | None = None, warn: bool = True, on_collapse: str = "error",
@@ -399,7 +400,7 @@ def fit_em(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = 
 
 @register("hard_em", summary="classification EM: hard assignments, stops at an exact fixed point",
           requires=frozenset({"statistics"}), prior="optional", prior_kinds=("conjugate",),
-          streaming=True, distributed=True, own_labels=True,
+          streaming=True, distributed=True, own_labels=True, flags_dead_start=True,
           gap="hard EM: q_t is the one-hot MAP assignment of the E step, a gap that stays positive")
 def fit_hard_em(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = None,
                 reg_covar: float = 1e-6, max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,

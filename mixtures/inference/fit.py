@@ -8,9 +8,11 @@ initializes (:mod:`mixtures.init`), runs restarts and keeps the best final objec
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from mixtures.core import comm
 from mixtures.core.family import MixtureFamily
@@ -19,6 +21,7 @@ from mixtures.core.result import FitResult
 from mixtures.core.stream import StreamingData, as_stream, is_streaming_source
 from mixtures.core.validation import (
     as_data,
+    check_chunk_size,
     check_nonnegative_float,
     check_positive_int,
     check_seed,
@@ -27,7 +30,8 @@ from mixtures.core.validation import (
 )
 from mixtures.errors import DataError
 from mixtures.inference.registry import ROUTINES, Routine, get_routine
-from mixtures.init import InitSpec, initial_responsibilities, initialize
+from mixtures.inference.starts import check_distributed_start, checked_start, flag_degenerate
+from mixtures.init import InitSpec, check_init, initial_responsibilities, initialize
 from mixtures.kernels import parallel
 
 
@@ -108,6 +112,8 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
         seed = fresh_seed()
     n_init = check_positive_int(n_init, "n_init")
     reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
+    chunk_size = check_chunk_size(chunk_size)
+    check_init(init)
     X, options = _prepared_data(model, routine, X, dtype, device, chunk_size, options)
     run_model = model
     if distributed:
@@ -122,19 +128,17 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
     if model.n_components > N:
         raise DataError(f"X has {N} point(s), fewer than the model's K={model.n_components} "
                         "components; use fewer components or more data.")
+    if options.get("chunk_size") is not None:  # no buffer for more rows than the data hold
+        options = {**options, "chunk_size": min(options["chunk_size"], max(1, X.shape[0]))}
     if routine.takes_responsibilities:
         resp = initial_responsibilities(model, X, init)
         if resp is not None:
             options = {**options, "init_responsibilities": resp}
-    # routines that use only the start's centres (k-means, k-medians) never fail on its covariances
-    collapse_rule = "pool" if routine.starts_from_centres else options.get("on_collapse", "error")
-
-    def start_of(restart_seed: int) -> Params:
-        make = lambda: _initialize(model, X, init, restart_seed, reg_covar, init_sample_size, collapse_rule)  # noqa: E731
-        return comm.agreed_start(X, make) if distributed else make()
-
+    start_of = _start_maker(routine, model, X, init, reg_covar, init_sample_size, distributed, options)
     seeds = spawn_seeds(seed, n_init) if (isinstance(init, str) and n_init > 1) else [seed]
     best, objectives = _best_of_restarts(routine, run_model, X, seeds, start_of, reg_covar, options)
+    flag_degenerate(best, X, n_points=N, reg_covar=reg_covar, floor=routine.covariance_floor,
+                    flag_empty=routine.prior != "required")
     best.model = model  # the caller's model (not a distributed run's globally resolved copy)
     best.decoder = "program" if routine.queries == "program" else "closed_form"
     best.extras["restart_objectives"] = objectives
@@ -142,6 +146,60 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
     best.extras["fit_settings"] = _settings(method, init, seed, n_init, reg_covar, dtype, device, chunk_size,
                                             distributed, options)
     return best
+
+
+def _start_maker(routine: Routine, model: MixtureFamily, X: Any, init: InitSpec, reg_covar: float,
+                 init_sample_size: int, distributed: bool, options: dict[str, Any]
+                 ) -> Callable[[int], tuple[Params, list[int]]]:
+    """``restart seed -> (start, repaired components)``: the initializer's parameters, checked for
+    dead components (:mod:`mixtures.inference.starts`: repaired under ``on_collapse="reseed"`` or
+    for a named initializer, else refused). Distributed runs compute the start on rank 0's shard
+    and broadcast it; every rank then checks it on all ranks' data (refused, never repaired).
+    k-means and k-medians use only the start's centres, and their empty-cluster rule moves a
+    centre that holds no point: their starts are not checked. EM and hard EM (``flags_dead_start``)
+    state a given start's dead components in their result (``extras["empty_components"]``): their
+    start is checked only when it is to be repaired (a named initializer, ``on_collapse="reseed"``).
+
+    Routines without a covariance floor (MAP, SVI, NUTS) get the start's ``reg_covar`` in the
+    data's standardized units (times the family's mean squared standardizing scale), so their fits
+    do not depend on the data's units; the others add ``reg_covar`` as given, as their M steps do.
+    """
+    # routines that use only the start's centres (k-means, k-medians) never fail on its covariances
+    collapse_rule = "pool" if routine.starts_from_centres else options.get("on_collapse", "error")
+    start_reg = reg_covar if routine.covariance_floor else reg_covar * _squared_scale(model, X)
+    repair = options.get("on_collapse") == "reseed" or isinstance(init, str)
+    resp = options.get("init_responsibilities")
+
+    def sample() -> Tensor:  # the points a repaired component takes its spread from
+        if not isinstance(X, StreamingData):
+            return X
+        generator = torch.Generator().manual_seed(0)
+        return X.reservoir_sample(check_positive_int(init_sample_size, "init_sample_size"), generator)
+
+    def start_of(restart_seed: int) -> tuple[Params, list[int]]:
+        make = lambda: _initialize(model, X, init, restart_seed, start_reg, init_sample_size, collapse_rule)  # noqa: E731
+        # k-means, k-medians: an empty cluster takes the farthest point; EM, hard EM: a given start's
+        # dead components are flagged in the result (or re-seeded mid-fit under on_collapse="reseed")
+        if routine.starts_from_centres or (routine.flags_dead_start and (distributed or not repair)):
+            return (comm.agreed_start(X, make) if distributed else make()), []
+        if distributed:
+            start = comm.agreed_start(X, make)
+            check_distributed_start(start, X, routine.name, resp)
+            return start, []
+        return checked_start(model, X, make(), repair=repair, reg_covar=start_reg, method=routine.name,
+                             sample=sample, responsibilities=resp)
+
+    return start_of
+
+
+def _squared_scale(model: MixtureFamily, X: Any) -> float:
+    """The mean squared scale of the family's standardizer on ``X`` (1 without one, or streamed)."""
+    if isinstance(X, StreamingData):
+        return 1.0
+    standardizer = model.standardizer(X)
+    if standardizer is None:
+        return 1.0
+    return float(standardizer.scale.square().mean())
 
 
 def _prepared_data(model: MixtureFamily, routine: Routine, X: Any, dtype: Any, device: Any,
@@ -173,8 +231,9 @@ def _best_of_restarts(routine: Routine, model: MixtureFamily, X: Any, seeds: lis
     last_error: Exception | None = None
     for restart_seed in seeds:
         try:
-            result = _run_routine(routine, model, X, start_of(restart_seed), reg_covar=reg_covar,
-                                  seed=restart_seed, **options)
+            start, repaired = start_of(restart_seed)
+            result = _run_routine(routine, model, X, start, reg_covar=reg_covar, seed=restart_seed, **options)
+            _note_repairs(result, repaired, routine.name)
         except (FloatingPointError, ValueError) as error:
             if len(seeds) == 1:
                 raise
@@ -188,6 +247,16 @@ def _best_of_restarts(routine: Routine, model: MixtureFamily, X: Any, seeds: lis
     if best is None:
         raise last_error  # every restart failed
     return best, objectives
+
+
+def _note_repairs(result: FitResult, repaired: list[int], method: str) -> None:
+    """List the start's re-seeded components as ``(0, k)`` in ``extras["reseeded"]``, with a warning."""
+    if not repaired:
+        return
+    result.extras["reseeded"] = [(0, k) for k in repaired] + list(result.extras.get("reseeded", []))
+    warnings.warn(f"the start of {method!r} had dead component(s) {repaired} (no responsibility at any point): "
+                  "re-seeded at the worst-explained points with the data's spread and weight 1/K (listed in "
+                  "extras['reseeded'] as (0, component)).", UserWarning, stacklevel=4)
 
 
 def _settings(method: str, init: Any, seed: int, n_init: int, reg_covar: float, dtype: Any, device: Any,

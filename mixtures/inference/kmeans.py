@@ -49,7 +49,7 @@ from mixtures.core.family import MixtureFamily
 from mixtures.core.history import History
 from mixtures.core.params import Params
 from mixtures.core.result import FitResult
-from mixtures.core.stream import StreamingData
+from mixtures.core.stream import StreamingData, bounded_chunk_size
 from mixtures.core.validation import check_nonnegative_float, check_positive_int
 from mixtures.errors import ConvergenceWarning
 from mixtures.inference.registry import register
@@ -63,6 +63,7 @@ def _run(model: MixtureFamily, X: Tensor | StreamingData, init: Params, metric: 
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     tol = check_nonnegative_float(tol, "tol")
     reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
+    chunk_size = bounded_chunk_size(chunk_size, X)  # buffers of at most N rows
     if distributed and metric != "l2":
         raise ValueError("distributed k-medians is not supported (medians do not add up over shards); "
                          "use method='kmeans' or fit in one process.")

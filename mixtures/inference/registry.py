@@ -13,7 +13,10 @@ offers, and every layer reads it instead of keeping its own table:
   ``tol_option`` and knows which routines label their own points (``own_labels``);
 * the report explains each routine's KL gap (``gap``) and counts its data passes
   (``passes``); ``FitResult.predict_proba`` answers through the program for routines
-  with ``queries="program"``.
+  with ``queries="program"``;
+* ``fit`` scales the start's ``reg_covar`` to the data and flags components left on the
+  floor according to ``covariance_floor``, and refuses or repairs a dead start unless the
+  routine reports dead components itself (``flags_dead_start``).
 
 Adding a routine = one module in ``mixtures/inference/`` whose entry point is decorated
 with ``@register("name", ...)``, plus its import line in ``mixtures/inference/__init__.py``.
@@ -126,6 +129,14 @@ class Routine:
     own_labels: bool = False
     training_likelihood: bool = True
     queries: str = "closed_form"
+    #: the routine's covariances carry ``reg_covar`` (a floor in every M step or update); without
+    #: one (MAP, SVI, NUTS) ``reg_covar`` only keeps the start positive definite, in the data's
+    #: standardized units (:func:`mixtures.fit`)
+    covariance_floor: bool = True
+    #: the routine finds components that hold no responsibility itself and states them in its result
+    #: (``extras["empty_components"]`` with a warning; EM, hard EM): ``fit`` passes it a given start as is
+    #: instead of refusing a dead one (:mod:`mixtures.inference.starts`)
+    flags_dead_start: bool = False
 
     def __post_init__(self):
         unknown = set(self.requires) - set(CAPABILITIES)

@@ -104,7 +104,7 @@ from mixtures.core.family import MixtureFamily
 from mixtures.core.history import History
 from mixtures.core.params import Params
 from mixtures.core.result import FitResult
-from mixtures.core.stream import StreamingData
+from mixtures.core.stream import StreamingData, bounded_chunk_size
 from mixtures.core.summary import Summary
 from mixtures.core.validation import as_data, check_nonnegative_float, check_positive_int, make_generator
 from mixtures.errors import ConvergenceWarning, DataError, DivergenceError, SingularCovarianceError
@@ -326,6 +326,7 @@ def fit_stepwise_em(model: MixtureFamily, X: Tensor | StreamingData, init: Param
     num_epochs, max_steps, eval_every, tol = _checked_budget(batch_size, eval_size, warm_start_steps, num_epochs,
                                                              max_steps, eval_every, tol, on_collapse, shuffle)
     reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
+    chunk_size = bounded_chunk_size(chunk_size, X)  # buffers of at most N rows
     eta_of = _schedule(kappa, step_size)
     run = _Run(model, X, init, seed, batch_size, eval_size, eval_every, held_out, chunk_size, tol)
     for _ in range(warm_start_steps):

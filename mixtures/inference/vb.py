@@ -62,6 +62,7 @@ from mixtures.core.family import MixtureFamily
 from mixtures.core.history import History
 from mixtures.core.params import Params
 from mixtures.core.result import FitResult
+from mixtures.core.stream import bounded_chunk_size
 from mixtures.core.summary import Summary
 from mixtures.core.validation import check_nonnegative_float, check_positive_int, make_generator
 from mixtures.errors import ConvergenceWarning, DivergenceError
@@ -106,8 +107,7 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
     tol = check_nonnegative_float(tol, "tol")
     reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
     posterior_samples = check_positive_int(posterior_samples, "posterior_samples")
-    if chunk_size is not None:
-        chunk_size = check_positive_int(chunk_size, "chunk_size")
+    chunk_size = bounded_chunk_size(chunk_size, X)  # buffers of at most N rows
     cavi = model.variational(X, updates, reg_covar, distributed)
     # every rank takes the moments about the same point
     shift = comm.broadcast(model.statistics_shift(X)) if distributed else model.statistics_shift(X)

@@ -7,8 +7,9 @@
   rest: for a Gaussian ``locs`` and optionally ``weights`` (default equal) and
   ``covariances`` (default: the data's covariance for every component) -- e.g. initial
   centres ``{"locs": centres}`` for k-means or k-medians);
-* a partition: integer labels ``(N,)`` with exactly K distinct values (any
-  values: they are mapped to ``0..K-1`` in sorted order), seed notebook 002;
+* a partition: labels ``(N,)`` with exactly K distinct values (integers or strings:
+  they are mapped to ``0..K-1`` in sorted order; NaN or missing labels are an error),
+  seed notebook 002;
 * responsibilities ``(N, K)`` (non-negative rows summing to 1);
 * ``"random"``: random responsibilities (uniform draws, normalized per point);
 * ``"random_from_data"``: K distinct data points as centres, equal weights (for a
@@ -28,6 +29,9 @@ initializers take a ``torch.Generator``, so a seed reproduces them bit for bit o
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,21 +81,78 @@ def _nearest_centre_params(model: MixtureFamily, X: Tensor, centers: Tensor, reg
     return params_from_labels(model, X, assign(X, centers)[0], reg_covar, on_collapse)
 
 
-def _labels_from_array(model: MixtureFamily, X: Tensor, labels: Tensor) -> Tensor:
+def check_init(init: InitSpec) -> None:
+    """A ``ValueError`` for an ``init`` of no accepted kind, before any work (module docstring)."""
+    if isinstance(init, (str, dict, Params, Tensor, np.ndarray, list, tuple)):
+        return
+    raise ValueError(f"cannot initialize from {init!r:.80}; give an initializer name {list(INITIALIZERS)}, the "
+                     "model's parameters, a dict, labels (N,) or responsibilities (N, K).")
+
+
+def _init_array(init: Any) -> Tensor | np.ndarray:
+    """Labels or responsibilities as a tensor, or a numpy array of non-numeric labels."""
+    if isinstance(init, Tensor):
+        return init.detach()
+    try:
+        array = np.asarray(init)
+    except ValueError as error:  # ragged nested lists
+        raise DataError(f"init is not a rectangular array: {error}. Give labels (N,) or responsibilities "
+                        "(N, K).") from None
+    if array.dtype.kind in "biuf":
+        return torch.as_tensor(array)
+    return array
+
+
+def _labels_from_array(model: MixtureFamily, X: Tensor, labels: Tensor | np.ndarray) -> Tensor:
+    """Labels ``(N,)`` of any values (numbers or strings), mapped to ``0..K-1`` in sorted order."""
     if labels.shape[0] != X.shape[0]:
         raise DataError(f"init labels have {labels.shape[0]} entries but X has {X.shape[0]} points.")
-    values, inverse = torch.unique(labels, return_inverse=True)
-    if values.numel() != model.n_components:
+    if isinstance(labels, np.ndarray):
+        values, inverse = _unique_labels(labels)
+    else:
+        _check_numeric_labels(labels)
+        values, inverse = torch.unique(labels, return_inverse=True)
+        values = values.tolist()
+    if len(values) != model.n_components:
         raise DataError(
-            f"init labels have {values.numel()} distinct values ({values.tolist()[:10]}) but the model "
+            f"init labels have {len(values)} distinct values ({list(values)[:10]}) but the model "
             f"has K={model.n_components} components; give a partition with exactly K groups.")
-    return inverse.to(X.device)
+    return torch.as_tensor(inverse).reshape(-1).to(X.device)
 
 
-def _responsibilities_from_array(model: MixtureFamily, X: Tensor, resp: Tensor) -> Tensor:
+def _check_numeric_labels(labels: Tensor) -> None:
+    if not labels.is_floating_point():
+        return
+    missing = torch.nonzero(~torch.isfinite(labels)).reshape(-1)
+    if missing.numel():
+        raise DataError(f"init labels contain {missing.numel()} NaN or infinite value(s), the first at position "
+                        f"{int(missing[0])}: every point needs a label. Give integer (or string) labels with "
+                        "exactly K distinct values, one per point.")
+    if not torch.equal(labels, labels.round()):
+        raise DataError("init labels must be integers (or strings), one per point; got fractional values. "
+                        "Soft assignments are responsibilities (N, K).")
+
+
+def _unique_labels(labels: np.ndarray) -> tuple[list[Any], np.ndarray]:
+    """Distinct values and codes of non-numeric labels (strings, objects)."""
+    missing = [i for i, value in enumerate(labels.tolist())
+               if value is None or (isinstance(value, float) and math.isnan(value))]
+    if missing:
+        raise DataError(f"init labels contain {len(missing)} missing value(s) (None or NaN), the first at "
+                        f"position {missing[0]}: every point needs a label.")
+    try:
+        values, inverse = np.unique(labels, return_inverse=True)
+    except TypeError:  # mixed types (numbers and strings) cannot be sorted
+        raise DataError("init labels mix numbers and strings; give labels of one kind, one per point.") from None
+    return values.tolist(), inverse
+
+
+def _responsibilities_from_array(model: MixtureFamily, X: Tensor, resp: Tensor | np.ndarray) -> Tensor:
     expected = (X.shape[0], model.n_components)
     if tuple(resp.shape) != expected:
         raise DataError(f"init responsibilities must have shape (N, K) = {expected}; got {tuple(resp.shape)}.")
+    if isinstance(resp, np.ndarray):
+        raise DataError(f"init responsibilities must be numbers; got an array of dtype {resp.dtype}.")
     resp = resp.to(dtype=X.dtype, device=X.device)
     if not torch.isfinite(resp).all() or (resp < 0).any():
         raise DataError("init responsibilities must be finite and non-negative.")
@@ -106,13 +167,14 @@ def initial_responsibilities(model: MixtureFamily, X: Tensor, init: InitSpec) ->
     Routines whose natural starting point is a ``q(z)`` (variational Bayes) start
     from these exactly instead of from the parameters of their M step.
     """
+    check_init(init)
     if isinstance(init, (str, dict, Params)):
         return None
-    array = init if isinstance(init, Tensor) else torch.as_tensor(np.asarray(init))
-    if array.dim() == 1:
+    array = _init_array(init)
+    if array.ndim == 1:
         labels = _labels_from_array(model, X, array)
         return torch.nn.functional.one_hot(labels, model.n_components).to(X.dtype)
-    if array.dim() == 2:
+    if array.ndim == 2:
         return _responsibilities_from_array(model, X, array)
     return None
 
@@ -143,15 +205,11 @@ def initialize(model: MixtureFamily, X: Tensor, init: InitSpec = "kmeans", seed:
         return model.params_from_dict(init, X, reg_covar, on_collapse)
     if isinstance(init, str):
         return _named_start(model, X, init, generator, reg_covar, on_collapse)
-    if init is None or isinstance(init, (bool, int, float)):
-        raise ValueError(f"cannot initialize from {init!r}; give an initializer name {list(INITIALIZERS)}, "
-                         "the model's parameters, a dict, labels (N,) or responsibilities (N, K).")
-    array = init if isinstance(init, Tensor) else torch.as_tensor(np.asarray(init))
-    if array.dim() == 1:
-        if array.is_floating_point() and not torch.equal(array, array.round()):
-            raise DataError("init labels must be integers.")
+    check_init(init)
+    array = _init_array(init)
+    if array.ndim == 1:
         return params_from_labels(model, X, _labels_from_array(model, X, array), reg_covar, on_collapse)
-    if array.dim() == 2:
+    if array.ndim == 2:
         return model.params_from_responsibilities(X, _responsibilities_from_array(model, X, array),
                                                   reg_covar, on_collapse)
     raise ValueError(f"cannot initialize from {type(init).__name__} of shape {tuple(array.shape)}; "

@@ -152,3 +152,41 @@ def test_memory_maps_are_read_as_files_and_views_by_slicing(memmap_data):
     for source, expected in ((mapped, X), (view, X[100:])):
         chunks = list(StreamingData(source, chunk_size=777).chunks())
         assert torch.equal(torch.cat(chunks), expected)
+
+
+@pytest.mark.parametrize("bad", [-1, 0])
+def test_a_bad_chunk_size_of_a_memory_map_is_named(memmap_data, bad):
+    _, mapped = memmap_data
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
+        mixtures.fit(GaussianMixture(3), mapped, chunk_size=bad, max_iter=2)
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
+        list(StreamingData(mapped).chunks(bad))
+
+
+def test_chunks_are_never_larger_than_the_data(memmap_data):
+    from mixtures.core.stream import bounded_chunk_size
+
+    X, mapped = memmap_data
+    assert StreamingData(np.asarray(X[:300]), chunk_size=10 ** 9).chunk_size == 300
+    assert bounded_chunk_size(10 ** 9, X[:300]) == 300 and bounded_chunk_size(None, X) is None
+    assert bounded_chunk_size(10 ** 9, StreamingData(mapped)) == X.shape[0]
+    huge = mixtures.fit(GaussianMixture(3), X[:3000], chunk_size=10 ** 9, max_iter=5)
+    default = mixtures.fit(GaussianMixture(3), X[:3000], max_iter=5)
+    assert torch.equal(huge.params.locs, default.params.locs)
+
+
+@pytest.mark.parametrize("init", ["kmeans", "kmeans++", "random", "random_from_data"])
+def test_default_start_of_a_stream_is_the_in_memory_start_when_the_data_fit_in_the_sample(memmap_data, init):
+    # 12 000 points <= init_sample_size (100 000): the reservoir holds every point in order and the
+    # initializer draws from the same generator state, so start and fit equal the in-memory ones
+    X, mapped = memmap_data
+    in_memory = mixtures.fit(GaussianMixture(3), X, init=init, seed=5, tol=1e-9)
+    streamed = mixtures.fit(GaussianMixture(3), mapped, init=init, seed=5, tol=1e-9, chunk_size=777)
+    assert torch.equal(streamed.init.locs, in_memory.init.locs)
+    assert torch.equal(streamed.init.covariances, in_memory.init.covariances)
+    assert streamed.n_iter == in_memory.n_iter
+    assert_close(streamed.params.locs, in_memory.params.locs, rtol=1e-10, atol=1e-10)
+    assert abs(streamed.log_likelihood - in_memory.log_likelihood) < 1e-10 * abs(in_memory.log_likelihood)
+    # a sample smaller than the data is another start (a uniform subsample): not the in-memory one
+    sampled = mixtures.fit(GaussianMixture(3), mapped, init=init, seed=5, max_iter=0, init_sample_size=1000)
+    assert not torch.equal(sampled.init.locs, in_memory.init.locs)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import mixtures
-from mixtures import DataError, GaussianMixture, ParameterError
+from mixtures import DataError, GaussianMixture, GaussianPrior, ParameterError
+from mixtures.inference import ROUTINES
 from mixtures.init import initialize
 from mixtures.kernels.kmeans import kmeans_plusplus
 
@@ -214,3 +215,43 @@ def test_the_result_records_how_it_was_fitted(data, tmp_path):
     assert mixtures.load(tmp_path / "fit.pt").extras["fit_settings"] == settings
     given = mixtures.fit(GaussianMixture(3), X, init=result.params, max_iter=0)
     assert given.extras["fit_settings"]["init"] == "<MixtureParams>"
+
+
+@pytest.mark.parametrize("method", sorted(name for name, r in ROUTINES.items() if "chunk_size" in r.option_names))
+@pytest.mark.parametrize("bad", [-1, 0, 2.5])
+def test_every_routine_refuses_a_bad_chunk_size_even_called_directly(method, bad):
+    # (k-medians with chunk_size=-1 used to return floored covariances and converged=True)
+    X, _ = true_params().sample(200, seed=0)
+    routine = ROUTINES[method]
+    model = GaussianMixture(3, prior=GaussianPrior() if routine.prior == "required" else None)
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
+        mixtures.fit(model, X, method, chunk_size=bad)
+    start = mixtures.fit(GaussianMixture(3), X, "kmeans").params
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
+        routine(model, X, start, seed=0, chunk_size=bad)
+
+
+SCALE_BUDGET = {"em": {"max_iter": 200}, "hard_em": {}, "kmeans": {}, "kmedians": {}, "map": {"num_steps": 100},
+                "svi": {"num_steps": 100}, "stepwise_em": {"num_epochs": 5, "batch_size": 16}, "vb": {"max_iter": 200}}
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e6])
+@pytest.mark.parametrize("method", sorted(SCALE_BUDGET))
+def test_fit_of_scaled_data_is_the_scaled_fit(method, scale):
+    # the default start, routine and result commute with X -> a X: routines whose covariances carry
+    # reg_covar get it scaled by a² (it is in the data's units), MAP and SVI (no floor) take the
+    # default, and the default prior of VB scales with X. (NUTS: sampling, not compared.)
+    # (before: MAP, SVI and stepwise EM merged the clusters at small scales)
+    g = torch.Generator().manual_seed(3)
+    X = torch.randn(60, 2, generator=g, dtype=torch.float64)
+    X[:25] += torch.tensor([4.0, -3.0], dtype=torch.float64)
+    model = GaussianMixture(2, "full", prior=mixtures.GaussianPrior() if method == "vb" else None)
+    floor = {} if method in ("map", "svi") else {"reg_covar": 1e-6 * scale ** 2}
+    reference = mixtures.fit(model, X, method, **{"reg_covar": 1e-6}, **SCALE_BUDGET[method])
+    scaled = mixtures.fit(model, X * scale, method, **floor, **SCALE_BUDGET[method])
+    assert_close(scaled.params.weights, reference.params.weights, rtol=1e-9, atol=1e-12)
+    assert_close(scaled.params.locs / scale, reference.params.locs, rtol=1e-9, atol=1e-12)
+    assert_close(scaled.params.covariances / scale ** 2, reference.params.covariances, rtol=1e-8, atol=1e-12)
+    # log-likelihoods differ by the Jacobian N D log(1/a) only
+    assert abs(scaled.log_likelihood - reference.log_likelihood + 60 * 2 * np.log(scale)) < 1e-9 * 60 * 2 * 14
+    assert sorted(round(float(w), 2) for w in scaled.params.weights) == [0.42, 0.58]  # two clusters kept

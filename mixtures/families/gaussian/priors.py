@@ -101,6 +101,9 @@ class GaussianPrior:
         if cov_type.storage == "tril" and not dof > D - 1:
             raise ValueError(f"degrees_of_freedom must exceed D - 1 = {D - 1} for a Wishart prior; got {float(dof)}.")
         covariance_prior = _covariance_prior(self.covariance_prior, X, cov_type, as_t)
+        for name, value in (("mean_prior", mean_prior), ("mean_precision", mean_precision),
+                            ("degrees_of_freedom", dof), ("covariance_prior", covariance_prior)):
+            _check_finite(value, name)
         return ResolvedPrior(self, cov_type, K, D, concentration, mean_prior, mean_precision, dof,
                              covariance_prior)
 
@@ -154,6 +157,14 @@ def check_covariance_prior(psi: Tensor, X: Tensor, default: bool, routine: str |
         f"{who if routine else 'the default prior'}: its covariance_prior Ψ₀, the empirical covariance of X, is "
         f"singular because {cause}, so the prior is improper (log |Ψ₀| = -inf). Fix: {fix} (e.g. the "
         "identity times a typical variance of the data).")
+
+
+def _check_finite(value: Tensor, name: str) -> None:
+    """A ``ValueError`` naming a prior field with NaN or infinite entries (they would surface later
+    as a singular covariance, blaming ``reg_covar``)."""
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(f"GaussianPrior.{name} must be finite; got {value.tolist()}. Give finite values, or "
+                         "leave the field None for its data-scaled default.")
 
 
 def _covariance_prior(value: Any, X: Tensor, cov_type: CovarianceStructure, as_t) -> Tensor:

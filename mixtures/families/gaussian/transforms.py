@@ -53,7 +53,10 @@ class CholeskyPositiveDefiniteTransform(Transform):
     def _call(self, x: Tensor) -> Tensor:
         dim = _dim_from_length(x.shape[-1])
         rows, cols = self._indices(dim, x.device)
-        values = torch.where(rows == cols, x.exp(), x)
+        diagonal = rows == cols
+        # exp of the diagonal entries only: exp of a large off-diagonal entry would overflow, and
+        # torch.where's gradient 0 · inf is NaN (NUTS then finds no valid start)
+        values = torch.where(diagonal, torch.where(diagonal, x, torch.zeros_like(x)).exp(), x)
         scale_tril = x.new_zeros(x.shape[:-1] + (dim, dim))
         scale_tril[..., rows, cols] = values
         matrix = scale_tril @ scale_tril.transpose(-1, -2)
@@ -63,7 +66,8 @@ class CholeskyPositiveDefiniteTransform(Transform):
         dim = y.shape[-1]
         rows, cols = self._indices(dim, y.device)
         values = torch.linalg.cholesky(y)[..., rows, cols]
-        return torch.where(rows == cols, values.log(), values)
+        diagonal = rows == cols
+        return torch.where(diagonal, torch.where(diagonal, values, torch.ones_like(values)).log(), values)
 
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
         dim = y.shape[-1]

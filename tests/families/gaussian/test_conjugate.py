@@ -272,6 +272,17 @@ def test_hard_em_under_a_prior_keeps_an_empty_component_and_uses_its_mode_weight
 
 
 # --- the prior's own parametrization ---------------------------------------------------------
+@pytest.mark.parametrize("field, value", [("mean_prior", [float("nan"), 0.0]), ("mean_precision", float("inf")),
+                                          ("covariance_prior", [[1.0, 0.0], [0.0, float("inf")]])])
+def test_a_non_finite_prior_field_is_named_not_blamed_on_reg_covar(data, field, value):
+    # (mean_prior=[nan, 0] became a SingularCovarianceError advising more reg_covar)
+    prior = GaussianPrior(**{field: value})
+    with pytest.raises(ValueError, match=f"GaussianPrior.{field} must be finite"):
+        prior.resolve(data, 3, "full")
+    with pytest.raises(ValueError, match=f"GaussianPrior.{field} must be finite"):
+        mixtures.fit(GaussianMixture(3, prior=prior), data, "vb", max_iter=2)
+
+
 def test_dirichlet_concentration_of_the_wrong_length_is_named(data):
     with pytest.raises(ValueError, match=r"weight_concentration.*n_components = 10.*got shape \(3,\)"):
         GaussianPrior(weight_concentration=[1.0, 2.0, 3.0]).resolve(data, 10, "full")

@@ -37,3 +37,20 @@ def test_batched_values():
 def test_a_vector_that_is_no_triangle_is_refused():
     with pytest.raises(ValueError, match="length 4"):
         CholeskyPositiveDefiniteTransform()(torch.zeros(4))
+
+
+@pytest.mark.parametrize("D", [2, 3])
+def test_a_large_off_diagonal_entry_has_a_finite_gradient(D):
+    # exp of every entry, then torch.where keeping exp only on the diagonal, overflowed on large
+    # off-diagonal entries and gave the gradient 0 · inf = NaN there (NUTS with K = 500 found no
+    # valid start); exp now sees the diagonal entries only
+    transform = CholeskyPositiveDefiniteTransform()
+    rows, cols = torch.tril_indices(D, D)
+    x = torch.where(rows == cols, 0.0, 800.0).double().requires_grad_()
+    y = transform(x)
+    assert torch.isfinite(y).all()
+    (gradient,) = torch.autograd.grad(y.sum(), x)
+    assert torch.isfinite(gradient).all()
+    # the off-diagonal entry L_10 = 800 enters y_11 = L_10² + L_11² and y_01 = y_10 = L_10 L_00
+    assert float(gradient[(rows == 1) & (cols == 0)][0]) == 2 * 800.0 + 2 * 1.0 + (2 * 800.0 if D == 3 else 0.0)
+
