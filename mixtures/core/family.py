@@ -285,7 +285,9 @@ class MixtureFamily:
         """An affine map making gradient routines unit-free (``None``: the family has none).
 
         Families whose likelihood is affine-equivariant return an object with ``data(X)``,
-        ``params(params, inverse=False)`` and ``log_jacobian`` (see the Gaussian family).
+        ``params(params, inverse=False)``, ``log_jacobian`` and ``scale`` ``(D,)`` (the per-feature
+        divisor; ``fit`` puts a floorless routine's start ``reg_covar`` in these units) (see the
+        Gaussian family).
         """
         return None
 

@@ -290,6 +290,7 @@ class StudentTStandardizer:
     def __init__(self, X: Tensor, structure: CovarianceStructure, distributed: bool = False):
         self.gaussian = Standardizer(X, structure, distributed)
         self.log_jacobian = self.gaussian.log_jacobian
+        self.scale = self.gaussian.scale  # (D,)
 
     def data(self, X: Tensor) -> Tensor:
         return self.gaussian.data(X)

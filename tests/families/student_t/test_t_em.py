@@ -200,7 +200,8 @@ def test_save_and_load_rebuild_the_family(dof, t_data, tmp_path):
 
 def test_nuts_samples_the_degrees_of_freedom_with_their_prior(t_data):
     model = StudentTMixture(3, "full", prior=StudentTPrior(dof_shape=2.0, dof_rate=0.1))
-    result = mixtures.fit(model, t_data[:300], "nuts", seed=0, warmup=40, num_samples=20, max_tree_depth=5)
+    result = mixtures.fit(model, t_data[:300], "nuts", seed=0, warmup=40, num_samples=20, max_tree_depth=5,
+                          num_chains=1)
     draws = result.posterior.draws
     assert draws.dof.shape == (20, 3) and bool((draws.dof > 0).all())
     assert "dof" in result.posterior.diagnostics["r_hat"]
