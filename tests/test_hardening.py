@@ -96,7 +96,9 @@ more features than points (6 x 60)    ML, clustering: fits in float64 (reg_covar
                                        covariances PD); float32 full/tied raise
                                        ``SingularCovarianceError``. Pyro (no covariance floor)
                                        degrades its start: ``UserWarning`` naming the cause,
-                                       ``converged=False``. Bayesian, default prior: diag /
+                                       ``converged=False`` (50 x 200: the loss turns NaN after
+                                       one step; the result is the last finite point, with a
+                                       ``ConvergenceWarning``). Bayesian, default prior: diag /
                                        spherical fit; full/tied: Ψ₀ is singular (rank 5): vb
                                        ``DataError`` "collinear" (float32: the initializer's
                                        ``SingularCovarianceError`` first), nuts Pyro's error
@@ -133,7 +135,7 @@ from hypothesis.extra import numpy as hnp
 
 from mixtures import GaussianMixture, MixtureParams, fit
 from mixtures.core.validation import as_data
-from mixtures.errors import DataError, DivergenceError, SingularCovarianceError
+from mixtures.errors import ConvergenceWarning, DataError, DivergenceError, SingularCovarianceError
 from mixtures.families.gaussian.priors import GaussianPrior
 from mixtures.inference import ROUTINES
 
@@ -299,7 +301,7 @@ def test_fit_is_valid_or_fails_clearly(method, problem):
         # features in a component) they may end on a numerically singular covariance, never
         # silently: converged=False and a UserWarning naming the cause (documented outcome)
         if method in ("map", "svi") and not moderate and not result.converged and any(
-                "far below its start" in str(w.message) for w in caught):
+                "far below its start" in str(w.message) or "last finite point" in str(w.message) for w in caught):
             return
         raise
 
@@ -581,6 +583,49 @@ def test_map_that_ends_worse_than_its_start_says_so(covariance_type, method):
     with pytest.warns(UserWarning, match="far below its start.*reg_covar"):
         result = fit(GaussianMixture(2, covariance_type), X, method, init=start, num_steps=6)
     assert not result.converged
+
+
+@needs_map
+@pytest.mark.parametrize("method", ["map", "svi"])
+def test_map_whose_loss_breaks_down_returns_its_last_finite_point(method):
+    # issue #13: 200 features, 50 points: the loss is finite at the start and NaN after one
+    # Adam step (a Cholesky factor numerically singular). It used to raise DivergenceError
+    # although the README promises a warning and converged=False: now the run stops at the
+    # last finite point, flagged, with a warning naming the cause and the fixes.
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(50, 200, generator=g, dtype=torch.float64)
+    with pytest.warns(ConvergenceWarning, match=r"became nan at step 1: more features \(200\) than points \(50\)"
+                      r".*last finite point \(step 0\).*reg_covar"):
+        result = fit(GaussianMixture(2, "full"), X, method, num_steps=20, seed=0)
+    assert not result.converged and result.n_iter == 0
+    assert result.history["iteration"].tolist() == [0]
+    # the returned point is the recorded one (the start), not the NaN one
+    assert torch.isfinite(result.params.covariances).all()
+    torch.testing.assert_close(result.params.covariances, result.init.covariances, rtol=1e-9, atol=1e-12)
+    assert math.isclose(float(result.params.log_prob(X).sum()), float(result.history["log_likelihood"][-1]),
+                        rel_tol=1e-9)
+
+
+@needs_map
+def test_map_breakdown_after_some_steps_restores_the_point_before(blobs, monkeypatch):
+    # the loss becomes NaN at the 4th evaluation (step 3): the result is θ_2, as a 2-step run's
+    from mixtures.inference.pyro.stepper import Stepper
+    reference = fit(GaussianMixture(2, "full"), blobs, "map", num_steps=2, seed=0, init="kmeans++")
+    evaluate, calls = Stepper.evaluate, []
+
+    def failing(self):
+        loss, grad_norm = evaluate(self)
+        calls.append(loss)
+        return (float("nan"), grad_norm) if len(calls) == 4 else (loss, grad_norm)
+
+    monkeypatch.setattr(Stepper, "evaluate", failing)
+    with pytest.warns(ConvergenceWarning, match=r"became nan at step 3: a component collapsed.*\(step 2\)"):
+        result = fit(GaussianMixture(2, "full"), blobs, "map", num_steps=20, seed=0, init="kmeans++", eval_every=5)
+    assert not result.converged and result.n_iter == 2
+    assert result.history["iteration"].tolist() == [0, 2]
+    torch.testing.assert_close(result.params.locs, reference.params.locs, rtol=0, atol=0)
+    torch.testing.assert_close(result.params.covariances, reference.params.covariances, rtol=0, atol=0)
+    assert result.history["log_likelihood"][-1] == reference.history["log_likelihood"][-1]
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

@@ -116,6 +116,14 @@ def test_hc_start_and_relative_tolerance_reproduce_mclusts_bic(data, structure, 
     assert -result.bic(X) >= expected - 1e-4
 
 
+def test_readme_quotes_mclusts_bic_as_mclust_prints_it():
+    # issue #19: the README once quoted EEE,3 as −2314.386; mclust 6.0 prints −2314.316
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    eee3 = MCLUST_BIC[("faithful", "EEE", 3)]
+    assert f"{eee3:.6f}" in readme and f"mclust's −{abs(eee3):.3f} for EEE,3" in readme
+    assert "2314.386" not in readme
+
+
 def test_eii_tree_is_ward_and_matches_brute_force():
     rng = np.random.default_rng(4)
     Z = rng.normal(size=(6, 8))  # N <= D: mclust agglomerates by EII

@@ -152,12 +152,14 @@ def run_chain(make_kernel: Callable[[], Any], X: Tensor, chain: int, seed: int, 
         except ValueError as error:
             if "valid initial params" not in str(error):
                 raise
-            # Pyro found no start with a finite potential energy and gradient
+            # Pyro found no start with a finite potential energy and gradient; the log prior and
+            # log-likelihood at the start were checked finite (make_kernel names either one)
             raise DivergenceError(
-                "NUTS: the log joint density or its gradient is not finite at the start (or at "
-                "any point Pyro tried near it): the data are badly scaled for the prior or float32 "
-                "overflows. Standardize the data, fit in float64, or start from an EM fit "
-                "(init=mixtures.fit(model, X, 'em').params).") from None
+                "NUTS: the log prior and log-likelihood at the start are finite, but the gradient of the "
+                "potential energy is not there (nor at any point Pyro tried near it): an overflow in the "
+                "gradient (badly scaled data for the prior, float32) or a transform to unconstrained space "
+                "at its boundary. Start from a proper fit (init=mixtures.fit(model, X, 'em').params), "
+                "standardize the data, or fit in float64.") from None
         run.samples = {name: value.detach() for name, value in mcmc.get_samples().items()}
     return run
 

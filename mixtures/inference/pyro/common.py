@@ -62,6 +62,7 @@ identically from the broadcast start, and every logged value is global.
 from __future__ import annotations
 
 import collections
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -79,6 +80,7 @@ from mixtures.core.params import Params
 from mixtures.core.queries import map_assignments, seeded_rng
 from mixtures.core.result import FitResult
 from mixtures.core.validation import check_positive_int, spawn_seeds
+from mixtures.errors import ConvergenceWarning
 from mixtures.inference.pyro import fused_elbo
 from mixtures.inference.pyro.guides import (
     ASSIGNMENT_PROBS,
@@ -96,6 +98,7 @@ from mixtures.inference.pyro.stepper import (
     AUTO_PATIENCE,
     ExcludeSites,
     Stepper,
+    breakdown_message,
     check_finite,
     check_options,
     default_dtype,
@@ -334,11 +337,22 @@ def _loop(model: MixtureFamily, X: Tensor, stepper: Stepper, plan: _Plan, global
     history = History()
     window: collections.deque[float] = collections.deque(maxlen=(plan.patience or 0) + 1)
     step, reached_at = 0, 0.0  # the time at which the current point θ_step was reached
+    previous = (0.0, 0.0, 0.0)  # loss, grad_norm, reached_at of θ_{step-1}
     warm_up_torch_optim()
     start = time.perf_counter()
     while True:
         loss, grad_norm = stepper.evaluate()
+        if step > 0 and not math.isfinite(loss):
+            # a finite start broke down: keep the last finite point, flagged (not an error)
+            warnings.warn(breakdown_message(loss, step, X.shape[0], X.shape[1]), ConvergenceWarning, stacklevel=5)
+            stepper.restore()
+            step -= 1
+            loss, grad_norm, reached_at = previous
+            if step % eval_every != 0:
+                _record(history, model, X, global_guide, plan, step, loss, grad_norm, reached_at, True, distributed)
+            return history, step, False, loss
         check_finite(loss, step)
+        previous = (loss, grad_norm, reached_at)
         window.append(loss)
         stop_early = (plan.patience is not None and len(window) == window.maxlen
                       and max(window) - min(window) <= tol * plan.n_points)

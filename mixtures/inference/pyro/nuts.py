@@ -122,7 +122,7 @@ from mixtures.core.params import Params
 from mixtures.core.posterior import Posterior
 from mixtures.core.result import FitResult
 from mixtures.core.validation import check_positive_int, spawn_seeds
-from mixtures.errors import ConvergenceWarning
+from mixtures.errors import ConvergenceWarning, DivergenceError
 from mixtures.inference.pyro import potential
 from mixtures.inference.pyro.chains import ChainRun, run_chains, show_progress, usable_cores
 from mixtures.inference.pyro.labels import invariant_quantities, permute_components, relabel_draws
@@ -188,6 +188,9 @@ def make_kernel(model: MixtureFamily, X: Tensor, init: Params, *, target_accept_
         return potential.collapsed_nuts(model, X, start, site_transforms(model, X, init),
                                         target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
                                         full_mass=full_mass)
+    cause = potential.nonfinite_start(model, X, start, site_transforms(model, X, init))  # before Pyro's search
+    if cause is not None:
+        raise DivergenceError(f"NUTS: at the start, {cause}. {potential.START_FIXES}")
     return NUTS(model.model, max_plate_nesting=MAX_PLATE_NESTING,
                 transforms=site_transforms(model, X, init),
                 init_strategy=init_to_value(values=start, fallback=None),

@@ -95,8 +95,48 @@ def collapsed_nuts(model: MixtureFamily, X: Tensor, start: dict[str, Tensor], tr
     value = energy(initial)
     grads = torch.autograd.grad(value, list(initial.values()))
     if not (torch.isfinite(value) and all(bool(torch.isfinite(g).all()) for g in grads)):
-        raise DivergenceError(
-            "NUTS: the log joint density or its gradient is not finite at the start: the data are badly "
-            "scaled for the prior or float32 overflows. Standardize the data, fit in float64, or start from an "
-            "EM fit (init=mixtures.fit(model, X, 'em').params).")
+        value = value.detach()
+        cause = nonfinite_start(model, X, start, transforms) or next(
+            (f"the gradient of the potential energy with respect to '{name}' is not finite (the log joint "
+             f"density is {-float(value)})" for name, g in zip(initial, grads) if not torch.isfinite(g).all()),
+            f"the potential energy is {float(value)} (the log-Jacobian of the transforms to unconstrained space)")
+        raise DivergenceError(f"NUTS: at the start, {cause}. {START_FIXES}")
     return kernel
+
+
+#: what helps whatever the non-finite term at the start was
+START_FIXES = ("Start from a proper fit (init=mixtures.fit(model, X, 'em').params), standardize badly scaled "
+               "data, or fit in float64.")
+
+
+def nonfinite_start(model: MixtureFamily, X: Tensor, start: dict[str, Tensor],
+                    transforms: dict[str, Transform]) -> str | None:
+    """What is not finite in the potential at the constrained site values ``start``, or ``None``.
+
+    Each site's value in unconstrained space (``transforms``: a weight of 0 sits at -inf), the
+    prior's log density site by site (a start at a point of zero prior density), then the
+    log-likelihood ``log p(x_n | θ)`` ``(N,)`` point by point (a mean far from every point,
+    an overflow of the dtype).
+    """
+    with torch.no_grad():
+        for name, transform in transforms.items():
+            if not torch.isfinite(transform(start[name])).all():
+                return (f"site '{name}' is on the boundary of its support (its unconstrained value is not "
+                        "finite: a weight of 0, an emptied component, a singular covariance)")
+    trace = model.prior_trace(start, X)
+    for name, site in trace.nodes.items():
+        if site["type"] != "sample" or site["is_observed"]:
+            continue
+        log_density = site["fn"].log_prob(site["value"]).sum()
+        if not torch.isfinite(log_density):
+            return (f"the log prior density of site '{name}' is {float(log_density)}: the start is a point of "
+                    f"{'zero' if log_density < 0 else 'infinite'} prior density (a weight of 0 under a Dirichlet "
+                    "prior, an emptied component, a value outside the prior's support)")
+    with torch.no_grad():
+        per_point = model.params_from_sites(start, X).log_prob(X)
+    bad = (~torch.isfinite(per_point)).nonzero().flatten()
+    if len(bad):
+        return (f"the log-likelihood of {len(bad)} of {X.shape[0]} points is not finite (point {int(bad[0])}: "
+                f"{float(per_point[bad[0]])}): no component gives them a positive density (a mean far from "
+                "every point, badly scaled data) or the dtype overflows")
+    return None

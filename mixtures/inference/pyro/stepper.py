@@ -34,6 +34,19 @@ def check_finite(loss: float, iteration: int) -> None:
             "standardize the data.")
 
 
+def breakdown_message(loss: float, step: int, n_points: int, n_features: int) -> str:
+    """The warning of a run whose loss became non-finite after finite steps (``θ_{step-1}`` kept)."""
+    if n_points <= n_features:
+        cause = (f"more features ({n_features}) than points ({n_points}): the likelihood is unbounded (a "
+                 "covariance can shrink onto the points' span) and the program has no reg_covar floor, so "
+                 "a covariance factor became numerically singular")
+    else:
+        cause = "a component collapsed onto a few points (its likelihood is unbounded there) or lr is too large"
+    return (f"the Pyro loss became {loss} at step {step}: {cause}. Stopped at the last finite point "
+            f"(step {step - 1}); converged=False. Use EM with reg_covar, covariance_type='diag', a prior, "
+            "fewer components or a lower lr.")
+
+
 def make_optimizer(lr: float, betas: tuple[float, float], lr_decay: float, num_steps: int):
     """Adam; with ``lr_decay < 1``, ``ClippedAdam`` decaying ``lr`` to ``lr * lr_decay`` over the run.
 
@@ -95,6 +108,7 @@ class Stepper:
         self.distributed = distributed
         self.local_params = frozenset(local_params)
         self._params: list[Tensor] = []
+        self._previous: list[tuple[Tensor, Tensor]] = []  # (parameter, its value before the last update)
 
     def evaluate(self) -> tuple[float, float]:
         """Loss and unconstrained gradient norm at the current point (gradients kept)."""
@@ -129,9 +143,17 @@ class Stepper:
         return float(scalars[0]), math.sqrt(shared_squares + float(scalars[1]))
 
     def update(self) -> None:
-        """One optimizer step on the gradients of the last :meth:`evaluate`."""
+        """One optimizer step on the gradients of the last :meth:`evaluate` (the point before kept)."""
+        self._previous = [(p, p.detach().clone()) for p in self._params]
         self.optimizer(self._params)
         self.zero_grad()
+
+    def restore(self) -> None:
+        """Move back to the point before the last :meth:`update` (after a non-finite loss)."""
+        self.zero_grad()
+        with torch.no_grad():
+            for p, previous in self._previous:
+                p.copy_(previous)
 
     def zero_grad(self) -> None:
         pyro.infer.util.zero_grads(self._params)

@@ -86,8 +86,31 @@ def test_nuts_uses_it_and_samples_the_posterior():
     torch.testing.assert_close(result.params.locs, em.params.locs[order], rtol=0, atol=0.2)
 
 
-def test_a_start_without_finite_density_is_refused():
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_start_without_finite_density_is_refused_naming_what(fused):
+    # issue #13: the message used to blame "badly scaled data / float32" whatever the cause;
+    # it names the non-finite term (both potentials: the fused one and Pyro's program)
     model, X, init = gaussian("diag")
     far = init.replace(locs=init.locs + 1e200)
-    with pytest.raises(DivergenceError, match="not finite at the start"):
-        make_kernel(model, X, far)
+    dead = init.replace(weights=torch.tensor([0.0, 0.5, 0.5], dtype=X.dtype))
+    with potential.enabled(fused):
+        with pytest.raises(DivergenceError, match=r"at the start, the log-likelihood of 300 of 300 points is not "
+                                                  r"finite \(point 0: -inf\): no component"):
+            make_kernel(model, X, far)
+        with pytest.raises(DivergenceError, match=r"at the start, site 'weights' is on the boundary of its "
+                                                  r"support.*a weight of 0"):
+            make_kernel(model, X, dead)
+
+
+def test_a_start_with_a_nonfinite_gradient_names_the_site(monkeypatch):
+    # finite prior and likelihood, a NaN gradient: the site whose gradient it is is named
+    model, X, init = gaussian("diag")
+    call = potential.CollapsedPotential.__call__
+
+    def nan_gradient_for_locs(self, unconstrained):
+        locs = unconstrained["locs"]
+        return call(self, unconstrained) + (locs - locs.detach()).sqrt().sum() * 0.0  # d/dlocs: nan
+    monkeypatch.setattr(potential.CollapsedPotential, "__call__", nan_gradient_for_locs)
+    with pytest.raises(DivergenceError, match=r"gradient of the potential energy with respect to 'locs' is not "
+                                              r"finite"):
+        make_kernel(model, X, init)
