@@ -29,7 +29,8 @@ DATA = {"faithful": old_faithful, "iris": iris, "diabetes": diabetes}
     "faithful",
     pytest.param("iris", marks=pytest.mark.xfail(strict=True, reason="with reg_covar=0, VEE,5/7/9 end degenerate with "
                                                  "a huge likelihood and are not flagged (mclust: NA); open")),
-    pytest.param("diabetes", marks=pytest.mark.xfail(strict=True, reason="our VVE,4 ends above mclust's VVV,4 (mclust's "
+    pytest.param("diabetes", marks=pytest.mark.xfail(strict=True, reason="our VVE,4 ends above "
+                                                     "mclust's VVV,4 (mclust's "
                                                      "VVE,4 stops lower); open")),
 ])
 def test_default_selection_finds_mclusts_top_three(data):
