@@ -48,7 +48,9 @@ from mixtures.experiment.commandline import (
     prior_values,
 )
 from mixtures.experiment.outputs import agreement, confusion_lines, write_fit_outputs, write_selection_table
-from mixtures.experiment.selection import iteration_options, select_models
+from mixtures.experiment.selection import iteration_options, select_models, top_models
+from mixtures.families.gaussian.covariance import COVARIANCE_TYPES as STRUCTURE_NAMES
+from mixtures.families.gaussian.covariance import MCLUST_NAMES
 from mixtures.families.gaussian.priors import KINDS, SCALE_PRIORS, WEIGHT_PRIORS
 from mixtures.inference.registry import ROUTINES
 from mixtures.init import INITIALIZERS
@@ -102,17 +104,20 @@ used when no prior option is given), and each prior field has its own option.
 """
 
 SELECT_EPILOG = """\
-Fits every K = 1..k-max with every covariance type and prints BIC, AIC and ICL
-(lower is better, scikit-learn's sign). Each (K, type) is fitted from --n-init
-starts (seeds S, S+1, ...) and the best non-singular start is kept. The defaults
-(EM, k-means starts, tol 1e-6, max_iter 1000, 3 starts) are those of
+Fits every K = 1..k-max with every covariance type (default: mclust's fourteen) and
+prints BIC, AIC and ICL (lower is better, scikit-learn's sign) and mclust's BIC
+(2 loglik - p log N, higher is better, of EM's last E step as mclust reports it).
+The defaults are mclust's: EM from the hierarchical-agglomeration start (init hc:
+one tree for every K and type) to a relative tolerance of 1e-5, max_iter 1000, one
+start; --tol gives an absolute tolerance instead, --init kmeans --n-init R k-means++
+starts (seeds S, S+1, ...; the best non-singular start is kept). They are those of
 configs/model_selection.yaml (mixtures.experiment.SELECTION_DEFAULTS), so both give
-the same table. Fits whose covariance collapsed onto the reg_covar floor are
-flagged singular and excluded from the choice, as mclust does.
+the same table on its four types. Fits whose covariance collapsed onto the
+reg_covar floor are flagged singular and excluded from the choice, as mclust does.
 
-  mixtures select old_faithful                  # tied K=3, BIC 2314.30
+  mixtures select old_faithful                  # EEE K=3, mclust BIC -2314.316
   mixtures select old_faithful --k-max 6 --covariance-types full diag --out bic.png
-  mixtures select data.csv --tol 1e-8 --max-iter 5000 --n-init 10
+  mixtures select data.csv --init kmeans --n-init 10 --tol 1e-8 --max-iter 5000
   mixtures select iris.csv --label-column species --out sel/   # sel/selection.csv, sel/bic.png
 """
 
@@ -213,8 +218,9 @@ def _add_select(commands: Any, formatter: type) -> None:
     defaults = SELECTION_DEFAULTS
     select.add_argument("--k-max", type=int, default=defaults["k_max"], metavar="K",
                         help=f"largest K tried (default {defaults['k_max']})")
-    select.add_argument("--covariance-types", nargs="+", default=list(defaults["covariance_types"]),
-                        choices=COVARIANCE_TYPES, metavar="T", help="types tried (default: all four)")
+    names = list(dict.fromkeys([*STRUCTURE_NAMES, *MCLUST_NAMES, "E", "V"]))
+    select.add_argument("--covariance-types", nargs="+", default=list(MCLUST_NAMES), choices=names, metavar="T",
+                        help="types tried, by name or mclust name (default: mclust's fourteen)")
     select.add_argument("--method", default=defaults["method"], choices=_routines(), metavar="M",
                         help=f"routine (default {defaults['method']})")
     select.add_argument("--init", default=defaults["init"], choices=_inits(), metavar="I",
@@ -223,8 +229,10 @@ def _add_select(commands: Any, formatter: type) -> None:
                         help="seed of the first start (default 0); start r uses seed S + r (at most 2**64 - 1)")
     select.add_argument("--n-init", type=int, default=defaults["n_init"], metavar="R",
                         help=f"starts per (K, type), the best non-singular one kept (default {defaults['n_init']})")
+    select.add_argument("--rtol", type=float, default=defaults["rtol"], metavar="T",
+                        help=f"relative tolerance on the log-likelihood, mclust's rule (default {defaults['rtol']:g})")
     select.add_argument("--tol", type=float, default=defaults["tol"], metavar="T",
-                        help=f"convergence tolerance, nats per point (default {defaults['tol']:g})")
+                        help="absolute tolerance, nats per point, instead of --rtol")
     select.add_argument("--max-iter", type=int, default=defaults["max_iter"], metavar="N",
                         help=f"iteration budget per start (default {defaults['max_iter']})")
     select.add_argument("--reg-covar", type=float, default=1e-6, metavar="R", help="default 1e-6")
@@ -456,11 +464,12 @@ def _select(args: argparse.Namespace) -> int:
     for option, value in (("--k-max", args.k_max), ("--n-init", args.n_init), ("--max-iter", args.max_iter)):
         if value < 1:
             raise ConfigError(option, "", f"must be at least 1; got {value}.", "integers >= 1")
-    if not (args.tol >= 0 and math.isfinite(args.tol)):
-        raise ConfigError("--tol", "", f"must be a finite number >= 0; got {args.tol}.", "e.g. 1e-6")
+    for option, value in (("--tol", args.tol), ("--rtol", args.rtol)):
+        if value is not None and not (value >= 0 and math.isfinite(value)):
+            raise ConfigError(option, "", f"must be a finite number >= 0; got {value}.", "e.g. 1e-5")
     check_seed(args.seed, args.n_init)
     target = _figure_target(args.out) if args.out else None
-    options = iteration_options(args.method, args.tol, args.max_iter)
+    options = iteration_options(args.method, args.tol, args.max_iter, args.rtol)
     method, note = method_config(args.method, options, _prior(args))
     table, name = load_data(args)
     X = table.X
@@ -471,7 +480,7 @@ def _select(args: argparse.Namespace) -> int:
     rows = select_models(X, args.k_max, types, method=args.method, init=args.init, seed=args.seed,
                          n_init=args.n_init, reg_covar=args.reg_covar, options=method.options,
                          progress=not _progress_disabled(args.quiet), prior=method.gaussian_prior(),
-                         labels=table.labels)
+                         labels=table.labels, rtol=args.rtol, tol=args.tol, max_iter=args.max_iter)
     _print_selection(args, name, X, options, rows)
     usable = [r for r in rows if r["status"] == "ok" and not r["singular"]]
     if not usable:
@@ -482,6 +491,9 @@ def _select(args: argparse.Namespace) -> int:
             if table.labels is not None else ""
         print(f"best by {criterion.upper()}: K={best['n_components']}, {best['covariance_type']} "
               f"({criterion.upper()} {best[criterion]:.2f}{against})")
+    top = ", ".join(f"{r['covariance_type']},{r['n_components']} {r['mclust_bic']:.3f}"
+                    + (f" ({r['bic_difference']:+.3f})" if i else "") for i, r in enumerate(top_models(rows)))
+    print(f"top models by mclust's BIC (higher is better): {top}")
     if target is not None and target[2]:  # a directory: the table too
         print(f"wrote {write_selection_table(target[0].parent / 'selection.csv', rows)}")
     if target is not None:
@@ -501,16 +513,17 @@ def _print_selection(args: argparse.Namespace, name: str, X: Any, options: dict[
           f"({seeds}), the best non-singular start kept. Lower is better.")
     print()
     print(f"{'K':>3}  {'covariance':<10} {'log-lik':>12} {'BIC':>12} {'AIC':>12} {'ICL':>12} "
-          f"{'iter':>5} {'converged':>9}  note")
+          f"{'iter':>5} {'converged':>9} {'mclust BIC':>12}  note")
     for r in rows:
         if r["status"] != "ok":
             print(f"{r['n_components']:>3}  {r['covariance_type']:<10} {'':>12} {'':>12} {'':>12} {'':>12} "
-                  f"{'':>5} {'':>9}  failed: {r['error']}")
+                  f"{'':>5} {'':>9} {'':>12}  failed: {r['error']}")
             continue
         note = "singular (excluded)" if r["singular"] else ""
         converged = f"{r['starts_converged']}/{r['starts']}"
         print(f"{r['n_components']:>3}  {r['covariance_type']:<10} {r['log_likelihood']:>12.2f} "
-              f"{r['bic']:>12.2f} {r['aic']:>12.2f} {r['icl']:>12.2f} {r['n_iter']:>5} {converged:>9}  {note}")
+              f"{r['bic']:>12.2f} {r['aic']:>12.2f} {r['icl']:>12.2f} {r['n_iter']:>5} {converged:>9} "
+              f"{r['mclust_bic']:>12.3f}  {note}")
     print()
     print("converged: starts that met the tolerance before the iteration budget; iter: iterations of the "
           "kept start.")

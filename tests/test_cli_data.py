@@ -90,8 +90,7 @@ def test_select_out_dir_writes_the_full_table_at_full_precision(tmp_path, iris_c
                  "--label-column", "species", "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
     table = read_table(iris_csv, label_column="species")
-    rows = select_models(table.X, 3, ["diag", "spherical"], n_init=3, options={"tol": 1e-6, "max_iter": 1000},
-                         labels=table.labels)
+    rows = select_models(table.X, 3, ["diag", "spherical"], labels=table.labels)  # select's defaults
     with open(out / "selection.csv", newline="") as stream:
         stored = list(csv.DictReader(stream))
     assert len(stored) == len(rows) == 6

@@ -2,48 +2,130 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from mixtures import evaluation
+from mixtures.families.gaussian.covariance import MCLUST_NAMES
 from mixtures.families.gaussian.model import GaussianMixture
 from mixtures.families.gaussian.priors import GaussianPrior
 from mixtures.inference import ROUTINES, fit
 
+#: mclust's EM stopping rule: the log-likelihood changed by less than this fraction of itself
+MCLUST_RTOL = 1e-5
+#: the absolute tolerance (nats per point) of routines without a relative one (vb, k-means...)
+ABSOLUTE_TOL = 1e-6
 
-def iteration_options(method: str, tol: float, max_iter: int) -> dict[str, Any]:
-    """``tol``/``max_iter`` under the routine's own option names (its record's ``tol_option`` and
-    ``budget_option``; MAP/SVI take ``num_steps``, NUTS neither)."""
+
+def iteration_options(method: str, tol: float | None, max_iter: int, rtol: float | None = None) -> dict[str, Any]:
+    """The stopping rule and budget under the routine's own option names (its record's ``tol_option``
+    and ``budget_option``; MAP/SVI take ``num_steps``, NUTS neither).
+
+    ``rtol`` (relative, mclust's rule) is used where the routine takes it and no absolute ``tol``
+    is given; otherwise ``tol`` (nats per point; ``ABSOLUTE_TOL`` if None) goes to the routine's
+    ``tol_option``."""
     routine = ROUTINES[method]
     options: dict[str, Any] = {}
-    if routine.tol_option is not None:
+    if tol is None and not (rtol is not None and "rtol" in routine.option_names):
+        tol = ABSOLUTE_TOL
+    if rtol is not None and tol is None and "rtol" in routine.option_names:
+        options["rtol"] = rtol
+    elif tol is not None and routine.tol_option is not None:
         options[routine.tol_option] = tol
     if routine.budget_option is not None:
         options[routine.budget_option] = max_iter
     return options
 
 
-def select_models(X: Any, k_max: int, covariance_types: Sequence[str], *, method: str = "em",
-                  init: str = "kmeans", seed: int = 0, n_init: int = 1, reg_covar: float = 1e-6,
+def mclust_bic(result: Any, log_likelihood: float, n_parameters: int, n_points: int) -> float:
+    """BIC in mclust's sign and as mclust reports it, ``2 ℓ − p log N`` (higher is better).
+
+    mclust's EM reports the log-likelihood of its last E step, i.e. of the parameters before its
+    final M step: for (hard) EM with a history of at least two rows that is the history's
+    second-to-last row; for other routines ``ℓ`` is the final ``log_likelihood``. Ours
+    (``-bic``) ends one M step further, so it is never lower."""
+    if result.method in ("em", "hard_em"):
+        trace = result.history.to_dict().get("log_likelihood", [])
+        if len(trace) >= 2 and math.isfinite(trace[-2]):
+            log_likelihood = float(trace[-2])
+    return 2.0 * log_likelihood - n_parameters * math.log(n_points)
+
+
+@contextlib.contextmanager
+def _one_intra_op_thread() -> Iterator[None]:
+    """torch's intra-op threads pinned to 1 (restored after): on data this small a parallel
+    reduction costs more than it saves, and on a busy machine its threads spin-wait for
+    milliseconds per operation (a (272, 9) logsumexp: 0.1 ms on one thread, 9-24 ms on two).
+    ``fit`` pins them itself; this covers the evaluation after it."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _evaluate(result: Any, X: Tensor, reg_covar: float, labels: Tensor | None) -> dict[str, Any]:
+    """A fit's row from ONE pass over ``X`` ``(N, D)``: the joint ``log π_k + log p(x_n | k)``
+    ``(N, K)`` gives the log-likelihood, BIC and AIC (``result.bic``/``aic``), ICL
+    (:func:`mixtures.evaluation.information_criteria`) and the labels (ties: lowest index, as
+    ``result.predict``), where calling those would make four passes."""
+    with _one_intra_op_thread():
+        joint = result.params.joint_log_prob(X)                      # (N, K)
+        log_norm = torch.logsumexp(joint, -1)                        # (N,) log p(x_n)
+        N, p = X.shape[0], result.n_parameters()
+        log_likelihood = float(log_norm.sum())
+        bic = -2.0 * log_likelihood + p * math.log(N)
+        row = {"bic": bic, "aic": -2.0 * log_likelihood + 2.0 * p,
+               "icl": bic - 2.0 * float((joint.max(-1).values - log_norm).sum()),
+               "log_likelihood": log_likelihood, "mclust_bic": mclust_bic(result, log_likelihood, p, N),
+               "singular": evaluation.is_singular(result.params, reg_covar)}
+        if labels is not None:
+            predicted = joint.argmax(-1)
+            row.update(ari=evaluation.adjusted_rand_index(labels, predicted),
+                       nmi=evaluation.normalized_mutual_info(labels, predicted))
+    return row
+
+
+def select_models(X: Any, k_max: int = 9, covariance_types: Sequence[str] | None = None, *, method: str = "em",
+                  init: str = "hc", seed: int = 0, n_init: int = 1, reg_covar: float = 1e-6,
                   options: dict[str, Any] | None = None, progress: bool = False,
-                  prior: GaussianPrior | None = None, labels: Tensor | None = None) -> list[dict[str, Any]]:
+                  prior: GaussianPrior | None = None, labels: Tensor | None = None,
+                  rtol: float | None = MCLUST_RTOL, tol: float | None = None,
+                  max_iter: int = 1000) -> list[dict[str, Any]]:
     """One row per (K, covariance type): the best of ``n_init`` starts (seeds ``seed``, ``seed + 1``...).
+
+    Defaults as mclust's ``Mclust``: all fourteen structures (``covariance_types=None``:
+    ``MCLUST_NAMES``), K = 1..9, EM from the hierarchical-agglomeration start (``init="hc"``: one
+    tree, cached, cut at every K for every structure; deterministic below 2000 points, so more
+    starts add nothing) to a relative tolerance ``rtol`` (mclust's 1e-5). ``tol`` (nats per
+    point) replaces ``rtol`` by an absolute tolerance; ``init="kmeans", n_init=10`` gives
+    k-means++ starts; ``options`` (the routine's own, e.g. ``{"tol": 1e-6}``) override all these.
 
     The best start is the non-singular one with the highest log-likelihood (a
     singular one only when every start is singular), as the model_selection
     config's report keeps the best seed. Rows hold ``n_components``,
     ``covariance_type``, ``status`` (``ok``/``failed``), ``log_likelihood``,
-    ``bic``, ``aic``, ``icl``, ``n_iter``, ``converged``, ``singular``, ``seed``
+    ``bic``, ``aic``, ``icl`` (lower is better), ``mclust_bic`` (mclust's sign and reporting,
+    :func:`mclust_bic`), ``n_iter``, ``converged``, ``singular``, ``seed``
     (of the kept start), ``starts`` and ``starts_converged``; failed ones ``error``.
     ``prior``: the models' prior (vb, nuts, MAP-EM). With given class ``labels (N,)``, rows also
     hold ``ari`` and ``nmi`` of the kept start's components against them.
     """
-    options = dict(options or {})
+    covariance_types = MCLUST_NAMES if covariance_types is None else covariance_types
+    given = dict(options or {})
+    options = iteration_options(method, tol, max_iter, rtol)
+    if ROUTINES[method].tol_option in given:
+        options.pop("rtol", None)  # an absolute tolerance in options replaces the default relative one
+    options.update(given)
     grid = [(k, t) for t in covariance_types for k in range(1, k_max + 1)]
     rows = []
     for k, cov_type in tqdm(grid, disable=not progress, desc="select", unit="model", leave=False,
@@ -60,15 +142,8 @@ def select_models(X: Any, k_max: int, covariance_types: Sequence[str], *, method
                 try:
                     result = fit(GaussianMixture(k, cov_type, prior=prior), X, method, init=init,
                                  seed=seed + start, reg_covar=reg_covar, **options)
-                    candidate = dict(evaluation.information_criteria(result, X))
-                    candidate.update(log_likelihood=float(result.params.log_prob(X).sum()),
-                                     singular=evaluation.is_singular(result.params, reg_covar),
-                                     n_iter=int(result.n_iter), converged=bool(result.converged),
-                                     seed=seed + start)
-                    if labels is not None:
-                        predicted = result.predict(X)
-                        candidate.update(ari=evaluation.adjusted_rand_index(labels, predicted),
-                                         nmi=evaluation.normalized_mutual_info(labels, predicted))
+                    candidate = _evaluate(result, X, reg_covar, labels)
+                    candidate.update(n_iter=int(result.n_iter), converged=bool(result.converged), seed=seed + start)
                     starts.append(candidate)
                 except (ValueError, FloatingPointError, RuntimeError) as error:
                     errors.append(" ".join(str(error).split())[:80])
@@ -79,3 +154,11 @@ def select_models(X: Any, k_max: int, covariance_types: Sequence[str], *, method
             row.update(best, starts=len(starts), starts_converged=sum(c["converged"] for c in starts))
         rows.append(row)
     return rows
+
+
+def top_models(rows: Sequence[dict[str, Any]], n: int = 3) -> list[dict[str, Any]]:
+    """mclust's "top models based on the BIC criterion": the ``n`` usable rows (ok, not singular)
+    with the highest ``mclust_bic``, best first, each with ``bic_difference`` to the best (≤ 0)."""
+    usable = sorted((r for r in rows if r["status"] == "ok" and not r["singular"]),
+                    key=lambda r: r["mclust_bic"], reverse=True)[:n]
+    return [{**r, "bic_difference": r["mclust_bic"] - usable[0]["mclust_bic"]} for r in usable]

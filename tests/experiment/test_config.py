@@ -295,7 +295,8 @@ def test_model_selection_config_uses_the_selection_defaults():
     config = load_config(CONFIGS / "model_selection.yaml")
     (method,) = config.methods
     assert method.method == SELECTION_DEFAULTS["method"]
-    assert method.options == {"max_iter": SELECTION_DEFAULTS["max_iter"], "tol": SELECTION_DEFAULTS["tol"]}
+    assert method.options == {"max_iter": SELECTION_DEFAULTS["max_iter"], "rtol": SELECTION_DEFAULTS["rtol"]}
+    assert SELECTION_DEFAULTS["tol"] is None
     assert config.inits == (SELECTION_DEFAULTS["init"],)
     assert config.seeds == tuple(range(SELECTION_DEFAULTS["n_init"]))
     assert config.sweep["n_components"] == tuple(range(1, SELECTION_DEFAULTS["k_max"] + 1))
