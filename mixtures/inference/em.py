@@ -289,7 +289,7 @@ def _degenerate_extras(params: Params, final: Summary, hard: bool, reg_covar: fl
                       UserWarning, stacklevel=4)
     # degenerate components at the end: empty (soft EM: less than one point of responsibility)
     # or sitting on the reg_covar floor (collapsed onto points without spread)
-    extras["collapsed_components"] = params.collapsed_components(reg_covar) if reg_covar > 0 else []
+    extras["collapsed_components"] = params.collapsed_components(reg_covar)  # reg_covar = 0: numerically singular
     if hard:
         extras["labels"] = final.labels
         extras["empty_components"] = sorted(degenerate.empty)
@@ -303,8 +303,8 @@ def _degenerate_extras(params: Params, final: Summary, hard: bool, reg_covar: fl
     flagged = sorted(set(extras["empty_components"]) | set(extras["collapsed_components"]))
     if flagged and warn:
         warnings.warn(f"EM ended with degenerate component(s) {flagged}: empty (less than one point "
-                      f"of responsibility) {extras['empty_components']}, on the reg_covar floor "
-                      f"{extras['collapsed_components']}. Use fewer components, another "
+                      f"of responsibility) {extras['empty_components']}, collapsed (covariance on the reg_covar floor "
+                      f"or numerically singular) {extras['collapsed_components']}. Use fewer components, another "
                       "initialization, or on_collapse='reseed'.", UserWarning, stacklevel=4)
     return extras
 

@@ -229,7 +229,7 @@ def flag_degenerate(result: Any, X: Tensor | StreamingData, *, n_points: int, re
     new: dict[str, list[int]] = {}
     if flag_empty and "empty_components" not in extras:
         new["empty_components"] = torch.nonzero(params.weights * n_points < 1.0).reshape(-1).tolist()
-    if floor and reg_covar > 0 and "collapsed_components" not in extras:
+    if floor and "collapsed_components" not in extras:  # reg_covar = 0: numerically singular ones
         new["collapsed_components"] = params.collapsed_components(reg_covar)
     extras.update(new)
     flagged = {name: value for name, value in new.items() if value}
@@ -239,7 +239,7 @@ def flag_degenerate(result: Any, X: Tensor | StreamingData, *, n_points: int, re
     if "empty_components" in flagged:
         parts.append(f"empty (weight below one point) {flagged['empty_components']}")
     if "collapsed_components" in flagged:
-        parts.append(f"on the reg_covar floor (covariance ≈ reg_covar = {reg_covar:g}) "
+        parts.append(f"collapsed (covariance on the reg_covar = {reg_covar:g} floor, or numerically singular) "
                      f"{flagged['collapsed_components']}")
     warnings.warn(f"{result.method} ended with degenerate component(s): {'; '.join(parts)}. "
                   f"{_fix_hint(X, reg_covar, 'collapsed_components' in flagged)}", UserWarning, stacklevel=2)

@@ -347,6 +347,6 @@ def test_a_component_on_the_reg_covar_floor_is_flagged():
     X = np.concatenate([rng.normal(size=(200, 2)), np.full((30, 2), 8.0)])
     start = MixtureParams(np.array([0.8, 0.2]), np.array([[0.0, 0.0], [8.0, 8.0]]), np.eye(2)[None].repeat(2, 0),
                           "full")
-    with pytest.warns(UserWarning, match=r"on the reg_covar floor \[1\]"):
+    with pytest.warns(UserWarning, match=r"on the reg_covar floor or numerically singular\) \[1\]"):
         result = mixtures.fit(GaussianMixture(2), X, init=start, reg_covar=1e-4)
     assert result.extras["collapsed_components"] == [1]

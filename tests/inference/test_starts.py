@@ -123,8 +123,8 @@ def test_flag_degenerate_states_empty_and_floored_components(X):
     params = MixtureParams(torch.tensor([0.6, 0.4 - 1e-9, 1e-9], dtype=torch.float64), true_params("full").locs,
                            torch.stack([torch.eye(2), torch.eye(2), 1e-6 * torch.eye(2)]).double(), "full")
     result = SimpleNamespace(extras={}, params=params, method="map")
-    with pytest.warns(UserWarning, match=r"map ended with degenerate component\(s\): empty .* \[2\]; on the "
-                                         r"reg_covar floor .* \[2\]"):
+    with pytest.warns(UserWarning, match=r"map ended with degenerate component\(s\): empty .* \[2\]; collapsed "
+                                         r"\(covariance on the reg_covar = 1e-06 floor.* \[2\]"):
         flag_degenerate(result, X, n_points=300, reg_covar=1e-6, floor=True, flag_empty=True)
     assert result.extras == {"empty_components": [2], "collapsed_components": [2]}
     # a routine that flagged its own result is left alone; a routine without a floor is not judged on it
@@ -139,3 +139,18 @@ def test_flag_degenerate_states_empty_and_floored_components(X):
 def test_every_fit_result_says_whether_a_component_ended_empty(X, method):
     result = mixtures.fit(GaussianMixture(3), X, method, **BUDGET[method])
     assert result.extras["empty_components"] == []
+
+
+def test_a_component_on_one_point_without_a_floor_is_flagged_collapsed():
+    """reg_covar = 0: a VEE component shrunk onto one point has a covariance within round-off of
+    zero (iris VEE,5 from mclust's start; mclust reports the cell as NA): the fit says so."""
+    X = mixtures.data.iris()
+    X = X[0] if isinstance(X, tuple) else X
+    with pytest.warns(UserWarning, match="collapsed"):
+        result = mixtures.fit(GaussianMixture(5, "VEE"), X, "em", init="hc", reg_covar=0.0, rtol=1e-5, max_iter=1000)
+    assert result.extras["collapsed_components"], result.extras
+    from mixtures import evaluation
+    assert evaluation.is_singular(result, 0.0)
+    # a healthy fit without a floor is not flagged
+    healthy = mixtures.fit(GaussianMixture(2, "VEV"), X, "em", init="hc", reg_covar=0.0, rtol=1e-5)
+    assert healthy.extras["collapsed_components"] == [] and not evaluation.is_singular(healthy, 0.0)

@@ -225,14 +225,22 @@ class MixtureParams(Params):
         return cost.reshape(self.locs.shape[:-1] + (K,))
 
     def collapsed_components(self, reg_covar: float, rtol: float = 1e-3, atol: float = 0.0) -> list[int]:
-        """Components whose covariance sits on the ``reg_covar`` floor: ``λ_min(Σ_k) <= reg_covar
-        (1 + rtol) + atol``; a shared covariance collapses for every component at once."""
+        """Components whose covariance sits on the ``reg_covar`` floor, ``λ_min(Σ_k) <= reg_covar
+        (1 + rtol) + atol``, or is numerically singular whatever the floor, ``λ_min(Σ_k) <= 10 D ε
+        max_j λ_max(Σ_j)`` (``ε`` the dtype's epsilon: an eigenvalue within round-off of zero on the
+        mixture's scale, e.g. a VEE component shrunk onto one point with ``reg_covar=0``, whose
+        likelihood is unbounded; mclust reports such a cell as NA). A shared covariance collapses
+        for every component at once."""
         if self.cov_type.storage == "variances":  # the variances are the eigenvalues
             columns = self.cov_type.variance_columns(self.native)  # (K or 1, D or 1); shared: every component
             smallest = columns.min(-1).values.expand(self.n_components)
+            largest = columns.max(-1).values.expand(self.n_components)
         else:
-            smallest = torch.linalg.eigvalsh(self.covariances).min(-1).values  # (K,)
-        return torch.nonzero(smallest <= reg_covar * (1.0 + rtol) + atol).reshape(-1).tolist()
+            eigenvalues = torch.linalg.eigvalsh(self.covariances)  # (K, D) ascending
+            smallest, largest = eigenvalues[..., 0], eigenvalues[..., -1]
+        round_off = 10 * self.n_features * torch.finfo(smallest.dtype).eps
+        collapsed = (smallest <= reg_covar * (1.0 + rtol) + atol) | (smallest <= round_off * largest.max())
+        return torch.nonzero(collapsed).reshape(-1).tolist()
 
     def as_dict(self) -> dict[str, Tensor]:
         """``{"weights", "locs", "covariances"}`` with full covariance matrices."""
