@@ -235,10 +235,10 @@ SCALE_BUDGET = {"em": {"max_iter": 200}, "hard_em": {}, "kmeans": {}, "kmedians"
                 "svi": {"num_steps": 100}, "stepwise_em": {"num_epochs": 5, "batch_size": 16}, "vb": {"max_iter": 200}}
 
 
-@pytest.mark.parametrize("scale", [1e-6, 1e6])
+@pytest.mark.parametrize("scale", [1e-100, 1e-8, 1e-6, 1e6, 1e8, 1e100])
 @pytest.mark.parametrize("method", sorted(SCALE_BUDGET))
 def test_fit_of_scaled_data_is_the_scaled_fit(method, scale):
-    # the default start, routine and result commute with X -> a X: routines whose covariances carry
+    # the default start, routine and result commute with X -> a X + b: routines whose covariances carry
     # reg_covar get it scaled by a² (it is in the data's units), MAP and SVI (no floor) take the
     # default, and the default prior of VB scales with X. (NUTS: sampling, not compared.)
     # (before: MAP, SVI and stepwise EM merged the clusters at small scales)
@@ -248,9 +248,10 @@ def test_fit_of_scaled_data_is_the_scaled_fit(method, scale):
     model = GaussianMixture(2, "full", prior=mixtures.GaussianPrior() if method == "vb" else None)
     floor = {} if method in ("map", "svi") else {"reg_covar": 1e-6 * scale ** 2}
     reference = mixtures.fit(model, X, method, **{"reg_covar": 1e-6}, **SCALE_BUDGET[method])
-    scaled = mixtures.fit(model, X * scale, method, **floor, **SCALE_BUDGET[method])
+    shift = torch.tensor([30.0, -20.0], dtype=torch.float64) * scale  # b: far from the origin, in X's units
+    scaled = mixtures.fit(model, X * scale + shift, method, **floor, **SCALE_BUDGET[method])
     assert_close(scaled.params.weights, reference.params.weights, rtol=1e-9, atol=1e-12)
-    assert_close(scaled.params.locs / scale, reference.params.locs, rtol=1e-9, atol=1e-12)
+    assert_close((scaled.params.locs - shift) / scale, reference.params.locs, rtol=1e-9, atol=1e-11)
     assert_close(scaled.params.covariances / scale ** 2, reference.params.covariances, rtol=1e-8, atol=1e-12)
     # log-likelihoods differ by the Jacobian N D log(1/a) only
     assert abs(scaled.log_likelihood - reference.log_likelihood + 60 * 2 * np.log(scale)) < 1e-9 * 60 * 2 * 14
