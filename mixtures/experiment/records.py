@@ -43,7 +43,7 @@ from mixtures.experiment.tasks import RECORD_VERSION, Task
 #: result columns that hold text; every other column holds a number, a boolean or nothing
 TEXT_COLUMNS = frozenset({"task", "dataset", "covariance_type", "init", "method", "routine", "status", "error",
                           "confusion",
-                          "alignment", "warnings", "history", "posterior"})
+                          "alignment", "warnings", "history", "posterior", "problems"})
 #: the largest record read (bytes): parameters of K = 100, D = 100 full covariances are about 20 MiB of JSON
 MAX_RECORD_BYTES = 64 * 2**20
 

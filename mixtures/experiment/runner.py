@@ -20,6 +20,7 @@ the config, the data, the priors and each method's first fit are checked before 
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 import warnings
@@ -98,6 +99,9 @@ def run_task(task: Task, bundle: DataBundle, config: Config, preflight: bool = F
         if result.posterior is not None:
             row["posterior"] = f"posteriors/{task.posterior_name}"
             row.update(posterior_summary(result.posterior))
+        problems = (result.extras or {}).get("problems")
+        if problems and not row.get("problems"):  # any routine's failed validity checks
+            row["problems"] = "; ".join(map(str, problems))[:2000]
         row["warnings"] = warning_text(caught)
     return Outcome(task, row, result.params, result.history, result.posterior, init=result.init,
                    first_iteration=first_iteration(task, result, X, reg_covar))
@@ -155,8 +159,22 @@ def _finite_values(values: Any) -> Tensor:
     return values[torch.isfinite(values)]
 
 
+def _never_moved(site_values: dict | None) -> bool:
+    """Whether a label-invariant quantity has an undefined R-hat: it never changed over the draws.
+
+    The invariant quantities (the draws' log-likelihood, sorted weights...) are free to vary in
+    every model, so an undefined R-hat there means stuck chains, not an entry fixed by construction.
+    """
+    return any(bool(torch.isnan(torch.as_tensor(v, dtype=torch.float64)).any()) for v in (site_values or {}).values())
+
+
 def posterior_summary(posterior: Posterior) -> dict[str, Any]:
-    """The posterior columns of a result row (see ``POSTERIOR_COLUMNS``)."""
+    """The posterior columns of a result row (see ``POSTERIOR_COLUMNS``).
+
+    ``max_r_hat`` is NaN (not missing) when a chain never moved (an undefined R-hat of a
+    label-invariant quantity): a stuck sampler must not read as a blank. ``problems``: the
+    failed validity checks of a sampler (``diagnostics["problems"]``), ``"; "``-joined.
+    """
     out: dict[str, Any] = {"posterior_draws": posterior.n_draws,
                            "expected_components": posterior.expected_components(COMPONENT_THRESHOLD)}
     diagnostics = posterior.diagnostics or {}
@@ -166,8 +184,12 @@ def posterior_summary(posterior: Posterior) -> dict[str, Any]:
         values = torch.cat(values) if values else torch.empty(0)
         if values.numel():
             out[column] = float(reduce(values))
+    if "r_hat" in diagnostics and _never_moved(diagnostics.get("invariant_r_hat")):
+        out["max_r_hat"] = math.nan
     if "num_divergences" in diagnostics:
         out["num_divergences"] = int(diagnostics["num_divergences"])
+    if diagnostics.get("problems"):
+        out["problems"] = "; ".join(diagnostics["problems"])[:2000]
     return out
 
 

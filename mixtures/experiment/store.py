@@ -63,7 +63,7 @@ METRIC_COLUMNS = ("log_likelihood", "log_likelihood_per_point", "elbo", "kl", "b
                   "covariances_relative", "ari", "nmi", "accuracy",
                   "kl_truth", "kl_truth_se", "kl_samples", "held_out_ll", "held_out_ll_truth", "alignment", "confusion",
                   "posterior_draws", "expected_components", "max_r_hat", "min_ess", "num_divergences",
-                  "outliers_planted", "outliers_flagged", "inliers_flagged",
+                  "problems", "outliers_planted", "outliers_flagged", "inliers_flagged",
                   "warnings", "history", "posterior")
 RESULT_COLUMNS = ID_COLUMNS + METRIC_COLUMNS
 #: columns that legitimately differ between two runs of the same config
@@ -73,7 +73,8 @@ TRUTH_METRICS = ("weights_l1", "weights_max", "means_rmse", "means_max", "covari
                  "held_out_ll", "held_out_ll_truth")
 #: columns of histories.csv that say which fit a trace row belongs to (then iteration and the traces)
 HISTORY_ID_COLUMNS = ID_COLUMNS[:-2]
-POSTERIOR_COLUMNS = ("posterior_draws", "expected_components", "max_r_hat", "min_ess", "num_divergences")
+#: ``problems``: a sampler's failed validity checks ("; "-joined); ``max_r_hat`` NaN: a chain never moved
+POSTERIOR_COLUMNS = ("posterior_draws", "expected_components", "max_r_hat", "min_ess", "num_divergences", "problems")
 #: most posterior draws stored per fit (evenly spaced through the routine's draws)
 MAX_POSTERIOR_DRAWS = 200
 #: the parameter states a record may hold: the result, where it started, and after one iteration

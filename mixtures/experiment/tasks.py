@@ -27,8 +27,9 @@ from mixtures.families.student_t import StudentTMixture, StudentTParams
 #: 2: KL draws seeded from the cell (common random numbers); 3: parameters stored by mixtures.io
 #: (bit-exact, native covariances), plus the initialization and the first iteration; 4: the inputs
 #: that produced the record (digests of the task's config and its data, the package version) and
-#: the size and digest of every file it refers to
-RECORD_VERSION = 4
+#: the size and digest of every file it refers to; 5: the ``problems`` column (a sampler's failed checks) and
+#: ``max_r_hat`` NaN when a chain never moved
+RECORD_VERSION = 5
 
 
 @dataclass(frozen=True)

@@ -816,11 +816,11 @@ def test_run_files_get_the_umasks_permissions_and_old_records_are_redone(small_r
         assert path.stat().st_mode & 0o044 == 0o044 & ~_umask(), path
     task = expand_tasks(config)[0]
     record = experiment.read_record(out, task)
-    assert record["version"] == experiment.RECORD_VERSION == 4
+    assert record["version"] == experiment.RECORD_VERSION == 5
     stale = tmp_path / "stale"
     (stale / "records").mkdir(parents=True)
     (stale / "records" / f"{task.key}.json").write_text(
-        (out / "records" / f"{task.key}.json").read_text().replace('"version": 4', '"version": 3'))
+        (out / "records" / f"{task.key}.json").read_text().replace('"version": 5', '"version": 4'))
     assert experiment.read_record(stale, task) is None  # an older record is recomputed, not misread
 
 

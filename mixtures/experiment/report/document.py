@@ -95,6 +95,9 @@ def _results(state: RunState) -> list[str]:
     if budgets:
         legend += ("; \"at budget\": fits that ran their whole step budget (max_iter or num_steps) instead, the normal "
                    "end of an SVI or MAP run given a fixed number of steps, not a failure")
+    if any(r.get("problems") for r in state.rows() if r["status"] == "ok"):
+        legend += ("; INVALID: a sampler that did not explore (divergences, a collapsed step size, R-hat or ESS "
+                   "out of bounds: the Findings name the failed checks), whose numbers are not a posterior's")
     if has_truth:
         legend += ("; errors against the true parameters after matching components; KL to truth: KL(truth ‖ fit) by "
                    f"Monte Carlo with {state.config.metrics.kl_samples} draws of the truth per fit (the same draws for "

@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from mixtures.experiment.report.formatting import finite, format_number, names_list
+from mixtures.experiment.report.formatting import cell_label, finite, format_number, names_list
 from mixtures.experiment.report.reading import selection_winners, selects_models, tasks_by_dataset, with_per_point
 from mixtures.experiment.report.tables import summary_rows
 from mixtures.experiment.store import RunState
@@ -35,7 +35,7 @@ def means_by_point(state: RunState, dataset: str) -> dict[tuple, Means]:
     for label, rows in summary_rows(state):
         if label["dataset"] != dataset:
             continue
-        ok = [with_per_point(r) for r in rows if r["status"] == "ok"]
+        ok = [with_per_point(r) for r in rows if r["status"] == "ok" and not r.get("problems")]  # invalid: no winner
         point = tuple((k, v) for k, v in label.items() if k not in ("dataset", "method"))
         means = {}
         for column in [c for c, *_ in FINDINGS] + ["bic"]:
@@ -105,9 +105,30 @@ def many_points(points: dict[tuple, Means]) -> list[str]:
     return sentences
 
 
+def invalid_fits(state: RunState) -> list[str]:
+    """One loud line per fit that must not be read as a result: a sampler whose validity checks
+    failed (its ``problems``, e.g. every transition divergent) and a fit that failed outright."""
+    lines = []
+    for task in state.tasks:
+        record = state.records.get(task.key)
+        if record is None:
+            continue
+        row = record["row"]
+        where = f"{task.dataset.name}, {cell_label(task)}"
+        if row["status"] != "ok":
+            lines.append(f"- **INVALID: {task.method.name} failed** ({where}): {row.get('error') or 'no error text'}.")
+        elif row.get("problems"):
+            verb = "did not explore" if task.method.method == "nuts" else "failed its validity checks"
+            lines.append(f"- **INVALID: {task.method.name} {verb}** ({where}): {row['problems']}. Its posterior, its "
+                         "table row and its figure panels are not a reference.")
+    return lines
+
+
 def findings(state: RunState) -> str:
-    """A short paragraph per dataset of facts read off the summary table (no interpretation)."""
-    paragraphs = []
+    """A short paragraph per dataset of facts read off the summary table (no interpretation), after
+    a loud line for every invalid fit (:func:`invalid_fits`)."""
+    invalid = invalid_fits(state)
+    paragraphs = ["\n".join(invalid)] if invalid else []
     for dataset, tasks in tasks_by_dataset(state).items():
         points = means_by_point(state, dataset)
         if len(points) == 1:

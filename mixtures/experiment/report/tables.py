@@ -3,6 +3,7 @@ the methods as run, and the failed fits."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any
 
@@ -80,13 +81,27 @@ def spread(values: Any, digits: int = 6) -> str:
             f"{format_number(max(numbers), digits)}]")
 
 
+def undefined_r_hat(row: dict) -> bool:
+    """Whether a sampler's R-hat is stored as undefined (NaN): a chain never moved."""
+    value = row.get("max_r_hat")
+    return value is not None and not isinstance(value, str) and math.isnan(float(value))
+
+
+def cell_value(row: dict, column: str) -> str:
+    """One fit's value of ``column`` as a table cell; a stuck sampler's R-hat reads ``undefined (stuck)``."""
+    if column == "max_r_hat" and undefined_r_hat(row):
+        return "undefined (stuck)"
+    if not finite(row.get(column)):
+        return "–"
+    return format_number(float(row[column]), 6 if column in PRECISE_COLUMNS else 4)
+
+
 def _best_cells(ok: list[dict], columns: list[tuple[str, str]]) -> list[str]:
     """The best restart's value of each column, its seed, and the spread of log-lik/pt across seeds."""
     best = best_restart(ok)
     if best is None:
         return ["–"] * len(columns) + ["–", "–"]
-    cells = [format_number(float(best[column]), 6 if column in PRECISE_COLUMNS else 4)
-             if finite(best.get(column)) else "–" for _, column in columns]
+    cells = [cell_value(best, column) for _, column in columns]
     return cells + [str(best["seed"]), spread(r.get("log_likelihood_per_point") for r in ok)]
 
 
@@ -104,7 +119,7 @@ def summary_table(state: RunState) -> str:
     columns = list(SUMMARY_COLUMNS) + (list(TRUTH_COLUMNS) if has_truth else
                                        [("ARI", "ari"), ("NMI", "nmi")] if has_labels else [])
     columns += [(name, column) for name, column in POSTERIOR_SUMMARY + OUTLIER_SUMMARY
-                if any(finite(r.get(column)) for r in every)]
+                if any(finite(r.get(column)) or (column == "max_r_hat" and undefined_r_hat(r)) for r in every)]
     best = restarts_only(state)
     header = label_keys + ["ok/fits", "converged", "singular"] + [name for name, _ in columns]
     if has_truth:
@@ -124,6 +139,7 @@ def summary_table(state: RunState) -> str:
                 cells[-3] += f" ({format_number(float(chosen['kl_truth_se']))})"
         else:
             cells += [mean_sd((r.get(column) for r in ok), 6 if column in PRECISE_COLUMNS else 4)
+                      + (" (some undefined: stuck)" if column == "max_r_hat" and any(map(undefined_r_hat, ok)) else "")
                       for _, column in columns]
         if has_truth and not best:
             se = [float(r["kl_truth_se"]) for r in ok if finite(r.get("kl_truth_se"))]
@@ -143,8 +159,12 @@ def step_budget(method: MethodConfig) -> int | None:
 
 
 def converged_cell(state: RunState, method_name: str, ok: list[dict]) -> str:
-    """``"3/3"``, or ``"0/3 (3 at budget)"`` when fits ran their whole step budget."""
+    """``"3/3"``, or ``"0/3 (3 at budget)"`` when fits ran their whole step budget, or ``"0/3 (3 INVALID)"``
+    when fits failed their validity checks (a sampler that did not explore: its ``problems``)."""
     text = f"{sum(bool(r['converged']) for r in ok)}/{len(ok)}"
+    invalid = sum(1 for r in ok if r.get("problems"))
+    if invalid:
+        return text + f" ({invalid} INVALID)"
     try:
         budget = step_budget(state.config.method(method_name))
     except KeyError:

@@ -7,6 +7,7 @@ VB, SVI with a distributional guide, NUTS; the truth dashed when known (first ce
 from __future__ import annotations
 
 import math
+import textwrap
 
 from mixtures import plot
 from mixtures.core.posterior import Posterior
@@ -21,6 +22,7 @@ from mixtures.experiment.report.figures.drawing import (
 from mixtures.experiment.report.figures.registry import Figure, register
 from mixtures.experiment.report.formatting import cell_label, finite, slug
 from mixtures.experiment.report.reading import base_cell
+from mixtures.experiment.report.tables import undefined_r_hat
 from mixtures.experiment.store import RunState
 from mixtures.experiment.tasks import Task
 
@@ -31,11 +33,26 @@ def posteriors(state: RunState, tasks: list[Task]) -> dict[str, Posterior]:
     return {name: posterior for name, posterior in found.items() if posterior is not None}
 
 
+#: characters of a sampler's problems shown in its panel
+PROBLEM_CHARS = 90
+
+
+def invalid_note(row: dict) -> str | None:
+    """``"INVALID: <first failed check>"`` for a fit whose validity checks failed, else ``None``."""
+    problems = row.get("problems")
+    if not problems:
+        return None
+    first = str(problems).split("; ")[0]
+    return "INVALID: " + (first if len(first) <= PROBLEM_CHARS else first[:PROBLEM_CHARS - 1] + "…")
+
+
 def panel_title(name: str, row: dict) -> str:
-    parts = [name]
+    parts = [name + (" (INVALID)" if row.get("problems") else "")]
     if finite(row.get("expected_components")):
         parts.append(f"E[#w>1%] = {float(row['expected_components']):.2f}")
-    if finite(row.get("max_r_hat")):
+    if undefined_r_hat(row):
+        parts.append("R̂ undefined (stuck)")
+    elif finite(row.get("max_r_hat")):
         parts.append(f"R̂ ≤ {float(row['max_r_hat']):.3f}")
     if finite(row.get("min_ess")):
         parts.append(f"ESS ≥ {float(row['min_ess']):.0f}")
@@ -66,6 +83,11 @@ def draw(state: RunState, dataset: str, tasks: list[Task]) -> list[Figure]:
                 plot.add_covariance_ellipse(ax, bundle.truth.locs[k, :2], bundle.truth.covariances[k, :2, :2],
                                             edgecolor="black", linestyle="--", linewidth=1.0)
         ax.title.set_fontsize("small")
+        note = invalid_note(rows[name])
+        if note is not None:  # a sampler that did not explore must not look like a posterior
+            ax.title.set_color("red")
+            ax.text(0.5, 0.5, textwrap.fill(note, 34), transform=ax.transAxes, ha="center", va="center",
+                    color="red", fontsize="small", bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "red"})
         ax.set_xlim(low[0], high[0])
         ax.set_ylim(low[1], high[1])
         ax.set_xlabel(names[0])
@@ -74,10 +96,15 @@ def draw(state: RunState, dataset: str, tasks: list[Task]) -> list[Figure]:
             ax.set_aspect("equal", adjustable="box")
     for ax in list(axes.flat)[len(draws):]:
         ax.set_visible(False)
+    invalid = [name for name in draws if rows[name].get("problems")]
     title = f"{dataset}: posterior uncertainty ({cell_label(cell[0])})"
+    if invalid:
+        title += f"\nINVALID: {', '.join(invalid)} did not explore (see Findings)"
     fig.suptitle(title)
-    caption = (f"2σ covariance ellipses of {n_draws} posterior draws per method (faint lines pile up where the "
-               "posterior is sure; components a draw leaves empty are not drawn; axes cover the data)"
-               + (", the true mixture dashed" if bundle.truth is not None else "")
-               + ". E[#w>1%]: posterior mean number of components with weight above 1%." + scale_note(bundle))
+    caption = (f"**INVALID: {', '.join(invalid)}** (the sampler's validity checks failed, see Findings: its "
+               "draws are not a posterior). " if invalid else "")
+    caption += (f"2σ covariance ellipses of {n_draws} posterior draws per method (faint lines pile up where the "
+                "posterior is sure; components a draw leaves empty are not drawn; axes cover the data)"
+                + (", the true mixture dashed" if bundle.truth is not None else "")
+                + ". E[#w>1%]: posterior mean number of components with weight above 1%." + scale_note(bundle))
     return [Figure("posterior", title, save(state, fig, f"posterior_{slug(dataset)}"), caption, dataset)]
