@@ -45,6 +45,8 @@ import torch
 from torch import Tensor
 from torch.distributions import constraints
 
+from mixtures.core.switch import Switch
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 #: the matrix-product route is taken only while P feature rows per point are at most this
@@ -52,22 +54,16 @@ LOG_2PI = math.log(2.0 * math.pi)
 #: D > ~8K: the features (D + 1)(D + 2)/2 × N would outgrow the (B, N, D) tensors they replace)
 MAX_FEATURE_RATIO = 4
 
-_enabled = True
+_switch = Switch()
 
 
-@contextlib.contextmanager
-def enabled(flag: bool = True) -> Iterator[None]:
+def enabled(flag: bool = True) -> contextlib.AbstractContextManager:
     """Turn the matrix-product ``log_prob`` on or off (off: always the term-by-term formula)."""
-    global _enabled
-    previous, _enabled = _enabled, bool(flag)
-    try:
-        yield
-    finally:
-        _enabled = previous
+    return _switch.enabled(flag)
 
 
 def is_enabled() -> bool:
-    return _enabled
+    return bool(_switch)
 
 
 # -- coefficients (shared with the covariance types' EM coefficients) -------------------------
@@ -301,7 +297,7 @@ def _fused_batch(value: Tensor, batch_shape: torch.Size, loc: Tensor,
     must end in N (or 1); and the ``P`` features per point at most :data:`MAX_FEATURE_RATIO`
     times the ``B·D`` entries per point they replace.
     """
-    if not _enabled or value.dim() != 2 or loc.dim() < 2 or value.dtype != loc.dtype or value.requires_grad:
+    if not _switch or value.dim() != 2 or loc.dim() < 2 or value.dtype != loc.dtype or value.requires_grad:
         return None
     N, D = value.shape
     if N < 2 or loc.shape[-1] != D or loc.shape[-2] != 1 or value.device != loc.device:

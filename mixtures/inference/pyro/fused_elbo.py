@@ -31,7 +31,7 @@ off (the program then runs through ``TraceEnum_ELBO``, as before).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pyro
@@ -43,32 +43,27 @@ from torch.distributions import constraints
 
 from mixtures.core.family import DATA_PLATE, MixtureFamily
 from mixtures.core.params import Params
+from mixtures.core.switch import Switch
 from mixtures.inference.pyro.guides import ASSIGNMENT_PROBS
 from mixtures.inference.pyro.stepper import ExcludeSites
 from mixtures.kernels import fused_autograd
 
-_enabled = True
+_switch = Switch()
 
 
-@contextlib.contextmanager
-def enabled(flag: bool = True) -> Iterator[None]:
+def enabled(flag: bool = True) -> contextlib.AbstractContextManager:
     """Use the fused path where it applies (default) or always the program (``False``)."""
-    global _enabled
-    previous, _enabled = _enabled, bool(flag)
-    try:
-        yield
-    finally:
-        _enabled = previous
+    return _switch.enabled(flag)
 
 
 def is_enabled() -> bool:
-    return _enabled
+    return bool(_switch)
 
 
 def applies(model: MixtureFamily, init: Params, X: Tensor, *, guide: Any, local_guide: str,
             local_estimator: str, jit: bool, validate: bool) -> bool:
     """Whether :class:`FusedEnumELBO` computes what ``TraceEnum_ELBO`` would (module docstring)."""
-    if not (_enabled and not jit and not validate and isinstance(guide, str) and isinstance(X, Tensor)):
+    if not (_switch and not jit and not validate and isinstance(guide, str) and isinstance(X, Tensor)):
         return False
     if local_guide != "enumerate" and not (local_guide == "mean_field" and local_estimator == "enumerate"):
         return False

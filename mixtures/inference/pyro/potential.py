@@ -23,7 +23,6 @@ the fast potential off (NUTS then runs the program, as before).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 
 import torch
 from pyro.infer import NUTS
@@ -32,26 +31,21 @@ from torch.distributions.transforms import Transform
 
 from mixtures.core.family import MixtureFamily
 from mixtures.core.params import Params
+from mixtures.core.switch import Switch
 from mixtures.errors import DivergenceError
 from mixtures.kernels import fused_autograd
 
-_enabled = True
+_switch = Switch()
 
 
-@contextlib.contextmanager
-def enabled(flag: bool = True) -> Iterator[None]:
+def enabled(flag: bool = True) -> contextlib.AbstractContextManager:
     """Use the fused potential where it applies (default) or always the program (``False``)."""
-    global _enabled
-    previous, _enabled = _enabled, bool(flag)
-    try:
-        yield
-    finally:
-        _enabled = previous
+    return _switch.enabled(flag)
 
 
 def applies(model: MixtureFamily, X: Tensor, init: Params, *, jit_compile: bool = False) -> bool:
     """Whether :class:`CollapsedPotential` is the program's potential for this model (module docstring)."""
-    if not (_enabled and not jit_compile and model.prior is not None and model.supports("statistics")):
+    if not (_switch and not jit_compile and model.prior is not None and model.supports("statistics")):
         return False
     return model.log_joint_form(model.values_from_params(init), model.statistics_shift(X[:1])) is not None
 
