@@ -304,6 +304,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.covariances_ = _numpy(covariances)
         self.precisions_cholesky_ = _numpy(precisions_cholesky)
         self.precisions_ = _numpy(precisions)
+        self._set_run(result, X)
+
+    # -- predictions ----------------------------------------------------------------------
+    def _set_run(self, result: FitResult, X: Tensor) -> None:
+        """The attributes every family's fit sets alike: convergence, iterations, the lower bound
+        (the training log-likelihood per point; scored afresh where the routine has none), the history."""
         self.converged_ = bool(result.converged)
         self.n_iter_ = int(result.n_iter)
         log_likelihood = result.log_likelihood
@@ -313,7 +319,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.history_ = result.history
         self.result_ = result
 
-    # -- predictions ----------------------------------------------------------------------
     def _checked(self, X: Any) -> tuple[FitResult, Tensor]:
         """The fitted result and ``X`` validated against the training data's features."""
         check_is_fitted(self)
@@ -434,14 +439,7 @@ class RobustMixture(GaussianMixture):
         if self.noise:
             self.noise_weight_ = float(params.noise_weight)
             self.noise_volume_ = float(result.model.region.volume)
-        self.converged_ = bool(result.converged)
-        self.n_iter_ = int(result.n_iter)
-        log_likelihood = result.log_likelihood
-        if not np.isfinite(log_likelihood) or not ROUTINES[result.method].training_likelihood:
-            log_likelihood = float(result.score_samples(X).sum())
-        self.lower_bound_ = log_likelihood / X.shape[0]
-        self.history_ = result.history
-        self.result_ = result
+        self._set_run(result, X)
 
     def is_noise(self, X: Any) -> np.ndarray:
         """``(N,)`` bool: the points whose noise responsibility wins (all ``False`` without noise)."""
