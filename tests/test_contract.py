@@ -33,7 +33,7 @@ from conftest import assert_close, true_params
 BUDGETS = {"em": {"max_iter": 30}, "hard_em": {"max_iter": 30}, "kmeans": {"max_iter": 30},
            "kmedians": {"max_iter": 30}, "stepwise_em": {"num_epochs": 2, "batch_size": 100},
            "map": {"num_steps": 30}, "svi": {"num_steps": 30}, "vb": {"max_iter": 20, "reg_covar": 0.0},
-           "nuts": {"warmup": 15, "num_samples": 8, "max_tree_depth": 4}}
+           "nuts": {"warmup": 15, "num_samples": 8, "max_tree_depth": 4, "num_chains": 2, "chain_processes": 1}}
 
 
 def gaussian_case(structure: str):

@@ -147,7 +147,7 @@ METHODS = [m for m in ("em", "hard_em", "kmeans", "kmedians", "map", "svi", "ste
 OPTIONS = {"em": {"max_iter": 60}, "hard_em": {"max_iter": 60}, "kmeans": {"max_iter": 60},
            "kmedians": {"max_iter": 60}, "map": {"num_steps": 6}, "svi": {"num_steps": 6},
            "stepwise_em": {"num_epochs": 2, "batch_size": 16}, "vb": {"max_iter": 60, "posterior_samples": 16},
-           "nuts": {"warmup": 5, "num_samples": 4, "max_tree_depth": 3}}
+           "nuts": {"warmup": 5, "num_samples": 4, "max_tree_depth": 3, "num_chains": 2, "chain_processes": 1}}
 #: the routines that need a prior: ``run`` gives them the default ``GaussianPrior()``
 BAYESIAN = ("vb", "nuts")
 #: the routines whose covariances carry reg_covar (MAP and SVI optimize the unfloored likelihood,
