@@ -35,6 +35,14 @@ output: {figures: [traces]}
 """
 
 
+def test_python_dash_m_is_the_command(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "mixtures", "fit", "no_such_file.csv", "--k", "2", "--method", "em"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "no_such_file.csv" in done.stderr and "Traceback" not in done.stderr
+    assert subprocess.run([sys.executable, "-m", "mixtures", "--help"], capture_output=True, text=True,
+                          timeout=120).stdout.startswith("usage: mixtures")
+
+
 def test_help_teaches_with_examples(capsys):
     assert main(["--help"]) == 0
     text = capsys.readouterr().out

@@ -306,8 +306,10 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
         chain_processes: worker processes running the chains in parallel; ``None``: one per
             chain, at most the usable cores; 1: one after another in this process.
         target_accept_prob, max_tree_depth: NUTS settings.
-        jit_compile: trace the potential energy with the PyTorch JIT (the traced potential
-            equals the eager one: the test suite checks values and gradients).
+        jit_compile: trace the program's potential energy with the PyTorch JIT (the traced
+            potential equals the eager one: the test suite checks values and gradients). It
+            replaces the collapsed potential (one fused pass, :mod:`.potential`), which is faster
+            than the traced program: leave it off unless comparing the two.
         full_mass: adapt a dense mass matrix instead of a diagonal one.
         relabel: align the draws' components to the reference draw (module docstring).
         progress_bar: one progress bar per chain; ``None``: only on an interactive terminal.
