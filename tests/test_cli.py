@@ -463,3 +463,9 @@ def test_select_reaches_vb(capsys):
     result = mixtures.fit(mixtures.GaussianMixture(2, prior=mixtures.GaussianPrior()), X, "vb", init="hc", seed=0,
                           tol=1e-6, max_iter=1000)  # select's defaults: hc start; vb has no rtol, so tol 1e-6
     assert f"{result.bic(X):.2f}" in captured.out and "vb needs a prior" in captured.err
+
+
+@pytest.mark.parametrize("name", ["VEV", "EEE"])
+def test_fit_takes_every_registered_structure_and_mclust_alias(name, capsys):
+    assert main(["fit", "old_faithful", "--k", "2", "--method", "em", "--covariance-type", name]) == 0
+    assert f"{name} covariances" in capsys.readouterr().out

@@ -427,3 +427,13 @@ def test_unknown_option_of_a_routine_with_an_explicit_signature(tmp_path):
         load_config(path)
     assert caught.value.key == "methods[2].options.num_step"
     assert "did you mean 'num_steps'" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["VEV", "EVE", "VVV", "EII", "tied"])
+def test_every_registered_structure_and_mclust_alias_is_a_config_choice(tmp_path, name):
+    # the list of structures exists once (the registry): a config takes every one of mclust's fourteen
+    config = load_config(write(tmp_path, BASE), overrides=[f"model.covariance_type={name}",
+                                                           f"sweep.covariance_type=[full, {name}]"])
+    assert config.model.covariance_type == name and config.sweep["covariance_type"] == ("full", name)
+    with pytest.raises(ConfigError, match="VEX"):
+        load_config(write(tmp_path, BASE), overrides=["model.covariance_type=VEX"])

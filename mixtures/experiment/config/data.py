@@ -28,10 +28,14 @@ from mixtures.experiment.config.values import (
     number,
     problem,
 )
+from mixtures.families.gaussian.covariance import structure_names
 from mixtures.families.gaussian.params import MixtureParams
 from mixtures.inference.registry import did_you_mean
 
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+#: every covariance structure name (and mclust alias) a config may give
+COVARIANCE_TYPES = structure_names()
+#: the structures a selection sweeps by default (scikit-learn's four)
+SELECTION_COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 DATA_KINDS = ("old_faithful", "file", "synthetic")
 TRUTHS = ("given", "seed004", "seed003", "random")
 FILE_FORMATS = ("auto", "csv", "whitespace", "parquet")

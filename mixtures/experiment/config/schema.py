@@ -18,7 +18,14 @@ import yaml
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from mixtures.experiment.config.block import Block
-from mixtures.experiment.config.data import COVARIANCE_TYPES, DataConfig, DataEntry, check_fraction, data_entries
+from mixtures.experiment.config.data import (
+    COVARIANCE_TYPES,
+    SELECTION_COVARIANCE_TYPES,
+    DataConfig,
+    DataEntry,
+    check_fraction,
+    data_entries,
+)
 from mixtures.experiment.config.methods import MethodConfig, routine_names
 from mixtures.experiment.config.sizes import memory_problem, run_bytes
 from mixtures.experiment.config.values import (
@@ -55,7 +62,7 @@ TOP_LEVEL_KEYS = ("name", "description", "data", "model", "methods", "inits", "s
 #: BIC 2342.8 instead of 2314.31. ``covariance_types``: the four the config schema sweeps; the
 #: command line's default is all fourteen of mclust's structures.
 SELECTION_DEFAULTS: dict[str, Any] = {"method": "em", "init": "hc", "max_iter": 1000, "tol": None, "rtol": 1e-5,
-                                      "n_init": 1, "k_max": 9, "covariance_types": COVARIANCE_TYPES}
+                                      "n_init": 1, "k_max": 9, "covariance_types": SELECTION_COVARIANCE_TYPES}
 
 
 def init_names(context: Any = None) -> tuple[str, ...]:

@@ -53,6 +53,14 @@ MCLUST_NAMES: tuple[str, ...] = ("EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE"
                                  "EVV", "VVV")
 
 
+def structure_names() -> tuple[str, ...]:
+    """Every name a registered structure answers to: its name, then the aliases (mclust's
+    ``VVV``, ``EEE``...), read from the registry at the call."""
+    names = tuple(STRUCTURES)
+    return names + tuple(alias for structure in STRUCTURES.values() for alias in structure.aliases
+                         if alias not in names)
+
+
 def get_structure(name: str | CovarianceStructure) -> CovarianceStructure:
     """A structure by name or alias, with a clear error for unknown names."""
     if isinstance(name, CovarianceStructure):
@@ -69,6 +77,6 @@ def get_structure(name: str | CovarianceStructure) -> CovarianceStructure:
 CovarianceType = CovarianceStructure
 get_covariance_type = get_structure
 
-__all__ = ["STRUCTURES", "COVARIANCE_TYPES", "MCLUST_NAMES", "get_structure", "CovarianceStructure", "TrilStructure",
-           "VarianceStructure", "cholesky_checked", "precision_to_scale_tril", "FullCovariance",
+__all__ = ["STRUCTURES", "COVARIANCE_TYPES", "MCLUST_NAMES", "get_structure", "structure_names", "CovarianceStructure",
+           "TrilStructure", "VarianceStructure", "cholesky_checked", "precision_to_scale_tril", "FullCovariance",
            "TiedCovariance", "DiagCovariance", "SphericalCovariance"]
