@@ -67,8 +67,11 @@ import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import mixtures
-from mixtures import MixtureParams, fused, gemm, suffstats
+from mixtures import MixtureParams
+from mixtures.families.gaussian import distributions as fused
+from mixtures.families.gaussian import statistics as suffstats
 from mixtures.inference.em import EMStep
+from mixtures.kernels import fused_pass, gemm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import goals_benchmark  # noqa: E402  (a sibling script module, not part of the package)
@@ -451,7 +454,7 @@ def chunk_kernel(x: Tensor, shift: Tensor, coefficients: Tensor, rows: Tensor | 
     joint = coefficients @ features
     top = joint.amax(0, keepdim=True)
     log_resp = joint - top
-    log_resp = torch.where(log_resp > floor, log_resp, suffstats.UNDERFLOW)
+    log_resp = torch.where(log_resp > floor, log_resp, fused_pass.UNDERFLOW)
     resp = log_resp.exp2()
     total = resp.sum(0, keepdim=True)
     resp = resp / total
@@ -467,8 +470,8 @@ def kernel_pass(kernel: Callable, X: Tensor, params: MixtureParams, shift: Tenso
     cov_type = params.cov_type
     whitening, half_log_det = params.whitener()
     coefficients = cov_type.log_joint_coefficients(params.weights.log(), params.locs - shift,
-                                                   whitening, half_log_det) * suffstats.LOG2_E
-    floor = suffstats._floor(X.dtype, K)
+                                                   whitening, half_log_det) * fused_pass.LOG2_E
+    floor = fused_pass._floor(X.dtype, K)
     rows, cols = (torch.triu_indices(D, D) if cov_type.name in ("full", "tied") else (None, None))
     sums = X.new_zeros(K, coefficients.shape[1])
     log_likelihood, entropy = X.new_zeros(()), X.new_zeros(())
@@ -479,7 +482,7 @@ def kernel_pass(kernel: Callable, X: Tensor, params: MixtureParams, shift: Tenso
         sums += chunk_sums
         log_likelihood += chunk_ll
         entropy -= chunk_xlogx
-    return sums, log_likelihood * suffstats.LN_2, entropy * suffstats.LN_2
+    return sums, log_likelihood * fused_pass.LN_2, entropy * fused_pass.LN_2
 
 
 def bench_compile(n: int, d: int, k: int, repeats: int) -> list[dict]:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 import warnings
@@ -55,6 +54,7 @@ from mixtures.kernels import parallel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchmark  # noqa: E402  (a sibling script module, not part of the package)
+from goals_benchmark import interleaved  # noqa: E402  (the same rounds as the goal rows)
 
 REG_COVAR = 1e-6
 SIZES = [(100_000, 2, 5), (100_000, 8, 8), (100_000, 16, 16), (20_000, 64, 8)]
@@ -123,22 +123,6 @@ def bound_difference(X: torch.Tensor, resp: torch.Tensor, cov: str, weight_prior
         raise RuntimeError(f"iterations differ: ours {mine.shape[0]}, scikit-learn {theirs.shape[0]}")
     delta = float(np.max(np.abs(mine - theirs)))
     return delta, delta / float(np.max(np.abs(theirs)))
-
-
-def interleaved(runs: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, dict]:
-    """Wall and CPU seconds of each callable, one call of each per round; medians and all walls."""
-    for _ in range(warmup):
-        for run in runs.values():
-            run()
-    times = {name: ([], []) for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            began, began_cpu = time.perf_counter(), time.process_time()
-            run()
-            times[name][0].append(time.perf_counter() - began)
-            times[name][1].append(time.process_time() - began_cpu)
-    return {name: {"wall": statistics.median(wall), "cpu": statistics.median(cpu), "walls": wall}
-            for name, (wall, cpu) in times.items()}
 
 
 def bench_rows(sizes, repeats: int, iterations: int) -> list[dict]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -18,6 +17,7 @@ from mixtures.families.gaussian.covariance import MCLUST_NAMES
 from mixtures.families.gaussian.model import GaussianMixture
 from mixtures.families.gaussian.priors import GaussianPrior
 from mixtures.inference import ROUTINES, fit
+from mixtures.kernels import parallel
 
 #: mclust's EM stopping rule: the log-likelihood changed by less than this fraction of itself
 MCLUST_RTOL = 1e-5
@@ -59,26 +59,12 @@ def mclust_bic(result: Any, log_likelihood: float, n_parameters: int, n_points: 
     return 2.0 * log_likelihood - n_parameters * math.log(n_points)
 
 
-@contextlib.contextmanager
-def _one_intra_op_thread() -> Iterator[None]:
-    """torch's intra-op threads pinned to 1 (restored after): on data this small a parallel
-    reduction costs more than it saves, and on a busy machine its threads spin-wait for
-    milliseconds per operation (a (272, 9) logsumexp: 0.1 ms on one thread, 9-24 ms on two).
-    ``fit`` pins them itself; this covers the evaluation after it."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _evaluate(result: Any, X: Tensor, reg_covar: float, labels: Tensor | None) -> dict[str, Any]:
     """A fit's row from ONE pass over ``X`` ``(N, D)``: the joint ``log π_k + log p(x_n | k)``
     ``(N, K)`` gives the log-likelihood, BIC and AIC (``result.bic``/``aic``), ICL
     (:func:`mixtures.evaluation.information_criteria`) and the labels (ties: lowest index, as
     ``result.predict``), where calling those would make four passes."""
-    with _one_intra_op_thread():
+    with parallel.one_torch_thread():  # fit pins them itself; this covers the evaluation after it
         joint = result.params.joint_log_prob(X)                      # (N, K)
         log_norm = torch.logsumexp(joint, -1)                        # (N,) log p(x_n)
         N, p = X.shape[0], result.n_parameters()

@@ -65,18 +65,30 @@ def workers() -> int:
 
 
 @contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """torch's intra-op threads pinned to 1 inside and restored after: on a busy machine a
+    parallel region's threads spin-wait for milliseconds per operation (a (272, 9) logsumexp:
+    0.1 ms on one thread, 9-24 ms on two), more than small data's work."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
 def using(threads: int | None) -> Iterator[int]:
     """Run passes on ``threads`` chunk workers (``None``: :func:`default_threads`); torch's
     intra-op threads are pinned to 1 inside and restored after. Yields the worker count."""
     count = resolve_threads(threads)
-    previous_workers, previous_torch = workers(), torch.get_num_threads()
+    previous_workers = workers()
     _state.workers = count
-    torch.set_num_threads(1)
     try:
-        yield count
+        with one_torch_thread():
+            yield count
     finally:
         _state.workers = previous_workers
-        torch.set_num_threads(previous_torch)
 
 
 def _pin_one_thread() -> None:

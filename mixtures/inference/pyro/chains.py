@@ -46,6 +46,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from mixtures.errors import DivergenceError
+from mixtures.kernels import parallel
 
 __all__ = ["ChainRun", "run_chains", "run_chain", "usable_cores", "show_progress"]
 
@@ -106,17 +107,6 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
         np.random.set_state(numpy_state)
 
 
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Torch's intra-op threads set to 1 inside (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 # -- one chain --------------------------------------------------------------------------------
 Report = Callable[[int, str, float, int], None]  # (chain, stage, step size, divergences so far)
 
@@ -141,7 +131,7 @@ def run_chain(make_kernel: Callable[[], Any], X: Tensor, chain: int, seed: int, 
             report(chain, "sample" if sampling else "warmup", float(kernel.step_size),
                    len(diagnostics.get("divergences", [])))
 
-    with seeded(seed, X.device), one_thread(), fitting(), warnings.catch_warnings():
+    with seeded(seed, X.device), parallel.one_torch_thread(), fitting(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         kernel = make_kernel()
         # the collapsed kernel (a potential function) carries its start; Pyro's NUTS sets its own
