@@ -472,9 +472,10 @@ class VarianceStructure(CovarianceStructure):
 
     def validate(self, native, n_components, n_features):
         native = super().validate(native, n_components, n_features)
-        bad = torch.nonzero((native <= 0).reshape(n_components, -1).any(-1))
+        # a shared structure's variances belong to no one component
+        bad = torch.nonzero((native <= 0).reshape(1 if self.shared else n_components, -1).any(-1))
         if bad.numel():
-            raise_not_positive_definite(int(bad[0]), "a variance is zero or negative")
+            raise_not_positive_definite(None if self.shared else int(bad[0]), "a variance is zero or negative")
         return native
 
     def mahalanobis(self, X, locs, whitening):

@@ -214,17 +214,6 @@ class SharedVariances(_Refusals, VarianceStructure):
     def n_parameters(self, n_components, n_features):
         return count_parameters(self.name, n_components, n_features)
 
-    def validate(self, native, n_components, n_features):
-        expected = self.native_shape(n_components, n_features)
-        if tuple(native.shape) != expected:
-            raise ParameterError(f"{self.name!r} covariance parameters must have shape {expected} "
-                                 f"for K={n_components}, D={n_features}; got {tuple(native.shape)}.")
-        if not torch.isfinite(native).all():
-            raise ParameterError(f"{self.name!r} covariance parameters contain NaN or inf.")
-        if not (native > 0).all():
-            raise_not_positive_definite(None, "a variance is zero or negative")
-        return native
-
     def second_moment(self, X, resp):
         # Σ_k Σ_n r_nk x² = Σ_n w_n x² with w_n = Σ_k r_nk (1 for soft and hard EM), as tied's
         return resp.sum(1) @ X.square()
