@@ -327,6 +327,10 @@ def test_posteriors_are_stored_and_summarized(bayes_run):
     assert not (out / "figures" / "posterior_r3.png").exists()  # no posterior on r3
     report = (out / "report.md").read_text()
     assert "E[#w>1%]" in report and "could not be drawn" not in report
+    methods = report.split("## Methods")[1].split("\n## ")[0]
+    vb_line = [line for line in methods.splitlines() if line.startswith("- **VB**")][0]
+    assert "the prior's effective weight against the data" in vb_line and "means " in vb_line
+    assert "effective weight" not in [line for line in methods.splitlines() if line.startswith("- **EM**")][0]
 
 
 def test_a_missing_posterior_file_redoes_only_its_task(bayes_run, monkeypatch):
@@ -719,7 +723,7 @@ def test_methods_section_says_when_map_has_no_prior(tmp_path):
     text = SMALL.replace("  - {name: km, method: kmeans, options: {max_iter: 20}}",
                          "  - {name: MAP, method: map, options: {num_steps: 5}}\n"
                          "  - {name: MAP-EM, method: em, prior: {}}")
-    section = methods_section(SimpleNamespace(config=load_config(write(tmp_path, text))))
+    section = methods_section(SimpleNamespace(config=load_config(write(tmp_path, text)), tasks=[]))
     line = [line for line in section.splitlines() if line.startswith("- **MAP**")][0]
     assert "no prior" in line and "maximum likelihood by Adam" in line
     assert "prior: GaussianPrior(all defaults)" in [l for l in section.splitlines() if "MAP-EM" in l][0]

@@ -11,6 +11,7 @@ import numpy as np
 
 from mixtures.experiment.config.methods import MethodConfig
 from mixtures.experiment.report.formatting import finite, format_number, markdown_table, mean_sd, point_label
+from mixtures.experiment.report.prior_weight import prior_weight_text
 from mixtures.experiment.report.reading import (
     is_online,
     pass_traces,
@@ -202,7 +203,7 @@ def methods_section(state: RunState) -> str:
             text += f", K={method.n_components}"
         if method.prior is not None:
             fields = ", ".join(f"{k}={v}" for k, v in method.prior.items()) or "all defaults"
-            text += f"; prior: GaussianPrior({fields})"
+            text += f"; prior: GaussianPrior({fields})" + prior_weight_text(state, method)
         elif ROUTINES[method.method].prior == "optional":
             text += _without_prior(method)
         lines.append(text + ".")
