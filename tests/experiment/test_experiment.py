@@ -186,7 +186,7 @@ methods:
      datasets: [s4], options: {max_iter: 200}}
 seeds: [0]
 metrics: {kl_samples: 100}
-output: {figures: [posterior, weights, traces]}
+output: {figures: [posterior, weights, traces, coclustering]}
 """
 
 
@@ -322,9 +322,10 @@ def test_posteriors_are_stored_and_summarized(bayes_run):
         assert row["max_r_hat"] == row["min_ess"] == ""  # no MCMC here
     dp = [r for r in rows if r["method"] == "DP"][0]
     assert int(dp["n_components"]) == 4 and float(dp["expected_components"]) < 4  # spare sticks unused
-    for name in ("posterior_s4.png", "weights_s4.png", "traces_s4.png"):
+    for name in ("posterior_s4.png", "weights_s4.png", "traces_s4.png", "coclustering_s4.png"):
         assert (out / "figures" / name).read_bytes()[:8] == PNG_MAGIC
     assert not (out / "figures" / "posterior_r3.png").exists()  # no posterior on r3
+    assert not (out / "figures" / "coclustering_r3.png").exists()
     report = (out / "report.md").read_text()
     assert "E[#w>1%]" in report and "could not be drawn" not in report
     methods = report.split("## Methods")[1].split("\n## ")[0]

@@ -14,6 +14,7 @@ from mixtures.experiment.report.figures import (  # noqa: F401  (registration, i
     init_spread,
     posterior,
     weights,
+    coclustering,
     passes,
 )
 # isort: on
