@@ -36,12 +36,17 @@ class Posterior:
         kind: how the draws were made (``"variational"``, ``"mcmc"``).
         distribution: an analytic description when there is one (routine-specific).
         diagnostics: e.g. ``r_hat`` and ``ess`` per site for MCMC.
+        log_density: ``(S,)`` ``log q(θ_s)`` of each draw under the distribution it was drawn
+            from, on the prior's sites (the variables :meth:`MixtureFamily.log_prior` is a
+            density of), or ``None``. Variational posteriors fill it, so the draws can be
+            importance-weighted against the model's joint (:mod:`mixtures.evaluation.variational`).
     """
 
     draws: Params
     kind: str
     distribution: Any = None
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    log_density: Tensor | None = None
 
     def __getattr__(self, name: str) -> Any:
         # only reached for names that are not fields: the draws' tensors and views
@@ -59,8 +64,9 @@ class Posterior:
 
     def subset(self, indices: Tensor) -> Posterior:
         """The draws at ``indices`` (other fields kept)."""
+        log_density = None if self.log_density is None else self.log_density[indices.to(self.log_density.device)]
         return Posterior(self.draws.index(indices.to(self.draws.device)), self.kind, self.distribution,
-                         self.diagnostics)
+                         self.diagnostics, log_density)
 
     def mean_params(self) -> Params:
         """The posterior means as a mixture (for log-likelihood traces and predictions)."""

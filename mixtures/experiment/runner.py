@@ -43,6 +43,7 @@ from mixtures.experiment.config.methods import FIT_OPTIONS
 from mixtures.experiment.config.schema import Config
 from mixtures.experiment.datasets import DataBundle, DataCache
 from mixtures.experiment.outputs import confusion_text
+from mixtures.experiment.posterior_metrics import posterior_metrics
 from mixtures.experiment.records import load_records, task_inputs
 from mixtures.experiment.report import make_figures, write_report
 from mixtures.experiment.report.figures import FIGURES
@@ -94,6 +95,7 @@ def run_task(task: Task, bundle: DataBundle, config: Config, preflight: bool = F
         row.update(status="ok", time=time.perf_counter() - start)
         try:
             row.update(score(result, bundle, config, task, reg_covar))
+            row.update(posterior_metrics(result, bundle))
         except Exception as error:  # scoring a degenerate fit must not stop the run
             row.update(status="failed", error="scoring failed: " + first_line(error))
         if result.posterior is not None:

@@ -62,6 +62,7 @@ METRIC_COLUMNS = ("log_likelihood", "log_likelihood_per_point", "elbo", "kl", "b
                   "weights_l1", "weights_max", "means_rmse", "means_max", "covariances_frobenius",
                   "covariances_relative", "ari", "nmi", "accuracy",
                   "kl_truth", "kl_truth_se", "kl_samples", "held_out_ll", "held_out_ll_truth", "alignment", "confusion",
+                  "held_out_lpd", "pareto_k", "elpd_loo", "loo_bad_k",
                   "posterior_draws", "expected_components", "max_r_hat", "min_ess", "num_divergences",
                   "problems", "outliers_planted", "outliers_flagged", "inliers_flagged",
                   "warnings", "history", "posterior")

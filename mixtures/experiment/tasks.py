@@ -28,8 +28,8 @@ from mixtures.families.student_t import StudentTMixture, StudentTParams
 #: (bit-exact, native covariances), plus the initialization and the first iteration; 4: the inputs
 #: that produced the record (digests of the task's config and its data, the package version) and
 #: the size and digest of every file it refers to; 5: the ``problems`` column (a sampler's failed checks) and
-#: ``max_r_hat`` NaN when a chain never moved
-RECORD_VERSION = 5
+#: ``max_r_hat`` NaN when a chain never moved; 6: ``held_out_lpd``, ``pareto_k``, ``elpd_loo`` and ``loo_bad_k``
+RECORD_VERSION = 6
 
 
 @dataclass(frozen=True)

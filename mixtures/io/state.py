@@ -205,6 +205,8 @@ def posterior_state(posterior: Posterior) -> tuple[dict[str, Any], list[str]]:
                                    "posterior")
     state = {"family": posterior.draws.family, "spec": strict_primitive(posterior.draws.spec(), "posterior.spec"),
              "tensors": params_tensors(posterior.draws), "kind": str(posterior.kind), **others}
+    if posterior.log_density is not None:
+        state["log_density"] = posterior.log_density.detach().cpu()
     return state, stringified
 
 
@@ -230,7 +232,10 @@ def posterior_from_state(state: Any, where: str = "<state>", model: MixtureFamil
     kind = field(state, "kind", str, where, "posterior.")
     try:
         stacked = family.params_type.from_tensors(draws, spec, validate=False)
-        return Posterior(stacked, kind, state.get("distribution"), state.get("diagnostics") or {})
+        log_density = state.get("log_density")
+        if log_density is not None and (not isinstance(log_density, Tensor) or log_density.shape != weights.shape[:1]):
+            raise FormatError(f"{where!r}: posterior.log_density must be a tensor of shape ({weights.shape[0]},).")
+        return Posterior(stacked, kind, state.get("distribution"), state.get("diagnostics") or {}, log_density)
     except (TypeError, ValueError) as error:
         raise FormatError(f"{where!r}: invalid posterior: {error}") from error
 

@@ -328,6 +328,16 @@ def test_posteriors_are_stored_and_summarized(bayes_run):
     assert not (out / "figures" / "coclustering_r3.png").exists()
     report = (out / "report.md").read_text()
     assert "E[#w>1%]" in report and "could not be drawn" not in report
+    for row in rows:  # the held-out density of every routine; k̂ and LOO where there are draws
+        assert float(row["held_out_lpd"]) == pytest.approx(float(row["held_out_ll"]), rel=1e-12) \
+            if row["method"] in ("EM", "MAP-EM") else float(row["held_out_lpd"]) > float(row["held_out_ll"]) - 1.0
+        has_draws = row["method"] in ("VB", "DP")
+        assert (row["elpd_loo"] != "") == has_draws and (row["pareto_k"] != "") == (row["method"] == "VB")
+    assert math.isfinite(float([r for r in rows if r["method"] == "VB"][0]["pareto_k"]))
+    comparison = report.split("## Model comparison")[1].split("\n## ")[0]
+    assert "| method | BIC | ELBO/pt | elpd-LOO/pt | held-out lpd/pt | k̂ of q |" in comparison
+    vb_row = [line for line in comparison.splitlines() if line.startswith("| VB |")][0]
+    assert any(verdict in vb_row for verdict in ("good", "usable", "unreliable"))
     methods = report.split("## Methods")[1].split("\n## ")[0]
     vb_line = [line for line in methods.splitlines() if line.startswith("- **VB**")][0]
     assert "the prior's effective weight against the data" in vb_line and "means " in vb_line
@@ -821,7 +831,7 @@ def test_run_files_get_the_umasks_permissions_and_old_records_are_redone(small_r
         assert path.stat().st_mode & 0o044 == 0o044 & ~_umask(), path
     task = expand_tasks(config)[0]
     record = experiment.read_record(out, task)
-    assert record["version"] == experiment.RECORD_VERSION == 5
+    assert record["version"] == experiment.RECORD_VERSION == 6
     stale = tmp_path / "stale"
     (stale / "records").mkdir(parents=True)
     (stale / "records" / f"{task.key}.json").write_text(

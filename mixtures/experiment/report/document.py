@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mixtures.experiment.provenance import header_lines
+from mixtures.experiment.report.comparison import comparison_section
 from mixtures.experiment.report.figures import FigureSet
 from mixtures.experiment.report.findings import findings
 from mixtures.experiment.report.formatting import finite
@@ -31,6 +32,9 @@ def write_report(state: RunState, figures: FigureSet) -> Path:
                  else "Read off the table above (means over seeds).")
         sections.append(["## Findings", "", basis, "", found, ""])
     sections.append(label_section(state))
+    comparison = comparison_section(state)
+    if comparison:
+        sections.append(["## Model comparison", "", comparison, ""])
     selection = model_selection(state)
     if selection:
         sections.append(["## Model selection", "", selection, ""])

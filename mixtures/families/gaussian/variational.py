@@ -474,7 +474,29 @@ def sample_posterior(q: VariationalParameters, n_draws: int, generator: torch.Ge
     distribution["updates"] = updates
     to = lambda t: t.to(dtype=dtype, device=device)  # noqa: E731
     draws = MixtureParams.from_native(to(weights), to(locs), to(native), q.cov_type, validate=False)
-    return Posterior(draws, kind="variational", distribution=distribution)
+    log_density = None
+    if q.weight_prior == "dirichlet":  # renormalized stick weights (a truncated DP) have no simple density
+        log_density = torch.distributions.Dirichlet(cpu(q.weight_concentration)).log_prob(weights)
+        if q.cov_type.storage == "tril":
+            log_density = log_density + _wishart_normal_log_density(precision, locs, nu, beta, means, U,
+                                                                    q.cov_type.shared)
+        else:
+            normal = torch.distributions.Normal(means, (variances / beta[:, None]).sqrt())
+            log_density = (log_density + torch.distributions.Gamma(shape, rate).log_prob(precision).flatten(1).sum(1)
+                           + normal.log_prob(locs).flatten(1).sum(1))
+    return Posterior(draws, kind="variational", distribution=distribution, log_density=log_density)
+
+
+def _wishart_normal_log_density(precision: Tensor, locs: Tensor, nu: Tensor, beta: Tensor, means: Tensor,
+                                U: Tensor, shared: bool) -> Tensor:
+    """``(S,)`` ``Σ_k log W(Λ_k | ν_k, U Uᵀ) + log N(μ_k | m_k, (β_k Λ_k)⁻¹)`` of Bartlett draws
+    ``precision`` ``(S, K, D, D)`` (``(S, D, D)`` shared: one Wishart term) and ``locs`` ``(S, K, D)``."""
+    scale_tril = torch.linalg.cholesky(U @ U.transpose(-1, -2))
+    log_density = torch.distributions.Wishart(nu, scale_tril=scale_tril).log_prob(precision)
+    log_density = log_density if shared else log_density.sum(-1)
+    per_component = precision.unsqueeze(1) if shared else precision
+    normal = torch.distributions.MultivariateNormal(means, precision_matrix=beta[:, None, None] * per_component)
+    return log_density + normal.log_prob(locs).sum(-1)
 
 
 # -- the routine -----------------------------------------------------------------------------

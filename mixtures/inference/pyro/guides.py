@@ -105,13 +105,17 @@ def guide_point(model: MixtureFamily, global_guide: Guide | None, X: Tensor) -> 
 
 def guide_posterior(model: MixtureFamily, global_guide: Guide, X: Tensor, n_draws: int) -> Posterior:
     """``n_draws`` parameter draws from a global guide (inside its param scope)."""
-    draws = []
+    draws, log_density = [], []
     with torch.no_grad():
         for _ in range(n_draws):  # loop over draws, not data points
-            values = _global_site_values(model, _guide_values(global_guide, X))
-            draws.append(model.params_from_sites(values, X))
+            trace = poutine.trace(global_guide).get_trace(X)
+            values = {name: site["value"] for name, site in trace.nodes.items() if site["type"] == "sample"}
+            draws.append(model.params_from_sites(_global_site_values(model, values), X))
+            # an autoguide's sites carry log q of the unconstrained draw plus the Jacobian to the
+            # constrained value: together, log q(θ) on the model's own sites
+            log_density.append(trace.log_prob_sum())
     return Posterior(model.params_type.stack(draws), kind="variational",
-                     distribution=_guide_parameters(global_guide, model))
+                     distribution=_guide_parameters(global_guide, model), log_density=torch.stack(log_density))
 
 
 def _guide_parameters(global_guide: Guide, model: MixtureFamily) -> dict[str, Any]:
