@@ -6,7 +6,7 @@ Each routine lives in its own module and registers itself with its record (see
 (``pyro/``: ``map``, ``svi``, ``nuts``). Importing this package registers them all.
 """
 
-from mixtures.inference import em, kmeans, stepwise, vb  # noqa: F401  (registration)
+from mixtures.inference import em, kmeans, online_vb, stepwise, vb  # noqa: F401  (registration)
 from mixtures.inference.fit import fit
 from mixtures.inference.pyro import map as _map  # noqa: F401  (registration)
 from mixtures.inference.pyro import nuts, svi  # noqa: F401  (registration)
