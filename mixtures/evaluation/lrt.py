@@ -141,7 +141,7 @@ def _check_arguments(covariance_type: str, n_boot: Any, level: Any, k_max: Any, 
 
 
 def bootstrap_lrt(X: Any, covariance_type: str = "VVV", *, n_boot: int = 999, level: float = 0.05,
-                  k_max: int | None = None, stop: bool | None = None, seed: int = 0, processes: int | None = 1,
+                  k_max: int | None = None, stop: bool | None = None, seed: int = 0, processes: int | None = None,
                   init: Any = "hc", reg_covar: float = 1e-6, rtol: float = 1e-5, max_iter: int = 1000) -> LRTResult:
     """Sequential bootstrap LRT of K versus K + 1 components (module docstring), as mclust's
     ``mclustBootstrapLRT(data, modelName, nboot, level, maxG)``.

@@ -196,7 +196,7 @@ def _check_result(result: Any) -> GaussianMixture:
 
 
 def bootstrap(result: FitResult, X: Any, kind: str = "nonparametric", *, n_boot: int = 999, seed: int = 0,
-              processes: int | None = 1, reg_covar: float = 1e-6, rtol: float = 1e-5,
+              processes: int | None = None, reg_covar: float = 1e-6, rtol: float = 1e-5,
               max_iter: int = 1000) -> BootstrapResult:
     """Bootstrap distribution of the parameters of ``result`` (a maximum-likelihood Gaussian fit to
     ``X`` ``(N, D)``), as mclust's ``MclustBootstrap(object, nboot, type)``: module docstring.

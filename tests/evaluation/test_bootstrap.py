@@ -47,7 +47,7 @@ def test_one_gaussian_replicates_are_the_resamples_moments_and_the_se_is_the_ana
     X = X[:, :1] + 0.1 * X[:, 1:]                          # one cluster's worth of 1-D data is enough
     result = mixtures.fit(GaussianMixture(1, "VVV"), X, "em", init="hc", **EM)
     B, seed = 99, 3
-    boot = bootstrap(result, X, "nonparametric", n_boot=B, seed=seed, **EM)
+    boot = bootstrap(result, X, "nonparametric", n_boot=B, seed=seed, processes=1, **EM)
     assert boot.failed == 0 and boot.redrawn == 0 and boot.locs.shape == (B, 1, 1)
     # every replicate is the closed-form fit of its own resample (first draw of its own seed)
     for b in (0, 17, B - 1):
@@ -65,7 +65,7 @@ def test_one_gaussian_replicates_are_the_resamples_moments_and_the_se_is_the_ana
 def test_se_of_a_mean_in_a_well_separated_mixture_is_sd_over_root_nk(kind):
     X, truth = two_separated(200)
     result = mixtures.fit(GaussianMixture(2, "VII"), X, "em", init="hc", **EM)
-    boot = bootstrap(result, X, kind, n_boot=49, seed=0, **EM)
+    boot = bootstrap(result, X, kind, n_boot=49, seed=0, processes=1, **EM)
     assert boot.failed == 0
     order = torch.argsort(result.params.locs[:, 0])        # component 0 at the origin, 1 at (20, 20)
     nk = X.shape[0] * result.params.weights[order]
@@ -90,7 +90,7 @@ def test_swapped_labels_are_aligned_to_the_original_fit(monkeypatch):
         return (params.permuted(torch.tensor([1, 0])) if len(calls) % 2 else params), converged
 
     monkeypatch.setattr(bootstrap_module, "_replicate_fit", swapping)
-    boot = bootstrap(result, X, "parametric", n_boot=6, seed=0, **EM)
+    boot = bootstrap(result, X, "parametric", n_boot=6, seed=0, processes=1, **EM)
     assert len(calls) == 6
     # every replicate's component k sits near the original component k (20 sd apart otherwise)
     assert (boot.locs - result.params.locs).abs().max() < 1.0
@@ -100,7 +100,7 @@ def test_swapped_labels_are_aligned_to_the_original_fit(monkeypatch):
 def test_tidy_table_and_intervals():
     X, _ = two_separated(100)
     result = mixtures.fit(GaussianMixture(2, "EEE"), X, "em", init="hc", **EM)
-    boot = bootstrap(result, X, "weighted", n_boot=19, seed=2, **EM)
+    boot = bootstrap(result, X, "weighted", n_boot=19, seed=2, processes=1, **EM)
     rows = boot.table(level=0.9)
     K, D = 2, 2
     assert len(rows) == K + K * D + K * D * (D + 1) // 2
@@ -145,7 +145,7 @@ def test_lrt_rejects_one_component_and_keeps_two_on_two_separated_components():
 
 def test_lrt_with_k_max_runs_every_test():
     X, _ = two_separated(60)
-    lrt = bootstrap_lrt(X, "EII", n_boot=2, k_max=3, seed=0, level=0.5)
+    lrt = bootstrap_lrt(X, "EII", n_boot=2, k_max=3, seed=0, level=0.5, processes=1)
     assert [r["n_components"] for r in lrt.table()] == [1, 2, 3] and lrt.stopped == "k_max"
 
 
