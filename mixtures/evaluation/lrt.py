@@ -67,7 +67,7 @@ class LRTResult:
             ``alternative`` (K + 1), ``log_likelihood_null``, ``log_likelihood_alternative``,
             ``statistic`` (``2 (ℓ_{K+1} − ℓ_K)``), ``p_value``, ``replicates`` (B used),
             ``redrawn``, ``unconverged``, ``failed`` (replicates given up), ``rejected``
-            (``p ≤ level``).
+            (``p ≤ level``; False when no replicate could be fitted: then ``p_value`` is NaN and the sequence stops).
         distribution: K -> ``(B,)`` the replicates' statistics (NaN for a failed replicate).
         level: the significance level.
         n_boot: B asked for.
@@ -190,6 +190,9 @@ def bootstrap_lrt(X: Any, covariance_type: str = "VVV", *, n_boot: int = 999, le
         statistics = torch.tensor([o[0] for o in outcomes], dtype=torch.float64)
         distribution[K] = statistics
         rows.append(_row(K, null, alternative, statistics, outcomes, level))
+        if rows[-1]["replicates"] == 0:  # no p-value: the sequence cannot go on
+            stopped = f"no replicate of {K} vs {K + 1} could be fitted ({MAX_ATTEMPTS} draws each)"
+            break
         if not rows[-1]["rejected"] and chosen is None:
             chosen = K
             if stop:
@@ -202,12 +205,13 @@ def bootstrap_lrt(X: Any, covariance_type: str = "VVV", *, n_boot: int = 999, le
 
 def _row(K: int, null: Any, alternative: Any, statistics: Tensor, outcomes: list[tuple[float, int, bool]],
          level: float) -> dict[str, Any]:
-    """A test's row of the table: mclust's p-value over the replicates that could be fitted."""
+    """A test's row of the table: mclust's p-value over the replicates that could be fitted (NaN, and
+    not rejected, when none could)."""
     observed = 2.0 * (alternative.log_likelihood - null.log_likelihood)
     usable = statistics[torch.isfinite(statistics)]
-    p_value = (1.0 + float((usable >= observed).sum())) / (usable.numel() + 1.0)
+    p_value = (1.0 + float((usable >= observed).sum())) / (usable.numel() + 1.0) if usable.numel() else math.nan
     return {"n_components": K, "alternative": K + 1, "log_likelihood_null": null.log_likelihood,
             "log_likelihood_alternative": alternative.log_likelihood, "statistic": observed, "p_value": p_value,
             "replicates": int(usable.numel()), "redrawn": sum(o[1] for o in outcomes if math.isfinite(o[0])),
             "unconverged": sum(1 for o in outcomes if math.isfinite(o[0]) and not o[2]),
-            "failed": int(statistics.numel() - usable.numel()), "rejected": p_value <= level}
+            "failed": int(statistics.numel() - usable.numel()), "rejected": bool(p_value <= level)}

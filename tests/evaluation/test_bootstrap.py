@@ -10,6 +10,8 @@ import torch
 import mixtures
 from mixtures import GaussianMixture, GaussianPrior, MixtureParams
 from mixtures.core.validation import make_generator
+from mixtures.errors import SingularCovarianceError
+from mixtures.evaluation import lrt as lrt_module
 from mixtures.evaluation import resampling as bootstrap_module
 from mixtures.evaluation.lrt import bootstrap_lrt
 from mixtures.evaluation.replicates import attempt_seeds, replicate_seeds
@@ -177,3 +179,44 @@ def test_bootstrap_bad_input_is_named():
         bootstrap(prior_fit, X, n_boot=2)
     with pytest.raises(ValueError, match="at least 2 replicates"):
         bootstrap(result, X, n_boot=1).standard_errors()
+
+
+def test_replicates_that_cannot_be_fitted_are_redrawn_counted_or_given_up(monkeypatch):
+    X, _ = two_separated(60)
+    result = mixtures.fit(GaussianMixture(2, "VII"), X, "em", init="hc", **EM)
+    original = bootstrap_module._replicate_fit
+    first_draws = {attempt_seeds(s, MAX_ATTEMPTS)[0] for s in replicate_seeds(0, 4)}
+
+    def failing_first(kind, model, data, start, options, seed):
+        if seed in first_draws:
+            raise SingularCovarianceError("component 1 collapsed")
+        return original(kind, model, data, start, options, seed)
+
+    monkeypatch.setattr(bootstrap_module, "_replicate_fit", failing_first)
+    boot = bootstrap(result, X, "nonparametric", n_boot=4, seed=0, processes=1, **EM)
+    assert (boot.redrawn, boot.failed, boot.weights.shape[0]) == (4, 0, 4)
+
+    def failing(*args):
+        raise SingularCovarianceError("component 1 collapsed")
+
+    monkeypatch.setattr(bootstrap_module, "_replicate_fit", failing)
+    boot = bootstrap(result, X, "nonparametric", n_boot=3, seed=0, processes=1)
+    assert boot.failed == 3 and boot.weights.shape == (0, 2)
+    with pytest.raises(ValueError, match="0 of 3 were"):
+        boot.table()
+    monkeypatch.setattr(bootstrap_module, "_replicate_fit", original)
+    budget = bootstrap(result, X, "weighted", n_boot=3, seed=0, processes=1, rtol=0.0, max_iter=2)
+    assert budget.unconverged == 3                      # refits that stopped on their budget say so
+
+
+def test_an_lrt_without_fitted_replicates_has_no_p_value_and_stops(monkeypatch):
+    X, _ = two_separated(60)
+
+    def failing(*args):
+        raise SingularCovarianceError("component 1 collapsed")
+
+    monkeypatch.setattr(lrt_module, "_refit", failing)
+    lrt = bootstrap_lrt(X, "VII", n_boot=2, k_max=3, seed=0, processes=1)
+    (row,) = lrt.table()
+    assert math.isnan(row["p_value"]) and not row["rejected"] and row["failed"] == 2 and row["replicates"] == 0
+    assert "no replicate of 1 vs 2 could be fitted" in lrt.stopped and lrt.chosen is None
