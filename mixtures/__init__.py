@@ -25,6 +25,7 @@ from mixtures.errors import (
     PosteriorModeError,
     SingularCovarianceError,
 )
+from mixtures.evaluation import BootstrapResult, LRTResult, bootstrap, bootstrap_lrt
 from mixtures.families import GaussianMixture, GaussianPrior, MixtureParams, PoissonMixture, PoissonParams, PoissonPrior
 from mixtures.inference import ROUTINES, fit
 from mixtures.inference.em import EMStep
@@ -39,4 +40,5 @@ __all__ = [
     "fit", "ROUTINES", "FitResult", "History", "Posterior", "EMStep", "data", "load",
     "ConvergenceWarning", "DataError", "DegenerateStartError", "DivergenceError", "ParameterError",
     "PosteriorModeError", "SingularCovarianceError",
+    "bootstrap", "bootstrap_lrt", "BootstrapResult", "LRTResult",
 ]

@@ -32,6 +32,7 @@ from mixtures.experiment import (
     ConfigError,
     RunDirectoryError,
     RunWriteError,
+    bootstrap_command,
     load_config,
     read_results,
     run_experiment,
@@ -65,6 +66,7 @@ examples:
   mixtures fit old_faithful --k 2 --method em
   mixtures fit data.csv --k 3 --method svi --option num_steps=2000 --option lr=0.02
   mixtures select old_faithful --k-max 9 --out bic.png
+  mixtures bootstrap old_faithful --lrt --covariance-type EEE --n-boot 99
 
 Every command has its own help: mixtures run --help, mixtures fit --help, ...
 """
@@ -143,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(commands, formatter)
     _add_fit(commands, formatter)
     _add_select(commands, formatter)
+    bootstrap_command.add_parser(commands, formatter)
     return parser
 
 
@@ -263,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         _set_threads(args.threads)
-        return {"run": _run, "fit": _fit, "select": _select}[args.command](args)
+        return {"run": _run, "fit": _fit, "select": _select, "bootstrap": bootstrap_command.run}[args.command](args)
     except (ConfigError, RunDirectoryError, FileNotFoundError) as error:
         return _fail(str(error), 2)
     except RunWriteError as error:
