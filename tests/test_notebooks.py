@@ -44,8 +44,8 @@ def _builder():
     return module
 
 
-def test_five_notebooks_one_per_seed():
-    assert [path.name[:3] for path in NOTEBOOKS] == ["000", "001", "002", "003", "004"]
+def test_one_notebook_per_seed_and_one_source_per_notebook():
+    assert [path.name[:3] for path in NOTEBOOKS][:5] == ["000", "001", "002", "003", "004"]
     assert [path.stem for path in SOURCES] == [path.stem for path in NOTEBOOKS]
 
 
