@@ -115,6 +115,8 @@ print(f"log-likelihood: start {ll[0]:.4f}, after one step {ll[1]:.4f}, final {ll
 assert (torch.diff(ll) >= -1e-9).all()
 # its first iteration is the step above (up to reg_covar = 1e-6 on the variances)
 assert abs(float(ll[1]) - float(params1.log_prob(x).sum())) < 1e-5
+np.testing.assert_allclose(em.params.locs.squeeze(-1).numpy(), [5.0, -0.5], atol=1e-6)
+np.testing.assert_allclose(em.params.covariances.reshape(-1).numpy(), [2 / 3, 0.25], atol=1e-5)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -129,6 +131,7 @@ fig.tight_layout()
 # printed digit; its variances did not follow from its own posteriors and are corrected here
 # (checked against a direct computation). k-medians reaches its fixed point after one
 # reassignment, as the seed found, and the singular two-point clusters are flagged rather
-# than silently given a zero variance. With a tiny `reg_covar`, EM from the seed's start
-# keeps going: a component with one or two of the five points can shrink toward zero
-# variance (the likelihood is unbounded), which is why `reg_covar` exists.
+# than silently given a zero variance. EM from the seed's start, which put both components on
+# the right, moves one of them left: in 8 iterations it separates the points into {−1, 0}
+# (mean −0.5, variance 0.25) and {4, 5, 6} (mean 5, variance 2/3), the partition a person would
+# draw.
