@@ -7,6 +7,8 @@
 * Every ``mixtures ...`` command of a ```bash block parses with the command's own argument parser
   (``mixtures.cli.build_parser``), every config and script it names exists, and synopsis lines
   (``[--out DIR]``) name only options of their subcommand. ``mixtures fit old_faithful`` is run.
+* What the quick start and "In five lines" state checkably: the fit count of ``configs/em_vs_vi.yaml``,
+  the shape and dtypes in the comments.
 
 Running the commands themselves is left to the tests that own them (``tests/test_cli.py``,
 ``tests/test_cli_data.py``, ``tests/experiment/``) and to CI, which runs the install-and-test
@@ -101,6 +103,17 @@ def test_python_blocks_run_in_order(tmp_path, monkeypatch):
                 pytest.fail(f"{block} failed:\n{failure}", pytrace=False)
     finally:
         torch.set_default_dtype(dtype)
+    # what the comments of "In five lines" say
+    assert tuple(namespace["X"].shape) == (272, 2) and namespace["X"].dtype == torch.float64
+    assert namespace["em"].history["log_likelihood"].dtype == torch.float64
+    assert namespace["svi"].history["elbo"].dtype == torch.float64
+
+
+def test_quick_start_fit_count():
+    from mixtures.experiment import expand_tasks, load_config
+    claimed = re.search(r"\((\d+) fits, about", README.read_text(encoding="utf-8"))
+    assert claimed, "the quick start no longer says how many fits configs/em_vs_vi.yaml makes: update this test"
+    assert len(expand_tasks(load_config(ROOT / "configs" / "em_vs_vi.yaml"))) == int(claimed.group(1))
 
 
 @pytest.mark.parametrize("block", SKIPPED, ids=lambda block: f"line{block.line}")
