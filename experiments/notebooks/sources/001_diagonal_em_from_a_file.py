@@ -100,9 +100,10 @@ assert abs(best.log_likelihood - by_scipy) < 1e-9 * abs(by_scipy)
 # ## Collapse and divergence say so, and how to fix them
 #
 # Three identical points far from the rest, `reg_covar=0.0` and a start that gives them a
-# component: that component's variance is exactly zero after one M step. The seed would
-# have produced NaN and run on; the package stops with an error naming the component and
-# the fixes.
+# component: that component's variance is exactly zero after one M step. The seed added 1e-6
+# to every variance, which hides the collapse: its fit would run on with a spike on three
+# points and nothing said. With `reg_covar=0.0` the package stops with an error naming the
+# component and the fixes; with the default floor it completes, and flags the component.
 
 # %%
 X_dup = torch.cat([X[:200], torch.full((3, 2), 40.0)])
