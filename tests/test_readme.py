@@ -7,6 +7,8 @@
 * Every ``mixtures ...`` command of a ```bash block parses with the command's own argument parser
   (``mixtures.cli.build_parser``), every config and script it names exists, and synopsis lines
   (``[--out DIR]``) name only options of their subcommand. ``mixtures fit old_faithful`` is run.
+* The ```yaml ``kind: file`` entry validates and reads a CSV written as pandas writes it (index
+  column, header, text labels).
 * What the quick start and "In five lines" state checkably: the fit count of ``configs/em_vs_vi.yaml``,
   the shape and dtypes in the comments.
 
@@ -26,8 +28,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
+from labelled import iris_like, write_iris_csv
 
 from mixtures.cli import build_parser, main
+from mixtures.experiment import DataCache, expand_tasks, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -109,8 +114,22 @@ def test_python_blocks_run_in_order(tmp_path, monkeypatch):
     assert namespace["svi"].history["elbo"].dtype == torch.float64
 
 
+def test_readme_yaml_data_entry_reads_a_pandas_csv(tmp_path):
+    """The ``kind: file`` entry of "Your own data files" validates and reads iris as pandas writes it."""
+    (block,) = [block for block in BLOCKS if block.language == "yaml"]
+    X, species = iris_like()
+    write_iris_csv(tmp_path / "iris.csv", X, species)
+    raw = {"name": "readme", **yaml.safe_load(block.source), "model": {"n_components": 3},
+           "methods": [{"name": "EM", "method": "em"}]}
+    config = parse_config(raw, base_dir=tmp_path)
+    (task,) = expand_tasks(config)
+    data = DataCache(config.source).get(task)
+    assert tuple(data.X.shape) == X.shape and torch.equal(data.X, torch.from_numpy(X))
+    assert data.feature_names == ("sepal_length", "sepal_width", "petal_length", "petal_width")
+    assert [data.label_names[code] for code in data.labels.tolist()] == species
+
+
 def test_quick_start_fit_count():
-    from mixtures.experiment import expand_tasks, load_config
     claimed = re.search(r"\((\d+) fits, about", README.read_text(encoding="utf-8"))
     assert claimed, "the quick start no longer says how many fits configs/em_vs_vi.yaml makes: update this test"
     assert len(expand_tasks(load_config(ROOT / "configs" / "em_vs_vi.yaml"))) == int(claimed.group(1))
