@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: in a notebook without ipywidgets it warns on import
 
 from mixtures import evaluation
 from mixtures.families.gaussian.covariance import MCLUST_NAMES

@@ -43,7 +43,7 @@ import pyro
 import torch
 from pyro.infer import MCMC
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: in a notebook without ipywidgets it warns on import
 
 from mixtures.errors import DivergenceError
 from mixtures.kernels import parallel
