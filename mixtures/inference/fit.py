@@ -30,7 +30,7 @@ from mixtures.core.validation import (
 )
 from mixtures.errors import DataError
 from mixtures.inference.registry import ROUTINES, Routine, get_routine
-from mixtures.inference.starts import check_distributed_start, checked_start, flag_degenerate
+from mixtures.inference.starts import check_distributed_start, checked_start, flag_degenerate, flag_indistinguishable
 from mixtures.init import InitSpec, check_init, initial_responsibilities, initialize
 from mixtures.kernels import parallel
 
@@ -139,6 +139,7 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
     best, objectives = _best_of_restarts(routine, run_model, X, seeds, start_of, reg_covar, options)
     flag_degenerate(best, X, n_points=N, reg_covar=reg_covar, floor=routine.covariance_floor,
                     flag_empty=routine.prior != "required")
+    flag_indistinguishable(best, X, n_points=N)
     best.model = model  # the caller's model (not a distributed run's globally resolved copy)
     best.decoder = "program" if routine.queries == "program" else "closed_form"
     best.extras["restart_objectives"] = objectives

@@ -254,3 +254,48 @@ def _fix_hint(X: Tensor | StreamingData, reg_covar: float, collapsed: bool) -> s
                     f"so every covariance sits on that floor and components merge: scale reg_covar with the data "
                     f"(e.g. reg_covar={reg_covar:g} * {largest:.3g}) or standardize X.")
     return "Use fewer components, another initialization, or (em, hard_em, stepwise_em) on_collapse='reseed'."
+
+
+#: components whose log-density ratio varies less than this (sd over the data, nats) are one density
+INDISTINGUISHABLE_SD = 0.1
+#: points the check reads at most (the first ones)
+INDISTINGUISHABLE_ROWS = 20_000
+
+
+def flag_indistinguishable(result: Any, X: Tensor | StreamingData, *, n_points: int) -> None:
+    """Mark a point estimate whose components are copies of each other as not converged.
+
+    From a symmetric start (e.g. ``init="random"``: near-uniform responsibilities) EM moves
+    the components apart by tiny amounts per iteration, and an absolute ``tol`` stops it at
+    the saddle where they coincide, hundreds of nats below the optimum. Two components
+    ``j, k`` are indistinguishable when ``log p_j(x) − log p_k(x)`` varies by less than
+    :data:`INDISTINGUISHABLE_SD` nats (sd over the data): no point's odds between them
+    differ, so they are one density split in two, which is a saddle of the likelihood, not
+    an optimum. Components holding less than one point are left out (a sparse prior's
+    spare ones); fits with a posterior are not checked (its mean can merge switched labels).
+    Lists the pairs in ``extras["indistinguishable_components"]``, adds a sentence to
+    ``extras["problems"]``, sets ``converged=False`` and warns.
+    """
+    if result.posterior is not None or not isinstance(X, Tensor) or result.params.n_components < 2:
+        return
+    params = result.params
+    rows = X[:INDISTINGUISHABLE_ROWS]
+    used = torch.nonzero(params.weights * n_points >= 1.0).reshape(-1)
+    if used.numel() < 2 or rows.shape[0] < 3:
+        return
+    log_densities = params.component_log_prob(rows)[:, used].double()          # (M, K_used)
+    covariance = torch.cov(log_densities.T)
+    variances = covariance.diagonal()
+    spread = (variances[:, None] + variances[None, :] - 2 * covariance).clamp_min(0).sqrt()
+    if not bool(torch.isfinite(spread).all()):
+        return
+    pairs = [[int(used[j]), int(used[k])] for j, k in torch.nonzero(spread < INDISTINGUISHABLE_SD).tolist() if j < k]
+    result.extras["indistinguishable_components"] = pairs
+    if not pairs:
+        return
+    text = (f"{result.method} stopped at a saddle: components {pairs} are copies of each other (their log-density "
+            f"ratio varies by less than {INDISTINGUISHABLE_SD} nats over the data), far below an optimum; start from "
+            "another initialization (e.g. init='kmeans'), use more restarts (n_init) or a smaller tol")
+    result.extras.setdefault("problems", []).append(text)
+    result.converged = False
+    warnings.warn(text + ".", UserWarning, stacklevel=3)
