@@ -26,6 +26,7 @@ from mixtures.errors import (
     SingularCovarianceError,
 )
 from mixtures.families import GaussianMixture, GaussianPrior, MixtureParams, PoissonMixture, PoissonParams, PoissonPrior
+from mixtures.families import NoiseRegion, NoisyMixture, NoisyParams, StudentTMixture, StudentTParams, StudentTPrior
 from mixtures.inference import ROUTINES, fit
 from mixtures.inference.em import EMStep
 from mixtures.io import load
@@ -39,4 +40,5 @@ __all__ = [
     "fit", "ROUTINES", "FitResult", "History", "Posterior", "EMStep", "data", "load",
     "ConvergenceWarning", "DataError", "DegenerateStartError", "DivergenceError", "ParameterError",
     "PosteriorModeError", "SingularCovarianceError",
+    "StudentTMixture", "StudentTParams", "StudentTPrior", "NoisyMixture", "NoisyParams", "NoiseRegion",
 ]
