@@ -25,8 +25,20 @@ from mixtures.errors import (
     PosteriorModeError,
     SingularCovarianceError,
 )
-from mixtures.families import GaussianMixture, GaussianPrior, MixtureParams, PoissonMixture, PoissonParams, PoissonPrior
-from mixtures.families import NoiseRegion, NoisyMixture, NoisyParams, StudentTMixture, StudentTParams, StudentTPrior
+from mixtures.families import (
+    GaussianMixture,
+    GaussianPrior,
+    MixtureParams,
+    NoiseRegion,
+    NoisyMixture,
+    NoisyParams,
+    PoissonMixture,
+    PoissonParams,
+    PoissonPrior,
+    StudentTMixture,
+    StudentTParams,
+    StudentTPrior,
+)
 from mixtures.inference import ROUTINES, fit
 from mixtures.inference.em import EMStep
 from mixtures.io import load
