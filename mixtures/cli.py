@@ -48,7 +48,14 @@ from mixtures.experiment.commandline import (
     prior_values,
 )
 from mixtures.experiment.outputs import agreement, confusion_lines, write_fit_outputs, write_selection_table
-from mixtures.experiment.selection import iteration_options, model_label, noise_region, select_models, top_models
+from mixtures.experiment.selection import (
+    check_noise_method,
+    iteration_options,
+    model_label,
+    noise_region,
+    select_models,
+    top_models,
+)
 from mixtures.families.gaussian.covariance import COVARIANCE_TYPES as STRUCTURE_NAMES
 from mixtures.families.gaussian.covariance import MCLUST_NAMES
 from mixtures.families.gaussian.priors import KINDS, SCALE_PRIORS, WEIGHT_PRIORS
@@ -481,8 +488,9 @@ def _select(args: argparse.Namespace) -> int:
     check_prior_fits(method, X, range(1, args.k_max + 1), types)
     try:
         region = noise_region(args.noise, X)
+        check_noise_method(args.method, region)
     except ValueError as error:
-        raise ConfigError("--noise", "", str(error), "box, hull or a volume > 0") from None
+        raise ConfigError("--noise", "", str(error), "box, hull or a volume > 0, with a routine that runs it") from None
     if note:
         print(f"warning: {note}", file=sys.stderr)
     rows = select_models(X, args.k_max, types, method=args.method, init=args.init, seed=args.seed,

@@ -101,6 +101,18 @@ def noise_region(noise: Any, X: Tensor) -> NoiseRegion | None:
     return NoiseRegion.given(volume)
 
 
+def check_noise_method(method: str, region: NoiseRegion | None) -> None:
+    """Raise ``ValueError`` when noise rows are asked of a routine a noise component cannot run (VB, k-means)."""
+    if region is None:
+        return
+    probe = NoisyMixture(GaussianMixture(1), region)
+    missing = sorted(c for c in ROUTINES[method].requires if not probe.supports(c))
+    if missing:
+        usable = [name for name, r in ROUTINES.items() if all(probe.supports(c) for c in r.requires)]
+        raise ValueError(f"method {method!r} needs {missing}, which a model with a noise component does not "
+                         f"offer; use one of {', '.join(usable)}.")
+
+
 def model_label(row: dict[str, Any]) -> str:
     """A row's model as tables and plots name it: its covariance type, ``+noise`` for a noise row."""
     return f"{row['covariance_type']}+noise" if row.get("noise") else str(row["covariance_type"])
@@ -144,6 +156,7 @@ def select_models(X: Any, k_max: int = 9, covariance_types: Sequence[str] | None
         options.pop("rtol", None)  # an absolute tolerance in options replaces the default relative one
     options.update(given)
     region = noise_region(noise, X)
+    check_noise_method(method, region)
     grid = [(k, t, None) for t in covariance_types for k in range(1, k_max + 1)]
     grid += [(k, t, region) for k, t, _ in grid] if region is not None else []  # the same cells with noise
     rows = []

@@ -73,3 +73,7 @@ def test_select_noise_on_the_command_line(tmp_path, capsys):
     assert "best by BIC: K=1, VVV+noise (BIC 30.58)" in out and " 1  VVV+noise " in out
     assert main(["select", str(path), "--k-max", "1", "--noise", "sphere", "--quiet"]) == 2
     assert "--noise" in capsys.readouterr().err
+    assert main(["select", str(path), "--k-max", "1", "--covariance-types", "VVV", "--noise", "--method", "vb",
+                 "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert "--noise" in error and "'vb' needs ['variational']" in error and "em" in error
