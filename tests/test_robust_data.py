@@ -71,3 +71,9 @@ def test_fits_flag_the_four_giants():
         assert bool(flagged[giants].all()) and int(flagged.sum()) <= 7, torch.nonzero(flagged).flatten().tolist()
     assert torch.equal(flagged_outliers(noisy, X), noisy.is_noise(X))
     assert float(t.params.dof[0]) < 3  # the giants make the main sequence's t heavy-tailed
+
+
+def test_the_robust_families_are_top_level_exports():
+    from mixtures import families
+    for name in ("StudentTMixture", "StudentTParams", "StudentTPrior", "NoisyMixture", "NoisyParams", "NoiseRegion"):
+        assert getattr(mixtures, name) is getattr(families, name) and name in mixtures.__all__
