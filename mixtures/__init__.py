@@ -26,7 +26,20 @@ from mixtures.errors import (
     SingularCovarianceError,
 )
 from mixtures.evaluation import BootstrapResult, LRTResult, bootstrap, bootstrap_lrt
-from mixtures.families import GaussianMixture, GaussianPrior, MixtureParams, PoissonMixture, PoissonParams, PoissonPrior
+from mixtures.families import (
+    GaussianMixture,
+    GaussianPrior,
+    MixtureParams,
+    NoiseRegion,
+    NoisyMixture,
+    NoisyParams,
+    PoissonMixture,
+    PoissonParams,
+    PoissonPrior,
+    StudentTMixture,
+    StudentTParams,
+    StudentTPrior,
+)
 from mixtures.inference import ROUTINES, fit
 from mixtures.inference.em import EMStep
 from mixtures.io import load
@@ -41,4 +54,5 @@ __all__ = [
     "ConvergenceWarning", "DataError", "DegenerateStartError", "DivergenceError", "ParameterError",
     "PosteriorModeError", "SingularCovarianceError",
     "bootstrap", "bootstrap_lrt", "BootstrapResult", "LRTResult",
+    "StudentTMixture", "StudentTParams", "StudentTPrior", "NoisyMixture", "NoisyParams", "NoiseRegion",
 ]

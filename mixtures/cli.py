@@ -49,7 +49,14 @@ from mixtures.experiment.commandline import (
     prior_values,
 )
 from mixtures.experiment.outputs import agreement, confusion_lines, write_fit_outputs, write_selection_table
-from mixtures.experiment.selection import iteration_options, select_models, top_models
+from mixtures.experiment.selection import (
+    check_noise_method,
+    iteration_options,
+    model_label,
+    noise_region,
+    select_models,
+    top_models,
+)
 from mixtures.families.gaussian.covariance import COVARIANCE_TYPES as STRUCTURE_NAMES
 from mixtures.families.gaussian.covariance import MCLUST_NAMES
 from mixtures.families.gaussian.priors import KINDS, SCALE_PRIORS, WEIGHT_PRIORS
@@ -239,6 +246,10 @@ def _add_select(commands: Any, formatter: type) -> None:
     select.add_argument("--max-iter", type=int, default=defaults["max_iter"], metavar="N",
                         help=f"iteration budget per start (default {defaults['max_iter']})")
     select.add_argument("--reg-covar", type=float, default=1e-6, metavar="R", help="default 1e-6")
+    select.add_argument("--noise", nargs="?", const="box", default=None, metavar="REGION",
+                        help="also fit every cell with a uniform noise component (mclust's 'with noise'; rows "
+                             "labelled TYPE+noise): over the data's bounding box (the default, 'box'), its convex "
+                             "'hull', or a given volume (a number)")
     select.add_argument("--out", metavar="PATH", help="a directory: write selection.csv (the full table at full "
                         "precision) and bic.png there; PATH.png/.pdf: the BIC plot only")
     select.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -478,12 +489,18 @@ def _select(args: argparse.Namespace) -> int:
     X = table.X
     types = list(dict.fromkeys(args.covariance_types))
     check_prior_fits(method, X, range(1, args.k_max + 1), types)
+    try:
+        region = noise_region(args.noise, X)
+        check_noise_method(args.method, region)
+    except ValueError as error:
+        raise ConfigError("--noise", "", str(error), "box, hull or a volume > 0, with a routine that runs it") from None
     if note:
         print(f"warning: {note}", file=sys.stderr)
     rows = select_models(X, args.k_max, types, method=args.method, init=args.init, seed=args.seed,
                          n_init=args.n_init, reg_covar=args.reg_covar, options=method.options,
                          progress=not _progress_disabled(args.quiet), prior=method.gaussian_prior(),
-                         labels=table.labels, rtol=args.rtol, tol=args.tol, max_iter=args.max_iter)
+                         labels=table.labels, rtol=args.rtol, tol=args.tol, max_iter=args.max_iter,
+                         noise=region)
     _print_selection(args, name, X, options, rows)
     usable = [r for r in rows if r["status"] == "ok" and not r["singular"]]
     if not usable:
@@ -492,16 +509,17 @@ def _select(args: argparse.Namespace) -> int:
         best = min(usable, key=lambda r: r[criterion])
         against = f"; ARI {best['ari']:.4g}, NMI {best['nmi']:.4g} against {table.label_column!r}" \
             if table.labels is not None else ""
-        print(f"best by {criterion.upper()}: K={best['n_components']}, {best['covariance_type']} "
+        print(f"best by {criterion.upper()}: K={best['n_components']}, {model_label(best)} "
               f"({criterion.upper()} {best[criterion]:.2f}{against})")
-    top = ", ".join(f"{r['covariance_type']},{r['n_components']} {r['mclust_bic']:.3f}"
+    top = ", ".join(f"{model_label(r)},{r['n_components']} {r['mclust_bic']:.3f}"
                     + (f" ({r['bic_difference']:+.3f})" if i else "") for i, r in enumerate(top_models(rows)))
     print(f"top models by mclust's BIC (higher is better): {top}")
     if target is not None and target[2]:  # a directory: the table too
         print(f"wrote {write_selection_table(target[0].parent / 'selection.csv', rows)}")
     if target is not None:
         fig, ax = plot.subplots(1, 1, figsize=(6.5, 4.5))
-        plot.plot_bic(ax, [r for r in rows if r["status"] == "ok"], title=f"{name}: BIC ({args.method})")
+        plot.plot_bic(ax, [{**r, "covariance_type": model_label(r)} for r in rows if r["status"] == "ok"],
+                      title=f"{name}: BIC ({args.method})")
         for path in plot.save_figure(fig, target[0], formats=target[1]):  # atomic, through mixtures.core.files
             print(f"wrote {path}")
     return 0
@@ -519,12 +537,12 @@ def _print_selection(args: argparse.Namespace, name: str, X: Any, options: dict[
           f"{'iter':>5} {'converged':>9} {'mclust BIC':>12}  note")
     for r in rows:
         if r["status"] != "ok":
-            print(f"{r['n_components']:>3}  {r['covariance_type']:<10} {'':>12} {'':>12} {'':>12} {'':>12} "
+            print(f"{r['n_components']:>3}  {model_label(r):<10} {'':>12} {'':>12} {'':>12} {'':>12} "
                   f"{'':>5} {'':>9} {'':>12}  failed: {r['error']}")
             continue
         note = "singular (excluded)" if r["singular"] else ""
         converged = f"{r['starts_converged']}/{r['starts']}"
-        print(f"{r['n_components']:>3}  {r['covariance_type']:<10} {r['log_likelihood']:>12.2f} "
+        print(f"{r['n_components']:>3}  {model_label(r):<10} {r['log_likelihood']:>12.2f} "
               f"{r['bic']:>12.2f} {r['aic']:>12.2f} {r['icl']:>12.2f} {r['n_iter']:>5} {converged:>9} "
               f"{r['mclust_bic']:>12.3f}  {note}")
     print()

@@ -33,10 +33,16 @@ from mixtures.families.gaussian import MixtureParams, get_structure
 __all__ = [
     "load", "old_faithful", "OLD_FAITHFUL_COLUMNS", "sample_mixture", "seed004_params",
     "seed003_data", "random_mixture", "separation_of",
+    "stars_cyg", "STARS_CYG_COLUMNS", "STARS_CYG_GIANTS",
 ]
 
 #: Column names of :func:`old_faithful`, in order (both in minutes).
 OLD_FAITHFUL_COLUMNS: tuple[str, str] = ("eruptions", "waiting")
+#: Column names of :func:`stars_cyg`: log10 of the surface temperature (K) and of the light intensity (L/L_0).
+STARS_CYG_COLUMNS: tuple[str, str] = ("log_te", "log_light")
+#: The rows (0-based) of :func:`stars_cyg`'s four giants, the data's known outliers: stars 11, 20, 30 and 34
+#: of Rousseeuw & Leroy's table (robustbase's ``?starsCYG``); the other 43 lie on the main sequence.
+STARS_CYG_GIANTS: tuple[int, ...] = (10, 19, 29, 33)
 
 _COMMENT = "#"
 _QUOTE = '"'
@@ -279,6 +285,14 @@ def diabetes() -> Tensor:
     glucose tolerance test) and ``sspg`` (steady-state plasma glucose), in mclust's row order.
     Provenance: ``mixtures/datasets/README.md``."""
     return _bundled("diabetes", (145, 3))
+
+
+def stars_cyg() -> Tensor:
+    """The Hertzsprung-Russell diagram of the star cluster CYG OB1 (robustbase's ``starsCYG``):
+    ``X: (47, 2)`` float64, log surface temperature and log light intensity (:data:`STARS_CYG_COLUMNS`),
+    in Rousseeuw & Leroy's (1987, table 3) order. 43 stars lie on the main sequence; the four giants
+    (rows :data:`STARS_CYG_GIANTS`) are the data's known outliers. Provenance: ``mixtures/datasets/README.md``."""
+    return _bundled("stars_cyg", (47, 2))
 
 
 # ----------------------------------------------------------------------------------------

@@ -43,7 +43,8 @@ class DataBundle:
     feature_names: tuple[str, ...] | None = None
     label_names: tuple[str, ...] | None = None  # a file's label column: label_names[c] is the class of code c
     digest: str = ""  # SHA-256 of the data's content (see data_digest)
-    #: ``(N,)`` bool: the planted outliers (synthetic data with ``outliers``; their label is the truth's K)
+    #: ``(N,)`` bool: the planted outliers (synthetic data with ``outliers``; their label is the truth's K), or a
+    #: real data set's known ones (``stars_cyg``'s giants)
     outliers: Tensor | None = None
 
 
@@ -97,6 +98,11 @@ def _make_data(spec: DataConfig, true_k: int | None, replicate: int | None) -> D
     if spec.kind == "old_faithful":  # both columns are in minutes
         return DataBundle(data.old_faithful(),
                           feature_names=tuple(f"{name} (min)" for name in data.OLD_FAITHFUL_COLUMNS))
+    if spec.kind == "stars_cyg":  # one main sequence; the four giants are the known outliers (their own class)
+        giants = torch.zeros(47, dtype=torch.bool)
+        giants[list(data.STARS_CYG_GIANTS)] = True
+        return DataBundle(data.stars_cyg(), giants.long(), feature_names=data.STARS_CYG_COLUMNS,
+                          label_names=("main sequence", "giant"), outliers=giants)
     if spec.kind == "file":
         table = read_table(spec.path, columns=spec.columns, label_column=spec.label_column,
                            index_column=spec.index_column, header=spec.header, format=spec.format or "auto",

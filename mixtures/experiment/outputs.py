@@ -35,8 +35,8 @@ from mixtures.io import json_state, params_to_state, save_result
 
 __all__ = ["agreement", "confusion_lines", "write_fit_outputs", "write_selection_table", "SELECTION_COLUMNS"]
 
-SELECTION_COLUMNS = ("n_components", "covariance_type", "status", "log_likelihood", "bic", "aic", "icl", "n_iter",
-                     "converged", "singular", "seed", "starts", "starts_converged", "ari", "nmi", "error")
+SELECTION_COLUMNS = ("n_components", "covariance_type", "noise", "status", "log_likelihood", "bic", "aic", "icl",
+                     "n_iter", "converged", "singular", "seed", "starts", "starts_converged", "ari", "nmi", "error")
 
 
 def agreement(labels: Tensor, predicted: Tensor) -> dict[str, Any]:

@@ -195,6 +195,17 @@ def posterior_summary(posterior: Posterior) -> dict[str, Any]:
     return out
 
 
+def flagged_outliers(result: FitResult, X: Tensor) -> Tensor:
+    """``(N,)`` bool: the points a fit calls outliers. With a noise component: those whose noise
+    responsibility wins (``result.is_noise``); a t fit without one: a small expected precision weight
+    (:meth:`~mixtures.families.student_t.StudentTParams.is_outlying`, beyond the 0.99 quantile of the
+    component's own distances); a Gaussian fit has no outlier model and flags none."""
+    if result.model.noise_component is not None:
+        return result.is_noise(X)
+    outlying = getattr(result.params, "is_outlying", None)
+    return outlying(X) if outlying is not None else torch.zeros(X.shape[0], dtype=torch.bool, device=X.device)
+
+
 def score(result: FitResult, bundle: DataBundle, config: Config, task: Task, reg_covar: float) -> dict[str, Any]:
     """Metrics of one fit (see ``METRIC_COLUMNS``)."""
     X, params = bundle.X, result.params
@@ -213,6 +224,10 @@ def score(result: FitResult, bundle: DataBundle, config: Config, task: Task, reg
         out["nmi"] = evaluation.normalized_mutual_info(bundle.labels, predicted)
         confusion = evaluation.aligned_confusion(bundle.labels, predicted)
         out["accuracy"], out["confusion"] = confusion["accuracy"], confusion_text(confusion)
+    if bundle.outliers is not None:
+        flagged = flagged_outliers(result, X)
+        out.update(outliers_planted=int(bundle.outliers.sum()), outliers_flagged=int((flagged & bundle.outliers).sum()),
+                   inliers_flagged=int((flagged & ~bundle.outliers).sum()))
     truth = bundle.truth
     if truth is None:
         return out
@@ -221,10 +236,6 @@ def score(result: FitResult, bundle: DataBundle, config: Config, task: Task, reg
         perm = evaluation.align_components(clusters, truth)
         out.update(evaluation.parameter_errors(clusters, truth, perm=perm))
         out["alignment"] = " ".join(str(int(i)) for i in perm)
-    if bundle.outliers is not None:
-        flagged = result.is_noise(X)
-        out.update(outliers_planted=int(bundle.outliers.sum()), outliers_flagged=int((flagged & bundle.outliers).sum()),
-                   inliers_flagged=int((flagged & ~bundle.outliers).sum()))
     # common random numbers: every method of the cell is scored on the same draws of the truth
     out["kl_truth"], out["kl_truth_se"] = evaluation.kl_divergence(truth, params, n_samples=config.metrics.kl_samples,
                                                                 seed=kl_seed(task))

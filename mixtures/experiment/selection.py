@@ -16,6 +16,7 @@ from mixtures import evaluation
 from mixtures.families.gaussian.covariance import MCLUST_NAMES
 from mixtures.families.gaussian.model import GaussianMixture
 from mixtures.families.gaussian.priors import GaussianPrior
+from mixtures.families.noise import NoiseRegion, NoisyMixture
 from mixtures.inference import ROUTINES, fit
 from mixtures.kernels import parallel
 
@@ -81,12 +82,48 @@ def _evaluate(result: Any, X: Tensor, reg_covar: float, labels: Tensor | None) -
     return row
 
 
+def noise_region(noise: Any, X: Tensor) -> NoiseRegion | None:
+    """The noise component's region of a selection's ``noise`` option (``None``: no noise rows): ``True`` or
+    ``"box"`` the bounding box of ``X`` ``(N, D)``, ``"hull"`` its convex hull, a positive number a given volume
+    (mclust's ``Vinv = 1/V``), or a :class:`~mixtures.families.noise.NoiseRegion`."""
+    if noise is None or noise is False:
+        return None
+    if isinstance(noise, NoiseRegion):
+        return noise
+    if noise is True or noise in ("box", "hull"):
+        return NoiseRegion.of(X, "box" if noise is True else noise)
+    try:
+        volume = float(noise)
+    except (TypeError, ValueError):
+        raise ValueError(f"noise must be True, 'box', 'hull', a volume > 0 or a NoiseRegion; got {noise!r}.") from None
+    if not (math.isfinite(volume) and volume > 0):
+        raise ValueError(f"a noise volume must be finite and > 0; got {noise!r}.")
+    return NoiseRegion.given(volume)
+
+
+def check_noise_method(method: str, region: NoiseRegion | None) -> None:
+    """Raise ``ValueError`` when noise rows are asked of a routine a noise component cannot run (VB, k-means)."""
+    if region is None:
+        return
+    probe = NoisyMixture(GaussianMixture(1), region)
+    missing = sorted(c for c in ROUTINES[method].requires if not probe.supports(c))
+    if missing:
+        usable = [name for name, r in ROUTINES.items() if all(probe.supports(c) for c in r.requires)]
+        raise ValueError(f"method {method!r} needs {missing}, which a model with a noise component does not "
+                         f"offer; use one of {', '.join(usable)}.")
+
+
+def model_label(row: dict[str, Any]) -> str:
+    """A row's model as tables and plots name it: its covariance type, ``+noise`` for a noise row."""
+    return f"{row['covariance_type']}+noise" if row.get("noise") else str(row["covariance_type"])
+
+
 def select_models(X: Any, k_max: int = 9, covariance_types: Sequence[str] | None = None, *, method: str = "em",
                   init: str = "hc", seed: int = 0, n_init: int = 1, reg_covar: float = 1e-6,
                   options: dict[str, Any] | None = None, progress: bool = False,
                   prior: GaussianPrior | None = None, labels: Tensor | None = None,
                   rtol: float | None = MCLUST_RTOL, tol: float | None = None,
-                  max_iter: int = 1000) -> list[dict[str, Any]]:
+                  max_iter: int = 1000, noise: Any = False) -> list[dict[str, Any]]:
     """One row per (K, covariance type): the best of ``n_init`` starts (seeds ``seed``, ``seed + 1``...).
 
     Defaults as mclust's ``Mclust``: all fourteen structures (``covariance_types=None``:
@@ -105,6 +142,12 @@ def select_models(X: Any, k_max: int = 9, covariance_types: Sequence[str] | None
     (of the kept start), ``starts`` and ``starts_converged``; failed ones ``error``.
     ``prior``: the models' prior (vb, nuts, MAP-EM). With given class ``labels (N,)``, rows also
     hold ``ari`` and ``nmi`` of the kept start's components against them.
+
+    ``noise`` ("with noise", as mclust offers): every cell is also fitted with a uniform noise component
+    (:class:`~mixtures.families.noise.NoisyMixture`: K clusters plus the noise) over the region
+    :func:`noise_region` makes of it (``True``: the data's bounding box). Every row holds ``noise`` (bool);
+    a noise row's K counts the clusters, and its BIC counts one more parameter (the noise weight; the
+    volume is a constant). Its ICL and labels count the noise as a class.
     """
     covariance_types = MCLUST_NAMES if covariance_types is None else covariance_types
     given = dict(options or {})
@@ -112,11 +155,17 @@ def select_models(X: Any, k_max: int = 9, covariance_types: Sequence[str] | None
     if ROUTINES[method].tol_option in given:
         options.pop("rtol", None)  # an absolute tolerance in options replaces the default relative one
     options.update(given)
-    grid = [(k, t) for t in covariance_types for k in range(1, k_max + 1)]
+    region = noise_region(noise, X)
+    check_noise_method(method, region)
+    grid = [(k, t, None) for t in covariance_types for k in range(1, k_max + 1)]
+    grid += [(k, t, region) for k, t, _ in grid] if region is not None else []  # the same cells with noise
     rows = []
-    for k, cov_type in tqdm(grid, disable=not progress, desc="select", unit="model", leave=False,
-                            file=sys.stderr):
-        row: dict[str, Any] = {"n_components": k, "covariance_type": cov_type, "status": "ok"}
+    for k, cov_type, with_noise in tqdm(grid, disable=not progress, desc="select", unit="model", leave=False,
+                                        file=sys.stderr):
+        row: dict[str, Any] = {"n_components": k, "covariance_type": cov_type, "noise": with_noise is not None,
+                               "status": "ok"}
+        model = GaussianMixture(k, cov_type, prior=prior)
+        model = model if with_noise is None else NoisyMixture(model, with_noise)
         if k > X.shape[0]:
             row.update(status="failed", error=f"K={k} exceeds the {X.shape[0]} points")
             rows.append(row)
@@ -126,7 +175,7 @@ def select_models(X: Any, k_max: int = 9, covariance_types: Sequence[str] | None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
-                    result = fit(GaussianMixture(k, cov_type, prior=prior), X, method, init=init,
+                    result = fit(model, X, method, init=init,
                                  seed=seed + start, reg_covar=reg_covar, **options)
                     candidate = _evaluate(result, X, reg_covar, labels)
                     candidate.update(n_iter=int(result.n_iter), converged=bool(result.converged), seed=seed + start)

@@ -36,11 +36,11 @@ from mixtures.inference.registry import did_you_mean
 COVARIANCE_TYPES = structure_names()
 #: the structures a selection sweeps by default (scikit-learn's four)
 SELECTION_COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-DATA_KINDS = ("old_faithful", "file", "synthetic")
+DATA_KINDS = ("old_faithful", "file", "synthetic", "stars_cyg")
 TRUTHS = ("given", "seed004", "seed003", "random")
 FILE_FORMATS = ("auto", "csv", "whitespace", "parquet")
 #: keys of each dataset kind, and of each truth of synthetic data
-DATA_KEYS = {"old_faithful": ("name", "kind"),
+DATA_KEYS = {"old_faithful": ("name", "kind"), "stars_cyg": ("name", "kind"),
              "file": ("name", "kind", "path", "format", "columns", "label_column", "index_column", "header",
                       "standardize"),
              "synthetic": ("name", "kind", "truth", "n", "n_test", "seed", "resample", "outliers")}
@@ -101,6 +101,15 @@ class OldFaithfulData(DataConfig):
     yaml_keys: ClassVar[tuple[str, ...]] = DATA_KEYS["old_faithful"]
     kind: Literal["old_faithful"]
     name: Name = "old_faithful"
+
+
+class StarsCygData(DataConfig):
+    """The bundled CYG OB1 stars (``mixtures.data.stars_cyg``): labels main sequence / giant, the giants its
+    known outliers."""
+
+    yaml_keys: ClassVar[tuple[str, ...]] = DATA_KEYS["stars_cyg"]
+    kind: Literal["stars_cyg"]
+    name: Name = "stars_cyg"
 
 
 class FileData(DataConfig):
@@ -239,7 +248,7 @@ class GivenData(SyntheticData):
 
 
 DataEntry = Annotated[
-    OldFaithfulData | FileData | Annotated[Seed004Data | Seed003Data | RandomData | GivenData,
+    OldFaithfulData | StarsCygData | FileData | Annotated[Seed004Data | Seed003Data | RandomData | GivenData,
                                            Field(discriminator="truth")],
     Field(discriminator="kind")]
 

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from scipy.stats import chi2
 from torch import Tensor
 
 from mixtures.core.params import Params
@@ -139,6 +140,30 @@ class StudentTParams(Params):
         half_log_det = self.whitener()[1]
         return self._chunked(X, lambda rows: t_log_density(self.mahalanobis(rows), self.dof, self.n_features,
                                                            half_log_det))
+
+    # -- outliers -------------------------------------------------------------------------------
+    def precision_weights(self, X: Any) -> Tensor:
+        """The latent scales' posterior means ``E[u_n | x_n, z_n = k] = (ν_k + D) / (ν_k + δ_nk)`` ``(N, K)``:
+        EM's weights of each point in component k's mean and scatter (small for far points)."""
+        X = self._data(X)
+        dof = self.dof.to(X.dtype)
+        return self._chunked(X, lambda rows: (dof + self.n_features) / (dof + self.mahalanobis(rows)))
+
+    def is_outlying(self, X: Any, level: float = 0.99) -> Tensor:
+        """``(N,)`` bool: the points a t fit calls outliers (McLachlan & Peel's reading of a t fit: the scale
+        matrix ``Σ_k`` is the shape of component k's inliers, the precision weight down-weights the rest).
+
+        Under its most probable component ``k̂`` a point's distance ``δ_nk̂`` exceeds the ``level`` quantile of
+        ``χ²_D`` (what ``δ`` follows for a Gaussian of covariance ``Σ_k``), i.e. its expected precision weight
+        ``E[u | x, k̂] = (ν + D)/(ν + δ)`` is below ``(ν + D)/(ν + χ²_D(level))``. (The t's own ``δ/D ~ F(D, ν)``
+        quantile would call almost nothing an outlier once ν is small: heavy tails explain everything.)"""
+        if not 0.0 < level < 1.0:
+            raise ValueError(f"level must be in (0, 1); got {level!r}.")
+        X = self._data(X)
+        best = (self.component_log_prob(X) + self.weights.log()).argmax(-1)          # (N,)
+        distance = self._chunked(X, self.mahalanobis).gather(-1, best[:, None])[:, 0]  # (N,) δ_nk̂
+        threshold = float(chi2.ppf(level, self.n_features))
+        return distance > threshold
 
     def sample(self, n: int, seed: int | None = None) -> tuple[Tensor, Tensor]:
         """``(X (n, D), labels (n,))``: ``x = μ_z + L_z ε / √u`` with ``ε ~ N(0, I)``, ``u ~ Gamma(ν_z/2, ν_z/2)``.
