@@ -95,11 +95,13 @@ def invariant_quantities(draws: Params, X: Tensor, log_likelihood: Tensor, num_c
                          ) -> tuple[dict[str, Tensor], Tensor]:
     """Label-invariant functions of every draw, by chain: ``({name: (C, S/C, ...)}, pairs (M, 2))``.
 
-    ``"log_likelihood"`` ``()``, ``"sorted_weights"`` ``(K,)`` (ascending) and, when some pair
+    ``"log_likelihood"`` ``()``, ``"sorted_weights"`` ``(K,)`` (ascending; not for ``K = 1``) and, when some pair
     of points is uncertain, ``"co_clustering"`` ``(M,)`` of the ``pairs`` of
     :func:`co_clustering_pairs`.
     """
-    values = {"log_likelihood": log_likelihood, "sorted_weights": draws.weights.sort(-1).values}
+    values = {"log_likelihood": log_likelihood}
+    if draws.weights.shape[-1] > 1:  # one component's weight is 1 in every draw: nothing to mix
+        values["sorted_weights"] = draws.weights.sort(-1).values
     together, pairs = co_clustering_pairs(draws, X)
     if pairs.shape[0]:
         values["co_clustering"] = together

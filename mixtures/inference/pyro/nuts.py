@@ -231,11 +231,14 @@ def _draws_to_params(model: MixtureFamily, X: Tensor, samples: dict[str, Tensor]
 def _fixed_entries(name: str, shape: torch.Size, device: torch.device) -> Tensor:
     """Entries of a site that are constant by construction: ``(shape)`` bool.
 
-    Only the Cholesky factor of a correlation matrix has any: its upper triangle
-    is 0 and its first diagonal entry is 1. (A chain that does not move leaves
-    the other entries constant too; their R-hat is NaN and counts as a problem.)
+    The Cholesky factor of a correlation matrix: its upper triangle is 0 and its first
+    diagonal entry is 1; the weights of a one-component mixture (always 1). (A chain
+    that does not move leaves the other entries constant too; their R-hat is NaN and
+    counts as a problem.)
     """
     fixed = torch.zeros(shape, dtype=torch.bool, device=device)
+    if name == "weights" and len(shape) and shape[-1] == 1:
+        return torch.ones(shape, dtype=torch.bool, device=device)
     if name == "corr_chol":
         D = shape[-1]
         pattern = torch.ones(D, D, dtype=torch.bool, device=device).triu(1)
