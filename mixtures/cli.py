@@ -48,12 +48,19 @@ from mixtures.experiment.commandline import (
     output_directory,
     prior_values,
 )
-from mixtures.experiment.outputs import agreement, confusion_lines, write_fit_outputs, write_selection_table
+from mixtures.experiment.outputs import (
+    agreement,
+    confusion_lines,
+    write_fit_outputs,
+    write_selection_table,
+    write_views,
+)
 from mixtures.experiment.selection import (
     check_noise_method,
     iteration_options,
     model_label,
     noise_region,
+    parse_starts,
     select_models,
     top_models,
 )
@@ -119,7 +126,9 @@ prints BIC, AIC and ICL (lower is better, scikit-learn's sign) and mclust's BIC
 The defaults are mclust's: EM from the hierarchical-agglomeration start (init hc:
 one tree for every K and type) to a relative tolerance of 1e-5, max_iter 1000, one
 start; --tol gives an absolute tolerance instead, --init kmeans --n-init R k-means++
-starts (seeds S, S+1, ...; the best non-singular start is kept). They are those of
+starts (seeds S, S+1, ...; the best non-singular start is kept); --starts
+hc,kmeans++:5 fits every cell from hc and five k-means++ starts and keeps the best
+final log-likelihood (never below the hc start's). They are those of
 configs/model_selection.yaml (mixtures.experiment.SELECTION_DEFAULTS), so both give
 the same table on its four types. Fits whose covariance collapsed onto the
 reg_covar floor are flagged singular and excluded from the choice, as mclust does.
@@ -128,6 +137,7 @@ reg_covar floor are flagged singular and excluded from the choice, as mclust doe
   mixtures select old_faithful --k-max 6 --covariance-types full diag --out bic.png
   mixtures select data.csv --init kmeans --n-init 10 --tol 1e-8 --max-iter 5000
   mixtures select iris.csv --label-column species --out sel/   # sel/selection.csv, sel/bic.png
+  mixtures select old_faithful --starts hc,kmeans++:5 --out sel/   # multi-start
 """
 
 
@@ -239,6 +249,9 @@ def _add_select(commands: Any, formatter: type) -> None:
                         help="seed of the first start (default 0); start r uses seed S + r (at most 2**64 - 1)")
     select.add_argument("--n-init", type=int, default=defaults["n_init"], metavar="R",
                         help=f"starts per (K, type), the best non-singular one kept (default {defaults['n_init']})")
+    select.add_argument("--starts", metavar="LIST",
+                        help="multi-start, replacing --init/--n-init: initializers with counts, e.g. hc,kmeans++:5 "
+                             "(the best final log-likelihood of a cell kept, never below the hc start's)")
     select.add_argument("--rtol", type=float, default=defaults["rtol"], metavar="T",
                         help=f"relative tolerance on the log-likelihood, mclust's rule (default {defaults['rtol']:g})")
     select.add_argument("--tol", type=float, default=defaults["tol"], metavar="T",
@@ -251,7 +264,8 @@ def _add_select(commands: Any, formatter: type) -> None:
                              "labelled TYPE+noise): over the data's bounding box (the default, 'box'), its convex "
                              "'hull', or a given volume (a number)")
     select.add_argument("--out", metavar="PATH", help="a directory: write selection.csv (the full table at full "
-                        "precision) and bic.png there; PATH.png/.pdf: the BIC plot only")
+                        "precision), bic.png and the best model's classification, uncertainty and density plots "
+                        "there; PATH.png/.pdf: the BIC plot only")
     select.add_argument("--quiet", action="store_true", help="no progress bar")
     add_data_options(select)
     _add_prior_options(select)
@@ -481,7 +495,8 @@ def _select(args: argparse.Namespace) -> int:
     for option, value in (("--tol", args.tol), ("--rtol", args.rtol)):
         if value is not None and not (value >= 0 and math.isfinite(value)):
             raise ConfigError(option, "", f"must be a finite number >= 0; got {value}.", "e.g. 1e-5")
-    check_seed(args.seed, args.n_init)
+    starts = _starts(args.starts)
+    check_seed(args.seed, max([args.n_init] + [count for _, count in starts or ()]))
     target = _figure_target(args.out) if args.out else None
     options = iteration_options(args.method, args.tol, args.max_iter, args.rtol)
     method, note = method_config(args.method, options, _prior(args))
@@ -500,7 +515,7 @@ def _select(args: argparse.Namespace) -> int:
                          n_init=args.n_init, reg_covar=args.reg_covar, options=method.options,
                          progress=not _progress_disabled(args.quiet), prior=method.gaussian_prior(),
                          labels=table.labels, rtol=args.rtol, tol=args.tol, max_iter=args.max_iter,
-                         noise=region)
+                         noise=region, starts=starts, keep_results=target is not None and target[2])
     _print_selection(args, name, X, options, rows)
     usable = [r for r in rows if r["status"] == "ok" and not r["singular"]]
     if not usable:
@@ -514,8 +529,12 @@ def _select(args: argparse.Namespace) -> int:
     top = ", ".join(f"{model_label(r)},{r['n_components']} {r['mclust_bic']:.3f}"
                     + (f" ({r['bic_difference']:+.3f})" if i else "") for i, r in enumerate(top_models(rows)))
     print(f"top models by mclust's BIC (higher is better): {top}")
-    if target is not None and target[2]:  # a directory: the table too
+    if target is not None and target[2]:  # a directory: the table and the best model's views too
         print(f"wrote {write_selection_table(target[0].parent / 'selection.csv', rows)}")
+        best = top_models(rows)[0]
+        for path in write_views(target[0].parent, X, best["result"], feature_names=table.feature_names,
+                                title=f"{name}: {best['covariance_type']}, K={best['n_components']}"):
+            print(f"wrote {path}")
     if target is not None:
         fig, ax = plot.subplots(1, 1, figsize=(6.5, 4.5))
         plot.plot_bic(ax, [{**r, "covariance_type": model_label(r)} for r in rows if r["status"] == "ok"],
@@ -525,13 +544,24 @@ def _select(args: argparse.Namespace) -> int:
     return 0
 
 
+def _starts(text: str | None) -> tuple[tuple[str, int], ...] | None:
+    """``--starts`` parsed (:func:`~mixtures.experiment.selection.parse_starts`), or ``None``."""
+    if text is None:
+        return None
+    try:
+        return parse_starts(text)
+    except ValueError as error:
+        raise ConfigError("--starts", "", str(error).removeprefix("starts: "), "e.g. hc,kmeans++:5") from None
+
+
 def _print_selection(args: argparse.Namespace, name: str, X: Any, options: dict[str, Any], rows: list[dict]) -> None:
     settings = ", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
                          for key, value in options.items())
     seeds = f"seed {args.seed}" if args.n_init == 1 else f"seeds {args.seed}..{args.seed + args.n_init - 1}"
+    plan = f"init {args.init}, {args.n_init} start(s) per model ({seeds})" if args.starts is None else \
+        f"starts {args.starts} per model (seeds from {args.seed})"
     print(f"model selection on {name}: {X.shape[0]} points, {X.shape[1]} feature(s); {args.method}"
-          + (f" ({settings})" if settings else "") + f", init {args.init}, {args.n_init} start(s) per model "
-          f"({seeds}), the best non-singular start kept. Lower is better.")
+          + (f" ({settings})" if settings else "") + f", {plan}, the best non-singular start kept. Lower is better.")
     print()
     print(f"{'K':>3}  {'covariance':<10} {'log-lik':>12} {'BIC':>12} {'AIC':>12} {'ICL':>12} "
           f"{'iter':>5} {'converged':>9} {'mclust BIC':>12}  note")
@@ -541,6 +571,9 @@ def _print_selection(args: argparse.Namespace, name: str, X: Any, options: dict[
                   f"{'':>5} {'':>9} {'':>12}  failed: {r['error']}")
             continue
         note = "singular (excluded)" if r["singular"] else ""
+        if args.starts is not None and r["init"] != "hc" and math.isfinite(r["hc_log_likelihood"]):
+            note += f"{'; ' if note else ''}{r['init']} seed {r['seed']}: " \
+                    f"{r['log_likelihood'] - r['hc_log_likelihood']:+.2f} over hc"
         converged = f"{r['starts_converged']}/{r['starts']}"
         print(f"{r['n_components']:>3}  {model_label(r):<10} {r['log_likelihood']:>12.2f} "
               f"{r['bic']:>12.2f} {r['aic']:>12.2f} {r['icl']:>12.2f} {r['n_iter']:>5} {converged:>9} "

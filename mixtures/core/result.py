@@ -122,6 +122,11 @@ class FitResult:
                              "returns a tensor of labels.")
         return self.params.joint_log_prob(X).argmax(-1)
 
+    def uncertainty(self, X: Any) -> Tensor:
+        """mclust's per-point classification uncertainty ``1 − max_k r_nk`` ``(N,)``, from
+        :meth:`predict_proba`: 0 for a point its component claims surely, up to ``1 − 1/K``."""
+        return 1.0 - self.predict_proba(X).max(-1).values
+
     def is_noise(self, X: Any) -> Tensor:
         """``(N,)`` bool: the points whose noise responsibility wins (their most probable component is the
         model's noise component, ``predict(X) == model.noise_component``); all ``False`` for a model without

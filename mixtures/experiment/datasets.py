@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -95,7 +96,7 @@ def data_digest(bundle: DataBundle, file_hash: str | None = None) -> str:
 
 
 def _make_data(spec: DataConfig, true_k: int | None, replicate: int | None) -> DataBundle:
-    if spec.kind == "old_faithful":  # both columns are in minutes
+    if spec.kind == "old_faithful" or spec.dataset == "old_faithful":  # both columns are in minutes
         return DataBundle(data.old_faithful(),
                           feature_names=tuple(f"{name} (min)" for name in data.OLD_FAITHFUL_COLUMNS))
     if spec.kind == "stars_cyg":  # one main sequence; the four giants are the known outliers (their own class)
@@ -103,6 +104,10 @@ def _make_data(spec: DataConfig, true_k: int | None, replicate: int | None) -> D
         giants[list(data.STARS_CYG_GIANTS)] = True
         return DataBundle(data.stars_cyg(), giants.long(), feature_names=data.STARS_CYG_COLUMNS,
                           label_names=("main sequence", "giant"), outliers=giants)
+    if spec.kind == "bundled":  # the CSV's header names the features
+        with resources.as_file(resources.files("mixtures.datasets") / f"{spec.dataset}.csv") as path:
+            header = path.read_text().splitlines()[0]
+        return DataBundle(getattr(data, spec.dataset)(), feature_names=tuple(header.split(",")))
     if spec.kind == "file":
         table = read_table(spec.path, columns=spec.columns, label_column=spec.label_column,
                            index_column=spec.index_column, header=spec.header, format=spec.format or "auto",

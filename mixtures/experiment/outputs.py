@@ -12,8 +12,9 @@
 * ``result.pt``: the whole :class:`~mixtures.core.result.FitResult` (:func:`mixtures.io.save_result`;
   ``mixtures.io.load`` reads it back).
 
-``select --out DIR`` writes ``selection.csv`` (every (K, covariance type) row at full precision)
-and ``bic.png``.
+``select --out DIR`` writes ``selection.csv`` (every (K, covariance type) row at full precision),
+``bic.png`` and, for the best model (mclust's BIC), ``classification.png``, ``uncertainty.png`` and
+``density.png`` (:func:`write_views`; pairs plots for D > 2, none for 1-D data).
 """
 
 from __future__ import annotations
@@ -28,15 +29,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mixtures import evaluation
+from mixtures import evaluation, plot
 from mixtures.core.files import atomic_write_text
 from mixtures.core.result import FitResult
 from mixtures.io import json_state, params_to_state, save_result
 
-__all__ = ["agreement", "confusion_lines", "write_fit_outputs", "write_selection_table", "SELECTION_COLUMNS"]
+__all__ = ["agreement", "confusion_lines", "write_fit_outputs", "write_selection_table", "write_views",
+           "SELECTION_COLUMNS"]
 
 SELECTION_COLUMNS = ("n_components", "covariance_type", "noise", "status", "log_likelihood", "bic", "aic", "icl",
-                     "n_iter", "converged", "singular", "seed", "starts", "starts_converged", "ari", "nmi", "error")
+                     "mclust_bic", "n_iter", "converged", "singular", "init", "seed", "starts", "starts_converged",
+                     "hc_log_likelihood", "ari", "nmi", "error")
 
 
 def agreement(labels: Tensor, predicted: Tensor) -> dict[str, Any]:
@@ -109,3 +112,17 @@ def write_selection_table(path: str | Path, rows: Sequence[dict[str, Any]]) -> P
 
     table = [[cell(row.get(column)) for column in SELECTION_COLUMNS] for row in rows]
     return atomic_write_text(Path(path), _csv_text(SELECTION_COLUMNS, table))
+
+
+def write_views(out_dir: str | Path, X: Tensor, result: FitResult, title: str = "",
+                feature_names: Sequence[str] | None = None, formats: Sequence[str] = ("png",)) -> list[Path]:
+    """mclust's classification, uncertainty and density views of ``result`` on ``X`` ``(N, D)``
+    (:func:`mixtures.plot.view_figure`: one panel for D = 2, pairs for D > 2), written as
+    ``<view>.<format>`` in ``out_dir``; none for 1-D data. Returns the paths."""
+    if X.shape[1] < 2:
+        return []
+    paths: list[Path] = []
+    for view in plot.VIEWS:
+        fig, _ = plot.view_figure(view, X, result, feature_names=feature_names, title=f"{title}: {view}")
+        paths += plot.save_figure(fig, Path(out_dir) / view, formats=formats)
+    return paths

@@ -47,6 +47,7 @@ from mixtures.experiment.posterior_metrics import posterior_metrics
 from mixtures.experiment.records import load_records, task_inputs
 from mixtures.experiment.report import make_figures, write_report
 from mixtures.experiment.report.figures import FIGURES
+from mixtures.experiment.selection import mclust_bic
 from mixtures.experiment.store import RESULT_COLUMNS, Outcome, RunState, write_file, write_record, write_results
 from mixtures.experiment.tasks import Task, build_model, comparable_params, expand_tasks, kl_seed
 from mixtures.families.gaussian.params import MixtureParams
@@ -215,6 +216,7 @@ def score(result: FitResult, bundle: DataBundle, config: Config, task: Task, reg
         "log_likelihood": log_likelihood, "log_likelihood_per_point": log_likelihood / X.shape[0],
         "elbo": result.history.last("elbo"), "kl": result.history.last("kl"),
         "bic": criteria["bic"], "aic": criteria["aic"], "icl": criteria["icl"],
+        "mclust_bic": mclust_bic(result, log_likelihood, result.n_parameters(), X.shape[0]),
         "n_iter": int(result.n_iter), "converged": bool(result.converged),
         "singular": evaluation.is_singular(params, reg_covar, rtol=config.metrics.singular_rtol),
     }

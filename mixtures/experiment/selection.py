@@ -18,6 +18,7 @@ from mixtures.families.gaussian.model import GaussianMixture
 from mixtures.families.gaussian.priors import GaussianPrior
 from mixtures.families.noise import NoiseRegion, NoisyMixture
 from mixtures.inference import ROUTINES, fit
+from mixtures.init import INITIALIZERS
 from mixtures.kernels import parallel
 
 #: mclust's EM stopping rule: the log-likelihood changed by less than this fraction of itself
@@ -44,6 +45,43 @@ def iteration_options(method: str, tol: float | None, max_iter: int, rtol: float
     if routine.budget_option is not None:
         options[routine.budget_option] = max_iter
     return options
+
+
+def parse_starts(starts: str | Sequence[str | tuple[str, int]]) -> tuple[tuple[str, int], ...]:
+    """The starts of a multi-start selection as ``((initializer, count), ...)``.
+
+    ``"hc,kmeans++:5"`` (the command line's ``--starts``) and ``["hc", ("kmeans++", 5)]`` both
+    give ``(("hc", 1), ("kmeans++", 5))``: one hc start and five k-means++ starts (seeds
+    ``seed``..``seed + 4``). Every name must be an initializer; counts are integers >= 1."""
+    items = [part.strip() for part in starts.split(",")] if isinstance(starts, str) else list(starts)
+    parsed = []
+    for item in items:
+        if isinstance(item, str):
+            name, _, count_text = item.partition(":")
+            try:
+                count = int(count_text) if count_text.strip() else 1
+            except ValueError:
+                raise ValueError(f"starts: {item!r} has a count that is not an integer; write NAME or NAME:COUNT, "
+                                 "e.g. 'hc,kmeans++:5'.") from None
+        else:
+            name, count = item
+        name = name.strip()
+        if name not in INITIALIZERS:
+            raise ValueError(f"starts: unknown initializer {name!r}; use {', '.join(INITIALIZERS)} (e.g. "
+                             "'hc,kmeans++:5').")
+        if int(count) != count or count < 1:
+            raise ValueError(f"starts: {name} needs a count >= 1; got {count!r}.")
+        parsed.append((name, int(count)))
+    if not parsed:
+        raise ValueError("starts: give at least one start, e.g. 'hc,kmeans++:5'.")
+    return tuple(parsed)
+
+
+def _start_list(starts: Any, init: str, n_init: int, seed: int) -> list[tuple[str, int]]:
+    """``[(initializer, seed), ...]`` of one cell: ``starts`` when given, else ``n_init`` starts of ``init``."""
+    if starts is None:
+        return [(init, seed + i) for i in range(n_init)]
+    return [(name, seed + i) for name, count in parse_starts(starts) for i in range(count)]
 
 
 def mclust_bic(result: Any, log_likelihood: float, n_parameters: int, n_points: int) -> float:
@@ -123,7 +161,8 @@ def select_models(X: Any, k_max: int = 9, covariance_types: Sequence[str] | None
                   options: dict[str, Any] | None = None, progress: bool = False,
                   prior: GaussianPrior | None = None, labels: Tensor | None = None,
                   rtol: float | None = MCLUST_RTOL, tol: float | None = None,
-                  max_iter: int = 1000, noise: Any = False) -> list[dict[str, Any]]:
+                  max_iter: int = 1000, noise: Any = False, starts: str | Sequence[Any] | None = None,
+                  keep_results: bool = False) -> list[dict[str, Any]]:
     """One row per (K, covariance type): the best of ``n_init`` starts (seeds ``seed``, ``seed + 1``...).
 
     Defaults as mclust's ``Mclust``: all fourteen structures (``covariance_types=None``:
@@ -148,6 +187,14 @@ def select_models(X: Any, k_max: int = 9, covariance_types: Sequence[str] | None
     :func:`noise_region` makes of it (``True``: the data's bounding box). Every row holds ``noise`` (bool);
     a noise row's K counts the clusters, and its BIC counts one more parameter (the noise weight; the
     volume is a constant). Its ICL and labels count the noise as a class.
+
+    Multi-start mode: ``starts="hc,kmeans++:5"`` (or ``["hc", ("kmeans++", 5)]``, see
+    :func:`parse_starts`) replaces ``init``/``n_init``: every cell is fitted from each start and
+    keeps the best final log-likelihood (the same rule as above), so whenever the hc fit is usable
+    (not singular) the kept row never ends below it. Rows then also hold ``init`` (the kept
+    start's initializer) and ``hc_log_likelihood`` (the hc start's final log-likelihood, NaN when
+    it failed or was singular). ``keep_results=True`` keeps each row's fitted ``FitResult`` under
+    ``"result"`` (what ``select --out`` draws the best model from).
     """
     covariance_types = MCLUST_NAMES if covariance_types is None else covariance_types
     given = dict(options or {})
@@ -159,6 +206,7 @@ def select_models(X: Any, k_max: int = 9, covariance_types: Sequence[str] | None
     check_noise_method(method, region)
     grid = [(k, t, None) for t in covariance_types for k in range(1, k_max + 1)]
     grid += [(k, t, region) for k, t, _ in grid] if region is not None else []  # the same cells with noise
+    plan = _start_list(starts, init, n_init, seed)
     rows = []
     for k, cov_type, with_noise in tqdm(grid, disable=not progress, desc="select", unit="model", leave=False,
                                         file=sys.stderr):
@@ -170,23 +218,26 @@ def select_models(X: Any, k_max: int = 9, covariance_types: Sequence[str] | None
             row.update(status="failed", error=f"K={k} exceeds the {X.shape[0]} points")
             rows.append(row)
             continue
-        starts, errors = [], []
-        for start in range(n_init):
+        fitted, errors = [], []
+        for start_init, start_seed in plan:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
-                    result = fit(model, X, method, init=init,
-                                 seed=seed + start, reg_covar=reg_covar, **options)
+                    result = fit(model, X, method, init=start_init, seed=start_seed, reg_covar=reg_covar, **options)
                     candidate = _evaluate(result, X, reg_covar, labels)
-                    candidate.update(n_iter=int(result.n_iter), converged=bool(result.converged), seed=seed + start)
-                    starts.append(candidate)
+                    candidate.update(n_iter=int(result.n_iter), converged=bool(result.converged), seed=start_seed,
+                                     init=start_init, **({"result": result} if keep_results else {}))
+                    fitted.append(candidate)
                 except (ValueError, FloatingPointError, RuntimeError) as error:
                     errors.append(" ".join(str(error).split())[:80])
-        if not starts:
+        if not fitted:
             row.update(status="failed", error=errors[0])
         else:
-            best = max(starts, key=lambda c: (not c["singular"], c["log_likelihood"]))
-            row.update(best, starts=len(starts), starts_converged=sum(c["converged"] for c in starts))
+            best = max(fitted, key=lambda c: (not c["singular"], c["log_likelihood"]))
+            row.update(best, starts=len(fitted), starts_converged=sum(c["converged"] for c in fitted))
+            if starts is not None:
+                hc = [c["log_likelihood"] for c in fitted if c["init"] == "hc" and not c["singular"]]
+                row["hc_log_likelihood"] = max(hc, default=math.nan)
         rows.append(row)
     return rows
 

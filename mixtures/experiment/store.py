@@ -58,6 +58,7 @@ ID_COLUMNS = ("task", "cell", "dataset", "n", "n_features", "n_components", "cov
               "true_n_components", "separation", "imbalance", "init", "seed", "method", "routine",
               "status", "error")
 METRIC_COLUMNS = ("log_likelihood", "log_likelihood_per_point", "elbo", "kl", "bic", "aic", "icl",
+                  "mclust_bic",  # mclust's sign and reporting (mixtures.experiment.selection.mclust_bic)
                   "n_iter", "converged", "singular", "time",
                   "weights_l1", "weights_max", "means_rmse", "means_max", "covariances_frobenius",
                   "covariances_relative", "ari", "nmi", "accuracy",

@@ -19,6 +19,7 @@ Modules, each one idea:
 * :mod:`~mixtures.plot.ellipses`: covariance ellipse geometry and patches;
 * :mod:`~mixtures.plot.mixture`: mixtures over their data (ellipses, 1-D densities, density contours);
 * :mod:`~mixtures.plot.uncertainty`: posterior-draw ellipses and weight intervals;
+* :mod:`~mixtures.plot.classification`: mclust's classification, uncertainty and density views (pairs for D > 2);
 * :mod:`~mixtures.plot.traces`: fit histories and the KL gap;
 * :mod:`~mixtures.plot.sweeps`: a metric across a sweep, rate guides;
 * :mod:`~mixtures.plot.selection`: the BIC plot;
@@ -27,6 +28,7 @@ Modules, each one idea:
 
 from __future__ import annotations
 
+from mixtures.plot.classification import VIEWS, plot_classification, plot_uncertainty, plot_view, view_figure
 from mixtures.plot.ellipses import add_covariance_ellipse, ellipse_geometry
 from mixtures.plot.figure import save_figure, subplots
 from mixtures.plot.mixture import plot_density_contours, plot_mixture
@@ -46,4 +48,5 @@ __all__ = [
     "plot_posterior_ellipses", "plot_weight_intervals",
     "plot_traces", "kl_gap_values", "gap_is_zero", "plot_kl_gap",
     "plot_metric_vs", "add_rate_guide", "plot_bic",
+    "VIEWS", "plot_classification", "plot_uncertainty", "plot_view", "view_figure",
 ]

@@ -41,6 +41,7 @@ from mixtures.experiment import (
 )
 from mixtures.experiment.datasets import header_names
 from mixtures.experiment.report import data_passes, make_figures, mean_sd, methods_section, selection_winners
+from mixtures.experiment.selection import select_models
 from mixtures.families.gaussian import MixtureParams
 from mixtures.families.gaussian.priors import GaussianPrior
 from mixtures.inference import ROUTINES
@@ -639,6 +640,8 @@ EXPECTED_FIGURES = {
               "contours_old_faithful", "posterior_seed004", "weights_seed004", "traces_seed004",
               "posterior_seed003", "weights_seed003"],
     "online": ["passes_random5d", "traces_random5d", "ellipses_random5d"],
+    "mclust": [name.format(data) for data in ("faithful", "iris", "diabetes")
+               for name in ("bic_{}", "views_{}_classification", "views_{}_uncertainty", "views_{}_density")],
 }
 SLOW_CONFIGS = ("sample_size", "separation")
 
@@ -702,8 +705,27 @@ def test_online_config_smoke_reports_passes(tmp_path):
     assert "| SVI-minibatch |" in table and "| 2.56 |" in table
 
 
+@pytest.mark.slow  # 27 fits and nine pairs/2-D views: ~15 s idle
+def test_mclust_config_smoke_reads_the_selection_against_mclusts_top_models(tmp_path):
+    """configs/mclust.yaml on its smoke grid (EEE, VVE, VVV x K = 1..3 on faithful, iris, diabetes): the BIC
+    table and the top models in mclust's sign equal select_models' on the same grid, and the reference
+    section sets them beside mclust's published top three."""
+    rows, report = run_shipped_smoke("mclust", tmp_path / "mclust")
+    selected = {r["covariance_type"]: r for r in select_models(mixtures.data.old_faithful(), 3, ["EEE"],
+                                                                 reg_covar=0.0)[2:]}
+    faithful = {(r["covariance_type"], int(r["n_components"])): r for r in rows if r["dataset"] == "faithful"}
+    assert float(faithful["EEE", 3]["mclust_bic"]) == pytest.approx(selected["EEE"]["mclust_bic"], rel=1e-12)
+    table = report.split("## BIC table")[1].split("## ")[0]
+    assert "| K | EEE | VVE | VVV |" in table and "| 3 | -2314.316 |" in table
+    reference = report.split("## Against the reference")[1].split("## ")[0]
+    assert "| 1 | EEE,3 | -2314.316 | EEE,3 | -2314.316 | -2314.316 |" in reference
+    assert "| 1 | VVV,3 | -4751.316 | VVV,3 | -4751.316 | -4751.316 |" in reference  # diabetes
+    assert "| 3 | VVE,3 | -588.447 | VVV,2 | -574.018 | -574.018 |" in reference  # iris: VEV not in the grid
+    assert reference.count("not in the grid") == 5 and "the same top models" not in reference
+
+
 @pytest.mark.parametrize("name", [n for n in EXPECTED_FIGURES
-                                  if n not in SLOW_CONFIGS and n not in ("bayes", "online")])
+                                  if n not in SLOW_CONFIGS and n not in ("bayes", "online", "mclust")])
 def test_shipped_config_runs_in_smoke_mode(name, tmp_path):
     run_shipped_smoke(name, tmp_path / name)
 

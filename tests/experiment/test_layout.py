@@ -54,7 +54,7 @@ def test_experiment_modules_import_at_the_top_except_matplotlib():
 
 def test_every_figure_is_registered_once_from_its_own_module():
     assert list(figures.FIGURES) == ["ellipses", "traces", "kl_gap", "error_vs", "bic", "contours", "init_spread",
-                                     "posterior", "weights", "coclustering", "passes"]
+                                     "posterior", "weights", "coclustering", "passes", "views"]
     for name, spec in figures.FIGURES.items():
         assert spec.name == name and spec.draw.__module__ == f"mixtures.experiment.report.figures.{name}"
     with pytest.raises(ValueError, match="already registered"):

@@ -75,6 +75,7 @@ PUBLIC_NAMES = (
     "ellipse_geometry", "gap_is_zero", "kl_gap_values", "method_colors", "plot_bic", "plot_density_contours",
     "plot_kl_gap", "plot_metric_vs", "plot_mixture", "plot_posterior_ellipses", "plot_traces",
     "plot_weight_intervals", "save_figure", "subplots", "symlog_ticks",
+    "VIEWS", "plot_classification", "plot_uncertainty", "plot_view", "view_figure",  # mclust's views
 )
 
 

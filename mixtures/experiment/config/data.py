@@ -36,11 +36,13 @@ from mixtures.inference.registry import did_you_mean
 COVARIANCE_TYPES = structure_names()
 #: the structures a selection sweeps by default (scikit-learn's four)
 SELECTION_COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
-DATA_KINDS = ("old_faithful", "file", "synthetic", "stars_cyg")
+DATA_KINDS = ("old_faithful", "bundled", "file", "synthetic", "stars_cyg")
+#: the data sets shipped in mixtures/datasets (``kind: bundled``), each a loader in mixtures.data
+BUNDLED = ("old_faithful", "iris", "diabetes")
 TRUTHS = ("given", "seed004", "seed003", "random")
 FILE_FORMATS = ("auto", "csv", "whitespace", "parquet")
 #: keys of each dataset kind, and of each truth of synthetic data
-DATA_KEYS = {"old_faithful": ("name", "kind"), "stars_cyg": ("name", "kind"),
+DATA_KEYS = {"old_faithful": ("name", "kind"), "stars_cyg": ("name", "kind"), "bundled": ("name", "kind", "dataset"),
              "file": ("name", "kind", "path", "format", "columns", "label_column", "index_column", "header",
                       "standardize"),
              "synthetic": ("name", "kind", "truth", "n", "n_test", "seed", "resample", "outliers")}
@@ -77,6 +79,7 @@ class DataConfig(Block):
     index_column: str | int | None = None
     header: bool | None = None
     standardize: bool | None = None
+    dataset: str | None = None  # kind bundled: which of BUNDLED
 
     @property
     def synthetic(self) -> bool:
@@ -110,6 +113,21 @@ class StarsCygData(DataConfig):
     yaml_keys: ClassVar[tuple[str, ...]] = DATA_KEYS["stars_cyg"]
     kind: Literal["stars_cyg"]
     name: Name = "stars_cyg"
+
+
+class BundledData(DataConfig):
+    """A data set shipped with the package (``mixtures.data.iris()``...), named by ``dataset``."""
+
+    yaml_keys: ClassVar[tuple[str, ...]] = DATA_KEYS["bundled"]
+    required_keys: ClassVar[tuple[str, ...]] = ("dataset",)
+    kind: Literal["bundled"]
+    dataset: choice(BUNDLED)
+
+    @classmethod
+    def prepare(cls, raw: dict, context: Any) -> dict:
+        if isinstance(raw.get("dataset"), str):
+            raw.setdefault("name", raw["dataset"])
+        return raw
 
 
 class FileData(DataConfig):
@@ -248,7 +266,8 @@ class GivenData(SyntheticData):
 
 
 DataEntry = Annotated[
-    OldFaithfulData | StarsCygData | FileData | Annotated[Seed004Data | Seed003Data | RandomData | GivenData,
+    OldFaithfulData | StarsCygData | BundledData | FileData | Annotated[Seed004Data | Seed003Data | RandomData |
+                                                                         GivenData,
                                            Field(discriminator="truth")],
     Field(discriminator="kind")]
 

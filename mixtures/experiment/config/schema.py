@@ -27,6 +27,7 @@ from mixtures.experiment.config.data import (
     data_entries,
 )
 from mixtures.experiment.config.methods import MethodConfig, routine_names
+from mixtures.experiment.config.reference import ReferenceConfig
 from mixtures.experiment.config.sizes import memory_problem, run_bytes
 from mixtures.experiment.config.values import (
     MAX_SEED,
@@ -53,7 +54,7 @@ FORMATS = ("png", "pdf")
 #: take minutes and gigabytes per fit); memory is also checked against the machine (:mod:`.sizes`)
 MAX_KL_SAMPLES = 10**8
 TOP_LEVEL_KEYS = ("name", "description", "data", "model", "methods", "inits", "seeds", "sweep",
-                  "metrics", "output", "smoke")
+                  "metrics", "output", "reference", "smoke")
 
 #: Model selection (``mixtures select`` and ``configs/model_selection.yaml``, which a test
 #: holds to these values): as mclust, EM from the hierarchical-agglomeration start (one
@@ -182,6 +183,7 @@ class Config(Block):
     sweep: Annotated[dict[str, tuple], BeforeValidator(_sweep)] = Field(default_factory=dict)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     output: OutputConfig
+    reference: ReferenceConfig | None = None
     name: Name = "experiment"
     description: Annotated[str, BeforeValidator(_description)] = ""
     smoke: dict | None = None
@@ -233,6 +235,10 @@ class Config(Block):
 
     def _cross_check(self, methods: tuple[MethodConfig, ...]) -> None:
         names = [d.name for d in self.data]
+        for name in (self.reference.top_models if self.reference is not None else ()):
+            if name not in names:
+                raise problem(f"no dataset is named {name!r}{did_you_mean(name, names)}.", ", ".join(names),
+                              at=f"reference.top_models.{name}")
         for i, method in enumerate(methods):
             for j, dataset in enumerate(method.datasets or ()):
                 if dataset not in names:
@@ -313,6 +319,8 @@ class Config(Block):
         result["metrics"] = self.metrics.model_dump()
         output = self.output.model_dump()
         result["output"] = {key: list(value) if isinstance(value, tuple) else value for key, value in output.items()}
+        if self.reference is not None:
+            result["reference"] = self.reference.to_dict()
         return result
 
     def to_yaml(self) -> str:

@@ -10,6 +10,7 @@ from mixtures.experiment.report.figures import FigureSet
 from mixtures.experiment.report.findings import findings
 from mixtures.experiment.report.formatting import finite
 from mixtures.experiment.report.labels import label_section
+from mixtures.experiment.report.reference import bic_tables, reference_section
 from mixtures.experiment.report.tables import (
     converged_cell,
     failures,
@@ -38,6 +39,7 @@ def write_report(state: RunState, figures: FigureSet) -> Path:
     selection = model_selection(state)
     if selection:
         sections.append(["## Model selection", "", selection, ""])
+    sections += [bic_tables(state), reference_section(state)]
     passes = passes_table(state)
     if passes:
         sections.append(["## Log-likelihood per data pass", "",

@@ -16,6 +16,7 @@ from mixtures.experiment.report.figures import (  # noqa: F401  (registration, i
     weights,
     coclustering,
     passes,
+    views,
 )
 # isort: on
 from mixtures.experiment.report.figures.registry import FIGURES, Figure, FigureSet, FigureSpec, make_figures, register
