@@ -37,6 +37,7 @@ import torch
 from pyro import poutine
 from torch import Tensor
 
+from mixtures.core.labels import LABELS_SITE, assignment_factor
 from mixtures.core.params import Params
 from mixtures.core.summary import Summary, default_shift
 from mixtures.core.validation import check_positive_int
@@ -217,7 +218,8 @@ class MixtureFamily:
             values[name] = pyro.param(name, lambda name=name: inits[name].detach().clone(), constraint=constraint)
         return values
 
-    def model(self, X: Tensor | None, params: Params | None = None, subsample_size: int | None = None) -> Tensor:
+    def model(self, X: Tensor | None, params: Params | None = None, subsample_size: int | None = None,
+              labels: Tensor | None = None) -> Tensor:
         """The Pyro program ``p(X, z | θ)``.
 
         Args:
@@ -225,6 +227,9 @@ class MixtureFamily:
             params: initial values of the global ``pyro.param`` sites.
             subsample_size: minibatch size of the data plate (the log-likelihood is
                 rescaled by ``N / subsample_size``).
+            labels: ``(N,)`` partial labels (``-1``: unknown): a factor ``log 1[z_n = y_n]`` (site
+                ``"labels"``) restricts a labelled point's assignment to its label
+                (:mod:`mixtures.core.labels`).
 
         Returns:
             The assignments ``(N,)`` (or ``(B,)`` when subsampled); under parallel
@@ -233,6 +238,8 @@ class MixtureFamily:
         values = self.globals(params, X)
         with pyro.plate(DATA_PLATE, X.shape[0], subsample_size=subsample_size) as rows:
             z = pyro.sample(ASSIGNMENT, pdist.Categorical(values["weights"]), infer={"enumerate": "parallel"})
+            if labels is not None:  # the labelled points' assignments are observed
+                pyro.factor(LABELS_SITE, assignment_factor(z, labels[rows] if subsample_size else labels, X.dtype))
             pyro.sample(OBS, self.component_distribution(values, z), obs=X[rows] if subsample_size else X)
         return z
 

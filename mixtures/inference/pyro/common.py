@@ -76,6 +76,7 @@ from torch import Tensor
 from mixtures.core import comm
 from mixtures.core.family import MAX_PLATE_NESTING, MixtureFamily, fresh_param_store
 from mixtures.core.history import History
+from mixtures.core.labels import labelled_log_likelihood
 from mixtures.core.params import Params
 from mixtures.core.queries import map_assignments, seeded_rng
 from mixtures.core.result import FitResult
@@ -160,6 +161,7 @@ class _Plan:
     exact_loss: bool  # -loss is log p(X | θ) exactly
     exclude_prior: bool  # the log prior is counted on rank 0 only
     seed: int | None
+    labels: Tensor | None = None  # partial labels (-1: unknown), mixtures.core.labels
 
 
 def _plan(model: MixtureFamily, X: Tensor, *, guide: Any, local_guide: str, local_estimator: str,
@@ -211,7 +213,7 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
              tol: float = 1e-7, patience: int | None | str = "auto", eval_every: int = 1,
              num_particles: int = 1, subsample_size: int | None = None, jit: bool = False,
              validate: bool = False, seed: int | None = 0, reg_covar: float | None = None,
-             posterior_samples: int = 500, distributed: bool = False) -> FitResult:
+             posterior_samples: int = 500, distributed: bool = False, labels: Tensor | None = None) -> FitResult:
     """Optimize Pyro's ELBO of ``model.model`` from ``init`` (see the module docstring).
 
     Args:
@@ -246,6 +248,10 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
             global guide but ``"delta"`` (``"normal"``, ``"mvn"``, a callable).
         distributed: ``X`` is this rank's shard of data spread over an initialized
             ``torch.distributed`` process group (``fit(..., distributed=True)``).
+        labels: ``(N,)`` partial labels (``-1``: unknown; :mod:`mixtures.core.labels`): the program
+            restricts labelled points' assignments (its ``"labels"`` factor); the history's
+            ``log_likelihood`` is the labelled objective. Enumerated assignments only (the local
+            guide ``"enumerate"``); the fused ELBO is not used (it has no such factor).
 
     Distributed runs: every rank runs the program on its own shard; after each
     ``loss_and_grads`` the loss and the gradients of the *global* parameters are summed over
@@ -275,12 +281,16 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
                  num_steps=num_steps, lr=lr, lr_decay=lr_decay, tol=tol, patience=patience, eval_every=eval_every,
                  num_particles=num_particles, subsample_size=subsample_size, seed=seed, distributed=distributed)
     model.check_params(init)
+    if labels is not None and local_guide != "enumerate":
+        raise ValueError(f"labels=... needs the assignments enumerated in the model (local_guide='enumerate'); "
+                         f"got local_guide={local_guide!r}.")
+    plan.labels = labels
 
     def program(data: Tensor) -> Tensor:
         if plan.exclude_prior:
             with ExcludeSites(model.global_sites):
-                return model.model(data, subsample_size=plan.subsample_size)
-        return model.model(data, subsample_size=plan.subsample_size)
+                return model.model(data, subsample_size=plan.subsample_size, labels=labels)
+        return model.model(data, subsample_size=plan.subsample_size, labels=labels)
 
     global_guide = choose_global_guide(model, guide, program, init)
     local = initial_probs = None
@@ -288,8 +298,8 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
         initial_probs = floored_probabilities(init.responsibilities(X))
         local = mean_field_guide(X.shape[0], initial_probs, plan.subsample_size,
                                  enumerate_assignments=local_estimator == "enumerate")
-    if fused_elbo.applies(model, init, X, guide=guide, local_guide=local_guide, local_estimator=local_estimator,
-                          jit=jit, validate=validate):
+    if labels is None and fused_elbo.applies(model, init, X, guide=guide, local_guide=local_guide,
+                                             local_estimator=local_estimator, jit=jit, validate=validate):
         # the same ELBO of the same program, one fused pass per estimate (fused_elbo's docstring)
         elbo = fused_elbo.FusedEnumELBO(model, X, global_guide=global_guide, num_particles=num_particles,
                                         subsample_size=plan.subsample_size, mean_field_probs=initial_probs,
@@ -323,6 +333,8 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
             extras[ASSIGNMENT_PROBS] = pyro.param(ASSIGNMENT_PROBS).detach().clone()
     objective, converged = _objective(model, history, loss, posterior, converged, method, X.shape[0])
     extras["labels"] = map_assignments(model, params, X)
+    if labels is not None:  # a labelled point's assignment is its label
+        extras["labels"] = torch.where(labels >= 0, labels, extras["labels"])
     return FitResult(model=model, params=params, history=history, converged=converged, n_iter=step,
                      method=method, objective=objective, init=init, extras=extras, posterior=posterior,
                      decoder="program")
@@ -375,7 +387,7 @@ def _record(history: History, model: MixtureFamily, X: Tensor, global_guide: Gui
         log_likelihood = -loss
     else:
         point = guide_point(model, global_guide, X)
-        log_likelihood = float(point.log_prob(X).sum())
+        log_likelihood = float(labelled_log_likelihood(point, X, plan.labels))
         if distributed:
             log_likelihood = comm.all_reduce_float(log_likelihood, X.device)
         if model.prior is not None:
