@@ -77,6 +77,7 @@ from torch import Tensor
 
 from mixtures.core import comm
 from mixtures.core.family import MixtureFamily
+from mixtures.core.freeze import frozen_values, with_frozen
 from mixtures.core.history import History
 from mixtures.core.labels import with_labelled
 from mixtures.core.params import Params
@@ -103,7 +104,8 @@ class EMStep:
 
     def __init__(self, model: MixtureFamily, X: Any, reg_covar: float = 1e-6, hard: bool = False,
                  chunk_size: int | None = None, distributed: bool = False,
-                 accumulate_dtype: torch.dtype | None = None, labels: Tensor | None = None):
+                 accumulate_dtype: torch.dtype | None = None, labels: Tensor | None = None,
+                 freeze: tuple[str, ...] = (), start: Params | None = None):
         if not model.supports("statistics"):
             raise TypeError(f"EM needs a family with sufficient statistics; {model!r} has capabilities "
                             f"{sorted(model.capabilities)}.")
@@ -121,6 +123,12 @@ class EMStep:
         self.labels = labels
         # the points whose responsibilities the E step computes (a copy made once)
         self.unlabelled = X if labels is None else X[labels < 0]
+        # frozen groups (mixtures.core.freeze) hold their values in ``start``
+        self.frozen = frozen_values(model, start, freeze) if freeze else {}
+        self.frozen_means = model.frozen_sites(freeze).get("means") if "means" in freeze else None
+        if self.frozen_means is not None and self.prior is not None:
+            raise ValueError("freeze=('means', ...) with a prior: the posterior mode of the covariances depends on "
+                             "the means' prior; freeze weights or covariances, or fit without the prior.")
 
     def responsibilities(self, params: Params) -> Tensor:
         """``(N, K)`` responsibilities (one-hot for hard EM); in-memory data only."""
@@ -152,7 +160,10 @@ class EMStep:
     def m_step(self, summary: Summary, keep: Tensor | None = None, previous: Params | None = None) -> Params:
         """Maximum likelihood, or the posterior mode when the model has a prior; components
         where ``keep`` is True keep ``previous``'s values (hard EM's emptied components)."""
-        return self.model.m_step(summary, self.reg_covar, self.prior, keep=keep, previous=previous)
+        if self.frozen_means is not None:  # the covariances of the scatter about the frozen means
+            summary = self.model.summary_about_means(summary, self.frozen[self.frozen_means])
+        params = self.model.m_step(summary, self.reg_covar, self.prior, keep=keep, previous=previous)
+        return with_frozen(self.model, params, self.frozen)
 
     def weights(self, nk: Tensor) -> Tensor:
         """The M step's weights ``(K,)`` for responsibility masses ``nk`` ``(K,)`` alone."""
@@ -181,7 +192,8 @@ def run_em(model: MixtureFamily, X: Any, init: Params, *, hard: bool = False,
            max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,
            reg_covar: float = 1e-6, chunk_size: int | None = None,
            warn: bool = True, distributed: bool = False, on_collapse: str = "error",
-           accumulate_dtype: torch.dtype | str | None = None, labels: Tensor | None = None) -> FitResult:
+           accumulate_dtype: torch.dtype | str | None = None, labels: Tensor | None = None,
+           freeze: tuple[str, ...] = ()) -> FitResult:
     """Run (hard) EM from ``init`` until convergence or ``max_iter`` iterations.
 
     Args:
@@ -206,6 +218,8 @@ def run_em(model: MixtureFamily, X: Any, init: Params, *, hard: bool = False,
         labels: ``(N,)`` component indices, ``-1`` for unknown (checked by ``fit``): the labelled
             points' responsibilities stay one-hot; the history's log-likelihood is then
             :func:`mixtures.core.labels.labelled_log_likelihood` (monotone under EM).
+        freeze: parameter groups held at their values in ``init`` (:mod:`mixtures.core.freeze`): the
+            M step maximizes over the others only, so the objective stays monotone.
     """
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     tol = check_nonnegative_float(tol, "tol")
@@ -213,7 +227,7 @@ def run_em(model: MixtureFamily, X: Any, init: Params, *, hard: bool = False,
     if on_collapse not in ("error", "reseed"):
         raise ValueError(f"on_collapse must be 'error' or 'reseed'; got {on_collapse!r}.")
     step = EMStep(model, X, reg_covar=reg_covar, hard=hard, chunk_size=chunk_size, distributed=distributed,
-                  accumulate_dtype=resolve_dtype(accumulate_dtype), labels=labels)
+                  accumulate_dtype=resolve_dtype(accumulate_dtype), labels=labels, freeze=freeze, start=init)
     n = X.n_points if not isinstance(X, Tensor) else X.shape[0]
     if distributed:
         n = comm.global_count(n, X.device)
@@ -404,26 +418,28 @@ _EM_GAP = ("EM: q_t = p(Z | X, θ_{t−1}), the E step's posterior under the pre
 
 @register("em", summary="closed-form EM on sufficient statistics (MAP-EM with a conjugate prior)",
           requires=frozenset({"statistics"}), prior="optional", prior_kinds=("conjugate",),
-          streaming=True, distributed=True, flags_dead_start=True, labels=True, gap=_EM_GAP)
+          streaming=True, distributed=True, flags_dead_start=True, labels=True, freeze=True, gap=_EM_GAP)
 def fit_em(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = None,
            reg_covar: float = 1e-6, max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,
            chunk_size: int | None = None, warn: bool = True, on_collapse: str = "error",
-           accumulate_dtype: Any = None, distributed: bool = False, labels: Tensor | None = None) -> FitResult:
+           accumulate_dtype: Any = None, distributed: bool = False, labels: Tensor | None = None,
+           freeze: tuple[str, ...] = ()) -> FitResult:
     """Soft EM (deterministic given ``init``). Options: see :func:`run_em`."""
     return run_em(model, X, init, hard=False, reg_covar=reg_covar, distributed=distributed, labels=labels,
-                  max_iter=max_iter, tol=tol, rtol=rtol, chunk_size=chunk_size, warn=warn,
+                  freeze=freeze, max_iter=max_iter, tol=tol, rtol=rtol, chunk_size=chunk_size, warn=warn,
                   on_collapse=on_collapse, accumulate_dtype=accumulate_dtype)
 
 
 @register("hard_em", summary="classification EM: hard assignments, stops at an exact fixed point",
           requires=frozenset({"statistics"}), prior="optional", prior_kinds=("conjugate",),
-          streaming=True, distributed=True, own_labels=True, flags_dead_start=True, labels=True,
+          streaming=True, distributed=True, own_labels=True, flags_dead_start=True, labels=True, freeze=True,
           gap="hard EM: q_t is the one-hot MAP assignment of the E step, a gap that stays positive")
 def fit_hard_em(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = None,
                 reg_covar: float = 1e-6, max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,
                 chunk_size: int | None = None, warn: bool = True, on_collapse: str = "error",
-                accumulate_dtype: Any = None, distributed: bool = False, labels: Tensor | None = None) -> FitResult:
+                accumulate_dtype: Any = None, distributed: bool = False, labels: Tensor | None = None,
+                freeze: tuple[str, ...] = ()) -> FitResult:
     """Classification (hard) EM (deterministic given ``init``). Options: see :func:`run_em`."""
     return run_em(model, X, init, hard=True, reg_covar=reg_covar, distributed=distributed, labels=labels,
-                  max_iter=max_iter, tol=tol, rtol=rtol, chunk_size=chunk_size, warn=warn,
+                  freeze=freeze, max_iter=max_iter, tol=tol, rtol=rtol, chunk_size=chunk_size, warn=warn,
                   on_collapse=on_collapse, accumulate_dtype=accumulate_dtype)

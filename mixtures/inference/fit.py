@@ -16,6 +16,7 @@ from torch import Tensor
 
 from mixtures.core import comm
 from mixtures.core.family import MixtureFamily
+from mixtures.core.freeze import check_freeze
 from mixtures.core.labels import check_labels
 from mixtures.core.params import Params
 from mixtures.core.result import FitResult
@@ -40,7 +41,7 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
         seed: int | None = 0, n_init: int = 1, reg_covar: float = 1e-6,
         dtype: Any = None, device: Any = None, chunk_size: int | None = None,
         init_sample_size: int = 100_000, distributed: bool = False, threads: int | None = None,
-        labels: Any = None, **options: Any) -> FitResult:
+        labels: Any = None, freeze: Any = None, **options: Any) -> FitResult:
     """Fit ``model`` to data ``X`` ``(N, D)`` with the routine ``method``.
 
     Args:
@@ -85,6 +86,10 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
             whose component is known, ``-1`` for unknown (:mod:`mixtures.core.labels`); routines with
             ``labels`` in their record (``"em"``, ``"hard_em"``, ``"map"``, ``"svi"``, ``"nuts"``)
             fix those points' assignments, others refuse. In-memory data, one process.
+        freeze: parameter groups (``"weights"``, ``"means"``, ``"covariances"``) held at their values in
+            ``init`` (parameters or a dict, not an initializer's name) while the rest is fitted
+            (:mod:`mixtures.core.freeze`); routines with ``freeze`` in their record (``"em"``,
+            ``"hard_em"``, ``"map"``, ``"svi"``) honour it, others refuse.
         **options: routine options (``max_iter``, ``tol``...), see each routine.
 
     Streaming: ``X`` may also be a memory-mapped array (``np.load(path, mmap_mode="r")``),
@@ -102,12 +107,12 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
     with parallel.using(torch.get_num_threads() if threads is None else threads):
         return _fit(model, X, method, init=init, seed=seed, n_init=n_init, reg_covar=reg_covar, dtype=dtype,
                     device=device, chunk_size=chunk_size, init_sample_size=init_sample_size,
-                    distributed=distributed, labels=labels, **options)
+                    distributed=distributed, labels=labels, freeze=freeze, **options)
 
 
 def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int | None, n_init: int,
          reg_covar: float, dtype: Any, device: Any, chunk_size: int | None, init_sample_size: int,
-         distributed: bool, labels: Any = None, **options: Any) -> FitResult:
+         distributed: bool, labels: Any = None, freeze: Any = None, **options: Any) -> FitResult:
     """:func:`fit` inside its thread setting."""
     routine = get_routine(method)
     _check_capabilities(routine, model)
@@ -131,6 +136,8 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
         run_model = model.with_global_prior(X)
     if labels is not None:
         options = {**options, "labels": _checked_labels(routine, model, X, labels, distributed)}
+    if freeze is not None:
+        options = {**options, "freeze": _checked_freeze(routine, model, init, freeze)}
     N = comm.global_count(X.shape[0], X.device) if distributed else X.shape[0]
     if model.n_components > N:
         raise DataError(f"X has {N} point(s), fewer than the model's K={model.n_components} "
@@ -326,6 +333,22 @@ def _checked_labels(routine: Routine, model: MixtureFamily, X: Any, labels: Any,
     if isinstance(X, StreamingData) or distributed:
         raise ValueError("labels=... needs the data in memory in one process (not streamed, not distributed).")
     return check_labels(labels, X.shape[0], model.n_components, device=X.device)
+
+
+def _checked_freeze(routine: Routine, model: MixtureFamily, init: Any, freeze: Any) -> tuple[str, ...]:
+    """The frozen groups, or a clear error when the routine, the family or the start cannot give them."""
+    groups = check_freeze(freeze)
+    if not groups:
+        return groups
+    if not routine.freeze:
+        working = sorted(name for name, r in ROUTINES.items() if r.freeze)
+        raise ValueError(f"method {routine.name!r} cannot hold parameters fixed; methods that take freeze=...: "
+                         f"{working}.")
+    model.frozen_sites(groups)  # the family names its groups (or says it cannot)
+    if isinstance(init, str):
+        raise ValueError(f"freeze={groups} holds values you give: pass init=parameters (e.g. a MixtureParams) or a "
+                         f"dict, not the initializer {init!r}.")
+    return groups
 
 
 def _check_capabilities(routine: Routine, model: MixtureFamily) -> None:

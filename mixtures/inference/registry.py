@@ -43,7 +43,8 @@ PRIOR_KINDS = ("conjugate", "nonconjugate")
 #: minibatch steps (``iteration × subsample_size / N``), or none (samplers)
 PASS_RULES = ("iteration", "column", "steps", "none")
 #: parameters every routine receives from :func:`mixtures.fit`, never routine options
-FIT_PARAMETERS = ("model", "X", "init", "seed", "reg_covar", "init_responsibilities", "distributed", "labels")
+FIT_PARAMETERS = ("model", "X", "init", "seed", "reg_covar", "init_responsibilities", "distributed", "labels",
+                  "freeze")
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,9 @@ class Routine:
     #: the routine honours partial labels (``fit(..., labels=...)``, :mod:`mixtures.core.labels`): it takes a
     #: ``labels`` keyword, a long tensor ``(N,)`` with -1 for unknown
     labels: bool = False
+    #: the routine holds parameter groups fixed (``fit(..., freeze=...)``, :mod:`mixtures.core.freeze`): it takes
+    #: a ``freeze`` keyword, a tuple of group names
+    freeze: bool = False
 
     def __post_init__(self):
         unknown = set(self.requires) - set(CAPABILITIES)

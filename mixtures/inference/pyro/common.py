@@ -75,6 +75,7 @@ from torch import Tensor
 
 from mixtures.core import comm
 from mixtures.core.family import MAX_PLATE_NESTING, MixtureFamily, fresh_param_store
+from mixtures.core.freeze import frozen_values, with_frozen
 from mixtures.core.history import History
 from mixtures.core.labels import labelled_log_likelihood
 from mixtures.core.params import Params
@@ -123,6 +124,9 @@ def run_pyro(model: MixtureFamily, X: Tensor, init: Params, *, method: str, stan
     run on all the data.
     """
     run_model = model.with_global_prior(X) if distributed else model
+    if options.get("freeze") and model.prior is not None:
+        raise ValueError(f"{method}: freeze=... holds pyro.param sites of a model without a prior; this model "
+                         "has a prior (use method='em' or 'hard_em', or fit without the prior).")
     standardizer = model.standardizer(X, distributed) if standardize and model.prior is None else None
     if standardizer is None:
         result = optimize(run_model, X, init, method=method, distributed=distributed, **options)
@@ -131,6 +135,8 @@ def run_pyro(model: MixtureFamily, X: Tensor, init: Params, *, method: str, stan
         result = optimize(run_model, standardizer.data(X), standardizer.params(init), method=method,
                           distributed=distributed, **options)
         result = _in_data_units(result, standardizer, init)
+    # the frozen groups are the given tensors bit for bit (not their standardized round trip)
+    result.params = with_frozen(model, result.params, frozen_values(model, init, options.get("freeze") or ()))
     result.model = model
     return result
 
@@ -213,7 +219,8 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
              tol: float = 1e-7, patience: int | None | str = "auto", eval_every: int = 1,
              num_particles: int = 1, subsample_size: int | None = None, jit: bool = False,
              validate: bool = False, seed: int | None = 0, reg_covar: float | None = None,
-             posterior_samples: int = 500, distributed: bool = False, labels: Tensor | None = None) -> FitResult:
+             posterior_samples: int = 500, distributed: bool = False, labels: Tensor | None = None,
+             freeze: tuple[str, ...] = ()) -> FitResult:
     """Optimize Pyro's ELBO of ``model.model`` from ``init`` (see the module docstring).
 
     Args:
@@ -252,6 +259,8 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
             restricts labelled points' assignments (its ``"labels"`` factor); the history's
             ``log_likelihood`` is the labelled objective. Enumerated assignments only (the local
             guide ``"enumerate"``); the fused ELBO is not used (it has no such factor).
+        freeze: parameter groups held at their values in ``init`` (:mod:`mixtures.core.freeze`): their
+            sites are constants of the program (:meth:`MixtureFamily.freezing`), never trained.
 
     Distributed runs: every rank runs the program on its own shard; after each
     ``loss_and_grads`` the loss and the gradients of the *global* parameters are summed over
@@ -311,7 +320,8 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
         # where Trace_ELBO would weight it by the whole minibatch's cost.
         elbo = elbo_type(num_particles=num_particles, max_plate_nesting=MAX_PLATE_NESTING,
                          **({"ignore_jit_warnings": True} if jit else {}))
-    with fresh_param_store(), model.fitting(), seeded_rng(plan.seed, X.device), \
+    with fresh_param_store(), model.fitting(), model.freezing(frozen_values(model, init, freeze)), \
+            seeded_rng(plan.seed, X.device), \
             pyro.validation_enabled(validate), warnings.catch_warnings(), default_dtype(X.dtype if jit else None):
         if jit:  # tracer warnings are expected (data-independent control flow)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
