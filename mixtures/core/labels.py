@@ -10,7 +10,8 @@ log-likelihood is the log-likelihood of the observed data, labels included::
     ℓ(θ) = Σ_{n labelled} log π_{y_n} p(x_n | y_n, θ) + Σ_{n unlabelled} log Σ_k π_k p(x_n | k, θ)
 
 which EM increases monotonically (the labelled points' complete data and the unlabelled
-points' marginal).
+points' marginal). A start made by a named initializer has its components reordered to agree with
+the labels (:func:`aligned_to_labels`); given parameters are used as they are.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from mixtures.core.params import Params
@@ -56,6 +58,25 @@ def check_labels(labels: Any, n_points: int, n_components: int, device: Any = No
                         f"model's K={n_components}; label {int(array[first])} at point {first} is out of range "
                         f"({int(bad.sum())} such point(s)).")
     return torch.as_tensor(array.astype(np.int64), device=device)
+
+
+def aligned_to_labels(params: Params, X: Tensor, labels: Tensor) -> Params:
+    """``params`` with its components reordered to agree best with the labelled points.
+
+    An initializer knows nothing of the labels: its component 0 may sit where the points labelled 2
+    are, and EM then starts far off (with few labels, in a worse optimum). Component ``j`` of the result
+    is the start's component maximizing ``Σ_{n: y_n = j} log p(z_n = k | x_n)`` under one assignment of
+    components (the Hungarian algorithm on a ``(K, K)`` table).
+    """
+    known = labels >= 0
+    if not bool(known.any()):
+        return params
+    joint = params.joint_log_prob(X[known])  # (n, K)
+    log_resp = (joint - torch.logsumexp(joint, -1, keepdim=True)).clamp_min(-1e30)
+    K = params.n_components
+    score = log_resp.new_zeros(K, K).index_add_(0, labels[known], log_resp)  # score[j, k]
+    _, columns = linear_sum_assignment(score.detach().cpu().numpy(), maximize=True)
+    return params.permuted(torch.as_tensor(columns, device=labels.device))
 
 
 def labelled_log_likelihood(params: Params, X: Tensor, labels: Tensor | None) -> Tensor:

@@ -17,7 +17,7 @@ from torch import Tensor
 from mixtures.core import comm
 from mixtures.core.family import MixtureFamily
 from mixtures.core.freeze import check_freeze
-from mixtures.core.labels import check_labels
+from mixtures.core.labels import aligned_to_labels, check_labels
 from mixtures.core.params import Params
 from mixtures.core.result import FitResult
 from mixtures.core.stream import StreamingData, as_stream, is_streaming_source
@@ -149,6 +149,8 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
         if resp is not None:
             options = {**options, "init_responsibilities": resp}
     start_of = _start_maker(routine, model, X, init, reg_covar, init_sample_size, distributed, options)
+    if options.get("labels") is not None and isinstance(init, str):  # an initializer's components in the labels' order
+        start_of = _aligned(start_of, X, options["labels"])
     seeds = spawn_seeds(seed, n_init) if (isinstance(init, str) and n_init > 1) else [seed]
     best, objectives = _best_of_restarts(routine, run_model, X, seeds, start_of, reg_covar, options)
     flag_degenerate(best, X, n_points=N, reg_covar=reg_covar, floor=routine.covariance_floor,
@@ -204,6 +206,16 @@ def _start_maker(routine: Routine, model: MixtureFamily, X: Any, init: InitSpec,
                              sample=sample, responsibilities=resp)
 
     return start_of
+
+
+def _aligned(start_of: Callable[[int], tuple[Params, list[int]]], X: Tensor, labels: Tensor
+             ) -> Callable[[int], tuple[Params, list[int]]]:
+    """``start_of`` whose starts have their components reordered to agree with the labels."""
+    def aligned(restart_seed: int) -> tuple[Params, list[int]]:
+        start, repaired = start_of(restart_seed)
+        return aligned_to_labels(start, X, labels), repaired
+
+    return aligned
 
 
 def _squared_scale(model: MixtureFamily, X: Any) -> float:

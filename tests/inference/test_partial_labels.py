@@ -134,3 +134,18 @@ def test_routines_that_cannot_honour_labels_say_which_can(method):
     routines = r"\['em', 'hard_em', 'map', 'nuts', 'svi', 'vb'\]"
     with pytest.raises(ValueError, match=r"cannot fix labelled points.*" + routines):
         mixtures.fit(mixtures.GaussianMixture(3, "full"), X, method, labels=SPECIES)
+
+
+@pytest.mark.parametrize("order", [[1, 2, 0], [1, 0, 2]])
+def test_an_initializers_start_follows_the_labels_order(order):
+    """With 10 % labelled, k-means' components are reordered to the labels: any naming of the classes
+    gives the same fit (unaligned, [1, 0, 2] ended at -309 nats with 30 % accuracy)."""
+    def fit(names: torch.Tensor) -> mixtures.FitResult:
+        labels = names.clone()
+        labels[torch.arange(150) % 10 != 0] = -1
+        return mixtures.fit(mixtures.GaussianMixture(3, "full"), X, "em", labels=labels, max_iter=500)
+
+    reference, renamed = fit(SPECIES), fit(torch.tensor(order)[SPECIES])
+    assert renamed.objective == pytest.approx(reference.objective, rel=1e-10)
+    assert torch.equal(renamed.predict(X), torch.tensor(order)[reference.predict(X)])
+    assert (reference.predict(X) == SPECIES).float().mean() > 0.95
