@@ -226,6 +226,8 @@ def run_em(model: MixtureFamily, X: Any, init: Params, *, hard: bool = False,
     rtol = None if rtol is None else check_nonnegative_float(rtol, "rtol")
     if on_collapse not in ("error", "reseed"):
         raise ValueError(f"on_collapse must be 'error' or 'reseed'; got {on_collapse!r}.")
+    if freeze and on_collapse == "reseed":  # a re-seed moves a component's mean and weight
+        raise ValueError(f"freeze={tuple(freeze)} holds groups a re-seed would move: use on_collapse='error'.")
     step = EMStep(model, X, reg_covar=reg_covar, hard=hard, chunk_size=chunk_size, distributed=distributed,
                   accumulate_dtype=resolve_dtype(accumulate_dtype), labels=labels, freeze=freeze, start=init)
     n = X.n_points if not isinstance(X, Tensor) else X.shape[0]

@@ -101,6 +101,7 @@ def test_map_does_not_train_frozen_sites(groups):
     ({"init": "kmeans"}, ValueError, "holds values you give"),
     ({"freeze": ("means",), "prior": True}, ValueError, "with a prior"),
     ({"method": "map", "prior": True}, ValueError, "has a prior"),
+    ({"on_collapse": "reseed"}, ValueError, "a re-seed would move"),
 ])
 def test_what_cannot_be_frozen_is_a_clear_error(kwargs, error, match):
     prior = mixtures.GaussianPrior() if kwargs.pop("prior", False) else None
