@@ -19,9 +19,10 @@ def iris() -> tuple[np.ndarray, np.ndarray]:
     return mixtures.data.iris().numpy(), np.repeat(np.array(["setosa", "versicolor", "virginica"]), 50)
 
 
-# EDDA over all fourteen structures (closed form, cheap); MclustDA on a small grid (every fit is EM).
+# The interface checks on a few structures (an iterative one, VEV, among them; all fourteen run in
+# test_edda_default_fits_all_fourteen_structures) and MclustDA on a small grid (every fit is EM).
 @parametrize_with_checks([
-    MixtureClassifier(),
+    MixtureClassifier(covariance_types=["VVV", "EEE", "VII", "VEV"]),
     MixtureClassifier("mclustda", covariance_types=["full", "spherical"], n_components=2, max_iter=20,
                       random_state=0),
 ])
@@ -79,6 +80,14 @@ def test_edda_picks_the_structure_with_the_best_bic_by_hand():
         expected = -2 * log_likelihood + (C * D + n_cov) * np.log(N)
         assert ours.bic_[name] == pytest.approx(expected, rel=1e-12)
     assert ours.covariance_type_ == min(ours.bic_, key=ours.bic_.get)
+
+
+def test_edda_default_fits_all_fourteen_structures():
+    X, y = iris()
+    ours = MixtureClassifier().fit(X, y)
+    assert len(ours.bic_) == 14 and all(np.isfinite(list(ours.bic_.values())))
+    assert ours.covariance_type_ == min(ours.bic_, key=ours.bic_.get)
+    assert ours.score(X, y) > 0.95
 
 
 def test_mclustda_posterior_is_class_mixture_densities_times_priors():
