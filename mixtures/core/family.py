@@ -37,6 +37,7 @@ import torch
 from pyro import poutine
 from torch import Tensor
 
+from mixtures.core.labels import LABELS_SITE, assignment_factor
 from mixtures.core.params import Params
 from mixtures.core.summary import Summary, default_shift
 from mixtures.core.validation import check_positive_int
@@ -101,10 +102,15 @@ class MixtureFamily:
         self.n_components = check_positive_int(n_components, "n_components")
         self.prior = prior
         self._resolved: tuple[weakref.ref, int, Any] | None = None
+        #: program sites held at constant values during a fit (:meth:`freezing`, :mod:`mixtures.core.freeze`)
+        self._frozen: dict[str, Tensor] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         # the resolved-prior cache (a weak reference) is not part of the model's state
-        return {**self.__dict__, "_resolved": None}
+        return {**self.__dict__, "_resolved": None, "_frozen": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"_frozen": {}, **state})
 
     # -- family: specification ------------------------------------------------------------
     def spec(self) -> dict[str, Any]:
@@ -202,6 +208,12 @@ class MixtureFamily:
         store = pyro.get_param_store()
         values = {}
         for name, constraint in sites.items():
+            frozen = getattr(self, "_frozen", {})
+            if name in frozen:  # a constant of the program: its parameter is registered (read back
+                # with the others) but nothing depends on it, so no optimizer moves it
+                pyro.param(name, lambda value=frozen[name]: value.detach().clone(), constraint=constraint)
+                values[name] = frozen[name]
+                continue
             if name not in store and name not in inits:
                 raise ParameterError(
                     f"Pyro parameter {name!r} has no value: pass params=... to model.model, or run the "
@@ -217,7 +229,8 @@ class MixtureFamily:
             values[name] = pyro.param(name, lambda name=name: inits[name].detach().clone(), constraint=constraint)
         return values
 
-    def model(self, X: Tensor | None, params: Params | None = None, subsample_size: int | None = None) -> Tensor:
+    def model(self, X: Tensor | None, params: Params | None = None, subsample_size: int | None = None,
+              labels: Tensor | None = None) -> Tensor:
         """The Pyro program ``p(X, z | θ)``.
 
         Args:
@@ -225,6 +238,9 @@ class MixtureFamily:
             params: initial values of the global ``pyro.param`` sites.
             subsample_size: minibatch size of the data plate (the log-likelihood is
                 rescaled by ``N / subsample_size``).
+            labels: ``(N,)`` partial labels (``-1``: unknown): a factor ``log 1[z_n = y_n]`` (site
+                ``"labels"``) restricts a labelled point's assignment to its label
+                (:mod:`mixtures.core.labels`).
 
         Returns:
             The assignments ``(N,)`` (or ``(B,)`` when subsampled); under parallel
@@ -233,6 +249,8 @@ class MixtureFamily:
         values = self.globals(params, X)
         with pyro.plate(DATA_PLATE, X.shape[0], subsample_size=subsample_size) as rows:
             z = pyro.sample(ASSIGNMENT, pdist.Categorical(values["weights"]), infer={"enumerate": "parallel"})
+            if labels is not None:  # the labelled points' assignments are observed
+                pyro.factor(LABELS_SITE, assignment_factor(z, labels[rows] if subsample_size else labels, X.dtype))
             pyro.sample(OBS, self.component_distribution(values, z), obs=X[rows] if subsample_size else X)
         return z
 
@@ -274,6 +292,26 @@ class MixtureFamily:
         with fresh_param_store():
             plain.globals(params)
             yield plain.model
+
+    # -- frozen parameters (mixtures.core.freeze) ---------------------------------------------
+    def frozen_sites(self, groups: tuple[str, ...]) -> dict[str, str]:
+        """The :meth:`param_sites` name of each parameter group (``"weights"``, ``"means"``,
+        ``"covariances"``) a fit may hold fixed; families that cannot say which raise."""
+        raise ValueError(f"{type(self).__name__} cannot hold parameter groups fixed (freeze=...); the Gaussian "
+                         "family (mixtures.GaussianMixture) can.")
+
+    @contextlib.contextmanager
+    def freezing(self, values: dict[str, Tensor]) -> Iterator[None]:
+        """Within the block the program's globals named in ``values`` are those constants, not
+        ``pyro.param`` sites (no prior only: a prior's sample sites are not frozen)."""
+        if values and self.prior is not None:
+            raise ValueError("freeze=... holds pyro.param sites of a model without a prior; this model has a "
+                             "prior (fit it with method='em' or 'hard_em', or without the prior).")
+        previous, self._frozen = getattr(self, "_frozen", {}), dict(values)
+        try:
+            yield
+        finally:
+            self._frozen = previous
 
     # -- hooks with defaults -----------------------------------------------------------------
     def fitting(self) -> contextlib.AbstractContextManager:

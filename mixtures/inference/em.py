@@ -77,7 +77,9 @@ from torch import Tensor
 
 from mixtures.core import comm
 from mixtures.core.family import MixtureFamily
+from mixtures.core.freeze import frozen_values, with_frozen
 from mixtures.core.history import History
+from mixtures.core.labels import with_labelled
 from mixtures.core.params import Params
 from mixtures.core.result import FitResult
 from mixtures.core.stream import bounded_chunk_size
@@ -96,12 +98,14 @@ class EMStep:
     >>> new_params = step.m_step(summary)
 
     ``model`` is any family with the ``"statistics"`` capability; ``X`` is ``(N, D)`` data in
-    memory or streamed.
+    memory or streamed; ``labels`` ``(N,)`` (in memory only) fixes the responsibilities of the
+    points with a label ``>= 0`` to their one-hot component (:mod:`mixtures.core.labels`).
     """
 
     def __init__(self, model: MixtureFamily, X: Any, reg_covar: float = 1e-6, hard: bool = False,
                  chunk_size: int | None = None, distributed: bool = False,
-                 accumulate_dtype: torch.dtype | None = None):
+                 accumulate_dtype: torch.dtype | None = None, labels: Tensor | None = None,
+                 freeze: tuple[str, ...] = (), start: Params | None = None):
         if not model.supports("statistics"):
             raise TypeError(f"EM needs a family with sufficient statistics; {model!r} has capabilities "
                             f"{sorted(model.capabilities)}.")
@@ -116,6 +120,15 @@ class EMStep:
         shift = model.statistics_shift(X)
         self.shift = comm.broadcast(shift) if distributed else shift
         self.prior = model.resolved_prior(X) if model.prior is not None else None
+        self.labels = labels
+        # the points whose responsibilities the E step computes (a copy made once)
+        self.unlabelled = X if labels is None else X[labels < 0]
+        # frozen groups (mixtures.core.freeze) hold their values in ``start``
+        self.frozen = frozen_values(model, start, freeze) if freeze else {}
+        self.frozen_means = model.frozen_sites(freeze).get("means") if "means" in freeze else None
+        if self.frozen_means is not None and self.prior is not None:
+            raise ValueError("freeze=('means', ...) with a prior: the posterior mode of the covariances depends on "
+                             "the means' prior; freeze weights or covariances, or fit without the prior.")
 
     def responsibilities(self, params: Params) -> Tensor:
         """``(N, K)`` responsibilities (one-hot for hard EM); in-memory data only."""
@@ -123,22 +136,34 @@ class EMStep:
             raise TypeError("responsibilities of streamed data would not fit in memory; use e_step().")
         if self.hard:
             labels = params.joint_log_prob(self.X).argmax(-1)
-            return torch.nn.functional.one_hot(labels, params.n_components).to(self.X.dtype)
-        return params.responsibilities(self.X)
+            resp = torch.nn.functional.one_hot(labels, params.n_components).to(self.X.dtype)
+        else:
+            resp = params.responsibilities(self.X)
+        if self.labels is not None:
+            known = self.labels >= 0
+            resp[known] = torch.nn.functional.one_hot(self.labels[known], params.n_components).to(resp.dtype)
+        return resp
 
     def e_step(self, params: Params) -> Summary:
         """Statistics of this process's data, summed over ranks when distributed."""
         data_dtype = self.shift.dtype
         if params.dtype != data_dtype:  # float64 parameters of an accumulate_dtype run
             params = params.to(data_dtype)
-        summary = self.model.e_step(self.X, params, self.shift, hard=self.hard, chunk_size=self.chunk_size,
-                                    accumulate_dtype=self.accumulate_dtype)
+        summary = None
+        if self.unlabelled.shape[0]:
+            summary = self.model.e_step(self.unlabelled, params, self.shift, hard=self.hard,
+                                        chunk_size=self.chunk_size, accumulate_dtype=self.accumulate_dtype)
+        if self.labels is not None:
+            summary = with_labelled(self.model, self.X, params, self.labels, self.shift, summary, self.hard)
         return comm.all_reduce_summary(summary) if self.distributed else summary
 
     def m_step(self, summary: Summary, keep: Tensor | None = None, previous: Params | None = None) -> Params:
         """Maximum likelihood, or the posterior mode when the model has a prior; components
         where ``keep`` is True keep ``previous``'s values (hard EM's emptied components)."""
-        return self.model.m_step(summary, self.reg_covar, self.prior, keep=keep, previous=previous)
+        if self.frozen_means is not None:  # the covariances of the scatter about the frozen means
+            summary = self.model.summary_about_means(summary, self.frozen[self.frozen_means])
+        params = self.model.m_step(summary, self.reg_covar, self.prior, keep=keep, previous=previous)
+        return with_frozen(self.model, params, self.frozen)
 
     def weights(self, nk: Tensor) -> Tensor:
         """The M step's weights ``(K,)`` for responsibility masses ``nk`` ``(K,)`` alone."""
@@ -167,7 +192,8 @@ def run_em(model: MixtureFamily, X: Any, init: Params, *, hard: bool = False,
            max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,
            reg_covar: float = 1e-6, chunk_size: int | None = None,
            warn: bool = True, distributed: bool = False, on_collapse: str = "error",
-           accumulate_dtype: torch.dtype | str | None = None) -> FitResult:
+           accumulate_dtype: torch.dtype | str | None = None, labels: Tensor | None = None,
+           freeze: tuple[str, ...] = ()) -> FitResult:
     """Run (hard) EM from ``init`` until convergence or ``max_iter`` iterations.
 
     Args:
@@ -189,14 +215,21 @@ def run_em(model: MixtureFamily, X: Any, init: Params, *, hard: bool = False,
         distributed: ``X`` is this rank's shard of data spread over an initialized
             ``torch.distributed`` process group; statistics are all-reduced so every
             rank returns the same result (:mod:`mixtures.core.comm`).
+        labels: ``(N,)`` component indices, ``-1`` for unknown (checked by ``fit``): the labelled
+            points' responsibilities stay one-hot; the history's log-likelihood is then
+            :func:`mixtures.core.labels.labelled_log_likelihood` (monotone under EM).
+        freeze: parameter groups held at their values in ``init`` (:mod:`mixtures.core.freeze`): the
+            M step maximizes over the others only, so the objective stays monotone.
     """
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     tol = check_nonnegative_float(tol, "tol")
     rtol = None if rtol is None else check_nonnegative_float(rtol, "rtol")
     if on_collapse not in ("error", "reseed"):
         raise ValueError(f"on_collapse must be 'error' or 'reseed'; got {on_collapse!r}.")
+    if freeze and on_collapse == "reseed":  # a re-seed moves a component's mean and weight
+        raise ValueError(f"freeze={tuple(freeze)} holds groups a re-seed would move: use on_collapse='error'.")
     step = EMStep(model, X, reg_covar=reg_covar, hard=hard, chunk_size=chunk_size, distributed=distributed,
-                  accumulate_dtype=resolve_dtype(accumulate_dtype))
+                  accumulate_dtype=resolve_dtype(accumulate_dtype), labels=labels, freeze=freeze, start=init)
     n = X.n_points if not isinstance(X, Tensor) else X.shape[0]
     if distributed:
         n = comm.global_count(n, X.device)
@@ -387,26 +420,28 @@ _EM_GAP = ("EM: q_t = p(Z | X, θ_{t−1}), the E step's posterior under the pre
 
 @register("em", summary="closed-form EM on sufficient statistics (MAP-EM with a conjugate prior)",
           requires=frozenset({"statistics"}), prior="optional", prior_kinds=("conjugate",),
-          streaming=True, distributed=True, flags_dead_start=True, gap=_EM_GAP)
+          streaming=True, distributed=True, flags_dead_start=True, labels=True, freeze=True, gap=_EM_GAP)
 def fit_em(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = None,
            reg_covar: float = 1e-6, max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,
            chunk_size: int | None = None, warn: bool = True, on_collapse: str = "error",
-           accumulate_dtype: Any = None, distributed: bool = False) -> FitResult:
+           accumulate_dtype: Any = None, distributed: bool = False, labels: Tensor | None = None,
+           freeze: tuple[str, ...] = ()) -> FitResult:
     """Soft EM (deterministic given ``init``). Options: see :func:`run_em`."""
-    return run_em(model, X, init, hard=False, reg_covar=reg_covar, distributed=distributed,
-                  max_iter=max_iter, tol=tol, rtol=rtol, chunk_size=chunk_size, warn=warn,
+    return run_em(model, X, init, hard=False, reg_covar=reg_covar, distributed=distributed, labels=labels,
+                  freeze=freeze, max_iter=max_iter, tol=tol, rtol=rtol, chunk_size=chunk_size, warn=warn,
                   on_collapse=on_collapse, accumulate_dtype=accumulate_dtype)
 
 
 @register("hard_em", summary="classification EM: hard assignments, stops at an exact fixed point",
           requires=frozenset({"statistics"}), prior="optional", prior_kinds=("conjugate",),
-          streaming=True, distributed=True, own_labels=True, flags_dead_start=True,
+          streaming=True, distributed=True, own_labels=True, flags_dead_start=True, labels=True, freeze=True,
           gap="hard EM: q_t is the one-hot MAP assignment of the E step, a gap that stays positive")
 def fit_hard_em(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = None,
                 reg_covar: float = 1e-6, max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,
                 chunk_size: int | None = None, warn: bool = True, on_collapse: str = "error",
-                accumulate_dtype: Any = None, distributed: bool = False) -> FitResult:
+                accumulate_dtype: Any = None, distributed: bool = False, labels: Tensor | None = None,
+                freeze: tuple[str, ...] = ()) -> FitResult:
     """Classification (hard) EM (deterministic given ``init``). Options: see :func:`run_em`."""
-    return run_em(model, X, init, hard=True, reg_covar=reg_covar, distributed=distributed,
-                  max_iter=max_iter, tol=tol, rtol=rtol, chunk_size=chunk_size, warn=warn,
+    return run_em(model, X, init, hard=True, reg_covar=reg_covar, distributed=distributed, labels=labels,
+                  freeze=freeze, max_iter=max_iter, tol=tol, rtol=rtol, chunk_size=chunk_size, warn=warn,
                   on_collapse=on_collapse, accumulate_dtype=accumulate_dtype)

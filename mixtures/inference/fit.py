@@ -16,6 +16,8 @@ from torch import Tensor
 
 from mixtures.core import comm
 from mixtures.core.family import MixtureFamily
+from mixtures.core.freeze import check_freeze
+from mixtures.core.labels import aligned_to_labels, check_labels
 from mixtures.core.params import Params
 from mixtures.core.result import FitResult
 from mixtures.core.stream import StreamingData, as_stream, is_streaming_source
@@ -39,7 +41,7 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
         seed: int | None = 0, n_init: int = 1, reg_covar: float = 1e-6,
         dtype: Any = None, device: Any = None, chunk_size: int | None = None,
         init_sample_size: int = 100_000, distributed: bool = False, threads: int | None = None,
-        **options: Any) -> FitResult:
+        labels: Any = None, freeze: Any = None, **options: Any) -> FitResult:
     """Fit ``model`` to data ``X`` ``(N, D)`` with the routine ``method``.
 
     Args:
@@ -80,6 +82,14 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
             the rank's own shard. Initialization is computed on rank 0's shard and
             broadcast; a prior's data-scaled defaults are resolved on all ranks' data
             (the family's ``with_global_prior``).
+        labels: ``(N,)`` partial labels for semi-supervised fitting: a component index for a point
+            whose component is known, ``-1`` for unknown (:mod:`mixtures.core.labels`); routines with
+            ``labels`` in their record (``"em"``, ``"hard_em"``, ``"map"``, ``"svi"``, ``"nuts"``)
+            fix those points' assignments, others refuse. In-memory data, one process.
+        freeze: parameter groups (``"weights"``, ``"means"``, ``"covariances"``) held at their values in
+            ``init`` (parameters or a dict, not an initializer's name) while the rest is fitted
+            (:mod:`mixtures.core.freeze`); routines with ``freeze`` in their record (``"em"``,
+            ``"hard_em"``, ``"map"``, ``"svi"``) honour it, others refuse.
         **options: routine options (``max_iter``, ``tol``...), see each routine.
 
     Streaming: ``X`` may also be a memory-mapped array (``np.load(path, mmap_mode="r")``),
@@ -97,12 +107,12 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
     with parallel.using(torch.get_num_threads() if threads is None else threads):
         return _fit(model, X, method, init=init, seed=seed, n_init=n_init, reg_covar=reg_covar, dtype=dtype,
                     device=device, chunk_size=chunk_size, init_sample_size=init_sample_size,
-                    distributed=distributed, **options)
+                    distributed=distributed, labels=labels, freeze=freeze, **options)
 
 
 def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int | None, n_init: int,
          reg_covar: float, dtype: Any, device: Any, chunk_size: int | None, init_sample_size: int,
-         distributed: bool, **options: Any) -> FitResult:
+         distributed: bool, labels: Any = None, freeze: Any = None, **options: Any) -> FitResult:
     """:func:`fit` inside its thread setting."""
     routine = get_routine(method)
     _check_capabilities(routine, model)
@@ -124,6 +134,10 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
         options = {**options, "distributed": True}
         # every rank must see the same prior: its defaults come from all the data, not the shard
         run_model = model.with_global_prior(X)
+    if labels is not None:
+        options = {**options, "labels": _checked_labels(routine, model, X, labels, distributed)}
+    if freeze is not None:
+        options = {**options, "freeze": _checked_freeze(routine, model, init, freeze)}
     N = comm.global_count(X.shape[0], X.device) if distributed else X.shape[0]
     if model.n_components > N:
         raise DataError(f"X has {N} point(s), fewer than the model's K={model.n_components} "
@@ -135,6 +149,8 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
         if resp is not None:
             options = {**options, "init_responsibilities": resp}
     start_of = _start_maker(routine, model, X, init, reg_covar, init_sample_size, distributed, options)
+    if options.get("labels") is not None and isinstance(init, str):  # an initializer's components in the labels' order
+        start_of = _aligned(start_of, X, options["labels"])
     seeds = spawn_seeds(seed, n_init) if (isinstance(init, str) and n_init > 1) else [seed]
     best, objectives = _best_of_restarts(routine, run_model, X, seeds, start_of, reg_covar, options)
     flag_degenerate(best, X, n_points=N, reg_covar=reg_covar, floor=routine.covariance_floor,
@@ -191,6 +207,16 @@ def _start_maker(routine: Routine, model: MixtureFamily, X: Any, init: InitSpec,
                              sample=sample, responsibilities=resp)
 
     return start_of
+
+
+def _aligned(start_of: Callable[[int], tuple[Params, list[int]]], X: Tensor, labels: Tensor
+             ) -> Callable[[int], tuple[Params, list[int]]]:
+    """``start_of`` whose starts have their components reordered to agree with the labels."""
+    def aligned(restart_seed: int) -> tuple[Params, list[int]]:
+        start, repaired = start_of(restart_seed)
+        return aligned_to_labels(start, X, labels), repaired
+
+    return aligned
 
 
 def _squared_scale(model: MixtureFamily, X: Any) -> float:
@@ -308,6 +334,34 @@ def _initialize(model: MixtureFamily, X: Any, init: InitSpec, seed: int | None, 
     sample = X.reservoir_sample(check_positive_int(init_sample_size, "init_sample_size"), generator)
     return initialize(model, sample, init, reg_covar=reg_covar, generator=generator,
                       on_collapse=on_collapse)
+
+
+def _checked_labels(routine: Routine, model: MixtureFamily, X: Any, labels: Any, distributed: bool) -> Tensor:
+    """``labels`` checked against the data and the model (:func:`mixtures.core.labels.check_labels`), or a
+    clear error when the routine or the setting cannot honour them."""
+    if not routine.labels:
+        working = sorted(name for name, r in ROUTINES.items() if r.labels)
+        raise ValueError(f"method {routine.name!r} cannot fix labelled points' assignments; methods that take "
+                         f"labels=...: {working}.")
+    if isinstance(X, StreamingData) or distributed:
+        raise ValueError("labels=... needs the data in memory in one process (not streamed, not distributed).")
+    return check_labels(labels, X.shape[0], model.n_components, device=X.device)
+
+
+def _checked_freeze(routine: Routine, model: MixtureFamily, init: Any, freeze: Any) -> tuple[str, ...]:
+    """The frozen groups, or a clear error when the routine, the family or the start cannot give them."""
+    groups = check_freeze(freeze)
+    if not groups:
+        return groups
+    if not routine.freeze:
+        working = sorted(name for name, r in ROUTINES.items() if r.freeze)
+        raise ValueError(f"method {routine.name!r} cannot hold parameters fixed; methods that take freeze=...: "
+                         f"{working}.")
+    model.frozen_sites(groups)  # the family names its groups (or says it cannot)
+    if isinstance(init, str):
+        raise ValueError(f"freeze={groups} holds values you give: pass init=parameters (e.g. a MixtureParams) or a "
+                         f"dict, not the initializer {init!r}.")
+    return groups
 
 
 def _check_capabilities(routine: Routine, model: MixtureFamily) -> None:

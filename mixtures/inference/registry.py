@@ -43,7 +43,8 @@ PRIOR_KINDS = ("conjugate", "nonconjugate")
 #: minibatch steps (``iteration × subsample_size / N``), or none (samplers)
 PASS_RULES = ("iteration", "column", "steps", "none")
 #: parameters every routine receives from :func:`mixtures.fit`, never routine options
-FIT_PARAMETERS = ("model", "X", "init", "seed", "reg_covar", "init_responsibilities", "distributed")
+FIT_PARAMETERS = ("model", "X", "init", "seed", "reg_covar", "init_responsibilities", "distributed", "labels",
+                  "freeze")
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,12 @@ class Routine:
     #: (``extras["empty_components"]`` with a warning; EM, hard EM): ``fit`` passes it a given start as is
     #: instead of refusing a dead one (:mod:`mixtures.inference.starts`)
     flags_dead_start: bool = False
+    #: the routine honours partial labels (``fit(..., labels=...)``, :mod:`mixtures.core.labels`): it takes a
+    #: ``labels`` keyword, a long tensor ``(N,)`` with -1 for unknown
+    labels: bool = False
+    #: the routine holds parameter groups fixed (``fit(..., freeze=...)``, :mod:`mixtures.core.freeze`): it takes
+    #: a ``freeze`` keyword, a tuple of group names
+    freeze: bool = False
 
     def __post_init__(self):
         unknown = set(self.requires) - set(CAPABILITIES)

@@ -60,6 +60,7 @@ from torch import Tensor
 from mixtures.core import comm
 from mixtures.core.family import MixtureFamily
 from mixtures.core.history import History
+from mixtures.core.labels import labelled_log_likelihood, with_labelled
 from mixtures.core.params import Params
 from mixtures.core.result import FitResult
 from mixtures.core.stream import bounded_chunk_size
@@ -75,7 +76,7 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
            init_responsibilities: Tensor | None = None, max_iter: int = 100, tol: float = 1e-3,
            reg_covar: float = 1e-6, updates: str = "sklearn", chunk_size: int | None = None,
            posterior_samples: int = 1000, seed: int | None = 0, warn: bool = True,
-           distributed: bool = False) -> FitResult:
+           distributed: bool = False, labels: Tensor | None = None) -> FitResult:
     """CAVI from the responsibilities of ``init`` (or ``init_responsibilities``).
 
     Args:
@@ -102,6 +103,9 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
             all-reduced, so every rank computes the same ``q(θ)``, ELBO, history and
             posterior draws as one process on all the data (equal to rounding).
             ``init_responsibilities``, if given, are this rank's ``(n_r, K)``.
+        labels: ``(N,)`` partial labels (``-1``: unknown; :mod:`mixtures.core.labels`): the labelled
+            points' ``q(z_n)`` stays one-hot on their label (their statistics enter every update, their
+            entropy is 0); the history's ``log_likelihood`` is the labelled one at the plug-in ``θ̄``.
     """
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     tol = check_nonnegative_float(tol, "tol")
@@ -117,7 +121,16 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
         if tuple(init_responsibilities.shape) != expected:
             raise ValueError(f"init_responsibilities must have shape (N, K) = {expected}; "
                              f"got {tuple(init_responsibilities.shape)}.")
-        summary = model.summarize(X, init_responsibilities.to(X), shift, chunk_size)
+        resp = init_responsibilities.to(X)
+        if labels is not None:
+            resp = torch.where((labels >= 0)[:, None], torch.nn.functional.one_hot(labels.clamp(min=0),
+                                                                                    model.n_components).to(X), resp)
+        summary = model.summarize(X, resp, shift, chunk_size)
+    elif labels is not None:
+        unlabelled = X[labels < 0]
+        summary = model.e_step(unlabelled, model.check_params(init), shift, chunk_size=chunk_size) \
+            if unlabelled.shape[0] else None
+        summary = with_labelled(model, X, init, labels, shift, summary)
     else:
         summary = model.e_step(X, model.check_params(init), shift, chunk_size=chunk_size)
     if distributed:
@@ -139,7 +152,7 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
     converged = False
     iteration = 0
     for iteration in range(1, max_iter + 1):
-        summary = cavi.expected_pass(X, q, shift, chunk_size)
+        summary = _expected_pass(model, cavi, X, q, shift, chunk_size, labels)
         _complete_last_row(history, float(summary.log_likelihood))
         q, values = step(summary)
         history.append(iteration=iteration, time=time.perf_counter() - start,
@@ -149,8 +162,11 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
             converged = True
             break
         previous = current
-    final = cavi.expected_pass(X, q, shift, chunk_size, statistics=False)
-    _complete_last_row(history, float(final.log_likelihood))
+    if labels is None:
+        final = float(cavi.expected_pass(X, q, shift, chunk_size, statistics=False).log_likelihood)
+    else:
+        final = float(labelled_log_likelihood(cavi.plug_in(q), X, labels))
+    _complete_last_row(history, final)
     if not converged and max_iter > 0 and warn:
         warnings.warn(f"variational Bayes did not converge in max_iter={max_iter} iterations (tol={tol}); "
                       "increase max_iter or tol, or try another initialization.",
@@ -161,20 +177,32 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
                      init=init, extras=cavi.extras(q), posterior=posterior)
 
 
+def _expected_pass(model: MixtureFamily, cavi: Any, X: Tensor, q: Any, shift: Tensor, chunk_size: int | None,
+                   labels: Tensor | None) -> Summary:
+    """The pass at ``q(θ)``; with labels, over the unlabelled points, the labelled ones' one-hot ``q(z)``
+    added (:func:`mixtures.core.labels.with_labelled`, at the plug-in parameters for their log-likelihood)."""
+    if labels is None:
+        return cavi.expected_pass(X, q, shift, chunk_size)
+    unlabelled = X[labels < 0]
+    summary = cavi.expected_pass(unlabelled, q, shift, chunk_size) if unlabelled.shape[0] else None
+    return with_labelled(model, X, cavi.plug_in(q), labels, shift, summary)
+
+
 def _complete_last_row(history: History, log_likelihood: float) -> None:
     history.set_last(log_likelihood=log_likelihood, kl=log_likelihood - history.last("elbo"))
 
 
 @register("vb", summary="coordinate-ascent variational Bayes (CAVI) for the conjugate prior",
           requires=frozenset({"statistics", "variational"}), prior="required", prior_kinds=("conjugate",),
-          distributed=True, takes_responsibilities=True,
+          distributed=True, takes_responsibilities=True, labels=True,
           gap="VB: the gap also holds KL(q(θ) ‖ p(θ | X)) of the mean-field posterior",
           constraints={"updates": {"choices": UPDATES}})
 def fit_vb(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = 0,
            reg_covar: float = 1e-6, init_responsibilities: Tensor | None = None, max_iter: int = 100,
            tol: float = 1e-3, updates: str = "sklearn", chunk_size: int | None = None,
-           posterior_samples: int = 1000, warn: bool = True, distributed: bool = False) -> FitResult:
+           posterior_samples: int = 1000, warn: bool = True, distributed: bool = False,
+           labels: Tensor | None = None) -> FitResult:
     """Variational Bayes for a conjugate prior. Options: see :func:`run_vb`."""
     return run_vb(model, X, init, seed=seed, reg_covar=reg_covar, init_responsibilities=init_responsibilities,
                   max_iter=max_iter, tol=tol, updates=updates, chunk_size=chunk_size,
-                  posterior_samples=posterior_samples, warn=warn, distributed=distributed)
+                  posterior_samples=posterior_samples, warn=warn, distributed=distributed, labels=labels)

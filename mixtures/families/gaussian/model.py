@@ -186,6 +186,17 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
         return self.check_params(initialize.params_from_dict(self.cov_type, self.n_components, values, X, reg_covar,
                                                                   on_collapse))
 
+    # -- frozen parameters (mixtures.core.freeze) ---------------------------------------------
+    def frozen_sites(self, groups: tuple[str, ...]) -> dict[str, str]:
+        return {"weights": "weights", "means": "locs", "covariances": self.cov_type.site}
+
+    def summary_about_means(self, summary: Summary, locs: Tensor) -> Summary:
+        """Statistics whose M step has means ``locs`` ``(K, D)`` and the covariances of the scatter
+        about them (EM with frozen means). Statistics are linear in the responsibilities, so the
+        second moment's correction is the structure's own ``second_moment`` of three pseudo-points
+        per component; see :func:`mixtures.families.gaussian.statistics.about_means`."""
+        return statistics.about_means(summary, self.cov_type, locs)
+
     # -- capability "statistics" -------------------------------------------------------------
     def params_from_statistics(self, summary: Summary, X: Tensor, reg_covar: float = 1e-6,
                                on_collapse: str = "error") -> MixtureParams:

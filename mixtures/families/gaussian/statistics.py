@@ -111,6 +111,28 @@ def m_step(summary: Summary, structure: CovarianceStructure, reg_covar: float) -
     return MixtureParams.from_native(weights, means + summary.shift, native, structure, validate=False)
 
 
+def about_means(summary: Summary, structure: CovarianceStructure, locs: Tensor) -> Summary:
+    """Statistics for which :func:`m_step` gives means ``locs`` ``(K, D)`` and covariances estimated
+    from the scatter about them, ``W_k = Σ_n r_nk (x_n - μ_k)(x_n - μ_k)ᵀ`` (EM with frozen means).
+
+    With ``μ = locs - shift``, ``m = sx / ñ`` and ``ñ`` the floored counts :func:`m_step` divides by,
+    ``sx' = ñ μ`` and ``sxx' = sxx + n (μ - m)(μ - m)ᵀ - n m mᵀ + ñ μ μᵀ`` (``n = nk``), so that
+    ``sxx' / ñ - μ μᵀ = W / ñ``. The correction is the structure's ``second_moment`` of the three
+    points ``μ - m``, ``m``, ``μ`` of every component with weights ``n``, ``-n``, ``ñ`` (statistics are
+    linear in the responsibilities, whatever the structure's reduction).
+    """
+    nk = summary.nk
+    floored = floored_counts(nk)
+    mu = (locs.to(summary.sx) - summary.shift)
+    m = summary.sx / floored[:, None]
+    K = nk.shape[0]
+    points = torch.cat([mu - m, m, mu])  # (3K, D)
+    eye = torch.eye(K, dtype=nk.dtype, device=nk.device)
+    resp = torch.cat([eye * nk, -eye * nk, eye * floored])  # (3K, K): row i weighs its point for its component
+    sxx = summary.sxx + structure.second_moment(points, resp)
+    return summary.replace(sx=floored[:, None] * mu, sxx=sxx)
+
+
 def m_step_keeping(summary: Summary, structure: CovarianceStructure, reg_covar: float, keep: Tensor,
                    previous: MixtureParams, estimate: Callable[[Summary], MixtureParams],
                    weights: Tensor) -> MixtureParams:

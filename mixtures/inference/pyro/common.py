@@ -75,7 +75,9 @@ from torch import Tensor
 
 from mixtures.core import comm
 from mixtures.core.family import MAX_PLATE_NESTING, MixtureFamily, fresh_param_store
+from mixtures.core.freeze import frozen_values, with_frozen
 from mixtures.core.history import History
+from mixtures.core.labels import labelled_log_likelihood
 from mixtures.core.params import Params
 from mixtures.core.queries import map_assignments, seeded_rng
 from mixtures.core.result import FitResult
@@ -122,6 +124,9 @@ def run_pyro(model: MixtureFamily, X: Tensor, init: Params, *, method: str, stan
     run on all the data.
     """
     run_model = model.with_global_prior(X) if distributed else model
+    if options.get("freeze") and model.prior is not None:
+        raise ValueError(f"{method}: freeze=... holds pyro.param sites of a model without a prior; this model "
+                         "has a prior (use method='em' or 'hard_em', or fit without the prior).")
     standardizer = model.standardizer(X, distributed) if standardize and model.prior is None else None
     if standardizer is None:
         result = optimize(run_model, X, init, method=method, distributed=distributed, **options)
@@ -130,6 +135,8 @@ def run_pyro(model: MixtureFamily, X: Tensor, init: Params, *, method: str, stan
         result = optimize(run_model, standardizer.data(X), standardizer.params(init), method=method,
                           distributed=distributed, **options)
         result = _in_data_units(result, standardizer, init)
+    # the frozen groups are the given tensors bit for bit (not their standardized round trip)
+    result.params = with_frozen(model, result.params, frozen_values(model, init, options.get("freeze") or ()))
     result.model = model
     return result
 
@@ -160,6 +167,7 @@ class _Plan:
     exact_loss: bool  # -loss is log p(X | θ) exactly
     exclude_prior: bool  # the log prior is counted on rank 0 only
     seed: int | None
+    labels: Tensor | None = None  # partial labels (-1: unknown), mixtures.core.labels
 
 
 def _plan(model: MixtureFamily, X: Tensor, *, guide: Any, local_guide: str, local_estimator: str,
@@ -211,7 +219,8 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
              tol: float = 1e-7, patience: int | None | str = "auto", eval_every: int = 1,
              num_particles: int = 1, subsample_size: int | None = None, jit: bool = False,
              validate: bool = False, seed: int | None = 0, reg_covar: float | None = None,
-             posterior_samples: int = 500, distributed: bool = False) -> FitResult:
+             posterior_samples: int = 500, distributed: bool = False, labels: Tensor | None = None,
+             freeze: tuple[str, ...] = ()) -> FitResult:
     """Optimize Pyro's ELBO of ``model.model`` from ``init`` (see the module docstring).
 
     Args:
@@ -246,6 +255,12 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
             global guide but ``"delta"`` (``"normal"``, ``"mvn"``, a callable).
         distributed: ``X`` is this rank's shard of data spread over an initialized
             ``torch.distributed`` process group (``fit(..., distributed=True)``).
+        labels: ``(N,)`` partial labels (``-1``: unknown; :mod:`mixtures.core.labels`): the program
+            restricts labelled points' assignments (its ``"labels"`` factor); the history's
+            ``log_likelihood`` is the labelled objective. Enumerated assignments only (the local
+            guide ``"enumerate"``); the fused ELBO is not used (it has no such factor).
+        freeze: parameter groups held at their values in ``init`` (:mod:`mixtures.core.freeze`): their
+            sites are constants of the program (:meth:`MixtureFamily.freezing`), never trained.
 
     Distributed runs: every rank runs the program on its own shard; after each
     ``loss_and_grads`` the loss and the gradients of the *global* parameters are summed over
@@ -275,12 +290,16 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
                  num_steps=num_steps, lr=lr, lr_decay=lr_decay, tol=tol, patience=patience, eval_every=eval_every,
                  num_particles=num_particles, subsample_size=subsample_size, seed=seed, distributed=distributed)
     model.check_params(init)
+    if labels is not None and local_guide != "enumerate":
+        raise ValueError(f"labels=... needs the assignments enumerated in the model (local_guide='enumerate'); "
+                         f"got local_guide={local_guide!r}.")
+    plan.labels = labels
 
     def program(data: Tensor) -> Tensor:
         if plan.exclude_prior:
             with ExcludeSites(model.global_sites):
-                return model.model(data, subsample_size=plan.subsample_size)
-        return model.model(data, subsample_size=plan.subsample_size)
+                return model.model(data, subsample_size=plan.subsample_size, labels=labels)
+        return model.model(data, subsample_size=plan.subsample_size, labels=labels)
 
     global_guide = choose_global_guide(model, guide, program, init)
     local = initial_probs = None
@@ -288,8 +307,8 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
         initial_probs = floored_probabilities(init.responsibilities(X))
         local = mean_field_guide(X.shape[0], initial_probs, plan.subsample_size,
                                  enumerate_assignments=local_estimator == "enumerate")
-    if fused_elbo.applies(model, init, X, guide=guide, local_guide=local_guide, local_estimator=local_estimator,
-                          jit=jit, validate=validate):
+    if labels is None and fused_elbo.applies(model, init, X, guide=guide, local_guide=local_guide,
+                                             local_estimator=local_estimator, jit=jit, validate=validate):
         # the same ELBO of the same program, one fused pass per estimate (fused_elbo's docstring)
         elbo = fused_elbo.FusedEnumELBO(model, X, global_guide=global_guide, num_particles=num_particles,
                                         subsample_size=plan.subsample_size, mean_field_probs=initial_probs,
@@ -301,7 +320,8 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
         # where Trace_ELBO would weight it by the whole minibatch's cost.
         elbo = elbo_type(num_particles=num_particles, max_plate_nesting=MAX_PLATE_NESTING,
                          **({"ignore_jit_warnings": True} if jit else {}))
-    with fresh_param_store(), model.fitting(), seeded_rng(plan.seed, X.device), \
+    with fresh_param_store(), model.fitting(), model.freezing(frozen_values(model, init, freeze)), \
+            seeded_rng(plan.seed, X.device), \
             pyro.validation_enabled(validate), warnings.catch_warnings(), default_dtype(X.dtype if jit else None):
         if jit:  # tracer warnings are expected (data-independent control flow)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -323,6 +343,8 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
             extras[ASSIGNMENT_PROBS] = pyro.param(ASSIGNMENT_PROBS).detach().clone()
     objective, converged = _objective(model, history, loss, posterior, converged, method, X.shape[0])
     extras["labels"] = map_assignments(model, params, X)
+    if labels is not None:  # a labelled point's assignment is its label
+        extras["labels"] = torch.where(labels >= 0, labels, extras["labels"])
     return FitResult(model=model, params=params, history=history, converged=converged, n_iter=step,
                      method=method, objective=objective, init=init, extras=extras, posterior=posterior,
                      decoder="program")
@@ -375,7 +397,7 @@ def _record(history: History, model: MixtureFamily, X: Tensor, global_guide: Gui
         log_likelihood = -loss
     else:
         point = guide_point(model, global_guide, X)
-        log_likelihood = float(point.log_prob(X).sum())
+        log_likelihood = float(labelled_log_likelihood(point, X, plan.labels))
         if distributed:
             log_likelihood = comm.all_reduce_float(log_likelihood, X.device)
         if model.prior is not None:

@@ -62,14 +62,15 @@ from mixtures.inference.registry import register
 
 @register("map", summary="enumerated MAP: Adam on TraceEnum_ELBO with the assignments summed out",
           requires=frozenset({"program"}), distributed=True, budget_option="num_steps", passes="steps",
-          own_labels=True, queries="program", covariance_floor=False,
+          own_labels=True, labels=True, freeze=True, queries="program", covariance_floor=False,
           gap="MAP (delta guide, assignments summed out): the ELBO is the log-likelihood itself, a gap of 0")
 def fit_map(model: MixtureFamily, X: Tensor, init: Params, *, num_steps: int = 1000,
             lr: float = 0.05, betas: tuple[float, float] = (0.9, 0.999), lr_decay: float = 1.0,
             tol: float = 1e-7, patience: int | None | str = "auto", eval_every: int = 1,
             jit: bool = False, validate: bool = False, seed: int | None = 0,
             reg_covar: float | None = None,
-            standardize: bool = True, distributed: bool = False) -> FitResult:
+            standardize: bool = True, distributed: bool = False,
+            labels: Tensor | None = None, freeze: tuple[str, ...] = ()) -> FitResult:
     """Enumerated MAP from ``init`` with Adam.
 
     Args:
@@ -93,6 +94,8 @@ def fit_map(model: MixtureFamily, X: Tensor, init: Params, *, num_steps: int = 1
         reg_covar: unused (the program has no covariance floor).
         standardize: optimize on standardized data and map back (no prior only), so
             the result does not depend on the data's units (Adam's steps are absolute).
+        labels: partial labels (``fit(..., labels=...)``, :mod:`mixtures.core.labels`).
+        freeze: parameter groups held at their ``init`` values (``fit(..., freeze=...)``, :mod:`mixtures.core.freeze`).
         distributed: ``X`` is this rank's shard (``fit(..., distributed=True)``): the
             loss and the gradients of the globals are summed over ranks before every
             step, so every rank returns the same result (details in
@@ -102,5 +105,6 @@ def fit_map(model: MixtureFamily, X: Tensor, init: Params, *, num_steps: int = 1
                     num_steps=num_steps, lr=lr, betas=betas, lr_decay=lr_decay, tol=tol,
                     patience=patience, eval_every=eval_every, num_particles=1, subsample_size=None,
                     jit=jit, validate=validate, seed=seed, reg_covar=reg_covar, standardize=standardize,
-                    distributed=distributed)
+                    distributed=distributed, labels=labels,
+                    freeze=freeze)
 

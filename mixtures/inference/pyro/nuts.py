@@ -118,6 +118,7 @@ from torch.distributions.transforms import Transform
 from mixtures.core import convergence
 from mixtures.core.family import COMPONENTS_PLATE, MAX_PLATE_NESTING, MixtureFamily
 from mixtures.core.history import History
+from mixtures.core.labels import labelled_log_likelihood
 from mixtures.core.params import Params
 from mixtures.core.posterior import Posterior
 from mixtures.core.result import FitResult
@@ -174,24 +175,29 @@ def site_transforms(model: MixtureFamily, X: Tensor, params: Params) -> dict[str
 
 
 def make_kernel(model: MixtureFamily, X: Tensor, init: Params, *, target_accept_prob: float = 0.8,
-                max_tree_depth: int = 10, jit_compile: bool = False, full_mass: bool = False) -> NUTS:
+                max_tree_depth: int = 10, jit_compile: bool = False, full_mass: bool = False,
+                labels: Tensor | None = None) -> NUTS:
     """``NUTS(model.model, max_plate_nesting=1)`` started at ``init`` (not yet set up).
 
     The one place the sampler's potential energy is chosen: ``kernel.setup(warmup_steps, X)``
     builds it from the program, with the ``"assignment"`` site enumerated in parallel
-    (summed out). Every chain (in this process or a worker) builds its kernel here.
+    (summed out). Every chain (in this process or a worker) builds its kernel here. With partial
+    ``labels`` the program's ``"labels"`` factor restricts labelled points (the collapsed potential,
+    which has no such factor, is not used).
     """
     _require_prior(model)
     model.check_params(init)
     start = {name: value.detach().clone() for name, value in model.site_values(init).items()}
-    if potential.applies(model, X, init, jit_compile=jit_compile):  # the same potential by one fused pass
+    # the same potential by one fused pass (it has no labels factor)
+    if labels is None and potential.applies(model, X, init, jit_compile=jit_compile):
         return potential.collapsed_nuts(model, X, start, site_transforms(model, X, init),
                                         target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
                                         full_mass=full_mass)
     cause = potential.nonfinite_start(model, X, start, site_transforms(model, X, init))  # before Pyro's search
     if cause is not None:
         raise DivergenceError(f"NUTS: at the start, {cause}. {potential.START_FIXES}")
-    return NUTS(model.model, max_plate_nesting=MAX_PLATE_NESTING,
+    program = model.model if labels is None else functools.partial(model.model, labels=labels)
+    return NUTS(program, max_plate_nesting=MAX_PLATE_NESTING,
                 transforms=site_transforms(model, X, init),
                 init_strategy=init_to_value(values=start, fallback=None),
                 target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
@@ -207,7 +213,8 @@ def _require_prior(model: MixtureFamily) -> None:
 
 
 # -- draws -> parameters ------------------------------------------------------------------
-def _draws_to_params(model: MixtureFamily, X: Tensor, samples: dict[str, Tensor]) -> tuple[Params, Tensor, Tensor]:
+def _draws_to_params(model: MixtureFamily, X: Tensor, samples: dict[str, Tensor],
+                     labels: Tensor | None = None) -> tuple[Params, Tensor, Tensor]:
     """Parameters and log densities of ``S`` draws of the global sites ``(S, ...)``.
 
     Returns the draws' parameters stacked (a leading draw dimension ``S``), ``log_prior``
@@ -223,7 +230,7 @@ def _draws_to_params(model: MixtureFamily, X: Tensor, samples: dict[str, Tensor]
             params = model.params_from_values(trace.nodes["_RETURN"]["value"])
             draws.append(params)
             log_prior.append(trace.log_prob_sum())
-            log_likelihood.append(params.log_prob(X).sum())
+            log_likelihood.append(labelled_log_likelihood(params, X, labels))
     return model.params_type.stack(draws), torch.stack(log_prior), torch.stack(log_likelihood)
 
 
@@ -280,7 +287,7 @@ def _check_options(warmup: int, num_samples: int, num_chains: int, target_accept
 
 @register("nuts", summary="Pyro's NUTS on the program with the assignments summed out, chains in parallel",
           requires=frozenset({"program"}), prior="required", budget_option=None, tol_option=None,
-          passes="none", own_labels=True, training_likelihood=False, covariance_floor=False,
+          passes="none", own_labels=True, labels=True, training_likelihood=False, covariance_floor=False,
           gap="NUTS: no ELBO (MCMC draws)",
           constraints={"warmup": {"minimum": 0}, "num_samples": {"minimum": 4}, "num_chains": {"minimum": 1},
                        "chain_processes": {"minimum": 1}, "max_tree_depth": {"minimum": 1},
@@ -292,7 +299,7 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
              chain_processes: int | None = None, target_accept_prob: float = 0.8, max_tree_depth: int = 10,
              jit_compile: bool = False, full_mass: bool = False, relabel: bool = True,
              progress_bar: bool | None = None, max_r_hat: float = R_HAT_GOOD,
-             min_ess_per_chain: float = ESS_PER_CHAIN, warn: bool = True) -> FitResult:
+             min_ess_per_chain: float = ESS_PER_CHAIN, warn: bool = True, labels: Tensor | None = None) -> FitResult:
     """Sample ``p(θ | X)`` with NUTS, assignments summed out (module docstring).
 
     Args:
@@ -318,6 +325,9 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
         progress_bar: one progress bar per chain; ``None``: only on an interactive terminal.
         max_r_hat, min_ess_per_chain: the validity thresholds (module docstring).
         warn: emit a ``ConvergenceWarning`` naming the problems of an invalid run.
+        labels: partial labels (``fit(..., labels=...)``, :mod:`mixtures.core.labels`): the program's
+            ``"labels"`` factor fixes the labelled points' assignments; the draws are not relabelled
+            (the labels name the components) and the history's ``log_likelihood`` is the labelled one.
     """
     _require_prior(model)
     model.check_params(init)
@@ -326,12 +336,14 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
     chain_seeds = spawn_seeds(seed, num_chains)
     processes = min(num_chains, usable_cores()) if chain_processes is None else min(chain_processes, num_chains)
     kernel = functools.partial(make_kernel, model, X, init, target_accept_prob=target_accept_prob,
-                               max_tree_depth=max_tree_depth, jit_compile=jit_compile, full_mass=full_mass)
+                               max_tree_depth=max_tree_depth, jit_compile=jit_compile, full_mass=full_mass,
+                               labels=labels)
     start = time.perf_counter()
     chains = run_chains(kernel, X, chain_seeds, warmup, num_samples, model.fitting, processes,
                         show_progress(progress_bar))
     samples = {name: torch.cat([chain.samples[name] for chain in chains]) for name in chains[0].samples}
-    draws, log_prior, log_likelihood = _draws_to_params(model, X, samples)
+    draws, log_prior, log_likelihood = _draws_to_params(model, X, samples, labels)
+    relabel = relabel and labels is None  # labelled points name the components: no switching to undo
     log_joint = log_prior + log_likelihood
     if not torch.isfinite(log_joint).all():
         raise FloatingPointError("a NUTS draw has a non-finite log joint density; standardize the data "
@@ -359,6 +371,8 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
                               "chain_seeds": chain_seeds, "chain_processes": processes, "samples": grouped,
                               "invariants": invariants, "problems": problems,
                               "labels": params.joint_log_prob(X).argmax(-1)}
+    if labels is not None:  # a labelled point's assignment is its label
+        extras["labels"] = torch.where(labels >= 0, labels, extras["labels"])
     return FitResult(model=model, params=params, history=history, converged=not problems,
                      n_iter=num_samples, method="nuts", objective=float(log_joint.mean()), init=init,
                      extras=extras, posterior=posterior)

@@ -97,7 +97,8 @@ from mixtures.inference.registry import register
 
 @register("svi", summary="SVI with a delta, normal, mvn or custom guide; local step enumerated or mean-field",
           requires=frozenset({"program"}), distributed=True, budget_option="num_steps", passes="steps",
-          own_labels=True, queries="program", covariance_floor=False, prior_required_by={"guide": ("normal", "mvn")},
+          own_labels=True, labels=True, freeze=True, queries="program", covariance_floor=False,
+          prior_required_by={"guide": ("normal", "mvn")},
           gap=("SVI: q_t is the guide's q(Z) at step t (0 when assignments are enumerated exactly; the "
                "mean-field q's KL to the exact posterior with local_guide: mean_field, including row 0, where "
                "q starts at the exact posterior)"),
@@ -111,7 +112,8 @@ def fit_svi(model: MixtureFamily, X: Tensor, init: Params, *,
             patience: int | None | str = "auto", eval_every: int = 1, jit: bool = False,
             validate: bool = False, seed: int | None = 0, reg_covar: float | None = None,
             posterior_samples: int = 500,
-            standardize: bool = True, distributed: bool = False) -> FitResult:
+            standardize: bool = True, distributed: bool = False,
+            labels: Tensor | None = None, freeze: tuple[str, ...] = ()) -> FitResult:
     """SVI from ``init`` (see the module docstring for the guides).
 
     Args:
@@ -136,6 +138,8 @@ def fit_svi(model: MixtureFamily, X: Tensor, init: Params, *,
             the result does not depend on the data's units (Adam's steps are absolute).
         posterior_samples: draws of the globals kept in ``result.posterior``
             (distributional guides of a model with a prior).
+        labels: partial labels (``fit(..., labels=...)``, :mod:`mixtures.core.labels`).
+        freeze: parameter groups held at their ``init`` values (``fit(..., freeze=...)``, :mod:`mixtures.core.freeze`).
         distributed: ``X`` is this rank's shard (``fit(..., distributed=True)``): the
             loss and the gradients of the globals are summed over ranks before every
             step, so every rank returns the same globals. ``guide="delta"`` only;
@@ -148,5 +152,6 @@ def fit_svi(model: MixtureFamily, X: Tensor, init: Params, *,
                     lr_decay=lr_decay, tol=tol, patience=patience, eval_every=eval_every,
                     num_particles=num_particles, subsample_size=subsample_size, jit=jit,
                     posterior_samples=posterior_samples, standardize=standardize,
-                    validate=validate, seed=seed, reg_covar=reg_covar, distributed=distributed)
+                    validate=validate, seed=seed, reg_covar=reg_covar, distributed=distributed, labels=labels,
+                    freeze=freeze)
 
