@@ -29,6 +29,9 @@ def write_report(state: RunState, figures: FigureSet) -> Path:
     if found:
         basis = ("Means over seeds (the table above shows each cell's best restart)." if restarts_only(state)
                  else "Read off the table above (means over seeds).")
+        basis += (" Each comparison is the paired difference between two methods over the seeds they share (same "
+                  "data and start), best minus other, with its 95% t interval; a winner is named only when every "
+                  "interval lies beyond 0 (and the finding's rounding tolerance).")
         sections.append(["## Findings", "", basis, "", found, ""])
     sections.append(label_section(state))
     selection = model_selection(state)
