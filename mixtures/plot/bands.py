@@ -77,10 +77,12 @@ def common_grid(curves: Sequence[tuple[np.ndarray, np.ndarray]], points: int = 2
 
 
 def plot_band(ax: Any, grid: np.ndarray, median: np.ndarray, low: np.ndarray, high: np.ndarray, *,
-              color: str, label: str, linestyle: str = "-", marker: str | None = None) -> Any:
-    """The median line (labelled) over a translucent band from ``low`` to ``high``. Returns the line."""
+              color: str, label: str, linestyle: str = "-", marker: str | None = None, steps: bool = False) -> Any:
+    """The median line (labelled) over a translucent band from ``low`` to ``high``; ``steps``: drawn as the step
+    functions :func:`step_values` reads (each value held until the next grid point). Returns the line."""
     (line,) = ax.plot(grid, median, color=color, label=label, linestyle=linestyle, marker=marker,
-                      markersize=4 if marker else None)
+                      markersize=4 if marker else None, drawstyle="steps-post" if steps else "default")
     if np.any(high > low):
-        ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0, label=f"_{label} band")
+        ax.fill_between(grid, low, high, color=color, alpha=0.2, linewidth=0, label=f"_{label} band",
+                        step="post" if steps else None)
     return line

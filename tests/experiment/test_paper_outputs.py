@@ -115,3 +115,41 @@ def test_tables_are_written_as_csv_and_booktabs_latex(tmp_path):
     assert tex[tex.index(r"\toprule") + 1] == r"dataset & method & log-lik/pt \\"  # the shown columns
     assert r"\begin{tabular}{llr}" in tex and r"\caption{Results by 100\% method}" in tex
     assert latex_escape("a~b^c\\d") == r"a\textasciitilde{}b\textasciicircum{}c\textbackslash{}d"
+
+
+# -- a run's files ---------------------------------------------------------------------------------------------------
+RUN = """name: paper
+data: [{name: old_faithful, kind: old_faithful}]
+model: {n_components: 2, covariance_type: full}
+methods:
+  - {name: EM, method: em, options: {max_iter: 30}}
+  - {name: k-means, method: kmeans, options: {max_iter: 30}}
+inits: [random_from_data]
+seeds: [0, 1, 2]
+output: {figures: [traces]}
+"""
+
+
+def test_a_run_writes_pdf_svg_png_figures_and_csv_latex_tables(tmp_path):
+    from mixtures.experiment import read_results, run_experiment
+
+    (tmp_path / "c.yaml").write_text(RUN)
+    out = run_experiment(tmp_path / "c.yaml", tmp_path / "run", quiet=True)
+    figure = out / "figures" / "traces_old_faithful"
+    assert figure.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert figure.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+    svg = figure.with_suffix(".svg").read_text()
+    assert svg.startswith("<?xml") and "<svg" in svg and "EM" in svg  # text kept as text (svg.fonttype none)
+    report = (out / "report.md").read_text()
+    assert "median and min–max over 3 seeds" in report and "traces_old_faithful.pdf" in report
+    rows = list(csv.DictReader(io.StringIO((out / "tables" / "summary.csv").read_text())))
+    assert [r["method"] for r in rows] == ["EM", "k-means"] and "ELBO/pt" in rows[0]
+    best = max((r for r in read_results(out / "results.csv") if r["method"] == "EM"),
+               key=lambda r: float(r["log_likelihood"]))
+    assert rows[0]["best seed"] == best["seed"]
+    tex = (out / "tables" / "summary.tex").read_text().splitlines()
+    body = tex[tex.index(r"\midrule") + 1:tex.index(r"\bottomrule")]
+    assert [line.split(" & ")[1] for line in body] == ["EM", "k-means"]
+    assert "ELBO/pt" not in tex[tex.index(r"\toprule") + 1]  # LaTeX: the narrow columns of the report
+    findings = report.split("## Findings")[1].split("\n## ")[0]
+    assert "t intervals of the paired differences over 3 seeds" in findings or "indistinguishable" in findings

@@ -48,7 +48,7 @@ def _panel(ax: Any, runs: dict[str, list[tuple[History, int]]], column: str, x: 
             continue
         grid = common_grid(curves, log=(x == "time"))
         median, low, high = seed_bands(curves, grid)
-        plot_band(ax, grid, median, low, high, color=colors[name], label=labels[name])
+        plot_band(ax, grid, median, low, high, color=colors[name], label=labels[name], steps=(x == "time"))
         longest[name] = max((h for h, _ in histories), key=lambda h: float(h[x][-1]) if len(h) else 0.0)
     if not longest:
         ax.text(0.5, 0.5, f"no {column.replace('_', ' ')} to show", ha="center", va="center", transform=ax.transAxes)
