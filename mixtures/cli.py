@@ -158,7 +158,9 @@ def _add_run(commands: Any, formatter: type) -> None:
     run.add_argument("--smoke", action="store_true",
                      help="apply the config's smoke block: tiny sizes, few steps")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
-    run.add_argument("--formats", metavar="LIST", help="figure formats, comma-separated: png or png,pdf")
+    run.add_argument("--formats", metavar="LIST",
+                     help="figure formats, comma-separated (png, pdf, svg); every figure is written as PNG, PDF and "
+                          "SVG whatever this says")
     run.add_argument("--force", action="store_true",
                      help="replace what --out holds (another experiment's run, or this one's): the old run's "
                           "files are deleted first")
