@@ -74,9 +74,11 @@ def comparison_sentence(found: Comparison, column: str, phrase: str) -> str:
         return f"{found.best} {verb} {phrase}: {number}, ahead of {', '.join(map(_difference_text, ahead))} ({basis})."
     reach = "0" + (f" or the tolerance {found.tie:g}" if found.tie else "")
     sentence = (f"{names_list([found.best] + [d.other for d in level])} are indistinguishable on {phrase} at {seeds}: "
-                f"{found.best}'s mean is the best, {number}, but the interval of its difference to "
-                + ", ".join(f"{d.other}, {format_number(d.mean, 3)} [{format_number(d.low, 3)}, "
-                            f"{format_number(d.high, 3)}]," for d in level) + f" reaches {reach}")
+                f"{found.best}'s mean is the best, {number}, but "
+                + ("the interval of its difference" if len(level) == 1 else "the intervals of its differences")
+                + " (" + "; ".join(f"{d.other}: {format_number(d.mean, 3)} [{format_number(d.low, 3)}, "
+                                   f"{format_number(d.high, 3)}]" for d in level)
+                + f") reach{'es' if len(level) == 1 else ''} {reach}")
     if ahead:
         sentence += f"; {found.best} is ahead of " + ", ".join(map(_difference_text, ahead))
     return sentence + f" ({basis})."
