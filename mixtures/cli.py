@@ -178,13 +178,19 @@ def _add_run(commands: Any, formatter: type) -> None:
     run.add_argument("--smoke", action="store_true",
                      help="apply the config's smoke block: tiny sizes, few steps")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
-    run.add_argument("--formats", metavar="LIST", help="figure formats, comma-separated: png or png,pdf")
+    run.add_argument("--formats", metavar="LIST",
+                     help="figure formats, comma-separated (png, pdf, svg); every figure is written as PNG, PDF and "
+                          "SVG whatever this says")
     run.add_argument("--force", action="store_true",
                      help="replace what --out holds (another experiment's run, or this one's): the old run's "
                           "files are deleted first")
     run.add_argument("--jobs", type=int, default=1, metavar="N",
                      help="fit in N worker processes, each with its share of --threads (at least 1); results are "
                           "identical to a sequential run (default 1)")
+    run.add_argument("--dask", metavar="ADDRESS",
+                     help="fit on a Dask cluster: a scheduler address (tcp://host:8786), or local[:N] to start N "
+                          "local worker processes; results identical to a sequential run; needs "
+                          "pip install \"mixtures[dask]\"")
     run.add_argument("--allow-failures", action="store_true",
                      help="exit 0 even when some fits failed (they are listed in results.csv and report.md)")
 
@@ -363,6 +369,7 @@ def _run(args: argparse.Namespace) -> int:
     default = Path("runs") / (Path(args.config).stem + ("-smoke" if args.smoke else ""))
     out = Path(args.out) if args.out else default
     out_dir = run_experiment(config, out, smoke=args.smoke, quiet=args.quiet, replace=args.force, jobs=args.jobs,
+                             dask=args.dask,
                              log=lambda text: print(f"{PROGRAM}: {text}", file=sys.stderr))
     rows = read_results(out_dir / "results.csv")
     failed = sum(row["status"] != "ok" for row in rows)

@@ -33,7 +33,7 @@ RUN_FORMAT = "mixtures.experiment.run"
 #: what a run directory holds (name -> is a directory); nothing else is ever written or deleted
 RUN_ENTRIES = {RUN_FILE: False, "config.yaml": False, "results.csv": False, "histories.csv": False,
                "report.md": False, "provenance.json": False, "records": True, "histories": True, "posteriors": True,
-               "figures": True}
+               "figures": True, "tables": True}
 #: how to get past a refusal
 REPLACE_HINT = "choose another --out, or pass --force (replace=True in Python) to replace it: its results are deleted"
 
@@ -134,18 +134,20 @@ def remove(path: Path) -> None:
 
 
 def forget_outputs(out_dir: Path) -> None:
-    """Delete report.md and the figures: what this run will redraw must not describe stored fits it replaces."""
+    """Delete report.md, the figures and the tables: what this run will redraw must not describe stored fits it
+    replaces."""
     remove(out_dir / "report.md")
-    figures = out_dir / "figures"
-    if figures.is_dir():
-        for path in figures.iterdir():
-            with contextlib.suppress(OSError):
-                remove(path)
+    for folder in (out_dir / "figures", out_dir / "tables"):
+        if folder.is_dir():
+            for path in folder.iterdir():
+                with contextlib.suppress(OSError):
+                    remove(path)
 
 
-def remove_stale_figures(out_dir: Path, keep: set[Path]) -> list[Path]:
-    """Delete the files in ``figures/`` that this run did not draw (a renamed dataset's, an older run's)."""
-    figures = out_dir / "figures"
+def remove_stale_figures(out_dir: Path, keep: set[Path], folder: str = "figures") -> list[Path]:
+    """Delete the files in ``figures/`` (or ``tables/``) that this run did not write (a renamed dataset's, an
+    older run's)."""
+    figures = out_dir / folder
     stale = [path for path in figures.iterdir() if path.resolve() not in keep] if figures.is_dir() else []
     for path in stale:
         with contextlib.suppress(OSError):

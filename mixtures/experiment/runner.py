@@ -20,6 +20,7 @@ the config, the data, the priors and each method's first fit are checked before 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -41,6 +42,7 @@ from mixtures.experiment.config.errors import ConfigError
 from mixtures.experiment.config.loading import load_config, parse_config
 from mixtures.experiment.config.methods import FIT_OPTIONS
 from mixtures.experiment.config.schema import Config
+from mixtures.experiment.dask_cluster import check_spec, dask_pool
 from mixtures.experiment.datasets import DataBundle, DataCache
 from mixtures.experiment.outputs import confusion_text
 from mixtures.experiment.posterior_metrics import posterior_metrics
@@ -292,7 +294,7 @@ def progress_bar(total: int, quiet: bool, description: str) -> tqdm:
 
 def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool = False,
                    quiet: bool = False, replace: bool = False, log: Callable[[str], None] | None = None,
-                   jobs: int = 1) -> Path:
+                   jobs: int = 1, dask: str | None = None) -> Path:
     """Run every task of ``config`` into ``out_dir`` (resuming finished tasks); return ``out_dir``.
 
     Args:
@@ -307,6 +309,9 @@ def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool
             unless ``quiet``. The report lists them too.
         jobs: worker processes for the fits after each method's first (:mod:`~mixtures.experiment.parallel`);
             each gets ``max(1, torch threads // jobs)`` threads. Results are those of a sequential run.
+        dask: run those fits on a Dask cluster instead (:mod:`~mixtures.experiment.dask_cluster`): a
+            scheduler address, or ``"local[:N]"`` for a local cluster of N worker processes. Same results,
+            resuming and failure rows; every file is still written by this process.
 
     Raises:
         ConfigError: invalid config, data that cannot be made, or options a routine
@@ -335,7 +340,8 @@ def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool
     progress = progress_bar(len(pending), quiet, config.name)
     claimed: list[bool] = []
     try:
-        _run_pending(state, pending, progress, experiment, replace, claimed, jobs)
+        with _open_pool(jobs, dask, len(pending)) as pool:
+            _run_pending(state, pending, progress, experiment, replace, claimed, pool)
     except KeyboardInterrupt:
         if claimed:
             write_results(state)  # finished tasks are safe; a rerun resumes from them
@@ -353,12 +359,25 @@ def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool
     return out_dir
 
 
+def _open_pool(jobs: int, dask: str | None, pending: int) -> contextlib.AbstractContextManager:
+    """Where the fits after each method's first run: a Dask cluster, worker processes, or here (``None``)."""
+    if dask is not None and jobs > 1:
+        raise ConfigError("--dask", "", f"and --jobs {jobs} both say where fits run.", "one of them")
+    if dask is not None:
+        check_spec(dask)
+    if dask is not None and pending:
+        return dask_pool(dask)
+    if jobs > 1 and pending > 1:
+        return parallel.process_pool(jobs)
+    return contextlib.nullcontext()
+
+
 def _to_stderr(text: str) -> None:
     print(f"mixtures: {text}", file=sys.stderr)
 
 
 def _run_pending(state: RunState, pending: list[Task], progress: tqdm, experiment: dict[str, str], replace: bool,
-                 claimed: list[bool], jobs: int = 1) -> None:
+                 claimed: list[bool], pool: parallel.Pool | None = None) -> None:
     """Fit the pending tasks. The first fit of each method runs before the directory is touched:
     options a routine rejects are config errors and must not leave a half-made output behind.
     Then the directory is claimed (emptied first when replacing), ``results.csv`` lists only the
@@ -380,8 +399,9 @@ def _run_pending(state: RunState, pending: list[Task], progress: tqdm, experimen
     for outcome in first:
         records[outcome.task.key] = _store(state, outcome)
     rest = [task for task in pending if task.key not in records]
-    if jobs > 1 and len(rest) > 1:
-        for outcome in parallel.run_tasks(rest, state.data, config, jobs, run_task):
+    if pool is not None and rest:
+        progress.set_postfix_str(pool.description, refresh=False)
+        for outcome in parallel.run_tasks(rest, state.data, config, pool, run_task):
             records[outcome.task.key] = _store(state, outcome)
             progress.update()
         return

@@ -80,7 +80,8 @@ def save_figure(fig: Any, path: str | os.PathLike, formats: Sequence[str] = ("pn
     written = []
     for fmt in formats:
         target = path.parent / f"{path.name}.{fmt}"
-        metadata = {"CreationDate": None} if fmt == "pdf" else None  # no date: reruns give identical PDFs
+        # no date: reruns give identical PDFs and SVGs
+        metadata = {"CreationDate": None} if fmt == "pdf" else {"Date": None} if fmt == "svg" else None
         atomic_write_with(target, functools.partial(fig.savefig, format=fmt, dpi=dpi, metadata=metadata),
                           make_parents=True)
         written.append(target)

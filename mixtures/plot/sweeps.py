@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from mixtures.plot.bands import band_quantiles, plot_band
 from mixtures.plot.inputs import is_finite_number
 from mixtures.plot.style import LINESTYLES, MARKERS, color_for, symlog_ticks
 
@@ -20,7 +21,7 @@ def plot_metric_vs(ax: Any, table: Iterable[Mapping[str, Any]], x: str, y: str, 
                    logx: bool = False, logy: bool = False, symlogy: bool = False, title: str = "",
                    colors: Mapping[str, str] | None = None, markers: Mapping[str, str] | None = None,
                    dodge: float = 0.0, se: str | None = None, xlabel: str | None = None,
-                   ylabel: str | None = None, legend: bool = True):
+                   ylabel: str | None = None, legend: bool = True, band: bool = False):
     """``y`` against ``x`` from a results table (list of row dicts), one line per ``group``.
 
     Rows sharing ``(group, x)`` (repeats over seeds) are summarized by their mean
@@ -41,6 +42,9 @@ def plot_metric_vs(ax: Any, table: Iterable[Mapping[str, Any]], x: str, y: str, 
     per-row standard errors of ``y`` (e.g. ``kl_truth_se``): a mean within two of
     its standard errors (``sqrt(Σ se²) / count``) of 0 is drawn as a hollow marker,
     indistinguishable from 0. ``xlabel``/``ylabel`` replace the column names.
+
+    ``band``: the repeats are summarized by their median (the line) and a shaded band across them
+    instead (min–max below ten repeats, 10–90 % from ten: :func:`mixtures.plot.bands.band_quantiles`).
     """
     rows = list(table)
     for row in rows:
@@ -59,7 +63,7 @@ def plot_metric_vs(ax: Any, table: Iterable[Mapping[str, Any]], x: str, y: str, 
     for j, name in enumerate(names):
         marker = markers.get(name, MARKERS[j % len(MARKERS)]) if markers else MARKERS[j % len(MARKERS)]
         _draw_group(ax, cells[name], str(name), (j - (len(names) - 1) / 2) * dodge * unit, logx,
-                    color_for(colors, str(name), j), marker, LINESTYLES[j % len(LINESTYLES)], se is not None)
+                    color_for(colors, str(name), j), marker, LINESTYLES[j % len(LINESTYLES)], se is not None, band)
     _set_x_axis(ax, categories, positions, logx, dodge)
     _set_y_scale(ax, cells, logy, symlogy)
     ax.set_xlabel(xlabel if xlabel is not None else x.replace("_", " "))
@@ -94,17 +98,24 @@ def _cells(rows: list[Mapping[str, Any]], x: str, y: str, group: str | None, se:
 
 
 def _draw_group(ax: Any, by_x: dict[float, list[tuple[float, float]]], label: str, shift: float, logx: bool,
-                color: str, marker: str, linestyle: str, mark_near_zero: bool) -> None:
-    """One group's mean per x ± its standard error over repeats, at x dodged by ``shift``
-    (multiplicative on a log axis); means within 2 Monte Carlo SE of 0 hollow if ``mark_near_zero``."""
+                color: str, marker: str, linestyle: str, mark_near_zero: bool, band: bool = False) -> None:
+    """One group's mean per x ± its standard error over repeats (``band``: median and a band across them),
+    at x dodged by ``shift`` (multiplicative on a log axis); means within 2 Monte Carlo SE of 0 hollow if
+    ``mark_near_zero``."""
     xs = np.array(sorted(by_x))
     repeats = [[value for value, _ in by_x[position]] for position in xs]
-    means = np.array([np.mean(values) for values in repeats])
-    errors = np.array([np.std(values, ddof=1) / math.sqrt(len(values)) if len(values) > 1 else 0.0
-                       for values in repeats])
     shown = xs * 10.0 ** shift if logx else xs + shift
-    line = ax.errorbar(shown, means, yerr=errors if errors.any() else None, color=color, marker=marker,
-                       markersize=5, capsize=3, linewidth=1.4, linestyle=linestyle, label=label)
+    if band:
+        means = np.array([np.median(values) for values in repeats])
+        bounds = np.array([np.quantile(values, band_quantiles(len(values))) for values in repeats])  # (X, 2)
+        line = [plot_band(ax, shown, means, bounds[:, 0], bounds[:, 1], color=color, label=label,
+                          linestyle=linestyle, marker=marker)]
+    else:
+        means = np.array([np.mean(values) for values in repeats])
+        errors = np.array([np.std(values, ddof=1) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+                           for values in repeats])
+        line = ax.errorbar(shown, means, yerr=errors if errors.any() else None, color=color, marker=marker,
+                           markersize=5, capsize=3, linewidth=1.4, linestyle=linestyle, label=label)
     if not mark_near_zero:
         return
     # Monte Carlo SE of a mean: sqrt(Σ se²) / count; unknown when a repeat has no finite se

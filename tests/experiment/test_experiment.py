@@ -338,6 +338,8 @@ def test_posteriors_are_stored_and_summarized(bayes_run):
     comparison = report.split("## Model comparison")[1].split("\n## ")[0]
     assert "| method | BIC | ELBO/pt | elpd-LOO/pt | held-out lpd/pt | k̂ of q |" in comparison
     vb_row = [line for line in comparison.splitlines() if line.startswith("| VB |")][0]
+    assert (out / "tables" / "model_comparison_s4.csv").read_text().startswith("method,BIC,ELBO/pt")
+    assert "\\toprule" in (out / "tables" / "model_comparison_s4.tex").read_text()
     assert any(verdict in vb_row for verdict in ("good", "usable", "unreliable"))
     methods = report.split("## Methods")[1].split("\n## ")[0]
     vb_line = [line for line in methods.splitlines() if line.startswith("- **VB**")][0]

@@ -279,7 +279,7 @@ def test_another_experiment_is_refused_and_replace_leaves_nothing_of_the_old_run
     assert sorted(p.stem for p in (out / "records").iterdir()) == sorted(t.key for t in tasks)
     assert sorted(p.name for p in (out / "histories").iterdir()) == sorted(t.history_name for t in tasks)
     assert not (out / "posteriors").exists()
-    assert sorted(p.name for p in (out / "figures").iterdir()) == ["traces_s4.png"]
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["traces_s4.pdf", "traces_s4.png", "traces_s4.svg"]
     assert [row["method"] for row in read_results(out / "results.csv")] == ["kmeans"]
     assert json.loads((out / "run.json").read_text())["experiment"]["config"] == str(other.resolve())
     fresh = run_experiment(config, tmp_path / "fresh", quiet=True)
@@ -309,7 +309,7 @@ def test_a_config_that_drops_a_dataset_leaves_no_figure_of_it(drawn, tmp_path, f
     run_experiment(load_config(reference[0], overrides=["data=[{name: s4, kind: synthetic, truth: seed004, n: 40, "
                                                         "n_test: 50, seed: 1}]"]), out, quiet=True)
     assert fits == []  # s4's fits are reused
-    assert sorted(p.name for p in (out / "figures").iterdir()) == ["traces_s4.png"]
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["traces_s4.pdf", "traces_s4.png", "traces_s4.svg"]
     assert {row["dataset"] for row in read_results(out / "results.csv")} == {"s4"}
 
 

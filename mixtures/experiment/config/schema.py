@@ -49,7 +49,7 @@ SWEEP_KEYS = ("n", "n_components", "n_features", "separation", "imbalance", "ini
               "covariance_type", "outliers")
 #: sweep keys that change the data (only meaningful for synthetic datasets)
 DATA_SWEEP_KEYS = ("n", "n_features", "separation", "imbalance", "outliers")
-FORMATS = ("png", "pdf")
+FORMATS = ("png", "pdf", "svg")
 #: most Monte Carlo draws for KL to the truth (its standard error falls as 1/sqrt(n): 1e8 draws already
 #: take minutes and gigabytes per fit); memory is also checked against the machine (:mod:`.sizes`)
 MAX_KL_SAMPLES = 10**8

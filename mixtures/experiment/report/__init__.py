@@ -7,6 +7,9 @@ are drawn is ``output.figures``, each only where it applies). ``report.md`` embe
 PNGs and: the methods (routine, options, prior), summary tables per dataset, sweep point
 and method (mean ± sd over seeds), a "Findings" paragraph per dataset (:mod:`.findings`),
 model selection winners, log-likelihood after a number of data passes, and the failed fits.
+Every table is also written as CSV and LaTeX under ``tables/`` (:mod:`.exports`); every figure is
+drawn in one style and saved as PNG, PDF and SVG; Findings compare methods by paired intervals
+across seeds (:mod:`.comparison`).
 
 The report never imports the runner: it reads what the run stored.
 """

@@ -1,84 +1,80 @@
-"""The report's model-comparison table: every method's own criterion and the measures all share.
+"""Comparisons across seeds for the Findings: the paired difference of two methods over the seeds they
+share, with a t interval, and a winner named only when every interval excludes a tie.
 
-Each routine is judged by what it optimizes (BIC for point estimates, the ELBO for VB and
-SVI, PSIS-LOO for posteriors), and all by the held-out log predictive density; a
-variational posterior also by its PSIS ``k̂`` against the model's joint, which says whether
-its uncertainty can be trusted (Yao et al. 2018). Shown for runs with a posterior fit,
-per dataset, on the first cell (sweep point, init), means over seeds.
+Two methods of one cell fitted with the same seed see the same data and the same start, so their
+difference at that seed carries no noise of separate draws; across ``n`` seeds the differences
+``d_s = better − other`` (signed so that positive favours the method with the best mean) give the
+interval ``mean(d) ± t_{0.975, n−1} · sd(d) / √n``. The best method is the winner only when that interval
+lies beyond ``tie`` (rounding-sized differences, e.g. 1e-5 nats per point, are no win) for every other
+method; with one seed there is no interval and no winner.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
+from scipy import stats
 
-from mixtures.experiment.report.formatting import finite, format_number, markdown_table, point_label
-from mixtures.experiment.report.reading import tasks_by_dataset
-from mixtures.experiment.store import RunState
+#: coverage of the intervals of the Findings
+LEVEL = 0.95
 
-__all__ = ["comparison_section"]
-
-#: k̂ thresholds of Yao et al. (2018)
-GOOD_K, USABLE_K = 0.5, 0.7
+SeedValues = dict[int, float]  # {seed: value}
 
 
-def k_verdict(k: float) -> str:
-    if not np.isfinite(k):
-        return "unreliable (∞)"
-    return "good" if k < GOOD_K else "usable" if k < USABLE_K else "unreliable"
+@dataclass(frozen=True)
+class Difference:
+    """``best − other`` over the seeds both have (positive favours ``best``): mean and interval (NaN below 2 seeds)."""
+
+    other: str
+    n_seeds: int
+    mean: float
+    low: float
+    high: float
+
+    def beyond(self, tie: float) -> bool:
+        """Whether the interval excludes ``[-tie, tie]`` on the side of ``best`` (a win at this number of seeds)."""
+        return self.n_seeds >= 2 and self.low > tie
 
 
-def _mean(rows: list[dict], column: str, per_point: bool = False) -> float | None:
-    values = [float(r[column]) / (r["n"] if per_point else 1) for r in rows if finite(r.get(column))]
-    return float(np.mean(values)) if values else None
+@dataclass(frozen=True)
+class Comparison:
+    """The method with the best mean, its mean, and its difference to each other method."""
+
+    best: str
+    value: float
+    differences: list[Difference]
+    n_seeds: int  # most seeds any method has
+    tie: float = 0.0
+
+    @property
+    def winner(self) -> str | None:
+        """``best`` when it beats every other method beyond the tie, else ``None``."""
+        return self.best if self.differences and all(d.beyond(self.tie) for d in self.differences) else None
 
 
-def _is_infinite(value: object) -> bool:
-    try:
-        return value is not None and not isinstance(value, bool) and float(value) == float("inf")
-    except (TypeError, ValueError):
-        return False
+def paired_difference(best: SeedValues, other: SeedValues, name: str, sign: float) -> Difference:
+    """``sign · (best − other)`` over the shared seeds, with its :data:`LEVEL` t interval."""
+    seeds = sorted(set(best) & set(other))
+    d = np.array([sign * (best[s] - other[s]) for s in seeds], dtype=float)
+    if d.size == 0:
+        return Difference(name, 0, math.nan, math.nan, math.nan)
+    if d.size == 1:
+        return Difference(name, 1, float(d[0]), math.nan, math.nan)
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, d.size - 1)) * float(d.std(ddof=1)) / math.sqrt(d.size)
+    mean = float(d.mean())
+    return Difference(name, int(d.size), mean, mean - half, mean + half)
 
 
-def _cell(value: float | None, digits: int = 4) -> str:
-    return "–" if value is None else format_number(value, digits)
-
-
-def comparison_section(state: RunState) -> str:
-    """Markdown of the comparison tables (``""`` when no fit of the run has a posterior)."""
-    sections = []
-    for dataset, tasks in tasks_by_dataset(state).items():
-        first = tasks[0]
-        tasks = [t for t in tasks if t.point == first.point and t.init == first.init and state.ok(t)]
-        by_method: dict[str, list[dict]] = {}
-        for task in tasks:
-            by_method.setdefault(task.method.name, []).append(state.row(task))
-        if not any(finite(r.get("elpd_loo")) for rows in by_method.values() for r in rows):
-            continue
-        table = []
-        for name, rows in by_method.items():
-            k = _mean(rows, "pareto_k")
-            if any(_is_infinite(r.get("pareto_k")) for r in rows):
-                k = float("inf")  # a draw the model gives no density: never averaged away
-            loo = _mean(rows, "elpd_loo")
-            bad = sum(int(r["loo_bad_k"]) for r in rows if finite(r.get("loo_bad_k")))
-            table.append([
-                name,
-                _cell(_mean(rows, "bic")),
-                _cell(_mean(rows, "elbo", per_point=True)) if loo is not None else "–",
-                _cell(loo) + (f" ({bad} pts k̂>0.7)" if bad else "") if loo is not None else "–",
-                _cell(_mean(rows, "held_out_lpd")),
-                "–" if k is None else (f"{format_number(k, 3)} " if np.isfinite(k) else "") + k_verdict(k),
-            ])
-        header = ["method", "BIC", "ELBO/pt", "elpd-LOO/pt", "held-out lpd/pt", "k̂ of q"]
-        label = f"**{dataset}**" + (f" ({point_label(first.point)})" if first.point else "")
-        sections.append(f"{label}, init {first.init}, mean over {len(state.config.seeds)} seed(s):\n\n"
-                        + markdown_table(header, table))
-    if not sections:
-        return ""
-    intro = ("Each method by its own criterion (BIC for point estimates: lower is better; ELBO for variational "
-             "fits; PSIS-LOO expected log predictive density for fits with draws, variational draws importance-"
-             "weighted to the posterior) and all by the held-out log predictive density (posterior predictive for "
-             "fits with draws, plug-in otherwise; higher is better). k̂: Pareto shape of the importance ratios "
-             "p(θ, x)/q(θ) of a variational posterior's draws (Yao et al. 2018): below 0.5 q is close to the "
-             "posterior, 0.5–0.7 usable, above 0.7 its uncertainty is not to be trusted.")
-    return intro + "\n\n" + "\n\n".join(sections)
+def compare(values: dict[str, SeedValues], better: str, tie: float = 0.0) -> Comparison | None:
+    """The comparison of methods ``{method: {seed: value}}`` (``better``: ``"max"`` or ``"min"``); ``None``
+    below two methods with values."""
+    values = {m: v for m, v in values.items() if v}
+    if len(values) < 2:
+        return None
+    means = {m: float(np.mean(list(v.values()))) for m, v in values.items()}
+    sign = 1.0 if better == "max" else -1.0
+    best = max(means, key=lambda m: sign * means[m])
+    differences = [paired_difference(values[best], values[m], m, sign) for m in values if m != best]
+    return Comparison(best, means[best], differences, max(len(v) for v in values.values()), tie)

@@ -4,54 +4,66 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mixtures.experiment import rundir
 from mixtures.experiment.provenance import header_lines
-from mixtures.experiment.report.comparison import comparison_section
+from mixtures.experiment.report.exports import Table, links, write_tables
 from mixtures.experiment.report.figures import FigureSet
 from mixtures.experiment.report.findings import findings
 from mixtures.experiment.report.formatting import finite
 from mixtures.experiment.report.labels import label_section
+from mixtures.experiment.report.model_comparison import comparison_section
 from mixtures.experiment.report.reference import bic_tables, reference_section
 from mixtures.experiment.report.tables import (
     converged_cell,
-    failures,
+    csv_only,
+    failures_data,
     methods_section,
     model_selection,
-    passes_table,
+    passes_tables,
     restarts_only,
+    summary_data,
     summary_rows,
-    summary_table,
 )
 from mixtures.experiment.store import RunState, write_file
 
 
 def write_report(state: RunState, figures: FigureSet) -> Path:
-    """Write ``report.md`` (atomically) and return its path."""
-    sections = [_heading(state), _refitted(state), ["## Methods", "", methods_section(state), ""], _results(state)]
+    """Write ``report.md`` and every table of it as CSV and LaTeX under ``tables/`` (atomically, stale tables
+    removed); return the report's path."""
+    tables: list[Table] = []
+    sections = [_heading(state), _refitted(state), ["## Methods", "", methods_section(state), ""],
+                _results(state, tables)]
     found = findings(state)
     if found:
         basis = ("Means over seeds (the table above shows each cell's best restart)." if restarts_only(state)
                  else "Read off the table above (means over seeds).")
+        basis += (" Each comparison is the paired difference between two methods over the seeds they share (same "
+                  "data and start), best minus other, with its 95% t interval; a winner is named only when every "
+                  "interval lies beyond 0 (and the finding's rounding tolerance).")
         sections.append(["## Findings", "", basis, "", found, ""])
-    sections.append(label_section(state))
-    comparison = comparison_section(state)
-    if comparison:
-        sections.append(["## Model comparison", "", comparison, ""])
+    sections.append(label_section(state, tables))
+    sections.append(comparison_section(state, tables))
     selection = model_selection(state)
     if selection:
         sections.append(["## Model selection", "", selection, ""])
-    sections += [bic_tables(state), reference_section(state)]
-    passes = passes_table(state)
+    sections += [bic_tables(state, tables), reference_section(state, tables)]
+    passes = passes_tables(state)
     if passes:
         sections.append(["## Log-likelihood per data pass", "",
                          "Log-likelihood per point (exact, training data) at each method's last evaluation within the "
-                         "given number of data passes; mean ± sd over seeds. Passes: see the passes figure.", "",
-                         passes, ""])
+                         "given number of data passes; mean ± sd over seeds. Passes: see the passes figure.", ""]
+                        + [line for intro, table in passes for line in (intro, "", table.markdown(), "", links(table),
+                                                                         "")])
+        tables += [table for _, table in passes]
     sections.append(_figures(state, figures))
-    problems = failures(state)
-    if problems:
-        sections.append(["## Failed fits", "", problems, ""])
+    problems = failures_data(state)
+    if problems is not None:
+        sections.append(["## Failed fits", "", problems.markdown(), "", links(problems), ""])
+        tables.append(problems)
     if figures.problems:
         sections.append(["## Figures that could not be drawn", ""] + [f"- {p}" for p in figures.problems] + [""])
+    written = write_tables(state.out_dir, tables)
+    rundir.remove_stale_figures(state.out_dir, {p.resolve() for p in written}, folder="tables")
     path = state.out_dir / "report.md"
     write_file(path, "\n".join(line for section in sections for line in section))
     return path
@@ -84,7 +96,7 @@ def _refitted(state: RunState) -> list[str]:
             + [f"- {notice}" for notice in state.notices] + [""])
 
 
-def _results(state: RunState) -> list[str]:
+def _results(state: RunState, tables: list[Table]) -> list[str]:
     has_truth = any(finite(r.get("means_rmse")) or finite(r.get("kl_truth")) for r in state.rows()
                     if r["status"] == "ok")
     has_labels = any(finite(r.get("ari")) for r in state.rows() if r["status"] == "ok")
@@ -113,7 +125,12 @@ def _results(state: RunState) -> list[str]:
                    "sample")
     if has_labels and not has_truth:
         legend += "; ARI and NMI of the fitted components against the data's label column"
-    return ["## Results by method", "", legend + ".", "", summary_table(state), ""]
+    table = summary_data(state)
+    if table is None:
+        return ["## Results by method", "", legend + ".", "", "_No finished fits._", ""]
+    table = table.narrow(csv_only(table))
+    tables.append(table)
+    return ["## Results by method", "", legend + ".", "", table.markdown(), "", links(table), ""]
 
 
 def _figures(state: RunState, figures: FigureSet) -> list[str]:

@@ -3,7 +3,7 @@ of each method's best fit (highest log-likelihood), read from the stored rows (n
 
 from __future__ import annotations
 
-from mixtures.experiment.outputs import confusion_lines
+from mixtures.experiment.report.exports import Table, links
 from mixtures.experiment.report.formatting import finite, format_number
 from mixtures.experiment.store import RunState
 
@@ -15,8 +15,17 @@ def parse_confusion(text: str) -> dict:
     return {"table": table, "classes": list(range(len(table))), "clusters": [int(c) for c in clusters.split()]}
 
 
-def label_section(state: RunState) -> list[str]:
-    """``## Against the labels``: one paragraph and table per (dataset, method); ``[]`` without labels."""
+def confusion_table(confusion: dict, class_names: list[str] | None, name: str) -> Table:
+    """The aligned confusion table (:func:`parse_confusion`'s dict): one row per class, one column per component."""
+    classes = [str(class_names[int(c)]) if class_names is not None else str(c) for c in confusion["classes"]]
+    header = ["class"] + [f"component {int(c)}" for c in confusion["clusters"]]
+    return Table(name, header, [[cls] + [str(int(v)) for v in row] for cls, row in zip(classes, confusion["table"])],
+                 f"Confusion table after matching components to classes: {name.removeprefix('confusion_')}")
+
+
+def label_section(state: RunState, tables: list[Table] | None = None) -> list[str]:
+    """``## Against the labels``: one paragraph and table per (dataset, method); ``[]`` without labels.
+    Each table is appended to ``tables`` (written as CSV and LaTeX by the report)."""
     best: dict[tuple[str, str], tuple[dict, object]] = {}
     for task in state.tasks:
         record = state.records.get(task.key)
@@ -37,5 +46,8 @@ def label_section(state: RunState) -> list[str]:
         lines += [f"**{dataset}, {method}** (K={row['n_components']}, {row['covariance_type']}, seed {row['seed']}): "
                   f"ARI {format_number(row['ari'])}, NMI {format_number(row['nmi'])}, "
                   f"accuracy {format_number(row['accuracy'])}.", ""]
-        lines += confusion_lines(parse_confusion(row["confusion"]), names) + [""]
+        table = confusion_table(parse_confusion(row["confusion"]), names, f"confusion_{dataset}_{method}")
+        if tables is not None:
+            tables.append(table)
+        lines += [table.markdown(), "", links(table), ""]
     return lines

@@ -13,7 +13,8 @@ at each published model and whether the ranking agrees.
 
 from __future__ import annotations
 
-from mixtures.experiment.report.formatting import finite, markdown_table
+from mixtures.experiment.report.exports import Table, links
+from mixtures.experiment.report.formatting import finite, slug
 from mixtures.experiment.report.reading import tasks_by_dataset
 from mixtures.experiment.store import RunState
 from mixtures.families.gaussian.covariance import get_structure
@@ -36,8 +37,8 @@ def best_per_model(state: RunState, tasks: list) -> dict[tuple[str, int], dict]:
     return best
 
 
-def reference_section(state: RunState) -> list[str]:
-    """Markdown lines of the section (none without a ``reference`` block)."""
+def reference_section(state: RunState, tables: list[Table]) -> list[str]:
+    """Markdown lines of the section (none without a ``reference`` block); its tables are appended to ``tables``."""
     reference = state.config.reference
     if reference is None:
         return []
@@ -63,14 +64,18 @@ def reference_section(state: RunState) -> list[str]:
                          f"{float(there['mclust_bic']):.3f}" if there else
                          "NA (failed or singular)" if (_canonical(structure), k) in grid else "not in the grid"])
         same = [(_canonical(s), k) for s, k, _ in published] == [key for key, _ in ours]
+        header = ["rank", "ours", "our BIC", "published", "published BIC", "ours there"]
+        table = Table(f"reference_{slug(dataset)}", header, rows, f"{dataset}: top models against the reference")
+        tables.append(table)
         lines += [f"**{dataset}**: " + ("the same top models, in the same order." if same else
                                          "the top models differ (see the table)."), "",
-                  markdown_table(["rank", "ours", "our BIC", "published", "published BIC", "ours there"], rows), ""]
+                  table.markdown(), "", links(table), ""]
     return lines
 
 
-def bic_tables(state: RunState) -> list[str]:
-    """Markdown lines of the "BIC table" section (none unless K and the covariance type are both swept)."""
+def bic_tables(state: RunState, tables: list[Table]) -> list[str]:
+    """Markdown lines of the "BIC table" section (none unless K and the covariance type are both swept); its
+    tables are appended to ``tables``."""
     sweep = state.config.sweep
     if not {"n_components", "covariance_type"} <= set(sweep):
         return []
@@ -81,5 +86,7 @@ def bic_tables(state: RunState) -> list[str]:
         structures = list(sweep["covariance_type"])
         rows = [[k] + [f"{float(best[(_canonical(s), k)]['mclust_bic']):.3f}" if (_canonical(s), k) in best else "NA"
                        for s in structures] for k in sweep["n_components"]]
-        lines += [f"**{dataset}**", "", markdown_table(["K"] + structures, rows), ""]
+        table = Table(f"bic_{slug(dataset)}", ["K"] + structures, rows, f"{dataset}: BIC in mclust's sign")
+        tables.append(table)
+        lines += [f"**{dataset}**", "", table.markdown(), "", links(table), ""]
     return lines

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from mixtures.experiment.config.methods import MethodConfig
-from mixtures.experiment.report.formatting import finite, format_number, markdown_table, mean_sd, point_label
+from mixtures.experiment.report.exports import Table
+from mixtures.experiment.report.formatting import finite, format_number, mean_sd, point_label
 from mixtures.experiment.report.prior_weight import prior_weight_text
 from mixtures.experiment.report.reading import (
     is_online,
@@ -38,6 +39,8 @@ TRUTH_COLUMNS = (("weights L1", "weights_l1"), ("means RMSE", "means_rmse"),
 OUTLIER_SUMMARY = (("outliers", "outliers_planted"), ("outliers flagged", "outliers_flagged"),
                    ("inliers flagged", "inliers_flagged"))
 PASS_MARKS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
+#: summary columns report.md leaves to tables/summary.csv (a narrower table; the Findings and figures use them)
+CSV_ONLY = ("ELBO/pt", "weights L1", "cov. Frobenius", "min ESS", "outliers", "inliers flagged")
 
 
 def summary_rows(state: RunState) -> list[tuple[dict, list[dict]]]:
@@ -108,11 +111,24 @@ def _best_cells(ok: list[dict], columns: list[tuple[str, str]]) -> list[str]:
 
 
 def summary_table(state: RunState) -> str:
-    """Markdown table of every group: fits, converged, singular, then each metric of the best restart with
-    the spread of log-lik/pt across seeds (:func:`restarts_only`), or mean ± sd over seeds (replicates)."""
+    """Markdown table of every group (:func:`summary_data`, the columns of :data:`CSV_ONLY` left to its CSV)."""
+    table = summary_data(state)
+    return table.narrow(csv_only(table)).markdown() if table is not None else "_No finished fits._"
+
+
+def csv_only(table: Table) -> list[str]:
+    """The columns report.md leaves to the CSV: :data:`CSV_ONLY`, and ``singular`` when no fit is."""
+    column = table.header.index("singular")
+    return list(CSV_ONLY) + (["singular"] if all(row[column] == "0" for row in table.rows) else [])
+
+
+def summary_data(state: RunState) -> Table | None:
+    """The table of every group: fits, converged, singular, then each metric of the best restart with
+    the spread of log-lik/pt across seeds (:func:`restarts_only`), or mean ± sd over seeds (replicates);
+    ``None`` without finished fits."""
     groups = summary_rows(state)
     if not groups:
-        return "_No finished fits._"
+        return None
     present = {k for label, _ in groups for k in label}
     label_keys = [k for k in dict.fromkeys(["dataset", *state.config.sweep, "init", "method"]) if k in present]
     every = [r for _, rows in groups for r in rows]
@@ -148,7 +164,7 @@ def summary_table(state: RunState) -> str:
             cells.append(mean_sd(r.get("kl_truth") for r in ok) + (f" ({format_number(float(np.mean(se)))})"
                                                                     if se else ""))
         table_rows.append(cells)
-    return markdown_table(header, table_rows)
+    return Table("summary", header, table_rows, "Results by method")
 
 
 def step_budget(method: MethodConfig) -> int | None:
@@ -225,7 +241,14 @@ def _without_prior(method: MethodConfig) -> str:
 
 
 def passes_table(state: RunState) -> str:
-    """Log-likelihood per point after a number of data passes (mean ± sd over seeds), per dataset.
+    """Log-likelihood per point after a number of data passes (mean ± sd over seeds), per dataset
+    (:func:`passes_tables`)."""
+    return "\n\n".join(f"{intro}\n\n{table.markdown()}" for intro, table in passes_tables(state))
+
+
+def passes_tables(state: RunState) -> list[tuple[str, Table]]:
+    """``[(intro, table)]``: log-likelihood per point after a number of data passes (mean ± sd over seeds),
+    per dataset.
 
     For each method the value at its last evaluation within the budget; only for
     datasets with an online method (where the passes figure applies).
@@ -243,11 +266,13 @@ def passes_table(state: RunState) -> str:
                 per_method[name].append(trace)
         if per_method:
             label = f"**{dataset}**" + (f" ({point_label(first_point)})" if first_point else "")
-            sections.append(f"{label}, init {tasks[0].init}:\n\n" + _passes_rows(per_method))
-    return "\n\n".join(sections)
+            sections.append((f"{label}, init {tasks[0].init}:",
+                             Table(f"passes_{dataset}", *_passes_rows(per_method), f"Log-likelihood per point "
+                                   f"after data passes, {dataset}")))
+    return sections
 
 
-def _passes_rows(per_method: dict[str, list]) -> str:
+def _passes_rows(per_method: dict[str, list]) -> tuple[list[str], list[list[str]]]:
     longest = max(float(p[-1]) for traces in per_method.values() for p, _, _ in traces)
     marks = [m for m in PASS_MARKS if m <= longest] or [longest]
     header = ["method"] + [f"≤ {m:g} pass" + ("es" if m != 1 else "") for m in marks] + ["final", "passes", "time (s)"]
@@ -264,13 +289,19 @@ def _passes_rows(per_method: dict[str, list]) -> str:
         cells.append(mean_sd((float(p[-1]) for p, _, _ in traces), 3))
         cells.append(mean_sd((float(t[-1]) for _, t, _ in traces), 3))
         rows.append(cells)
-    return markdown_table(header, rows)
+    return header, rows
 
 
 def failures(state: RunState) -> str:
+    table = failures_data(state)
+    return table.markdown() if table is not None else ""
+
+
+def failures_data(state: RunState) -> Table | None:
+    """The failed fits (``None`` without any)."""
     rows = [r for r in state.rows() if r["status"] != "ok"]
     if not rows:
-        return ""
-    return markdown_table(("dataset", "method", "K", "covariance", "init", "seed", "error"),
-                          [(r["dataset"], r["method"], r["n_components"], r["covariance_type"], r["init"], r["seed"],
-                            r["error"]) for r in rows])
+        return None
+    return Table("failed_fits", ["dataset", "method", "K", "covariance", "init", "seed", "error"],
+                 [[r["dataset"], r["method"], r["n_components"], r["covariance_type"], r["init"], r["seed"],
+                   r["error"]] for r in rows], "Failed fits")

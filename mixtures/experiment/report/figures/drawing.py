@@ -13,6 +13,7 @@ from mixtures import plot
 from mixtures.core.history import History
 from mixtures.experiment.datasets import DataBundle
 from mixtures.experiment.store import RunState
+from mixtures.plot.paper import PAPER_FORMATS
 
 
 def method_colors(state: RunState) -> dict[str, str]:
@@ -116,10 +117,13 @@ def spread_x(ax: Any, histories: dict[str, History], x: str) -> None:
 
 
 def save(state: RunState, fig: Any, name: str) -> list[Path]:
-    """Save a run's figure under ``figures/<name>`` in the config's formats, then free it."""
+    """Save a run's figure under ``figures/<name>`` as PNG, PDF and SVG (and the config's other formats),
+    then free it. Smoke runs write the config's formats only, at low resolution (vector files cost
+    about as much as the PNG each)."""
     dpi = state.config.output.dpi
-    if state.smoke:
-        dpi = min(dpi, 60)  # smoke runs check the pipeline, not the pictures
-    paths = plot.save_figure(fig, state.out_dir / "figures" / name, formats=state.config.output.formats, dpi=dpi)
+    formats = list(dict.fromkeys(PAPER_FORMATS + tuple(state.config.output.formats)))
+    if state.smoke:  # smoke runs check the pipeline, not the pictures
+        dpi, formats = min(dpi, 60), list(state.config.output.formats)
+    paths = plot.save_figure(fig, state.out_dir / "figures" / name, formats=formats, dpi=dpi)
     fig.clear()
     return paths

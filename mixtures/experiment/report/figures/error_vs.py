@@ -1,7 +1,7 @@
 """``error_vs_<key>_<dataset>``: accuracy against a swept key (``n``, ``separation``, ``imbalance``, ``n_features``).
 
 Parameter errors, ARI, KL to the truth and held-out log-likelihood minus the truth's,
-mean ± standard error over seeds; synthetic data only. Methods are dodged sideways with
+median and a band over seeds (:mod:`mixtures.plot.bands`); synthetic data only. Methods are dodged sideways with
 their own markers and line styles (EM and an unregularized MAP coincide); KL is on a
 symmetric-log axis with estimates within two Monte Carlo standard errors of 0 hollow;
 sample-size sweeps get 1/√n (parameter errors) and 1/n (KL) guide lines.
@@ -22,6 +22,7 @@ from mixtures.experiment.report.formatting import finite, point_label, slug
 from mixtures.experiment.report.reading import run_inits
 from mixtures.experiment.store import RunState
 from mixtures.experiment.tasks import Task
+from mixtures.plot.bands import band_label
 
 NUMERIC_SWEEP_KEYS = ("n", "separation", "imbalance", "n_features", "n_components", "outliers")
 #: the panels: held_out_ll is drawn as the gap to the truth's (held_out_gap)
@@ -125,7 +126,7 @@ def _metric_panel(ax: Any, rows: list[dict], panel_rows: list[dict], x: str, y: 
     logy = x == "n" and positive and y not in ("ari", "nmi", "held_out_gap", "kl_truth")
     plot.plot_metric_vs(ax, panel_rows, x, y, group="group", logx=(x == "n"), logy=logy, symlogy=(y == "kl_truth"),
                         se="kl_truth_se" if y == "kl_truth" else None, xlabel=LABELS.get(x, x),
-                        ylabel=LABELS.get(y, y), legend=False, **style)
+                        ylabel=LABELS.get(y, y), legend=False, band=True, **style)
     if y == "held_out_gap":
         ax.axhline(0.0, color="0.6", linewidth=0.8, zorder=0)
     if x == "n" and y in RATE_GUIDES:
@@ -133,7 +134,8 @@ def _metric_panel(ax: Any, rows: list[dict], panel_rows: list[dict], x: str, y: 
 
 
 def _caption(state: RunState, x: str, others: list[str], near_zero: bool) -> str:
-    caption = (f"Mean ± standard error over seeds against {LABELS.get(x, x)}"
+    seeds = len(state.config.seeds)
+    caption = (f"Each method's {band_label(seeds)} (shaded) against {LABELS.get(x, x)}"
                + (f", one row per {', '.join(others)}" if others else "")
                + "; methods are shifted slightly sideways (and differ in marker and line style) so that coinciding "
                "curves stay visible. Errors are measured after matching fitted to true components (Hungarian "

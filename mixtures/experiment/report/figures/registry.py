@@ -18,6 +18,7 @@ from pathlib import Path
 from mixtures.experiment.report.reading import tasks_by_dataset
 from mixtures.experiment.store import RunState
 from mixtures.experiment.tasks import Task
+from mixtures.plot.paper import paper_style
 
 
 @dataclass
@@ -70,7 +71,7 @@ def make_figures(state: RunState) -> FigureSet:
     """
     wanted = set(state.config.output.figures)
     result = FigureSet()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), paper_style():  # one style for every figure
         warnings.simplefilter("ignore")  # matplotlib layout chatter must not fail a finished run
         for dataset, tasks in tasks_by_dataset(state).items():
             for spec in FIGURES.values():
