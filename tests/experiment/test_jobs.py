@@ -43,6 +43,19 @@ def test_two_jobs_give_the_sequential_results_and_resume(tmp_path, capsys):
     assert json.loads((parallel / "provenance.json").read_text())["fits"] == {"run": 0, "reused": len(rows)}
 
 
+def test_a_two_worker_dask_cluster_gives_the_sequential_results_of_the_shipped_config(tmp_path, monkeypatch):
+    pytest.importorskip("distributed")
+    from mixtures.experiment import dask_cluster
+
+    monkeypatch.setattr(dask_cluster, "LOCAL_PROCESSES", False)  # worker threads: no interpreters to start
+    sequential, cluster = tmp_path / "seq", tmp_path / "dask"
+    assert main(["run", str(CONFIG), "--smoke", "--quiet", "--out", str(sequential)]) == 0
+    assert main(["run", str(CONFIG), "--smoke", "--quiet", "--dask", "local:2", "--out", str(cluster)]) == 0
+    rows = read_results(sequential / "results.csv")
+    assert _without_time(read_results(cluster / "results.csv")) == _without_time(rows)
+    assert _records(cluster) == _records(sequential)
+
+
 @pytest.mark.parametrize("jobs", ["0", "100000"])
 def test_jobs_outside_the_machine_is_one_line(tmp_path, capsys, jobs):
     assert main(["run", str(CONFIG), "--smoke", "--quiet", "--jobs", jobs, "--out", str(tmp_path / "o")]) == 2

@@ -96,3 +96,29 @@ def test_a_text_column_without_a_label_column_names_it(tmp_path):
                                           r"class labels, make it the label column \(--label-column species, or "
                                           r"label_column: species"):
         DataCache("iris.yaml").get(expand_tasks(config)[0])
+
+
+def test_the_cli_takes_a_labelled_csv_to_a_report_comparing_em_vb_svi_and_nuts(tmp_path):
+    """The issue's path for a new user: a labelled CSV, a config in the README's form, `mixtures run`."""
+    from mixtures.cli import main
+
+    config = _setup(tmp_path, """\
+name: iris-four-ways
+data: {name: iris, kind: file, path: iris.csv, label_column: species, standardize: true}
+model: {n_components: 3, covariance_type: diag}
+methods:
+  - em
+  - {method: vb, prior: {}}
+  - {method: svi, prior: {}, options: {guide: normal, num_steps: 60, posterior_samples: 50}}
+  - {method: nuts, prior: {}, options: {warmup: 15, num_samples: 15, num_chains: 1, progress_bar: false}}
+seeds: [0]
+output: {figures: none}
+""")
+    assert main(["run", str(config), "--quiet", "--out", str(tmp_path / "run")]) == 0
+    rows = read_results(tmp_path / "run" / "results.csv")
+    assert [row["method"] for row in rows] == ["em", "vb", "svi", "nuts"]
+    assert all(row["status"] == "ok" and 0 <= float(row["ari"]) <= 1 for row in rows)
+    report = (tmp_path / "run" / "report.md").read_text()
+    for method in ("em", "vb", "svi", "nuts"):
+        assert f"**iris, {method}**" in report  # its confusion table against the labels
+    assert "INVALID" in report  # 15 draws of NUTS cannot pass its checks, and the report says so
