@@ -8,25 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
+from stored_runs import stored_fits, without_time
 
 from mixtures.cli import main
-from mixtures.experiment import TIME_COLUMNS, dask_cluster, read_results
+from mixtures.experiment import dask_cluster, read_results
 from mixtures.experiment.config.errors import ConfigError
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "em_vs_vi.yaml"
-
-
-def _without_time(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k not in TIME_COLUMNS} for row in rows]
-
-
-def _records(out: Path) -> dict[str, dict]:
-    found = {}
-    for path in sorted((out / "records").glob("*.json")):
-        record = json.loads(path.read_text())
-        record["row"].pop("time")
-        found[path.name] = {key: record[key] for key in ("row", "params", "init", "first_iteration")}
-    return found
 
 
 # EM (closed form) and SVI (Pyro's global parameter store) on the shipped data, 8 fits of which 6 go to the cluster
@@ -53,8 +41,8 @@ def test_a_local_cluster_gives_the_sequential_results_and_resumes(tmp_path, monk
     assert main(["run", str(config), "--quiet", "--allow-failures", "--dask", "local:2", "--out", str(cluster)]) == 0
     rows = read_results(sequential / "results.csv")
     assert [row["status"] for row in rows].count("ok") == 6 and len(rows) == 9
-    assert _without_time(read_results(cluster / "results.csv")) == _without_time(rows)
-    assert _records(cluster) == _records(sequential)  # parameters bit-identical (JSON of exact floats)
+    assert without_time(read_results(cluster / "results.csv")) == without_time(rows)
+    assert stored_fits(cluster) == stored_fits(sequential)  # parameters bit-identical (JSON of exact floats)
     assert json.loads((cluster / "provenance.json").read_text())["fits"] == {"run": len(rows), "reused": 0}
     # resumed: every cell is stored, so nothing is sent to the cluster (none is started)
     assert main(["run", str(config), "--quiet", "--allow-failures", "--dask", "local:2", "--out", str(cluster)]) == 0

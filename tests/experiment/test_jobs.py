@@ -7,26 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from stored_runs import stored_fits, without_time
 
 from mixtures.cli import main
-from mixtures.experiment import TIME_COLUMNS, read_results
+from mixtures.experiment import read_results
 from mixtures.experiment.parallel import worker_threads
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "em_vs_vi.yaml"
-
-
-def _without_time(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k not in TIME_COLUMNS} for row in rows]
-
-
-def _records(out: Path) -> dict[str, dict]:
-    """Each record's row (time dropped) and parameter states: what a fit computed."""
-    found = {}
-    for path in sorted((out / "records").glob("*.json")):
-        record = json.loads(path.read_text())
-        record["row"].pop("time")
-        found[path.name] = {key: record[key] for key in ("row", "params", "init", "first_iteration")}
-    return found
 
 
 def test_two_jobs_give_the_sequential_results_and_resume(tmp_path, capsys):
@@ -35,8 +22,8 @@ def test_two_jobs_give_the_sequential_results_and_resume(tmp_path, capsys):
     assert main(["run", str(CONFIG), "--smoke", "--quiet", "--jobs", "2", "--out", str(parallel)]) == 0
     rows = read_results(sequential / "results.csv")
     assert len(rows) >= 4 and all(row["status"] == "ok" for row in rows)
-    assert _without_time(read_results(parallel / "results.csv")) == _without_time(rows)
-    assert _records(parallel) == _records(sequential)  # parameters bit-identical (JSON of exact floats)
+    assert without_time(read_results(parallel / "results.csv")) == without_time(rows)
+    assert stored_fits(parallel) == stored_fits(sequential)  # parameters bit-identical (JSON of exact floats)
     provenance = json.loads((parallel / "provenance.json").read_text())
     assert provenance["fits"] == {"run": len(rows), "reused": 0}
     assert main(["run", str(CONFIG), "--smoke", "--quiet", "--jobs", "2", "--out", str(parallel)]) == 0
@@ -52,8 +39,8 @@ def test_a_two_worker_dask_cluster_gives_the_sequential_results_of_the_shipped_c
     assert main(["run", str(CONFIG), "--smoke", "--quiet", "--out", str(sequential)]) == 0
     assert main(["run", str(CONFIG), "--smoke", "--quiet", "--dask", "local:2", "--out", str(cluster)]) == 0
     rows = read_results(sequential / "results.csv")
-    assert _without_time(read_results(cluster / "results.csv")) == _without_time(rows)
-    assert _records(cluster) == _records(sequential)
+    assert without_time(read_results(cluster / "results.csv")) == without_time(rows)
+    assert stored_fits(cluster) == stored_fits(sequential)
 
 
 @pytest.mark.parametrize("jobs", ["0", "100000"])
