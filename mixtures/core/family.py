@@ -340,9 +340,10 @@ class Statistics:
         return default_shift(X)
 
     def e_step(self, X: Any, params: Params, shift: Tensor, hard: bool = False, chunk_size: int | None = None,
-               accumulate_dtype: torch.dtype | None = None) -> Summary:
+               accumulate_dtype: torch.dtype | None = None, sample_weight: Tensor | None = None) -> Summary:
         """One pass: responsibilities (one-hot if ``hard``) at ``params`` and their statistics,
-        with ``log p(X | params)`` and the entropy."""
+        with ``log p(X | params)`` and the entropy; with ``sample_weight`` ``(N,)`` every point's
+        responsibilities, log-likelihood and entropy terms are weighted (:mod:`mixtures.core.weights`)."""
         raise NotImplementedError
 
     def summarize(self, X: Tensor, resp: Tensor, shift: Tensor | None = None,

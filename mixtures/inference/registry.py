@@ -43,7 +43,7 @@ PRIOR_KINDS = ("conjugate", "nonconjugate")
 #: minibatch steps (``iteration × subsample_size / N``), or none (samplers)
 PASS_RULES = ("iteration", "column", "steps", "none")
 #: parameters every routine receives from :func:`mixtures.fit`, never routine options
-FIT_PARAMETERS = ("model", "X", "init", "seed", "reg_covar", "init_responsibilities", "distributed")
+FIT_PARAMETERS = ("model", "X", "init", "seed", "reg_covar", "init_responsibilities", "distributed", "sample_weight")
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,9 @@ class Routine:
     #: (``extras["empty_components"]`` with a warning; EM, hard EM): ``fit`` passes it a given start as is
     #: instead of refusing a dead one (:mod:`mixtures.inference.starts`)
     flags_dead_start: bool = False
+    #: the routine takes ``sample_weight`` ``(N,)`` (:mod:`mixtures.core.weights`); set by :func:`register`
+    #: from the signature (a ``sample_weight`` keyword), so the flag cannot disagree with the code
+    sample_weight: bool = False
 
     def __post_init__(self):
         unknown = set(self.requires) - set(CAPABILITIES)
@@ -214,6 +217,7 @@ def register(name: str, **record: Any) -> Callable[[Callable[..., Any]], Routine
     def decorator(run: Callable[..., Any]) -> Routine:
         if name in ROUTINES:
             raise ValueError(f"an inference routine named {name!r} is already registered")
+        record.setdefault("sample_weight", "sample_weight" in inspect.signature(run).parameters)
         routine = Routine(name=name, run=run, options=options_from_signature(run, constraints), **record)
         ROUTINES[name] = routine
         return routine

@@ -192,8 +192,9 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
         return initialize.params_from_summary(self.cov_type, X, summary, reg_covar, on_collapse)
 
     def e_step(self, X: Any, params: MixtureParams, shift: Tensor, hard: bool = False,
-               chunk_size: int | None = None, accumulate_dtype: torch.dtype | None = None) -> Summary:
-        return statistics.e_step(X, params, shift, hard, chunk_size, accumulate_dtype)
+               chunk_size: int | None = None, accumulate_dtype: torch.dtype | None = None,
+               sample_weight: Tensor | None = None) -> Summary:
+        return statistics.e_step(X, params, shift, hard, chunk_size, accumulate_dtype, sample_weight)
 
     def summarize(self, X: Tensor, resp: Tensor, shift: Tensor | None = None,
                   chunk_size: int | None = None) -> Summary:
