@@ -412,7 +412,7 @@ class Variational:
     """Capability ``"variational"``: closed-form coordinate-ascent VB under a conjugate prior.
 
     :meth:`variational` returns an object with ``update(summary) -> q``,
-    ``bounds(summary, q) -> dict``, ``expected_pass(X, q, shift, chunk_size, statistics) -> Summary``,
+    ``bounds(summary, q) -> dict``, ``expected_pass(X, q, shift, chunk_size, statistics, sample_weight) -> Summary``,
     ``plug_in(q) -> Params``, ``sample_posterior(q, n, generator) -> Posterior`` and
     ``extras(q) -> dict`` (see :mod:`mixtures.inference.vb`).
     """
@@ -425,7 +425,8 @@ class Partition:
     """Capability ``"partition"``: the mixture a hard partition induces (k-means, k-medians).
 
     :meth:`partition_mixture` returns ``(params, summary, objective, flags)`` for the
-    nearest-centre partition of ``X`` (``objective``: inertia or L1 distances);
+    nearest-centre partition of ``X`` (``objective``: inertia or L1 distances; weighted, like the
+    statistics, with ``sample_weight`` ``(N,)``);
     :meth:`partition_centres` gives the centres ``(K, D)`` a clustering starts from.
     """
 
@@ -433,7 +434,8 @@ class Partition:
         raise NotImplementedError
 
     def partition_mixture(self, X: Any, centres: Tensor, reg_covar: float, shift: Tensor, metric: str = "l2",
-                          chunk_size: int | None = None, distributed: bool = False) -> tuple:
+                          chunk_size: int | None = None, distributed: bool = False,
+                          sample_weight: Tensor | None = None) -> tuple:
         raise NotImplementedError
 
 

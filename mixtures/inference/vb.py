@@ -75,7 +75,7 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
            init_responsibilities: Tensor | None = None, max_iter: int = 100, tol: float = 1e-3,
            reg_covar: float = 1e-6, updates: str = "sklearn", chunk_size: int | None = None,
            posterior_samples: int = 1000, seed: int | None = 0, warn: bool = True,
-           distributed: bool = False) -> FitResult:
+           distributed: bool = False, sample_weight: Tensor | None = None) -> FitResult:
     """CAVI from the responsibilities of ``init`` (or ``init_responsibilities``).
 
     Args:
@@ -102,6 +102,11 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
             all-reduced, so every rank computes the same ``q(θ)``, ELBO, history and
             posterior draws as one process on all the data (equal to rounding).
             ``init_responsibilities``, if given, are this rank's ``(n_r, K)``.
+        sample_weight: ``(N,)`` validated point weights (:mod:`mixtures.core.weights`): every
+            pass's responsibilities, entropy and log-likelihood are weighted, so the ELBO is that
+            of the data with each point counted ``w_n`` times. A prior's data-scaled defaults
+            (``mean_prior``, ``covariance_prior``) are resolved on the rows as given, unweighted:
+            give them explicitly for fits that must equal the data with rows repeated.
     """
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     tol = check_nonnegative_float(tol, "tol")
@@ -112,14 +117,20 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
     # every rank takes the moments about the same point
     shift = comm.broadcast(model.statistics_shift(X)) if distributed else model.statistics_shift(X)
     start = time.perf_counter()
+    weighted = {} if sample_weight is None else {"sample_weight": sample_weight}
     if init_responsibilities is not None:
         expected = (X.shape[0], model.n_components)
         if tuple(init_responsibilities.shape) != expected:
             raise ValueError(f"init_responsibilities must have shape (N, K) = {expected}; "
                              f"got {tuple(init_responsibilities.shape)}.")
-        summary = model.summarize(X, init_responsibilities.to(X), shift, chunk_size)
+        resp = init_responsibilities.to(X)
+        weighted_resp = resp if sample_weight is None else resp * sample_weight[:, None]
+        summary = model.summarize(X, weighted_resp, shift, chunk_size)
+        if sample_weight is not None:  # the entropy of q(Z) counts each point w_n times
+            entropy = -torch.where(resp > 0, torch.special.xlogy(resp, resp), 0.0).sum(-1)
+            summary = summary.replace(entropy=(entropy * sample_weight).sum())
     else:
-        summary = model.e_step(X, model.check_params(init), shift, chunk_size=chunk_size)
+        summary = model.e_step(X, model.check_params(init), shift, chunk_size=chunk_size, **weighted)
     if distributed:
         summary = comm.all_reduce_summary(summary)
 
@@ -139,7 +150,7 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
     converged = False
     iteration = 0
     for iteration in range(1, max_iter + 1):
-        summary = cavi.expected_pass(X, q, shift, chunk_size)
+        summary = cavi.expected_pass(X, q, shift, chunk_size, **weighted)
         _complete_last_row(history, float(summary.log_likelihood))
         q, values = step(summary)
         history.append(iteration=iteration, time=time.perf_counter() - start,
@@ -149,7 +160,7 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
             converged = True
             break
         previous = current
-    final = cavi.expected_pass(X, q, shift, chunk_size, statistics=False)
+    final = cavi.expected_pass(X, q, shift, chunk_size, statistics=False, **weighted)
     _complete_last_row(history, float(final.log_likelihood))
     if not converged and max_iter > 0 and warn:
         warnings.warn(f"variational Bayes did not converge in max_iter={max_iter} iterations (tol={tol}); "
@@ -173,8 +184,10 @@ def _complete_last_row(history: History, log_likelihood: float) -> None:
 def fit_vb(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = 0,
            reg_covar: float = 1e-6, init_responsibilities: Tensor | None = None, max_iter: int = 100,
            tol: float = 1e-3, updates: str = "sklearn", chunk_size: int | None = None,
-           posterior_samples: int = 1000, warn: bool = True, distributed: bool = False) -> FitResult:
+           posterior_samples: int = 1000, warn: bool = True, distributed: bool = False,
+           sample_weight: Tensor | None = None) -> FitResult:
     """Variational Bayes for a conjugate prior. Options: see :func:`run_vb`."""
     return run_vb(model, X, init, seed=seed, reg_covar=reg_covar, init_responsibilities=init_responsibilities,
                   max_iter=max_iter, tol=tol, updates=updates, chunk_size=chunk_size,
-                  posterior_samples=posterior_samples, warn=warn, distributed=distributed)
+                  posterior_samples=posterior_samples, warn=warn, distributed=distributed,
+                  sample_weight=sample_weight)

@@ -131,7 +131,7 @@ def weighted_median(values: Tensor, weights: Tensor) -> Tensor:
     ``c ≥ W/2`` and the first with ``c > W/2``: for integer weights exactly numpy's median of
     the values repeated (the middle one, or the average of the middle two); zero weights never count.
     """
-    sorted_values, order = values.sort(0, stable=True)
+    sorted_values, order = values.sort(dim=0, stable=True)
     cumulative = weights[order].cumsum(0)                         # (n, D)
     half = 0.5 * cumulative[-1:]
     low = (cumulative < half).sum(0, keepdim=True)

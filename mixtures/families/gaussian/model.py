@@ -241,6 +241,7 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
         return params.locs
 
     def partition_mixture(self, X: Any, centres: Tensor, reg_covar: float, shift: Tensor, metric: str = "l2",
-                          chunk_size: int | None = None, distributed: bool = False) -> tuple:
+                          chunk_size: int | None = None, distributed: bool = False,
+                          sample_weight: Tensor | None = None) -> tuple:
         return partition.induced_mixture(self.cov_type, X, centres, reg_covar, shift, metric, chunk_size,
-                                         distributed)
+                                         distributed, sample_weight)
