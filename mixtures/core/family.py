@@ -217,7 +217,8 @@ class MixtureFamily:
             values[name] = pyro.param(name, lambda name=name: inits[name].detach().clone(), constraint=constraint)
         return values
 
-    def model(self, X: Tensor | None, params: Params | None = None, subsample_size: int | None = None) -> Tensor:
+    def model(self, X: Tensor | None, params: Params | None = None, subsample_size: int | None = None,
+              sample_weight: Tensor | None = None) -> Tensor:
         """The Pyro program ``p(X, z | θ)``.
 
         Args:
@@ -225,16 +226,44 @@ class MixtureFamily:
             params: initial values of the global ``pyro.param`` sites.
             subsample_size: minibatch size of the data plate (the log-likelihood is
                 rescaled by ``N / subsample_size``).
+            sample_weight: ``(N,)`` point weights (:mod:`mixtures.core.weights`): the program is
+                then :meth:`weighted_model`.
 
         Returns:
             The assignments ``(N,)`` (or ``(B,)`` when subsampled); under parallel
             enumeration they carry enumeration dimensions on the left.
         """
+        if sample_weight is not None:
+            return self.weighted_model(X, sample_weight, params, subsample_size)
         values = self.globals(params, X)
         with pyro.plate(DATA_PLATE, X.shape[0], subsample_size=subsample_size) as rows:
             z = pyro.sample(ASSIGNMENT, pdist.Categorical(values["weights"]), infer={"enumerate": "parallel"})
             pyro.sample(OBS, self.component_distribution(values, z), obs=X[rows] if subsample_size else X)
         return z
+
+    def weighted_model(self, X: Tensor, sample_weight: Tensor, params: Params | None = None,
+                       subsample_size: int | None = None) -> Tensor:
+        """The program with point ``n``'s likelihood counted ``w_n`` times: ``p(θ) Π_n p(x_n | θ)^{w_n}``.
+
+        Pyro's enumeration takes only a scalar ``poutine.scale``, so the assignment is summed out
+        here, per point, from the same pieces as :meth:`model` (``Categorical(weights)`` and
+        :meth:`component_distribution` at every component): the site ``"obs"`` is the factor
+        ``w_n log Σ_k π_k p(x_n | k)`` in the data plate (0 where ``w_n = 0``: a dropped row; an
+        integer weight is the row repeated). The globals are the same sites as :meth:`model`'s, so
+        MAP, SVI with enumerated assignments and NUTS target the weighted posterior; there is no
+        ``"assignment"`` site (a mean-field local guide needs the fused path). Returns the plate's
+        rows ``(N,)`` (or ``(B,)``).
+        """
+        values = self.globals(params, X)
+        components = torch.arange(self.n_components, device=X.device).reshape(-1, 1)  # (K, 1): every z
+        with pyro.plate(DATA_PLATE, X.shape[0], subsample_size=subsample_size) as rows:
+            data = X[rows] if subsample_size else X
+            weights = sample_weight[rows] if subsample_size else sample_weight
+            log_joint = (pdist.Categorical(values["weights"]).log_prob(components)
+                         + self.component_distribution(values, components).log_prob(data))  # (K, n)
+            log_likelihood = torch.logsumexp(log_joint, 0)
+            pyro.factor(OBS, torch.where(weights > 0, weights * log_likelihood, 0.0))
+        return rows
 
     def site_values(self, params: Params) -> dict[str, Tensor]:
         """Values of :attr:`global_sites` that correspond to ``params``."""

@@ -69,7 +69,7 @@ def fit_map(model: MixtureFamily, X: Tensor, init: Params, *, num_steps: int = 1
             tol: float = 1e-7, patience: int | None | str = "auto", eval_every: int = 1,
             jit: bool = False, validate: bool = False, seed: int | None = 0,
             reg_covar: float | None = None,
-            standardize: bool = True, distributed: bool = False) -> FitResult:
+            standardize: bool = True, distributed: bool = False, sample_weight: Tensor | None = None) -> FitResult:
     """Enumerated MAP from ``init`` with Adam.
 
     Args:
@@ -97,10 +97,13 @@ def fit_map(model: MixtureFamily, X: Tensor, init: Params, *, num_steps: int = 1
             loss and the gradients of the globals are summed over ranks before every
             step, so every rank returns the same result (details in
             :func:`mixtures.inference.pyro.common.optimize`).
+        sample_weight: ``(N,)`` point weights (``fit(..., sample_weight=...)``): the loss is the
+            weighted log-likelihood (plus the log prior), so integer weights have the optimum of
+            the data with rows repeated.
     """
     return run_pyro(model, X, init, method="map", guide="delta", local_guide="enumerate",
                     num_steps=num_steps, lr=lr, betas=betas, lr_decay=lr_decay, tol=tol,
                     patience=patience, eval_every=eval_every, num_particles=1, subsample_size=None,
                     jit=jit, validate=validate, seed=seed, reg_covar=reg_covar, standardize=standardize,
-                    distributed=distributed)
+                    distributed=distributed, sample_weight=sample_weight)
 

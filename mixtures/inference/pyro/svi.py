@@ -111,7 +111,7 @@ def fit_svi(model: MixtureFamily, X: Tensor, init: Params, *,
             patience: int | None | str = "auto", eval_every: int = 1, jit: bool = False,
             validate: bool = False, seed: int | None = 0, reg_covar: float | None = None,
             posterior_samples: int = 500,
-            standardize: bool = True, distributed: bool = False) -> FitResult:
+            standardize: bool = True, distributed: bool = False, sample_weight: Tensor | None = None) -> FitResult:
     """SVI from ``init`` (see the module docstring for the guides).
 
     Args:
@@ -142,11 +142,15 @@ def fit_svi(model: MixtureFamily, X: Tensor, init: Params, *,
             the mean-field ``assignment_probs`` stay local to each rank (not
             all-reduced) and ``subsample_size`` is then the minibatch size of *each*
             rank (details in :func:`mixtures.inference.pyro.common.optimize`).
+        sample_weight: ``(N,)`` point weights (``fit(..., sample_weight=...)``): each point's
+            log-likelihood term counts ``w_n`` times (details in
+            :func:`mixtures.inference.pyro.common.optimize`).
     """
     return run_pyro(model, X, init, method="svi", guide=guide, local_guide=local_guide,
                     local_estimator=local_estimator, num_steps=num_steps, lr=lr, betas=betas,
                     lr_decay=lr_decay, tol=tol, patience=patience, eval_every=eval_every,
                     num_particles=num_particles, subsample_size=subsample_size, jit=jit,
                     posterior_samples=posterior_samples, standardize=standardize,
-                    validate=validate, seed=seed, reg_covar=reg_covar, distributed=distributed)
+                    validate=validate, seed=seed, reg_covar=reg_covar, distributed=distributed,
+                    sample_weight=sample_weight)
 
