@@ -325,6 +325,12 @@ class MixtureFamily:
         (distributed fits); a family whose prior has no such defaults returns itself."""
         return self
 
+    def with_weighted_prior(self, X: Tensor, sample_weight: Tensor, distributed: bool = False) -> MixtureFamily:
+        """This model with its prior's data-scaled defaults resolved on the weighted data ``X`` ``(N, D)``,
+        ``sample_weight`` ``(N,)`` (the data with rows repeated; all ranks' when ``distributed``); a family
+        whose prior has no such defaults returns itself."""
+        return self
+
     # -- initialization hooks (used by :mod:`mixtures.init`) -----------------------------------
     def params_from_responsibilities(self, X: Tensor, resp: Tensor, reg_covar: float = 1e-6,
                                      on_collapse: str = "error") -> Params:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mixtures.core import comm
 from mixtures.errors import DataError
 
 
@@ -42,7 +43,7 @@ def check_sample_weight(sample_weight: Any, X: Tensor) -> Tensor | None:
             raise DataError(f"sample_weight is not a flat array of numbers: {error}.") from None
         if array.dtype.kind not in "biuf":
             raise DataError(f"sample_weight must be numbers; got an array of dtype {array.dtype}.")
-        weights = torch.as_tensor(array)
+        weights = torch.as_tensor(np.array(array))  # a copy: read-only arrays (pandas) stay untouched
     if weights.is_complex() or weights.dtype == torch.bool:
         raise DataError(f"sample_weight must be real numbers; got dtype {weights.dtype}.")
     N = X.shape[0]
@@ -60,7 +61,8 @@ def check_sample_weight(sample_weight: Any, X: Tensor) -> Tensor | None:
                         f"{float(weights[negative[0]]):g} at position {int(negative[0])}; weights must be >= 0 "
                         "(0 drops a point).")
     if not bool(weights.sum() > 0):
-        raise DataError("sample_weight sums to 0: at least one point needs a positive weight.")
+        raise DataError("sample_weight sums to zero (every weight is zero): at least one point needs a positive "
+                        "weight.")
     return weights
 
 
@@ -69,6 +71,23 @@ def total_weight(X: Any, sample_weight: Tensor | None) -> float:
     if sample_weight is not None:
         return float(sample_weight.sum())
     return X.n_points if hasattr(X, "n_points") else X.shape[0]
+
+
+def weighted_mean_cov(X: Tensor, sample_weight: Tensor, distributed: bool = False) -> tuple[float, Tensor, Tensor]:
+    """``(Σ w, mean (D,), covariance (D, D))`` of ``X`` ``(N, D)`` with weights ``(N,)``: the moments of
+    the data with rows repeated (``ddof=1`` on the total weight, as ``torch.cov`` of the repeated rows);
+    ``distributed``: over every rank's shard."""
+    total, first = sample_weight.sum(), sample_weight @ X
+    if distributed:
+        total, first = comm.all_reduce_sum(total, first)
+        total, first = total.to(X.dtype), first.to(X.dtype)
+    mean = first / total
+    centred = X - mean
+    scatter = (centred * sample_weight[:, None]).T @ centred
+    if distributed:
+        scatter = comm.all_reduce_sum(scatter)[0].to(X.dtype)
+    cov = scatter / (total - 1) if float(total) > 1 else torch.full_like(scatter, float("nan"))
+    return float(total), mean, 0.5 * (cov + cov.T)
 
 
 def weight_chunks(sample_weight: Tensor | None, chunk: int) -> Any:

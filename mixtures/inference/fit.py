@@ -136,7 +136,9 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
             raise ValueError(f"method {method!r} does not run distributed yet; use one of {supported}.")
         options = {**options, "distributed": True}
         # every rank must see the same prior: its defaults come from all the data, not the shard
-        run_model = model.with_global_prior(X)
+        run_model = model.with_global_prior(X) if weights is None else model
+    if weights is not None:  # a prior's data-scaled defaults: the moments of the weighted data
+        run_model = model.with_weighted_prior(X, weights, distributed)
     N = comm.global_count(X.shape[0], X.device) if distributed else X.shape[0]
     if weights is not None:  # points that count, and (for the flags) the number they stand for
         N = int(weights.gt(0).sum())

@@ -104,9 +104,8 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
             ``init_responsibilities``, if given, are this rank's ``(n_r, K)``.
         sample_weight: ``(N,)`` validated point weights (:mod:`mixtures.core.weights`): every
             pass's responsibilities, entropy and log-likelihood are weighted, so the ELBO is that
-            of the data with each point counted ``w_n`` times. A prior's data-scaled defaults
-            (``mean_prior``, ``covariance_prior``) are resolved on the rows as given, unweighted:
-            give them explicitly for fits that must equal the data with rows repeated.
+            of the data with each point counted ``w_n`` times (``fit`` resolves a prior's data-scaled
+            defaults on the weighted data: the family's ``with_weighted_prior``).
     """
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     tol = check_nonnegative_float(tol, "tol")

@@ -125,6 +125,19 @@ def test_vb_from_responsibilities_repeated_rows(data):
     _same_fit(weighted, reference)
 
 
+@pytest.mark.parametrize("method", ["vb", "em"])
+def test_prior_defaults_are_the_weighted_datas(data, method):
+    """A prior's data-scaled defaults (mean_prior, covariance_prior) come from the weighted data."""
+    X, w, repeated, dropped = data
+    model = GaussianMixture(2, "full", prior=GaussianPrior())
+    init = _start(model, X)
+    weighted = _fit(model, X, method, init=init, sample_weight=w, max_iter=5, tol=0.0)
+    _same_fit(weighted, _fit(model, repeated, method, init=init, max_iter=5, tol=0.0))
+    ones = (w > 0).double()
+    _same_fit(_fit(model, X, method, init=init, sample_weight=ones, max_iter=5, tol=0.0),
+              _fit(model, dropped, method, init=init, max_iter=5, tol=0.0))
+
+
 def test_stepwise_full_batch_repeated_rows(data):
     """One minibatch holding every point, step size 1, no shuffle: batch EM, so the identity is exact."""
     X, w, repeated, _ = data
@@ -262,7 +275,7 @@ def test_weighted_kmeans_init_never_picks_a_zero_weight_point(data):
 
 @pytest.mark.parametrize("bad, message", [
     (torch.ones(59), "shape"), (torch.full((60,), float("nan")), "NaN"), (-torch.ones(60), "negative"),
-    (torch.zeros(60), "sums to 0"), (["a"] * 60, "numbers"), (torch.ones(60, 1), "shape"),
+    (torch.zeros(60), "sums to zero"), (["a"] * 60, "numbers"), (torch.ones(60, 1), "shape"),
 ])
 def test_invalid_weights_are_refused(data, bad, message):
     X = data[0]
@@ -294,3 +307,22 @@ def test_numpy_and_list_weights(data):
     a = _fit(GaussianMixture(2, "full"), X, "em", sample_weight=w.numpy(), max_iter=3)
     b = _fit(GaussianMixture(2, "full"), X, "em", sample_weight=w.tolist(), max_iter=3)
     assert_close(a.params.locs, b.params.locs, rtol=0, atol=0)
+
+
+def test_estimator_fit_with_sample_weight(data):
+    """``mixtures.sklearn.GaussianMixture.fit(X, sample_weight=w)`` from a given start = the repeated rows' fit."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from mixtures.sklearn import GaussianMixture as Estimator
+    X, w, repeated, _ = data
+    start = dict(weights_init=np.array([0.5, 0.5]), means_init=X[[0, 30]].numpy(), precisions_init=np.ones((2, 2)))
+    weighted = Estimator(2, covariance_type="diag", **start).fit(X.numpy(), sample_weight=w.numpy())
+    reference = Estimator(2, covariance_type="diag", **start).fit(repeated.numpy())
+    assert weighted.n_iter_ == reference.n_iter_
+    assert_close(weighted.means_, reference.means_, rtol=1e-10)
+    assert_close(weighted.lower_bound_, reference.lower_bound_, rtol=1e-10)
+    assert_close(weighted.bic(X.numpy(), sample_weight=w.numpy()), reference.bic(repeated.numpy()), rtol=1e-10)
+    piped = make_pipeline(FunctionTransformer(), Estimator(2, covariance_type="diag", **start))
+    piped.fit(X.numpy(), gaussianmixture__sample_weight=w.numpy())
+    assert_close(piped[-1].means_, reference.means_, rtol=1e-10)

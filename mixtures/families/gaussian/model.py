@@ -36,6 +36,7 @@ from mixtures.core.family import (
     register_family,
 )
 from mixtures.core.summary import Summary
+from mixtures.core.weights import weighted_mean_cov
 from mixtures.errors import ParameterError
 from mixtures.families.gaussian import conjugate, distributions, initialize, partition, statistics, variational
 from mixtures.families.gaussian.covariance import STRUCTURES, CovarianceStructure, get_structure
@@ -169,6 +170,23 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
             if n < 2:
                 raise ValueError("the default covariance_prior needs at least 2 points over all ranks; "
                                  "give covariance_prior.")
+            changes["covariance_prior"] = self.cov_type.prior_scale(cov)
+        return self.with_prior(prior.with_(**changes))
+
+    def with_weighted_prior(self, X: Tensor, sample_weight: Tensor, distributed: bool = False) -> GaussianMixture:
+        """:meth:`with_global_prior` on the weighted data: ``mean_prior`` and ``covariance_prior`` default
+        to the weighted mean and covariance (those of the data with rows repeated, ``ddof=1`` on ``Σ w``)."""
+        prior = self.prior
+        if prior is None or (prior.mean_prior is not None and prior.covariance_prior is not None):
+            return self
+        total, mean, cov = weighted_mean_cov(X, sample_weight, distributed)
+        changes = {}
+        if prior.mean_prior is None:
+            changes["mean_prior"] = mean
+        if prior.covariance_prior is None:
+            if total <= 1:
+                raise ValueError("the default covariance_prior is the data's covariance, which needs a total "
+                                 f"sample_weight above 1 (got {total:g}); give covariance_prior.")
             changes["covariance_prior"] = self.cov_type.prior_scale(cov)
         return self.with_prior(prior.with_(**changes))
 

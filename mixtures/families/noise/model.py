@@ -136,6 +136,10 @@ class NoisyMixture(Statistics, MixtureFamily):
         resolved = self.base.with_global_prior(X)
         return self if resolved is self.base else self.with_prior(resolved.prior)
 
+    def with_weighted_prior(self, X: Tensor, sample_weight: Tensor, distributed: bool = False) -> NoisyMixture:
+        resolved = self.base.with_weighted_prior(X, sample_weight, distributed)
+        return self if resolved is self.base else self.with_prior(resolved.prior)
+
     def fitting(self) -> Any:
         return self.base.fitting()
 
