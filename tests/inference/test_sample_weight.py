@@ -326,3 +326,33 @@ def test_estimator_fit_with_sample_weight(data):
     piped = make_pipeline(FunctionTransformer(), Estimator(2, covariance_type="diag", **start))
     piped.fit(X.numpy(), gaussianmixture__sample_weight=w.numpy())
     assert_close(piped[-1].means_, reference.means_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("family", ["student_t", "noise"])
+@pytest.mark.parametrize("method", ["em", "hard_em"])
+def test_families_without_a_fused_pass_repeated_rows(data, family, method):
+    """The t and noise families' E step (the shared responsibility pass) weighs every point."""
+    from mixtures.families import NoisyMixture, StudentTMixture
+    X, w, repeated, _ = data
+    if family == "student_t":
+        model = StudentTMixture(2, "full", dof=5.0)
+    else:  # the box of every row: the same region for the weighted and the repeated data
+        model = NoisyMixture.over(X, GaussianMixture(2, "diag"))
+    init = _fit(model, X, "em", max_iter=0).params
+    a = _fit(model, X, method, init=init, sample_weight=w, max_iter=8, tol=0.0)
+    b = _fit(model, repeated, method, init=init, max_iter=8, tol=0.0)
+    assert_close(a.params.weights, b.params.weights, rtol=1e-10, atol=1e-12)
+    clusters_a, clusters_b = (r.params.clusters() if family == "noise" else r.params for r in (a, b))
+    assert_close(clusters_a.locs, clusters_b.locs, rtol=1e-10, atol=1e-10)
+    assert_close(a.history["log_likelihood"], b.history["log_likelihood"], rtol=1e-10)
+
+
+def test_weighted_pass_is_the_same_on_parallel_workers(data):
+    """Chunks on two pass workers give the single-threaded weighted sums bit for bit."""
+    X, w, _, _ = data
+    model = GaussianMixture(3, "full")
+    init = _start(model, X)
+    one = _fit(model, X, "em", init=init, sample_weight=w, max_iter=5, chunk_size=7, threads=1)
+    two = _fit(model, X, "em", init=init, sample_weight=w, max_iter=5, chunk_size=7, threads=2)
+    assert torch.equal(one.params.locs, two.params.locs)
+    assert one.history["log_likelihood"].tolist() == two.history["log_likelihood"].tolist()
