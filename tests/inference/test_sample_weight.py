@@ -22,7 +22,8 @@ from mixtures.inference import ROUTINES
 from mixtures.inference.pyro import fused_elbo, potential
 from mixtures.inference.pyro.nuts import site_transforms
 from mixtures.kernels.kmeans import weighted_median
-from tests.conftest import assert_close
+
+from conftest import assert_close
 
 COVARIANCES = ("full", "diag", "spherical", "tied")
 
@@ -356,3 +357,4 @@ def test_weighted_pass_is_the_same_on_parallel_workers(data):
     two = _fit(model, X, "em", init=init, sample_weight=w, max_iter=5, chunk_size=7, threads=2)
     assert torch.equal(one.params.locs, two.params.locs)
     assert one.history["log_likelihood"].tolist() == two.history["log_likelihood"].tolist()
+
