@@ -50,7 +50,10 @@ def kmeans_plusplus(X: Tensor, n_clusters: int, generator: torch.Generator,
     """
     N = X.shape[0]
     if sample_weight is not None and N > SEEDING_SAMPLE:
-        rows = torch.multinomial(sample_weight.double().cpu(), SEEDING_SAMPLE, replacement=True, generator=generator)
+        # inverse-CDF draws ∝ weight (torch.multinomial takes at most 2^24 categories)
+        cumulative = sample_weight.double().cpu().cumsum(0)
+        uniform = torch.rand(SEEDING_SAMPLE, generator=generator, dtype=torch.float64) * cumulative[-1]
+        rows = torch.searchsorted(cumulative, uniform, right=True).clamp_max(N - 1)
         X, N, sample_weight = X[rows.to(X.device)], SEEDING_SAMPLE, None
     elif N > SEEDING_SAMPLE:
         X = X[torch.randint(N, (SEEDING_SAMPLE,), generator=generator).to(X.device)]

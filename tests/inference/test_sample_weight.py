@@ -358,3 +358,14 @@ def test_weighted_pass_is_the_same_on_parallel_workers(data):
     assert torch.equal(one.params.locs, two.params.locs)
     assert one.history["log_likelihood"].tolist() == two.history["log_likelihood"].tolist()
 
+
+
+def test_weighted_seeding_sample_of_large_data_skips_zero_weights(monkeypatch):
+    """Above SEEDING_SAMPLE points k-means++ seeds from a sample drawn ∝ weight: no zero-weight row."""
+    from mixtures.kernels import kmeans
+    monkeypatch.setattr(kmeans, "SEEDING_SAMPLE", 64)
+    X = torch.randn(500, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    w = torch.zeros(500, dtype=torch.float64)
+    w[100:110] = torch.arange(1.0, 11.0, dtype=torch.float64)
+    centres = kmeans.kmeans_plusplus(X, 4, torch.Generator().manual_seed(1), w)
+    assert all(bool((X[100:110] == centre).all(-1).any()) for centre in centres)
