@@ -260,6 +260,8 @@ def _relocate_empty(sums: Tensor, counts: Tensor, farthest: tuple[Tensor, Tensor
 
     ``farthest`` is ``(points (k, D), distances (k,), labels (k,))`` by decreasing
     distance; rows with distance ``-inf`` are padding (distributed runs), never used.
+    A weighted pass's points carry their weight as a last column ``(k, D + 1)``: a moved
+    point takes its whole weight along.
     """
     empty = torch.nonzero(counts == 0).reshape(-1).tolist()
     points, distances, labels = farthest
@@ -276,9 +278,10 @@ def _relocate_empty(sums: Tensor, counts: Tensor, farthest: tuple[Tensor, Tensor
                              "Use fewer components.")
         donor = int(labels[candidate])
         mass = 1 if weights is None else weights[candidate]
-        sums[donor] -= points[candidate] * mass if weights is not None else points[candidate]
+        moved = points[candidate] if weights is None else points[candidate] * mass
+        sums[donor] -= moved
         counts[donor] -= mass
-        sums[cluster] = points[candidate] * mass if weights is not None else points[candidate]
+        sums[cluster] = moved
         counts[cluster] = mass
         candidate += 1
     return empty
