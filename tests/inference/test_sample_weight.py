@@ -369,3 +369,17 @@ def test_weighted_seeding_sample_of_large_data_skips_zero_weights(monkeypatch):
     w[100:110] = torch.arange(1.0, 11.0, dtype=torch.float64)
     centres = kmeans.kmeans_plusplus(X, 4, torch.Generator().manual_seed(1), w)
     assert all(bool((X[100:110] == centre).all(-1).any()) for centre in centres)
+
+
+@pytest.mark.parametrize("method", ["kmeans", "kmedians"])
+def test_an_emptied_cluster_takes_a_point_of_positive_weight(data, method):
+    """A centre far from every point empties its cluster; it takes the farthest point that has weight."""
+    X, w, _, _ = data
+    far = torch.cat([X, torch.tensor([[40.0, 40.0]], dtype=torch.float64)])  # the farthest row, weight 0
+    weights = torch.cat([w, torch.zeros(1, dtype=torch.float64)])
+    start = mixtures.MixtureParams(torch.full((3,), 1 / 3, dtype=torch.float64),
+                                   torch.tensor([[3.0, 1.0], [-2.0, 2.0], [80.0, 80.0]], dtype=torch.float64),
+                                   torch.eye(2, dtype=torch.float64).expand(3, 2, 2).clone(), "full")
+    result = _fit(GaussianMixture(3, "full"), far, method, init=start, sample_weight=weights, max_iter=1)
+    assert float(result.extras["centers"].abs().max()) < 30.0
+    assert result.extras["degenerate_clusters"] == []
