@@ -135,17 +135,17 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
             supported = sorted(name for name, r in ROUTINES.items() if r.distributed)
             raise ValueError(f"method {method!r} does not run distributed yet; use one of {supported}.")
         options = {**options, "distributed": True}
-        # every rank must see the same prior: its defaults come from all the data, not the shard
-        run_model = model.with_global_prior(X) if weights is None else model
-    if weights is not None:  # a prior's data-scaled defaults: the moments of the weighted data
+    if weights is not None:  # a prior's data-scaled defaults: the moments of the (all ranks') weighted data
         run_model = model.with_weighted_prior(X, weights, distributed)
+    elif distributed:  # every rank must see the same prior: its defaults come from all the data, not the shard
+        run_model = model.with_global_prior(X)
     N = comm.global_count(X.shape[0], X.device) if distributed else X.shape[0]
     if weights is not None:  # points that count, and (for the flags) the number they stand for
         N = int(weights.gt(0).sum())
         N = comm.global_count(N, X.device) if distributed else N
     if model.n_components > N:
-        raise DataError(f"X has {N} point(s), fewer than the model's K={model.n_components} "
-                        "components; use fewer components or more data.")
+        raise DataError(f"X has {N} point(s){'' if weights is None else ' of positive weight'}, fewer than the "
+                        f"model's K={model.n_components} components; use fewer components or more data.")
     if options.get("chunk_size") is not None:  # no buffer for more rows than the data hold
         options = {**options, "chunk_size": min(options["chunk_size"], max(1, X.shape[0]))}
     if routine.takes_responsibilities:

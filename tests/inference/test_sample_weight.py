@@ -383,3 +383,11 @@ def test_an_emptied_cluster_takes_a_point_of_positive_weight(data, method):
     result = _fit(GaussianMixture(3, "full"), far, method, init=start, sample_weight=weights, max_iter=1)
     assert float(result.extras["centers"].abs().max()) < 30.0
     assert result.extras["degenerate_clusters"] == []
+
+
+def test_fewer_weighted_points_than_components_is_refused(data):
+    X = data[0]
+    weights = torch.zeros(60, dtype=torch.float64)
+    weights[:2] = 1.0
+    with pytest.raises(DataError, match="2 point.*of positive weight, fewer than the model's K=3"):
+        mixtures.fit(GaussianMixture(3, "full"), X, "em", sample_weight=weights)
