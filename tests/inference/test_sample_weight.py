@@ -67,11 +67,11 @@ def test_em_repeated_and_dropped_rows(data, covariance_type, method):
     X, w, repeated, dropped = data
     model = GaussianMixture(3, covariance_type)
     init = _start(model, X)
-    weighted = _fit(model, X, method, init=init, sample_weight=w, max_iter=25, tol=0.0)
-    _same_fit(weighted, _fit(model, repeated, method, init=init, max_iter=25, tol=0.0))
+    weighted = _fit(model, X, method, init=init, sample_weight=w, max_iter=15, tol=0.0)
+    _same_fit(weighted, _fit(model, repeated, method, init=init, max_iter=15, tol=0.0))
     ones = torch.where(w > 0, 1.0, 0.0).double()
-    _same_fit(_fit(model, X, method, init=init, sample_weight=ones, max_iter=25, tol=0.0),
-              _fit(model, dropped, method, init=init, max_iter=25, tol=0.0))
+    _same_fit(_fit(model, X, method, init=init, sample_weight=ones, max_iter=15, tol=0.0),
+              _fit(model, dropped, method, init=init, max_iter=15, tol=0.0))
 
 
 def test_em_tolerance_is_per_unit_weight(data):
@@ -166,8 +166,8 @@ def test_map_loss_and_path_repeated_rows(data, fused):
     model = GaussianMixture(2, "full")
     init = _start(model, X)
     with fused_elbo.enabled(fused):
-        weighted = _fit(model, X, "map", init=init, sample_weight=w, num_steps=20, standardize=False)
-        reference = _fit(model, repeated, "map", init=init, num_steps=20, standardize=False)
+        weighted = _fit(model, X, "map", init=init, sample_weight=w, num_steps=10, standardize=False)
+        reference = _fit(model, repeated, "map", init=init, num_steps=10, standardize=False)
     assert_close(weighted.history["loss"], reference.history["loss"], rtol=1e-9, atol=1e-8)
     assert_close(weighted.params.locs, reference.params.locs, rtol=1e-8, atol=1e-8)
     # standardized (the default): the start's loss is the same, and the logged log-likelihood weighted
@@ -239,8 +239,8 @@ def test_nuts_potential_energy_and_gradient_repeated_rows(data, fused):
 def test_nuts_runs_weighted(data):
     X, w, _, _ = data
     model = GaussianMixture(2, "spherical", prior=GaussianPrior())
-    result = _fit(model, X, "nuts", init=_start(model, X), sample_weight=w, num_chains=1, warmup=20,
-                  num_samples=10, warn=False)
+    result = _fit(model, X, "nuts", init=_start(model, X), sample_weight=w, num_chains=1, warmup=10,
+                  num_samples=5, warn=False)
     assert torch.isfinite(result.history["log_likelihood"]).all()
     draw = result.posterior.draws.index(0)
     assert_close(result.history["log_likelihood"][0], float(draw.log_prob(X).mul(w).sum()), rtol=1e-10)
