@@ -68,6 +68,12 @@ Differences from scikit-learn, by design:
 * ``lower_bound_`` for ``"nuts"`` and ``"stepwise_em"`` is computed on the training data
   at ``result.params`` (their history's last log-likelihood is that of the last draw,
   or of an evaluation subsample).
+* ``fit(X, sample_weight=w)`` (scikit-learn's mixtures take no weights): point ``n`` counts
+  ``w_n`` times in every routine (:func:`mixtures.fit`'s ``sample_weight``); integer weights
+  fit the data with rows repeated from the same start (given ``weights_init``/``means_init``/
+  ``precisions_init`` or ``warm_start``; the named initializers draw weighted, not the same
+  random numbers as on the repeated rows). ``lower_bound_``, ``bic`` and ``aic`` take the
+  weighted log-likelihood (``bic``/``aic`` given the same ``sample_weight``).
 * Not a ``ClusterMixin``: scikit-learn's clustering checks expect an
   ``n_clusters`` parameter and a ``labels_`` attribute, which a density estimator
   named like scikit-learn's ``GaussianMixture`` does not have (scikit-learn's is
@@ -104,6 +110,7 @@ except ImportError:  # pragma: no cover - older scikit-learn
         return estimator._validate_data(X, reset=reset, **check_params)
 
 from mixtures.core.result import FitResult
+from mixtures.core.weights import check_sample_weight
 from mixtures.errors import ConvergenceWarning as MixturesConvergenceWarning
 from mixtures.families.gaussian import STRUCTURES, GaussianPrior, MixtureParams
 from mixtures.families.gaussian import GaussianMixture as MixtureModel
@@ -188,22 +195,26 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.prior = prior
 
     # -- fitting ------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any = None) -> GaussianMixture:
-        """Fit to ``X`` ``(N, D)`` (``y`` is ignored). Returns ``self``."""
-        self._fit(X)
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> GaussianMixture:
+        """Fit to ``X`` ``(N, D)`` (``y`` is ignored). Returns ``self``.
+
+        ``sample_weight`` ``(N,)``: non-negative weights of the points (``mixtures.fit``'s, module
+        docstring "Weights"); ``lower_bound_`` is then the weighted mean log-likelihood.
+        """
+        self._fit(X, sample_weight)
         return self
 
-    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray:
         """Fit, then the most probable component of every point ``(N,)`` (int64).
 
         The labels come from the fit itself (the routine's final assignments, or one
         final pass at the fitted parameters; module docstring); they equal
         ``fit(X).predict(X)``.
         """
-        data = self._fit(X)
+        data = self._fit(X, sample_weight)
         return _numpy(_final_labels(self.result_, data))
 
-    def _fit(self, X: Any) -> Tensor:
+    def _fit(self, X: Any, sample_weight: Any = None) -> Tensor:
         """Fit and set the fitted attributes; return the validated data as a tensor."""
         previous = getattr(self, "result_", None) if self.warm_start else None
         X_array = _validate_data(self, _numeric(X), dtype=[np.float64, np.float32], ensure_min_samples=2)
@@ -213,9 +224,10 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise ValueError(f"Expected n_samples >= n_components but got n_components = "
                              f"{self.n_components}, n_samples = {N}: use fewer components or more data.")
         data = _as_tensor(X_array)
+        weights = check_sample_weight(sample_weight, data)
         model = self._model(data)
         seed = _seed_from(self.random_state)
-        init = self._initialization(model, data, seed, previous)
+        init = self._initialization(model, data, seed, previous, weights)
         record = ROUTINES[self.method]
         iterations, tolerance = record.budget_option, record.tol_option
         options: dict[str, Any] = {}
@@ -227,9 +239,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = fit(model, data, self.method, init=init, seed=seed, n_init=self.n_init,
-                         reg_covar=self.reg_covar, **options)
+                         reg_covar=self.reg_covar, sample_weight=weights, **options)
         _reemit(caught, stacklevel=4)  # _reemit -> _fit -> fit / fit_predict -> the caller
-        self._set_fitted(result, data)
+        self._set_fitted(result, data, weights)
         return data
 
     def _model(self, X: Tensor) -> Any:
@@ -273,7 +285,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                                      f"{_RESERVED_OPTIONS[key]} instead.")
 
     def _initialization(self, model: MixtureModel, X: Tensor, seed: int,
-                        previous: FitResult | None) -> str | MixtureParams:
+                        previous: FitResult | None, sample_weight: Tensor | None = None) -> str | MixtureParams:
         """What :func:`mixtures.fit` starts from: a name of an initializer, or parameters."""
         K, D = model.n_components, X.shape[1]
         if (previous is not None and previous.params.n_components == K
@@ -285,7 +297,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if all(value is None for value in given.values()):
             return init
         # As scikit-learn: the arrays not given come from the initializer.
-        start = initialize(model, X, init, seed=seed, reg_covar=self.reg_covar)
+        start = initialize(model, X, init, seed=seed, reg_covar=self.reg_covar, sample_weight=sample_weight)
         weights = (start.weights if given["weights"] is None
                    else _array(given["weights"], "weights_init", X, (K,)))
         locs = start.locs if given["locs"] is None else _array(given["locs"], "means_init", X, (K, D))
@@ -295,7 +307,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         precisions = _array(given["precisions"], "precisions_init", X, structure.native_shape(K, D))
         return MixtureParams.from_native(weights, locs, structure.native_from_precisions(precisions), structure)
 
-    def _set_fitted(self, result: FitResult, X: Tensor) -> None:
+    def _set_fitted(self, result: FitResult, X: Tensor, sample_weight: Tensor | None = None) -> None:
         params = result.params
         precisions_cholesky = params.precisions_cholesky
         covariances, precisions = params.cov_type.sklearn_covariances(params.native)
@@ -304,18 +316,22 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.covariances_ = _numpy(covariances)
         self.precisions_cholesky_ = _numpy(precisions_cholesky)
         self.precisions_ = _numpy(precisions)
-        self._set_run(result, X)
+        self._set_run(result, X, sample_weight)
 
     # -- predictions ----------------------------------------------------------------------
-    def _set_run(self, result: FitResult, X: Tensor) -> None:
+    def _set_run(self, result: FitResult, X: Tensor, sample_weight: Tensor | None = None) -> None:
         """The attributes every family's fit sets alike: convergence, iterations, the lower bound
-        (the training log-likelihood per point; scored afresh where the routine has none), the history."""
+        (the training log-likelihood per point, or per unit of ``sample_weight``; scored afresh
+        where the routine has none), the history."""
         self.converged_ = bool(result.converged)
         self.n_iter_ = int(result.n_iter)
         log_likelihood = result.log_likelihood
         if not np.isfinite(log_likelihood) or not ROUTINES[result.method].training_likelihood:
-            log_likelihood = float(result.score_samples(X).sum())
-        self.lower_bound_ = log_likelihood / X.shape[0]
+            log_prob = result.score_samples(X)
+            if sample_weight is not None:
+                log_prob = torch.where(sample_weight > 0, sample_weight * log_prob, 0.0)
+            log_likelihood = float(log_prob.sum())
+        self.lower_bound_ = log_likelihood / (X.shape[0] if sample_weight is None else float(sample_weight.sum()))
         self.history_ = result.history
         self.result_ = result
 
@@ -345,15 +361,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         result, X = self._checked(X)
         return _numpy(result.predict_proba(X))
 
-    def bic(self, X: Any) -> float:
-        """Bayesian information criterion on ``X`` (lower is better)."""
+    def bic(self, X: Any, sample_weight: Any = None) -> float:
+        """Bayesian information criterion on ``X`` (lower is better); with ``sample_weight`` the weighted
+        log-likelihood and ``N = Σ_n w_n`` (:meth:`mixtures.FitResult.bic`)."""
         result, X = self._checked(X)
-        return result.bic(X)
+        return result.bic(X, sample_weight)
 
-    def aic(self, X: Any) -> float:
-        """Akaike information criterion on ``X`` (lower is better)."""
+    def aic(self, X: Any, sample_weight: Any = None) -> float:
+        """Akaike information criterion on ``X`` (lower is better; weighted with ``sample_weight``)."""
         result, X = self._checked(X)
-        return result.aic(X)
+        return result.aic(X, sample_weight)
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw ``n_samples`` points: ``(X (n_samples, D), y (n_samples,))``.
@@ -415,7 +432,8 @@ class RobustMixture(GaussianMixture):
             clusters = StudentTMixture(self.n_components, self.covariance_type, dof=self.dof, prior=self._prior())
         return NoisyMixture.over(X, clusters, self.noise_region) if self.noise else clusters
 
-    def _initialization(self, model: Any, X: Tensor, seed: int, previous: FitResult | None) -> Any:
+    def _initialization(self, model: Any, X: Tensor, seed: int, previous: FitResult | None,
+                        sample_weight: Tensor | None = None) -> Any:
         if any(value is not None for value in (self.weights_init, self.means_init, self.precisions_init)):
             raise ValueError("weights_init, means_init and precisions_init are for GaussianMixture; RobustMixture "
                              "starts from init_params (or warm_start).")
@@ -424,7 +442,7 @@ class RobustMixture(GaussianMixture):
             return previous.params.to(dtype=X.dtype)
         return _INIT_ALIASES.get(self.init_params, self.init_params)
 
-    def _set_fitted(self, result: FitResult, X: Tensor) -> None:
+    def _set_fitted(self, result: FitResult, X: Tensor, sample_weight: Tensor | None = None) -> None:
         params = result.params
         clusters = params.clusters() if self.noise else params
         scale = clusters.scale if self.family == "student_t" else clusters
@@ -439,7 +457,7 @@ class RobustMixture(GaussianMixture):
         if self.noise:
             self.noise_weight_ = float(params.noise_weight)
             self.noise_volume_ = float(result.model.region.volume)
-        self._set_run(result, X)
+        self._set_run(result, X, sample_weight)
 
     def is_noise(self, X: Any) -> np.ndarray:
         """``(N,)`` bool: the points whose noise responsibility wins (all ``False`` without noise)."""

@@ -73,6 +73,11 @@ def test_bad_parameters_raise_value_error(params, match, data):
 
 
 def test_scikit_learns_estimator_checks():
-    check_estimator(RobustMixture(2, max_iter=20))
-    check_estimator(RobustMixture(2, family="gaussian", noise=True, covariance_type="diag", max_iter=20))
+    # the k-means start draws ∝ weight, not the random numbers it draws on the repeated rows (and the
+    # noise region is the bounding box of every row): scikit-learn's repeated-rows check cannot hold;
+    # the identity from a shared start is tested in tests/inference/test_sample_weight.py
+    start = {"check_sample_weight_equivalence_on_dense_data": "different random starts (see the comment)"}
+    check_estimator(RobustMixture(2, max_iter=20), expected_failed_checks=start)
+    check_estimator(RobustMixture(2, family="gaussian", noise=True, covariance_type="diag", max_iter=20),
+                    expected_failed_checks=start)
     assert clone(RobustMixture(3, dof="shared", noise=True)).get_params()["noise"] is True

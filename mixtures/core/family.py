@@ -230,7 +230,7 @@ class MixtureFamily:
         return values
 
     def model(self, X: Tensor | None, params: Params | None = None, subsample_size: int | None = None,
-              labels: Tensor | None = None) -> Tensor:
+              labels: Tensor | None = None, sample_weight: Tensor | None = None) -> Tensor:
         """The Pyro program ``p(X, z | θ)``.
 
         Args:
@@ -241,11 +241,15 @@ class MixtureFamily:
             labels: ``(N,)`` partial labels (``-1``: unknown): a factor ``log 1[z_n = y_n]`` (site
                 ``"labels"``) restricts a labelled point's assignment to its label
                 (:mod:`mixtures.core.labels`).
+            sample_weight: ``(N,)`` point weights (:mod:`mixtures.core.weights`): the program is
+                then :meth:`weighted_model` (not with ``labels``: ``fit`` refuses the pair).
 
         Returns:
             The assignments ``(N,)`` (or ``(B,)`` when subsampled); under parallel
             enumeration they carry enumeration dimensions on the left.
         """
+        if sample_weight is not None:
+            return self.weighted_model(X, sample_weight, params, subsample_size)
         values = self.globals(params, X)
         with pyro.plate(DATA_PLATE, X.shape[0], subsample_size=subsample_size) as rows:
             z = pyro.sample(ASSIGNMENT, pdist.Categorical(values["weights"]), infer={"enumerate": "parallel"})
@@ -253,6 +257,30 @@ class MixtureFamily:
                 pyro.factor(LABELS_SITE, assignment_factor(z, labels[rows] if subsample_size else labels, X.dtype))
             pyro.sample(OBS, self.component_distribution(values, z), obs=X[rows] if subsample_size else X)
         return z
+
+    def weighted_model(self, X: Tensor, sample_weight: Tensor, params: Params | None = None,
+                       subsample_size: int | None = None) -> Tensor:
+        """The program with point ``n``'s likelihood counted ``w_n`` times: ``p(θ) Π_n p(x_n | θ)^{w_n}``.
+
+        Pyro's enumeration takes only a scalar ``poutine.scale``, so the assignment is summed out
+        here, per point, from the same pieces as :meth:`model` (``Categorical(weights)`` and
+        :meth:`component_distribution` at every component): the site ``"obs"`` is the factor
+        ``w_n log Σ_k π_k p(x_n | k)`` in the data plate (0 where ``w_n = 0``: a dropped row; an
+        integer weight is the row repeated). The globals are the same sites as :meth:`model`'s, so
+        MAP, SVI with enumerated assignments and NUTS target the weighted posterior; there is no
+        ``"assignment"`` site (a mean-field local guide needs the fused path). Returns the plate's
+        rows ``(N,)`` (or ``(B,)``).
+        """
+        values = self.globals(params, X)
+        components = torch.arange(self.n_components, device=X.device).reshape(-1, 1)  # (K, 1): every z
+        with pyro.plate(DATA_PLATE, X.shape[0], subsample_size=subsample_size) as rows:
+            data = X[rows] if subsample_size else X
+            weights = sample_weight[rows] if subsample_size else sample_weight
+            log_joint = (pdist.Categorical(values["weights"]).log_prob(components)
+                         + self.component_distribution(values, components).log_prob(data))  # (K, n)
+            log_likelihood = torch.logsumexp(log_joint, 0)
+            pyro.factor(OBS, torch.where(weights > 0, weights * log_likelihood, 0.0))
+        return rows
 
     def site_values(self, params: Params) -> dict[str, Tensor]:
         """Values of :attr:`global_sites` that correspond to ``params``."""
@@ -334,6 +362,12 @@ class MixtureFamily:
         (distributed fits); a family whose prior has no such defaults returns itself."""
         return self
 
+    def with_weighted_prior(self, X: Tensor, sample_weight: Tensor, distributed: bool = False) -> MixtureFamily:
+        """This model with its prior's data-scaled defaults resolved on the weighted data ``X`` ``(N, D)``,
+        ``sample_weight`` ``(N,)`` (the data with rows repeated; all ranks' when ``distributed``); a family
+        whose prior has no such defaults returns itself."""
+        return self
+
     # -- initialization hooks (used by :mod:`mixtures.init`) -----------------------------------
     def params_from_responsibilities(self, X: Tensor, resp: Tensor, reg_covar: float = 1e-6,
                                      on_collapse: str = "error") -> Params:
@@ -378,9 +412,10 @@ class Statistics:
         return default_shift(X)
 
     def e_step(self, X: Any, params: Params, shift: Tensor, hard: bool = False, chunk_size: int | None = None,
-               accumulate_dtype: torch.dtype | None = None) -> Summary:
+               accumulate_dtype: torch.dtype | None = None, sample_weight: Tensor | None = None) -> Summary:
         """One pass: responsibilities (one-hot if ``hard``) at ``params`` and their statistics,
-        with ``log p(X | params)`` and the entropy."""
+        with ``log p(X | params)`` and the entropy; with ``sample_weight`` ``(N,)`` every point's
+        responsibilities, log-likelihood and entropy terms are weighted (:mod:`mixtures.core.weights`)."""
         raise NotImplementedError
 
     def summarize(self, X: Tensor, resp: Tensor, shift: Tensor | None = None,
@@ -449,7 +484,7 @@ class Variational:
     """Capability ``"variational"``: closed-form coordinate-ascent VB under a conjugate prior.
 
     :meth:`variational` returns an object with ``update(summary) -> q``,
-    ``bounds(summary, q) -> dict``, ``expected_pass(X, q, shift, chunk_size, statistics) -> Summary``,
+    ``bounds(summary, q) -> dict``, ``expected_pass(X, q, shift, chunk_size, statistics, sample_weight) -> Summary``,
     ``plug_in(q) -> Params``, ``sample_posterior(q, n, generator) -> Posterior`` and
     ``extras(q) -> dict`` (see :mod:`mixtures.inference.vb`).
     """
@@ -462,7 +497,8 @@ class Partition:
     """Capability ``"partition"``: the mixture a hard partition induces (k-means, k-medians).
 
     :meth:`partition_mixture` returns ``(params, summary, objective, flags)`` for the
-    nearest-centre partition of ``X`` (``objective``: inertia or L1 distances);
+    nearest-centre partition of ``X`` (``objective``: inertia or L1 distances; weighted, like the
+    statistics, with ``sample_weight`` ``(N,)``);
     :meth:`partition_centres` gives the centres ``(K, D)`` a clustering starts from.
     """
 
@@ -470,7 +506,8 @@ class Partition:
         raise NotImplementedError
 
     def partition_mixture(self, X: Any, centres: Tensor, reg_covar: float, shift: Tensor, metric: str = "l2",
-                          chunk_size: int | None = None, distributed: bool = False) -> tuple:
+                          chunk_size: int | None = None, distributed: bool = False,
+                          sample_weight: Tensor | None = None) -> tuple:
         raise NotImplementedError
 
 

@@ -42,6 +42,8 @@ from mixtures.core.family import MixtureFamily
 from mixtures.core.history import CORE_COLUMNS, History
 from mixtures.core.params import Params
 from mixtures.core.stream import as_stream, is_streaming_source, predict_chunks, score_stream
+from mixtures.core.validation import as_data
+from mixtures.core.weights import check_sample_weight
 
 __all__ = ["FitResult", "History", "CORE_COLUMNS", "params_of"]
 
@@ -147,8 +149,16 @@ class FitResult:
         """``(X (n, D), labels (n,))`` drawn from the fitted mixture."""
         return self.params.sample(n, seed)
 
-    def _total_log_likelihood(self, X: Any) -> tuple[float, int]:
-        """``(log p(X | θ) summed, N)``, one chunk at a time for streamed data."""
+    def _total_log_likelihood(self, X: Any, sample_weight: Any = None) -> tuple[float, float]:
+        """``(log p(X | θ) summed, N)``, one chunk at a time for streamed data; with ``sample_weight``
+        ``(N,)`` the weighted sum and ``N = Σ_n w_n`` (:mod:`mixtures.core.weights`)."""
+        if sample_weight is not None:
+            if is_streaming_source(X):
+                raise ValueError("sample_weight needs the data in memory (a stream carries no weights).")
+            X = as_data(X, dtype=self.params.dtype)
+            weights = check_sample_weight(sample_weight, X)
+            log_prob = self.params.log_prob(X)
+            return float(torch.where(weights > 0, weights * log_prob, 0.0).sum()), float(weights.sum())
         if is_streaming_source(X):
             stream = as_stream(X, dtype=self.params.dtype)
             return score_stream(self.params, stream), stream.n_points
@@ -158,17 +168,21 @@ class FitResult:
     def n_parameters(self) -> int:
         return self.model.n_parameters(self.params.n_features)
 
-    def bic(self, X: Any) -> float:
+    def bic(self, X: Any, sample_weight: Any = None) -> float:
         """Bayesian information criterion ``-2 log L + p log N`` (lower is better).
 
-        ``p`` is the model's ``n_parameters``; mclust reports the negation.
+        ``p`` is the model's ``n_parameters``; mclust reports the negation. With ``sample_weight``
+        ``(N,)``, ``log L`` is the weighted log-likelihood and ``N`` the total weight ``Σ_n w_n``
+        (the number of points the weights stand for: integer weights give the BIC of the data
+        with rows repeated).
         """
-        log_likelihood, n = self._total_log_likelihood(X)
+        log_likelihood, n = self._total_log_likelihood(X, sample_weight)
         return -2.0 * log_likelihood + self.n_parameters() * math.log(n)
 
-    def aic(self, X: Any) -> float:
-        """Akaike information criterion ``-2 log L + 2 p`` (lower is better)."""
-        return -2.0 * self._total_log_likelihood(X)[0] + 2.0 * self.n_parameters()
+    def aic(self, X: Any, sample_weight: Any = None) -> float:
+        """Akaike information criterion ``-2 log L + 2 p`` (lower is better; ``log L`` weighted with
+        ``sample_weight``)."""
+        return -2.0 * self._total_log_likelihood(X, sample_weight)[0] + 2.0 * self.n_parameters()
 
     def save(self, path: Any) -> Any:
         """Write this result to ``path`` (``.pt``) atomically; see :mod:`mixtures.io`."""

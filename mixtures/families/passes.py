@@ -23,6 +23,7 @@ from torch import Tensor
 
 from mixtures.core.chunks import chunk_size_for
 from mixtures.core.stream import iter_data
+from mixtures.core.weights import weight_chunks
 
 #: ``joint(chunk (n, D)) -> (log π_k + log p(x | k) (n, K), context)``
 JointFunction = Callable[[Tensor], tuple[Tensor, Any]]
@@ -52,7 +53,8 @@ class PassTotals:
 
 def responsibility_pass(X: Any, like: Tensor, n_components: int, joint: JointFunction, statistics: StatisticsFunction,
                         hard: bool = False, chunk_size: int | None = None,
-                        accumulate_dtype: torch.dtype | None = None) -> PassTotals:
+                        accumulate_dtype: torch.dtype | None = None, sample_weight: Tensor | None = None
+                        ) -> PassTotals:
     """One pass over ``X`` ``(N, D)`` (a tensor or streamed data); see the module docstring.
 
     Args:
@@ -60,6 +62,9 @@ def responsibility_pass(X: Any, like: Tensor, n_components: int, joint: JointFun
         n_components: ``K``, the columns of ``joint``.
         hard: one-hot responsibilities at the most probable component (ties: lowest index).
         chunk_size: points per chunk (default :func:`mixtures.core.chunks.chunk_size_for`).
+        sample_weight: ``(N,)`` weights of in-memory points (:mod:`mixtures.core.weights`): each
+            point's responsibilities (before ``statistics`` sees them, which must be linear in
+            them), log-likelihood and entropy terms are multiplied by its weight.
     """
     K, D = n_components, like.shape[-1]
     chunk = chunk_size or chunk_size_for(K, D)
@@ -70,16 +75,19 @@ def responsibility_pass(X: Any, like: Tensor, n_components: int, joint: JointFun
     sums: list[Tensor] | None = None
     labels: list[Tensor] | None = [] if hard and isinstance(X, Tensor) else None
     n_points, worst_value, worst_point = 0, math.inf, None
-    for rows in iter_data(X, chunk):
+    if sample_weight is not None and not isinstance(X, Tensor):
+        raise ValueError("sample_weight needs the data in memory (a stream carries no weights).")
+    for rows, weights in zip(iter_data(X, chunk), weight_chunks(sample_weight, chunk)):
         if rows.shape[0] == 0:
             continue
         n_points += rows.shape[0]
         log_joint, context = joint(rows)
         log_norm = torch.logsumexp(log_joint, -1)                         # (n,)
-        chunk_worst = float(log_norm.min())
+        candidates = log_norm if weights is None else log_norm.masked_fill(weights == 0, math.inf)
+        chunk_worst = float(candidates.min())
         if chunk_worst < worst_value:
-            worst_value, worst_point = chunk_worst, rows[int(log_norm.argmin())]
-        log_likelihood += log_norm.sum().to(dtype)
+            worst_value, worst_point = chunk_worst, rows[int(candidates.argmin())]
+        log_likelihood += _weighted(log_norm, weights).sum().to(dtype)
         if hard:
             chunk_labels = log_joint.argmax(-1)
             if labels is not None:
@@ -88,7 +96,10 @@ def responsibility_pass(X: Any, like: Tensor, n_components: int, joint: JointFun
         else:
             log_resp = log_joint - log_norm.unsqueeze(-1)
             resp = log_resp.exp()
-            entropy -= torch.where(resp > 0, resp * log_resp, torch.zeros_like(resp)).sum().to(dtype)
+            terms = torch.where(resp > 0, resp * log_resp, torch.zeros_like(resp))
+            entropy -= (terms.sum() if weights is None else _weighted(terms.sum(-1), weights).sum()).to(dtype)
+        if weights is not None:
+            resp = resp * weights.unsqueeze(-1)
         nk += resp.sum(0).to(dtype)
         parts = [part.to(dtype) for part in statistics(rows, resp, context)]
         sums = parts if sums is None else [total + part for total, part in zip(sums, parts)]
@@ -98,3 +109,8 @@ def responsibility_pass(X: Any, like: Tensor, n_components: int, joint: JointFun
         sums = [part.to(dtype) for part in statistics(empty, like.new_zeros(0, K), context)]
     return PassTotals(nk, sums, log_likelihood, entropy, n_points, torch.cat(labels) if labels else None,
                       worst_point)
+
+
+def _weighted(values: Tensor, weights: Tensor | None) -> Tensor:
+    """``w_n v_n`` ``(n,)`` (``v`` without weights), exactly 0 at zero weights (a dropped row)."""
+    return values if weights is None else (values * weights).masked_fill_(weights == 0, 0.0)

@@ -105,7 +105,7 @@ class EMStep:
     def __init__(self, model: MixtureFamily, X: Any, reg_covar: float = 1e-6, hard: bool = False,
                  chunk_size: int | None = None, distributed: bool = False,
                  accumulate_dtype: torch.dtype | None = None, labels: Tensor | None = None,
-                 freeze: tuple[str, ...] = (), start: Params | None = None):
+                 freeze: tuple[str, ...] = (), start: Params | None = None, sample_weight: Tensor | None = None):
         if not model.supports("statistics"):
             raise TypeError(f"EM needs a family with sufficient statistics; {model!r} has capabilities "
                             f"{sorted(model.capabilities)}.")
@@ -116,6 +116,7 @@ class EMStep:
         self.chunk_size = bounded_chunk_size(chunk_size, X)  # buffers of at most N rows
         self.distributed = distributed
         self.accumulate_dtype = accumulate_dtype
+        self.sample_weight = sample_weight  # (N,) or None (mixtures.core.weights)
         # every rank must take moments about the same point
         shift = model.statistics_shift(X)
         self.shift = comm.broadcast(shift) if distributed else shift
@@ -149,10 +150,12 @@ class EMStep:
         data_dtype = self.shift.dtype
         if params.dtype != data_dtype:  # float64 parameters of an accumulate_dtype run
             params = params.to(data_dtype)
+        # weights and labels together are refused by fit: with weights, the unlabelled points are all of X
+        weighted = {} if self.sample_weight is None else {"sample_weight": self.sample_weight}
         summary = None
         if self.unlabelled.shape[0]:
             summary = self.model.e_step(self.unlabelled, params, self.shift, hard=self.hard,
-                                        chunk_size=self.chunk_size, accumulate_dtype=self.accumulate_dtype)
+                                        chunk_size=self.chunk_size, accumulate_dtype=self.accumulate_dtype, **weighted)
         if self.labels is not None:
             summary = with_labelled(self.model, self.X, params, self.labels, self.shift, summary, self.hard)
         return comm.all_reduce_summary(summary) if self.distributed else summary
@@ -193,7 +196,7 @@ def run_em(model: MixtureFamily, X: Any, init: Params, *, hard: bool = False,
            reg_covar: float = 1e-6, chunk_size: int | None = None,
            warn: bool = True, distributed: bool = False, on_collapse: str = "error",
            accumulate_dtype: torch.dtype | str | None = None, labels: Tensor | None = None,
-           freeze: tuple[str, ...] = ()) -> FitResult:
+           freeze: tuple[str, ...] = (), sample_weight: Tensor | None = None) -> FitResult:
     """Run (hard) EM from ``init`` until convergence or ``max_iter`` iterations.
 
     Args:
@@ -220,6 +223,9 @@ def run_em(model: MixtureFamily, X: Any, init: Params, *, hard: bool = False,
             :func:`mixtures.core.labels.labelled_log_likelihood` (monotone under EM).
         freeze: parameter groups held at their values in ``init`` (:mod:`mixtures.core.freeze`): the
             M step maximizes over the others only, so the objective stays monotone.
+        sample_weight: ``(N,)`` validated point weights (:mod:`mixtures.core.weights`): weighted
+            statistics, log-likelihood and ELBO in every row; ``tol`` is per unit of weight
+            (``N = Σ_n w_n``), and a re-seeded component's weight is ``1 / Σ_n w_n``.
     """
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     tol = check_nonnegative_float(tol, "tol")
@@ -229,9 +235,12 @@ def run_em(model: MixtureFamily, X: Any, init: Params, *, hard: bool = False,
     if freeze and on_collapse == "reseed":  # a re-seed moves a component's mean and weight
         raise ValueError(f"freeze={tuple(freeze)} holds groups a re-seed would move: use on_collapse='error'.")
     step = EMStep(model, X, reg_covar=reg_covar, hard=hard, chunk_size=chunk_size, distributed=distributed,
-                  accumulate_dtype=resolve_dtype(accumulate_dtype), labels=labels, freeze=freeze, start=init)
+                  accumulate_dtype=resolve_dtype(accumulate_dtype), labels=labels, freeze=freeze, start=init,
+                  sample_weight=sample_weight)
     n = X.n_points if not isinstance(X, Tensor) else X.shape[0]
-    if distributed:
+    if sample_weight is not None:
+        n = float(comm.all_reduce_sum(sample_weight.sum())[0]) if distributed else float(sample_weight.sum())
+    elif distributed:
         n = comm.global_count(n, X.device)
     history, degenerate = History(), _Degenerate()
     start = time.perf_counter()
@@ -244,7 +253,7 @@ def run_em(model: MixtureFamily, X: Any, init: Params, *, hard: bool = False,
         objective = _complete_with(history, step, summary, iteration - 1)
         summary = _reseed_emptied(step, summary, on_collapse, iteration, degenerate)
         new_params = _m_step_with_rule(step, summary, on_collapse, iteration, degenerate.reseeded,
-                                       previous=params if hard else None)
+                                       previous=params if hard else None, n_points=n)
         prior_row = _prior_column(step, new_params, iteration)
         history.append(iteration=iteration,
                        elbo=float(model.elbo(summary, new_params)) + prior_row.get("log_prior", 0.0),
@@ -352,7 +361,8 @@ def _check_finite(value: Tensor, iteration: int) -> None:
 
 
 def _m_step_with_rule(step: EMStep, summary: Summary, on_collapse: str, iteration: int,
-                      reseeded: list[tuple[int, int]], previous: Params | None = None) -> Params:
+                      reseeded: list[tuple[int, int]], previous: Params | None = None,
+                      n_points: float | None = None) -> Params:
     """The M step, re-seeding collapsed components (or, under a prior, components without a
     posterior mode) one by one when asked to.
 
@@ -374,17 +384,19 @@ def _m_step_with_rule(step: EMStep, summary: Summary, on_collapse: str, iteratio
                 kept[error.component] = False
             reseeded.append((iteration, error.component))
             continue
-        return _weigh_reseeded(params, summary, iteration, reseeded)
+        return _weigh_reseeded(params, summary, iteration, reseeded, n_points)
     raise SingularCovarianceError("every component collapsed; increase reg_covar or use fewer components.")
 
 
-def _weigh_reseeded(params: Params, summary: Summary, iteration: int, reseeded: list[tuple[int, int]]) -> Params:
-    """Give the components re-seeded in this iteration weight ``1/N`` (the others rescaled)."""
+def _weigh_reseeded(params: Params, summary: Summary, iteration: int, reseeded: list[tuple[int, int]],
+                    n_points: float | None = None) -> Params:
+    """Give the components re-seeded in this iteration weight ``1/N`` (the others rescaled; ``N``:
+    ``n_points`` when given, the total weight of a weighted fit, else the pass's point count)."""
     if not reseeded or reseeded[-1][0] != iteration:
         return params
     fresh = torch.tensor([k for it, k in reseeded if it == iteration], device=params.weights.device)
     weights = params.weights.clone()
-    weights[fresh] = 1.0 / summary.n_points
+    weights[fresh] = 1.0 / (summary.n_points if n_points is None else n_points)
     others = torch.ones_like(weights, dtype=torch.bool)
     others[fresh] = False
     weights[others] *= (1 - weights[fresh].sum()) / weights[others].sum()
@@ -425,11 +437,11 @@ def fit_em(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = 
            reg_covar: float = 1e-6, max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,
            chunk_size: int | None = None, warn: bool = True, on_collapse: str = "error",
            accumulate_dtype: Any = None, distributed: bool = False, labels: Tensor | None = None,
-           freeze: tuple[str, ...] = ()) -> FitResult:
+           freeze: tuple[str, ...] = (), sample_weight: Tensor | None = None) -> FitResult:
     """Soft EM (deterministic given ``init``). Options: see :func:`run_em`."""
     return run_em(model, X, init, hard=False, reg_covar=reg_covar, distributed=distributed, labels=labels,
                   freeze=freeze, max_iter=max_iter, tol=tol, rtol=rtol, chunk_size=chunk_size, warn=warn,
-                  on_collapse=on_collapse, accumulate_dtype=accumulate_dtype)
+                  on_collapse=on_collapse, accumulate_dtype=accumulate_dtype, sample_weight=sample_weight)
 
 
 @register("hard_em", summary="classification EM: hard assignments, stops at an exact fixed point",
@@ -440,8 +452,8 @@ def fit_hard_em(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | No
                 reg_covar: float = 1e-6, max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,
                 chunk_size: int | None = None, warn: bool = True, on_collapse: str = "error",
                 accumulate_dtype: Any = None, distributed: bool = False, labels: Tensor | None = None,
-                freeze: tuple[str, ...] = ()) -> FitResult:
+                freeze: tuple[str, ...] = (), sample_weight: Tensor | None = None) -> FitResult:
     """Classification (hard) EM (deterministic given ``init``). Options: see :func:`run_em`."""
     return run_em(model, X, init, hard=True, reg_covar=reg_covar, distributed=distributed, labels=labels,
                   freeze=freeze, max_iter=max_iter, tol=tol, rtol=rtol, chunk_size=chunk_size, warn=warn,
-                  on_collapse=on_collapse, accumulate_dtype=accumulate_dtype)
+                  on_collapse=on_collapse, accumulate_dtype=accumulate_dtype, sample_weight=sample_weight)

@@ -30,6 +30,7 @@ from mixtures.core.validation import (
     fresh_seed,
     spawn_seeds,
 )
+from mixtures.core.weights import check_sample_weight
 from mixtures.errors import DataError
 from mixtures.inference.registry import ROUTINES, Routine, get_routine
 from mixtures.inference.starts import check_distributed_start, checked_start, flag_degenerate, flag_indistinguishable
@@ -41,7 +42,7 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
         seed: int | None = 0, n_init: int = 1, reg_covar: float = 1e-6,
         dtype: Any = None, device: Any = None, chunk_size: int | None = None,
         init_sample_size: int = 100_000, distributed: bool = False, threads: int | None = None,
-        labels: Any = None, freeze: Any = None, **options: Any) -> FitResult:
+        labels: Any = None, freeze: Any = None, sample_weight: Any = None, **options: Any) -> FitResult:
     """Fit ``model`` to data ``X`` ``(N, D)`` with the routine ``method``.
 
     Args:
@@ -90,6 +91,15 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
             ``init`` (parameters or a dict, not an initializer's name) while the rest is fitted
             (:mod:`mixtures.core.freeze`); routines with ``freeze`` in their record (``"em"``,
             ``"hard_em"``, ``"map"``, ``"svi"``) honour it, others refuse.
+        sample_weight: ``(N,)`` finite non-negative weights of the points, of positive sum
+            (:mod:`mixtures.core.weights`): point ``n``'s log-likelihood term counts ``w_n`` times,
+            so integer weights fit the data with rows repeated (from the same start) and zero
+            weights the data without those rows. Every trace in the history is the weighted one;
+            ``N`` in per-point tolerances and in empty-component flags is ``Σ_n w_n``. The named
+            initializers ``"kmeans"``, ``"kmeans++"``, ``"random"`` and ``"random_from_data"`` use
+            the weights (weighted D² seeding, weighted Lloyd, weighted M steps, no zero-weight point
+            as a centre); ``"hc"`` builds its tree on the positive-weight rows, unweighted. Routines
+            with ``sample_weight`` in their record take it; others, and streamed data, raise.
         **options: routine options (``max_iter``, ``tol``...), see each routine.
 
     Streaming: ``X`` may also be a memory-mapped array (``np.load(path, mmap_mode="r")``),
@@ -107,12 +117,13 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
     with parallel.using(torch.get_num_threads() if threads is None else threads):
         return _fit(model, X, method, init=init, seed=seed, n_init=n_init, reg_covar=reg_covar, dtype=dtype,
                     device=device, chunk_size=chunk_size, init_sample_size=init_sample_size,
-                    distributed=distributed, labels=labels, freeze=freeze, **options)
+                    distributed=distributed, labels=labels, freeze=freeze, sample_weight=sample_weight, **options)
 
 
 def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int | None, n_init: int,
          reg_covar: float, dtype: Any, device: Any, chunk_size: int | None, init_sample_size: int,
-         distributed: bool, labels: Any = None, freeze: Any = None, **options: Any) -> FitResult:
+         distributed: bool, labels: Any = None, freeze: Any = None, sample_weight: Any = None,
+         **options: Any) -> FitResult:
     """:func:`fit` inside its thread setting."""
     routine = get_routine(method)
     _check_capabilities(routine, model)
@@ -125,6 +136,13 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
     chunk_size = check_chunk_size(chunk_size)
     check_init(init)
     X, options = _prepared_data(model, routine, X, dtype, device, chunk_size, options)
+    if sample_weight is not None and (labels is not None or freeze is not None):
+        # each is exact alone; together they are untested, so refused rather than half-honoured
+        raise ValueError("sample_weight cannot be combined with labels or freeze yet; fit with one of them "
+                         "(e.g. repeat the labelled rows instead of weighting them).")
+    weights = _checked_weights(routine, X, sample_weight)
+    if weights is not None:
+        options = {**options, "sample_weight": weights}
     run_model = model
     if distributed:
         comm.check_initialized()
@@ -132,16 +150,21 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
             supported = sorted(name for name, r in ROUTINES.items() if r.distributed)
             raise ValueError(f"method {method!r} does not run distributed yet; use one of {supported}.")
         options = {**options, "distributed": True}
-        # every rank must see the same prior: its defaults come from all the data, not the shard
+    if weights is not None:  # a prior's data-scaled defaults: the moments of the (all ranks') weighted data
+        run_model = model.with_weighted_prior(X, weights, distributed)
+    elif distributed:  # every rank must see the same prior: its defaults come from all the data, not the shard
         run_model = model.with_global_prior(X)
     if labels is not None:
         options = {**options, "labels": _checked_labels(routine, model, X, labels, distributed)}
     if freeze is not None:
         options = {**options, "freeze": _checked_freeze(routine, model, init, freeze)}
     N = comm.global_count(X.shape[0], X.device) if distributed else X.shape[0]
+    if weights is not None:  # points that count, and (for the flags) the number they stand for
+        N = int(weights.gt(0).sum())
+        N = comm.global_count(N, X.device) if distributed else N
     if model.n_components > N:
-        raise DataError(f"X has {N} point(s), fewer than the model's K={model.n_components} "
-                        "components; use fewer components or more data.")
+        raise DataError(f"X has {N} point(s){'' if weights is None else ' of positive weight'}, fewer than the "
+                        f"model's K={model.n_components} components; use fewer components or more data.")
     if options.get("chunk_size") is not None:  # no buffer for more rows than the data hold
         options = {**options, "chunk_size": min(options["chunk_size"], max(1, X.shape[0]))}
     if routine.takes_responsibilities:
@@ -153,9 +176,10 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
         start_of = _aligned(start_of, X, options["labels"])
     seeds = spawn_seeds(seed, n_init) if (isinstance(init, str) and n_init > 1) else [seed]
     best, objectives = _best_of_restarts(routine, run_model, X, seeds, start_of, reg_covar, options)
-    flag_degenerate(best, X, n_points=N, reg_covar=reg_covar, floor=routine.covariance_floor,
+    n_points = N if weights is None else _global_total(weights, distributed)
+    flag_degenerate(best, X, n_points=n_points, reg_covar=reg_covar, floor=routine.covariance_floor,
                     flag_empty=routine.prior != "required")
-    flag_indistinguishable(best, X, n_points=N)
+    flag_indistinguishable(best, X, n_points=n_points)
     best.model = model  # the caller's model (not a distributed run's globally resolved copy)
     best.decoder = "program" if routine.queries == "program" else "closed_form"
     best.extras["restart_objectives"] = objectives
@@ -194,7 +218,8 @@ def _start_maker(routine: Routine, model: MixtureFamily, X: Any, init: InitSpec,
         return X.reservoir_sample(check_positive_int(init_sample_size, "init_sample_size"), generator)
 
     def start_of(restart_seed: int) -> tuple[Params, list[int]]:
-        make = lambda: _initialize(model, X, init, restart_seed, start_reg, init_sample_size, collapse_rule)  # noqa: E731
+        make = lambda: _initialize(model, X, init, restart_seed, start_reg, init_sample_size, collapse_rule,  # noqa: E731
+                                   options.get("sample_weight"))
         # k-means, k-medians: an empty cluster takes the farthest point; EM, hard EM: a given start's
         # dead components are flagged in the result (or re-seeded mid-fit under on_collapse="reseed")
         if routine.starts_from_centres or (routine.flags_dead_start and (distributed or not repair)):
@@ -323,10 +348,11 @@ def _run_routine(routine: Routine, *args: Any, **kwargs: Any) -> FitResult:
 
 
 def _initialize(model: MixtureFamily, X: Any, init: InitSpec, seed: int | None, reg_covar: float,
-                init_sample_size: int, on_collapse: str = "error"):
-    """Initialize on the data, or on a reservoir sample of streamed data."""
+                init_sample_size: int, on_collapse: str = "error", sample_weight: Tensor | None = None):
+    """Initialize on the data (weighted with ``sample_weight``), or on a reservoir sample of streamed data."""
     if not isinstance(X, StreamingData):
-        return initialize(model, X, init, seed=seed, reg_covar=reg_covar, on_collapse=on_collapse)
+        return initialize(model, X, init, seed=seed, reg_covar=reg_covar, on_collapse=on_collapse,
+                          sample_weight=sample_weight)
     if not isinstance(init, (str, dict, Params)):
         raise ValueError("streamed data can start from an initializer name, the model's parameters or a dict; "
                          "labels or responsibilities of every point are not supported.")
@@ -362,6 +388,26 @@ def _checked_freeze(routine: Routine, model: MixtureFamily, init: Any, freeze: A
         raise ValueError(f"freeze={groups} holds values you give: pass init=parameters (e.g. a MixtureParams) or a "
                          f"dict, not the initializer {init!r}.")
     return groups
+
+
+def _checked_weights(routine: Routine, X: Any, sample_weight: Any) -> Tensor | None:
+    """``sample_weight`` validated against ``X`` (:func:`mixtures.core.weights.check_sample_weight`), or a
+    clear error when the routine or the data path cannot honour weights."""
+    if sample_weight is None:
+        return None
+    if not routine.sample_weight:
+        weighted = sorted(name for name, r in ROUTINES.items() if r.sample_weight)
+        raise ValueError(f"method {routine.name!r} does not take sample_weight; methods that do: {weighted}.")
+    if isinstance(X, StreamingData):
+        raise ValueError("sample_weight needs the data in memory (a stream carries no weights); load X in memory, "
+                         "or repeat rows in the stream.")
+    return check_sample_weight(sample_weight, X)
+
+
+def _global_total(weights: Tensor, distributed: bool) -> float:
+    """``Σ_n w_n`` over this process's (or, distributed, every rank's) points."""
+    total = weights.sum().to(torch.float64)
+    return float(comm.all_reduce_sum(total)[0]) if distributed else float(total)
 
 
 def _check_capabilities(routine: Routine, model: MixtureFamily) -> None:

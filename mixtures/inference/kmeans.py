@@ -34,6 +34,11 @@ distances, gathered by :func:`mixtures.distributed.global_farthest`), so it
 chooses the same point as one process on all the data; ``tol``'s scale and the
 induced mixture's statistics are global. ``extras["labels"]`` are the rank's own
 shard's. k-medians does not run distributed (medians do not add up over shards).
+
+Weights (``sample_weight`` ``(N,)``): weighted means (k-means) or weighted medians (k-medians),
+weighted inertia / L1 objective, ``tol`` scaled by the weighted variance, and the induced mixture
+of the weighted partition; integer weights give the fit of the data with rows repeated while no
+cluster empties (see :func:`mixtures.kernels.kmeans.lloyd`).
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ from mixtures.kernels.kmeans import assign, lloyd
 def _run(model: MixtureFamily, X: Tensor | StreamingData, init: Params, metric: str, *,
          max_iter: int = 300, tol: float = 1e-4, reg_covar: float = 1e-6,
          track_likelihood: bool = True, warn: bool = True, chunk_size: int | None = None,
-         distributed: bool = False) -> FitResult:
+         distributed: bool = False, sample_weight: Tensor | None = None) -> FitResult:
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     tol = check_nonnegative_float(tol, "tol")
     reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
@@ -71,13 +76,14 @@ def _run(model: MixtureFamily, X: Tensor | StreamingData, init: Params, metric: 
     shift = comm.broadcast(model.statistics_shift(X)) if distributed else model.statistics_shift(X)
     history = History()
     start = time.perf_counter()
+    weighted = {} if sample_weight is None else {"sample_weight": sample_weight}
 
     def record(iteration: int, centers: Tensor, *_: Any) -> None:
         params, summary, objective, _ = model.partition_mixture(X, centers, reg_covar, shift, metric, chunk_size,
-                                                                distributed)
+                                                                distributed, **weighted)
         row = {"iteration": iteration, "objective": objective}
         if track_likelihood:
-            log_likelihood = float(model.e_step(X, params, shift, chunk_size=chunk_size).log_likelihood)
+            log_likelihood = float(model.e_step(X, params, shift, chunk_size=chunk_size, **weighted).log_likelihood)
             if distributed:
                 log_likelihood = comm.all_reduce_float(log_likelihood, shift.device)
             lower_bound = float(model.elbo(summary, params))
@@ -91,13 +97,13 @@ def _run(model: MixtureFamily, X: Tensor | StreamingData, init: Params, metric: 
     else:
         centers, _, _, n_iter, converged = lloyd(X, centers, metric, max_iter=max_iter, tol=tol,
                                                  on_iteration=record, chunk_size=chunk_size,
-                                                 distributed=distributed)
+                                                 distributed=distributed, sample_weight=sample_weight)
     if not converged and max_iter > 0 and warn:
         warnings.warn(f"{'k-means' if metric == 'l2' else 'k-medians'} did not converge in "
                       f"max_iter={max_iter} iterations; increase max_iter or tol.",
                       ConvergenceWarning, stacklevel=3)
     params, _, objective, flags = model.partition_mixture(X, centers, reg_covar, shift, metric, chunk_size,
-                                                          distributed)
+                                                          distributed, **weighted)
     labels = assign(X, centers, metric)[0] if isinstance(X, Tensor) else None
     return FitResult(model=model, params=params, history=history, converged=converged,
                      n_iter=n_iter, method="kmeans" if metric == "l2" else "kmedians",
@@ -111,11 +117,13 @@ def _run(model: MixtureFamily, X: Tensor | StreamingData, init: Params, metric: 
           gap="k-means: the same for its hard assignments under the mixture it implies")
 def fit_kmeans(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = None,
                reg_covar: float = 1e-6, max_iter: int = 300, tol: float = 1e-4, track_likelihood: bool = True,
-               warn: bool = True, chunk_size: int | None = None, distributed: bool = False) -> FitResult:
+               warn: bool = True, chunk_size: int | None = None, distributed: bool = False,
+               sample_weight: Tensor | None = None) -> FitResult:
     """k-means (Lloyd). Options: ``max_iter``, ``tol``, ``track_likelihood``, ``warn``,
     ``chunk_size`` (module docstring)."""
     return _run(model, X, init, "l2", max_iter=max_iter, tol=tol, reg_covar=reg_covar,
-                track_likelihood=track_likelihood, warn=warn, chunk_size=chunk_size, distributed=distributed)
+                track_likelihood=track_likelihood, warn=warn, chunk_size=chunk_size, distributed=distributed,
+                sample_weight=sample_weight)
 
 
 @register("kmedians", summary="k-medians (L1 distance, coordinate-wise medians)",
@@ -123,7 +131,7 @@ def fit_kmeans(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | Non
           gap="k-medians: the same for its hard assignments")
 def fit_kmedians(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = None,
                  reg_covar: float = 1e-6, max_iter: int = 300, tol: float = 1e-4, track_likelihood: bool = True,
-                 warn: bool = True, chunk_size: int | None = None) -> FitResult:
+                 warn: bool = True, chunk_size: int | None = None, sample_weight: Tensor | None = None) -> FitResult:
     """k-medians (L1). Options as :func:`fit_kmeans`."""
     return _run(model, X, init, "l1", max_iter=max_iter, tol=tol, reg_covar=reg_covar,
-                track_likelihood=track_likelihood, warn=warn, chunk_size=chunk_size)
+                track_likelihood=track_likelihood, warn=warn, chunk_size=chunk_size, sample_weight=sample_weight)

@@ -44,7 +44,7 @@ PRIOR_KINDS = ("conjugate", "nonconjugate")
 PASS_RULES = ("iteration", "column", "steps", "none")
 #: parameters every routine receives from :func:`mixtures.fit`, never routine options
 FIT_PARAMETERS = ("model", "X", "init", "seed", "reg_covar", "init_responsibilities", "distributed", "labels",
-                  "freeze")
+                  "freeze", "sample_weight")
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,9 @@ class Routine:
     #: the routine holds parameter groups fixed (``fit(..., freeze=...)``, :mod:`mixtures.core.freeze`): it takes
     #: a ``freeze`` keyword, a tuple of group names
     freeze: bool = False
+    #: the routine takes ``sample_weight`` ``(N,)`` (:mod:`mixtures.core.weights`); set by :func:`register`
+    #: from the signature (a ``sample_weight`` keyword), so the flag cannot disagree with the code
+    sample_weight: bool = False
 
     def __post_init__(self):
         unknown = set(self.requires) - set(CAPABILITIES)
@@ -221,6 +224,7 @@ def register(name: str, **record: Any) -> Callable[[Callable[..., Any]], Routine
     def decorator(run: Callable[..., Any]) -> Routine:
         if name in ROUTINES:
             raise ValueError(f"an inference routine named {name!r} is already registered")
+        record.setdefault("sample_weight", "sample_weight" in inspect.signature(run).parameters)
         routine = Routine(name=name, run=run, options=options_from_signature(run, constraints), **record)
         ROUTINES[name] = routine
         return routine

@@ -86,6 +86,13 @@ component's running statistics by one point at the worst-explained point of the
 current minibatch (lowest ``log p(x | θ)``) with the covariance of all the
 running statistics, i.e. weight ≈ 1/N as in :mod:`mixtures.inference.em`, and
 lists ``(iteration, component)`` in ``extras["reseeded"]`` (not for a shared covariance).
+
+Weights (``sample_weight`` ``(N,)``, in-memory data): a minibatch's ``ŝ`` is its weighted
+statistics divided by its total weight (a minibatch of total weight 0 is skipped: no update),
+the M step scales ``s`` back to ``N = Σ_n w_n``, and the history's ``log_likelihood`` and
+``elbo`` are the weighted ones (the evaluation subsample's, scaled by ``Σ w / Σ_eval w``).
+Minibatches are cut by rows, so only the deterministic settings (one minibatch holding every
+point, ``shuffle=False``, warm-start steps) equal the fit of the data with rows repeated.
 """
 
 from __future__ import annotations
@@ -117,17 +124,18 @@ DEFAULT_EPOCHS = 10
 class _Evaluator:
     """Log-likelihood and ELBO of the evaluation subsample ``(M, D)``, scaled by ``N / M``."""
 
-    def __init__(self, model: MixtureFamily, X_eval: Tensor, n_total: int, shift: Tensor,
-                 chunk_size: int | None):
+    def __init__(self, model: MixtureFamily, X_eval: Tensor, n_total: float, shift: Tensor,
+                 chunk_size: int | None, weights: Tensor | None = None):
         self.model = model
         self.X_eval = X_eval
-        self.scale = n_total / X_eval.shape[0]
+        self.weighted = {} if weights is None else {"sample_weight": weights}  # (M,) or nothing
+        self.scale = n_total / (X_eval.shape[0] if weights is None else float(weights.sum()))
         self.shift = shift
         self.chunk_size = chunk_size
         self.previous: Summary | None = None  # q of the previous evaluation
 
     def __call__(self, params: Params, iteration: int) -> tuple[float, float]:
-        summary = self.model.e_step(self.X_eval, params, self.shift, chunk_size=self.chunk_size)
+        summary = self.model.e_step(self.X_eval, params, self.shift, chunk_size=self.chunk_size, **self.weighted)
         _check_finite(summary.log_likelihood, iteration, "the evaluation subsample")
         log_likelihood = self.scale * float(summary.log_likelihood)
         bound = math.nan if self.previous is None else self.scale * float(self.model.elbo(self.previous, params))
@@ -186,13 +194,14 @@ def _batch_sizes(n_points: int, batch_size: int) -> list[int]:
     return [base + 1] * extra + [base] * (count - extra)
 
 
-def _memory_minibatches(X: Tensor, sizes: list[int], shuffle: bool,
-                        generator: torch.Generator) -> Iterator[Tensor]:
-    """One epoch of in-memory minibatches ``(b, D)``."""
+def _memory_minibatches(X: Tensor, sizes: list[int], shuffle: bool, generator: torch.Generator,
+                        weights: Tensor | None = None) -> Iterator[tuple[Tensor, Tensor | None]]:
+    """One epoch of in-memory minibatches ``(b, D)``, each with its weights ``(b,)`` (or None)."""
     order = torch.randperm(X.shape[0], generator=generator, device="cpu").to(X.device) if shuffle else None
     start = 0
     for size in sizes:
-        yield X[start:start + size] if order is None else X[order[start:start + size]]
+        rows = slice(start, start + size) if order is None else order[start:start + size]
+        yield X[rows], (None if weights is None else weights[rows])
         start += size
 
 
@@ -236,12 +245,12 @@ def _gather_rows(X: Tensor | StreamingData, indices: Tensor, chunk_size: int | N
     return torch.cat(pieces)
 
 
-def _per_point(summary: Summary) -> Summary:
-    """``ŝ``: a pass's additive statistics divided by its number of points."""
-    return summary.scaled(1.0 / summary.n_points)
+def _per_point(summary: Summary, total_weight: float | None = None) -> Summary:
+    """``ŝ``: a pass's additive statistics divided by its number of points (its total weight)."""
+    return summary.scaled(1.0 / (summary.n_points if total_weight is None else total_weight))
 
 
-def _reseed(model: MixtureFamily, running: Summary, component: int, summary: Summary, n_total: int) -> Summary:
+def _reseed(model: MixtureFamily, running: Summary, component: int, summary: Summary, n_total: float) -> Summary:
     """``running`` with ``component``'s statistics replaced by one point at the worst-explained point.
 
     The family's ``reseed_component`` gives the fresh component the covariance of all the
@@ -258,7 +267,7 @@ def _reseed(model: MixtureFamily, running: Summary, component: int, summary: Sum
     return running.with_additive(tensors)
 
 
-def _m_step(model: MixtureFamily, running: Summary, n_total: int, shift: Tensor, worst_point: Tensor | None,
+def _m_step(model: MixtureFamily, running: Summary, n_total: float, shift: Tensor, worst_point: Tensor | None,
             reg_covar: float, on_collapse: str, iteration: int, reseeded: list[tuple[int, int]]
             ) -> tuple[Params, Summary]:
     """Batch EM's M step on ``N · s``, re-seeding collapsed components when asked to; returns
@@ -290,7 +299,7 @@ def fit_stepwise_em(model: MixtureFamily, X: Tensor | StreamingData, init: Param
                     max_steps: int | None = None, shuffle: bool = True, eval_every: int | None = None,
                     eval_size: int = 10_000, reg_covar: float = 1e-6, tol: float | None = None,
                     warm_start_steps: int = 0, on_collapse: str = "error", chunk_size: int | None = None,
-                    held_out: Any = None, warn: bool = True) -> FitResult:
+                    held_out: Any = None, warn: bool = True, sample_weight: Tensor | None = None) -> FitResult:
     """Stepwise (online) EM from ``init`` (algorithm and history: module docstring).
 
     Args:
@@ -319,6 +328,7 @@ def fit_stepwise_em(model: MixtureFamily, X: Tensor | StreamingData, init: Param
         held_out: optional ``(M', D)`` points outside ``X``, scored at every evaluation
             (history column ``held_out_log_likelihood``, nats per point).
         warn: warn when ``tol`` was given but not met, and when components were re-seeded.
+        sample_weight: ``(N,)`` point weights of in-memory data (module docstring, "Weights").
     """
     if model.prior is not None:
         raise ValueError("stepwise_em fits maximum likelihood; for a model with a prior use method='em' "
@@ -328,7 +338,7 @@ def fit_stepwise_em(model: MixtureFamily, X: Tensor | StreamingData, init: Param
     reg_covar = check_nonnegative_float(reg_covar, "reg_covar")
     chunk_size = bounded_chunk_size(chunk_size, X)  # buffers of at most N rows
     eta_of = _schedule(kappa, step_size)
-    run = _Run(model, X, init, seed, batch_size, eval_size, eval_every, held_out, chunk_size, tol)
+    run = _Run(model, X, init, seed, batch_size, eval_size, eval_every, held_out, chunk_size, tol, sample_weight)
     for _ in range(warm_start_steps):
         if run.warm_start_step(reg_covar, on_collapse):
             break
@@ -336,7 +346,7 @@ def fit_stepwise_em(model: MixtureFamily, X: Tensor | StreamingData, init: Param
         run.stepwise_phase(eta_of, num_epochs, max_steps, shuffle, reg_covar, on_collapse)
     if tol is not None and not run.converged and warn:
         warnings.warn(f"stepwise EM did not meet tol={tol} within its budget ({run.step} steps, "
-                      f"{run.points / run.n_total:.3g} data passes); increase num_epochs/max_steps or tol.",
+                      f"{run.points / run.n_rows:.3g} data passes); increase num_epochs/max_steps or tol.",
                       ConvergenceWarning, stacklevel=3)
     if run.reseeded and warn:
         warnings.warn(f"re-seeded collapsed components (iteration, component): {run.reseeded}", UserWarning,
@@ -377,25 +387,30 @@ class _Run:
 
     def __init__(self, model: MixtureFamily, X: Tensor | StreamingData, init: Params, seed: int | None,
                  batch_size: int, eval_size: int, eval_every: int | None, held_out: Any, chunk_size: int | None,
-                 tol: float | None):
+                 tol: float | None, sample_weight: Tensor | None = None):
         self.model, self.X, self.params, self.chunk_size, self.tol = model, X, init, chunk_size, tol
         self.streamed = isinstance(X, StreamingData)
-        self.n_total = X.n_points if self.streamed else X.shape[0]
+        self.n_rows = X.n_points if self.streamed else X.shape[0]
+        self.weights = sample_weight
+        self.weighted = {} if sample_weight is None else {"sample_weight": sample_weight}
+        # N of the M step and of the per-point columns: the total weight of a weighted fit
+        self.n_total = self.n_rows if sample_weight is None else float(sample_weight.sum())
         self.generator = make_generator(seed)
-        self.sizes = _batch_sizes(self.n_total, batch_size)
+        self.sizes = _batch_sizes(self.n_rows, batch_size)
         self.eval_every = eval_every or len(self.sizes)
         # the evaluation subsample is drawn first, so it depends on the seed only
-        if eval_size >= self.n_total:
-            self.eval_indices = torch.arange(self.n_total)
+        if eval_size >= self.n_rows:
+            self.eval_indices = torch.arange(self.n_rows)
         else:
-            self.eval_indices = torch.randperm(self.n_total, generator=self.generator)[:eval_size].sort().values
+            self.eval_indices = torch.randperm(self.n_rows, generator=self.generator)[:eval_size].sort().values
         self.shift = model.statistics_shift(X)
         self.held_out = None if held_out is None else as_data(held_out, name="held_out", dtype=self.shift.dtype,
                                                               device=self.shift.device,
                                                               n_features=self.shift.shape[-1])
-        X_eval = X if (not self.streamed and eval_size >= self.n_total) else _gather_rows(X, self.eval_indices,
-                                                                                           chunk_size)
-        self.evaluate = _Evaluator(model, X_eval, self.n_total, self.shift, chunk_size)
+        X_eval = X if (not self.streamed and eval_size >= self.n_rows) else _gather_rows(X, self.eval_indices,
+                                                                                          chunk_size)
+        eval_weights = None if sample_weight is None else sample_weight[self.eval_indices.to(sample_weight.device)]
+        self.evaluate = _Evaluator(model, X_eval, self.n_total, self.shift, chunk_size, eval_weights)
         self.history = History()
         self.start = time.perf_counter()
         self.reseeded: list[tuple[int, int]] = []
@@ -412,7 +427,7 @@ class _Run:
             "held_out_log_likelihood": float(self.params.log_prob(self.held_out).mean())}
         self.history.append(iteration=self.iteration, log_likelihood=log_likelihood, elbo=bound,
                             kl=log_likelihood - bound, time=time.perf_counter() - self.start,
-                            passes=self.points / self.n_total, step_size=self.eta, **scores)
+                            passes=self.points / self.n_rows, step_size=self.eta, **scores)
         mean = log_likelihood / self.n_total
         self.converged = self.tol is not None and abs(mean - self.previous_mean) < self.tol
         self.previous_mean = mean
@@ -420,13 +435,14 @@ class _Run:
 
     def warm_start_step(self, reg_covar: float, on_collapse: str) -> bool:
         """One batch EM step (all the data as the minibatch, ``η = 1``); True when converged."""
-        summary = self.model.e_step(self.X, self.params, self.shift, chunk_size=self.chunk_size)
+        summary = self.model.e_step(self.X, self.params, self.shift, chunk_size=self.chunk_size, **self.weighted)
         _check_finite(summary.log_likelihood, self.iteration, "the data")
         self.iteration += 1
         self.points += summary.n_points
         self.eta = 1.0
-        self.params, _ = _m_step(self.model, _per_point(summary), self.n_total, self.shift, summary.worst_point,
-                                 reg_covar, on_collapse, self.iteration, self.reseeded)
+        total = None if self.weights is None else self.n_total
+        self.params, _ = _m_step(self.model, _per_point(summary, total), self.n_total, self.shift,
+                                 summary.worst_point, reg_covar, on_collapse, self.iteration, self.reseeded)
         return self.record()
 
     def stepwise_phase(self, eta_of: Callable[[int], float], num_epochs: int | None, max_steps: int | None,
@@ -436,15 +452,20 @@ class _Run:
         evaluated, epoch = True, 0
         while (num_epochs is None or epoch < num_epochs) and (max_steps is None or self.step < max_steps):
             if self.streamed:
-                batches = _stream_minibatches(self.X, self.sizes, shuffle, self.generator, self.chunk_size)
+                batches = ((batch, None) for batch in _stream_minibatches(self.X, self.sizes, shuffle, self.generator,
+                                                                          self.chunk_size))
             else:
-                batches = _memory_minibatches(self.X, self.sizes, shuffle, self.generator)
-            for batch in batches:
+                batches = _memory_minibatches(self.X, self.sizes, shuffle, self.generator, self.weights)
+            for batch, weights in batches:
                 if max_steps is not None and self.step >= max_steps:
                     break
-                summary = self.model.e_step(batch, self.params, self.shift, chunk_size=self.chunk_size)
+                if weights is not None and not bool(weights.sum() > 0):  # nothing to learn from
+                    self.points += batch.shape[0]
+                    continue
+                weighted = {} if weights is None else {"sample_weight": weights}
+                summary = self.model.e_step(batch, self.params, self.shift, chunk_size=self.chunk_size, **weighted)
                 _check_finite(summary.log_likelihood, self.iteration, f"minibatch {self.step}")
-                current = _per_point(summary)
+                current = _per_point(summary, None if weights is None else float(weights.sum()))
                 self.eta = eta_of(self.step)
                 # s starts as ŝ_0, so step 0 gives s = ŝ_0 for any η_0
                 running = current if running is None else running.blended(current, self.eta)

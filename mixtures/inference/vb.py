@@ -76,7 +76,8 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
            init_responsibilities: Tensor | None = None, max_iter: int = 100, tol: float = 1e-3,
            reg_covar: float = 1e-6, updates: str = "sklearn", chunk_size: int | None = None,
            posterior_samples: int = 1000, seed: int | None = 0, warn: bool = True,
-           distributed: bool = False, labels: Tensor | None = None) -> FitResult:
+           distributed: bool = False, labels: Tensor | None = None,
+           sample_weight: Tensor | None = None) -> FitResult:
     """CAVI from the responsibilities of ``init`` (or ``init_responsibilities``).
 
     Args:
@@ -106,6 +107,10 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
         labels: ``(N,)`` partial labels (``-1``: unknown; :mod:`mixtures.core.labels`): the labelled
             points' ``q(z_n)`` stays one-hot on their label (their statistics enter every update, their
             entropy is 0); the history's ``log_likelihood`` is the labelled one at the plug-in ``θ̄``.
+        sample_weight: ``(N,)`` validated point weights (:mod:`mixtures.core.weights`): every
+            pass's responsibilities, entropy and log-likelihood are weighted, so the ELBO is that
+            of the data with each point counted ``w_n`` times (``fit`` resolves a prior's data-scaled
+            defaults on the weighted data: the family's ``with_weighted_prior``).
     """
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     tol = check_nonnegative_float(tol, "tol")
@@ -116,6 +121,7 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
     # every rank takes the moments about the same point
     shift = comm.broadcast(model.statistics_shift(X)) if distributed else model.statistics_shift(X)
     start = time.perf_counter()
+    weighted = {} if sample_weight is None else {"sample_weight": sample_weight}
     if init_responsibilities is not None:
         expected = (X.shape[0], model.n_components)
         if tuple(init_responsibilities.shape) != expected:
@@ -125,14 +131,18 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
         if labels is not None:
             resp = torch.where((labels >= 0)[:, None], torch.nn.functional.one_hot(labels.clamp(min=0),
                                                                                     model.n_components).to(X), resp)
-        summary = model.summarize(X, resp, shift, chunk_size)
-    elif labels is not None:
+        weighted_resp = resp if sample_weight is None else resp * sample_weight[:, None]
+        summary = model.summarize(X, weighted_resp, shift, chunk_size)
+        if sample_weight is not None:  # the entropy of q(Z) counts each point w_n times
+            entropy = -torch.where(resp > 0, torch.special.xlogy(resp, resp), 0.0).sum(-1)
+            summary = summary.replace(entropy=(entropy * sample_weight).sum())
+    elif labels is not None:  # (fit refuses weights with labels)
         unlabelled = X[labels < 0]
         summary = model.e_step(unlabelled, model.check_params(init), shift, chunk_size=chunk_size) \
             if unlabelled.shape[0] else None
         summary = with_labelled(model, X, init, labels, shift, summary)
     else:
-        summary = model.e_step(X, model.check_params(init), shift, chunk_size=chunk_size)
+        summary = model.e_step(X, model.check_params(init), shift, chunk_size=chunk_size, **weighted)
     if distributed:
         summary = comm.all_reduce_summary(summary)
 
@@ -152,7 +162,7 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
     converged = False
     iteration = 0
     for iteration in range(1, max_iter + 1):
-        summary = _expected_pass(model, cavi, X, q, shift, chunk_size, labels)
+        summary = _expected_pass(model, cavi, X, q, shift, chunk_size, labels, weighted)
         _complete_last_row(history, float(summary.log_likelihood))
         q, values = step(summary)
         history.append(iteration=iteration, time=time.perf_counter() - start,
@@ -163,7 +173,7 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
             break
         previous = current
     if labels is None:
-        final = float(cavi.expected_pass(X, q, shift, chunk_size, statistics=False).log_likelihood)
+        final = float(cavi.expected_pass(X, q, shift, chunk_size, statistics=False, **weighted).log_likelihood)
     else:
         final = float(labelled_log_likelihood(cavi.plug_in(q), X, labels))
     _complete_last_row(history, final)
@@ -178,11 +188,12 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
 
 
 def _expected_pass(model: MixtureFamily, cavi: Any, X: Tensor, q: Any, shift: Tensor, chunk_size: int | None,
-                   labels: Tensor | None) -> Summary:
-    """The pass at ``q(θ)``; with labels, over the unlabelled points, the labelled ones' one-hot ``q(z)``
-    added (:func:`mixtures.core.labels.with_labelled`, at the plug-in parameters for their log-likelihood)."""
+                   labels: Tensor | None, weighted: dict[str, Tensor]) -> Summary:
+    """The pass at ``q(θ)`` (``weighted``: ``{"sample_weight": (N,)}`` or ``{}``); with labels, over the
+    unlabelled points, the labelled ones' one-hot ``q(z)`` added (:func:`mixtures.core.labels.with_labelled`,
+    at the plug-in parameters for their log-likelihood)."""
     if labels is None:
-        return cavi.expected_pass(X, q, shift, chunk_size)
+        return cavi.expected_pass(X, q, shift, chunk_size, **weighted)
     unlabelled = X[labels < 0]
     summary = cavi.expected_pass(unlabelled, q, shift, chunk_size) if unlabelled.shape[0] else None
     return with_labelled(model, X, cavi.plug_in(q), labels, shift, summary)
@@ -201,8 +212,9 @@ def fit_vb(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = 
            reg_covar: float = 1e-6, init_responsibilities: Tensor | None = None, max_iter: int = 100,
            tol: float = 1e-3, updates: str = "sklearn", chunk_size: int | None = None,
            posterior_samples: int = 1000, warn: bool = True, distributed: bool = False,
-           labels: Tensor | None = None) -> FitResult:
+           labels: Tensor | None = None, sample_weight: Tensor | None = None) -> FitResult:
     """Variational Bayes for a conjugate prior. Options: see :func:`run_vb`."""
     return run_vb(model, X, init, seed=seed, reg_covar=reg_covar, init_responsibilities=init_responsibilities,
                   max_iter=max_iter, tol=tol, updates=updates, chunk_size=chunk_size,
-                  posterior_samples=posterior_samples, warn=warn, distributed=distributed, labels=labels)
+                  posterior_samples=posterior_samples, warn=warn, distributed=distributed, labels=labels,
+                  sample_weight=sample_weight)

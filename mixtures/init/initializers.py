@@ -57,13 +57,17 @@ def params_from_labels(model: MixtureFamily, X: Tensor, labels: Tensor, reg_cova
 
 
 def _nearest_centre_params(model: MixtureFamily, X: Tensor, centers: Tensor, reg_covar: float,
-                           on_collapse: str) -> Params:
+                           on_collapse: str, sample_weight: Tensor | None = None) -> Params:
     """The family's M step on the nearest-centre partition of ``X`` (centres ``(K, D)``).
 
     A family with statistics gets the partition's statistics chunk by chunk (no ``(N,)`` labels,
     no ``(N, K)`` responsibilities: the same sums, in the same order, as one ``summarize`` of the
-    one-hot responsibilities); other families get the responsibilities.
+    one-hot responsibilities); other families get the responsibilities. With ``sample_weight``
+    ``(N,)`` the one-hot responsibilities are weighted.
     """
+    if sample_weight is not None:
+        resp = torch.nn.functional.one_hot(assign(X, centers)[0], model.n_components).to(X.dtype)
+        return model.params_from_responsibilities(X, resp * sample_weight[:, None], reg_covar, on_collapse)
     if model.supports("statistics"):
         K, (N, D) = centers.shape[0], X.shape
         shift = model.statistics_shift(X)
@@ -181,7 +185,7 @@ def initial_responsibilities(model: MixtureFamily, X: Tensor, init: InitSpec) ->
 
 def initialize(model: MixtureFamily, X: Tensor, init: InitSpec = "kmeans", seed: int | None = 0,
                reg_covar: float = 1e-6, generator: torch.Generator | None = None,
-               on_collapse: str = "error") -> Params:
+               on_collapse: str = "error", sample_weight: Tensor | None = None) -> Params:
     """Starting parameters for ``model`` on data ``X`` ``(N, D)``.
 
     Args:
@@ -193,6 +197,11 @@ def initialize(model: MixtureFamily, X: Tensor, init: InitSpec = "kmeans", seed:
         on_collapse: a singular covariance of an M-step-based initializer is an error
             (``"error"``), takes the data's covariance (``"reseed"``), or is built by
             k-means' lenient rule (``"pool"``: for routines that use only the centres).
+        sample_weight: ``(N,)`` validated weights (:mod:`mixtures.core.weights`): the M steps of
+            partitions and responsibilities are weighted, ``"kmeans++"`` / ``"kmeans"`` seed and
+            iterate weighted, ``"random_from_data"`` picks among positive-weight points, ``"hc"``
+            uses the positive-weight points unweighted; given parameters and dicts are used as
+            they are (a dict's missing covariances are the unweighted data's).
     """
     if generator is None:
         generator = make_generator(seed)  # None: fresh OS entropy, as everywhere
@@ -204,14 +213,21 @@ def initialize(model: MixtureFamily, X: Tensor, init: InitSpec = "kmeans", seed:
     if isinstance(init, dict):
         return model.params_from_dict(init, X, reg_covar, on_collapse)
     if isinstance(init, str):
+        if sample_weight is not None:
+            return _weighted_start(model, X, init, generator, reg_covar, on_collapse, sample_weight)
         return _named_start(model, X, init, generator, reg_covar, on_collapse)
     check_init(init)
     array = _init_array(init)
     if array.ndim == 1:
-        return params_from_labels(model, X, _labels_from_array(model, X, array), reg_covar, on_collapse)
+        labels = _labels_from_array(model, X, array)
+        if sample_weight is not None:
+            resp = torch.nn.functional.one_hot(labels, model.n_components).to(X.dtype)
+            return model.params_from_responsibilities(X, resp * sample_weight[:, None], reg_covar, on_collapse)
+        return params_from_labels(model, X, labels, reg_covar, on_collapse)
     if array.ndim == 2:
-        return model.params_from_responsibilities(X, _responsibilities_from_array(model, X, array),
-                                                  reg_covar, on_collapse)
+        resp = _responsibilities_from_array(model, X, array)
+        resp = resp if sample_weight is None else resp * sample_weight[:, None]
+        return model.params_from_responsibilities(X, resp, reg_covar, on_collapse)
     raise ValueError(f"cannot initialize from {type(init).__name__} of shape {tuple(array.shape)}; "
                      "give labels (N,) or responsibilities (N, K).")
 
@@ -234,6 +250,28 @@ def _named_start(model: MixtureFamily, X: Tensor, init: str, generator: torch.Ge
         return hc_start(model, X, generator, reg_covar, on_collapse)
     raise ValueError(f"unknown init {init!r}; choose one of {list(INITIALIZERS)}, or give the model's "
                      "parameters, a dict, labels (N,) or responsibilities (N, K).")
+
+
+def _weighted_start(model: MixtureFamily, X: Tensor, init: str, generator: torch.Generator, reg_covar: float,
+                    on_collapse: str, sample_weight: Tensor) -> Params:
+    """:func:`_named_start` with ``sample_weight`` ``(N,)`` (see :func:`initialize`)."""
+    K, N = model.n_components, X.shape[0]
+    if init == "random":
+        resp = torch.rand(N, K, generator=generator, dtype=torch.float64).to(X)
+        resp = resp / resp.sum(-1, keepdim=True) * sample_weight[:, None]
+        return model.params_from_responsibilities(X, resp, reg_covar, on_collapse)
+    if init == "random_from_data":
+        counted = torch.nonzero(sample_weight > 0).reshape(-1)
+        chosen = counted[torch.randperm(counted.shape[0], generator=generator)[:K].to(X.device)]
+        return model.params_from_centres(X[counted], X[chosen], reg_covar, on_collapse)
+    if init in ("kmeans++", "kmeans"):
+        centers = kmeans_plusplus(X, K, generator, sample_weight)
+        if init == "kmeans":
+            centers = lloyd(X, centers, keep_labels=False, sample_weight=sample_weight)[0]
+        return _nearest_centre_params(model, X, centers, reg_covar, on_collapse, sample_weight)
+    if init == "hc":
+        return hc_start(model, X[sample_weight > 0], generator, reg_covar, on_collapse)
+    return _named_start(model, X, init, generator, reg_covar, on_collapse)  # raises for an unknown name
 
 
 def hc_start(model: MixtureFamily, X: Tensor, generator: torch.Generator | None = None, reg_covar: float = 1e-6,

@@ -37,48 +37,53 @@ from mixtures.kernels.fused_pass import ExtraFeatures, fused_chunk_size, fused_p
 
 
 def log_likelihood(coefficients: Tensor, X: Tensor, shift: Tensor, write_extra: ExtraFeatures,
-                   n_extra: int) -> Tensor:
+                   n_extra: int, sample_weight: Tensor | None = None) -> Tensor:
     """``Σ_n log Σ_k exp((C F(x_n - shift))_k)`` ``()``, differentiable in ``coefficients`` ``(K, P)``.
 
     The forward pass is :func:`~mixtures.kernels.fused_pass.fused_pass` (chunked, on the pass
-    workers); the backward pass returns its sums ``R Fᵀ`` times the incoming gradient.
+    workers); the backward pass returns its sums ``R Fᵀ`` times the incoming gradient. With
+    ``sample_weight`` ``(N,)`` every point's term (and so its share of the sums) counts ``w_n`` times.
     """
-    return _LogLikelihood.apply(coefficients, X, shift, write_extra, n_extra)
+    return _LogLikelihood.apply(coefficients, X, shift, write_extra, n_extra, sample_weight)
 
 
 class _LogLikelihood(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, coefficients: Tensor, X: Tensor, shift: Tensor, write_extra: ExtraFeatures,
-                n_extra: int) -> Tensor:
-        sums = fused_pass(X, coefficients.detach(), shift, write_extra, n_extra, entropy=False, worst_point=False)
+                n_extra: int, sample_weight: Tensor | None = None) -> Tensor:
+        sums = fused_pass(X, coefficients.detach(), shift, write_extra, n_extra, entropy=False, worst_point=False,
+                          sample_weight=sample_weight)
         ctx.save_for_backward(sums.sums.to(coefficients.dtype))
         return sums.log_likelihood.to(coefficients.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         (sums,) = ctx.saved_tensors
-        return grad * sums, None, None, None, None
+        return grad * sums, None, None, None, None, None
 
 
 def expected_log_joint(coefficients: Tensor, probs: Tensor, X: Tensor, shift: Tensor,
-                       write_extra: ExtraFeatures, n_extra: int) -> Tensor:
+                       write_extra: ExtraFeatures, n_extra: int, sample_weight: Tensor | None = None) -> Tensor:
     """``Σ_n Σ_k q_nk ((C F(x_n - shift))_k - log q_nk)`` ``()``: the ELBO's local part under
     ``q(z_n) = probs_n`` ``(N, K)``, differentiable in ``coefficients`` and ``probs``.
 
     ``q`` is ``probs`` clamped to ``[eps, 1 - eps]``, as a ``Categorical``'s log-probabilities
-    clamp them (the clamp's gradient, 0 outside, included).
+    clamp them (the clamp's gradient, 0 outside, included). With ``sample_weight`` ``(N,)``
+    point ``n``'s term counts ``w_n`` times.
     """
-    return _ExpectedLogJoint.apply(coefficients, probs, X, shift, write_extra, n_extra)
+    return _ExpectedLogJoint.apply(coefficients, probs, X, shift, write_extra, n_extra, sample_weight)
 
 
 class _ExpectedLogJoint(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, coefficients: Tensor, probs: Tensor, X: Tensor, shift: Tensor,
-                write_extra: ExtraFeatures, n_extra: int) -> Tensor:
+                write_extra: ExtraFeatures, n_extra: int, sample_weight: Tensor | None = None) -> Tensor:
         K, P = coefficients.shape
         N, D = X.shape
         eps = torch.finfo(probs.dtype).eps
         q = probs.detach().clamp(min=eps, max=1 - eps)
+        # the weighted q, w_n q_nk, multiplies every point's integrand and gradient
+        qw = q if sample_weight is None else q * sample_weight.unsqueeze(-1)
         # a = (C F)ᵀ - log q: the integrand, and (minus 1) the gradient of every q_nk
         a = q.log()
         chunk = max(1, min(N, fused_chunk_size(K, D, n_extra, X.element_size())))
@@ -94,19 +99,24 @@ class _ExpectedLogJoint(torch.autograd.Function):
             torch.sub(X[rows].T, column_shift, out=F[1:1 + D])
             write_extra(F[1:1 + D], F[1 + D:])()
             torch.sub(gemm.matmul(C, F).T, a[rows], out=a[rows])
-            grad_C += gemm.matmul(q[rows].T, F.T)
-        value = torch.dot(q.reshape(-1), a.reshape(-1))
-        ctx.save_for_backward(grad_C, a, probs.detach())
+            grad_C += gemm.matmul(qw[rows].T, F.T)
+        if sample_weight is None:
+            value = torch.dot(q.reshape(-1), a.reshape(-1))
+        else:  # a zero-weight point adds exactly 0 (a dropped row)
+            value = (qw * a).sum(-1).masked_fill_(sample_weight == 0, 0.0).sum()
+        ctx.save_for_backward(grad_C, a, probs.detach(), sample_weight)
         return value
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        grad_C, a, probs = ctx.saved_tensors
+        grad_C, a, probs, sample_weight = ctx.saved_tensors
         grad_q = None
         if ctx.needs_input_grad[1]:
             # ∂/∂q_nk of q (a - log q) with a fixed: a - log q - 1 = (the stored a) - 1; 0 where clamped
             eps = torch.finfo(probs.dtype).eps
             grad_q = (a - 1.0).masked_fill_((probs < eps) | (probs > 1 - eps), 0.0)
+            if sample_weight is not None:
+                grad_q.mul_(sample_weight.unsqueeze(-1))
             if not bool(grad == 1):
                 grad_q.mul_(grad)
-        return grad * grad_C, grad_q, None, None, None, None
+        return grad * grad_C, grad_q, None, None, None, None, None

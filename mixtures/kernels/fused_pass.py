@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from mixtures.core.stream import iter_data
+from mixtures.core.weights import weight_chunks
 from mixtures.kernels import gemm, parallel
 
 LOG2_E = 1.0 / math.log(2.0)
@@ -94,7 +95,8 @@ def fused_chunk_size(n_components: int, n_features: int, n_extra: int, element_s
 def fused_pass(X: Any, coefficients: Tensor, shift: Tensor, write_extra: ExtraFeatures, n_extra: int,
                hard: bool = False, chunk_size: int | None = None,
                accumulate_dtype: torch.dtype | None = None, *, entropy: bool = True,
-               worst_point: bool = True, likelihood_offsets: Tensor | None = None) -> PassSums:
+               worst_point: bool = True, likelihood_offsets: Tensor | None = None,
+               sample_weight: Tensor | None = None) -> PassSums:
     """One pass over ``X`` ``(N, D)`` (a tensor or streamed data): E step and statistics.
 
     Args:
@@ -113,6 +115,10 @@ def fused_pass(X: Any, coefficients: Tensor, shift: Tensor, write_extra: ExtraFe
             responsibilities (variational Bayes: responsibilities from the expected log
             densities, the log-likelihood at the plug-in parameters, whose log densities differ
             from them by a constant per component). See :class:`_OffsetLikelihood`.
+        sample_weight: ``w`` ``(N,)`` non-negative weights of in-memory points
+            (:mod:`mixtures.core.weights`): every point's responsibilities, log-likelihood and
+            entropy terms are multiplied by ``w_n`` (an integer weight is the row repeated, a zero
+            weight the row dropped: it is never the worst point). ``n_points`` still counts rows.
 
     Chunks run on the workers of :func:`mixtures.kernels.parallel.using` when it gives more than
     one and the data have more than one chunk; the result is the same bit for bit.
@@ -134,7 +140,9 @@ def fused_pass(X: Any, coefficients: Tensor, shift: Tensor, write_extra: ExtraFe
     offset_total = torch.zeros((), **total)
     n_points = 0
     worst_log_prob, worst = math.inf, None
-    for part in _chunk_results(plan, X, chunk):
+    if sample_weight is not None and not isinstance(X, Tensor):
+        raise ValueError("sample_weight needs the data in memory (a stream carries no weights).")
+    for part in _chunk_results(plan, X, chunk, sample_weight):
         n_points += part.n
         log_likelihood += part.log_norm  # bits
         if part.worst_log_prob < worst_log_prob:
@@ -181,32 +189,43 @@ class _ChunkResult(NamedTuple):
     offset_log_norm: Tensor | None  # () Σ_n log₂ Σ_k 2^(j_kn + o_k) (with likelihood offsets)
 
 
-def _chunk_results(plan: _ChunkPlan, X: Any, chunk: int) -> Iterator[_ChunkResult]:
+def _chunk_results(plan: _ChunkPlan, X: Any, chunk: int, sample_weight: Tensor | None = None
+                   ) -> Iterator[_ChunkResult]:
     """Every non-empty chunk's result, in order: on this thread, or on the pass workers."""
-    chunks = (data_chunk for data_chunk in iter_data(X, chunk) if data_chunk.shape[0])  # oneDNN: no empty ops
+    pairs = zip(iter_data(X, chunk), weight_chunks(sample_weight, chunk))
+    chunks = (pair for pair in pairs if pair[0].shape[0])  # oneDNN: no empty ops
     count = parallel.workers()
     if count > 1 and (not isinstance(X, Tensor) or X.shape[0] > chunk):
         yield from parallel.map_ordered(functools.partial(_one_chunk, plan), chunks, plan.make_buffers, count)
         return
     buffers = plan.make_buffers()
-    for data_chunk in chunks:
-        yield _one_chunk(plan, buffers, data_chunk)
+    for item in chunks:
+        yield _one_chunk(plan, buffers, item)
 
 
-def _one_chunk(plan: _ChunkPlan, buffers: _ChunkBuffers, data_chunk: Tensor) -> _ChunkResult:
-    """The E step and statistics of one chunk ``(n, D)`` in ``buffers`` (new tensors returned)."""
+def _one_chunk(plan: _ChunkPlan, buffers: _ChunkBuffers, item: tuple[Tensor, Tensor | None]) -> _ChunkResult:
+    """The E step and statistics of one chunk ``(n, D)`` (with its weights ``(n,)`` or None) in
+    ``buffers`` (new tensors returned)."""
+    data_chunk, weights = item
+    weights = None if weights is None else weights.reshape(1, -1)
     n = data_chunk.shape[0]
     views = buffers.take(n)
     torch.sub(data_chunk.T, plan.column_shift, out=views.centred)
     views.write_extra()
     joint = gemm.matmul(plan.bits, views.features, out=views.joint)
-    offset_log_norm = None if plan.offset is None else plan.offset.before_normalize(joint, views)
+    offset_log_norm = None if plan.offset is None else plan.offset.before_normalize(joint, views, weights)
     normalize(joint, views.resp, views.log_norm, views.total, views.log_total)
     if plan.offset is not None and offset_log_norm is None:
-        offset_log_norm = plan.offset.after_normalize(views)
-    log_norm = views.log_norm.sum()
+        offset_log_norm = plan.offset.after_normalize(views, weights)
+    log_norm = weighted_sum(views.log_norm, weights)
     worst_log_prob, worst = math.inf, None
-    if plan.worst_point:
+    if plan.worst_point and weights is not None:  # a zero-weight point is not in the data
+        candidates = views.log_norm.masked_fill(weights == 0, math.inf)
+        worst_log_prob = float(candidates.amin())
+        if worst_log_prob < math.inf and worst_log_prob <= plan.lowest[0]:
+            plan.lowest[0] = min(plan.lowest[0], worst_log_prob)
+            worst = data_chunk[int(candidates.argmin())]
+    elif plan.worst_point:
         # amin is a vectorized reduction, argmin is not (~5x slower per point): locate the
         # point only in chunks whose minimum is at most the lowest seen so far by any thread
         # (a racy but only-decreasing bound: the chunk holding the pass's first minimum always
@@ -219,6 +238,8 @@ def _one_chunk(plan: _ChunkPlan, buffers: _ChunkBuffers, data_chunk: Tensor) -> 
     if plan.hard:
         labels = joint.argmax(0)
         views.resp.zero_().scatter_(0, labels.unsqueeze(0), 1.0)
+    if weights is not None:  # w_n r_nk: every sum below (statistics, Σ_k r a) is then weighted
+        views.resp.mul_(weights)
     sums = gemm.matmul(views.resp, views.features.T)
     log_total = weighted = None
     if plan.entropy and not plan.hard:
@@ -226,7 +247,7 @@ def _one_chunk(plan: _ChunkPlan, buffers: _ChunkBuffers, data_chunk: Tensor) -> 
         # finite where r = 0, so 0 · a = 0) and log₂ r = a - log₂ T: two non-negative sums,
         # no cancellation, and no pass to form log₂ r. Sums over components, then over at
         # most MAX_CHUNK points: an order independent of the thread count.
-        log_total = views.log_total.sum()
+        log_total = weighted_sum(views.log_total, weights)
         joint.mul_(views.resp)
         torch.sum(joint, 0, keepdim=True, out=views.total)
         weighted = views.total.sum()
@@ -257,7 +278,7 @@ class _OffsetLikelihood:
         self.weights = torch.exp2(bits - self.top).reshape(1, K)
         self.column = bits.reshape(K, 1)
 
-    def before_normalize(self, joint: Tensor, views: _ChunkViews) -> Tensor | None:
+    def before_normalize(self, joint: Tensor, views: _ChunkViews, weights: Tensor | None = None) -> Tensor | None:
         """The chunk's sum on the exact route (``None`` on the shortcut: see :meth:`after_normalize`)."""
         if self.shortcut:
             return None
@@ -267,11 +288,15 @@ class _OffsetLikelihood:
         scratch.sub_(peak.nan_to_num(neginf=0.0))  # a column of -inf stays -inf (exp2 → 0)
         torch.exp2(scratch, out=scratch)
         torch.sum(scratch, 0, keepdim=True, out=total)
+        if weights is not None:
+            return weighted_sum(total.log2_() + peak.nan_to_num(neginf=0.0), weights)
         return total.log2_().sum() + peak.nan_to_num(neginf=0.0).sum()
 
-    def after_normalize(self, views: _ChunkViews) -> Tensor:
+    def after_normalize(self, views: _ChunkViews, weights: Tensor | None = None) -> Tensor:
         """The chunk's sum on the shortcut, from the responsibilities and normalizers."""
         torch.matmul(self.weights, views.resp, out=views.total)
+        if weights is not None:
+            return weighted_sum(views.total.log2_() + views.log_norm, weights) + weights.sum() * self.top
         n = views.total.shape[1]
         return views.total.log2_().sum() + views.log_norm.sum() + n * self.top
 
@@ -347,6 +372,14 @@ def normalize(joint: Tensor, resp: Tensor, log_norm: Tensor, total: Tensor, log_
     torch.log2(total, out=log_total)
     resp.mul_(total.reciprocal_())
     log_norm.add_(log_total)
+
+
+def weighted_sum(values: Tensor, weights: Tensor | None) -> Tensor:
+    """``Σ_n w_n v_n`` of per-point values ``(1, n)`` (``Σ_n v_n`` without weights); a zero-weight
+    point adds exactly 0 even where its value is infinite (a dropped row)."""
+    if weights is None:
+        return values.sum()
+    return (values * weights).masked_fill_(weights == 0, 0.0).sum()
 
 
 @functools.cache

@@ -99,6 +99,25 @@ def _summary(result) -> dict:
     return keep
 
 
+def _weighted_case() -> tuple[torch.Tensor, torch.Tensor, MixtureParams]:
+    """101 points, integer weights 0..3 (sample_weight: each rank weighs its own shard), a fixed start."""
+    generator = torch.Generator().manual_seed(5)
+    X = torch.randn(101, 2, generator=generator, dtype=torch.float64)
+    X[:50] += 3.0
+    w = torch.randint(0, 4, (101,), generator=generator).double()
+    start = MixtureParams(torch.tensor([0.5, 0.5], dtype=torch.float64), X[[0, 80]].clone(),
+                          torch.eye(2, dtype=torch.float64).expand(2, 2, 2).clone(), "full")
+    return X, w, start
+
+
+def _weighted_methods() -> dict[str, tuple]:
+    prior = GaussianPrior()  # its data-scaled defaults: the weighted moments of all ranks' data
+    return {"em": (GaussianMixture(2, "full"), {"tol": 0.0, "max_iter": 10}),
+            "kmeans": (GaussianMixture(2, "full"), {}),
+            "vb": (GaussianMixture(2, "full", prior=prior), {"tol": 0.0, "max_iter": 10}),
+            "map": (GaussianMixture(2, "full"), {"num_steps": 10, "patience": None})}
+
+
 def _em_data(covariance_type: str) -> torch.Tensor:
     return true_params(covariance_type).sample(3000, seed=0)[0]
 
@@ -122,6 +141,11 @@ def _worker(rank, world_size, port, out_dir):
         bulk, outliers, start = _empty_cluster_case()
         results["kmeans_empty"] = _summary(mixtures.fit(GaussianMixture(3), bulk if rank == 0 else outliers,
                                                         "kmeans", init=start, distributed=True))
+        X, w, start = _weighted_case()
+        results["weighted"] = {method: _summary(mixtures.fit(model, X[rank::world_size], method, init=start,
+                                                             sample_weight=w[rank::world_size], distributed=True,
+                                                             **options))
+                               for method, (model, options) in _weighted_methods().items()}
         for method in ("nuts", "kmedians"):
             try:
                 mixtures.fit(GaussianMixture(3), _data("full")[rank::world_size], method, distributed=True)
@@ -305,3 +329,15 @@ def test_minibatch_svi_runs_distributed():
     assert result.n_iter == 20 and not result.converged
     exact = float(result.params.log_prob(X).sum())
     assert result.history.last("log_likelihood") == pytest.approx(exact, rel=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["em", "kmeans", "vb", "map"])
+def test_weighted_shards_equal_a_weighted_single_process(two_ranks, method):
+    """sample_weight: every rank weighs its own shard; the result is one process's on all the weighted data."""
+    X, w, start = _weighted_case()
+    model, options = _weighted_methods()[method]
+    single = mixtures.fit(model, X, method, init=start, sample_weight=w, **options)
+    got = two_ranks[0]["weighted"][method]
+    torch.testing.assert_close(got["locs"], single.params.locs, rtol=1e-9, atol=1e-9)
+    _history_close(got["history"], single, rtol=1e-9)

@@ -36,6 +36,7 @@ from mixtures.core.family import (
     register_family,
 )
 from mixtures.core.summary import Summary
+from mixtures.core.weights import weighted_mean_cov
 from mixtures.errors import ParameterError
 from mixtures.families.gaussian import conjugate, distributions, initialize, partition, statistics, variational
 from mixtures.families.gaussian.covariance import STRUCTURES, CovarianceStructure, get_structure
@@ -172,6 +173,23 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
             changes["covariance_prior"] = self.cov_type.prior_scale(cov)
         return self.with_prior(prior.with_(**changes))
 
+    def with_weighted_prior(self, X: Tensor, sample_weight: Tensor, distributed: bool = False) -> GaussianMixture:
+        """:meth:`with_global_prior` on the weighted data: ``mean_prior`` and ``covariance_prior`` default
+        to the weighted mean and covariance (those of the data with rows repeated, ``ddof=1`` on ``Σ w``)."""
+        prior = self.prior
+        if prior is None or (prior.mean_prior is not None and prior.covariance_prior is not None):
+            return self
+        total, mean, cov = weighted_mean_cov(X, sample_weight, distributed)
+        changes = {}
+        if prior.mean_prior is None:
+            changes["mean_prior"] = mean
+        if prior.covariance_prior is None:
+            if total <= 1:
+                raise ValueError("the default covariance_prior is the data's covariance, which needs a total "
+                                 f"sample_weight above 1 (got {total:g}); give covariance_prior.")
+            changes["covariance_prior"] = self.cov_type.prior_scale(cov)
+        return self.with_prior(prior.with_(**changes))
+
     # -- initialization -----------------------------------------------------------------------
     def params_from_responsibilities(self, X: Tensor, resp: Tensor, reg_covar: float = 1e-6,
                                      on_collapse: str = "error") -> MixtureParams:
@@ -203,8 +221,9 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
         return initialize.params_from_summary(self.cov_type, X, summary, reg_covar, on_collapse)
 
     def e_step(self, X: Any, params: MixtureParams, shift: Tensor, hard: bool = False,
-               chunk_size: int | None = None, accumulate_dtype: torch.dtype | None = None) -> Summary:
-        return statistics.e_step(X, params, shift, hard, chunk_size, accumulate_dtype)
+               chunk_size: int | None = None, accumulate_dtype: torch.dtype | None = None,
+               sample_weight: Tensor | None = None) -> Summary:
+        return statistics.e_step(X, params, shift, hard, chunk_size, accumulate_dtype, sample_weight)
 
     def summarize(self, X: Tensor, resp: Tensor, shift: Tensor | None = None,
                   chunk_size: int | None = None) -> Summary:
@@ -251,6 +270,7 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
         return params.locs
 
     def partition_mixture(self, X: Any, centres: Tensor, reg_covar: float, shift: Tensor, metric: str = "l2",
-                          chunk_size: int | None = None, distributed: bool = False) -> tuple:
+                          chunk_size: int | None = None, distributed: bool = False,
+                          sample_weight: Tensor | None = None) -> tuple:
         return partition.induced_mixture(self.cov_type, X, centres, reg_covar, shift, metric, chunk_size,
-                                         distributed)
+                                         distributed, sample_weight)

@@ -28,6 +28,7 @@ from mixtures.core import comm
 from mixtures.core.chunks import chunk_size_for
 from mixtures.core.stream import iter_data
 from mixtures.core.summary import Summary, floored_counts
+from mixtures.core.weights import weight_chunks
 from mixtures.errors import SingularCovarianceError
 from mixtures.families.gaussian.covariance import CovarianceStructure
 from mixtures.families.gaussian.params import MixtureParams
@@ -37,21 +38,25 @@ from mixtures.kernels.kmeans import assign, mean_variance
 
 def partition_summary(X: Any, centers: Tensor, cov_type: CovarianceStructure, shift: Tensor,
                       metric: str = "l2", chunk_size: int | None = None,
-                      distributed: bool = False) -> tuple[Summary, float]:
+                      distributed: bool = False, sample_weight: Tensor | None = None) -> tuple[Summary, float]:
     """Statistics of the nearest-centre partition (one pass): ``(summary, objective)``.
 
     ``objective`` is the inertia (L2) or the sum of L1 distances to the centres.
     ``distributed``: every sum (``nk``, ``sx``, ``sxx``, the point count and
     ``objective``) is all-reduced over ranks in one collective (``shift`` must be
-    the same on every rank).
+    the same on every rank). ``sample_weight`` ``(N,)``: every point's one-hot responsibility and
+    distance are weighted.
     """
     K, D = centers.shape
     nk, sx, sxx, objective = shift.new_zeros(K), shift.new_zeros(K, D), None, 0.0
     n_points = 0
-    for chunk in iter_data(X, chunk_size or chunk_size_for(K, D)):
+    size = chunk_size or chunk_size_for(K, D)
+    for chunk, weights in zip(iter_data(X, size), weight_chunks(sample_weight, size)):
         labels, distances = assign(chunk, centers, metric)
-        objective += float(distances.sum())
         resp = torch.nn.functional.one_hot(labels, K).to(chunk.dtype)
+        if weights is not None:
+            distances, resp = distances * weights, resp * weights[:, None]
+        objective += float(distances.sum())
         centred = chunk - shift
         nk += resp.sum(0)
         sx += resp.T @ centred
@@ -155,13 +160,14 @@ def induced_params(summary: Summary, cov_type: CovarianceStructure, reg_covar: f
 
 def induced_mixture(cov_type: CovarianceStructure, X: Any, centers: Tensor, reg_covar: float,
                     shift: Tensor, metric: str = "l2", chunk_size: int | None = None,
-                    distributed: bool = False):
+                    distributed: bool = False, sample_weight: Tensor | None = None):
     """The Gaussian mixture of the nearest-centre partition, built leniently (module docstring).
 
     Returns ``(params, summary, objective, flags)`` with ``flags`` the
     ``degenerate_clusters`` and ``covariance_floor`` of :func:`induced_params`.
     """
-    summary, objective = partition_summary(X, centers, cov_type, shift, metric, chunk_size, distributed)
+    summary, objective = partition_summary(X, centers, cov_type, shift, metric, chunk_size, distributed,
+                                           sample_weight)
     params, degenerate, floor = induced_params(summary, cov_type, reg_covar, centers,
-                                               lambda: mean_variance(X, distributed))
+                                               lambda: mean_variance(X, distributed, sample_weight))
     return params, summary, objective, {"degenerate_clusters": degenerate, "covariance_floor": floor}

@@ -46,7 +46,7 @@ def gaussian_summary(nk: Tensor, sx: Tensor, sxx: Tensor, shift: Tensor, n_point
 
 
 def e_step(X: Tensor, params: MixtureParams, shift: Tensor, hard: bool = False, chunk_size: int | None = None,
-           accumulate_dtype: torch.dtype | None = None) -> Summary:
+           accumulate_dtype: torch.dtype | None = None, sample_weight: Tensor | None = None) -> Summary:
     """One fused pass: E step at ``params`` and the statistics of its responsibilities.
 
     Args:
@@ -58,6 +58,7 @@ def e_step(X: Tensor, params: MixtureParams, shift: Tensor, hard: bool = False, 
         chunk_size: points per chunk (default: :func:`~mixtures.kernels.fused_pass.fused_chunk_size`).
         accumulate_dtype: dtype of the sums over chunks (e.g. float64 for float32 data: each
             chunk is computed in the data's dtype, the totals do not lose digits as N grows).
+        sample_weight: ``(N,)`` weights of in-memory points (:mod:`mixtures.core.weights`).
     """
     structure = params.cov_type
     D = params.n_features
@@ -65,7 +66,7 @@ def e_step(X: Tensor, params: MixtureParams, shift: Tensor, hard: bool = False, 
     coefficients = structure.log_joint_coefficients(params.weights.log(), params.locs - shift, whitening,
                                                     half_log_det)
     sums = fused_pass(X, coefficients, shift, structure.moment_feature_writer, structure.n_moment_features(D),
-                      hard=hard, chunk_size=chunk_size, accumulate_dtype=accumulate_dtype)
+                      hard=hard, chunk_size=chunk_size, accumulate_dtype=accumulate_dtype, sample_weight=sample_weight)
     total = sums.sums
     return gaussian_summary(total[:, 0].clone(), total[:, 1:1 + D].clone(),
                             structure.moment_from_features(total[:, 1 + D:], D), shift.to(total.dtype),

@@ -385,7 +385,7 @@ def expected_log_joint_coefficients(q: VariationalParameters, shift: Tensor) -> 
 
 
 def vb_pass(X: Tensor, q: VariationalParameters, shift: Tensor, chunk_size: int | None = None,
-            statistics: bool = True, distributed: bool = False) -> Summary:
+            statistics: bool = True, distributed: bool = False, sample_weight: Tensor | None = None) -> Summary:
     """One pass over ``X`` ``(N, D)`` in chunks at ``q(θ)``: the fused kernel of EM's E step.
 
     Always computes ``log p(X | θ̄)`` at the plug-in parameters (``log_likelihood``);
@@ -399,7 +399,8 @@ def vb_pass(X: Tensor, q: VariationalParameters, shift: Tensor, chunk_size: int 
     ``distributed``: ``X`` is this rank's shard and every sum over points (the
     statistics, the log-likelihood, the entropy, the point count) is all-reduced,
     so the returned summary is that of all the data on every rank (``shift`` must
-    be the same on every rank).
+    be the same on every rank). ``sample_weight`` ``(N,)``: every point's terms weighted
+    (:mod:`mixtures.core.weights`).
     """
     cov_type = q.cov_type
     D = q.n_features
@@ -410,7 +411,8 @@ def vb_pass(X: Tensor, q: VariationalParameters, shift: Tensor, chunk_size: int 
         coefficients = cov_type.log_joint_coefficients(q.weights().log(), q.means - shift, whitening, half_log_det)
         offsets = None
     sums = fused_pass(X, coefficients.to(X.dtype), shift.to(X.dtype), cov_type.moment_feature_writer,
-                      cov_type.n_moment_features(D), chunk_size=chunk_size, likelihood_offsets=offsets)
+                      cov_type.n_moment_features(D), chunk_size=chunk_size, likelihood_offsets=offsets,
+                      sample_weight=sample_weight)
     total = sums.sums
     summary = gaussian_summary(total[:, 0].clone(), total[:, 1:1 + D].clone(),
                                cov_type.moment_from_features(total[:, 1 + D:], D), shift, sums.n_points,
@@ -566,9 +568,11 @@ class GaussianVariational:
         return bounds(summary, q, self.prior, self.reg_covar, sklearn_bound=self.updates == "sklearn")
 
     def expected_pass(self, X: Tensor, q: VariationalParameters, shift: Tensor, chunk_size: int | None = None,
-                      statistics: bool = True) -> Summary:
-        """One pass at ``q(θ)``: ``log p(X | θ̄)`` and (``statistics``) the next ``q(Z)``'s statistics."""
-        return vb_pass(X, q, shift, chunk_size, statistics=statistics, distributed=self.distributed)
+                      statistics: bool = True, sample_weight: Tensor | None = None) -> Summary:
+        """One pass at ``q(θ)``: ``log p(X | θ̄)`` and (``statistics``) the next ``q(Z)``'s statistics
+        (every point's terms weighted by ``sample_weight`` ``(N,)``)."""
+        return vb_pass(X, q, shift, chunk_size, statistics=statistics, distributed=self.distributed,
+                       sample_weight=sample_weight)
 
     def plug_in(self, q: VariationalParameters) -> MixtureParams:
         return q.plug_in()

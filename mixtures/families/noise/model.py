@@ -136,6 +136,10 @@ class NoisyMixture(Statistics, MixtureFamily):
         resolved = self.base.with_global_prior(X)
         return self if resolved is self.base else self.with_prior(resolved.prior)
 
+    def with_weighted_prior(self, X: Tensor, sample_weight: Tensor, distributed: bool = False) -> NoisyMixture:
+        resolved = self.base.with_weighted_prior(X, sample_weight, distributed)
+        return self if resolved is self.base else self.with_prior(resolved.prior)
+
     def fitting(self) -> Any:
         return self.base.fitting()
 
@@ -209,7 +213,7 @@ class NoisyMixture(Statistics, MixtureFamily):
         return self.base.statistics_shift(X)
 
     def e_step(self, X: Any, params: NoisyParams, shift: Tensor, hard: bool = False, chunk_size: int | None = None,
-               accumulate_dtype: torch.dtype | None = None) -> Summary:
+               accumulate_dtype: torch.dtype | None = None, sample_weight: Tensor | None = None) -> Summary:
         """One pass: the ``K + 1`` responsibilities, the clusters' statistics (the wrapped family's at its
         parameters) and the noise's mass."""
         log_weights = params.weights.log()
@@ -226,7 +230,7 @@ class NoisyMixture(Statistics, MixtureFamily):
             return list(part.moments.values())
 
         totals = responsibility_pass(X, shift, self.n_components, joint, statistics, hard, chunk_size,
-                                     accumulate_dtype)
+                                     accumulate_dtype, sample_weight)
         return Summary(totals.nk, dict(zip(names, totals.sums)), shift.to(totals.nk.dtype), totals.n_points,
                        totals.log_likelihood, totals.entropy, totals.labels, totals.worst_point)
 

@@ -175,13 +175,14 @@ class PoissonMixture(Statistics, MixtureFamily):
         return like.new_zeros(like.shape[-1])
 
     def e_step(self, X: Any, params: PoissonParams, shift: Tensor, hard: bool = False,
-               chunk_size: int | None = None, accumulate_dtype: torch.dtype | None = None) -> Summary:
+               chunk_size: int | None = None, accumulate_dtype: torch.dtype | None = None,
+               sample_weight: Tensor | None = None) -> Summary:
         D = params.n_features
         log_rates = params.rates.log()
         constant = params.weights.log() - params.rates.sum(-1)
         coefficients = torch.cat([constant.unsqueeze(-1), log_rates, -torch.ones_like(constant).unsqueeze(-1)], -1)
         sums = fused_pass(X, coefficients, shift, _log_factorial_writer, 1, hard=hard, chunk_size=chunk_size,
-                          accumulate_dtype=accumulate_dtype)
+                          accumulate_dtype=accumulate_dtype, sample_weight=sample_weight)
         total = sums.sums
         return Summary(total[:, 0].clone(), {"sx": total[:, 1:1 + D].clone(), "slg": total[:, 1 + D].clone()},
                        shift.to(total.dtype), sums.n_points, sums.log_likelihood, sums.entropy, sums.labels,

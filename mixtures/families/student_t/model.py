@@ -180,6 +180,13 @@ class StudentTMixture(Statistics, MixtureFamily):
         gaussian = GaussianMixture(self.n_components, self.cov_type, prior=self.prior).with_global_prior(X)
         return self.with_prior(gaussian.prior)
 
+    def with_weighted_prior(self, X: Tensor, sample_weight: Tensor, distributed: bool = False) -> StudentTMixture:
+        """The prior's data-scaled defaults resolved on the weighted data (the Gaussian family's rule)."""
+        if self.prior is None:
+            return self
+        gaussian = GaussianMixture(self.n_components, self.cov_type, prior=self.prior)
+        return self.with_prior(gaussian.with_weighted_prior(X, sample_weight, distributed).prior)
+
     # -- initialization (the Gaussian starts, with ν added) --------------------------------------
     def _with_dof(self, start: MixtureParams, dof: Tensor | None = None) -> StudentTParams:
         dof = self.initial_dof(start.locs) if dof is None else dof
@@ -212,8 +219,9 @@ class StudentTMixture(Statistics, MixtureFamily):
 
     # -- capability "statistics" ------------------------------------------------------------------
     def e_step(self, X: Any, params: StudentTParams, shift: Tensor, hard: bool = False,
-               chunk_size: int | None = None, accumulate_dtype: torch.dtype | None = None) -> Summary:
-        return statistics.e_step(X, params, shift, hard, chunk_size, accumulate_dtype)
+               chunk_size: int | None = None, accumulate_dtype: torch.dtype | None = None,
+               sample_weight: Tensor | None = None) -> Summary:
+        return statistics.e_step(X, params, shift, hard, chunk_size, accumulate_dtype, sample_weight)
 
     def summarize(self, X: Tensor, resp: Tensor, shift: Tensor | None = None,
                   chunk_size: int | None = None) -> Summary:

@@ -77,7 +77,7 @@ def t_summary(nk: Tensor, moments: list[Tensor], shift: Tensor, n_points: int, l
 
 
 def e_step(X: Any, params: StudentTParams, shift: Tensor, hard: bool = False, chunk_size: int | None = None,
-           accumulate_dtype: torch.dtype | None = None) -> Summary:
+           accumulate_dtype: torch.dtype | None = None, sample_weight: Tensor | None = None) -> Summary:
     """One pass: responsibilities (one-hot if ``hard``) at ``params``, the scales' expectations and
     every statistic, with ``log p(X | params)`` and the entropy of the responsibilities."""
     structure, D = params.cov_type, params.n_features
@@ -95,7 +95,7 @@ def e_step(X: Any, params: StudentTParams, shift: Tensor, hard: bool = False, ch
         return scale_moments(centred, resp, maha, params.dof, structure)
 
     totals = responsibility_pass(X, shift, params.n_components, joint, statistics, hard, chunk_size,
-                                 accumulate_dtype)
+                                 accumulate_dtype, sample_weight)
     return t_summary(totals.nk, totals.sums, shift.to(totals.nk.dtype), totals.n_points, totals.log_likelihood,
                      totals.entropy, totals.labels, totals.worst_point)
 

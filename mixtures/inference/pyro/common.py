@@ -62,6 +62,7 @@ identically from the broadcast start, and every logged value is global.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 import time
 import warnings
@@ -70,7 +71,7 @@ from typing import Any
 
 import pyro
 import torch
-from pyro.infer import JitTraceEnum_ELBO, TraceEnum_ELBO
+from pyro.infer import JitTrace_ELBO, JitTraceEnum_ELBO, Trace_ELBO, TraceEnum_ELBO
 from torch import Tensor
 
 from mixtures.core import comm
@@ -128,6 +129,12 @@ def run_pyro(model: MixtureFamily, X: Tensor, init: Params, *, method: str, stan
         raise ValueError(f"{method}: freeze=... holds pyro.param sites of a model without a prior; this model "
                          "has a prior (use method='em' or 'hard_em', or fit without the prior).")
     standardizer = model.standardizer(X, distributed) if standardize and model.prior is None else None
+    weights = options.get("sample_weight")
+    if standardizer is not None and weights is not None:
+        # the Jacobian of each point's log density, counted w_n times (any affine map serves:
+        # the likelihood is equivariant, so the weighted optimum maps back exactly)
+        count = comm.global_count(X.shape[0], X.device) if distributed else X.shape[0]
+        standardizer.log_jacobian *= _total_weight(weights, distributed) / count
     if standardizer is None:
         result = optimize(run_model, X, init, method=method, distributed=distributed, **options)
     else:
@@ -155,6 +162,12 @@ def _in_data_units(result: FitResult, standardizer: Any, init: Params) -> FitRes
     result.extras["final_loss"] += jacobian
     result.init = init
     return result
+
+
+def _total_weight(sample_weight: Tensor, distributed: bool) -> float:
+    """``Σ_n w_n`` over this process's points (over every rank's when ``distributed``)."""
+    total = sample_weight.sum().to(torch.float64)
+    return float(comm.all_reduce_sum(total)[0]) if distributed else float(total)
 
 
 @dataclass
@@ -220,7 +233,7 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
              num_particles: int = 1, subsample_size: int | None = None, jit: bool = False,
              validate: bool = False, seed: int | None = 0, reg_covar: float | None = None,
              posterior_samples: int = 500, distributed: bool = False, labels: Tensor | None = None,
-             freeze: tuple[str, ...] = ()) -> FitResult:
+             freeze: tuple[str, ...] = (), sample_weight: Tensor | None = None) -> FitResult:
     """Optimize Pyro's ELBO of ``model.model`` from ``init`` (see the module docstring).
 
     Args:
@@ -261,6 +274,13 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
             guide ``"enumerate"``); the fused ELBO is not used (it has no such factor).
         freeze: parameter groups held at their values in ``init`` (:mod:`mixtures.core.freeze`): their
             sites are constants of the program (:meth:`MixtureFamily.freezing`), never trained.
+        sample_weight: ``(N,)`` point weights (:mod:`mixtures.core.weights`): each point's
+            log-likelihood (and, for the mean-field guide, its ``log q``) counts ``w_n`` times in
+            the loss, the logged ``log_likelihood`` is weighted and ``tol`` is per unit of weight.
+            On the fused path (string guides, enumerated or enumerated mean-field assignments) the
+            pass weighs every point; otherwise the program is
+            :meth:`~mixtures.core.family.MixtureFamily.weighted_model` under ``Trace_ELBO``
+            (assignments enumerated only: a mean-field local guide there raises).
 
     Distributed runs: every rank runs the program on its own shard; after each
     ``loss_and_grads`` the loss and the gradients of the *global* parameters are summed over
@@ -289,6 +309,8 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
     plan = _plan(model, X, guide=guide, local_guide=local_guide, local_estimator=local_estimator,
                  num_steps=num_steps, lr=lr, lr_decay=lr_decay, tol=tol, patience=patience, eval_every=eval_every,
                  num_particles=num_particles, subsample_size=subsample_size, seed=seed, distributed=distributed)
+    if sample_weight is not None:
+        plan = dataclasses.replace(plan, n_points=_total_weight(sample_weight, distributed))
     model.check_params(init)
     if labels is not None and local_guide != "enumerate":
         raise ValueError(f"labels=... needs the assignments enumerated in the model (local_guide='enumerate'); "
@@ -298,8 +320,9 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
     def program(data: Tensor) -> Tensor:
         if plan.exclude_prior:
             with ExcludeSites(model.global_sites):
-                return model.model(data, subsample_size=plan.subsample_size, labels=labels)
-        return model.model(data, subsample_size=plan.subsample_size, labels=labels)
+                return model.model(data, subsample_size=plan.subsample_size, labels=labels,
+                                   sample_weight=sample_weight)
+        return model.model(data, subsample_size=plan.subsample_size, labels=labels, sample_weight=sample_weight)
 
     global_guide = choose_global_guide(model, guide, program, init)
     local = initial_probs = None
@@ -307,12 +330,23 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
         initial_probs = floored_probabilities(init.responsibilities(X))
         local = mean_field_guide(X.shape[0], initial_probs, plan.subsample_size,
                                  enumerate_assignments=local_estimator == "enumerate")
-    if labels is None and fused_elbo.applies(model, init, X, guide=guide, local_guide=local_guide,
-                                             local_estimator=local_estimator, jit=jit, validate=validate):
+    # the fused ELBO has no labels factor: labelled fits run the program
+    fused = labels is None and fused_elbo.applies(model, init, X, guide=guide, local_guide=local_guide,
+                                                  local_estimator=local_estimator, jit=jit, validate=validate)
+    if fused:
         # the same ELBO of the same program, one fused pass per estimate (fused_elbo's docstring)
         elbo = fused_elbo.FusedEnumELBO(model, X, global_guide=global_guide, num_particles=num_particles,
                                         subsample_size=plan.subsample_size, mean_field_probs=initial_probs,
-                                        exclude_prior=plan.exclude_prior)
+                                        exclude_prior=plan.exclude_prior, sample_weight=sample_weight)
+    elif sample_weight is not None:
+        if local_guide == "mean_field":
+            raise ValueError(
+                "sample_weight with local_guide='mean_field' needs the fused pass (a family with a linear log joint "
+                "form such as the Gaussian or Poisson mixture, a string guide, local_estimator='enumerate', "
+                "jit=False, validate=False); use local_guide='enumerate' otherwise.")
+        # the weighted program sums the assignments out itself (no enumerated site left)
+        elbo = (JitTrace_ELBO if jit else Trace_ELBO)(num_particles=num_particles, max_plate_nesting=MAX_PLATE_NESTING,
+                                                      **({"ignore_jit_warnings": True} if jit else {}))
     else:
         elbo_type = JitTraceEnum_ELBO if jit else TraceEnum_ELBO
         # TraceEnum_ELBO in every case: with a sampled mean-field site its Dice estimator uses the
@@ -332,7 +366,7 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
         stepper = Stepper(elbo, program, combine_guides(global_guide, local),
                           make_optimizer(lr, tuple(betas), lr_decay, num_steps), X, distributed=distributed)
         history, step, converged, loss = _loop(model, X, stepper, plan, global_guide, num_steps, eval_every, tol,
-                                               distributed)
+                                               distributed, sample_weight)
         params = guide_point(model, global_guide, X)
         posterior = None
         if model.prior is not None and not (isinstance(guide, str) and guide == "delta"):
@@ -341,7 +375,7 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
         extras: dict[str, Any] = {"final_loss": loss}
         if local_guide == "mean_field":
             extras[ASSIGNMENT_PROBS] = pyro.param(ASSIGNMENT_PROBS).detach().clone()
-    objective, converged = _objective(model, history, loss, posterior, converged, method, X.shape[0])
+    objective, converged = _objective(model, history, loss, posterior, converged, method, plan.n_points)
     extras["labels"] = map_assignments(model, params, X)
     if labels is not None:  # a labelled point's assignment is its label
         extras["labels"] = torch.where(labels >= 0, labels, extras["labels"])
@@ -351,7 +385,8 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
 
 
 def _loop(model: MixtureFamily, X: Tensor, stepper: Stepper, plan: _Plan, global_guide: Guide | None,
-          num_steps: int, eval_every: int, tol: float, distributed: bool) -> tuple[History, int, bool, float]:
+          num_steps: int, eval_every: int, tol: float, distributed: bool,
+          sample_weight: Tensor | None = None) -> tuple[History, int, bool, float]:
     """Evaluate, record, step, until the budget or the early-stopping window says stop.
 
     Returns ``(history, steps taken, converged, last loss)``.
@@ -371,7 +406,8 @@ def _loop(model: MixtureFamily, X: Tensor, stepper: Stepper, plan: _Plan, global
             step -= 1
             loss, grad_norm, reached_at = previous
             if step % eval_every != 0:
-                _record(history, model, X, global_guide, plan, step, loss, grad_norm, reached_at, True, distributed)
+                _record(history, model, X, global_guide, plan, step, loss, grad_norm, reached_at, True, distributed,
+                        sample_weight)
             return history, step, False, loss
         check_finite(loss, step)
         previous = (loss, grad_norm, reached_at)
@@ -380,7 +416,8 @@ def _loop(model: MixtureFamily, X: Tensor, stepper: Stepper, plan: _Plan, global
                       and max(window) - min(window) <= tol * plan.n_points)
         final = step >= num_steps or stop_early
         if final or step % eval_every == 0:
-            _record(history, model, X, global_guide, plan, step, loss, grad_norm, reached_at, final, distributed)
+            _record(history, model, X, global_guide, plan, step, loss, grad_norm, reached_at, final, distributed,
+                    sample_weight)
         if final:
             stepper.zero_grad()
             return history, step, stop_early, loss
@@ -390,14 +427,20 @@ def _loop(model: MixtureFamily, X: Tensor, stepper: Stepper, plan: _Plan, global
 
 
 def _record(history: History, model: MixtureFamily, X: Tensor, global_guide: Guide | None, plan: _Plan,
-            step: int, loss: float, grad_norm: float, reached_at: float, final: bool, distributed: bool) -> None:
-    """Append the row of the point reached after ``step`` steps (module docstring)."""
+            step: int, loss: float, grad_norm: float, reached_at: float, final: bool, distributed: bool,
+            sample_weight: Tensor | None = None) -> None:
+    """Append the row of the point reached after ``step`` steps (module docstring; the log-likelihood
+    weighted by ``sample_weight`` ``(N,)``)."""
     prior_row = {}
     if plan.exact_loss and not final:
         log_likelihood = -loss
     else:
         point = guide_point(model, global_guide, X)
-        log_likelihood = float(labelled_log_likelihood(point, X, plan.labels))
+        if sample_weight is None:
+            log_likelihood = float(labelled_log_likelihood(point, X, plan.labels))
+        else:  # (fit refuses weights with labels)
+            log_prob = point.log_prob(X)
+            log_likelihood = float(torch.where(sample_weight > 0, sample_weight * log_prob, 0.0).sum())
         if distributed:
             log_likelihood = comm.all_reduce_float(log_likelihood, X.device)
         if model.prior is not None:
@@ -408,7 +451,7 @@ def _record(history: History, model: MixtureFamily, X: Tensor, global_guide: Gui
 
 
 def _objective(model: MixtureFamily, history: History, loss: float, posterior: Any, converged: bool, method: str,
-               n_points: int) -> tuple[float, bool]:
+               n_points: float) -> tuple[float, bool]:
     """The objective restarts compare, and whether the run may count as converged.
 
     Ending more than a nat per point below the start is no transient of Adam's first steps

@@ -86,6 +86,8 @@ class FusedEnumELBO:
             (:func:`~mixtures.inference.pyro.guides.mean_field_guide` with the same start), or
             None for assignments enumerated in the model.
         exclude_prior: mask the prior's sites (distributed ranks other than 0).
+        sample_weight: ``(N,)`` point weights: every point's local term counts ``w_n`` times
+            (:meth:`mixtures.core.family.MixtureFamily.weighted_model`, the program it then equals).
 
     The mean-field guide's statements are run here directly (its ``pyro.param`` and the data
     plate, which the program replays) rather than through its ``Categorical``: the clamped
@@ -96,8 +98,9 @@ class FusedEnumELBO:
 
     def __init__(self, model: MixtureFamily, X: Tensor, *, global_guide: Callable | None = None,
                  num_particles: int = 1, subsample_size: int | None = None, mean_field_probs: Tensor | None = None,
-                 exclude_prior: bool = False):
+                 exclude_prior: bool = False, sample_weight: Tensor | None = None):
         self.model, self.X = model, X
+        self.sample_weight = sample_weight  # (N,) point weights, or None
         self.global_guide = global_guide
         self.num_particles = num_particles
         self.subsample_size = subsample_size
@@ -140,12 +143,14 @@ class FusedEnumELBO:
         log_prior = capture.trace.log_prob_sum(_not_a_plate)
         form = self.model.log_joint_form(values, self.shift)
         data = X if rows is None else X[rows]
+        weights = self.sample_weight
+        weights = weights if weights is None or rows is None else weights[rows]
         if probs is not None:
             local = fused_autograd.expected_log_joint(form.coefficients, probs if rows is None else probs[rows], data,
-                                                      self.shift, form.write_extra, form.n_extra)
+                                                      self.shift, form.write_extra, form.n_extra, weights)
         else:
             local = fused_autograd.log_likelihood(form.coefficients, data, self.shift, form.write_extra,
-                                                  form.n_extra)
+                                                  form.n_extra, weights)
         if rows is not None:
             local = local * (X.shape[0] / rows.shape[0])  # the plate's scale N / B
         return log_prior + local - log_q

@@ -70,7 +70,8 @@ def fit_map(model: MixtureFamily, X: Tensor, init: Params, *, num_steps: int = 1
             jit: bool = False, validate: bool = False, seed: int | None = 0,
             reg_covar: float | None = None,
             standardize: bool = True, distributed: bool = False,
-            labels: Tensor | None = None, freeze: tuple[str, ...] = ()) -> FitResult:
+            labels: Tensor | None = None, freeze: tuple[str, ...] = (),
+            sample_weight: Tensor | None = None) -> FitResult:
     """Enumerated MAP from ``init`` with Adam.
 
     Args:
@@ -100,11 +101,14 @@ def fit_map(model: MixtureFamily, X: Tensor, init: Params, *, num_steps: int = 1
             loss and the gradients of the globals are summed over ranks before every
             step, so every rank returns the same result (details in
             :func:`mixtures.inference.pyro.common.optimize`).
+        sample_weight: ``(N,)`` point weights (``fit(..., sample_weight=...)``): the loss is the
+            weighted log-likelihood (plus the log prior), so integer weights have the optimum of
+            the data with rows repeated.
     """
     return run_pyro(model, X, init, method="map", guide="delta", local_guide="enumerate",
                     num_steps=num_steps, lr=lr, betas=betas, lr_decay=lr_decay, tol=tol,
                     patience=patience, eval_every=eval_every, num_particles=1, subsample_size=None,
                     jit=jit, validate=validate, seed=seed, reg_covar=reg_covar, standardize=standardize,
                     distributed=distributed, labels=labels,
-                    freeze=freeze)
+                    freeze=freeze, sample_weight=sample_weight)
 

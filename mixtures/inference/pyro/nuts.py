@@ -176,27 +176,30 @@ def site_transforms(model: MixtureFamily, X: Tensor, params: Params) -> dict[str
 
 def make_kernel(model: MixtureFamily, X: Tensor, init: Params, *, target_accept_prob: float = 0.8,
                 max_tree_depth: int = 10, jit_compile: bool = False, full_mass: bool = False,
-                labels: Tensor | None = None) -> NUTS:
+                labels: Tensor | None = None, sample_weight: Tensor | None = None) -> NUTS:
     """``NUTS(model.model, max_plate_nesting=1)`` started at ``init`` (not yet set up).
 
     The one place the sampler's potential energy is chosen: ``kernel.setup(warmup_steps, X)``
     builds it from the program, with the ``"assignment"`` site enumerated in parallel
     (summed out). Every chain (in this process or a worker) builds its kernel here. With partial
     ``labels`` the program's ``"labels"`` factor restricts labelled points (the collapsed potential,
-    which has no such factor, is not used).
+    which has no such factor, is not used). With ``sample_weight`` ``(N,)`` the program is the
+    weighted one (:meth:`~mixtures.core.family.MixtureFamily.weighted_model`, or the weighted fused pass).
     """
     _require_prior(model)
     model.check_params(init)
     start = {name: value.detach().clone() for name, value in model.site_values(init).items()}
     # the same potential by one fused pass (it has no labels factor)
     if labels is None and potential.applies(model, X, init, jit_compile=jit_compile):
-        return potential.collapsed_nuts(model, X, start, site_transforms(model, X, init),
+        return potential.collapsed_nuts(model, X, start, site_transforms(model, X, init), sample_weight,
                                         target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
                                         full_mass=full_mass)
-    cause = potential.nonfinite_start(model, X, start, site_transforms(model, X, init))  # before Pyro's search
+    cause = potential.nonfinite_start(model, X, start, site_transforms(model, X, init),  # before Pyro's search
+                                      sample_weight)
     if cause is not None:
         raise DivergenceError(f"NUTS: at the start, {cause}. {potential.START_FIXES}")
-    program = model.model if labels is None else functools.partial(model.model, labels=labels)
+    program = model.model if labels is None and sample_weight is None else \
+        functools.partial(model.model, labels=labels, sample_weight=sample_weight)
     return NUTS(program, max_plate_nesting=MAX_PLATE_NESTING,
                 transforms=site_transforms(model, X, init),
                 init_strategy=init_to_value(values=start, fallback=None),
@@ -214,13 +217,14 @@ def _require_prior(model: MixtureFamily) -> None:
 
 # -- draws -> parameters ------------------------------------------------------------------
 def _draws_to_params(model: MixtureFamily, X: Tensor, samples: dict[str, Tensor],
-                     labels: Tensor | None = None) -> tuple[Params, Tensor, Tensor]:
+                     labels: Tensor | None = None, sample_weight: Tensor | None = None
+                     ) -> tuple[Params, Tensor, Tensor]:
     """Parameters and log densities of ``S`` draws of the global sites ``(S, ...)``.
 
     Returns the draws' parameters stacked (a leading draw dimension ``S``), ``log_prior``
     ``(S,)`` and ``log_likelihood`` ``(S,)``. One conditioned trace of the prior per draw
     gives both its parameters and ``log p(θ_s)``; the loop is over draws, each
-    log-likelihood is vectorized over the data.
+    log-likelihood is vectorized over the data (weighted by ``sample_weight`` ``(N,)``).
     """
     S = next(iter(samples.values())).shape[0]
     draws, log_prior, log_likelihood = [], [], []
@@ -230,7 +234,11 @@ def _draws_to_params(model: MixtureFamily, X: Tensor, samples: dict[str, Tensor]
             params = model.params_from_values(trace.nodes["_RETURN"]["value"])
             draws.append(params)
             log_prior.append(trace.log_prob_sum())
-            log_likelihood.append(labelled_log_likelihood(params, X, labels))
+            if sample_weight is None:
+                log_likelihood.append(labelled_log_likelihood(params, X, labels))
+            else:  # (fit refuses weights with labels)
+                log_prob = params.log_prob(X)
+                log_likelihood.append(torch.where(sample_weight > 0, sample_weight * log_prob, 0.0).sum())
     return model.params_type.stack(draws), torch.stack(log_prior), torch.stack(log_likelihood)
 
 
@@ -299,7 +307,8 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
              chain_processes: int | None = None, target_accept_prob: float = 0.8, max_tree_depth: int = 10,
              jit_compile: bool = False, full_mass: bool = False, relabel: bool = True,
              progress_bar: bool | None = None, max_r_hat: float = R_HAT_GOOD,
-             min_ess_per_chain: float = ESS_PER_CHAIN, warn: bool = True, labels: Tensor | None = None) -> FitResult:
+             min_ess_per_chain: float = ESS_PER_CHAIN, warn: bool = True, labels: Tensor | None = None,
+             sample_weight: Tensor | None = None) -> FitResult:
     """Sample ``p(θ | X)`` with NUTS, assignments summed out (module docstring).
 
     Args:
@@ -328,6 +337,10 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
         labels: partial labels (``fit(..., labels=...)``, :mod:`mixtures.core.labels`): the program's
             ``"labels"`` factor fixes the labelled points' assignments; the draws are not relabelled
             (the labels name the components) and the history's ``log_likelihood`` is the labelled one.
+        sample_weight: ``(N,)`` point weights (``fit(..., sample_weight=...)``): the target is
+            ``p(θ) Π_n p(x_n | θ)^{w_n}`` (integer weights: the posterior of the data with rows
+            repeated; the potential energy and its gradient are those of the repeated data at
+            every point); the draws' ``log_likelihood`` is weighted.
     """
     _require_prior(model)
     model.check_params(init)
@@ -337,12 +350,12 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
     processes = min(num_chains, usable_cores()) if chain_processes is None else min(chain_processes, num_chains)
     kernel = functools.partial(make_kernel, model, X, init, target_accept_prob=target_accept_prob,
                                max_tree_depth=max_tree_depth, jit_compile=jit_compile, full_mass=full_mass,
-                               labels=labels)
+                               labels=labels, sample_weight=sample_weight)
     start = time.perf_counter()
     chains = run_chains(kernel, X, chain_seeds, warmup, num_samples, model.fitting, processes,
                         show_progress(progress_bar))
     samples = {name: torch.cat([chain.samples[name] for chain in chains]) for name in chains[0].samples}
-    draws, log_prior, log_likelihood = _draws_to_params(model, X, samples, labels)
+    draws, log_prior, log_likelihood = _draws_to_params(model, X, samples, labels, sample_weight)
     relabel = relabel and labels is None  # labelled points name the components: no switching to undo
     log_joint = log_prior + log_likelihood
     if not torch.isfinite(log_joint).all():

@@ -58,10 +58,14 @@ class CollapsedPotential:
         X: ``(N, D)`` the data.
         transforms: ``{site: constrained -> unconstrained transform}`` of every latent site of the
             prior (what Pyro's HMC takes as ``transforms``).
+        sample_weight: ``(N,)`` point weights: the log-likelihood term is the weighted one (the
+            potential of :meth:`~mixtures.core.family.MixtureFamily.weighted_model`).
     """
 
-    def __init__(self, model: MixtureFamily, X: Tensor, transforms: dict[str, Transform]):
+    def __init__(self, model: MixtureFamily, X: Tensor, transforms: dict[str, Transform],
+                 sample_weight: Tensor | None = None):
         self.model, self.X, self.transforms = model, X, transforms
+        self.sample_weight = sample_weight
         self.shift = model.statistics_shift(X)
 
     def __call__(self, unconstrained: dict[str, Tensor]) -> Tensor:
@@ -70,18 +74,18 @@ class CollapsedPotential:
         log_joint = trace.log_prob_sum()
         form = self.model.log_joint_form(trace.nodes["_RETURN"]["value"], self.shift)
         log_joint = log_joint + fused_autograd.log_likelihood(form.coefficients, self.X, self.shift,
-                                                              form.write_extra, form.n_extra)
+                                                              form.write_extra, form.n_extra, self.sample_weight)
         for name, transform in self.transforms.items():
             log_joint = log_joint - transform.log_abs_det_jacobian(constrained[name], unconstrained[name]).sum()
         return -log_joint
 
 
 def collapsed_nuts(model: MixtureFamily, X: Tensor, start: dict[str, Tensor], transforms: dict[str, Transform],
-                   **options) -> NUTS:
+                   sample_weight: Tensor | None = None, **options) -> NUTS:
     """Pyro's ``NUTS`` on :class:`CollapsedPotential`, its ``initial_params`` at the constrained
     site values ``start`` (give them to ``MCMC(..., initial_params=kernel.initial_params)``).
     ``options``: NUTS's own (``target_accept_prob``, ``max_tree_depth``, ``full_mass``...)."""
-    energy = CollapsedPotential(model, X, transforms)
+    energy = CollapsedPotential(model, X, transforms, sample_weight)
     kernel = NUTS(potential_fn=energy, transforms=transforms, **options)
     with torch.no_grad():
         kernel.initial_params = {name: transforms[name](value) for name, value in start.items()}
@@ -90,7 +94,7 @@ def collapsed_nuts(model: MixtureFamily, X: Tensor, start: dict[str, Tensor], tr
     grads = torch.autograd.grad(value, list(initial.values()))
     if not (torch.isfinite(value) and all(bool(torch.isfinite(g).all()) for g in grads)):
         value = value.detach()
-        cause = nonfinite_start(model, X, start, transforms) or next(
+        cause = nonfinite_start(model, X, start, transforms, sample_weight) or next(
             (f"the gradient of the potential energy with respect to '{name}' is not finite (the log joint "
              f"density is {-float(value)})" for name, g in zip(initial, grads) if not torch.isfinite(g).all()),
             f"the potential energy is {float(value)} (the log-Jacobian of the transforms to unconstrained space)")
@@ -104,13 +108,13 @@ START_FIXES = ("Start from a proper fit (init=mixtures.fit(model, X, 'em').param
 
 
 def nonfinite_start(model: MixtureFamily, X: Tensor, start: dict[str, Tensor],
-                    transforms: dict[str, Transform]) -> str | None:
+                    transforms: dict[str, Transform], sample_weight: Tensor | None = None) -> str | None:
     """What is not finite in the potential at the constrained site values ``start``, or ``None``.
 
     Each site's value in unconstrained space (``transforms``: a weight of 0 sits at -inf), the
     prior's log density site by site (a start at a point of zero prior density), then the
     log-likelihood ``log p(x_n | θ)`` ``(N,)`` point by point (a mean far from every point,
-    an overflow of the dtype).
+    an overflow of the dtype; points of zero ``sample_weight`` are not in the data).
     """
     with torch.no_grad():
         for name, transform in transforms.items():
@@ -128,6 +132,8 @@ def nonfinite_start(model: MixtureFamily, X: Tensor, start: dict[str, Tensor],
                     "prior, an emptied component, a value outside the prior's support)")
     with torch.no_grad():
         per_point = model.params_from_sites(start, X).log_prob(X)
+    if sample_weight is not None:
+        per_point = per_point.masked_fill(sample_weight == 0, 0.0)
     bad = (~torch.isfinite(per_point)).nonzero().flatten()
     if len(bad):
         return (f"the log-likelihood of {len(bad)} of {X.shape[0]} points is not finite (point {int(bad[0])}: "

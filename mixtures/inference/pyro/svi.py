@@ -113,7 +113,8 @@ def fit_svi(model: MixtureFamily, X: Tensor, init: Params, *,
             validate: bool = False, seed: int | None = 0, reg_covar: float | None = None,
             posterior_samples: int = 500,
             standardize: bool = True, distributed: bool = False,
-            labels: Tensor | None = None, freeze: tuple[str, ...] = ()) -> FitResult:
+            labels: Tensor | None = None, freeze: tuple[str, ...] = (),
+            sample_weight: Tensor | None = None) -> FitResult:
     """SVI from ``init`` (see the module docstring for the guides).
 
     Args:
@@ -146,6 +147,9 @@ def fit_svi(model: MixtureFamily, X: Tensor, init: Params, *,
             the mean-field ``assignment_probs`` stay local to each rank (not
             all-reduced) and ``subsample_size`` is then the minibatch size of *each*
             rank (details in :func:`mixtures.inference.pyro.common.optimize`).
+        sample_weight: ``(N,)`` point weights (``fit(..., sample_weight=...)``): each point's
+            log-likelihood term counts ``w_n`` times (details in
+            :func:`mixtures.inference.pyro.common.optimize`).
     """
     return run_pyro(model, X, init, method="svi", guide=guide, local_guide=local_guide,
                     local_estimator=local_estimator, num_steps=num_steps, lr=lr, betas=betas,
@@ -153,5 +157,5 @@ def fit_svi(model: MixtureFamily, X: Tensor, init: Params, *,
                     num_particles=num_particles, subsample_size=subsample_size, jit=jit,
                     posterior_samples=posterior_samples, standardize=standardize,
                     validate=validate, seed=seed, reg_covar=reg_covar, distributed=distributed, labels=labels,
-                    freeze=freeze)
+                    freeze=freeze, sample_weight=sample_weight)
 
