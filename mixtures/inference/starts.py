@@ -273,8 +273,8 @@ def flag_indistinguishable(result: Any, X: Tensor | StreamingData, *, n_points: 
     differ, so they are one density split in two, which is a saddle of the likelihood, not
     an optimum. Components holding less than one point are left out (a sparse prior's
     spare ones); fits with a posterior are not checked (its mean can merge switched labels).
-    Lists the pairs in ``extras["indistinguishable_components"]``, adds a sentence to
-    ``extras["problems"]``, sets ``converged=False`` and warns.
+    Lists the pairs in ``extras["indistinguishable_components"]``; when the routine reported
+    convergence, also adds a sentence to ``extras["problems"]``, sets ``converged=False`` and warns.
     """
     if result.posterior is not None or not isinstance(X, Tensor) or result.params.n_components < 2:
         return
@@ -291,11 +291,11 @@ def flag_indistinguishable(result: Any, X: Tensor | StreamingData, *, n_points: 
         return
     pairs = [[int(used[j]), int(used[k])] for j, k in torch.nonzero(spread < INDISTINGUISHABLE_SD).tolist() if j < k]
     result.extras["indistinguishable_components"] = pairs
-    if not pairs:
+    if not pairs or not result.converged:  # a fit stopped by its budget already says it did not converge
         return
     text = (f"{result.method} stopped at a saddle: components {pairs} are copies of each other (their log-density "
             f"ratio varies by less than {INDISTINGUISHABLE_SD} nats over the data), far below an optimum; start from "
             "another initialization (e.g. init='kmeans'), use more restarts (n_init) or a smaller tol")
     result.extras.setdefault("problems", []).append(text)
     result.converged = False
-    warnings.warn(text + ".", UserWarning, stacklevel=3)
+    warnings.warn(text + ".", UserWarning, stacklevel=4)  # the caller of mixtures.fit
