@@ -92,12 +92,14 @@ def test_bayes_config_holds_point_estimates_and_posteriors():
     assert [d.name for d in config.data] == ["old_faithful", "seed004", "seed003"]
 
 
-def test_online_config_compares_stepwise_em_minibatch_svi_and_em():
+def test_online_config_compares_stepwise_em_online_vb_minibatch_svi_and_em():
     config = load_config(CONFIGS / "online.yaml")
-    assert [m.method for m in config.methods] == ["em", "stepwise_em", "svi"]
-    svi = config.methods[2].options
+    assert [m.method for m in config.methods] == ["em", "stepwise_em", "online_vb", "svi"]
+    svi = config.methods[3].options
     assert (svi["subsample_size"], svi["local_guide"], svi["guide"]) == (256, "enumerate", "delta")
-    assert config.methods[1].options["batch_size"] == 256 and config.methods[1].options["kappa"] == 0.6
+    for online in config.methods[1:3]:  # the same minibatches and step sizes
+        assert online.options["batch_size"] == 256 and online.options["kappa"] == 0.6
+    assert config.methods[2].prior == {}
     assert config.data[0].n >= 50_000 and config.model.n_components == 5
     assert "passes" in config.output.figures
 
