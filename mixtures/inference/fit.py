@@ -16,6 +16,7 @@ from torch import Tensor
 
 from mixtures.core import comm
 from mixtures.core.family import MixtureFamily
+from mixtures.core.missing import check_missing, marginalizing, mean_imputed
 from mixtures.core.params import Params
 from mixtures.core.result import FitResult
 from mixtures.core.stream import StreamingData, as_stream, is_streaming_source
@@ -39,7 +40,7 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
         seed: int | None = 0, n_init: int = 1, reg_covar: float = 1e-6,
         dtype: Any = None, device: Any = None, chunk_size: int | None = None,
         init_sample_size: int = 100_000, distributed: bool = False, threads: int | None = None,
-        **options: Any) -> FitResult:
+        missing: str | None = None, **options: Any) -> FitResult:
     """Fit ``model`` to data ``X`` ``(N, D)`` with the routine ``method``.
 
     Args:
@@ -80,6 +81,11 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
             the rank's own shard. Initialization is computed on rank 0's shard and
             broadcast; a prior's data-scaled defaults are resolved on all ranks' data
             (the family's ``with_global_prior``).
+        missing: ``None`` (NaN entries are an error) or ``"marginalize"``: NaN entries are values
+            missing at random, fitted by the observed-data likelihood (:mod:`mixtures.core.missing`;
+            the Gaussian family, routines with ``missing`` in their record: ``"em"``, ``"hard_em"``,
+            ``"map"``, ``"svi"``). The start is computed on the data with each NaN replaced by its
+            feature's observed mean; the result's queries then accept NaN too.
         **options: routine options (``max_iter``, ``tol``...), see each routine.
 
     Streaming: ``X`` may also be a memory-mapped array (``np.load(path, mmap_mode="r")``),
@@ -94,18 +100,25 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
     """
     if not isinstance(model, MixtureFamily):
         raise TypeError(f"model must be a mixture family (e.g. mixtures.GaussianMixture); got {type(model).__name__}.")
-    with parallel.using(torch.get_num_threads() if threads is None else threads):
-        return _fit(model, X, method, init=init, seed=seed, n_init=n_init, reg_covar=reg_covar, dtype=dtype,
-                    device=device, chunk_size=chunk_size, init_sample_size=init_sample_size,
-                    distributed=distributed, **options)
+    missing = check_missing(missing)
+    with parallel.using(torch.get_num_threads() if threads is None else threads), \
+            marginalizing(missing == "marginalize"):
+        result = _fit(model, X, method, init=init, seed=seed, n_init=n_init, reg_covar=reg_covar, dtype=dtype,
+                      device=device, chunk_size=chunk_size, init_sample_size=init_sample_size,
+                      distributed=distributed, missing=missing, **options)
+    if missing is not None:
+        result.extras["fit_settings"]["missing"] = missing
+    return result
 
 
 def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int | None, n_init: int,
          reg_covar: float, dtype: Any, device: Any, chunk_size: int | None, init_sample_size: int,
-         distributed: bool, **options: Any) -> FitResult:
+         distributed: bool, missing: str | None = None, **options: Any) -> FitResult:
     """:func:`fit` inside its thread setting."""
     routine = get_routine(method)
     _check_capabilities(routine, model)
+    if missing is not None:
+        _check_missing_support(routine, model, X)
     options = routine.check_options(options)
     seed = check_seed(seed)
     if seed is None:
@@ -130,14 +143,15 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
                         "components; use fewer components or more data.")
     if options.get("chunk_size") is not None:  # no buffer for more rows than the data hold
         options = {**options, "chunk_size": min(options["chunk_size"], max(1, X.shape[0]))}
+    start_X = mean_imputed(X) if missing is not None else X  # initializers see no NaN
     if routine.takes_responsibilities:
-        resp = initial_responsibilities(model, X, init)
+        resp = initial_responsibilities(model, start_X, init)
         if resp is not None:
             options = {**options, "init_responsibilities": resp}
-    start_of = _start_maker(routine, model, X, init, reg_covar, init_sample_size, distributed, options)
+    start_of = _start_maker(routine, model, start_X, init, reg_covar, init_sample_size, distributed, options)
     seeds = spawn_seeds(seed, n_init) if (isinstance(init, str) and n_init > 1) else [seed]
     best, objectives = _best_of_restarts(routine, run_model, X, seeds, start_of, reg_covar, options)
-    flag_degenerate(best, X, n_points=N, reg_covar=reg_covar, floor=routine.covariance_floor,
+    flag_degenerate(best, start_X, n_points=N, reg_covar=reg_covar, floor=routine.covariance_floor,
                     flag_empty=routine.prior != "required")
     best.model = model  # the caller's model (not a distributed run's globally resolved copy)
     best.decoder = "program" if routine.queries == "program" else "closed_form"
@@ -307,6 +321,20 @@ def _initialize(model: MixtureFamily, X: Any, init: InitSpec, seed: int | None, 
     sample = X.reservoir_sample(check_positive_int(init_sample_size, "init_sample_size"), generator)
     return initialize(model, sample, init, reg_covar=reg_covar, generator=generator,
                       on_collapse=on_collapse)
+
+
+def _check_missing_support(routine: Routine, model: MixtureFamily, X: Any) -> None:
+    """A clear error when ``missing="marginalize"`` meets a routine, family or data source that cannot."""
+    if not routine.missing:
+        working = sorted(name for name, r in ROUTINES.items() if r.missing)
+        raise ValueError(f"method {routine.name!r} cannot fit data with missing values yet; missing='marginalize' "
+                         f"works with {working}.")
+    if not model.supports("missing"):
+        raise ValueError(f"{type(model).__name__} cannot marginalize missing values (its capabilities are "
+                         f"{sorted(model.capabilities)}); GaussianMixture can.")
+    if is_streaming_source(X):
+        raise ValueError("missing='marginalize' needs the data in memory (missingness patterns are grouped over "
+                         "all points); load the data, or remove the rows with NaN entries to stream it.")
 
 
 def _check_capabilities(routine: Routine, model: MixtureFamily) -> None:

@@ -36,7 +36,7 @@ from typing import Any
 from mixtures.core.validation import did_you_mean
 
 #: capabilities a family may offer (``mixtures.core.family``); "program" is every family's
-CAPABILITIES = ("program", "statistics", "variational", "partition")
+CAPABILITIES = ("program", "statistics", "variational", "partition", "missing")
 PRIOR_POLICIES = ("required", "optional", "rejected")
 PRIOR_KINDS = ("conjugate", "nonconjugate")
 #: how the report counts data passes: one per iteration, the history's ``passes`` column,
@@ -137,6 +137,9 @@ class Routine:
     #: (``extras["empty_components"]`` with a warning; EM, hard EM): ``fit`` passes it a given start as is
     #: instead of refusing a dead one (:mod:`mixtures.inference.starts`)
     flags_dead_start: bool = False
+    #: the routine fits data with missing values (``fit(..., missing="marginalize")``, :mod:`mixtures.core.missing`)
+    #: to the observed-data likelihood, on a family with the capability ``"missing"``
+    missing: bool = False
 
     def __post_init__(self):
         unknown = set(self.requires) - set(CAPABILITIES)
