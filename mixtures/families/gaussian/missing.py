@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 from torch.distributions import constraints
 
-from mixtures.core.chunks import chunk_size_for, iter_chunks
+from mixtures.core.chunks import chunk_size_for
 from mixtures.core.summary import Summary
 from mixtures.core.validation import make_generator
 from mixtures.families.gaussian.covariance import CovarianceStructure
@@ -250,7 +250,7 @@ class ObservedBlockNormal(pdist.TorchDistribution):
         return ObservedBlockNormal(self.base.expand(batch_shape), self.locs, self.covariances, self.index,
                                    batch_shape)
 
-    def sample(self, sample_shape=torch.Size()):
+    def sample(self, sample_shape=()):
         return self.base.sample(sample_shape)
 
     def log_prob(self, value: Tensor) -> Tensor:
