@@ -278,3 +278,14 @@ def test_start_is_computed_on_mean_imputed_data(data):
     expected = mixtures.fit(GaussianMixture(2), mean_imputed(Xm), "em", max_iter=0)
     assert torch.equal(result.init.locs, expected.init.locs)
     assert result.extras["fit_settings"]["missing"] == "marginalize"
+
+
+def test_remove_at_random_is_seeded_and_keeps_a_value_per_row():
+    X = torch.randn(2000, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    removed = mixtures.data.remove_at_random(X, 0.3, seed=1)
+    assert torch.equal(removed.isnan(), mixtures.data.remove_at_random(X, 0.3, seed=1).isnan())
+    assert not removed.isnan().all(1).any()
+    assert abs(float(removed.isnan().double().mean()) - 0.3) < 0.02
+    assert torch.equal(removed[~removed.isnan()], X[~removed.isnan()])
+    with pytest.raises(ValueError, match=r"rate must be in \[0, 1\)"):
+        mixtures.data.remove_at_random(X, 1.0)
