@@ -125,8 +125,9 @@ def statistic_from_scatter(structure: CovarianceStructure, scatter: Tensor) -> T
 class _Sums:
     """Running expected statistics of one E step (module docstring)."""
 
-    def __init__(self, X: Tensor, K: int, dtype: torch.dtype, hard: bool):
+    def __init__(self, X: Tensor, K: int, dtype: torch.dtype, hard: bool, likelihood_offsets: Tensor | None = None):
         D = X.shape[1]
+        self.likelihood_offsets = likelihood_offsets
         self.nk, self.sx = X.new_zeros(K, dtype=dtype), X.new_zeros(K, D, dtype=dtype)
         self.sxx = X.new_zeros(K, D, D, dtype=dtype)
         self.log_likelihood, self.entropy = X.new_zeros((), dtype=dtype), X.new_zeros((), dtype=dtype)
@@ -137,7 +138,7 @@ class _Sums:
             conditional_entropy: Tensor) -> None:
         """Add the points ``x`` ``(n, D)`` (``rows`` of X) with log joints ``joint`` ``(n, K)`` and
         conditional means ``means`` ``(n, K, D_m)``."""
-        total = torch.logsumexp(joint, -1)  # (n,) log p(x_o)
+        total = torch.logsumexp(joint, -1)  # (n,) log p(x_o), or VB's normalizer
         if self.labels is not None:
             labels = joint.argmax(-1)
             resp = torch.nn.functional.one_hot(labels, joint.shape[-1]).to(joint.dtype)
@@ -156,6 +157,8 @@ class _Sums:
         self.nk += mass.to(self.nk.dtype)
         self.sx += weighted.sum(1).to(self.sx.dtype)
         self.sxx += scatter.to(self.sxx.dtype)
+        if self.likelihood_offsets is not None:  # the plug-in mixture's log p(x_o)
+            total = torch.logsumexp(joint + self.likelihood_offsets, -1)
         self.log_likelihood += total.sum().to(self.log_likelihood.dtype)
         self.entropy += (mass * conditional_entropy).sum().to(self.entropy.dtype)
         lowest = int(total.argmin())
@@ -165,7 +168,8 @@ class _Sums:
 
 
 def e_step(X: Tensor, params, shift: Tensor, hard: bool = False, chunk_size: int | None = None,
-           accumulate_dtype: torch.dtype | None = None) -> Summary:
+           accumulate_dtype: torch.dtype | None = None, log_weights: Tensor | None = None,
+           likelihood_offsets: Tensor | None = None) -> Summary:
     """EM's pass over data with NaN entries (module docstring): the summary the fused pass gives
     complete data, with expected statistics, the observed-data log-likelihood and ``q``'s entropy.
 
@@ -177,11 +181,16 @@ def e_step(X: Tensor, params, shift: Tensor, hard: bool = False, chunk_size: int
             their conditional distribution under the assigned component.
         chunk_size: points per batch within a pattern.
         accumulate_dtype: dtype of the sums (default: the data's).
+        log_weights: ``(K,)`` constants replacing ``log π_k`` in the responsibilities (VB's
+            ``E[log π_k] + ...``, :func:`mixtures.families.gaussian.variational.expected_log_constants`).
+        likelihood_offsets: ``(K,)`` added to the log joints for the log-likelihood only (VB: back to
+            the plug-in mixture's ``log π̄_k``).
     """
     K, D = params.n_components, params.n_features
     structure = params.cov_type
-    covariances, log_weights = params.covariances, params.weights.log()
-    sums = _Sums(X, K, accumulate_dtype or X.dtype, hard)
+    covariances = params.covariances
+    log_weights = params.weights.log() if log_weights is None else log_weights
+    sums = _Sums(X, K, accumulate_dtype or X.dtype, hard, likelihood_offsets)
     chunk = chunk_size or chunk_size_for(K, D * D)
     for pattern in patterns(X):
         piece = blocks(params.locs, covariances, pattern.observed)

@@ -35,7 +35,7 @@ from mixtures.core.family import (
     Variational,
     register_family,
 )
-from mixtures.core.missing import has_missing, is_marginalizing
+from mixtures.core.missing import has_missing, is_marginalizing, mean_imputed
 from mixtures.core.summary import Summary
 from mixtures.errors import ParameterError
 from mixtures.families.gaussian import (
@@ -214,7 +214,9 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
 
     def summarize(self, X: Tensor, resp: Tensor, shift: Tensor | None = None,
                   chunk_size: int | None = None) -> Summary:
-        return statistics.summarize(X, resp, self.cov_type, shift, chunk_size)
+        # NaN entries (missing values): a start from given responsibilities has no parameters to condition
+        # on, so their statistics are those of the mean-imputed data (the data initializers see)
+        return statistics.summarize(mean_imputed(X), resp, self.cov_type, shift, chunk_size)
 
     def m_step(self, summary: Summary, reg_covar: float, prior: ResolvedPrior | None = None,
                keep: Tensor | None = None, previous: MixtureParams | None = None) -> MixtureParams:

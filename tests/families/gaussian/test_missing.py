@@ -256,8 +256,9 @@ def test_errors_name_the_option_and_the_routines(data):
     X, Xm = data
     with pytest.raises(DataError, match=r"row\(s\).*missing='marginalize'"):
         mixtures.fit(GaussianMixture(2), Xm, "em")
-    with pytest.raises(ValueError, match=r"method 'vb' cannot fit data with missing values yet.*\['em', 'hard_em'"):
-        mixtures.fit(GaussianMixture(2, prior=GaussianPrior()), Xm, "vb", missing="marginalize")
+    with pytest.raises(ValueError, match=r"method 'kmeans' cannot fit data with missing values yet; "
+                                         r"missing='marginalize' works with \['em', 'hard_em', 'map', 'svi', 'vb'\]"):
+        mixtures.fit(GaussianMixture(2), Xm, "kmeans", missing="marginalize")
     with pytest.raises(ValueError, match="PoissonMixture cannot marginalize"):
         mixtures.fit(PoissonMixture(2), Xm.abs(), "em", missing="marginalize")
     with pytest.raises(ValueError, match="missing must be None"):
@@ -289,3 +290,35 @@ def test_remove_at_random_is_seeded_and_keeps_a_value_per_row():
     assert torch.equal(removed[~removed.isnan()], X[~removed.isnan()])
     with pytest.raises(ValueError, match=r"rate must be in \[0, 1\)"):
         mixtures.data.remove_at_random(X, 1.0)
+
+
+@pytest.mark.parametrize("structure, updates", [("full", "sklearn"), ("diag", "model"), ("tied", "model")])
+def test_vb_elbo_is_monotone_with_20_percent_missing(data, structure, updates):
+    _, X = data
+    model = GaussianMixture(2, structure, prior=GaussianPrior())
+    result = mixtures.fit(model, X, "vb", missing="marginalize", reg_covar=0.0, updates=updates, max_iter=15,
+                          tol=0.0, warn=False)
+    elbo = result.history["elbo"]
+    assert torch.isfinite(elbo).all()
+    assert (elbo.diff() >= -1e-9 * elbo.abs()[1:]).all()
+    with marginalizing():
+        assert result.log_likelihood == pytest.approx(float(result.params.log_prob(X).sum()), rel=1e-12)
+
+
+@pytest.mark.parametrize("structure", ["full", "spherical"])
+def test_vb_pass_of_the_missing_path_on_complete_data_equals_the_fused_pass(data, structure):
+    """VB's E step through the pattern code (``log ρ = c_k + log N(x_obs | m_k, E[Λ_k]⁻¹)``) on data
+    with nothing missing gives the fused pass's statistics, entropy and plug-in log-likelihood."""
+    from mixtures.families.gaussian import missing, variational
+    X, _ = data
+    model = GaussianMixture(2, structure, prior=GaussianPrior())
+    cavi = model.variational(X, "model", 1e-6)
+    shift = model.statistics_shift(X)
+    q = cavi.update(model.e_step(X, mixture(structure), shift))
+    fused = variational.vb_pass(X, q, shift)
+    constants = variational.expected_log_constants(q)
+    plug_in = q.plug_in()
+    patterned = missing.e_step(X, plug_in, shift, log_weights=constants,
+                               likelihood_offsets=plug_in.weights.log() - constants)
+    for name in ("nk", "sx", "sxx", "log_likelihood", "entropy"):
+        torch.testing.assert_close(getattr(patterned, name), getattr(fused, name), rtol=1e-10, atol=1e-9)
