@@ -84,7 +84,7 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
         missing: ``None`` (NaN entries are an error) or ``"marginalize"``: NaN entries are values
             missing at random, fitted by the observed-data likelihood (:mod:`mixtures.core.missing`;
             the Gaussian family, routines with ``missing`` in their record: ``"em"``, ``"hard_em"``,
-            ``"map"``, ``"svi"``). The start is computed on the data with each NaN replaced by its
+            ``"map"``, ``"svi"``, ``"vb"``, ``"nuts"``). The start is computed on the data with each NaN replaced by its
             feature's observed mean; the result's queries then accept NaN too.
         **options: routine options (``max_iter``, ``tol``...), see each routine.
 
