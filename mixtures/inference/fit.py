@@ -83,9 +83,10 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
             (the family's ``with_global_prior``).
         missing: ``None`` (NaN entries are an error) or ``"marginalize"``: NaN entries are values
             missing at random, fitted by the observed-data likelihood (:mod:`mixtures.core.missing`;
-            the Gaussian family, routines with ``missing`` in their record: ``"em"``, ``"hard_em"``,
-            ``"map"``, ``"svi"``, ``"vb"``, ``"nuts"``). The start is computed on the data with each NaN replaced by its
-            feature's observed mean; the result's queries then accept NaN too.
+            the Gaussian family; routines with ``missing`` in their record: ``"em"``, ``"hard_em"``,
+            ``"stepwise_em"``, ``"vb"``, ``"map"``, ``"svi"``, ``"nuts"``). The start is computed on the
+            data with each NaN replaced by its feature's observed mean; the result's queries then accept
+            NaN too.
         **options: routine options (``max_iter``, ``tol``...), see each routine.
 
     Streaming: ``X`` may also be a memory-mapped array (``np.load(path, mmap_mode="r")``),

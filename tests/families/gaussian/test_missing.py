@@ -256,8 +256,9 @@ def test_errors_name_the_option_and_the_routines(data):
     X, Xm = data
     with pytest.raises(DataError, match=r"row\(s\).*missing='marginalize'"):
         mixtures.fit(GaussianMixture(2), Xm, "em")
-    with pytest.raises(ValueError, match=r"method 'kmeans' cannot fit data with missing values yet; "
-                                         r"missing='marginalize' works with \['em', 'hard_em', 'map', 'svi', 'vb'\]"):
+    with pytest.raises(ValueError, match=r"method 'kmeans' cannot fit data with missing values yet; missing="
+                                         r"'marginalize' works with \['em', 'hard_em', 'map', 'nuts', 'stepwise_em', "
+                                         r"'svi', 'vb'\]"):
         mixtures.fit(GaussianMixture(2), Xm, "kmeans", missing="marginalize")
     with pytest.raises(ValueError, match="PoissonMixture cannot marginalize"):
         mixtures.fit(PoissonMixture(2), Xm.abs(), "em", missing="marginalize")
@@ -355,3 +356,14 @@ def test_nuts_potential_carries_the_observed_data_likelihood(data):
             params = model.params_from_sites(sites, X)
             lost = float(params.log_prob(X).sum() - params.log_prob(Xm).sum())
             assert float(masked(point) - complete(point)) == pytest.approx(lost, rel=1e-10, abs=1e-9)
+
+
+def test_stepwise_em_reaches_em_on_missing_data():
+    X, _ = mixtures.data.random_mixture(2, 3, separation=2.0, seed=11).sample(1000, seed=0)
+    Xm = mixtures.data.remove_at_random(X, 0.2, seed=1)
+    model = GaussianMixture(2, "full")
+    em = mixtures.fit(model, Xm, "em", missing="marginalize", tol=1e-8)
+    stepwise = mixtures.fit(model, Xm, "stepwise_em", missing="marginalize", num_epochs=8, batch_size=200,
+                            warn=False)
+    with marginalizing():
+        assert float(stepwise.params.log_prob(Xm).sum()) == pytest.approx(em.log_likelihood, abs=0.05)
