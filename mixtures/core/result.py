@@ -168,7 +168,8 @@ class FitResult:
         if is_streaming_source(X):
             stream = as_stream(X, dtype=self.params.dtype)
             return score_stream(self.params, stream), stream.n_points
-        log_prob = self.params.log_prob(X)
+        with self._missing_scope(None):  # a fit with missing values scores data with NaNs by their observed entries
+            log_prob = self.params.log_prob(X)
         return float(log_prob.sum()), log_prob.shape[0]
 
     def n_parameters(self) -> int:

@@ -245,6 +245,9 @@ def test_queries_accept_nan_when_the_fit_marginalized(data):
                                np.logaddexp.reduce(expected, axis=1), rtol=1e-12)
     assert torch.equal(marginal.predict(Xm[:20]), torch.from_numpy(expected.argmax(1)))
     assert marginal.impute(Xm).isnan().sum() == 0
+    total = float(marginal.score_samples(Xm).sum())
+    assert marginal.score(Xm) * Xm.shape[0] == pytest.approx(total, rel=1e-14)
+    assert marginal.bic(Xm) == pytest.approx(-2 * total + marginal.n_parameters() * np.log(Xm.shape[0]), rel=1e-14)
     plain = mixtures.fit(GaussianMixture(2), X, "em", max_iter=5, warn=False)
     with pytest.raises(DataError, match="missing='marginalize'"):
         plain.predict(Xm)
