@@ -37,6 +37,10 @@ from mixtures.core.summary import Summary
 from mixtures.core.validation import make_generator
 from mixtures.families.gaussian.covariance import CovarianceStructure
 from mixtures.families.gaussian.distributions import LOG_2PI
+from mixtures.kernels.fused_pass import fused_pass
+
+#: complete rows go through the fused pass this many at a time (a gathered copy of at most this many rows)
+COMPLETE_BLOCK = 1 << 16
 
 
 class Pattern(NamedTuple):
@@ -133,18 +137,53 @@ class _Sums:
         self.log_likelihood, self.entropy = X.new_zeros((), dtype=dtype), X.new_zeros((), dtype=dtype)
         self.labels = torch.empty(X.shape[0], dtype=torch.long, device=X.device) if hard else None
         self.worst_value, self.worst_point = float("inf"), None
+        self.statistic = None  # the structure's statistic of complete rows (fused pass)
+
+    def add_complete(self, X: Tensor, rows: Tensor, params, shift: Tensor, log_weights: Tensor) -> None:
+        """Add the rows of ``X`` that miss nothing by the fused pass of complete data, in blocks
+        (:func:`mixtures.kernels.fused_pass.fused_pass`; no copy of them all at once)."""
+        structure, D = params.cov_type, params.n_features
+        whitening, half_log_det = params.whitener()
+        locs = params.locs - shift
+        coefficients = structure.log_joint_coefficients(log_weights, locs, whitening, half_log_det)
+        for block in torch.split(rows, COMPLETE_BLOCK):
+            out = fused_pass(X[block], coefficients, shift, structure.moment_feature_writer,
+                             structure.n_moment_features(D), hard=self.labels is not None,
+                             accumulate_dtype=self.nk.dtype, likelihood_offsets=self.likelihood_offsets)
+            self.nk += out.sums[:, 0]
+            self.sx += out.sums[:, 1:1 + D]
+            moment = structure.moment_from_features(out.sums[:, 1 + D:], D)
+            self.statistic = moment if self.statistic is None else self.statistic + moment
+            self.log_likelihood += out.log_likelihood
+            self.entropy += out.entropy
+            if self.labels is not None:
+                self.labels[block] = out.labels
+            point = out.worst_point
+            joint = structure.component_log_prob(point.unsqueeze(0) - shift, locs, whitening, half_log_det)
+            value = float(torch.logsumexp(joint + log_weights + (0 if self.likelihood_offsets is None
+                                                                 else self.likelihood_offsets), -1))
+            if value < self.worst_value:
+                self.worst_value, self.worst_point = value, point
+
+    def statistic_of(self, structure: CovarianceStructure) -> Tensor:
+        """The structure's second-moment statistic of everything added."""
+        statistic = statistic_from_scatter(structure, self.sxx)
+        return statistic if self.statistic is None else statistic + self.statistic
 
     def add(self, x: Tensor, rows: Tensor, joint: Tensor, means: Tensor, piece: Blocks, shift: Tensor,
             conditional_entropy: Tensor) -> None:
         """Add the points ``x`` ``(n, D)`` (``rows`` of X) with log joints ``joint`` ``(n, K)`` and
         conditional means ``means`` ``(n, K, D_m)``."""
-        total = torch.logsumexp(joint, -1)  # (n,) log p(x_o), or VB's normalizer
+        peak = joint.amax(-1, keepdim=True)
+        relative = (joint - peak).exp_()  # one exp for the normalizer and the responsibilities
+        normalizer = relative.sum(-1, keepdim=True)
+        total = (peak + normalizer.log()).squeeze(-1)  # (n,) log p(x_o), or VB's normalizer
         if self.labels is not None:
             labels = joint.argmax(-1)
             resp = torch.nn.functional.one_hot(labels, joint.shape[-1]).to(joint.dtype)
             self.labels[rows] = labels
         else:
-            resp = (joint - total.unsqueeze(-1)).exp()
+            resp = relative.div_(normalizer)
             self.entropy -= torch.special.xlogy(resp, resp).sum().to(self.entropy.dtype)
         filled = x.unsqueeze(1).expand(-1, joint.shape[-1], -1).clone()  # (n, K, D)
         filled[..., piece.mis] = means
@@ -191,8 +230,11 @@ def e_step(X: Tensor, params, shift: Tensor, hard: bool = False, chunk_size: int
     covariances = params.covariances
     log_weights = params.weights.log() if log_weights is None else log_weights
     sums = _Sums(X, K, accumulate_dtype or X.dtype, hard, likelihood_offsets)
-    chunk = chunk_size or chunk_size_for(K, D * D)
+    chunk = chunk_size or chunk_size_for(K, D)
     for pattern in patterns(X):
+        if bool(pattern.observed.all()):
+            sums.add_complete(X, pattern.rows, params, shift, log_weights)
+            continue
         piece = blocks(params.locs, covariances, pattern.observed)
         D_m = piece.mis.numel()
         conditional_entropy = (0.5 * D_m * (1.0 + LOG_2PI)
@@ -202,7 +244,7 @@ def e_step(X: Tensor, params, shift: Tensor, hard: bool = False, chunk_size: int
             x = X[part]
             log_prob, means = observed_terms(x, params.locs, piece)
             sums.add(x, part, log_prob + log_weights, means, piece, shift, conditional_entropy)
-    return Summary(sums.nk, {"sx": sums.sx, "sxx": statistic_from_scatter(structure, sums.sxx)},
+    return Summary(sums.nk, {"sx": sums.sx, "sxx": sums.statistic_of(structure)},
                    shift.to(sums.nk.dtype), X.shape[0], sums.log_likelihood, sums.entropy, sums.labels,
                    sums.worst_point)
 
