@@ -14,6 +14,9 @@ offers, and every layer reads it instead of keeping its own table:
 * the report explains each routine's KL gap (``gap``) and counts its data passes
   (``passes``); ``FitResult.predict_proba`` answers through the program for routines
   with ``queries="program"``;
+* ``fit(..., missing="marginalize")`` runs only routines whose record says ``missing`` (they fit
+  the observed-data likelihood of data with NaN entries, :mod:`mixtures.core.missing`) on a family
+  with the capability ``"missing"``, and names them otherwise;
 * ``fit`` scales the start's ``reg_covar`` to the data and flags components left on the
   floor according to ``covariance_floor``, and refuses or repairs a dead start unless the
   routine reports dead components itself (``flags_dead_start``).
