@@ -285,8 +285,8 @@ def _check_values(tensor: Tensor, name: str, index: Any = None) -> None:
 
 
 def _check_missing_entries(tensor: Tensor, name: str, index: Any = None) -> Tensor:
-    """The observed entries of ``tensor`` ``(N, D)`` (NaN marks a missing one), with NaN replaced by
-    0 for the range checks that follow; an infinite entry or a row with no observed value is a
+    """``tensor`` ``(N, D)`` with its NaN entries (missing values) replaced by 0, for the range checks
+    that follow (infinite entries stay, and are errors there); a row with no observed value is a
     ``DataError`` naming it."""
     missing = torch.isnan(tensor)
     empty = torch.nonzero(missing.all(-1)).reshape(-1)
