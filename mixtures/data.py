@@ -497,3 +497,31 @@ def _check_seed(seed: Any, allow_none: bool) -> int | None:
         raise ValueError(f"seed must be a non-negative integer{' or None' if allow_none else ''}; "
                          f"got {seed!r}.")
     return int(seed)
+
+
+# ----------------------------------------------------------------------------------------
+# Missing values
+# ----------------------------------------------------------------------------------------
+
+def remove_at_random(X: Any, rate: float, seed: int | None = 0) -> Tensor:
+    """``X`` ``(N, D)`` with entries removed completely at random: each entry becomes NaN with probability
+    ``rate`` (seeded), except that every row keeps one observed entry (a row that lost all of them gets one
+    back, at a coordinate drawn uniformly), so ``fit(..., missing="marginalize")`` accepts the result.
+    """
+    X = as_data(X)
+    rate = check_nonnegative_float(rate, "rate")
+    if rate >= 1.0:
+        raise ValueError(f"rate must be in [0, 1) (the fraction of entries removed); got {rate!r}.")
+    generator = torch.Generator()
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(_check_seed(seed, allow_none=False))
+    removed = torch.rand(X.shape, generator=generator, dtype=torch.float64) < rate
+    kept = torch.randint(X.shape[1], (X.shape[0],), generator=generator)
+    empty = removed.all(1)
+    removed[empty, kept[empty]] = False
+    return torch.where(removed.to(X.device), torch.tensor(float("nan"), dtype=X.dtype, device=X.device), X)
+
+
+__all__.append("remove_at_random")

@@ -50,6 +50,12 @@ class Params:
         """``(X (n, D), labels (n,))`` drawn from the mixture, reproducible for a seed on CPU."""
         raise NotImplementedError
 
+    def impute(self, X: Any, draws: int | None = None, seed: int | None = 0) -> Tensor:
+        """``X`` with its NaN entries (missing values) replaced by conditional means ``(N, D)``, or
+        ``draws`` samples of them ``(draws, N, D)``: families that can marginalize write it."""
+        raise NotImplementedError(f"the {self.family or type(self).__name__} family cannot impute missing values "
+                                  "(the Gaussian family can).")
+
     def tensors(self) -> dict[str, Tensor]:
         """The container's tensors by name (``weights`` first)."""
         raise NotImplementedError

@@ -40,6 +40,7 @@ from torch import Tensor
 from mixtures.core import queries
 from mixtures.core.family import MixtureFamily
 from mixtures.core.history import CORE_COLUMNS, History
+from mixtures.core.missing import check_missing, marginalizing
 from mixtures.core.params import Params
 from mixtures.core.stream import as_stream, is_streaming_source, predict_chunks, score_stream
 from mixtures.core.validation import as_data
@@ -85,36 +86,39 @@ class FitResult:
     decoder: str = "closed_form"
 
     # -- predictions, delegated to the parameters ------------------------------------
-    def score_samples(self, X: Any) -> Tensor:
-        """Log density of every point under the fitted mixture: ``(N,)``."""
+    def score_samples(self, X: Any, missing: str | None = None) -> Tensor:
+        """Log density of every point under the fitted mixture: ``(N,)`` (``missing``: :meth:`impute`)."""
         if is_streaming_source(X):
             chunks = as_stream(X, dtype=self.params.dtype).chunks()
             return torch.cat([self.params.log_prob(chunk) for chunk in chunks])
-        return self.params.log_prob(X)
+        with self._missing_scope(missing):
+            return self.params.log_prob(X)
 
     def score(self, X: Any) -> float:
         """Mean log-likelihood per point (scikit-learn's ``score``); one pass over streamed data."""
         total, n = self._total_log_likelihood(X)
         return total / n
 
-    def predict_proba(self, X: Any) -> Tensor:
+    def predict_proba(self, X: Any, missing: str | None = None) -> Tensor:
         """Posterior membership probabilities ``(N, K)``.
 
         Results of Pyro routines (``decoder="program"``: ``"map"``, ``"svi"``) answer through
         Pyro's own ``TraceEnum_ELBO.compute_marginals`` on the program; the others through
         the parameters' ``responsibilities`` (the same numbers, checked to 1e-12 by the test
-        suite).
+        suite). ``missing``: see :meth:`impute`.
         """
-        if self.decoder == "program":
-            return queries.marginal_probabilities(self.model, self.params, X)
-        return self.params.responsibilities(X)
+        with self._missing_scope(missing):
+            if self.decoder == "program":
+                return queries.marginal_probabilities(self.model, self.params, X)
+            return self.params.responsibilities(X)
 
-    def predict(self, X: Any, out: Any = None) -> Any:
+    def predict(self, X: Any, out: Any = None, missing: str | None = None) -> Any:
         """Most probable component of every point ``(N,)`` long (ties: lowest index).
 
         For streamed ``X``, labels are computed chunk by chunk; with ``out`` (an
         integer array of length N, e.g. an ``np.memmap`` opened for writing) they
-        are written there and ``out`` is returned, so memory stays bounded.
+        are written there and ``out`` is returned, so memory stays bounded. ``missing``: see
+        :meth:`impute`.
         """
         if is_streaming_source(X):
             labels = predict_chunks(self, X, out=out)
@@ -122,7 +126,24 @@ class FitResult:
         if out is not None:
             raise ValueError("out= is for streamed data (a memmap or a chunk source); in-memory data "
                              "returns a tensor of labels.")
-        return self.params.joint_log_prob(X).argmax(-1)
+        with self._missing_scope(missing):
+            return self.params.joint_log_prob(X).argmax(-1)
+
+    def impute(self, X: Any, draws: int | None = None, seed: int | None = 0) -> Tensor:
+        """``X`` ``(N, D)`` with its NaN entries (missing at random) replaced by their conditional means
+        under the fitted mixture, ``Σ_k p(k | x_obs) E[x_mis | x_obs, k]``; with ``draws``, that many
+        samples ``(draws, N, D)`` from ``p(x_mis | x_obs)`` (observed entries unchanged).
+
+        ``predict``, ``predict_proba`` and ``score_samples`` accept NaN entries the same way (the
+        observed coordinates' marginal densities) when the fit used ``missing="marginalize"``, or
+        when given ``missing="marginalize"`` themselves; otherwise NaN is an error.
+        """
+        return self.params.impute(X, draws=draws, seed=seed)
+
+    def _missing_scope(self, missing: str | None) -> Any:
+        """The scope of a query: NaN entries are missing values when asked, or when the fit used them."""
+        chosen = check_missing(missing) or self.extras.get("fit_settings", {}).get("missing")
+        return marginalizing(chosen == "marginalize")
 
     def uncertainty(self, X: Any) -> Tensor:
         """mclust's per-point classification uncertainty ``1 − max_k r_nk`` ``(N,)``, from
@@ -162,7 +183,8 @@ class FitResult:
         if is_streaming_source(X):
             stream = as_stream(X, dtype=self.params.dtype)
             return score_stream(self.params, stream), stream.n_points
-        log_prob = self.params.log_prob(X)
+        with self._missing_scope(None):  # a fit with missing values scores data with NaNs by their observed entries
+            log_prob = self.params.log_prob(X)
         return float(log_prob.sum()), log_prob.shape[0]
 
     def n_parameters(self) -> int:

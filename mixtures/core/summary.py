@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mixtures.core.missing import has_missing, observed_means
+
 
 @dataclass
 class Summary:
@@ -91,7 +93,7 @@ def default_shift(X: Any) -> Tensor:
     ``X`` is an ``(N, D)`` tensor or anything with ``head(n)`` (streamed data).
     """
     head = X.head(4096) if hasattr(X, "head") else X[:4096]
-    return head.mean(0)
+    return observed_means(head) if has_missing(head) else head.mean(0)  # NaN: missing values
 
 
 def floored_counts(nk: Tensor) -> Tensor:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mixtures.core.missing import is_marginalizing
 from mixtures.errors import DataError
 
 ArrayLike = Any  # torch.Tensor | np.ndarray | nested sequences | pandas objects
@@ -256,14 +257,20 @@ def _check_values(tensor: Tensor, name: str, index: Any = None) -> None:
     # one reduction over the data, no temporary of its size (|X| would be a copy); NaN propagates
     low, high = (float(value) for value in torch.aminmax(tensor))
     peak = max(-low, high)
+    if not math.isfinite(peak) and is_marginalizing():  # NaN entries are missing values (mixtures.core.missing)
+        tensor = _check_missing_entries(tensor, name, index)
+        low, high = (float(value) for value in torch.aminmax(tensor))
+        peak = max(-low, high)
     if not math.isfinite(peak):
         finite = torch.isfinite(tensor).all(-1)
         bad_rows = torch.nonzero(~finite).reshape(-1)
         first = int(bad_rows[0])
         label = "" if index is None else f" (index label {index[first]!r})"
+        nan_hint = (" (NaN entries that mark missing values can be marginalized: fit(..., "
+                    "missing='marginalize'))") if bool(torch.isnan(tensor).any()) else ""
         raise DataError(
             f"{name} contains NaN or infinite values in {bad_rows.numel()} row(s), the first "
-            f"at row {first}{label}. Remove or impute those rows before fitting."
+            f"at row {first}{label}. Remove or impute those rows before fitting{nan_hint}."
         )
     # Moments sum N * D squares; past this bound they overflow to inf (then NaN) mid-fit.
     limit = math.sqrt(torch.finfo(tensor.dtype).max / (16.0 * N * D))
@@ -275,6 +282,20 @@ def _check_values(tensor: Tensor, name: str, index: Any = None) -> None:
             "Standardize the data (subtract each feature's mean, divide by its standard deviation)"
             + (" or use dtype=torch.float64." if tensor.dtype != torch.float64 else ".")
         )
+
+
+def _check_missing_entries(tensor: Tensor, name: str, index: Any = None) -> Tensor:
+    """``tensor`` ``(N, D)`` with its NaN entries (missing values) replaced by 0, for the range checks
+    that follow (infinite entries stay, and are errors there); a row with no observed value is a
+    ``DataError`` naming it."""
+    missing = torch.isnan(tensor)
+    empty = torch.nonzero(missing.all(-1)).reshape(-1)
+    if empty.numel():
+        first = int(empty[0])
+        label = "" if index is None else f" (index label {index[first]!r})"
+        raise DataError(f"{name} has {empty.numel()} row(s) with no observed value, the first at row {first}"
+                        f"{label}: such a point carries no information about the mixture. Remove those rows.")
+    return torch.where(missing, torch.zeros((), dtype=tensor.dtype, device=tensor.device), tensor)
 
 
 def _check_spread(tensor: Tensor, name: str, smallest: float) -> None:

@@ -432,7 +432,8 @@ _EM_GAP = ("EM: q_t = p(Z | X, θ_{t−1}), the E step's posterior under the pre
 
 @register("em", summary="closed-form EM on sufficient statistics (MAP-EM with a conjugate prior)",
           requires=frozenset({"statistics"}), prior="optional", prior_kinds=("conjugate",),
-          streaming=True, distributed=True, flags_dead_start=True, labels=True, freeze=True, gap=_EM_GAP)
+          streaming=True, distributed=True, missing=True, flags_dead_start=True, labels=True, freeze=True,
+          gap=_EM_GAP)
 def fit_em(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = None,
            reg_covar: float = 1e-6, max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,
            chunk_size: int | None = None, warn: bool = True, on_collapse: str = "error",
@@ -446,7 +447,8 @@ def fit_em(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = 
 
 @register("hard_em", summary="classification EM: hard assignments, stops at an exact fixed point",
           requires=frozenset({"statistics"}), prior="optional", prior_kinds=("conjugate",),
-          streaming=True, distributed=True, own_labels=True, flags_dead_start=True, labels=True, freeze=True,
+          streaming=True, distributed=True, missing=True, own_labels=True, flags_dead_start=True, labels=True,
+          freeze=True,
           gap="hard EM: q_t is the one-hot MAP assignment of the E step, a gap that stays positive")
 def fit_hard_em(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = None,
                 reg_covar: float = 1e-6, max_iter: int = 100, tol: float = 1e-3, rtol: float | None = None,

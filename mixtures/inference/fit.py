@@ -18,6 +18,7 @@ from mixtures.core import comm
 from mixtures.core.family import MixtureFamily
 from mixtures.core.freeze import check_freeze
 from mixtures.core.labels import aligned_to_labels, check_labels
+from mixtures.core.missing import check_missing, marginalizing, mean_imputed
 from mixtures.core.params import Params
 from mixtures.core.result import FitResult
 from mixtures.core.stream import StreamingData, as_stream, is_streaming_source
@@ -42,7 +43,8 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
         seed: int | None = 0, n_init: int = 1, reg_covar: float = 1e-6,
         dtype: Any = None, device: Any = None, chunk_size: int | None = None,
         init_sample_size: int = 100_000, distributed: bool = False, threads: int | None = None,
-        labels: Any = None, freeze: Any = None, sample_weight: Any = None, **options: Any) -> FitResult:
+        labels: Any = None, freeze: Any = None, sample_weight: Any = None, missing: str | None = None,
+        **options: Any) -> FitResult:
     """Fit ``model`` to data ``X`` ``(N, D)`` with the routine ``method``.
 
     Args:
@@ -100,6 +102,12 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
             the weights (weighted D² seeding, weighted Lloyd, weighted M steps, no zero-weight point
             as a centre); ``"hc"`` builds its tree on the positive-weight rows, unweighted. Routines
             with ``sample_weight`` in their record take it; others, and streamed data, raise.
+        missing: ``None`` (NaN entries are an error) or ``"marginalize"``: NaN entries are values
+            missing at random, fitted by the observed-data likelihood (:mod:`mixtures.core.missing`;
+            the Gaussian family; routines with ``missing`` in their record: ``"em"``, ``"hard_em"``,
+            ``"stepwise_em"``, ``"vb"``, ``"map"``, ``"svi"``, ``"nuts"``). The start is computed on the
+            data with each NaN replaced by its feature's observed mean; the result's queries then accept
+            NaN too.
         **options: routine options (``max_iter``, ``tol``...), see each routine.
 
     Streaming: ``X`` may also be a memory-mapped array (``np.load(path, mmap_mode="r")``),
@@ -114,19 +122,31 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
     """
     if not isinstance(model, MixtureFamily):
         raise TypeError(f"model must be a mixture family (e.g. mixtures.GaussianMixture); got {type(model).__name__}.")
-    with parallel.using(torch.get_num_threads() if threads is None else threads):
-        return _fit(model, X, method, init=init, seed=seed, n_init=n_init, reg_covar=reg_covar, dtype=dtype,
-                    device=device, chunk_size=chunk_size, init_sample_size=init_sample_size,
-                    distributed=distributed, labels=labels, freeze=freeze, sample_weight=sample_weight, **options)
+    missing = check_missing(missing)
+    with parallel.using(torch.get_num_threads() if threads is None else threads), \
+            marginalizing(missing == "marginalize"):
+        result = _fit(model, X, method, init=init, seed=seed, n_init=n_init, reg_covar=reg_covar, dtype=dtype,
+                      device=device, chunk_size=chunk_size, init_sample_size=init_sample_size,
+                      distributed=distributed, labels=labels, freeze=freeze, sample_weight=sample_weight,
+                      missing=missing, **options)
+    if missing is not None:
+        result.extras["fit_settings"]["missing"] = missing
+    return result
 
 
 def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int | None, n_init: int,
          reg_covar: float, dtype: Any, device: Any, chunk_size: int | None, init_sample_size: int,
          distributed: bool, labels: Any = None, freeze: Any = None, sample_weight: Any = None,
-         **options: Any) -> FitResult:
+         missing: str | None = None, **options: Any) -> FitResult:
     """:func:`fit` inside its thread setting."""
     routine = get_routine(method)
     _check_capabilities(routine, model)
+    if missing is not None:
+        _check_missing_support(routine, model, X)
+        if sample_weight is not None or labels is not None or freeze is not None:
+            # each is exact alone; together they are untested, so refused rather than half-honoured
+            raise ValueError("missing='marginalize' cannot be combined with sample_weight, labels or freeze yet; "
+                             "fit with one of them.")
     options = routine.check_options(options)
     seed = check_seed(seed)
     if seed is None:
@@ -167,19 +187,20 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
                         f"model's K={model.n_components} components; use fewer components or more data.")
     if options.get("chunk_size") is not None:  # no buffer for more rows than the data hold
         options = {**options, "chunk_size": min(options["chunk_size"], max(1, X.shape[0]))}
+    start_X = mean_imputed(X) if missing is not None else X  # initializers see no NaN
     if routine.takes_responsibilities:
-        resp = initial_responsibilities(model, X, init)
+        resp = initial_responsibilities(model, start_X, init)
         if resp is not None:
             options = {**options, "init_responsibilities": resp}
-    start_of = _start_maker(routine, model, X, init, reg_covar, init_sample_size, distributed, options)
+    start_of = _start_maker(routine, model, start_X, init, reg_covar, init_sample_size, distributed, options)
     if options.get("labels") is not None and isinstance(init, str):  # an initializer's components in the labels' order
         start_of = _aligned(start_of, X, options["labels"])
     seeds = spawn_seeds(seed, n_init) if (isinstance(init, str) and n_init > 1) else [seed]
     best, objectives = _best_of_restarts(routine, run_model, X, seeds, start_of, reg_covar, options)
     n_points = N if weights is None else _global_total(weights, distributed)
-    flag_degenerate(best, X, n_points=n_points, reg_covar=reg_covar, floor=routine.covariance_floor,
+    flag_degenerate(best, start_X, n_points=n_points, reg_covar=reg_covar, floor=routine.covariance_floor,
                     flag_empty=routine.prior != "required")
-    flag_indistinguishable(best, X, n_points=n_points)
+    flag_indistinguishable(best, start_X, n_points=n_points)
     best.model = model  # the caller's model (not a distributed run's globally resolved copy)
     best.decoder = "program" if routine.queries == "program" else "closed_form"
     best.extras["restart_objectives"] = objectives
@@ -408,6 +429,20 @@ def _global_total(weights: Tensor, distributed: bool) -> float:
     """``Σ_n w_n`` over this process's (or, distributed, every rank's) points."""
     total = weights.sum().to(torch.float64)
     return float(comm.all_reduce_sum(total)[0]) if distributed else float(total)
+
+
+def _check_missing_support(routine: Routine, model: MixtureFamily, X: Any) -> None:
+    """A clear error when ``missing="marginalize"`` meets a routine, family or data source that cannot."""
+    if not routine.missing:
+        working = sorted(name for name, r in ROUTINES.items() if r.missing)
+        raise ValueError(f"method {routine.name!r} cannot fit data with missing values yet; missing='marginalize' "
+                         f"works with {working}.")
+    if not model.supports("missing"):
+        raise ValueError(f"{type(model).__name__} cannot marginalize missing values (its capabilities are "
+                         f"{sorted(model.capabilities)}); GaussianMixture can.")
+    if is_streaming_source(X):
+        raise ValueError("missing='marginalize' needs the data in memory (missingness patterns are grouped over "
+                         "all points); load the data, or remove the rows with NaN entries to stream it.")
 
 
 def _check_capabilities(routine: Routine, model: MixtureFamily) -> None:

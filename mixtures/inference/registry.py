@@ -14,6 +14,9 @@ offers, and every layer reads it instead of keeping its own table:
 * the report explains each routine's KL gap (``gap``) and counts its data passes
   (``passes``); ``FitResult.predict_proba`` answers through the program for routines
   with ``queries="program"``;
+* ``fit(..., missing="marginalize")`` runs only routines whose record says ``missing`` (they fit
+  the observed-data likelihood of data with NaN entries, :mod:`mixtures.core.missing`) on a family
+  with the capability ``"missing"``, and names them otherwise;
 * ``fit`` scales the start's ``reg_covar`` to the data and flags components left on the
   floor according to ``covariance_floor``, and refuses or repairs a dead start unless the
   routine reports dead components itself (``flags_dead_start``).
@@ -36,7 +39,7 @@ from typing import Any
 from mixtures.core.validation import did_you_mean
 
 #: capabilities a family may offer (``mixtures.core.family``); "program" is every family's
-CAPABILITIES = ("program", "statistics", "variational", "partition")
+CAPABILITIES = ("program", "statistics", "variational", "partition", "missing")
 PRIOR_POLICIES = ("required", "optional", "rejected")
 PRIOR_KINDS = ("conjugate", "nonconjugate")
 #: how the report counts data passes: one per iteration, the history's ``passes`` column,
@@ -147,6 +150,9 @@ class Routine:
     #: the routine takes ``sample_weight`` ``(N,)`` (:mod:`mixtures.core.weights`); set by :func:`register`
     #: from the signature (a ``sample_weight`` keyword), so the flag cannot disagree with the code
     sample_weight: bool = False
+    #: the routine fits data with missing values (``fit(..., missing="marginalize")``, :mod:`mixtures.core.missing`)
+    #: to the observed-data likelihood, on a family with the capability ``"missing"``
+    missing: bool = False
 
     def __post_init__(self):
         unknown = set(self.requires) - set(CAPABILITIES)

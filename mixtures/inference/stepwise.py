@@ -288,7 +288,7 @@ def _m_step(model: MixtureFamily, running: Summary, n_total: float, shift: Tenso
 
 @register("stepwise_em", summary="stepwise (online) EM over minibatches with Robbins-Monro step sizes",
           requires=frozenset({"statistics"}), prior="rejected", streaming=True, budget_option="num_epochs",
-          passes="column", training_likelihood=False,
+          passes="column", training_likelihood=False, missing=True,
           gap="stepwise EM: its running bound, minus the exact log-likelihood",
           constraints={"batch_size": {"minimum": 1}, "num_epochs": {"minimum": 0}, "max_steps": {"minimum": 0},
                        "eval_size": {"minimum": 1}, "warm_start_steps": {"minimum": 0},

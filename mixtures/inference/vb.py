@@ -205,7 +205,7 @@ def _complete_last_row(history: History, log_likelihood: float) -> None:
 
 @register("vb", summary="coordinate-ascent variational Bayes (CAVI) for the conjugate prior",
           requires=frozenset({"statistics", "variational"}), prior="required", prior_kinds=("conjugate",),
-          distributed=True, takes_responsibilities=True, labels=True,
+          distributed=True, missing=True, takes_responsibilities=True, labels=True,
           gap="VB: the gap also holds KL(q(θ) ‖ p(θ | X)) of the mean-field posterior",
           constraints={"updates": {"choices": UPDATES}})
 def fit_vb(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = 0,

@@ -35,10 +35,19 @@ from mixtures.core.family import (
     Variational,
     register_family,
 )
+from mixtures.core.missing import has_missing, is_marginalizing, mean_imputed
 from mixtures.core.summary import Summary
 from mixtures.core.weights import weighted_mean_cov
 from mixtures.errors import ParameterError
-from mixtures.families.gaussian import conjugate, distributions, initialize, partition, statistics, variational
+from mixtures.families.gaussian import (
+    conjugate,
+    distributions,
+    initialize,
+    missing,
+    partition,
+    statistics,
+    variational,
+)
 from mixtures.families.gaussian.covariance import STRUCTURES, CovarianceStructure, get_structure
 from mixtures.families.gaussian.params import MixtureParams
 from mixtures.families.gaussian.priors import GaussianPrior, ResolvedPrior
@@ -68,7 +77,7 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
     params_type = MixtureParams
     prior_type = GaussianPrior
     spec_fields = ("covariance_type",)
-    capabilities = frozenset({"program", "statistics", "variational", "partition"})
+    capabilities = frozenset({"program", "statistics", "variational", "partition", "missing"})
 
     def __init__(self, n_components: int, covariance_type: str | CovarianceStructure = "full", prior: Any = None):
         if prior is not None and not isinstance(prior, GaussianPrior):
@@ -138,7 +147,13 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
         return values
 
     def component_distribution(self, values: dict[str, Tensor], index: Tensor) -> Any:
-        return self.cov_type.component_distribution(values["locs"], values[self.cov_type.site], index)
+        base = self.cov_type.component_distribution(values["locs"], values[self.cov_type.site], index)
+        if not is_marginalizing() or index is None:
+            return base
+        # NaN entries are missing values: the observation site's density is each point's observed block's
+        locs, native = values["locs"], values[self.cov_type.site]
+        covariances = self.cov_type.to_full(native, self.n_components, locs.shape[-1])
+        return missing.ObservedBlockNormal(base, locs, covariances, index)
 
     # -- hooks with defaults ---------------------------------------------------------------
     def fitting(self) -> contextlib.AbstractContextManager:
@@ -223,11 +238,15 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
     def e_step(self, X: Any, params: MixtureParams, shift: Tensor, hard: bool = False,
                chunk_size: int | None = None, accumulate_dtype: torch.dtype | None = None,
                sample_weight: Tensor | None = None) -> Summary:
+        if has_missing(X):  # NaN entries are missing values (fit(..., missing="marginalize")): expected statistics
+            return missing.e_step(X, params, shift, hard, chunk_size, accumulate_dtype)  # (fit refuses weights)
         return statistics.e_step(X, params, shift, hard, chunk_size, accumulate_dtype, sample_weight)
 
     def summarize(self, X: Tensor, resp: Tensor, shift: Tensor | None = None,
                   chunk_size: int | None = None) -> Summary:
-        return statistics.summarize(X, resp, self.cov_type, shift, chunk_size)
+        # NaN entries (missing values): a start from given responsibilities has no parameters to condition
+        # on, so their statistics are those of the mean-imputed data (the data initializers see)
+        return statistics.summarize(mean_imputed(X), resp, self.cov_type, shift, chunk_size)
 
     def m_step(self, summary: Summary, reg_covar: float, prior: ResolvedPrior | None = None,
                keep: Tensor | None = None, previous: MixtureParams | None = None) -> MixtureParams:

@@ -14,9 +14,11 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from mixtures.core.missing import has_missing, marginalizing
 from mixtures.core.params import Params
 from mixtures.core.validation import make_generator
 from mixtures.errors import ParameterError
+from mixtures.families.gaussian import missing
 from mixtures.families.gaussian.covariance import CovarianceStructure, get_structure
 
 
@@ -145,9 +147,20 @@ class MixtureParams(Params):
     def component_log_prob(self, X: Any) -> Tensor:
         """``log N(x_n | μ_k, Σ_k)`` for every point and component: ``(N, K)``."""
         X = self._data(X)
+        if has_missing(X):  # only inside mixtures.core.missing.marginalizing(): the observed blocks' densities
+            return missing.observed_log_prob(X, self.locs, self.covariances)
         whitening, half_log_det = self.whitener()
         return self._chunked(X, lambda rows: self.cov_type.component_log_prob(rows, self.locs, whitening,
                                                                               half_log_det))
+
+    def impute(self, X: Any, draws: int | None = None, seed: int | None = 0) -> Tensor:
+        """``X`` ``(N, D)`` with NaN entries replaced by their conditional means under the mixture, or
+        ``draws`` samples ``(draws, N, D)`` of them (:func:`mixtures.families.gaussian.missing.impute`)."""
+        with marginalizing():
+            X = self._data(X)
+        if draws is not None and (isinstance(draws, bool) or not isinstance(draws, int) or draws < 1):
+            raise ValueError(f"draws must be a positive integer or None (conditional means); got {draws!r}.")
+        return missing.impute(self, X, draws, seed)
 
     def sample(self, n: int, seed: int | None = None) -> tuple[Tensor, Tensor]:
         """Draw ``n`` points: returns ``(X (n, D), labels (n,))``.

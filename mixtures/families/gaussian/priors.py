@@ -44,6 +44,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mixtures.core.missing import mean_imputed
 from mixtures.errors import DataError, ParameterError
 from mixtures.families.gaussian.covariance import CovarianceStructure, get_structure
 from mixtures.families.weights import WEIGHT_PRIORS, inverse_stick_breaking, resolve_concentration, stick_breaking
@@ -91,6 +92,9 @@ class GaussianPrior:
         else:
             K, cov_type = int(model), get_structure(covariance_type)
         D = X.shape[1]
+        # NaN entries (missing values): defaults from the mean-imputed data (observed means; a positive
+        # semi-definite covariance, shrunk where entries are missing)
+        X = mean_imputed(X)
         as_t = lambda value: torch.as_tensor(value, dtype=X.dtype, device=X.device)  # noqa: E731
         concentration = resolve_concentration(self.weight_concentration, self.weight_prior, K, X)
         mean_prior = X.mean(0) if self.mean_prior is None else as_t(self.mean_prior).reshape(-1)

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from mixtures.core import comm
+from mixtures.core.missing import has_missing, observed_means
 from mixtures.families.gaussian.covariance import CovarianceStructure
 from mixtures.families.gaussian.params import MixtureParams
 
@@ -26,6 +27,10 @@ class Standardizer:
         self.structure = structure
         if distributed:  # every rank standardizes identically, with the moments of all the data
             n, self.centre, scale = comm.global_mean_std(X)
+        elif has_missing(X):  # NaN entries are missing values: each feature's observed moments
+            n = X.shape[0]
+            self.centre = observed_means(X)
+            scale = observed_means((X - self.centre).square()).sqrt()
         else:
             n = X.shape[0]
             self.centre = X.mean(0)
@@ -34,8 +39,10 @@ class Standardizer:
         if structure.isotropic:
             scale = scale.square().mean().sqrt().expand_as(scale).clone()
         self.scale = scale
-        #: ``N Σ_d log scale_d`` (N of all the data: logged values are global)
-        self.log_jacobian = float(n * scale.log().sum())
+        #: ``N Σ_d log scale_d`` (N of all the data: logged values are global); with missing
+        #: values each feature counts its observed entries (the observed blocks' densities scale)
+        counts = (~torch.isnan(X)).sum(0).to(scale) if has_missing(X) else n
+        self.log_jacobian = float((counts * scale.log()).sum())
 
     def data(self, X: Tensor) -> Tensor:
         """``(X - centre) / scale`` ``(N, D)``."""

@@ -90,9 +90,11 @@ import torch
 from torch import Tensor
 
 from mixtures.core import comm
+from mixtures.core.missing import has_missing
 from mixtures.core.posterior import Posterior
 from mixtures.core.summary import Summary, floored_counts
 from mixtures.errors import DataError
+from mixtures.families.gaussian import missing
 from mixtures.families.gaussian.covariance import CovarianceStructure, get_structure, precision_to_scale_tril
 from mixtures.families.gaussian.distributions import LOG_2PI
 from mixtures.families.gaussian.params import MixtureParams
@@ -376,12 +378,19 @@ def expected_log_joint_coefficients(q: VariationalParameters, shift: Tensor) -> 
     ``log π̄_k − c_k``: the offsets that give the pass the plug-in log-likelihood.
     """
     cov_type = q.cov_type
-    D = q.n_features
-    whitening, half_log_det = cov_type.whitener(q.native, D)
-    constant = q.expected_log_weights() + 0.5 * q.expected_log_det_precision() + half_log_det \
-        - 0.5 * D / q.mean_precision
+    whitening, half_log_det = cov_type.whitener(q.native, q.n_features)
+    constant = expected_log_constants(q)
     coefficients = cov_type.log_joint_coefficients(constant, q.means - shift, whitening, half_log_det)
     return coefficients, q.weights().log() - constant
+
+
+def expected_log_constants(q: VariationalParameters) -> Tensor:
+    """``c_k = E[log π_k] + ½ E[log |Λ_k|] + ½ log |E[Λ_k]⁻¹| − ½ D/β_k`` ``(K,)``: ``log ρ_nk`` is
+    ``c_k + log N(x_n | m_k, E[Λ_k]⁻¹)`` (and, with missing coordinates integrated out under their
+    optimal ``q(x_mis | z)``, ``c_k + log N(x_obs | m_k, E[Λ_k]⁻¹)``: :mod:`.missing`)."""
+    D = q.n_features
+    half_log_det = q.cov_type.whitener(q.native, D)[1]
+    return q.expected_log_weights() + 0.5 * q.expected_log_det_precision() + half_log_det - 0.5 * D / q.mean_precision
 
 
 def vb_pass(X: Tensor, q: VariationalParameters, shift: Tensor, chunk_size: int | None = None,
@@ -570,9 +579,22 @@ class GaussianVariational:
     def expected_pass(self, X: Tensor, q: VariationalParameters, shift: Tensor, chunk_size: int | None = None,
                       statistics: bool = True, sample_weight: Tensor | None = None) -> Summary:
         """One pass at ``q(θ)``: ``log p(X | θ̄)`` and (``statistics``) the next ``q(Z)``'s statistics
-        (every point's terms weighted by ``sample_weight`` ``(N,)``)."""
-        return vb_pass(X, q, shift, chunk_size, statistics=statistics, distributed=self.distributed,
-                       sample_weight=sample_weight)
+        (every point's terms weighted by ``sample_weight`` ``(N,)``).
+
+        Data with NaN entries (missing values; ``fit`` refuses weights with them): ``q(z, x_mis)``
+        takes ``x_mis | z = k`` from the conditional of ``N(m_k, E[Λ_k]⁻¹)`` on the observed block
+        (its CAVI optimum) and the statistics are expected ones
+        (:func:`mixtures.families.gaussian.missing.e_step`)."""
+        if not has_missing(X):
+            return vb_pass(X, q, shift, chunk_size, statistics=statistics, distributed=self.distributed,
+                           sample_weight=sample_weight)
+        plug_in, constants = q.plug_in(), expected_log_constants(q)
+        if statistics:
+            summary = missing.e_step(X, plug_in, shift, chunk_size=chunk_size, log_weights=constants,
+                                     likelihood_offsets=plug_in.weights.log() - constants)
+        else:
+            summary = missing.e_step(X, plug_in, shift, chunk_size=chunk_size)
+        return comm.all_reduce_summary(summary) if self.distributed else summary
 
     def plug_in(self, q: VariationalParameters) -> MixtureParams:
         return q.plug_in()

@@ -45,6 +45,7 @@ from pyro.infer import MCMC
 from torch import Tensor
 from tqdm import tqdm  # not tqdm.auto: in a notebook without ipywidgets it warns on import
 
+from mixtures.core.missing import has_missing, marginalizing
 from mixtures.errors import DivergenceError
 from mixtures.kernels import parallel
 
@@ -194,7 +195,9 @@ def _queued_report(chain: int, stage: str, step_size: float, divergences: int) -
 
 def _worker_chain(make_kernel: Callable[[], Any], X: Tensor, chain: int, seed: int, warmup: int, num_samples: int,
                   fitting: Callable[[], Any]) -> ChainRun:
-    return run_chain(make_kernel, X, chain, seed, warmup, num_samples, fitting, _queued_report)
+    # a worker does not inherit the caller's scope: NaN in X got here through fit(..., missing="marginalize")
+    with marginalizing(has_missing(X)):
+        return run_chain(make_kernel, X, chain, seed, warmup, num_samples, fitting, _queued_report)
 
 
 def run_chains(make_kernel: Callable[[], Any], X: Tensor, seeds: list[int], warmup: int, num_samples: int,

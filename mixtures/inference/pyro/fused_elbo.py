@@ -42,6 +42,7 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from mixtures.core.family import DATA_PLATE, MixtureFamily
+from mixtures.core.missing import has_missing
 from mixtures.core.params import Params
 from mixtures.core.switch import Switch
 from mixtures.inference.pyro.guides import ASSIGNMENT_PROBS
@@ -64,6 +65,8 @@ def applies(model: MixtureFamily, init: Params, X: Tensor, *, guide: Any, local_
             local_estimator: str, jit: bool, validate: bool) -> bool:
     """Whether :class:`FusedEnumELBO` computes what ``TraceEnum_ELBO`` would (module docstring)."""
     if not (_switch and not jit and not validate and isinstance(guide, str) and isinstance(X, Tensor)):
+        return False
+    if has_missing(X):  # NaN entries (missing values): the program's masked observation site, not the fused pass
         return False
     if local_guide != "enumerate" and not (local_guide == "mean_field" and local_estimator == "enumerate"):
         return False

@@ -62,7 +62,7 @@ from mixtures.inference.registry import register
 
 @register("map", summary="enumerated MAP: Adam on TraceEnum_ELBO with the assignments summed out",
           requires=frozenset({"program"}), distributed=True, budget_option="num_steps", passes="steps",
-          own_labels=True, labels=True, freeze=True, queries="program", covariance_floor=False,
+          own_labels=True, labels=True, freeze=True, missing=True, queries="program", covariance_floor=False,
           gap="MAP (delta guide, assignments summed out): the ELBO is the log-likelihood itself, a gap of 0")
 def fit_map(model: MixtureFamily, X: Tensor, init: Params, *, num_steps: int = 1000,
             lr: float = 0.05, betas: tuple[float, float] = (0.9, 0.999), lr_decay: float = 1.0,

@@ -296,6 +296,7 @@ def _check_options(warmup: int, num_samples: int, num_chains: int, target_accept
 @register("nuts", summary="Pyro's NUTS on the program with the assignments summed out, chains in parallel",
           requires=frozenset({"program"}), prior="required", budget_option=None, tol_option=None,
           passes="none", own_labels=True, labels=True, training_likelihood=False, covariance_floor=False,
+          missing=True,
           gap="NUTS: no ELBO (MCMC draws)",
           constraints={"warmup": {"minimum": 0}, "num_samples": {"minimum": 4}, "num_chains": {"minimum": 1},
                        "chain_processes": {"minimum": 1}, "max_tree_depth": {"minimum": 1},

@@ -30,6 +30,7 @@ from torch import Tensor
 from torch.distributions.transforms import Transform
 
 from mixtures.core.family import MixtureFamily
+from mixtures.core.missing import has_missing
 from mixtures.core.params import Params
 from mixtures.core.switch import Switch
 from mixtures.errors import DivergenceError
@@ -46,6 +47,8 @@ def enabled(flag: bool = True) -> contextlib.AbstractContextManager:
 def applies(model: MixtureFamily, X: Tensor, init: Params, *, jit_compile: bool = False) -> bool:
     """Whether :class:`CollapsedPotential` is the program's potential for this model (module docstring)."""
     if not (_switch and not jit_compile and model.prior is not None and model.supports("statistics")):
+        return False
+    if has_missing(X):  # NaN entries (missing values): the program's masked observation site, not the fused pass
         return False
     return model.log_joint_form(model.values_from_params(init), model.statistics_shift(X[:1])) is not None
 

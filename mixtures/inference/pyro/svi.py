@@ -97,7 +97,7 @@ from mixtures.inference.registry import register
 
 @register("svi", summary="SVI with a delta, normal, mvn or custom guide; local step enumerated or mean-field",
           requires=frozenset({"program"}), distributed=True, budget_option="num_steps", passes="steps",
-          own_labels=True, labels=True, freeze=True, queries="program", covariance_floor=False,
+          own_labels=True, labels=True, freeze=True, missing=True, queries="program", covariance_floor=False,
           prior_required_by={"guide": ("normal", "mvn")},
           gap=("SVI: q_t is the guide's q(Z) at step t (0 when assignments are enumerated exactly; the "
                "mean-field q's KL to the exact posterior with local_guide: mean_field, including row 0, where "
