@@ -27,8 +27,8 @@ from mixtures.experiment.datasets import DataBundle
 __all__ = ["POSTERIOR_METRIC_COLUMNS", "posterior_metrics"]
 
 POSTERIOR_METRIC_COLUMNS = ("held_out_lpd", "pareto_k", "elpd_loo", "loo_bad_k")
-#: draws used for k̂, LOO and the predictive density at most (evenly spaced): each costs a trace of the
-#: prior program (milliseconds), and 200 give k̂ to about ±0.1 (Vehtari et al. 2024)
+#: draws used for k̂, LOO and the predictive density at most (evenly spaced): each draw's log prior
+#: costs a trace of the prior program (milliseconds)
 MAX_DRAWS = 200
 
 
