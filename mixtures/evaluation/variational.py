@@ -26,10 +26,17 @@ from mixtures.core.result import FitResult
 from mixtures.core.validation import as_data
 from mixtures.evaluation.psis import psis
 
-__all__ = ["importance_log_ratios", "pareto_k", "held_out_predictive_density"]
+__all__ = ["importance_log_ratios", "pareto_k", "k_verdict", "held_out_predictive_density"]
 
 #: k̂ thresholds of Yao et al. (2018)
 GOOD_K, USABLE_K = 0.5, 0.7
+
+
+def k_verdict(k: float) -> str:
+    """``"good"`` (``k̂ < 0.5``), ``"usable"`` (``< 0.7``), ``"unreliable"``; ``"unreliable (∞)"`` for ``inf``/NaN."""
+    if not math.isfinite(k):
+        return "unreliable (∞)"
+    return "good" if k < GOOD_K else "usable" if k < USABLE_K else "unreliable"
 
 
 def importance_log_ratios(result: FitResult, X: Any, max_draws: int | None = None) -> Tensor:

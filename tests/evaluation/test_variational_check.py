@@ -7,7 +7,7 @@ import torch
 
 import mixtures
 from mixtures.evaluation.psis import psis
-from mixtures.evaluation.variational import held_out_predictive_density, importance_log_ratios, pareto_k
+from mixtures.evaluation.variational import held_out_predictive_density, importance_log_ratios, k_verdict, pareto_k
 from mixtures.families.gaussian.priors import GaussianPrior
 from mixtures.io.state import posterior_from_state, posterior_to_state
 
@@ -80,3 +80,9 @@ def test_log_density_follows_subsets_and_saving():
     assert torch.equal(posterior.subset(picked).log_density, posterior.log_density[picked])
     loaded = posterior_from_state(posterior_to_state(posterior, picked))
     assert torch.equal(loaded.log_density, posterior.log_density[picked])
+
+
+def test_k_verdict_follows_yao_et_al():
+    assert [k_verdict(k) for k in (0.2, 0.5, 0.69, 0.7, 3.0)] == ["good", "usable", "usable", "unreliable",
+                                                                  "unreliable"]
+    assert k_verdict(math.inf) == k_verdict(math.nan) == "unreliable (∞)"

@@ -11,21 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from mixtures.evaluation.variational import k_verdict
 from mixtures.experiment.report.exports import Table, links
 from mixtures.experiment.report.formatting import finite, format_number, point_label, slug
 from mixtures.experiment.report.reading import tasks_by_dataset
 from mixtures.experiment.store import RunState
 
 __all__ = ["comparison_section"]
-
-#: k̂ thresholds of Yao et al. (2018)
-GOOD_K, USABLE_K = 0.5, 0.7
-
-
-def k_verdict(k: float) -> str:
-    if not np.isfinite(k):
-        return "unreliable (∞)"
-    return "good" if k < GOOD_K else "usable" if k < USABLE_K else "unreliable"
 
 
 def _mean(rows: list[dict], column: str, per_point: bool = False) -> float | None:
