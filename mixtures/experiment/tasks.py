@@ -97,9 +97,10 @@ def build_model(task: Task, X: Tensor) -> MixtureFamily:
     method says ``noise: true``."""
     prior = task.method.gaussian_prior()
     if task.method.family == "student_t":
-        clusters: MixtureFamily = StudentTMixture(task.n_components, task.covariance_type, prior=prior)
+        clusters: MixtureFamily = StudentTMixture(task.n_components, task.covariance_type, prior=prior,
+                                                  **task.method.family_options)
     else:
-        clusters = GaussianMixture(task.n_components, task.covariance_type, prior=prior)
+        clusters = GaussianMixture(task.n_components, task.covariance_type, prior=prior, **task.method.family_options)
     return NoisyMixture.over(X, clusters) if task.method.noise else clusters
 
 
@@ -143,6 +144,8 @@ def task_spec(task: Task, config: Config) -> dict[str, Any]:
         spec["prior"] = method.prior  # only when set: a prior of all defaults differs from none
     if method.family != "gaussian" or method.noise:  # only when set: older records keep their keys
         spec.update(family=method.family, noise=method.noise)
+    if method.family_options:
+        spec["family_options"] = method.family_options
     return spec
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
+from mixtures.core.family import get_family
 from mixtures.experiment.config.block import Block
 from mixtures.experiment.config.values import (
     Boolean,
@@ -129,7 +130,7 @@ class MethodConfig(Block):
     """
 
     yaml_keys: ClassVar[tuple[str, ...]] = ("name", "method", "options", "prior", "n_components", "datasets",
-                                            "family", "noise")
+                                            "family", "family_options", "noise")
     required_keys: ClassVar[tuple[str, ...]] = ("method",)
     method: choice(routine_names, noun="routine")
     name: Name
@@ -141,6 +142,9 @@ class MethodConfig(Block):
     #: the clusters' family (``student_t``: multivariate t components, ν free) and whether a uniform noise
     #: component over the training data's bounding box is added
     family: choice(FAMILIES) = "gaussian"
+    #: the family's own settings besides K and the covariance structure (student_t: ``dof`` "free", "shared"
+    #: or a number, ``dof_bounds``), checked by building the family once
+    family_options: dict[str, Any] = Field(default_factory=dict)
     noise: Boolean = False
 
     @classmethod
@@ -155,6 +159,26 @@ class MethodConfig(Block):
         if raw.get("options") is None:
             raw["options"] = {}
         return raw
+
+    @field_validator("family_options", mode="before")
+    @classmethod
+    def _family_options(cls, options: Any, info: ValidationInfo) -> dict:
+        if options is None:
+            return {}
+        if not isinstance(options, dict):
+            raise problem(f"must be a mapping of the family's settings; got a {kind_of(options)}.",
+                          "e.g. {dof: shared}")
+        family = get_family(info.data.get("family") or "gaussian")
+        allowed = [field for field in family.spec_fields if field != "covariance_type"]
+        for key in options:
+            if key not in allowed:
+                raise problem(f"family {family.name!r} has no setting {key!r}.",
+                              ", ".join(allowed) if allowed else "none: leave family_options out", at=str(key))
+        try:
+            family(1, **options)
+        except (TypeError, ValueError) as error:
+            raise problem(str(error), None) from None
+        return dict(options)
 
     @field_validator("options", mode="before")
     @classmethod
@@ -207,4 +231,6 @@ class MethodConfig(Block):
             entry["datasets"] = list(self.datasets)
         if self.family != "gaussian" or self.noise:  # only when set: older configs resolve as before
             entry.update(family=self.family, noise=self.noise)
+        if self.family_options:
+            entry["family_options"] = dict(self.family_options)
         return entry
