@@ -77,7 +77,7 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
            reg_covar: float = 1e-6, updates: str = "sklearn", chunk_size: int | None = None,
            posterior_samples: int = 1000, seed: int | None = 0, warn: bool = True,
            distributed: bool = False, labels: Tensor | None = None,
-           sample_weight: Tensor | None = None) -> FitResult:
+           sample_weight: Tensor | None = None, freeze: tuple[str, ...] = ()) -> FitResult:
     """CAVI from the responsibilities of ``init`` (or ``init_responsibilities``).
 
     Args:
@@ -111,6 +111,10 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
             pass's responsibilities, entropy and log-likelihood are weighted, so the ELBO is that
             of the data with each point counted ``w_n`` times (``fit`` resolves a prior's data-scaled
             defaults on the weighted data: the family's ``with_weighted_prior``).
+        freeze: parameter groups held at their values in ``init`` (:mod:`mixtures.core.freeze`): a point
+            mass for each, the other groups' updates exact given it, the ``elbo`` that of the model
+            conditional on the frozen values (the family's, e.g.
+            :mod:`mixtures.families.gaussian.variational_frozen`).
     """
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     tol = check_nonnegative_float(tol, "tol")
@@ -118,6 +122,10 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
     posterior_samples = check_positive_int(posterior_samples, "posterior_samples")
     chunk_size = bounded_chunk_size(chunk_size, X)  # buffers of at most N rows
     cavi = model.variational(X, updates, reg_covar, distributed)
+    if freeze:
+        if not hasattr(cavi, "holding"):
+            raise ValueError(f"vb: {type(model).__name__}'s variational updates cannot hold groups fixed (freeze=...).")
+        cavi = cavi.holding(model.check_params(init), tuple(freeze))
     # every rank takes the moments about the same point
     shift = comm.broadcast(model.statistics_shift(X)) if distributed else model.statistics_shift(X)
     start = time.perf_counter()
@@ -205,16 +213,17 @@ def _complete_last_row(history: History, log_likelihood: float) -> None:
 
 @register("vb", summary="coordinate-ascent variational Bayes (CAVI) for the conjugate prior",
           requires=frozenset({"statistics", "variational"}), prior="required", prior_kinds=("conjugate",),
-          distributed=True, missing=True, takes_responsibilities=True, labels=True,
+          distributed=True, missing=True, takes_responsibilities=True, labels=True, freeze=True,
           gap="VB: the gap also holds KL(q(θ) ‖ p(θ | X)) of the mean-field posterior",
           constraints={"updates": {"choices": UPDATES}})
 def fit_vb(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = 0,
            reg_covar: float = 1e-6, init_responsibilities: Tensor | None = None, max_iter: int = 100,
            tol: float = 1e-3, updates: str = "sklearn", chunk_size: int | None = None,
            posterior_samples: int = 1000, warn: bool = True, distributed: bool = False,
-           labels: Tensor | None = None, sample_weight: Tensor | None = None) -> FitResult:
+           labels: Tensor | None = None, sample_weight: Tensor | None = None,
+           freeze: tuple[str, ...] = ()) -> FitResult:
     """Variational Bayes for a conjugate prior. Options: see :func:`run_vb`."""
     return run_vb(model, X, init, seed=seed, reg_covar=reg_covar, init_responsibilities=init_responsibilities,
                   max_iter=max_iter, tol=tol, updates=updates, chunk_size=chunk_size,
                   posterior_samples=posterior_samples, warn=warn, distributed=distributed, labels=labels,
-                  sample_weight=sample_weight)
+                  sample_weight=sample_weight, freeze=freeze)
