@@ -328,6 +328,12 @@ class MixtureFamily:
         raise ValueError(f"{type(self).__name__} cannot hold parameter groups fixed (freeze=...); the Gaussian "
                          "family (mixtures.GaussianMixture) can.")
 
+    def frozen_prior_sites(self, groups: tuple[str, ...]) -> tuple[str, ...]:
+        """The prior's ``pyro.sample`` sites of the parameter groups (NUTS conditions the program on
+        their values); families that cannot say which raise."""
+        raise ValueError(f"{type(self).__name__} cannot hold parameter groups of its prior fixed (freeze=...); the "
+                         "Gaussian family (mixtures.GaussianMixture) can.")
+
     @contextlib.contextmanager
     def freezing(self, values: dict[str, Tensor]) -> Iterator[None]:
         """Within the block the program's globals named in ``values`` are those constants, not

@@ -92,7 +92,7 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
         freeze: parameter groups (``"weights"``, ``"means"``, ``"covariances"``) held at their values in
             ``init`` (parameters or a dict, not an initializer's name) while the rest is fitted
             (:mod:`mixtures.core.freeze`); routines with ``freeze`` in their record (``"em"``,
-            ``"hard_em"``, ``"map"``, ``"svi"``, ``"vb"``) honour it, others refuse.
+            ``"hard_em"``, ``"map"``, ``"svi"``, ``"vb"``, ``"nuts"``) honour it, others refuse.
         sample_weight: ``(N,)`` finite non-negative weights of the points, of positive sum
             (:mod:`mixtures.core.weights`): point ``n``'s log-likelihood term counts ``w_n`` times,
             so integer weights fit the data with rows repeated (from the same start) and zero

@@ -223,6 +223,12 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
     def frozen_sites(self, groups: tuple[str, ...]) -> dict[str, str]:
         return {"weights": "weights", "means": "locs", "covariances": self.cov_type.site}
 
+    def frozen_prior_sites(self, groups: tuple[str, ...]) -> tuple[str, ...]:
+        structure = self.cov_type
+        covariance = structure.conjugate_sites if self.prior.kind == "conjugate" else structure.nonconjugate_sites
+        sites = {"weights": weight_sites(self.prior.weight_prior), "means": ("locs",), "covariances": covariance}
+        return tuple(site for group in groups for site in sites[group])
+
     def summary_about_means(self, summary: Summary, locs: Tensor) -> Summary:
         """Statistics whose M step has means ``locs`` ``(K, D)`` and the covariances of the scatter
         about them (EM with frozen means). Statistics are linear in the responsibilities, so the
