@@ -143,10 +143,6 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
     _check_capabilities(routine, model)
     if missing is not None:
         _check_missing_support(routine, model, X)
-        if sample_weight is not None or labels is not None or freeze is not None:
-            # each is exact alone; together they are untested, so refused rather than half-honoured
-            raise ValueError("missing='marginalize' cannot be combined with sample_weight, labels or freeze yet; "
-                             "fit with one of them.")
     options = routine.check_options(options)
     seed = check_seed(seed)
     if seed is None:
@@ -156,10 +152,6 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
     chunk_size = check_chunk_size(chunk_size)
     check_init(init)
     X, options = _prepared_data(model, routine, X, dtype, device, chunk_size, options)
-    if sample_weight is not None and (labels is not None or freeze is not None):
-        # each is exact alone; together they are untested, so refused rather than half-honoured
-        raise ValueError("sample_weight cannot be combined with labels or freeze yet; fit with one of them "
-                         "(e.g. repeat the labelled rows instead of weighting them).")
     weights = _checked_weights(routine, X, sample_weight)
     if weights is not None:
         options = {**options, "sample_weight": weights}
@@ -171,7 +163,7 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
             raise ValueError(f"method {method!r} does not run distributed yet; use one of {supported}.")
         options = {**options, "distributed": True}
     if weights is not None:  # a prior's data-scaled defaults: the moments of the (all ranks') weighted data
-        run_model = model.with_weighted_prior(X, weights, distributed)
+        run_model = model.with_weighted_prior(mean_imputed(X) if missing is not None else X, weights, distributed)
     elif distributed:  # every rank must see the same prior: its defaults come from all the data, not the shard
         run_model = model.with_global_prior(X)
     if labels is not None:

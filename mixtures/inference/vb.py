@@ -144,11 +144,11 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
         if sample_weight is not None:  # the entropy of q(Z) counts each point w_n times
             entropy = -torch.where(resp > 0, torch.special.xlogy(resp, resp), 0.0).sum(-1)
             summary = summary.replace(entropy=(entropy * sample_weight).sum())
-    elif labels is not None:  # (fit refuses weights with labels)
-        unlabelled = X[labels < 0]
-        summary = model.e_step(unlabelled, model.check_params(init), shift, chunk_size=chunk_size) \
+    elif labels is not None:
+        unlabelled, their = _unlabelled(X, labels, sample_weight)
+        summary = model.e_step(unlabelled, model.check_params(init), shift, chunk_size=chunk_size, **their) \
             if unlabelled.shape[0] else None
-        summary = with_labelled(model, X, init, labels, shift, summary)
+        summary = with_labelled(model, X, init, labels, shift, summary, sample_weight=sample_weight)
     else:
         summary = model.e_step(X, model.check_params(init), shift, chunk_size=chunk_size, **weighted)
     if distributed:
@@ -183,7 +183,7 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
     if labels is None:
         final = float(cavi.expected_pass(X, q, shift, chunk_size, statistics=False, **weighted).log_likelihood)
     else:
-        final = float(labelled_log_likelihood(cavi.plug_in(q), X, labels))
+        final = float(labelled_log_likelihood(cavi.plug_in(q), X, labels, sample_weight))
     _complete_last_row(history, final)
     if not converged and max_iter > 0 and warn:
         warnings.warn(f"variational Bayes did not converge in max_iter={max_iter} iterations (tol={tol}); "
@@ -202,9 +202,16 @@ def _expected_pass(model: MixtureFamily, cavi: Any, X: Tensor, q: Any, shift: Te
     at the plug-in parameters for their log-likelihood)."""
     if labels is None:
         return cavi.expected_pass(X, q, shift, chunk_size, **weighted)
-    unlabelled = X[labels < 0]
-    summary = cavi.expected_pass(unlabelled, q, shift, chunk_size) if unlabelled.shape[0] else None
-    return with_labelled(model, X, cavi.plug_in(q), labels, shift, summary)
+    weights = weighted.get("sample_weight")
+    unlabelled, their = _unlabelled(X, labels, weights)
+    summary = cavi.expected_pass(unlabelled, q, shift, chunk_size, **their) if unlabelled.shape[0] else None
+    return with_labelled(model, X, cavi.plug_in(q), labels, shift, summary, sample_weight=weights)
+
+
+def _unlabelled(X: Tensor, labels: Tensor, sample_weight: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+    """The unlabelled points ``(n, D)`` and their weights as keyword arguments (``{}`` without weights)."""
+    unknown = labels < 0
+    return X[unknown], ({} if sample_weight is None else {"sample_weight": sample_weight[unknown]})
 
 
 def _complete_last_row(history: History, log_likelihood: float) -> None:

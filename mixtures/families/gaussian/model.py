@@ -245,8 +245,13 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
                chunk_size: int | None = None, accumulate_dtype: torch.dtype | None = None,
                sample_weight: Tensor | None = None) -> Summary:
         if has_missing(X):  # NaN entries are missing values (fit(..., missing="marginalize")): expected statistics
-            return missing.e_step(X, params, shift, hard, chunk_size, accumulate_dtype)  # (fit refuses weights)
+            return missing.e_step(X, params, shift, hard, chunk_size, accumulate_dtype, sample_weight=sample_weight)
         return statistics.e_step(X, params, shift, hard, chunk_size, accumulate_dtype, sample_weight)
+
+    def summarize_at(self, X: Tensor, params: MixtureParams, resp: Tensor, shift: Tensor) -> Summary:
+        if has_missing(X):  # the missing coordinates' expected statistics under each component at params
+            return missing.summarize_at(X, params, resp, shift)
+        return self.summarize(X, resp, shift)
 
     def summarize(self, X: Tensor, resp: Tensor, shift: Tensor | None = None,
                   chunk_size: int | None = None) -> Summary:

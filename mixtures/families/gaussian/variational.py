@@ -527,7 +527,7 @@ class GaussianVariational:
         """One pass at ``q(θ)``: ``log p(X | θ̄)`` and (``statistics``) the next ``q(Z)``'s statistics
         (every point's terms weighted by ``sample_weight`` ``(N,)``).
 
-        Data with NaN entries (missing values; ``fit`` refuses weights with them): ``q(z, x_mis)``
+        Data with NaN entries (missing values): ``q(z, x_mis)``
         takes ``x_mis | z = k`` from the conditional of ``N(m_k, E[Λ_k]⁻¹)`` on the observed block
         (its CAVI optimum) and the statistics are expected ones
         (:func:`mixtures.families.gaussian.missing.e_step`)."""
@@ -537,9 +537,9 @@ class GaussianVariational:
         plug_in, constants = q.plug_in(), expected_log_constants(q)
         if statistics:
             summary = missing.e_step(X, plug_in, shift, chunk_size=chunk_size, log_weights=constants,
-                                     likelihood_offsets=plug_in.weights.log() - constants)
+                                     likelihood_offsets=plug_in.weights.log() - constants, sample_weight=sample_weight)
         else:
-            summary = missing.e_step(X, plug_in, shift, chunk_size=chunk_size)
+            summary = missing.e_step(X, plug_in, shift, chunk_size=chunk_size, sample_weight=sample_weight)
         return comm.all_reduce_summary(summary) if self.distributed else summary
 
     def plug_in(self, q: VariationalParameters) -> MixtureParams:

@@ -258,11 +258,7 @@ def _draws_to_params(model: MixtureFamily, X: Tensor, samples: dict[str, Tensor]
             params = with_frozen(model, model.params_from_values(trace.nodes["_RETURN"]["value"]), frozen or {})
             draws.append(params)
             log_prior.append(trace.log_prob_sum())
-            if sample_weight is None:
-                log_likelihood.append(labelled_log_likelihood(params, X, labels))
-            else:  # (fit refuses weights with labels)
-                log_prob = params.log_prob(X)
-                log_likelihood.append(torch.where(sample_weight > 0, sample_weight * log_prob, 0.0).sum())
+            log_likelihood.append(labelled_log_likelihood(params, X, labels, sample_weight))
     return model.params_type.stack(draws), torch.stack(log_prior), torch.stack(log_likelihood)
 
 
