@@ -51,7 +51,7 @@ def test_potential_is_the_log_joint_of_the_conditioned_program(groups, kind):
 @pytest.mark.parametrize("groups", [("means",), ("weights", "covariances")])
 def test_frozen_draws_are_the_given_values(groups):
     model, X, init = problem()
-    result = mixtures.fit(model, X, "nuts", init=init, freeze=groups, num_chains=1, warmup=15, num_samples=6,
+    result = mixtures.fit(model, X, "nuts", init=init, freeze=groups, num_chains=1, warmup=10, num_samples=4,
                           warn=False, seed=2)
     draws = result.posterior.draws
     for group, name in (("weights", "weights"), ("means", "locs"), ("covariances", "native")):
@@ -59,4 +59,4 @@ def test_frozen_draws_are_the_given_values(groups):
         assert torch.equal(getattr(draws, name), held.expand_as(getattr(draws, name))) == (group in groups)
         assert torch.equal(getattr(result.params, name), held) == (group in groups)
     assert not set(result.extras["samples"]) & set(held_sites(model, init, groups))  # no mixing to measure
-    assert torch.equal(result.extras["relabel_permutations"], torch.arange(3).expand(6, 3))
+    assert torch.equal(result.extras["relabel_permutations"], torch.arange(3).expand(4, 3))
