@@ -87,7 +87,7 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
             (the family's ``with_global_prior``).
         labels: ``(N,)`` partial labels for semi-supervised fitting: a component index for a point
             whose component is known, ``-1`` for unknown (:mod:`mixtures.core.labels`); routines with
-            ``labels`` in their record (``"em"``, ``"hard_em"``, ``"map"``, ``"svi"``, ``"nuts"``)
+            ``labels`` in their record (``"em"``, ``"hard_em"``, ``"vb"``, ``"map"``, ``"svi"``, ``"nuts"``)
             fix those points' assignments, others refuse. In-memory data, one process.
         freeze: parameter groups (``"weights"``, ``"means"``, ``"covariances"``) held at their values in
             ``init`` (parameters or a dict, not an initializer's name) while the rest is fitted
@@ -102,6 +102,8 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
             the weights (weighted D² seeding, weighted Lloyd, weighted M steps, no zero-weight point
             as a centre); ``"hc"`` builds its tree on the positive-weight rows, unweighted. Routines
             with ``sample_weight`` in their record take it; others, and streamed data, raise.
+            ``labels``, ``freeze``, ``sample_weight`` and ``missing`` combine in every routine that takes
+            each of them (integer weights: the rows repeated with their labels and NaN entries).
         missing: ``None`` (NaN entries are an error) or ``"marginalize"``: NaN entries are values
             missing at random, fitted by the observed-data likelihood (:mod:`mixtures.core.missing`;
             the Gaussian family; routines with ``missing`` in their record: ``"em"``, ``"hard_em"``,
