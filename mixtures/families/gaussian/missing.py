@@ -61,21 +61,25 @@ class Blocks(NamedTuple):
     conditional: Tensor  # (K, D_m, D_m) C = Σ_mm - Σ_mo Σ_oo⁻¹ Σ_om
 
 
-_patterns_cache: dict[str, tuple[weakref.ref, int, list[Pattern]]] = {}
+#: the most recent tensors' patterns, newest last (a labelled fit's passes alternate between the
+#: unlabelled points and the labelled ones (and their chunks): the unlabelled points' patterns stay)
+_patterns_cache: list[tuple[weakref.ref, int, list[Pattern]]] = []
+_CACHED = 4
 
 
 def patterns(X: Tensor) -> list[Pattern]:
     """The missingness patterns of ``X`` ``(N, D)``: unique rows of its observed mask, each with its
-    rows in ascending order. Kept for the most recent tensor (EM's passes see the same data)."""
-    entry = _patterns_cache.get("last")
-    if entry is not None and entry[0]() is X and entry[1] == X._version:
-        return entry[2]
+    rows in ascending order. Kept for the most recent tensors (EM's passes see the same data)."""
+    for index, entry in enumerate(_patterns_cache):
+        if entry[0]() is X and entry[1] == X._version:
+            _patterns_cache.append(_patterns_cache.pop(index))  # the most recently used last
+            return entry[2]
     observed = ~torch.isnan(X)
     unique, inverse = torch.unique(observed, dim=0, return_inverse=True)
     order = torch.argsort(inverse, stable=True)
     counts = torch.bincount(inverse, minlength=unique.shape[0]).tolist()
     found = [Pattern(mask, rows) for mask, rows in zip(unique, torch.split(order, counts))]
-    _patterns_cache["last"] = (weakref.ref(X), X._version, found)
+    _patterns_cache[:] = [*_patterns_cache[-(_CACHED - 1):], (weakref.ref(X), X._version, found)]
     return found
 
 
