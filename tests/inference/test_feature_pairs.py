@@ -202,3 +202,15 @@ def test_frozen_groups_with_missing_values_stay_exact_and_the_objective_monotone
         assert trace[-1] > trace[0]
     else:
         assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:]))
+
+
+def test_what_does_not_combine_says_which_routine_and_why():
+    with pytest.raises(ValueError, match=r"svi: sample_weight with local_guide='mean_field'.*without NaN entries"):
+        fit(GaussianMixture(3, "full"), XM, "svi", init=START, sample_weight=W, missing="marginalize",
+            local_guide="mean_field", num_steps=2)
+    with pytest.raises(ValueError, match="needs the assignments enumerated"):
+        fit(GaussianMixture(3, "full"), XM, "svi", init=START, labels=LABELS, missing="marginalize",
+            local_guide="mean_field", num_steps=2)
+    with pytest.raises(ValueError, match="stepwise_em.*cannot fix labelled points"):
+        fit(GaussianMixture(3, "full"), XM, "stepwise_em", init=START, labels=LABELS, sample_weight=W,
+            missing="marginalize")

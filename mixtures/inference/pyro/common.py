@@ -347,9 +347,11 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
     elif sample_weight is not None:
         if local_guide == "mean_field":
             raise ValueError(
-                "sample_weight with local_guide='mean_field' needs the fused pass (a family with a linear log joint "
+                f"{method}: sample_weight with local_guide='mean_field' needs the fused pass (a family with a linear "
+                "log joint "
                 "form such as the Gaussian or Poisson mixture, a string guide, local_estimator='enumerate', "
-                "jit=False, validate=False); use local_guide='enumerate' otherwise.")
+                "jit=False, validate=False, no labels, data without NaN entries); use local_guide='enumerate' "
+                "otherwise.")
         # the weighted program sums the assignments out itself (no enumerated site left)
         elbo = (JitTrace_ELBO if jit else Trace_ELBO)(num_particles=num_particles, max_plate_nesting=MAX_PLATE_NESTING,
                                                       **({"ignore_jit_warnings": True} if jit else {}))
