@@ -60,6 +60,9 @@ log-likelihood has the extra term ``−½ reg_covar Σ_k N_k tr E[Λ_k]`` (colum
 ``regularized_elbo``). With ``reg_covar=0`` the ELBO is non-decreasing, exactly;
 with ``reg_covar > 0`` it can move by ``O(reg_covar N tr E[Λ])``.
 
+Frozen groups (``fit(..., freeze=...)``): a point mass for each, marked ``weight_prior="fixed"``,
+``precision_family="fixed"`` or ``mean_precision = ∞``; :mod:`.variational_frozen`.
+
 Posterior
 ---------
 ``result.posterior`` holds ``posterior_samples`` draws from ``q(θ)`` (seeded
