@@ -242,14 +242,14 @@ class MixtureFamily:
                 ``"labels"``) restricts a labelled point's assignment to its label
                 (:mod:`mixtures.core.labels`).
             sample_weight: ``(N,)`` point weights (:mod:`mixtures.core.weights`): the program is
-                then :meth:`weighted_model` (not with ``labels``: ``fit`` refuses the pair).
+                then :meth:`weighted_model` (the labels' factor inside it).
 
         Returns:
             The assignments ``(N,)`` (or ``(B,)`` when subsampled); under parallel
             enumeration they carry enumeration dimensions on the left.
         """
         if sample_weight is not None:
-            return self.weighted_model(X, sample_weight, params, subsample_size)
+            return self.weighted_model(X, sample_weight, params, subsample_size, labels)
         values = self.globals(params, X)
         with pyro.plate(DATA_PLATE, X.shape[0], subsample_size=subsample_size) as rows:
             z = pyro.sample(ASSIGNMENT, pdist.Categorical(values["weights"]), infer={"enumerate": "parallel"})
@@ -259,7 +259,7 @@ class MixtureFamily:
         return z
 
     def weighted_model(self, X: Tensor, sample_weight: Tensor, params: Params | None = None,
-                       subsample_size: int | None = None) -> Tensor:
+                       subsample_size: int | None = None, labels: Tensor | None = None) -> Tensor:
         """The program with point ``n``'s likelihood counted ``w_n`` times: ``p(θ) Π_n p(x_n | θ)^{w_n}``.
 
         Pyro's enumeration takes only a scalar ``poutine.scale``, so the assignment is summed out
@@ -268,8 +268,9 @@ class MixtureFamily:
         ``w_n log Σ_k π_k p(x_n | k)`` in the data plate (0 where ``w_n = 0``: a dropped row; an
         integer weight is the row repeated). The globals are the same sites as :meth:`model`'s, so
         MAP, SVI with enumerated assignments and NUTS target the weighted posterior; there is no
-        ``"assignment"`` site (a mean-field local guide needs the fused path). Returns the plate's
-        rows ``(N,)`` (or ``(B,)``).
+        ``"assignment"`` site (a mean-field local guide needs the fused path). With partial ``labels``
+        ``(N,)`` a labelled point's sum keeps its label's term only (``log 1[z_n = y_n]`` added, as
+        :meth:`model`'s factor): ``w_n log π_y p(x_n | y)``. Returns the plate's rows ``(N,)`` (or ``(B,)``).
         """
         values = self.globals(params, X)
         components = torch.arange(self.n_components, device=X.device).reshape(-1, 1)  # (K, 1): every z
@@ -278,6 +279,9 @@ class MixtureFamily:
             weights = sample_weight[rows] if subsample_size else sample_weight
             log_joint = (pdist.Categorical(values["weights"]).log_prob(components)
                          + self.component_distribution(values, components).log_prob(data))  # (K, n)
+            if labels is not None:
+                log_joint = log_joint + assignment_factor(components, labels[rows] if subsample_size else labels,
+                                                          log_joint.dtype)
             log_likelihood = torch.logsumexp(log_joint, 0)
             pyro.factor(OBS, torch.where(weights > 0, weights * log_likelihood, 0.0))
         return rows
@@ -327,6 +331,12 @@ class MixtureFamily:
         ``"covariances"``) a fit may hold fixed; families that cannot say which raise."""
         raise ValueError(f"{type(self).__name__} cannot hold parameter groups fixed (freeze=...); the Gaussian "
                          "family (mixtures.GaussianMixture) can.")
+
+    def frozen_prior_sites(self, groups: tuple[str, ...]) -> tuple[str, ...]:
+        """The prior's ``pyro.sample`` sites of the parameter groups (NUTS conditions the program on
+        their values); families that cannot say which raise."""
+        raise ValueError(f"{type(self).__name__} cannot hold parameter groups of its prior fixed (freeze=...); the "
+                         "Gaussian family (mixtures.GaussianMixture) can.")
 
     @contextlib.contextmanager
     def freezing(self, values: dict[str, Tensor]) -> Iterator[None]:

@@ -5,7 +5,11 @@
 
 * EM and hard EM: the M step maximizes over the free groups only, with the frozen ones at their
   values (frozen means: the covariances are the scatter about them), so the history stays monotone;
-* MAP and SVI (no prior): the frozen sites are constants of the program, not trainable parameters.
+* MAP and SVI (no prior): the frozen sites are constants of the program, not trainable parameters;
+* VB: a point mass for each frozen group, the others' CAVI updates exact given it, the ELBO that of
+  the model conditional on the frozen values (:mod:`mixtures.families.gaussian.variational_frozen`);
+* NUTS: the program conditioned on the frozen groups' prior sites (``poutine.condition``), which are
+  not sample sites: the draws target ``p(θ_free | θ_frozen, X)`` and hold the frozen values.
 
 Other routines refuse ``freeze`` naming those that take it. The groups are the family's
 (:meth:`MixtureFamily.frozen_sites` maps each to its program site); the returned parameters hold the

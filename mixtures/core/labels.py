@@ -23,6 +23,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
+from mixtures.core.missing import has_missing
 from mixtures.core.params import Params
 from mixtures.core.summary import Summary
 from mixtures.errors import DataError
@@ -79,15 +80,18 @@ def aligned_to_labels(params: Params, X: Tensor, labels: Tensor) -> Params:
     return params.permuted(torch.as_tensor(columns, device=labels.device))
 
 
-def labelled_log_likelihood(params: Params, X: Tensor, labels: Tensor | None) -> Tensor:
-    """``ℓ(θ)`` of the module docstring, a scalar (``log p(X | θ)`` summed when ``labels`` is None)."""
+def labelled_log_likelihood(params: Params, X: Tensor, labels: Tensor | None,
+                            sample_weight: Tensor | None = None) -> Tensor:
+    """``ℓ(θ)`` of the module docstring, a scalar (``log p(X | θ)`` summed when ``labels`` is None),
+    each point's term counted ``w_n`` times with ``sample_weight`` ``(N,)`` (0 at a zero weight)."""
     joint = params.joint_log_prob(X)  # (N, K)
-    marginal = torch.logsumexp(joint, dim=-1)
-    if labels is None:
-        return marginal.sum()
-    known = labels >= 0
-    complete = joint.gather(1, labels.clamp(min=0)[:, None]).squeeze(1)
-    return torch.where(known, complete, marginal).sum()
+    terms = torch.logsumexp(joint, dim=-1)
+    if labels is not None:
+        complete = joint.gather(1, labels.clamp(min=0)[:, None]).squeeze(1)
+        terms = torch.where(labels >= 0, complete, terms)
+    if sample_weight is None:
+        return terms.sum()
+    return torch.where(sample_weight > 0, sample_weight * terms, 0.0).sum()
 
 
 def assignment_factor(z: Tensor, labels: Tensor, dtype: torch.dtype) -> Tensor:
@@ -98,27 +102,32 @@ def assignment_factor(z: Tensor, labels: Tensor, dtype: torch.dtype) -> Tensor:
 
 
 def with_labelled(family: Any, X: Tensor, params: Params, labels: Tensor, shift: Tensor,
-                  unlabelled: Summary | None, hard: bool = False) -> Summary:
+                  unlabelled: Summary | None, hard: bool = False, sample_weight: Tensor | None = None) -> Summary:
     """The pass's statistics with the labelled points' responsibilities fixed to their one-hot component.
 
     ``unlabelled`` summarizes the E step of the unlabelled points ``X[labels < 0]`` at ``params``
     (``None`` when every point is labelled); the labelled points' statistics
-    (:meth:`Statistics.summarize_at` at one-hot responsibilities) are added to it, their
-    complete-data log-likelihood ``log π_y p(x | y)`` to its log-likelihood (their entropy is 0),
-    and hard EM's assignments are put back in the data's order.
+    (:meth:`Statistics.summarize_at` at one-hot responsibilities, times their weights when
+    ``sample_weight`` ``(N,)`` is given) are added to it, their complete-data log-likelihood
+    ``log π_y p(x | y)`` (weighted) to its log-likelihood, and hard EM's assignments are put back in
+    the data's order. Their assignments' entropy is 0; with NaN entries (missing values) the entropy
+    of their missing coordinates' conditionals is added (what ``summarize_at`` gives there).
     """
     known = labels >= 0
     X_known, y_known = X[known], labels[known]
+    w_known = None if sample_weight is None else sample_weight[known]
     resp = torch.nn.functional.one_hot(y_known, params.n_components).to(X.dtype)
-    fixed = family.summarize_at(X_known, params, resp, shift)
-    complete = params.joint_log_prob(X_known).gather(1, y_known[:, None]).sum()
+    fixed = family.summarize_at(X_known, params, resp if w_known is None else resp * w_known[:, None], shift)
+    complete = labelled_log_likelihood(params, X_known, y_known, w_known)
+    entropy = fixed.entropy if has_missing(X_known) else fixed.nk.new_zeros(())
     if unlabelled is None:
-        return fixed.replace(log_likelihood=complete.to(fixed.nk.dtype), entropy=fixed.nk.new_zeros(()),
+        return fixed.replace(log_likelihood=complete.to(fixed.nk.dtype), entropy=entropy,
                              labels=labels.clone() if hard else None)
     total = unlabelled.with_additive([theirs + mine.to(theirs.dtype) for mine, theirs in
                                       zip(fixed.additive(), unlabelled.additive())])
     changes: dict[str, Any] = {"n_points": unlabelled.n_points + fixed.n_points,
-                               "log_likelihood": unlabelled.log_likelihood + complete.to(unlabelled.nk.dtype)}
+                               "log_likelihood": unlabelled.log_likelihood + complete.to(unlabelled.nk.dtype),
+                               "entropy": unlabelled.entropy + entropy.to(unlabelled.nk.dtype)}
     if hard and unlabelled.labels is not None:
         merged = labels.clone()
         merged[~known] = unlabelled.labels.to(labels.device)

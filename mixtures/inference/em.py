@@ -150,14 +150,17 @@ class EMStep:
         data_dtype = self.shift.dtype
         if params.dtype != data_dtype:  # float64 parameters of an accumulate_dtype run
             params = params.to(data_dtype)
-        # weights and labels together are refused by fit: with weights, the unlabelled points are all of X
-        weighted = {} if self.sample_weight is None else {"sample_weight": self.sample_weight}
+        weights = self.sample_weight
+        if weights is not None and self.labels is not None:  # the unlabelled points' weights
+            weights = weights[self.labels < 0]
+        weighted = {} if weights is None else {"sample_weight": weights}
         summary = None
         if self.unlabelled.shape[0]:
             summary = self.model.e_step(self.unlabelled, params, self.shift, hard=self.hard,
                                         chunk_size=self.chunk_size, accumulate_dtype=self.accumulate_dtype, **weighted)
         if self.labels is not None:
-            summary = with_labelled(self.model, self.X, params, self.labels, self.shift, summary, self.hard)
+            summary = with_labelled(self.model, self.X, params, self.labels, self.shift, summary, self.hard,
+                                    self.sample_weight)
         return comm.all_reduce_summary(summary) if self.distributed else summary
 
     def m_step(self, summary: Summary, keep: Tensor | None = None, previous: Params | None = None) -> Params:

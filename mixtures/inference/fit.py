@@ -87,12 +87,12 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
             (the family's ``with_global_prior``).
         labels: ``(N,)`` partial labels for semi-supervised fitting: a component index for a point
             whose component is known, ``-1`` for unknown (:mod:`mixtures.core.labels`); routines with
-            ``labels`` in their record (``"em"``, ``"hard_em"``, ``"map"``, ``"svi"``, ``"nuts"``)
+            ``labels`` in their record (``"em"``, ``"hard_em"``, ``"vb"``, ``"map"``, ``"svi"``, ``"nuts"``)
             fix those points' assignments, others refuse. In-memory data, one process.
         freeze: parameter groups (``"weights"``, ``"means"``, ``"covariances"``) held at their values in
             ``init`` (parameters or a dict, not an initializer's name) while the rest is fitted
             (:mod:`mixtures.core.freeze`); routines with ``freeze`` in their record (``"em"``,
-            ``"hard_em"``, ``"map"``, ``"svi"``) honour it, others refuse.
+            ``"hard_em"``, ``"map"``, ``"svi"``, ``"vb"``, ``"nuts"``) honour it, others refuse.
         sample_weight: ``(N,)`` finite non-negative weights of the points, of positive sum
             (:mod:`mixtures.core.weights`): point ``n``'s log-likelihood term counts ``w_n`` times,
             so integer weights fit the data with rows repeated (from the same start) and zero
@@ -102,6 +102,8 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
             the weights (weighted D² seeding, weighted Lloyd, weighted M steps, no zero-weight point
             as a centre); ``"hc"`` builds its tree on the positive-weight rows, unweighted. Routines
             with ``sample_weight`` in their record take it; others, and streamed data, raise.
+            ``labels``, ``freeze``, ``sample_weight`` and ``missing`` combine in every routine that takes
+            each of them (integer weights: the rows repeated with their labels and NaN entries).
         missing: ``None`` (NaN entries are an error) or ``"marginalize"``: NaN entries are values
             missing at random, fitted by the observed-data likelihood (:mod:`mixtures.core.missing`;
             the Gaussian family; routines with ``missing`` in their record: ``"em"``, ``"hard_em"``,
@@ -143,10 +145,6 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
     _check_capabilities(routine, model)
     if missing is not None:
         _check_missing_support(routine, model, X)
-        if sample_weight is not None or labels is not None or freeze is not None:
-            # each is exact alone; together they are untested, so refused rather than half-honoured
-            raise ValueError("missing='marginalize' cannot be combined with sample_weight, labels or freeze yet; "
-                             "fit with one of them.")
     options = routine.check_options(options)
     seed = check_seed(seed)
     if seed is None:
@@ -156,10 +154,6 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
     chunk_size = check_chunk_size(chunk_size)
     check_init(init)
     X, options = _prepared_data(model, routine, X, dtype, device, chunk_size, options)
-    if sample_weight is not None and (labels is not None or freeze is not None):
-        # each is exact alone; together they are untested, so refused rather than half-honoured
-        raise ValueError("sample_weight cannot be combined with labels or freeze yet; fit with one of them "
-                         "(e.g. repeat the labelled rows instead of weighting them).")
     weights = _checked_weights(routine, X, sample_weight)
     if weights is not None:
         options = {**options, "sample_weight": weights}
@@ -171,7 +165,7 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
             raise ValueError(f"method {method!r} does not run distributed yet; use one of {supported}.")
         options = {**options, "distributed": True}
     if weights is not None:  # a prior's data-scaled defaults: the moments of the (all ranks') weighted data
-        run_model = model.with_weighted_prior(X, weights, distributed)
+        run_model = model.with_weighted_prior(mean_imputed(X) if missing is not None else X, weights, distributed)
     elif distributed:  # every rank must see the same prior: its defaults come from all the data, not the shard
         run_model = model.with_global_prior(X)
     if labels is not None:

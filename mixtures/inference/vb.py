@@ -77,7 +77,7 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
            reg_covar: float = 1e-6, updates: str = "sklearn", chunk_size: int | None = None,
            posterior_samples: int = 1000, seed: int | None = 0, warn: bool = True,
            distributed: bool = False, labels: Tensor | None = None,
-           sample_weight: Tensor | None = None) -> FitResult:
+           sample_weight: Tensor | None = None, freeze: tuple[str, ...] = ()) -> FitResult:
     """CAVI from the responsibilities of ``init`` (or ``init_responsibilities``).
 
     Args:
@@ -111,6 +111,10 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
             pass's responsibilities, entropy and log-likelihood are weighted, so the ELBO is that
             of the data with each point counted ``w_n`` times (``fit`` resolves a prior's data-scaled
             defaults on the weighted data: the family's ``with_weighted_prior``).
+        freeze: parameter groups held at their values in ``init`` (:mod:`mixtures.core.freeze`): a point
+            mass for each, the other groups' updates exact given it, the ``elbo`` that of the model
+            conditional on the frozen values (the family's, e.g.
+            :mod:`mixtures.families.gaussian.variational_frozen`).
     """
     max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
     tol = check_nonnegative_float(tol, "tol")
@@ -118,6 +122,10 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
     posterior_samples = check_positive_int(posterior_samples, "posterior_samples")
     chunk_size = bounded_chunk_size(chunk_size, X)  # buffers of at most N rows
     cavi = model.variational(X, updates, reg_covar, distributed)
+    if freeze:
+        if not hasattr(cavi, "holding"):
+            raise ValueError(f"vb: {type(model).__name__}'s variational updates cannot hold groups fixed (freeze=...).")
+        cavi = cavi.holding(model.check_params(init), tuple(freeze))
     # every rank takes the moments about the same point
     shift = comm.broadcast(model.statistics_shift(X)) if distributed else model.statistics_shift(X)
     start = time.perf_counter()
@@ -136,11 +144,11 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
         if sample_weight is not None:  # the entropy of q(Z) counts each point w_n times
             entropy = -torch.where(resp > 0, torch.special.xlogy(resp, resp), 0.0).sum(-1)
             summary = summary.replace(entropy=(entropy * sample_weight).sum())
-    elif labels is not None:  # (fit refuses weights with labels)
-        unlabelled = X[labels < 0]
-        summary = model.e_step(unlabelled, model.check_params(init), shift, chunk_size=chunk_size) \
+    elif labels is not None:
+        unlabelled, their = _unlabelled(X, labels, sample_weight)
+        summary = model.e_step(unlabelled, model.check_params(init), shift, chunk_size=chunk_size, **their) \
             if unlabelled.shape[0] else None
-        summary = with_labelled(model, X, init, labels, shift, summary)
+        summary = with_labelled(model, X, init, labels, shift, summary, sample_weight=sample_weight)
     else:
         summary = model.e_step(X, model.check_params(init), shift, chunk_size=chunk_size, **weighted)
     if distributed:
@@ -175,7 +183,7 @@ def run_vb(model: MixtureFamily, X: Tensor, init: Params, *,
     if labels is None:
         final = float(cavi.expected_pass(X, q, shift, chunk_size, statistics=False, **weighted).log_likelihood)
     else:
-        final = float(labelled_log_likelihood(cavi.plug_in(q), X, labels))
+        final = float(labelled_log_likelihood(cavi.plug_in(q), X, labels, sample_weight))
     _complete_last_row(history, final)
     if not converged and max_iter > 0 and warn:
         warnings.warn(f"variational Bayes did not converge in max_iter={max_iter} iterations (tol={tol}); "
@@ -194,9 +202,16 @@ def _expected_pass(model: MixtureFamily, cavi: Any, X: Tensor, q: Any, shift: Te
     at the plug-in parameters for their log-likelihood)."""
     if labels is None:
         return cavi.expected_pass(X, q, shift, chunk_size, **weighted)
-    unlabelled = X[labels < 0]
-    summary = cavi.expected_pass(unlabelled, q, shift, chunk_size) if unlabelled.shape[0] else None
-    return with_labelled(model, X, cavi.plug_in(q), labels, shift, summary)
+    weights = weighted.get("sample_weight")
+    unlabelled, their = _unlabelled(X, labels, weights)
+    summary = cavi.expected_pass(unlabelled, q, shift, chunk_size, **their) if unlabelled.shape[0] else None
+    return with_labelled(model, X, cavi.plug_in(q), labels, shift, summary, sample_weight=weights)
+
+
+def _unlabelled(X: Tensor, labels: Tensor, sample_weight: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+    """The unlabelled points ``(n, D)`` and their weights as keyword arguments (``{}`` without weights)."""
+    unknown = labels < 0
+    return X[unknown], ({} if sample_weight is None else {"sample_weight": sample_weight[unknown]})
 
 
 def _complete_last_row(history: History, log_likelihood: float) -> None:
@@ -205,16 +220,17 @@ def _complete_last_row(history: History, log_likelihood: float) -> None:
 
 @register("vb", summary="coordinate-ascent variational Bayes (CAVI) for the conjugate prior",
           requires=frozenset({"statistics", "variational"}), prior="required", prior_kinds=("conjugate",),
-          distributed=True, missing=True, takes_responsibilities=True, labels=True,
+          distributed=True, missing=True, takes_responsibilities=True, labels=True, freeze=True,
           gap="VB: the gap also holds KL(q(θ) ‖ p(θ | X)) of the mean-field posterior",
           constraints={"updates": {"choices": UPDATES}})
 def fit_vb(model: MixtureFamily, X: Tensor, init: Params, *, seed: int | None = 0,
            reg_covar: float = 1e-6, init_responsibilities: Tensor | None = None, max_iter: int = 100,
            tol: float = 1e-3, updates: str = "sklearn", chunk_size: int | None = None,
            posterior_samples: int = 1000, warn: bool = True, distributed: bool = False,
-           labels: Tensor | None = None, sample_weight: Tensor | None = None) -> FitResult:
+           labels: Tensor | None = None, sample_weight: Tensor | None = None,
+           freeze: tuple[str, ...] = ()) -> FitResult:
     """Variational Bayes for a conjugate prior. Options: see :func:`run_vb`."""
     return run_vb(model, X, init, seed=seed, reg_covar=reg_covar, init_responsibilities=init_responsibilities,
                   max_iter=max_iter, tol=tol, updates=updates, chunk_size=chunk_size,
                   posterior_samples=posterior_samples, warn=warn, distributed=distributed, labels=labels,
-                  sample_weight=sample_weight)
+                  sample_weight=sample_weight, freeze=freeze)

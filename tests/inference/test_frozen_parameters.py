@@ -94,7 +94,8 @@ def test_map_does_not_train_frozen_sites(groups):
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    ({"method": "vb", "prior": True}, ValueError, r"cannot hold parameters fixed.*\['em', 'hard_em', 'map', 'svi'\]"),
+    ({"method": "online_vb", "prior": True}, ValueError,
+     r"cannot hold parameters fixed.*\['em', 'hard_em', 'map', 'nuts', 'svi', 'vb'\]"),
     ({"method": "kmeans"}, ValueError, "cannot hold parameters fixed"),
     ({"freeze": ("locs",)}, ValueError, "unknown parameter group"),
     ({"freeze": ("weights", "means", "covariances")}, ValueError, "nothing is left to fit"),

@@ -61,21 +61,25 @@ class Blocks(NamedTuple):
     conditional: Tensor  # (K, D_m, D_m) C = Σ_mm - Σ_mo Σ_oo⁻¹ Σ_om
 
 
-_patterns_cache: dict[str, tuple[weakref.ref, int, list[Pattern]]] = {}
+#: the most recent tensors' patterns, newest last (a labelled fit's passes alternate between the
+#: unlabelled points and the labelled ones (and their chunks): the unlabelled points' patterns stay)
+_patterns_cache: list[tuple[weakref.ref, int, list[Pattern]]] = []
+_CACHED = 4
 
 
 def patterns(X: Tensor) -> list[Pattern]:
     """The missingness patterns of ``X`` ``(N, D)``: unique rows of its observed mask, each with its
-    rows in ascending order. Kept for the most recent tensor (EM's passes see the same data)."""
-    entry = _patterns_cache.get("last")
-    if entry is not None and entry[0]() is X and entry[1] == X._version:
-        return entry[2]
+    rows in ascending order. Kept for the most recent tensors (EM's passes see the same data)."""
+    for index, entry in enumerate(_patterns_cache):
+        if entry[0]() is X and entry[1] == X._version:
+            _patterns_cache.append(_patterns_cache.pop(index))  # the most recently used last
+            return entry[2]
     observed = ~torch.isnan(X)
     unique, inverse = torch.unique(observed, dim=0, return_inverse=True)
     order = torch.argsort(inverse, stable=True)
     counts = torch.bincount(inverse, minlength=unique.shape[0]).tolist()
     found = [Pattern(mask, rows) for mask, rows in zip(unique, torch.split(order, counts))]
-    _patterns_cache["last"] = (weakref.ref(X), X._version, found)
+    _patterns_cache[:] = [*_patterns_cache[-(_CACHED - 1):], (weakref.ref(X), X._version, found)]
     return found
 
 
@@ -139,9 +143,11 @@ class _Sums:
         self.worst_value, self.worst_point = float("inf"), None
         self.statistic = None  # the structure's statistic of complete rows (fused pass)
 
-    def add_complete(self, X: Tensor, rows: Tensor, params, shift: Tensor, log_weights: Tensor) -> None:
+    def add_complete(self, X: Tensor, rows: Tensor, params, shift: Tensor, log_weights: Tensor,
+                     sample_weight: Tensor | None = None) -> None:
         """Add the rows of ``X`` that miss nothing by the fused pass of complete data, in blocks
-        (:func:`mixtures.kernels.fused_pass.fused_pass`; no copy of them all at once)."""
+        (:func:`mixtures.kernels.fused_pass.fused_pass`; no copy of them all at once), each point's
+        terms weighted by ``sample_weight`` ``(N,)`` (all of ``X``'s weights)."""
         structure, D = params.cov_type, params.n_features
         whitening, half_log_det = params.whitener()
         locs = params.locs - shift
@@ -149,7 +155,8 @@ class _Sums:
         for block in torch.split(rows, COMPLETE_BLOCK):
             out = fused_pass(X[block], coefficients, shift, structure.moment_feature_writer,
                              structure.n_moment_features(D), hard=self.labels is not None,
-                             accumulate_dtype=self.nk.dtype, likelihood_offsets=self.likelihood_offsets)
+                             accumulate_dtype=self.nk.dtype, likelihood_offsets=self.likelihood_offsets,
+                             sample_weight=None if sample_weight is None else sample_weight[block])
             self.nk += out.sums[:, 0]
             self.sx += out.sums[:, 1:1 + D]
             moment = structure.moment_from_features(out.sums[:, 1 + D:], D)
@@ -159,6 +166,8 @@ class _Sums:
             if self.labels is not None:
                 self.labels[block] = out.labels
             point = out.worst_point
+            if point is None:  # every row of the block has weight 0
+                continue
             joint = structure.component_log_prob(point.unsqueeze(0) - shift, locs, whitening, half_log_det)
             value = float(torch.logsumexp(joint + log_weights + (0 if self.likelihood_offsets is None
                                                                  else self.likelihood_offsets), -1))
@@ -171,9 +180,9 @@ class _Sums:
         return statistic if self.statistic is None else statistic + self.statistic
 
     def add(self, x: Tensor, rows: Tensor, joint: Tensor, means: Tensor, piece: Blocks, shift: Tensor,
-            conditional_entropy: Tensor) -> None:
-        """Add the points ``x`` ``(n, D)`` (``rows`` of X) with log joints ``joint`` ``(n, K)`` and
-        conditional means ``means`` ``(n, K, D_m)``."""
+            conditional_entropy: Tensor, weights: Tensor | None = None) -> None:
+        """Add the points ``x`` ``(n, D)`` (``rows`` of X) with log joints ``joint`` ``(n, K)``,
+        conditional means ``means`` ``(n, K, D_m)`` and weights ``weights`` ``(n,)`` (or None)."""
         peak = joint.amax(-1, keepdim=True)
         relative = (joint - peak).exp_()  # one exp for the normalizer and the responsibilities
         normalizer = relative.sum(-1, keepdim=True)
@@ -184,8 +193,24 @@ class _Sums:
             self.labels[rows] = labels
         else:
             resp = relative.div_(normalizer)
-            self.entropy -= torch.special.xlogy(resp, resp).sum().to(self.entropy.dtype)
-        filled = x.unsqueeze(1).expand(-1, joint.shape[-1], -1).clone()  # (n, K, D)
+            self.entropy -= _weighted(torch.special.xlogy(resp, resp).sum(-1), weights).sum().to(self.entropy.dtype)
+        if self.likelihood_offsets is not None:  # the plug-in mixture's log p(x_o)
+            total = torch.logsumexp(joint + self.likelihood_offsets, -1)
+        self.log_likelihood += _weighted(total, weights).sum().to(self.log_likelihood.dtype)
+        self.add_at(x, resp if weights is None else resp * weights[:, None], means, piece, shift, conditional_entropy)
+        candidates = total if weights is None else total.masked_fill(weights == 0, float("inf"))
+        lowest = int(candidates.argmin())
+        if float(candidates[lowest]) < self.worst_value:  # re-seeding point: its mixture imputation
+            self.worst_value = float(candidates[lowest])
+            filled = x[lowest].expand(resp.shape[-1], -1).clone()
+            filled[:, piece.mis] = means[lowest]
+            self.worst_point = (resp[lowest].unsqueeze(-1) * filled).sum(0)
+
+    def add_at(self, x: Tensor, resp: Tensor, means: Tensor, piece: Blocks, shift: Tensor,
+               conditional_entropy: Tensor) -> None:
+        """Add the expected statistics of the points ``x`` ``(n, D)`` at (weighted) responsibilities
+        ``resp`` ``(n, K)``, with the entropy of their missing coordinates' conditionals."""
+        filled = x.unsqueeze(1).expand(-1, resp.shape[-1], -1).clone()  # (n, K, D)
         filled[..., piece.mis] = means
         centred = (filled - shift).transpose(0, 1)  # (K, n, D)
         mass = resp.sum(0)
@@ -196,19 +221,17 @@ class _Sums:
         self.nk += mass.to(self.nk.dtype)
         self.sx += weighted.sum(1).to(self.sx.dtype)
         self.sxx += scatter.to(self.sxx.dtype)
-        if self.likelihood_offsets is not None:  # the plug-in mixture's log p(x_o)
-            total = torch.logsumexp(joint + self.likelihood_offsets, -1)
-        self.log_likelihood += total.sum().to(self.log_likelihood.dtype)
         self.entropy += (mass * conditional_entropy).sum().to(self.entropy.dtype)
-        lowest = int(total.argmin())
-        if float(total[lowest]) < self.worst_value:  # re-seeding point: its mixture imputation
-            self.worst_value = float(total[lowest])
-            self.worst_point = (resp[lowest].unsqueeze(-1) * filled[lowest]).sum(0)
+
+
+def _weighted(values: Tensor, weights: Tensor | None) -> Tensor:
+    """``w_n v_n`` ``(n,)`` (``v`` without weights), exactly 0 at zero weights (a dropped row)."""
+    return values if weights is None else (values * weights).masked_fill_(weights == 0, 0.0)
 
 
 def e_step(X: Tensor, params, shift: Tensor, hard: bool = False, chunk_size: int | None = None,
            accumulate_dtype: torch.dtype | None = None, log_weights: Tensor | None = None,
-           likelihood_offsets: Tensor | None = None) -> Summary:
+           likelihood_offsets: Tensor | None = None, sample_weight: Tensor | None = None) -> Summary:
     """EM's pass over data with NaN entries (module docstring): the summary the fused pass gives
     complete data, with expected statistics, the observed-data log-likelihood and ``q``'s entropy.
 
@@ -224,6 +247,8 @@ def e_step(X: Tensor, params, shift: Tensor, hard: bool = False, chunk_size: int
             ``E[log π_k] + ...``, :func:`mixtures.families.gaussian.variational.expected_log_constants`).
         likelihood_offsets: ``(K,)`` added to the log joints for the log-likelihood only (VB: back to
             the plug-in mixture's ``log π̄_k``).
+        sample_weight: ``(N,)`` point weights (:mod:`mixtures.core.weights`): each point's
+            responsibilities, log-likelihood and entropy terms count ``w_n`` times (a row repeated).
     """
     K, D = params.n_components, params.n_features
     structure = params.cov_type
@@ -233,20 +258,46 @@ def e_step(X: Tensor, params, shift: Tensor, hard: bool = False, chunk_size: int
     chunk = chunk_size or chunk_size_for(K, D)
     for pattern in patterns(X):
         if bool(pattern.observed.all()):
-            sums.add_complete(X, pattern.rows, params, shift, log_weights)
+            sums.add_complete(X, pattern.rows, params, shift, log_weights, sample_weight)
             continue
         piece = blocks(params.locs, covariances, pattern.observed)
-        D_m = piece.mis.numel()
-        conditional_entropy = (0.5 * D_m * (1.0 + LOG_2PI)
-                               + torch.linalg.cholesky(piece.conditional).diagonal(dim1=-2, dim2=-1).log().sum(-1)
-                               if D_m else covariances.new_zeros(K))
+        conditional_entropy = _conditional_entropy(piece, K, covariances)
         for part in torch.split(pattern.rows, chunk):
             x = X[part]
             log_prob, means = observed_terms(x, params.locs, piece)
-            sums.add(x, part, log_prob + log_weights, means, piece, shift, conditional_entropy)
+            sums.add(x, part, log_prob + log_weights, means, piece, shift, conditional_entropy,
+                     None if sample_weight is None else sample_weight[part])
     return Summary(sums.nk, {"sx": sums.sx, "sxx": sums.statistic_of(structure)},
                    shift.to(sums.nk.dtype), X.shape[0], sums.log_likelihood, sums.entropy, sums.labels,
                    sums.worst_point)
+
+
+def summarize_at(X: Tensor, params, resp: Tensor, shift: Tensor) -> Summary:
+    """Expected statistics of ``X`` ``(n, D)`` (NaN entries) at given responsibilities ``resp`` ``(n, K)``
+    (e.g. labelled points' one-hot rows, times their weights): the missing coordinates take their
+    conditional under each component at ``params``. ``entropy`` holds only ``Σ_n Σ_k r_nk H(N(x̂_km,
+    C_km))``, the missing coordinates' part of ``q`` (the assignments' is the caller's); the
+    log-likelihood is NaN (none was computed)."""
+    K, D = params.n_components, params.n_features
+    sums = _Sums(X, K, X.dtype, False)
+    covariances = params.covariances
+    for pattern in patterns(X):
+        piece = blocks(params.locs, covariances, pattern.observed)
+        conditional_entropy = _conditional_entropy(piece, K, covariances)
+        for part in torch.split(pattern.rows, chunk_size_for(K, D)):
+            means = observed_terms(X[part], params.locs, piece)[1]
+            sums.add_at(X[part], resp[part], means, piece, shift, conditional_entropy)
+    return Summary(sums.nk, {"sx": sums.sx, "sxx": sums.statistic_of(params.cov_type)}, shift.to(sums.nk.dtype),
+                   X.shape[0], X.new_tensor(float("nan")), sums.entropy)
+
+
+def _conditional_entropy(piece: Blocks, K: int, covariances: Tensor) -> Tensor:
+    """``H(N(x̂_km, C_km))`` ``(K,)`` of a pattern's missing coordinates (0 when none are missing)."""
+    D_m = piece.mis.numel()
+    if not D_m:
+        return covariances.new_zeros(K)
+    half_log_det = torch.linalg.cholesky(piece.conditional).diagonal(dim1=-2, dim2=-1).log().sum(-1)
+    return 0.5 * D_m * (1.0 + LOG_2PI) + half_log_det
 
 
 def impute(params, X: Tensor, draws: int | None = None, seed: int | None = 0) -> Tensor:

@@ -223,6 +223,12 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
     def frozen_sites(self, groups: tuple[str, ...]) -> dict[str, str]:
         return {"weights": "weights", "means": "locs", "covariances": self.cov_type.site}
 
+    def frozen_prior_sites(self, groups: tuple[str, ...]) -> tuple[str, ...]:
+        structure = self.cov_type
+        covariance = structure.conjugate_sites if self.prior.kind == "conjugate" else structure.nonconjugate_sites
+        sites = {"weights": weight_sites(self.prior.weight_prior), "means": ("locs",), "covariances": covariance}
+        return tuple(site for group in groups for site in sites[group])
+
     def summary_about_means(self, summary: Summary, locs: Tensor) -> Summary:
         """Statistics whose M step has means ``locs`` ``(K, D)`` and the covariances of the scatter
         about them (EM with frozen means). Statistics are linear in the responsibilities, so the
@@ -239,8 +245,13 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
                chunk_size: int | None = None, accumulate_dtype: torch.dtype | None = None,
                sample_weight: Tensor | None = None) -> Summary:
         if has_missing(X):  # NaN entries are missing values (fit(..., missing="marginalize")): expected statistics
-            return missing.e_step(X, params, shift, hard, chunk_size, accumulate_dtype)  # (fit refuses weights)
+            return missing.e_step(X, params, shift, hard, chunk_size, accumulate_dtype, sample_weight=sample_weight)
         return statistics.e_step(X, params, shift, hard, chunk_size, accumulate_dtype, sample_weight)
+
+    def summarize_at(self, X: Tensor, params: MixtureParams, resp: Tensor, shift: Tensor) -> Summary:
+        if has_missing(X):  # the missing coordinates' expected statistics under each component at params
+            return missing.summarize_at(X, params, resp, shift)
+        return self.summarize(X, resp, shift)
 
     def summarize(self, X: Tensor, resp: Tensor, shift: Tensor | None = None,
                   chunk_size: int | None = None) -> Summary:

@@ -6,7 +6,8 @@ scikit-learn's updates). The log density is on the prior's sites (weights, preci
 means), the variables :meth:`~mixtures.core.family.MixtureFamily.log_prior` is a density of,
 so the draws can be importance-weighted against the model's joint
 (:mod:`mixtures.evaluation.variational`); ``None`` for a truncated Dirichlet process's
-renormalized stick weights, which have no simple density.
+renormalized stick weights, which have no simple density, and with a frozen group (its draws are
+the given values: :mod:`mixtures.families.gaussian.variational_frozen`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ def sample_posterior(q: Any, n_draws: int, generator: torch.Generator,
     dtype, device = q.means.dtype, q.means.device
     cpu = lambda t: t.detach().to(device="cpu", dtype=torch.float64)  # noqa: E731  (the generator's device)
     S = n_draws
-    if q.weight_prior == "dirichlet":
+    if q.weight_prior == "fixed":  # frozen weights: the given values in every draw
+        weights = cpu(q.weight_concentration).expand(S, K)
+    elif q.weight_prior == "dirichlet":
         draws = _standard_gamma(cpu(q.weight_concentration).expand(S, K), generator)
         weights = draws / draws.sum(-1, keepdim=True)
     else:
@@ -53,7 +56,14 @@ def sample_posterior(q: Any, n_draws: int, generator: torch.Generator,
             weights = stick_breaking(fractions)
     nu, beta, means = cpu(q.degrees_of_freedom), cpu(q.mean_precision), cpu(q.means)
     noise = torch.randn(S, K, D, generator=generator, dtype=torch.float64)
-    if q.cov_type.storage == "tril":
+    if q.precision_family == "fixed":  # frozen covariances: the given values in every draw
+        native = cpu(q.native).expand(S, *q.native.shape)
+        if q.cov_type.storage == "tril":
+            scale = native.unsqueeze(1) if q.cov_type.shared else native
+            locs = means + (scale @ noise.unsqueeze(-1)).squeeze(-1) / beta.sqrt()[:, None]
+        else:
+            locs = means + noise * (q.cov_type.variance_columns(native) / beta[:, None]).sqrt()
+    elif q.cov_type.storage == "tril":
         whitening = cpu(q.cov_type.whitener(q.native, D)[0])  # L⁻¹ with E[Λ] = L⁻ᵀ L⁻¹ = ν W
         batch = (S,) if q.cov_type.shared else (S, K)
         # Bartlett: Λ = U A Aᵀ Uᵀ with U Uᵀ = W, A lower triangular,
@@ -80,8 +90,11 @@ def sample_posterior(q: Any, n_draws: int, generator: torch.Generator,
     distribution["updates"] = updates
     to = lambda t: t.to(dtype=dtype, device=device)  # noqa: E731
     draws = MixtureParams.from_native(to(weights), to(locs), to(native), q.cov_type, validate=False)
+    if not bool(torch.isfinite(beta).all()):  # frozen means (β = ∞): the given values in every draw
+        locs = means.expand(S, K, D)
     log_density = None
-    if q.weight_prior == "dirichlet":  # renormalized stick weights (a truncated DP) have no simple density
+    # renormalized stick weights (a truncated DP) have no simple density, a frozen group's point mass none
+    if q.weight_prior == "dirichlet" and not q.frozen:
         log_density = torch.distributions.Dirichlet(cpu(q.weight_concentration)).log_prob(weights)
         if q.cov_type.storage == "tril":
             log_density = log_density + _wishart_normal_log_density(precision, locs, nu, beta, means, U,

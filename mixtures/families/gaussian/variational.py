@@ -60,6 +60,9 @@ log-likelihood has the extra term ``−½ reg_covar Σ_k N_k tr E[Λ_k]`` (colum
 ``regularized_elbo``). With ``reg_covar=0`` the ELBO is non-decreasing, exactly;
 with ``reg_covar > 0`` it can move by ``O(reg_covar N tr E[Λ])``.
 
+Frozen groups (``fit(..., freeze=...)``): a point mass for each, marked ``weight_prior="fixed"``,
+``precision_family="fixed"`` or ``mean_precision = ∞``; :mod:`.variational_frozen`.
+
 Posterior
 ---------
 ``result.posterior`` holds ``posterior_samples`` draws from ``q(θ)`` (seeded
@@ -94,7 +97,7 @@ from mixtures.core.missing import has_missing
 from mixtures.core.posterior import Posterior
 from mixtures.core.summary import Summary, floored_counts
 from mixtures.errors import DataError
-from mixtures.families.gaussian import missing
+from mixtures.families.gaussian import missing, variational_frozen
 from mixtures.families.gaussian.covariance import CovarianceStructure, get_structure
 from mixtures.families.gaussian.distributions import LOG_2PI
 from mixtures.families.gaussian.params import MixtureParams
@@ -144,11 +147,19 @@ class VariationalParameters:
         return self.means.shape[0]
 
     @property
+    def frozen(self) -> bool:
+        """Whether a group is a point mass (:mod:`.variational_frozen`)."""
+        return (self.weight_prior == "fixed" or self.precision_family == "fixed"
+                or not bool(torch.isfinite(self.mean_precision).all()))
+
+    @property
     def n_features(self) -> int:
         return self.means.shape[1]
 
     def expected_log_weights(self) -> Tensor:
-        """``E_q[log π_k]`` ``(K,)``."""
+        """``E_q[log π_k]`` ``(K,)`` (frozen weights, ``weight_prior="fixed"``: ``log w_k``)."""
+        if self.weight_prior == "fixed":
+            return self.weight_concentration.log()
         if self.weight_prior == "dirichlet":
             alpha = self.weight_concentration
             return torch.digamma(alpha) - torch.digamma(alpha.sum())
@@ -162,7 +173,9 @@ class VariationalParameters:
         return torch.cat([log_v, log_v.new_zeros(1)]) + before  # last component takes the rest
 
     def weights(self) -> Tensor:
-        """Plug-in weights ``(K,)``: ``E_q[π]`` normalized over the K components."""
+        """Plug-in weights ``(K,)``: ``E_q[π]`` normalized over the K components (frozen: the given ones)."""
+        if self.weight_prior == "fixed":
+            return self.weight_concentration
         if self.weight_prior == "dirichlet":
             alpha = self.weight_concentration
             return alpha / alpha.sum()
@@ -180,7 +193,9 @@ class VariationalParameters:
         K, D = self.n_components, self.n_features
         nu = self.degrees_of_freedom
         half_log_det = self.cov_type.whitener(self.native, D)[1]  # ½ log|E[Λ]⁻¹|
-        if self.precision_family == "wishart":
+        if self.precision_family == "fixed":  # frozen covariances: log |Σ_k⁻¹| exactly
+            value = -2.0 * half_log_det
+        elif self.precision_family == "wishart":
             offsets = torch.arange(D, dtype=nu.dtype, device=nu.device)
             digammas = torch.digamma(0.5 * (nu.unsqueeze(-1) - offsets)).sum(-1)
             value = digammas + D * math.log(2.0) - D * nu.log() - 2.0 * half_log_det
@@ -306,8 +321,10 @@ def bounds(summary: Summary, q: VariationalParameters, prior: ResolvedPrior,
     maha_data = cov_type.expected_mahalanobis(nk, summary.sx, summary.sxx, locs, whitening)
     log_lik = (nk * (0.5 * e_log_det - 0.5 * D * LOG_2PI - 0.5 * D / beta)).sum() - 0.5 * maha_data
     assignment = (nk * e_log_weights).sum()
-    # KL(q(π) || p(π))
-    if q.weight_prior == "dirichlet":
+    # KL(q(π) || p(π)) (a frozen group is a point mass: no KL term, see variational_frozen)
+    if q.weight_prior == "fixed":
+        kl_weights = nk.new_zeros(())
+    elif q.weight_prior == "dirichlet":
         alpha, alpha0 = q.weight_concentration, prior.weight_concentration
         kl_weights = (torch.lgamma(alpha.sum()) - torch.lgamma(alpha).sum() - torch.lgamma(alpha0.sum())
                       + torch.lgamma(alpha0).sum()
@@ -321,10 +338,13 @@ def bounds(summary: Summary, q: VariationalParameters, prior: ResolvedPrior,
     # E_q(Λ) KL(q(μ | Λ) || p(μ | Λ))
     m0 = (prior.mean_prior - summary.shift).unsqueeze(0)
     maha_prior = cov_type.mahalanobis(m0, locs, whitening)[0]
-    kl_means = 0.5 * (D * beta0 / beta - D + D * torch.log(beta / beta0) + beta0 * maha_prior).sum()
+    kl_means = 0.5 * (D * beta0 / beta - D + D * torch.log(beta / beta0) + beta0 * maha_prior).sum() \
+        if bool(torch.isfinite(beta).all()) else nk.new_zeros(())  # frozen means: β = ∞, a point mass
     # KL(q(Λ) || p(Λ))
     trace_prior = cov_type.trace_with_precision(psi0, whitening, D)  # tr(Ψ₀ E[Λ_k])
-    if q.precision_family == "wishart":
+    if q.precision_family == "fixed":
+        kl_precision = nk.new_zeros(())
+    elif q.precision_family == "wishart":
         log_norm_q = 0.5 * nu * (D * nu.log() + 2.0 * half_log_det) - 0.5 * nu * D * math.log(2.0) \
             - torch.mvlgamma(0.5 * nu, D)
         log_norm_0 = 0.5 * nu0 * _log_det_prior(psi0, D) - 0.5 * nu0 * D * math.log(2.0) \
@@ -485,22 +505,32 @@ class GaussianVariational:
         self.updates = updates
         self.reg_covar = reg_covar
         self.distributed = distributed
+        self.held: tuple[MixtureParams, tuple[str, ...]] | None = None
+
+    def holding(self, params: MixtureParams, groups: tuple[str, ...]) -> GaussianVariational:
+        """These updates with ``groups`` held at ``params``' values (:mod:`.variational_frozen`)."""
+        self.held = (params, tuple(groups)) if groups else None
+        return self
 
     def update(self, summary: Summary) -> VariationalParameters:
-        """``q(θ)`` from the statistics of ``q(Z)``."""
-        return update(summary, self.prior, self.cov_type, self.updates, self.reg_covar)
+        """``q(θ)`` from the statistics of ``q(Z)`` (the frozen groups held: :meth:`holding`)."""
+        plain = lambda s: update(s, self.prior, self.cov_type, self.updates, self.reg_covar)  # noqa: E731
+        if self.held is None:
+            return plain(summary)
+        return variational_frozen.update_holding(summary, *self.held, plain, self.prior, self.cov_type,
+                                                 self.updates, self.reg_covar)
 
     def bounds(self, summary: Summary, q: VariationalParameters) -> dict[str, Tensor]:
         """``elbo``, ``regularized_elbo`` (the bound the updates maximize: ``tol`` applies to it)
         and, for scikit-learn's updates, ``sklearn_lower_bound``."""
-        return bounds(summary, q, self.prior, self.reg_covar, sklearn_bound=self.updates == "sklearn")
+        return bounds(summary, q, self.prior, self.reg_covar, sklearn_bound=self.updates == "sklearn" and not q.frozen)
 
     def expected_pass(self, X: Tensor, q: VariationalParameters, shift: Tensor, chunk_size: int | None = None,
                       statistics: bool = True, sample_weight: Tensor | None = None) -> Summary:
         """One pass at ``q(θ)``: ``log p(X | θ̄)`` and (``statistics``) the next ``q(Z)``'s statistics
         (every point's terms weighted by ``sample_weight`` ``(N,)``).
 
-        Data with NaN entries (missing values; ``fit`` refuses weights with them): ``q(z, x_mis)``
+        Data with NaN entries (missing values): ``q(z, x_mis)``
         takes ``x_mis | z = k`` from the conditional of ``N(m_k, E[Λ_k]⁻¹)`` on the observed block
         (its CAVI optimum) and the statistics are expected ones
         (:func:`mixtures.families.gaussian.missing.e_step`)."""
@@ -510,9 +540,9 @@ class GaussianVariational:
         plug_in, constants = q.plug_in(), expected_log_constants(q)
         if statistics:
             summary = missing.e_step(X, plug_in, shift, chunk_size=chunk_size, log_weights=constants,
-                                     likelihood_offsets=plug_in.weights.log() - constants)
+                                     likelihood_offsets=plug_in.weights.log() - constants, sample_weight=sample_weight)
         else:
-            summary = missing.e_step(X, plug_in, shift, chunk_size=chunk_size)
+            summary = missing.e_step(X, plug_in, shift, chunk_size=chunk_size, sample_weight=sample_weight)
         return comm.all_reduce_summary(summary) if self.distributed else summary
 
     def plug_in(self, q: VariationalParameters) -> MixtureParams:

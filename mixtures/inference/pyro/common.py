@@ -79,6 +79,7 @@ from mixtures.core.family import MAX_PLATE_NESTING, MixtureFamily, fresh_param_s
 from mixtures.core.freeze import frozen_values, with_frozen
 from mixtures.core.history import History
 from mixtures.core.labels import labelled_log_likelihood
+from mixtures.core.missing import has_missing
 from mixtures.core.params import Params
 from mixtures.core.queries import map_assignments, seeded_rng
 from mixtures.core.result import FitResult
@@ -133,8 +134,13 @@ def run_pyro(model: MixtureFamily, X: Tensor, init: Params, *, method: str, stan
     if standardizer is not None and weights is not None:
         # the Jacobian of each point's log density, counted w_n times (any affine map serves:
         # the likelihood is equivariant, so the weighted optimum maps back exactly)
-        count = comm.global_count(X.shape[0], X.device) if distributed else X.shape[0]
-        standardizer.log_jacobian *= _total_weight(weights, distributed) / count
+        if has_missing(X):  # each point's Jacobian counts its observed coordinates (w_n times)
+            counts = (weights[:, None] * ~torch.isnan(X)).sum(0)
+            counts = comm.all_reduce_sum(counts)[0].to(X.dtype) if distributed else counts
+            standardizer.log_jacobian = float((counts * standardizer.scale.log()).sum())
+        else:
+            count = comm.global_count(X.shape[0], X.device) if distributed else X.shape[0]
+            standardizer.log_jacobian *= _total_weight(weights, distributed) / count
     if standardizer is None:
         result = optimize(run_model, X, init, method=method, distributed=distributed, **options)
     else:
@@ -341,9 +347,11 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
     elif sample_weight is not None:
         if local_guide == "mean_field":
             raise ValueError(
-                "sample_weight with local_guide='mean_field' needs the fused pass (a family with a linear log joint "
+                f"{method}: sample_weight with local_guide='mean_field' needs the fused pass (a family with a linear "
+                "log joint "
                 "form such as the Gaussian or Poisson mixture, a string guide, local_estimator='enumerate', "
-                "jit=False, validate=False); use local_guide='enumerate' otherwise.")
+                "jit=False, validate=False, no labels, data without NaN entries); use local_guide='enumerate' "
+                "otherwise.")
         # the weighted program sums the assignments out itself (no enumerated site left)
         elbo = (JitTrace_ELBO if jit else Trace_ELBO)(num_particles=num_particles, max_plate_nesting=MAX_PLATE_NESTING,
                                                       **({"ignore_jit_warnings": True} if jit else {}))
@@ -436,11 +444,7 @@ def _record(history: History, model: MixtureFamily, X: Tensor, global_guide: Gui
         log_likelihood = -loss
     else:
         point = guide_point(model, global_guide, X)
-        if sample_weight is None:
-            log_likelihood = float(labelled_log_likelihood(point, X, plan.labels))
-        else:  # (fit refuses weights with labels)
-            log_prob = point.log_prob(X)
-            log_likelihood = float(torch.where(sample_weight > 0, sample_weight * log_prob, 0.0).sum())
+        log_likelihood = float(labelled_log_likelihood(point, X, plan.labels, sample_weight))
         if distributed:
             log_likelihood = comm.all_reduce_float(log_likelihood, X.device)
         if model.prior is not None:

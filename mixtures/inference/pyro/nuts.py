@@ -108,6 +108,7 @@ import warnings
 from typing import Any
 
 import torch
+from pyro import poutine
 from pyro.infer import NUTS
 from pyro.infer.autoguide import init_to_value
 from pyro.poutine.subsample_messenger import _Subsample
@@ -117,6 +118,7 @@ from torch.distributions.transforms import Transform
 
 from mixtures.core import convergence
 from mixtures.core.family import COMPONENTS_PLATE, MAX_PLATE_NESTING, MixtureFamily
+from mixtures.core.freeze import frozen_values, with_frozen
 from mixtures.core.history import History
 from mixtures.core.labels import labelled_log_likelihood
 from mixtures.core.params import Params
@@ -163,20 +165,33 @@ def _component_axes(model: MixtureFamily, X: Tensor, params: Params) -> dict[str
     return axes
 
 
-def site_transforms(model: MixtureFamily, X: Tensor, params: Params) -> dict[str, Transform]:
+def site_transforms(model: MixtureFamily, X: Tensor, params: Params, held: tuple[str, ...] = ()
+                    ) -> dict[str, Transform]:
     """Constrained -> unconstrained transform of every global site (what HMC's ``transforms`` expects).
 
     ``biject_to(support).inv`` for every site (positive-definite Wishart sites use
     :class:`mixtures.families.gaussian.transforms.CholeskyPositiveDefiniteTransform`,
-    registered on import). ``params`` only supplies a point at which to trace the program.
+    registered on import) but the ``held`` ones (frozen: not sampled). ``params`` only supplies a
+    point at which to trace the program.
     """
     return {name: biject_to(site["fn"].support).inv
-            for name, site in _sample_sites(model.prior_trace(model.site_values(params), X)).items()}
+            for name, site in _sample_sites(model.prior_trace(model.site_values(params), X)).items()
+            if name not in held}
+
+
+def held_sites(model: MixtureFamily, init: Params, freeze: tuple[str, ...]) -> dict[str, Tensor]:
+    """The prior's sites of the frozen groups and their values at ``init`` (the program is conditioned
+    on them: constants, not sample sites of the sampler)."""
+    if not freeze:
+        return {}
+    values = model.site_values(init)
+    return {name: values[name].detach().clone() for name in model.frozen_prior_sites(tuple(freeze))}
 
 
 def make_kernel(model: MixtureFamily, X: Tensor, init: Params, *, target_accept_prob: float = 0.8,
                 max_tree_depth: int = 10, jit_compile: bool = False, full_mass: bool = False,
-                labels: Tensor | None = None, sample_weight: Tensor | None = None) -> NUTS:
+                labels: Tensor | None = None, sample_weight: Tensor | None = None,
+                held: dict[str, Tensor] | None = None) -> NUTS:
     """``NUTS(model.model, max_plate_nesting=1)`` started at ``init`` (not yet set up).
 
     The one place the sampler's potential energy is chosen: ``kernel.setup(warmup_steps, X)``
@@ -185,23 +200,29 @@ def make_kernel(model: MixtureFamily, X: Tensor, init: Params, *, target_accept_
     ``labels`` the program's ``"labels"`` factor restricts labelled points (the collapsed potential,
     which has no such factor, is not used). With ``sample_weight`` ``(N,)`` the program is the
     weighted one (:meth:`~mixtures.core.family.MixtureFamily.weighted_model`, or the weighted fused pass).
+    ``held`` ``{site: value}`` (frozen groups, :func:`held_sites`): the program conditioned on them
+    (``poutine.condition``): the potential is the log joint at those values, they are not sampled.
     """
     _require_prior(model)
     model.check_params(init)
-    start = {name: value.detach().clone() for name, value in model.site_values(init).items()}
+    held = held or {}
+    everything = {name: value.detach().clone() for name, value in model.site_values(init).items()}
+    start = {name: value for name, value in everything.items() if name not in held}
+    transforms = site_transforms(model, X, init, tuple(held))
     # the same potential by one fused pass (it has no labels factor)
     if labels is None and potential.applies(model, X, init, jit_compile=jit_compile):
-        return potential.collapsed_nuts(model, X, start, site_transforms(model, X, init), sample_weight,
+        return potential.collapsed_nuts(model, X, start, transforms, sample_weight, held=held,
                                         target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
                                         full_mass=full_mass)
-    cause = potential.nonfinite_start(model, X, start, site_transforms(model, X, init),  # before Pyro's search
-                                      sample_weight)
+    cause = potential.nonfinite_start(model, X, everything, transforms, sample_weight)  # before Pyro's search
     if cause is not None:
         raise DivergenceError(f"NUTS: at the start, {cause}. {potential.START_FIXES}")
     program = model.model if labels is None and sample_weight is None else \
         functools.partial(model.model, labels=labels, sample_weight=sample_weight)
+    if held:
+        program = poutine.condition(program, data=held)
     return NUTS(program, max_plate_nesting=MAX_PLATE_NESTING,
-                transforms=site_transforms(model, X, init),
+                transforms=transforms,
                 init_strategy=init_to_value(values=start, fallback=None),
                 target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
                 jit_compile=jit_compile, ignore_jit_warnings=True, full_mass=full_mass)
@@ -217,28 +238,27 @@ def _require_prior(model: MixtureFamily) -> None:
 
 # -- draws -> parameters ------------------------------------------------------------------
 def _draws_to_params(model: MixtureFamily, X: Tensor, samples: dict[str, Tensor],
-                     labels: Tensor | None = None, sample_weight: Tensor | None = None
+                     labels: Tensor | None = None, sample_weight: Tensor | None = None,
+                     held: dict[str, Tensor] | None = None, frozen: dict[str, Tensor] | None = None
                      ) -> tuple[Params, Tensor, Tensor]:
     """Parameters and log densities of ``S`` draws of the global sites ``(S, ...)``.
 
     Returns the draws' parameters stacked (a leading draw dimension ``S``), ``log_prior``
     ``(S,)`` and ``log_likelihood`` ``(S,)``. One conditioned trace of the prior per draw
     gives both its parameters and ``log p(θ_s)``; the loop is over draws, each
-    log-likelihood is vectorized over the data (weighted by ``sample_weight`` ``(N,)``).
+    log-likelihood is vectorized over the data (weighted by ``sample_weight`` ``(N,)``). ``held``: the
+    frozen sites' values (every draw's), ``frozen``: the frozen groups' parameter tensors, put back bit
+    for bit (:func:`mixtures.core.freeze.with_frozen`).
     """
     S = next(iter(samples.values())).shape[0]
     draws, log_prior, log_likelihood = [], [], []
     with torch.no_grad():
         for s in range(S):
-            trace = model.prior_trace({name: value[s] for name, value in samples.items()}, X)
-            params = model.params_from_values(trace.nodes["_RETURN"]["value"])
+            trace = model.prior_trace({**(held or {}), **{name: value[s] for name, value in samples.items()}}, X)
+            params = with_frozen(model, model.params_from_values(trace.nodes["_RETURN"]["value"]), frozen or {})
             draws.append(params)
             log_prior.append(trace.log_prob_sum())
-            if sample_weight is None:
-                log_likelihood.append(labelled_log_likelihood(params, X, labels))
-            else:  # (fit refuses weights with labels)
-                log_prob = params.log_prob(X)
-                log_likelihood.append(torch.where(sample_weight > 0, sample_weight * log_prob, 0.0).sum())
+            log_likelihood.append(labelled_log_likelihood(params, X, labels, sample_weight))
     return model.params_type.stack(draws), torch.stack(log_prior), torch.stack(log_likelihood)
 
 
@@ -296,7 +316,7 @@ def _check_options(warmup: int, num_samples: int, num_chains: int, target_accept
 @register("nuts", summary="Pyro's NUTS on the program with the assignments summed out, chains in parallel",
           requires=frozenset({"program"}), prior="required", budget_option=None, tol_option=None,
           passes="none", own_labels=True, labels=True, training_likelihood=False, covariance_floor=False,
-          missing=True,
+          missing=True, freeze=True,
           gap="NUTS: no ELBO (MCMC draws)",
           constraints={"warmup": {"minimum": 0}, "num_samples": {"minimum": 4}, "num_chains": {"minimum": 1},
                        "chain_processes": {"minimum": 1}, "max_tree_depth": {"minimum": 1},
@@ -309,7 +329,7 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
              jit_compile: bool = False, full_mass: bool = False, relabel: bool = True,
              progress_bar: bool | None = None, max_r_hat: float = R_HAT_GOOD,
              min_ess_per_chain: float = ESS_PER_CHAIN, warn: bool = True, labels: Tensor | None = None,
-             sample_weight: Tensor | None = None) -> FitResult:
+             sample_weight: Tensor | None = None, freeze: tuple[str, ...] = ()) -> FitResult:
     """Sample ``p(θ | X)`` with NUTS, assignments summed out (module docstring).
 
     Args:
@@ -342,22 +362,30 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
             ``p(θ) Π_n p(x_n | θ)^{w_n}`` (integer weights: the posterior of the data with rows
             repeated; the potential energy and its gradient are those of the repeated data at
             every point); the draws' ``log_likelihood`` is weighted.
+        freeze: parameter groups held at their values in ``init`` (:mod:`mixtures.core.freeze`): the
+            program is conditioned on their prior sites (``poutine.condition``), so the target is
+            ``p(θ_free | θ_frozen, X)``: its potential is the log joint at the frozen values, which are
+            not sample sites; every draw holds them bit for bit, the draws are not relabelled (the
+            frozen values name the components) and the diagnostics cover the free sites only. The
+            history's ``log_prior`` is ``log p(θ_free, θ_frozen)``.
     """
     _require_prior(model)
     model.check_params(init)
     _check_options(warmup, num_samples, num_chains, target_accept_prob, max_tree_depth, chain_processes,
                    max_r_hat, min_ess_per_chain)
     chain_seeds = spawn_seeds(seed, num_chains)
+    held, frozen = held_sites(model, init, freeze), frozen_values(model, init, tuple(freeze))
     processes = min(num_chains, usable_cores()) if chain_processes is None else min(chain_processes, num_chains)
     kernel = functools.partial(make_kernel, model, X, init, target_accept_prob=target_accept_prob,
                                max_tree_depth=max_tree_depth, jit_compile=jit_compile, full_mass=full_mass,
-                               labels=labels, sample_weight=sample_weight)
+                               labels=labels, sample_weight=sample_weight, held=held)
     start = time.perf_counter()
     chains = run_chains(kernel, X, chain_seeds, warmup, num_samples, model.fitting, processes,
                         show_progress(progress_bar))
     samples = {name: torch.cat([chain.samples[name] for chain in chains]) for name in chains[0].samples}
-    draws, log_prior, log_likelihood = _draws_to_params(model, X, samples, labels, sample_weight)
-    relabel = relabel and labels is None  # labelled points name the components: no switching to undo
+    draws, log_prior, log_likelihood = _draws_to_params(model, X, samples, labels, sample_weight, held, frozen)
+    # labelled points (or frozen values) name the components: no switching to undo
+    relabel = relabel and labels is None and not freeze
     log_joint = log_prior + log_likelihood
     if not torch.isfinite(log_joint).all():
         raise FloatingPointError("a NUTS draw has a non-finite log joint density; standardize the data "
@@ -367,8 +395,11 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
     perms = relabel_draws(draws, draws.index(reference)) if relabel else \
         torch.arange(K, device=draws.device).expand(S, K).clone()
     draws = draws.permuted(perms)
-    grouped = _grouped_sites(model, X, init, samples, draws, perms, num_chains, num_samples)
+    grouped = _grouped_sites(model, X, init, samples, draws, perms, num_chains, num_samples,
+                             skip=tuple(held) + (("weights",) if "weights" in freeze else ()))
     invariants, pairs = invariant_quantities(draws, X, log_likelihood, num_chains)
+    if "weights" in freeze:  # constant: nothing to mix
+        invariants.pop("sorted_weights", None)
     fixed = {name: _fixed_entries(name, value.shape[2:], value.device) for name, value in grouped.items()}
     diagnostics = _diagnostics(chains, grouped, fixed, invariants, pairs)
     problems = sampler_problems(diagnostics, fixed, num_samples, target_accept_prob, max_r_hat, min_ess_per_chain)
@@ -380,7 +411,7 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
     posterior = Posterior(draws, kind="mcmc", diagnostics=diagnostics)
     history = _history(log_likelihood, log_prior, [t - start for chain in chains for t in chain.times],
                        diagnostics["divergences"], num_samples)
-    params = posterior.mean_params()
+    params = with_frozen(model, posterior.mean_params(), frozen)  # the mean of constant draws, exactly
     extras: dict[str, Any] = {"relabel_permutations": perms, "relabel_reference": reference,
                               "chain_seeds": chain_seeds, "chain_processes": processes, "samples": grouped,
                               "invariants": invariants, "problems": problems,
@@ -411,13 +442,14 @@ def _diagnostics(chains: list[ChainRun], grouped: dict[str, Tensor], fixed: dict
 
 
 def _grouped_sites(model: MixtureFamily, X: Tensor, init: Params, samples: dict[str, Tensor], draws: Params,
-                   perms: Tensor, num_chains: int, num_samples: int) -> dict[str, Tensor]:
+                   perms: Tensor, num_chains: int, num_samples: int, skip: tuple[str, ...] = ()) -> dict[str, Tensor]:
     """The relabelled weights and per-component sites by chain, ``(C, S, ...)`` (what the
     diagnostics are computed on). With stick-breaking weights the relabelled weights stand in
-    for ``"stick_fractions"``, which have no meaning after a permutation."""
-    relabelled = {"weights": draws.weights}
+    for ``"stick_fractions"``, which have no meaning after a permutation. ``skip``: frozen sites
+    (constants, no mixing to measure)."""
+    relabelled = {} if "weights" in skip else {"weights": draws.weights}
     for name, axis in _component_axes(model, X, init).items():
-        if name in ("weights", "stick_fractions"):
+        if name in ("weights", "stick_fractions") or name in skip:
             continue
         value = samples[name]
         relabelled[name] = value if axis is None else permute_components(value, perms, axis)

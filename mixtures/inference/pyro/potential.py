@@ -63,17 +63,20 @@ class CollapsedPotential:
             prior (what Pyro's HMC takes as ``transforms``).
         sample_weight: ``(N,)`` point weights: the log-likelihood term is the weighted one (the
             potential of :meth:`~mixtures.core.family.MixtureFamily.weighted_model`).
+        held: ``{site: constrained value}`` of frozen sites (no transform, not sampled): the log
+            joint at those values, as the program conditioned on them (``poutine.condition``).
     """
 
     def __init__(self, model: MixtureFamily, X: Tensor, transforms: dict[str, Transform],
-                 sample_weight: Tensor | None = None):
+                 sample_weight: Tensor | None = None, held: dict[str, Tensor] | None = None):
         self.model, self.X, self.transforms = model, X, transforms
         self.sample_weight = sample_weight
+        self.held = held or {}
         self.shift = model.statistics_shift(X)
 
     def __call__(self, unconstrained: dict[str, Tensor]) -> Tensor:
         constrained = {name: transform.inv(unconstrained[name]) for name, transform in self.transforms.items()}
-        trace = self.model.prior_trace(constrained, self.X)
+        trace = self.model.prior_trace({**self.held, **constrained}, self.X)
         log_joint = trace.log_prob_sum()
         form = self.model.log_joint_form(trace.nodes["_RETURN"]["value"], self.shift)
         log_joint = log_joint + fused_autograd.log_likelihood(form.coefficients, self.X, self.shift,
@@ -84,11 +87,11 @@ class CollapsedPotential:
 
 
 def collapsed_nuts(model: MixtureFamily, X: Tensor, start: dict[str, Tensor], transforms: dict[str, Transform],
-                   sample_weight: Tensor | None = None, **options) -> NUTS:
+                   sample_weight: Tensor | None = None, held: dict[str, Tensor] | None = None, **options) -> NUTS:
     """Pyro's ``NUTS`` on :class:`CollapsedPotential`, its ``initial_params`` at the constrained
-    site values ``start`` (give them to ``MCMC(..., initial_params=kernel.initial_params)``).
-    ``options``: NUTS's own (``target_accept_prob``, ``max_tree_depth``, ``full_mass``...)."""
-    energy = CollapsedPotential(model, X, transforms, sample_weight)
+    site values ``start`` (give them to ``MCMC(..., initial_params=kernel.initial_params)``); ``held``:
+    frozen sites' values. ``options``: NUTS's own (``target_accept_prob``, ``max_tree_depth``, ``full_mass``...)."""
+    energy = CollapsedPotential(model, X, transforms, sample_weight, held)
     kernel = NUTS(potential_fn=energy, transforms=transforms, **options)
     with torch.no_grad():
         kernel.initial_params = {name: transforms[name](value) for name, value in start.items()}
@@ -97,7 +100,7 @@ def collapsed_nuts(model: MixtureFamily, X: Tensor, start: dict[str, Tensor], tr
     grads = torch.autograd.grad(value, list(initial.values()))
     if not (torch.isfinite(value) and all(bool(torch.isfinite(g).all()) for g in grads)):
         value = value.detach()
-        cause = nonfinite_start(model, X, start, transforms, sample_weight) or next(
+        cause = nonfinite_start(model, X, {**(held or {}), **start}, transforms, sample_weight) or next(
             (f"the gradient of the potential energy with respect to '{name}' is not finite (the log joint "
              f"density is {-float(value)})" for name, g in zip(initial, grads) if not torch.isfinite(g).all()),
             f"the potential energy is {float(value)} (the log-Jacobian of the transforms to unconstrained space)")
