@@ -15,6 +15,10 @@ factors ``W_k = L_k⁻¹`` instead:
   point (and ``Σ r``, ``Σ r (x - shift)``), returned in the fused pass's layout (counts, first
   moments, the upper triangle of the second moments), so the M step is the same.
 
+The same holds for every structure whose statistic is the matrix one and whose whitening factor
+is one ``(D, D)`` matrix per component (full, and mclust's decomposed VEE, EVE, VVE, EEV, VEV, EVV):
+``|W_k (x - μ_k)|²`` is the Mahalanobis distance for any ``W_kᵀ W_k = Σ_k⁻¹``.
+
 Twice the flops of the feature products, but in products that run near the matmul peak and
 with no feature matrix to write. :func:`uses_whitening` picks the route per size (the crossover
 is measured in ``experiments/BENCHMARK.md``); the responsibilities, softmax, entropy, labels
