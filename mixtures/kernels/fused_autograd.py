@@ -166,7 +166,7 @@ class _Storage:
 def _transpose(value: Tensor, out: Tensor) -> None:
     """``out`` ← ``value.T`` (contiguous ``(n, K)`` ↔ ``(K, n)``). On the CPU through numpy, whose
     strided copy of these shapes is 2-3x torch's (``copy_`` of a transposed view)."""
-    if value.device.type == "cpu":
+    if value.device.type == "cpu" and value.dtype in (torch.float32, torch.float64):
         numpy.copyto(out.numpy(), value.numpy().T)
     else:
         out.copy_(value.T)
