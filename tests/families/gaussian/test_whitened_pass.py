@@ -10,6 +10,7 @@ import torch
 
 import mixtures
 from mixtures import MixtureParams
+from mixtures.core.stream import StreamingData
 from mixtures.errors import ConvergenceWarning
 from mixtures.families.gaussian import statistics, whitened
 from mixtures.init import initialize
@@ -29,12 +30,13 @@ def _problem(n=700, seed=0):
     return X + 40.0, MixtureParams(start.weights, start.locs + 40.0, start.covariances)
 
 
-def _both(monkeypatch, X, params, **options):
+def _both(monkeypatch, X, params, shift=None, **options):
+    shift = X[:50].mean(0).to(X.dtype) if shift is None else shift
     results = {}
     for route, threshold in (("features", 10**6), ("whitened", 1)):
         monkeypatch.setattr(whitened, "WHITENING_FROM_D", threshold)
         assert whitened.uses_whitening(params.cov_type, K, D) == (route == "whitened")
-        results[route] = statistics.e_step(X, params, X[:50].mean(0).to(X.dtype), **options)
+        results[route] = statistics.e_step(X, params, shift, **options)
     return results["features"], results["whitened"]
 
 
@@ -101,4 +103,12 @@ def test_decomposed_structures_take_the_route_too(monkeypatch, structure):
     X, _ = _problem()
     params = initialize(mixtures.GaussianMixture(K, structure), X, "kmeans++", seed=1)
     reference, fast = _both(monkeypatch, X, params, chunk_size=300)
+    _assert_equal(reference, fast, 1e-10)
+
+
+def test_streamed_data(monkeypatch):
+    """Chunks from a stream (250 points each) give the in-memory statistics (labels are not kept)."""
+    X, params = _problem()
+    reference, _ = _both(monkeypatch, X, params)
+    _, fast = _both(monkeypatch, StreamingData(X.numpy(), chunk_size=250), params, shift=X[:50].mean(0))
     _assert_equal(reference, fast, 1e-10)
