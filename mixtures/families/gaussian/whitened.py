@@ -23,15 +23,17 @@ Twice the flops of the feature products, but in products that run near the matmu
 with no feature matrix to write. :func:`uses_whitening` picks the route per size (the crossover
 is measured in ``experiments/BENCHMARK.md``); the responsibilities, softmax, entropy, labels
 and worst point are the fused pass's own (:func:`~mixtures.kernels.fused_pass.normalize`).
-The chunks run on this thread (their products are large enough for the BLAS to be efficient);
-the products are ``torch.mm`` in both dtypes (in float32, MKL measured 5-15 % faster than oneDNN
-on these shapes at (2e4, 64, 8), unlike the fused pass's skinny products).
+Chunks run on the pass workers of :func:`mixtures.kernels.parallel.using` as the fused pass's do
+(single-threaded, summed in chunk order: the same result bit for bit). The products are
+``torch.mm`` in both dtypes (in float32, MKL measured 5-15 % faster than oneDNN on these shapes
+at (2e4, 64, 8), unlike the fused pass's skinny products).
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -39,6 +41,7 @@ from torch import Tensor
 from mixtures.core.stream import iter_data
 from mixtures.core.weights import weight_chunks
 from mixtures.families.gaussian.distributions import LOG_2PI
+from mixtures.kernels import parallel
 from mixtures.kernels.fused_pass import LN_2, LOG2_E, PassSums, normalize, weighted_sum
 
 #: the whitening route from this many features on (full covariance; measured crossover, see
@@ -85,32 +88,61 @@ def whitened_pass(X: Any, log_weights: Tensor, locs: Tensor, whitening: Tensor, 
     factors = factors.permute(1, 0, 2).reshape(D + 1, K * D).contiguous()
     constants = ((log_weights - half_log_det - 0.5 * D * LOG_2PI) * LOG2_E).reshape(K, 1)  # in bits
     total = {"dtype": accumulate_dtype or shift.dtype, "device": shift.device}
-    state = _State(K, D, total)
-    buffers = _Buffers(shift, chunk, K, D)
-    for data_chunk, weights in zip(iter_data(X, chunk), weight_chunks(sample_weight, chunk)):
-        if data_chunk.shape[0]:
-            _one_chunk(state, buffers, data_chunk, None if weights is None else weights.reshape(1, -1),
-                       factors, constants, shift, hard)
-    labels = torch.cat(state.labels) if state.labels else None
-    return PassSums(state.sums, state.log_likelihood.mul_(LN_2), state.entropy.mul_(LN_2), state.n_points,
-                    labels if hard and isinstance(X, Tensor) else None, state.worst)
+    rows, cols = torch.triu_indices(D, D, device=shift.device)
+    plan = _Plan(factors, constants, shift, hard, rows, cols, K, D)
+    pairs = zip(iter_data(X, chunk), weight_chunks(sample_weight, chunk))
+    items = (pair for pair in pairs if pair[0].shape[0])
+    make_buffers = functools.partial(_Buffers, shift, chunk, K, D)
+    count = parallel.workers()
+    if count > 1 and (not isinstance(X, Tensor) or X.shape[0] > chunk):
+        parts = parallel.map_ordered(functools.partial(_one_chunk, plan), items, make_buffers, count)
+    else:
+        buffers = make_buffers()
+        parts = (_one_chunk(plan, buffers, item) for item in items)
+    sums = torch.zeros(K, 1 + D + D * (D + 1) // 2, **total)
+    log_likelihood, entropy = torch.zeros((), **total), torch.zeros((), **total)
+    n_points, labels, worst_log_prob, worst = 0, [], math.inf, None
+    for part in parts:  # in chunk order, whatever the workers: the same sums bit for bit
+        n_points += part.n
+        sums += part.sums
+        log_likelihood += part.log_norm
+        entropy += part.entropy
+        if part.lowest < worst_log_prob:
+            worst_log_prob, worst = part.lowest, part.worst
+        if part.labels is not None:
+            labels.append(part.labels)
+    return PassSums(sums, log_likelihood.mul_(LN_2), entropy.mul_(LN_2), n_points,
+                    torch.cat(labels) if labels and isinstance(X, Tensor) else None, worst)
 
 
-class _State:
-    """The pass's running totals."""
+class _Plan(NamedTuple):
+    """What every chunk does (shared, read-only, by every worker)."""
 
-    def __init__(self, K: int, D: int, total: dict):
-        self.sums = torch.zeros(K, 1 + D + D * (D + 1) // 2, **total)
-        self.log_likelihood = torch.zeros((), **total)
-        self.entropy = torch.zeros((), **total)
-        self.n_points, self.labels = 0, []
-        self.worst_log_prob, self.worst = math.inf, None
-        self.rows, self.cols = torch.triu_indices(D, D, device=total["device"])
+    factors: Tensor  # (D + 1, K·D) [Wᵀ; -b]
+    constants: Tensor  # (K, 1) log₂ π_k - ½ log₂ det Σ_k - ½ D log₂ 2π
+    shift: Tensor  # (D,)
+    hard: bool
+    rows: Tensor  # the upper triangle's indices, row-major (the pair features' order)
+    cols: Tensor
+    K: int
+    D: int
+
+
+class _Part(NamedTuple):
+    """One chunk's contributions, in the data's dtype (added up in chunk order)."""
+
+    n: int
+    sums: Tensor  # (K, P) counts, first moments, the second moments' upper triangles
+    log_norm: Tensor  # () Σ_n w_n log₂ p(x_n)
+    entropy: Tensor  # () in bits (0 for hard assignments)
+    lowest: float  # the chunk's lowest log₂ p(x) (inf without a point of positive weight)
+    worst: Tensor | None  # (D,) its point
+    labels: Tensor | None  # (n,) hard assignments
 
 
 class _Buffers:
-    """Storage reused by every chunk: centred points with a column of ones ``(n, D + 1)``, the
-    whitened block ``(n, K·D)`` (reused for the weighted points) and the ``(K, n)`` / ``(1, n)`` rows."""
+    """Storage reused by every chunk of a worker: centred points with a column of ones ``(n, D + 1)``,
+    the whitened block ``(n, K·D)`` (reused for the weighted points) and the ``(K, n)`` / ``(1, n)`` rows."""
 
     def __init__(self, like: Tensor, chunk: int, K: int, D: int):
         self.K, self.D, self.capacity = K, D, chunk
@@ -129,37 +161,37 @@ class _Buffers:
                 self.log_total[:n].view(1, n))
 
 
-def _one_chunk(state: _State, buffers: _Buffers, data_chunk: Tensor, weights: Tensor | None, factors: Tensor,
-               constants: Tensor, shift: Tensor, hard: bool) -> None:
-    n = data_chunk.shape[0]
-    K, D = buffers.K, buffers.D
+def _one_chunk(plan: _Plan, buffers: _Buffers, item: tuple[Tensor, Tensor | None]) -> _Part:
+    """The E step and statistics of one chunk ``(n, D)`` (with its weights ``(n,)`` or None)."""
+    data_chunk, weights = item
+    weights = None if weights is None else weights.reshape(1, -1)
+    n, K, D = data_chunk.shape[0], plan.K, plan.D
     augmented, block, joint, resp, log_norm, total, log_total = buffers.take(n)
     centred = augmented[:, :D]
-    torch.sub(data_chunk, shift, out=centred)
-    torch.mm(augmented, factors, out=block)  # W_k (x - μ_k), every k (n, K·D)
+    torch.sub(data_chunk, plan.shift, out=centred)
+    torch.mm(augmented, plan.factors, out=block)  # W_k (x - μ_k), every k (n, K·D)
     distances = block.square_().view(n, K, D).sum(-1)  # (n, K) Mahalanobis
-    torch.add(constants, distances.T, alpha=-0.5 * LOG2_E, out=joint)  # log₂ π_k N(x | μ_k, Σ_k)
+    torch.add(plan.constants, distances.T, alpha=-0.5 * LOG2_E, out=joint)  # log₂ π_k N(x | μ_k, Σ_k)
     normalize(joint, resp, log_norm, total, log_total)
-    state.log_likelihood += weighted_sum(log_norm, weights)
-    state.n_points += n
+    log_likelihood = weighted_sum(log_norm, weights)
     candidates = log_norm if weights is None else log_norm.masked_fill(weights == 0, math.inf)
     lowest = float(candidates.amin())
-    if lowest < state.worst_log_prob:
-        state.worst_log_prob, state.worst = lowest, data_chunk[int(candidates.argmin())].clone()
-    if hard:
+    worst = data_chunk[int(candidates.argmin())].clone() if lowest < math.inf else None
+    labels = None
+    if plan.hard:
         labels = joint.argmax(0)
         resp.zero_().scatter_(0, labels.unsqueeze(0), 1.0)
-        state.labels.append(labels)
     if weights is not None:
         resp.mul_(weights)
-    sums = state.sums
-    sums[:, 0] += resp.sum(1)
-    sums[:, 1:1 + D] += resp @ centred
+    sums = resp.new_empty(K, 1 + D + D * (D + 1) // 2)
+    torch.sum(resp, 1, out=sums[:, 0])
+    torch.mm(resp, centred, out=sums[:, 1:1 + D])
     weighted = block.view(n, K, D)
     torch.mul(resp.T.unsqueeze(-1), centred.unsqueeze(1), out=weighted)  # r_nk (x - shift)
     second = torch.mm(centred.T, block).view(D, K, D).transpose(0, 1)  # (K, D, D) Σ r (x - shift)(x - shift)ᵀ
-    sums[:, 1 + D:] += second[:, state.rows, state.cols]
-    if not hard:
-        state.entropy += weighted_sum(log_total, weights)
+    sums[:, 1 + D:] = second[:, plan.rows, plan.cols]
+    entropy = log_likelihood.new_zeros(())
+    if not plan.hard:
         joint.mul_(resp)
-        state.entropy -= torch.sum(joint, 0, keepdim=True, out=total).sum()
+        entropy = weighted_sum(log_total, weights) - torch.sum(joint, 0, keepdim=True, out=total).sum()
+    return _Part(n, sums, log_likelihood, entropy, lowest, worst, labels)

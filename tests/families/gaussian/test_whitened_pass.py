@@ -14,6 +14,7 @@ from mixtures.core.stream import StreamingData
 from mixtures.errors import ConvergenceWarning
 from mixtures.families.gaussian import statistics, whitened
 from mixtures.init import initialize
+from mixtures.kernels import parallel
 
 D, K = 12, 3
 
@@ -112,3 +113,20 @@ def test_streamed_data(monkeypatch):
     reference, _ = _both(monkeypatch, X, params)
     _, fast = _both(monkeypatch, StreamingData(X.numpy(), chunk_size=250), params, shift=X[:50].mean(0))
     _assert_equal(reference, fast, 1e-10)
+
+
+def test_chunk_workers_give_the_same_bits(monkeypatch):
+    """Two pass workers: the same statistics bit for bit as one (chunks summed in order)."""
+    X, params = _problem()
+    monkeypatch.setattr(whitened, "WHITENING_FROM_D", 1)
+    soft, hard = [], []
+    for threads in (1, 2):
+        with parallel.using(threads):
+            assert parallel.workers() == threads
+            soft.append(statistics.e_step(X, params, X[:50].mean(0), chunk_size=100))
+            hard.append(statistics.e_step(X, params, X[:50].mean(0), chunk_size=100, hard=True))
+    for name in ("sx", "sxx"):
+        assert torch.equal(soft[0].moments[name], soft[1].moments[name])
+    for name in ("nk", "log_likelihood", "entropy", "worst_point"):
+        assert torch.equal(getattr(soft[0], name), getattr(soft[1], name)), name
+    assert torch.equal(hard[0].labels, hard[1].labels) and torch.equal(hard[0].nk, hard[1].nk)
