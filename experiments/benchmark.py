@@ -70,6 +70,7 @@ import mixtures
 from mixtures import MixtureParams
 from mixtures.families.gaussian import distributions as fused
 from mixtures.families.gaussian import statistics as suffstats
+from mixtures.families.gaussian import whitened
 from mixtures.inference.em import EMStep
 from mixtures.kernels import fused_pass, gemm
 
@@ -199,9 +200,10 @@ def moment_feature_count(d: int, cov: str) -> int:
 
 
 def em_flops(n: int, d: int, k: int, cov: str) -> float:
-    """Floating-point operations of one EM iteration of ours, counted explicitly.
+    """Floating-point operations of one EM iteration of ours, counted explicitly on the route
+    the E step takes (:func:`mixtures.families.gaussian.whitened.uses_whitening`).
 
-    Per point, with ``P = 1 + D + M`` features (``M`` = :func:`moment_feature_count`):
+    Feature route, per point, with ``P = 1 + D + M`` features (``M`` = :func:`moment_feature_count`):
 
     * ``4·K·P``: the two GEMMs, ``C @ F`` (log joint densities) and ``resp @ Fᵀ``
       (all statistics), a multiply and an add per term;
@@ -211,9 +213,21 @@ def em_flops(n: int, d: int, k: int, cov: str) -> float:
       product and sum, ``K`` each; ``log2``, reciprocal, add, the log-likelihood sum,
       ``amin`` and the entropy's two sums, one each).
 
+    Whitening route (full covariance, D ≥ ``WHITENING_FROM_D``), per point:
+
+    * ``2·(D+1)·K·D``: ``[x - shift, 1] @ [Wᵀ; -b]`` (the zeros of the triangular ``W_k``
+      included: the GEMM multiplies them);
+    * ``2·D·K·D``: the second moments ``(x - shift)ᵀ @ [r_k (x - shift)]_k``; ``2·K·D`` the first
+      moments; ``K`` the counts;
+    * ``D + 3·K·D + K``: centring, squares and their sums over ``D``, the weighted points, the
+      log joint; ``8·K + 7`` as above.
+
     The M step (``O(K·D³)``) is left out: < 0.01 % of the total at the sizes here.
     At (1e6, 8, 8) full the GEMMs are 91 % of the count.
     """
+    if cov == "full" and whitened.uses_whitening(mixtures.GaussianMixture(k, "full").cov_type, k, d):
+        gemms = 2 * (d + 1) * k * d + 2 * d * k * d + 2 * k * d + k
+        return float(n) * (gemms + d + 3 * k * d + k + 8 * k + 7)
     m = moment_feature_count(d, cov)
     p = 1 + d + m
     return float(n) * (4 * k * p + d + m + 8 * k + 7)
@@ -930,7 +944,9 @@ def write_report(path: Path, rows: list[Row], results: dict, args, elapsed: floa
         "(`time.process_time`, all threads of the process), steadier than wall time when other "
         "jobs share the cores. `GFLOP/s` = the explicit count of `em_flops` (per point "
         "4·K·P for the two GEMMs, P = 1 + D + M features, M = D(D+1)/2 full or D diag, plus "
-        "D + M + 8·K + 7 elementwise operations; M step not counted) / our median CPU time; "
+        "D + M + 8·K + 7 elementwise operations; on the whitening route of full covariances at "
+        f"D ≥ {whitened.WHITENING_FROM_D} instead 2·(D+1)·K·D + 2·D·K·D + 2·K·D + K for the GEMMs plus "
+        "D + 3·K·D + 9·K + 7; M step not counted) / our median CPU time; "
         "`% of peak` = that / the best square-matmul GFLOP/s (CPU time) of any of the three kernels "
         "measured in this run in the same dtype (float32 for the float32 rows). Our float32 GEMMs run on "
         f"`{gemm.backend(torch.float32)}`, float64 on `{gemm.backend(torch.float64)}` "

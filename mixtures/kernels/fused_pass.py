@@ -274,7 +274,7 @@ class _OffsetLikelihood:
         self.top = bits.max()
         spread = float(self.top - bits.min())
         margin = -math.log2(torch.finfo(like.dtype).eps) + 12 + math.log2(K)  # the mantissa, with room
-        self.shortcut = spread < -_floor(like.dtype, K) - margin
+        self.shortcut = spread < -exp2_floor(like.dtype, K) - margin
         self.weights = torch.exp2(bits - self.top).reshape(1, K)
         self.column = bits.reshape(K, 1)
 
@@ -366,7 +366,7 @@ def normalize(joint: Tensor, resp: Tensor, log_norm: Tensor, total: Tensor, log_
     # to exactly 0: their logs go to UNDERFLOW, where exp2 is exactly 0 on its fast path
     # (torch's exp2 is 3-4x slower per entry when its result is subnormal, and in float64
     # also for some arguments far below, e.g. -2000 or -1e4; measured, torch 2.13 CPU).
-    torch.nn.functional.threshold(joint, _floor(joint.dtype, joint.shape[0]), UNDERFLOW, inplace=True)
+    torch.nn.functional.threshold(joint, exp2_floor(joint.dtype, joint.shape[0]), UNDERFLOW, inplace=True)
     torch.exp2(joint, out=resp)
     torch.sum(resp, 0, keepdim=True, out=total)
     torch.log2(total, out=log_total)
@@ -383,7 +383,7 @@ def weighted_sum(values: Tensor, weights: Tensor | None) -> Tensor:
 
 
 @functools.cache
-def _floor(dtype: torch.dtype, n_components: int) -> float:
+def exp2_floor(dtype: torch.dtype, n_components: int) -> float:
     """Entries of :func:`normalize` with ``a <= log₂(K·e·tiny)`` get responsibility 0; every
     other responsibility is at least ``e·tiny``, a normal number of ``dtype`` (``T <= K``)."""
     return (math.log(torch.finfo(dtype).tiny) + math.log(n_components) + 1.0) * LOG2_E

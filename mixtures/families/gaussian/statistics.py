@@ -31,6 +31,7 @@ from torch import Tensor
 
 from mixtures.core.chunks import chunk_size_for, iter_chunks
 from mixtures.core.summary import Summary, default_shift, floored_counts
+from mixtures.families.gaussian import whitened
 from mixtures.families.gaussian.covariance import CovarianceStructure
 from mixtures.families.gaussian.distributions import LOG_2PI
 from mixtures.families.gaussian.params import MixtureParams
@@ -63,10 +64,16 @@ def e_step(X: Tensor, params: MixtureParams, shift: Tensor, hard: bool = False, 
     structure = params.cov_type
     D = params.n_features
     whitening, half_log_det = params.whitener()
-    coefficients = structure.log_joint_coefficients(params.weights.log(), params.locs - shift, whitening,
-                                                    half_log_det)
-    sums = fused_pass(X, coefficients, shift, structure.moment_feature_writer, structure.n_moment_features(D),
-                      hard=hard, chunk_size=chunk_size, accumulate_dtype=accumulate_dtype, sample_weight=sample_weight)
+    if whitened.uses_whitening(structure, params.n_components, D, whitening):  # wide data: two large GEMMs
+        sums = whitened.whitened_pass(X, params.weights.log(), params.locs, whitening, half_log_det, shift, hard=hard,
+                                      chunk_size=chunk_size, accumulate_dtype=accumulate_dtype,
+                                      sample_weight=sample_weight)
+    else:
+        coefficients = structure.log_joint_coefficients(params.weights.log(), params.locs - shift, whitening,
+                                                        half_log_det)
+        sums = fused_pass(X, coefficients, shift, structure.moment_feature_writer, structure.n_moment_features(D),
+                          hard=hard, chunk_size=chunk_size, accumulate_dtype=accumulate_dtype,
+                          sample_weight=sample_weight)
     total = sums.sums
     return gaussian_summary(total[:, 0].clone(), total[:, 1:1 + D].clone(),
                             structure.moment_from_features(total[:, 1 + D:], D), shift.to(total.dtype),

@@ -39,7 +39,8 @@ import pyro.poutine as poutine
 import torch
 from pyro.poutine.subsample_messenger import _Subsample
 from torch import Tensor
-from torch.distributions import constraints
+from torch.distributions import constraints, transform_to
+from torch.distributions.transforms import SoftmaxTransform
 
 from mixtures.core.family import DATA_PLATE, MixtureFamily
 from mixtures.core.missing import has_missing
@@ -70,6 +71,8 @@ def applies(model: MixtureFamily, init: Params, X: Tensor, *, guide: Any, local_
         return False
     if local_guide != "enumerate" and not (local_guide == "mean_field" and local_estimator == "enumerate"):
         return False
+    if local_guide == "mean_field" and not isinstance(transform_to(constraints.simplex), SoftmaxTransform):
+        return False  # the fused term's gradient is the chain rule through the store's softmax
     if not model.supports("statistics"):
         return False
     values = model.values_from_params(init)
@@ -93,10 +96,13 @@ class FusedEnumELBO:
             (:meth:`mixtures.core.family.MixtureFamily.weighted_model`, the program it then equals).
 
     The mean-field guide's statements are run here directly (its ``pyro.param`` and the data
-    plate, which the program replays) rather than through its ``Categorical``: the clamped
-    probabilities enter the fused pass as they are. (The ``Categorical``'s normalization
-    ``q / Σ_k q`` is the identity on the simplex; its gradient only removes a component along
-    ``(1, ..., 1)``, which the simplex transform's Jacobian removes anyway.)
+    plate, which the program replays) rather than through its ``Categorical``: the parameter's
+    unconstrained tensor ``u`` ``(N, K)`` (``q = softmax(u)``, the store's simplex transform) enters
+    :func:`~mixtures.kernels.fused_autograd.mean_field_term`, which clamps ``q`` as the
+    ``Categorical`` does and forms ``u``'s gradient itself (:attr:`direct_params` lists it for the
+    optimizer). (The ``Categorical``'s normalization ``q / Σ_k q`` is the identity on the simplex;
+    its gradient only removes a component along ``(1, ..., 1)``, which the softmax's Jacobian
+    removes anyway.)
     """
 
     def __init__(self, model: MixtureFamily, X: Tensor, *, global_guide: Callable | None = None,
@@ -111,6 +117,9 @@ class FusedEnumELBO:
         self.exclude_prior = exclude_prior
         # any point works (the densities are exact); the family's own keeps the expansion accurate
         self.shift = model.statistics_shift(X)
+        #: unconstrained parameters the estimates use without a ``pyro.param`` statement (name →
+        #: tensor): the mean-field guide's logits. Optimizers must step them too (``Stepper`` does).
+        self.direct_params: dict[str, Tensor] = {}
 
     def loss_and_grads(self, program: Callable, guide: Callable, X: Tensor) -> float:
         """``-ELBO`` as a float; gradients of every parameter accumulated. ``program`` and
@@ -133,10 +142,9 @@ class FusedEnumELBO:
         if self.global_guide is not None:
             guide_trace = poutine.trace(self.global_guide).get_trace(X)
             log_q = guide_trace.log_prob_sum(_not_a_plate)
-        probs = guide_rows = None
+        logits = guide_rows = None
         if self.mean_field_probs is not None:  # the local guide's statements; its plate draws the rows
-            initial = self.mean_field_probs
-            probs = pyro.param(ASSIGNMENT_PROBS, lambda: initial.detach().clone(), constraint=constraints.simplex)
+            logits = self._assignment_logits()
             if self.subsample_size is not None:
                 with pyro.plate(DATA_PLATE, X.shape[0], subsample_size=self.subsample_size) as guide_rows:
                     pass
@@ -148,15 +156,32 @@ class FusedEnumELBO:
         data = X if rows is None else X[rows]
         weights = self.sample_weight
         weights = weights if weights is None or rows is None else weights[rows]
-        if probs is not None:
-            local = fused_autograd.expected_log_joint(form.coefficients, probs if rows is None else probs[rows], data,
-                                                      self.shift, form.write_extra, form.n_extra, weights)
+        if logits is not None:
+            local = fused_autograd.mean_field_term(form.coefficients, logits if rows is None else logits[rows], data,
+                                                   self.shift, form.write_extra, form.n_extra, weights)
         else:
             local = fused_autograd.log_likelihood(form.coefficients, data, self.shift, form.write_extra,
                                                   form.n_extra, weights)
         if rows is not None:
             local = local * (X.shape[0] / rows.shape[0])  # the plate's scale N / B
         return log_prior + local - log_q
+
+    def _assignment_logits(self) -> Tensor:
+        """The unconstrained tensor ``(N, K)`` behind the guide's ``pyro.param("assignment_probs")``.
+
+        The guide's statement makes the parameter on first use (as the guide would, from the
+        initial ``q``); afterwards the store's unconstrained tensor is read directly, since
+        ``pyro.param`` would apply the simplex transform (a softmax over ``(N, K)``) that
+        :func:`~mixtures.kernels.fused_autograd.mean_field_term` computes chunk by chunk. It is
+        listed in :attr:`direct_params` (no ``param`` site records it).
+        """
+        store = pyro.get_param_store()
+        if ASSIGNMENT_PROBS not in store:
+            initial = self.mean_field_probs
+            pyro.param(ASSIGNMENT_PROBS, lambda: initial.detach().clone(), constraint=constraints.simplex)
+        logits = dict(store.named_parameters())[ASSIGNMENT_PROBS]
+        self.direct_params[ASSIGNMENT_PROBS] = logits
+        return logits
 
     def _globals_and_rows(self, X: Tensor, guide_rows: Tensor | None) -> tuple[dict[str, Tensor], Tensor | None]:
         """The program's global statements and its data plate's rows (nothing inside the plate)."""

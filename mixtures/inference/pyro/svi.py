@@ -27,7 +27,7 @@ Assignments (``local_guide``)
     ``TraceEnum_ELBO``'s Dice estimator, which weights each point's score by its
     own cost thanks to the plate; averaged over ``num_particles``). The optimum is
     the same as EM's (maximizing the ELBO over ``q`` gives the responsibilities),
-    but Adam must move every ``probs_n`` through the stick-breaking transform, so
+    but Adam must move every ``probs_n`` through the simplex transform (a softmax), so
     it converges more slowly than ``"enumerate"``. From the same start on
     well-separated data it reaches EM's log-likelihood within 1e-4 nats per point
     (the test suite's tolerance; ``tests/test_svi.py``).
