@@ -4,7 +4,7 @@ A stream (:class:`~mixtures.core.stream.StreamingData`) holds one chunk in memor
 labels ``(N,)`` and weights ``(N,)`` must not be loaded whole either. :class:`Aligned` wraps an
 array-like of one value per row of the stream (a numpy array, an ``np.memmap`` opened read-only, a
 tensor, anything sliceable with a length) and hands out the slice of each chunk as it arrives,
-validated then (:func:`mixtures.core.labels.check_labels`, :func:`mixtures.core.weights.check_weights`),
+validated then (:func:`mixtures.core.labels.check_labels`, :func:`mixtures.core.weights.check_weight_values`),
 so a bad label in the 90th chunk is reported with its global row. :func:`chunks_with` walks the
 stream and its aligned values in step.
 """

@@ -89,7 +89,9 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
         labels: ``(N,)`` partial labels for semi-supervised fitting: a component index for a point
             whose component is known, ``-1`` for unknown (:mod:`mixtures.core.labels`); routines with
             ``labels`` in their record (``"em"``, ``"hard_em"``, ``"map"``, ``"svi"``, ``"nuts"``)
-            fix those points' assignments, others refuse. In-memory data, one process.
+            fix those points' assignments, others refuse. Streamed data (EM, hard EM): an ``(N,)`` array
+            aligned with the stream's rows (a read-only ``np.memmap`` is read chunk by chunk); distributed
+            (EM, hard EM): this rank's shard's labels.
         freeze: parameter groups (``"weights"``, ``"means"``, ``"covariances"``) held at their values in
             ``init`` (parameters or a dict, not an initializer's name) while the rest is fitted
             (:mod:`mixtures.core.freeze`); routines with ``freeze`` in their record (``"em"``,
@@ -102,11 +104,13 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
             initializers ``"kmeans"``, ``"kmeans++"``, ``"random"`` and ``"random_from_data"`` use
             the weights (weighted D² seeding, weighted Lloyd, weighted M steps, no zero-weight point
             as a centre); ``"hc"`` builds its tree on the positive-weight rows, unweighted. Routines
-            with ``sample_weight`` in their record take it; others, and streamed data, raise.
+            with ``sample_weight`` in their record take it; others raise. Streamed data (EM, hard EM): an
+            ``(N,)`` array aligned with the stream's rows, read chunk by chunk.
         missing: ``None`` (NaN entries are an error) or ``"marginalize"``: NaN entries are values
             missing at random, fitted by the observed-data likelihood (:mod:`mixtures.core.missing`;
             the Gaussian family; routines with ``missing`` in their record: ``"em"``, ``"hard_em"``,
-            ``"stepwise_em"``, ``"vb"``, ``"map"``, ``"svi"``, ``"nuts"``). The start is computed on the
+            ``"stepwise_em"``, ``"vb"``, ``"map"``, ``"svi"``, ``"nuts"``; streamed: ``"em"``, ``"hard_em"``;
+            distributed: the distributed routines). The start is computed on the
             data with each NaN replaced by its feature's observed mean; the result's queries then accept
             NaN too.
         **options: routine options (``max_iter``, ``tol``...), see each routine.
