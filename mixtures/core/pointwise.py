@@ -38,7 +38,7 @@ class Aligned:
     def __init__(self, values: Any, name: str, check: Callable[[Any, int], Tensor]):
         if isinstance(values, Aligned):
             values = values.values
-        if not hasattr(values, "__len__") or not hasattr(values, "__getitem__") or np.ndim(values[:0]) != 1:
+        if not hasattr(values, "__len__") or not hasattr(values, "__getitem__") or _ndim(values[:0]) != 1:
             raise DataError(f"{name} for streamed data must be a one-dimensional array aligned with the stream's rows "
                             f"(a numpy array, a read-only np.memmap or a tensor); got {type(values).__name__}.")
         self.values, self.name, self.check = values, name, check
@@ -57,6 +57,11 @@ class Aligned:
         """Every value, ``size`` at a time (validated)."""
         for start in range(0, len(self), size):
             yield self.take(start, min(start + size, len(self)))
+
+
+def _ndim(piece: Any) -> int:
+    """Dimensions of a slice (a tensor on any device, or anything numpy reads)."""
+    return piece.dim() if isinstance(piece, Tensor) else np.ndim(piece)
 
 
 def check_length(values: Aligned | None, n_points: int) -> None:
