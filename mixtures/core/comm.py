@@ -182,6 +182,15 @@ def global_mean_std(X) -> tuple[int, Tensor, Tensor]:
     return n, shift + offset, variance.sqrt()
 
 
+def global_observed_means(X: Tensor) -> Tensor:
+    """Each feature's mean over its observed (non-NaN) entries on all ranks ``(D,)`` (0 where never
+    observed): :func:`mixtures.core.missing.observed_means` of all the data."""
+    observed = ~torch.isnan(X)
+    sums = torch.where(observed, X, torch.zeros((), dtype=X.dtype, device=X.device)).sum(0)
+    sums, counts = all_reduce_sum(sums, observed.sum(0).to(X.dtype))
+    return torch.where(counts > 0, sums / counts.clamp_min(1), torch.zeros_like(sums))
+
+
 def global_mean_cov(X) -> tuple[int, Tensor, Tensor]:
     """``(N, mean (D,), covariance (D, D))`` over all ranks (``ddof=1``, as ``torch.cov``)."""
     n, shift, first, second = centred_moments(X, outer=True)

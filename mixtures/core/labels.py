@@ -72,12 +72,23 @@ def aligned_to_labels(params: Params, X: Tensor, labels: Tensor) -> Params:
     known = labels >= 0
     if not bool(known.any()):
         return params
+    return permuted_by_score(params, label_scores(params, X, labels))
+
+
+def label_scores(params: Params, X: Tensor, labels: Tensor) -> Tensor:
+    """``score[j, k] = Σ_{n: y_n = j} log p(z_n = k | x_n)`` ``(K, K)`` over the labelled points of ``X``
+    ``(n, D)`` (additive over chunks and ranks: :func:`mixtures.core.pointwise.aligned_start`)."""
+    known = labels >= 0
     joint = params.joint_log_prob(X[known])  # (n, K)
     log_resp = (joint - torch.logsumexp(joint, -1, keepdim=True)).clamp_min(-1e30)
     K = params.n_components
-    score = log_resp.new_zeros(K, K).index_add_(0, labels[known], log_resp)  # score[j, k]
+    return log_resp.new_zeros(K, K).index_add_(0, labels[known], log_resp)
+
+
+def permuted_by_score(params: Params, score: Tensor) -> Params:
+    """``params`` with component ``j`` the one maximizing ``score`` ``(K, K)`` under one assignment."""
     _, columns = linear_sum_assignment(score.detach().cpu().numpy(), maximize=True)
-    return params.permuted(torch.as_tensor(columns, device=labels.device))
+    return params.permuted(torch.as_tensor(columns, device=params.weights.device))
 
 
 def labelled_log_likelihood(params: Params, X: Tensor, labels: Tensor | None,

@@ -50,19 +50,25 @@ def check_sample_weight(sample_weight: Any, X: Tensor) -> Tensor | None:
     if tuple(weights.shape) != (N,):
         raise DataError(f"sample_weight must have shape (N,) = ({N},), one weight per row of X; "
                         f"got shape {tuple(weights.shape)}.")
-    weights = weights.to(dtype=X.dtype, device=X.device)
-    bad = torch.nonzero(~torch.isfinite(weights)).reshape(-1)
-    if bad.numel():
-        raise DataError(f"sample_weight has {bad.numel()} NaN or infinite value(s), the first at position "
-                        f"{int(bad[0])}; every weight must be a finite number >= 0.")
-    negative = torch.nonzero(weights < 0).reshape(-1)
-    if negative.numel():
-        raise DataError(f"sample_weight has {negative.numel()} negative value(s), the first "
-                        f"{float(weights[negative[0]]):g} at position {int(negative[0])}; weights must be >= 0 "
-                        "(0 drops a point).")
+    weights = check_weight_values(weights.to(dtype=X.dtype, device=X.device))
     if not bool(weights.sum() > 0):
         raise DataError("sample_weight sums to zero (every weight is zero): at least one point needs a positive "
                         "weight.")
+    return weights
+
+
+def check_weight_values(weights: Tensor, offset: int = 0) -> Tensor:
+    """``weights`` ``(n,)`` unchanged, or a ``DataError`` naming the first NaN, infinite or negative one
+    (positions counted from ``offset``: a chunk of a stream)."""
+    bad = torch.nonzero(~torch.isfinite(weights)).reshape(-1)
+    if bad.numel():
+        raise DataError(f"sample_weight has {bad.numel()} NaN or infinite value(s), the first at position "
+                        f"{offset + int(bad[0])}; every weight must be a finite number >= 0.")
+    negative = torch.nonzero(weights < 0).reshape(-1)
+    if negative.numel():
+        raise DataError(f"sample_weight has {negative.numel()} negative value(s), the first "
+                        f"{float(weights[negative[0]]):g} at position {offset + int(negative[0])}; weights must be "
+                        ">= 0 (0 drops a point).")
     return weights
 
 

@@ -80,9 +80,11 @@ from mixtures.core.family import MixtureFamily
 from mixtures.core.freeze import frozen_values, with_frozen
 from mixtures.core.history import History
 from mixtures.core.labels import with_labelled
+from mixtures.core.missing import is_marginalizing
 from mixtures.core.params import Params
+from mixtures.core.pointwise import chunks_with, summed, weight_total
 from mixtures.core.result import FitResult
-from mixtures.core.stream import bounded_chunk_size
+from mixtures.core.stream import StreamingData, bounded_chunk_size
 from mixtures.core.summary import Summary
 from mixtures.core.validation import check_nonnegative_float, check_positive_int, resolve_dtype
 from mixtures.errors import ConvergenceWarning, DivergenceError, PosteriorModeError, SingularCovarianceError
@@ -98,8 +100,10 @@ class EMStep:
     >>> new_params = step.m_step(summary)
 
     ``model`` is any family with the ``"statistics"`` capability; ``X`` is ``(N, D)`` data in
-    memory or streamed; ``labels`` ``(N,)`` (in memory only) fixes the responsibilities of the
-    points with a label ``>= 0`` to their one-hot component (:mod:`mixtures.core.labels`).
+    memory or streamed; ``labels`` ``(N,)`` fixes the responsibilities of the points with a label
+    ``>= 0`` to their one-hot component (:mod:`mixtures.core.labels`). Streamed data with labels,
+    weights (both :class:`~mixtures.core.pointwise.Aligned` with the stream) or missing values are
+    summarized chunk by chunk, each chunk as in memory, and the chunks' statistics added up.
     """
 
     def __init__(self, model: MixtureFamily, X: Any, reg_covar: float = 1e-6, hard: bool = False,
@@ -121,9 +125,12 @@ class EMStep:
         shift = model.statistics_shift(X)
         self.shift = comm.broadcast(shift) if distributed else shift
         self.prior = model.resolved_prior(X) if model.prior is not None else None
-        self.labels = labels
+        self.labels = labels  # (N,), or a stream's Aligned labels (mixtures.core.pointwise)
+        # streamed data with labels, weights or missing values: each chunk's pass as in memory, summed
+        self.chunkwise = isinstance(X, StreamingData) and (labels is not None or sample_weight is not None
+                                                           or is_marginalizing())
         # the points whose responsibilities the E step computes (a copy made once)
-        self.unlabelled = X if labels is None else X[labels < 0]
+        self.unlabelled = X if labels is None or self.chunkwise else X[labels < 0]
         # frozen groups (mixtures.core.freeze) hold their values in ``start``
         self.frozen = frozen_values(model, start, freeze) if freeze else {}
         self.frozen_means = model.frozen_sites(freeze).get("means") if "means" in freeze else None
@@ -150,18 +157,29 @@ class EMStep:
         data_dtype = self.shift.dtype
         if params.dtype != data_dtype:  # float64 parameters of an accumulate_dtype run
             params = params.to(data_dtype)
-        weights = self.sample_weight
-        if weights is not None and self.labels is not None:  # the unlabelled points' weights
-            weights = weights[self.labels < 0]
+        if self.chunkwise:
+            summary = summed((self._summary(chunk, None, labels, weights, params) for chunk, labels, weights in
+                              chunks_with(self.X, self.chunk_size, self.labels, self.sample_weight)), params)
+        else:
+            summary = self._summary(self.X, self.unlabelled, self.labels, self.sample_weight, params)
+        return comm.all_reduce_summary(summary) if self.distributed else summary
+
+    def _summary(self, X: Any, unlabelled: Any, labels: Tensor | None, sample_weight: Tensor | None,
+                 params: Params) -> Summary:
+        """The statistics of ``X`` ``(n, D)`` (``unlabelled``: its rows without a label, None to take them here)."""
+        if unlabelled is None:
+            unlabelled = X if labels is None else X[labels < 0]
+        weights = sample_weight
+        if weights is not None and labels is not None:  # the unlabelled points' weights
+            weights = weights[labels < 0]
         weighted = {} if weights is None else {"sample_weight": weights}
         summary = None
-        if self.unlabelled.shape[0]:
-            summary = self.model.e_step(self.unlabelled, params, self.shift, hard=self.hard,
+        if unlabelled.shape[0]:
+            summary = self.model.e_step(unlabelled, params, self.shift, hard=self.hard,
                                         chunk_size=self.chunk_size, accumulate_dtype=self.accumulate_dtype, **weighted)
-        if self.labels is not None:
-            summary = with_labelled(self.model, self.X, params, self.labels, self.shift, summary, self.hard,
-                                    self.sample_weight)
-        return comm.all_reduce_summary(summary) if self.distributed else summary
+        if labels is not None and (summary is None or bool((labels >= 0).any())):
+            summary = with_labelled(self.model, X, params, labels, self.shift, summary, self.hard, sample_weight)
+        return summary
 
     def m_step(self, summary: Summary, keep: Tensor | None = None, previous: Params | None = None) -> Params:
         """Maximum likelihood, or the posterior mode when the model has a prior; components
@@ -242,7 +260,8 @@ def run_em(model: MixtureFamily, X: Any, init: Params, *, hard: bool = False,
                   sample_weight=sample_weight)
     n = X.n_points if not isinstance(X, Tensor) else X.shape[0]
     if sample_weight is not None:
-        n = float(comm.all_reduce_sum(sample_weight.sum())[0]) if distributed else float(sample_weight.sum())
+        total = weight_total(sample_weight)
+        n = float(comm.all_reduce_sum(total)[0]) if distributed else float(total)
     elif distributed:
         n = comm.global_count(n, X.device)
     history, degenerate = History(), _Degenerate()

@@ -17,9 +17,10 @@ from torch import Tensor
 from mixtures.core import comm
 from mixtures.core.family import MixtureFamily
 from mixtures.core.freeze import check_freeze
-from mixtures.core.labels import aligned_to_labels, check_labels
+from mixtures.core.labels import check_labels
 from mixtures.core.missing import check_missing, marginalizing, mean_imputed
 from mixtures.core.params import Params
+from mixtures.core.pointwise import aligned_start, positive_count, streamed_labels, streamed_weights, weight_total
 from mixtures.core.result import FitResult
 from mixtures.core.stream import StreamingData, as_stream, is_streaming_source
 from mixtures.core.validation import (
@@ -88,7 +89,9 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
         labels: ``(N,)`` partial labels for semi-supervised fitting: a component index for a point
             whose component is known, ``-1`` for unknown (:mod:`mixtures.core.labels`); routines with
             ``labels`` in their record (``"em"``, ``"hard_em"``, ``"vb"``, ``"map"``, ``"svi"``, ``"nuts"``)
-            fix those points' assignments, others refuse. In-memory data, one process.
+            fix those points' assignments, others refuse. Streamed data (EM, hard EM): an ``(N,)`` array
+            aligned with the stream's rows (a read-only ``np.memmap`` is read chunk by chunk); distributed
+            (EM, hard EM): this rank's shard's labels.
         freeze: parameter groups (``"weights"``, ``"means"``, ``"covariances"``) held at their values in
             ``init`` (parameters or a dict, not an initializer's name) while the rest is fitted
             (:mod:`mixtures.core.freeze`); routines with ``freeze`` in their record (``"em"``,
@@ -101,13 +104,15 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
             initializers ``"kmeans"``, ``"kmeans++"``, ``"random"`` and ``"random_from_data"`` use
             the weights (weighted D² seeding, weighted Lloyd, weighted M steps, no zero-weight point
             as a centre); ``"hc"`` builds its tree on the positive-weight rows, unweighted. Routines
-            with ``sample_weight`` in their record take it; others, and streamed data, raise.
+            with ``sample_weight`` in their record take it; others raise. Streamed data (EM, hard EM): an
+            ``(N,)`` array aligned with the stream's rows, read chunk by chunk.
             ``labels``, ``freeze``, ``sample_weight`` and ``missing`` combine in every routine that takes
             each of them (integer weights: the rows repeated with their labels and NaN entries).
         missing: ``None`` (NaN entries are an error) or ``"marginalize"``: NaN entries are values
             missing at random, fitted by the observed-data likelihood (:mod:`mixtures.core.missing`;
             the Gaussian family; routines with ``missing`` in their record: ``"em"``, ``"hard_em"``,
-            ``"stepwise_em"``, ``"vb"``, ``"map"``, ``"svi"``, ``"nuts"``). The start is computed on the
+            ``"stepwise_em"``, ``"vb"``, ``"map"``, ``"svi"``, ``"nuts"``; streamed: ``"em"``, ``"hard_em"``;
+            distributed: the distributed routines). The start is computed on the
             data with each NaN replaced by its feature's observed mean; the result's queries then accept
             NaN too.
         **options: routine options (``max_iter``, ``tol``...), see each routine.
@@ -174,7 +179,7 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
         options = {**options, "freeze": _checked_freeze(routine, model, init, freeze)}
     N = comm.global_count(X.shape[0], X.device) if distributed else X.shape[0]
     if weights is not None:  # points that count, and (for the flags) the number they stand for
-        N = int(weights.gt(0).sum())
+        N = positive_count(weights)
         N = comm.global_count(N, X.device) if distributed else N
     if model.n_components > N:
         raise DataError(f"X has {N} point(s){'' if weights is None else ' of positive weight'}, fewer than the "
@@ -188,7 +193,7 @@ def _fit(model: MixtureFamily, X: Any, method: str, *, init: InitSpec, seed: int
             options = {**options, "init_responsibilities": resp}
     start_of = _start_maker(routine, model, start_X, init, reg_covar, init_sample_size, distributed, options)
     if options.get("labels") is not None and isinstance(init, str):  # an initializer's components in the labels' order
-        start_of = _aligned(start_of, X, options["labels"])
+        start_of = _aligned(start_of, X, options["labels"], distributed)
     seeds = spawn_seeds(seed, n_init) if (isinstance(init, str) and n_init > 1) else [seed]
     best, objectives = _best_of_restarts(routine, run_model, X, seeds, start_of, reg_covar, options)
     n_points = N if weights is None else _global_total(weights, distributed)
@@ -230,7 +235,7 @@ def _start_maker(routine: Routine, model: MixtureFamily, X: Any, init: InitSpec,
         if not isinstance(X, StreamingData):
             return X
         generator = torch.Generator().manual_seed(0)
-        return X.reservoir_sample(check_positive_int(init_sample_size, "init_sample_size"), generator)
+        return mean_imputed(X.reservoir_sample(check_positive_int(init_sample_size, "init_sample_size"), generator))
 
     def start_of(restart_seed: int) -> tuple[Params, list[int]]:
         make = lambda: _initialize(model, X, init, restart_seed, start_reg, init_sample_size, collapse_rule,  # noqa: E731
@@ -249,12 +254,13 @@ def _start_maker(routine: Routine, model: MixtureFamily, X: Any, init: InitSpec,
     return start_of
 
 
-def _aligned(start_of: Callable[[int], tuple[Params, list[int]]], X: Tensor, labels: Tensor
+def _aligned(start_of: Callable[[int], tuple[Params, list[int]]], X: Any, labels: Any, distributed: bool
              ) -> Callable[[int], tuple[Params, list[int]]]:
-    """``start_of`` whose starts have their components reordered to agree with the labels."""
+    """``start_of`` whose starts have their components reordered to agree with the labels (of every
+    chunk of a stream, of every rank's shard)."""
     def aligned(restart_seed: int) -> tuple[Params, list[int]]:
         start, repaired = start_of(restart_seed)
-        return aligned_to_labels(start, X, labels), repaired
+        return aligned_start(start, X, labels, distributed), repaired
 
     return aligned
 
@@ -372,7 +378,8 @@ def _initialize(model: MixtureFamily, X: Any, init: InitSpec, seed: int | None, 
         raise ValueError("streamed data can start from an initializer name, the model's parameters or a dict; "
                          "labels or responsibilities of every point are not supported.")
     generator = torch.Generator().manual_seed(int(seed))
-    sample = X.reservoir_sample(check_positive_int(init_sample_size, "init_sample_size"), generator)
+    # NaN entries (missing values): the sample's, filled with its observed means (initializers see no NaN)
+    sample = mean_imputed(X.reservoir_sample(check_positive_int(init_sample_size, "init_sample_size"), generator))
     return initialize(model, sample, init, reg_covar=reg_covar, generator=generator,
                       on_collapse=on_collapse)
 
@@ -384,9 +391,16 @@ def _checked_labels(routine: Routine, model: MixtureFamily, X: Any, labels: Any,
         working = sorted(name for name, r in ROUTINES.items() if r.labels)
         raise ValueError(f"method {routine.name!r} cannot fix labelled points' assignments; methods that take "
                          f"labels=...: {working}.")
-    if isinstance(X, StreamingData) or distributed:
-        raise ValueError("labels=... needs the data in memory in one process (not streamed, not distributed).")
+    if distributed and routine.name not in _DISTRIBUTED_LABELS:
+        raise ValueError(f"labels=... with distributed=True works with {list(_DISTRIBUTED_LABELS)} (each rank passes "
+                         f"its shard's labels); method {routine.name!r} needs the data in one process.")
+    if isinstance(X, StreamingData):  # an (N,) array aligned with the stream, read chunk by chunk
+        return streamed_labels(labels, X.n_points, model.n_components)
     return check_labels(labels, X.shape[0], model.n_components, device=X.device)
+
+
+#: routines whose distributed runs take each rank's labels (statistics with one-hot rows, all-reduced)
+_DISTRIBUTED_LABELS = ("em", "hard_em")
 
 
 def _checked_freeze(routine: Routine, model: MixtureFamily, init: Any, freeze: Any) -> tuple[str, ...]:
@@ -413,15 +427,17 @@ def _checked_weights(routine: Routine, X: Any, sample_weight: Any) -> Tensor | N
     if not routine.sample_weight:
         weighted = sorted(name for name, r in ROUTINES.items() if r.sample_weight)
         raise ValueError(f"method {routine.name!r} does not take sample_weight; methods that do: {weighted}.")
-    if isinstance(X, StreamingData):
-        raise ValueError("sample_weight needs the data in memory (a stream carries no weights); load X in memory, "
-                         "or repeat rows in the stream.")
+    if isinstance(X, StreamingData):  # an (N,) array aligned with the stream, read chunk by chunk
+        if routine.name not in ("em", "hard_em"):
+            raise ValueError(f"sample_weight with streamed data works with ['em', 'hard_em']; method {routine.name!r} "
+                             "needs the data in memory.")
+        return streamed_weights(sample_weight, X.n_points, X.dtype)
     return check_sample_weight(sample_weight, X)
 
 
 def _global_total(weights: Tensor, distributed: bool) -> float:
     """``Σ_n w_n`` over this process's (or, distributed, every rank's) points."""
-    total = weights.sum().to(torch.float64)
+    total = weight_total(weights)
     return float(comm.all_reduce_sum(total)[0]) if distributed else float(total)
 
 
@@ -434,9 +450,9 @@ def _check_missing_support(routine: Routine, model: MixtureFamily, X: Any) -> No
     if not model.supports("missing"):
         raise ValueError(f"{type(model).__name__} cannot marginalize missing values (its capabilities are "
                          f"{sorted(model.capabilities)}); GaussianMixture can.")
-    if is_streaming_source(X):
-        raise ValueError("missing='marginalize' needs the data in memory (missingness patterns are grouped over "
-                         "all points); load the data, or remove the rows with NaN entries to stream it.")
+    if is_streaming_source(X) and routine.name not in ("em", "hard_em"):
+        raise ValueError(f"missing='marginalize' with streamed data works with ['em', 'hard_em'] (patterns grouped "
+                         f"chunk by chunk); method {routine.name!r} needs the data in memory.")
 
 
 def _check_capabilities(routine: Routine, model: MixtureFamily) -> None:

@@ -203,3 +203,26 @@ def _clamp(q: Tensor, log_q: Tensor) -> tuple[Tensor, Tensor] | None:
     q.clamp_(eps, 1 - eps)
     log_q.clamp_(math.log(eps), math.log1p(-eps))
     return probs, mask
+
+
+def labelled_statistics(X: Tensor, labels: Tensor, n_components: int, shift: Tensor, write_extra: ExtraFeatures,
+                        n_extra: int, sample_weight: Tensor | None = None) -> Tensor:
+    """``S`` ``(K, P)`` with ``S_k = Σ_{n: y_n = k} w_n F(x_n - shift)``: the features of points whose component
+    ``y_n`` ``(n,)`` is known, weighted by ``sample_weight`` ``(n,)`` (1 without) and summed per component.
+    Their log joint ``Σ_n w_n (C F(x_n))_{y_n}`` is then ``(C * S).sum()``, linear in the coefficients (SVI's
+    mean-field guide with observed assignments)."""
+    N, D = X.shape
+    P = 1 + D + n_extra
+    chunk = max(1, min(N, fused_chunk_size(n_components, D, n_extra, X.element_size())))
+    features = X.new_empty(P * chunk)
+    features[:chunk] = 1.0
+    sums = X.new_zeros(n_components, P)
+    column_shift = shift.unsqueeze(-1)
+    for start in range(0, N, chunk):
+        rows = slice(start, min(start + chunk, N))
+        n = rows.stop - rows.start
+        F = features[:P * n].view(P, n)
+        torch.sub(X[rows].T, column_shift, out=F[1:1 + D])
+        write_extra(F[1:1 + D], F[1 + D:])()
+        sums.index_add_(0, labels[rows], F.T if sample_weight is None else F.T * sample_weight[rows, None])
+    return sums

@@ -85,8 +85,6 @@ def test_svi_minibatches_see_their_own_labels():
     result = mixtures.fit(model, X, "svi", init=em.params, labels=labels, num_steps=20, subsample_size=50, lr=1e-3)
     assert math.isfinite(result.objective)
     assert result.objective == pytest.approx(by_hand(result.params, labels), rel=1e-10)
-    with pytest.raises(ValueError, match="local_guide='enumerate'"):
-        mixtures.fit(model, X, "svi", labels=labels, local_guide="mean_field", num_steps=2)
 
 
 def test_vb_with_every_point_labelled_is_one_update_from_the_labels():

@@ -297,10 +297,11 @@ def test_a_routine_without_weights_names_those_with(data, monkeypatch):
         mixtures.fit(GaussianMixture(2, "full"), X, "em", sample_weight=w)
 
 
-def test_streamed_data_refuse_weights(data):
+def test_streamed_data_take_weights_in_em_only(data):
+    """Streamed EM with weights: tests/core/test_stream_pointwise.py; other streaming routines refuse."""
     X, w, _, _ = data
     with pytest.raises(ValueError, match="in memory"):
-        mixtures.fit(GaussianMixture(2, "full"), lambda: iter([X[:30], X[30:]]), "em", sample_weight=w)
+        mixtures.fit(GaussianMixture(2, "full"), lambda: iter([X[:30], X[30:]]), "kmeans", sample_weight=w)
 
 
 def test_numpy_and_list_weights(data):

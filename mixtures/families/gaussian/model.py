@@ -177,6 +177,8 @@ class GaussianMixture(Statistics, Variational, Partition, MixtureFamily):
         prior = self.prior
         if prior is None or (prior.mean_prior is not None and prior.covariance_prior is not None):
             return self
+        if is_marginalizing():  # NaN entries (missing values): the moments of the globally mean-imputed data
+            X = torch.where(torch.isnan(X), comm.global_observed_means(X), X)
         n, mean, cov = comm.global_mean_cov(X)
         changes = {}
         if prior.mean_prior is None:

@@ -276,8 +276,10 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
             ``torch.distributed`` process group (``fit(..., distributed=True)``).
         labels: ``(N,)`` partial labels (``-1``: unknown; :mod:`mixtures.core.labels`): the program
             restricts labelled points' assignments (its ``"labels"`` factor); the history's
-            ``log_likelihood`` is the labelled objective. Enumerated assignments only (the local
-            guide ``"enumerate"``); the fused ELBO is not used (it has no such factor).
+            ``log_likelihood`` is the labelled objective. With the mean-field local guide a labelled
+            point's ``q(z_n)`` is the point mass at its label (the assignment observed; fused path only)
+            and only unlabelled points have variational probabilities; with enumerated assignments the
+            program runs (the fused ELBO has no labels factor).
         freeze: parameter groups held at their values in ``init`` (:mod:`mixtures.core.freeze`): their
             sites are constants of the program (:meth:`MixtureFamily.freezing`), never trained.
         sample_weight: ``(N,)`` point weights (:mod:`mixtures.core.weights`): each point's
@@ -318,10 +320,8 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
     if sample_weight is not None:
         plan = dataclasses.replace(plan, n_points=_total_weight(sample_weight, distributed))
     model.check_params(init)
-    if labels is not None and local_guide != "enumerate":
-        raise ValueError(f"labels=... needs the assignments enumerated in the model (local_guide='enumerate'); "
-                         f"got local_guide={local_guide!r}.")
     plan.labels = labels
+    observed = labels if local_guide == "mean_field" else None  # labelled rows of q(z): point masses
 
     def program(data: Tensor) -> Tensor:
         if plan.exclude_prior:
@@ -336,14 +336,21 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
         initial_probs = floored_probabilities(init.responsibilities(X))
         local = mean_field_guide(X.shape[0], initial_probs, plan.subsample_size,
                                  enumerate_assignments=local_estimator == "enumerate")
-    # the fused ELBO has no labels factor: labelled fits run the program
-    fused = labels is None and fused_elbo.applies(model, init, X, guide=guide, local_guide=local_guide,
-                                                  local_estimator=local_estimator, jit=jit, validate=validate)
+    # the fused ELBO has no labels factor: labelled fits run the program (the mean-field guide: observed rows)
+    fused = (labels is None or observed is not None) and fused_elbo.applies(
+        model, init, X, guide=guide, local_guide=local_guide, local_estimator=local_estimator, jit=jit,
+        validate=validate)
     if fused:
         # the same ELBO of the same program, one fused pass per estimate (fused_elbo's docstring)
         elbo = fused_elbo.FusedEnumELBO(model, X, global_guide=global_guide, num_particles=num_particles,
                                         subsample_size=plan.subsample_size, mean_field_probs=initial_probs,
-                                        exclude_prior=plan.exclude_prior, sample_weight=sample_weight)
+                                        exclude_prior=plan.exclude_prior, sample_weight=sample_weight,
+                                        labels=observed)
+    elif observed is not None:
+        raise ValueError(
+            "labels with local_guide='mean_field' need the fused pass (a family with a linear log joint form such as "
+            "the Gaussian or Poisson mixture, a string guide, local_estimator='enumerate', jit=False, validate=False, "
+            "no missing values); use local_guide='enumerate' otherwise.")
     elif sample_weight is not None:
         if local_guide == "mean_field":
             raise ValueError(
@@ -383,6 +390,10 @@ def optimize(model: MixtureFamily, X: Tensor, init: Params, *, method: str,
         extras: dict[str, Any] = {"final_loss": loss}
         if local_guide == "mean_field":
             extras[ASSIGNMENT_PROBS] = pyro.param(ASSIGNMENT_PROBS).detach().clone()
+            if observed is not None:  # a labelled point's q(z) is the point mass at its label
+                extras[ASSIGNMENT_PROBS] = torch.where(
+                    (observed >= 0)[:, None], torch.nn.functional.one_hot(observed.clamp(min=0), model.n_components)
+                    .to(extras[ASSIGNMENT_PROBS]), extras[ASSIGNMENT_PROBS])
     objective, converged = _objective(model, history, loss, posterior, converged, method, plan.n_points)
     extras["labels"] = map_assignments(model, params, X)
     if labels is not None:  # a labelled point's assignment is its label

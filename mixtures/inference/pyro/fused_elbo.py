@@ -94,6 +94,10 @@ class FusedEnumELBO:
         exclude_prior: mask the prior's sites (distributed ranks other than 0).
         sample_weight: ``(N,)`` point weights: every point's local term counts ``w_n`` times
             (:meth:`mixtures.core.family.MixtureFamily.weighted_model`, the program it then equals).
+        labels: ``(N,)`` partial labels (``-1``: unknown) with the mean-field guide: a labelled point's
+            ``q(z_n)`` is the point mass at its label (its assignment observed), so its local term is its
+            complete-data log joint ``log π_y p(x_n | y)`` (:func:`fused_autograd.labelled_statistics`) and
+            only the unlabelled rows of ``q`` enter the expectation.
 
     The mean-field guide's statements are run here directly (its ``pyro.param`` and the data
     plate, which the program replays) rather than through its ``Categorical``: the parameter's
@@ -107,8 +111,10 @@ class FusedEnumELBO:
 
     def __init__(self, model: MixtureFamily, X: Tensor, *, global_guide: Callable | None = None,
                  num_particles: int = 1, subsample_size: int | None = None, mean_field_probs: Tensor | None = None,
-                 exclude_prior: bool = False, sample_weight: Tensor | None = None):
+                 exclude_prior: bool = False, sample_weight: Tensor | None = None, labels: Tensor | None = None):
         self.model, self.X = model, X
+        self.labels = labels  # (N,) with the mean-field guide, or None
+        self._full_batch: tuple[Tensor, Tensor, Tensor] | None = None  # (unlabelled mask, their rows, S)
         self.sample_weight = sample_weight  # (N,) point weights, or None
         self.global_guide = global_guide
         self.num_particles = num_particles
@@ -156,7 +162,9 @@ class FusedEnumELBO:
         data = X if rows is None else X[rows]
         weights = self.sample_weight
         weights = weights if weights is None or rows is None else weights[rows]
-        if logits is not None:
+        if logits is not None and self.labels is not None:
+            local = self._labelled_local(form, logits, data, rows, weights)
+        elif logits is not None:
             local = fused_autograd.mean_field_term(form.coefficients, logits if rows is None else logits[rows], data,
                                                    self.shift, form.write_extra, form.n_extra, weights)
         else:
@@ -182,6 +190,30 @@ class FusedEnumELBO:
         logits = dict(store.named_parameters())[ASSIGNMENT_PROBS]
         self.direct_params[ASSIGNMENT_PROBS] = logits
         return logits
+
+    def _labelled_local(self, form: Any, logits: Tensor, data: Tensor, rows: Tensor | None,
+                        weights: Tensor | None) -> Tensor:
+        """The local term with labelled points' assignments observed: ``(C * S).sum()`` over them (``S``: their
+        per-component feature sums, kept for full batches) plus the mean-field expectation over the others
+        (``logits`` ``(N, K)``: the guide's unconstrained parameter; labelled rows get no gradient)."""
+        if rows is None and self._full_batch is not None:
+            unknown, unlabelled, statistics = self._full_batch
+        else:
+            labels = self.labels if rows is None else self.labels[rows]
+            unknown = labels < 0
+            unlabelled = data[unknown]
+            statistics = fused_autograd.labelled_statistics(
+                data[~unknown], labels[~unknown], form.coefficients.shape[0], self.shift, form.write_extra,
+                form.n_extra, None if weights is None else weights[~unknown])
+            if rows is None:
+                self._full_batch = (unknown, unlabelled, statistics)
+        local = (form.coefficients * statistics.to(form.coefficients.dtype)).sum()
+        if unlabelled.shape[0]:
+            u = (logits if rows is None else logits[rows])[unknown]
+            local = local + fused_autograd.mean_field_term(form.coefficients, u, unlabelled, self.shift,
+                                                           form.write_extra, form.n_extra,
+                                                           None if weights is None else weights[unknown])
+        return local
 
     def _globals_and_rows(self, X: Tensor, guide_rows: Tensor | None) -> tuple[dict[str, Tensor], Tensor | None]:
         """The program's global statements and its data plate's rows (nothing inside the plate)."""
