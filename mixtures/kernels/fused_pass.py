@@ -192,10 +192,16 @@ class _ChunkResult(NamedTuple):
 def _chunk_results(plan: _ChunkPlan, X: Any, chunk: int, sample_weight: Tensor | None = None
                    ) -> Iterator[_ChunkResult]:
     """Every non-empty chunk's result, in order: on this thread, or on the pass workers."""
+    count = parallel.workers()
+    if count > 1 and isinstance(X, Tensor) and X.shape[0] > chunk:  # the same chunks as iter_data's
+        def indexed(buffers: _ChunkBuffers, index: int) -> _ChunkResult:
+            rows = slice(index * chunk, (index + 1) * chunk)
+            return _one_chunk(plan, buffers, (X[rows], None if sample_weight is None else sample_weight[rows]))
+        yield from parallel.map_indexed(indexed, -(-X.shape[0] // chunk), plan.make_buffers, count)
+        return
     pairs = zip(iter_data(X, chunk), weight_chunks(sample_weight, chunk))
     chunks = (pair for pair in pairs if pair[0].shape[0])  # oneDNN: no empty ops
-    count = parallel.workers()
-    if count > 1 and (not isinstance(X, Tensor) or X.shape[0] > chunk):
+    if count > 1 and not isinstance(X, Tensor):
         yield from parallel.map_ordered(functools.partial(_one_chunk, plan), chunks, plan.make_buffers, count)
         return
     buffers = plan.make_buffers()

@@ -4,11 +4,17 @@ chunk's kernel single-threaded.
 torch's intra-op parallelism splits every operation of a chunk (about twenty per chunk of the
 fused pass) into OpenMP regions; on a shared machine libgomp's spin-waiting stalls whenever the
 other thread is descheduled, and a second thread made passes 10-80x *slower* under contention.
-Here parallelism is across chunks instead: ``T`` worker threads each take whole chunks, run the
-chunk's operations with one intra-op thread (torch releases the GIL inside every operation), and
-the main thread adds the chunks' results **in chunk order**. Nothing spins: a worker that waits
-for a core only delays its own chunk, so under contention a pass is never slower than one thread
-doing all the chunks.
+Here parallelism is across chunks instead: ``T`` workers each take whole chunks and run the
+chunk's operations with one intra-op thread (torch releases the GIL inside every operation).
+Nothing spins.
+
+In-memory data (:func:`map_indexed`): the calling thread is one of the ``T`` workers and every
+worker takes the next chunk index from one shared counter, so a pass uses exactly ``T`` threads
+(not ``T`` workers plus a dispatching thread competing with them for the cores), costs one
+``next`` per chunk to distribute, and a worker that is descheduled holds back only the chunk it
+is on: the others take the rest. The chunks' results are kept by index and added up **in
+chunk order** once all are done. Streamed data (:func:`map_ordered`), read in order, are handed
+to a pool with a few chunks in flight.
 
 Results do not depend on the thread count, bit for bit: every chunk is computed by the same
 single-threaded kernels whichever thread runs it, and the sums over chunks are taken in the
@@ -26,6 +32,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import itertools
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -132,3 +139,59 @@ def map_ordered(task: Callable[[Any, Any], Any], items: Iterable[Any], make_stat
     finally:
         for future in pending:  # an error or an abandoned generator: drop what has not started
             future.cancel()
+
+
+def map_indexed(task: Callable[[Any, int], Any], n_items: int, make_state: Callable[[], Any],
+                count: int) -> Iterator[Any]:
+    """``task(state, i)`` for ``i`` in ``range(n_items)`` on ``count`` workers, the calling thread one
+    of them; the results are yielded in index order.
+
+    The workers take the next index from one shared counter (a worker that waits for a core
+    holds back its current item only, while the others take the rest), and each builds its own
+    ``state`` with ``make_state`` when it takes its first item. Nothing is queued per item. The
+    caller yields each result as soon as it and all before it are done, between its own items,
+    so what it does with them (the sums in chunk order) overlaps the other workers' items. The
+    first error stops every worker and is raised here; so does closing the generator early.
+    """
+    slots: list[tuple[Any] | None] = [None] * n_items  # (result,) once done
+    indices = itertools.count()  # next() on it is atomic under the GIL
+    stop: list[bool] = []
+
+    def drain(state: Any = None, on_caller: bool = False) -> Iterator[int]:
+        try:
+            for index in indices:
+                if index >= n_items or stop:
+                    return
+                if state is None:
+                    state = make_state()
+                slots[index] = (task(state, index),)
+                if on_caller:
+                    yield index
+        except BaseException:
+            stop.append(True)
+            raise
+
+    helpers = [_executor(count - 1).submit(lambda: list(drain())) for _ in range(min(count, n_items) - 1)]
+    following = 0  # the next result to yield
+    try:
+        for _ in drain(on_caller=True):
+            while following < n_items and slots[following] is not None:
+                yield _take(slots, following)
+                following += 1
+    finally:
+        stop.append(True)  # an early exit (an error, or a generator closed) stops the helpers too
+        for helper in helpers:  # one not started yet (a pool busy with another pass) has nothing to do
+            if not helper.cancel():
+                helper.exception()  # wait for the running ones before going on or raising
+    for helper in helpers:
+        if not helper.cancelled():
+            helper.result()
+    for index in range(following, n_items):
+        yield _take(slots, index)
+
+
+def _take(slots: list[tuple[Any] | None], index: int) -> Any:
+    slot = slots[index]
+    slots[index] = None  # drop the reference as soon as the caller has it
+    assert slot is not None
+    return slot[0]

@@ -1,5 +1,8 @@
 """Chunk-parallel passes: the same bits at any thread count, torch's threads restored, clear errors."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -83,6 +86,58 @@ def test_setting_is_scoped_and_workers_run_single_threaded():
                                          lambda: None, 2))
     assert [item for item, _ in seen] == list(range(9)) and {threads for _, threads in seen} == {1}
     assert parallel.workers() == 1 and torch.get_num_threads() == before
+
+
+def test_weighted_passes_are_the_same_on_any_number_of_workers():
+    """In-memory chunks on the workers slice the weights as the serial pass does (zero weights included)."""
+    params = true_params("full")
+    X, _ = params.sample(4000, seed=6)
+    weights = torch.rand(4000, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 3
+    weights[::7] = 0.0
+    X[14] = torch.tensor([50.0, 50.0], dtype=torch.float64)  # the worst point, but weight 0: not reported
+    shift = default_shift(X)
+    serial = e_step(X, params, shift, chunk_size=301, sample_weight=weights)
+    with parallel.using(2):
+        summaries_equal(e_step(X, params, shift, chunk_size=301, sample_weight=weights), serial)
+    assert not torch.equal(serial.worst_point, X[14])
+
+
+def test_the_caller_is_one_of_the_workers_and_items_come_back_in_order():
+    seen = []
+
+    def task(state, index):
+        state.append(index)  # each worker's own state, built once
+        return index, threading.current_thread() is threading.main_thread(), torch.get_num_threads(), id(state)
+
+    with parallel.using(2):
+        results = list(parallel.map_indexed(task, 200, lambda: seen.append([]) or seen[-1], 2))
+    assert [index for index, *_ in results] == list(range(200))
+    assert {threads for _, _, threads, _ in results} == {1}
+    on_caller = [index for index, caller, *_ in results if caller]
+    assert on_caller and sorted(sum(seen, [])) == list(range(200))
+    assert len(seen) == len({state for *_, state in results}) <= 2  # one state per worker that took an item
+    assert list(parallel.map_indexed(task, 0, list, 2)) == []
+
+
+def test_a_failing_item_stops_the_others_and_raises_in_the_caller():
+    done = []
+
+    def task(state, index):
+        if index == 3:
+            raise RuntimeError("item 3")
+        time.sleep(0.0005)  # GIL released: 10 000 items would take seconds
+        done.append(index)
+        return index
+
+    with pytest.raises(RuntimeError, match="item 3"):
+        list(parallel.map_indexed(task, 10_000, lambda: None, 2))
+    assert len(done) < 10_000 - 1  # the workers stopped taking items
+    done.clear()
+    results = parallel.map_indexed(lambda state, index: time.sleep(0.0005) or done.append(index) or index, 10_000,
+                                   lambda: None, 2)
+    assert next(results) == 0
+    results.close()  # a caller that stops early stops the helper too
+    assert len(done) < 10_000
 
 
 def test_a_failing_chunk_raises_in_the_caller():
