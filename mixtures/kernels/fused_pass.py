@@ -132,7 +132,9 @@ def fused_pass(X: Any, coefficients: Tensor, shift: Tensor, write_extra: ExtraFe
     total = {"dtype": accumulate_dtype or shift.dtype, "device": shift.device}
     offset = None if likelihood_offsets is None else _OffsetLikelihood(likelihood_offsets, shift)
     plan = _ChunkPlan(bits, shift.unsqueeze(-1), hard, entropy, worst_point,
-                      lambda: _ChunkBuffers(shift, chunk, write_extra, D, n_extra, K), [math.inf], offset)
+                      parallel.kept_per_worker(lambda: _ChunkBuffers(shift, chunk, write_extra, D, n_extra, K),
+                                               (shift.dtype, shift.device, chunk, D, n_extra, K, write_extra)),
+                      [math.inf], offset)
     sums = torch.zeros(K, P, **total)
     log_likelihood = torch.zeros((), **total)
     entropy_total = torch.zeros((), **total)
@@ -321,8 +323,9 @@ class _ChunkViews(NamedTuple):
 
 
 class _ChunkBuffers:
-    """Flat storage reused by every chunk of a pass; views are contiguous for any chunk length
-    and are made once per length (a pass has at most two: the chunk and the last one)."""
+    """Flat storage reused by every chunk of a pass (and, inside :func:`mixtures.kernels.parallel.using`,
+    by every pass of a fit); views are contiguous for any chunk length and are made once per length
+    (a pass over in-memory data has at most two: the chunk and the last one)."""
 
     def __init__(self, like: Tensor, chunk: int, write_extra: ExtraFeatures, n_features: int, n_extra: int,
                  n_components: int):
@@ -336,16 +339,23 @@ class _ChunkBuffers:
         self.capacity = chunk
         self.features = like.new_empty(P * chunk)
         self.features[:chunk] = 1.0  # row 0 of every (P, n) view: the constant feature
+        self._intact = chunk  # views of up to this many points have their row of ones
         self.joint, self.resp = like.new_empty(K * chunk), like.new_empty(K * chunk)
         self.log_norm, self.total, self.log_total = (like.new_empty(chunk) for _ in range(3))
         self._views.clear()
 
     def take(self, n: int) -> _ChunkViews:
+        if n > self._intact:
+            # a shorter chunk's rows 1.. overlap the row of ones of longer ones: restore it
+            # (a stream's ragged chunks; buffers kept from a pass that ended on a short chunk)
+            self.features[:min(n, self.capacity)] = 1.0
+        self._intact = n
         views = self._views.get(n)
         if views is not None:
             return views
         if n > self.capacity:  # a streamed chunk longer than asked for
             self._allocate(self.features, n)
+            self._intact = n
         P, K, D = self.P, self.K, self.D
         features = self.features[:P * n].view(P, n)
         centred = features[1:1 + D]

@@ -154,3 +154,26 @@ def test_a_failing_chunk_raises_in_the_caller():
 def test_bad_thread_counts(bad):
     with pytest.raises(ValueError, match="threads must be a positive integer"):
         mixtures.fit(GaussianMixture(2), np.zeros((10, 2)) + np.arange(10)[:, None], "em", threads=bad)
+
+
+def test_chunks_of_any_length_in_any_order_keep_the_row_of_ones():
+    """A chunk shorter than the one before overwrites part of the longer one's row of ones in the
+    shared buffers: a stream whose chunks grow, and passes that reuse a fit's buffers after a pass
+    ending on a short chunk, must still give the statistics of one pass in memory."""
+    params = true_params("full")
+    X, _ = params.sample(1000, seed=4)
+    shift = default_shift(X)
+    whole = e_step(X, params, shift)
+
+    def growing():
+        yield from (X[:50], X[50:400], X[400:])
+
+    ragged = e_step(StreamingData(growing), params, shift)
+    for name in ("nk", "log_likelihood", "entropy"):
+        torch.testing.assert_close(getattr(ragged, name), getattr(whole, name), rtol=1e-12, atol=0)
+    fresh, fresh_hard = e_step(X, params, shift, chunk_size=333), e_step(X, params, shift, hard=True, chunk_size=333)
+    for workers in (1, 2):
+        with parallel.using(workers):
+            for _ in range(3):  # each pass's buffers (its last chunk 1 point long) serve the next
+                summaries_equal(e_step(X, params, shift, chunk_size=333), fresh)
+                summaries_equal(e_step(X, params, shift, hard=True, chunk_size=333), fresh_hard)
