@@ -323,9 +323,10 @@ class _ChunkViews(NamedTuple):
 
 
 class _ChunkBuffers:
-    """Flat storage reused by every chunk of a pass (and, inside :func:`mixtures.kernels.parallel.using`,
-    by every pass of a fit); views are contiguous for any chunk length and are made once per length
-    (a pass over in-memory data has at most two: the chunk and the last one)."""
+    """Flat storage reused by every chunk of a pass, and kept by each worker thread for its next pass
+    (:func:`mixtures.kernels.parallel.kept_per_worker`); views are contiguous for any chunk length
+    and are made once per length (a pass over in-memory data has at most two: the chunk and the
+    last one)."""
 
     def __init__(self, like: Tensor, chunk: int, write_extra: ExtraFeatures, n_features: int, n_extra: int,
                  n_components: int):

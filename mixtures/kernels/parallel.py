@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 import torch
 
 _state = threading.local()
+_kept = threading.local()  # (key, state) of kept_per_worker
 T = TypeVar("T")
 
 
@@ -90,34 +91,31 @@ def using(threads: int | None) -> Iterator[int]:
     """Run passes on ``threads`` chunk workers (``None``: :func:`default_threads`); torch's
     intra-op threads are pinned to 1 inside and restored after. Yields the worker count."""
     count = resolve_threads(threads)
-    previous_workers, previous_scratch = workers(), getattr(_state, "scratch", None)
-    _state.workers, _state.scratch = count, {}
+    previous_workers = workers()
+    _state.workers = count
     try:
         with one_torch_thread():
             yield count
     finally:
-        _state.workers, _state.scratch = previous_workers, previous_scratch
+        _state.workers = previous_workers
 
 
 def kept_per_worker(make: Callable[[], T], key: Hashable) -> Callable[[], T]:
-    """``make`` as a ``make_state`` of :func:`map_indexed` / :func:`map_ordered` whose result each worker
-    thread keeps for the rest of the enclosing :func:`using` (a fit): later passes with the same
-    ``key`` reuse it (a worker keeps one, for the last key asked for). Outside :func:`using`,
-    ``make`` itself. Call it on the thread running the pass.
+    """``make`` as a ``make_state`` of :func:`map_indexed` / :func:`map_ordered` whose result the
+    thread that calls it keeps: its next pass with the same ``key`` reuses it. A thread keeps one
+    (for the last key it was asked for), freed with the thread.
 
     For the chunk buffers (megabytes each): allocated per pass, a helper thread's buffers went back
     to its allocator arena at the end of the pass, were returned to the system, and the next pass
     page-faulted them in again (400-1 500 faults per pass on the helper thread of the benchmark's
-    float32 E pass, about a millisecond; none on the main thread, whose arena keeps them).
+    float32 E pass, about a millisecond). The main thread's arena kept them anyway: keeping them
+    costs no more memory than that did.
     """
-    store = getattr(_state, "scratch", None)
-    if store is None:
-        return make
-
     def made() -> T:
-        kept = store.get(threading.get_ident())  # (key, value): one per worker, the last key asked for
+        kept = getattr(_kept, "state", None)
         if kept is None or kept[0] != key:
-            kept = store[threading.get_ident()] = (key, make())
+            _kept.state = None  # the old one freed before the new one is made
+            kept = _kept.state = (key, make())
         return kept[1]
     return made
 

@@ -158,7 +158,7 @@ def test_bad_thread_counts(bad):
 
 def test_chunks_of_any_length_in_any_order_keep_the_row_of_ones():
     """A chunk shorter than the one before overwrites part of the longer one's row of ones in the
-    shared buffers: a stream whose chunks grow, and passes that reuse a fit's buffers after a pass
+    shared buffers: a stream whose chunks grow, and passes that reuse a worker's kept buffers after a pass
     ending on a short chunk, must still give the statistics of one pass in memory."""
     params = true_params("full")
     X, _ = params.sample(1000, seed=4)
