@@ -144,20 +144,23 @@ def fused_pass(X: Any, coefficients: Tensor, shift: Tensor, write_extra: ExtraFe
     worst_log_prob, worst = math.inf, None
     if sample_weight is not None and not isinstance(X, Tensor):
         raise ValueError("sample_weight needs the data in memory (a stream carries no weights).")
-    for part in _chunk_results(plan, X, chunk, sample_weight):
-        n_points += part.n
-        log_likelihood += part.log_norm  # bits
-        if part.worst_log_prob < worst_log_prob:
-            worst_log_prob, worst = part.worst_log_prob, part.worst
-        if labels is not None:
-            labels.append(part.labels)
-        # the chunk's sums in the data's dtype, accumulated in accumulate_dtype
-        sums.add_(part.sums)
-        if part.log_total is not None:
-            entropy_total += part.log_total
-            entropy_total -= part.weighted
-        if part.offset_log_norm is not None:
-            offset_total += part.offset_log_norm
+    kind = (type(X), shift.dtype, K, P, chunk, hard, entropy, offset is None, sample_weight is None)
+    with parallel.pass_workers(kind) as chosen:
+        for part in _chunk_results(plan, X, chunk, sample_weight, chosen.count):
+            n_points += part.n
+            log_likelihood += part.log_norm  # bits
+            if part.worst_log_prob < worst_log_prob:
+                worst_log_prob, worst = part.worst_log_prob, part.worst
+            if labels is not None:
+                labels.append(part.labels)
+            # the chunk's sums in the data's dtype, accumulated in accumulate_dtype
+            sums.add_(part.sums)
+            if part.log_total is not None:
+                entropy_total += part.log_total
+                entropy_total -= part.weighted
+            if part.offset_log_norm is not None:
+                offset_total += part.offset_log_norm
+        chosen.points = n_points
     if offset is not None:
         log_likelihood = offset_total
     return PassSums(sums, log_likelihood.mul_(LN_2), entropy_total.mul_(LN_2), n_points,
@@ -191,10 +194,9 @@ class _ChunkResult(NamedTuple):
     offset_log_norm: Tensor | None  # () Σ_n log₂ Σ_k 2^(j_kn + o_k) (with likelihood offsets)
 
 
-def _chunk_results(plan: _ChunkPlan, X: Any, chunk: int, sample_weight: Tensor | None = None
+def _chunk_results(plan: _ChunkPlan, X: Any, chunk: int, sample_weight: Tensor | None = None, count: int = 1
                    ) -> Iterator[_ChunkResult]:
-    """Every non-empty chunk's result, in order: on this thread, or on the pass workers."""
-    count = parallel.workers()
+    """Every non-empty chunk's result, in order: on this thread, or on ``count`` pass workers."""
     if count > 1 and isinstance(X, Tensor) and X.shape[0] > chunk:  # the same chunks as iter_data's
         def indexed(buffers: _ChunkBuffers, index: int) -> _ChunkResult:
             rows = slice(index * chunk, (index + 1) * chunk)

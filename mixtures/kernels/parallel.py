@@ -35,6 +35,7 @@ import functools
 import itertools
 import os
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -69,8 +70,68 @@ def resolve_threads(threads: Any) -> int:
 
 
 def workers() -> int:
-    """Chunk workers of the passes run by this thread (1 outside :func:`using`)."""
+    """Chunk workers of the passes run by this thread (1 outside :func:`using`; the most
+    :func:`using` ``("auto")`` may choose)."""
     return getattr(_state, "workers", 1)
+
+
+#: every this many passes of one kind, ``"auto"`` runs one on the worker count it did not choose
+PROBE_EVERY = 8
+
+
+class _Chooser:
+    """``using("auto")``: for each kind of pass, the faster of 1 and ``most`` workers, measured.
+
+    Under another session's load (Linux's autogroup scheduling gives each session its share of the
+    cores whatever its thread count) a second worker cannot get more CPU time, and each worker
+    holds the GIL between operations: a worker descheduled while holding it stalls the other one
+    until it runs again. Two workers were then 0.71-0.94x one (``experiments/BENCHMARK.md``). The
+    passes of a fit repeat (EM iterations, optimizer steps), results do not depend on the worker
+    count, so each kind of pass runs on both counts first and then on the one with the higher
+    measured rate (points per second, averaged over its last passes), trying the other count every
+    :data:`PROBE_EVERY` passes in case the load changed.
+    """
+
+    def __init__(self, most: int):
+        self.most = most
+        self.rates: dict[Any, dict[int, float]] = {}
+        self.passes: dict[Any, int] = {}
+
+    def choose(self, kind: Hashable) -> int:
+        rates = self.rates.setdefault(kind, {})
+        for count in (self.most, 1):
+            if count not in rates:
+                return count
+        best = max(rates, key=rates.__getitem__)
+        probe = self.passes.get(kind, 0) % PROBE_EVERY == PROBE_EVERY - 1
+        return (1 if best == self.most else self.most) if probe else best
+
+    def record(self, kind: Hashable, count: int, points: int, seconds: float) -> None:
+        self.passes[kind] = self.passes.get(kind, 0) + 1
+        rate = points / max(seconds, 1e-9)
+        previous = self.rates.setdefault(kind, {}).get(count)
+        self.rates[kind][count] = rate if previous is None else 0.5 * (previous + rate)
+
+
+class PassWorkers:
+    """The worker ``count`` of one pass; the pass sets ``points`` (for :func:`using` ``("auto")``)."""
+
+    def __init__(self, count: int):
+        self.count, self.points = count, 0
+
+
+@contextlib.contextmanager
+def pass_workers(kind: Hashable) -> Iterator[PassWorkers]:
+    """The workers of one pass: :func:`workers`, or the choice of :func:`using` ``("auto")`` for
+    this ``kind`` of pass, which is then timed (a pass that raises is not counted)."""
+    chooser = getattr(_state, "chooser", None)
+    if chooser is None or chooser.most == 1:
+        yield PassWorkers(workers())
+        return
+    chosen = PassWorkers(chooser.choose(kind))
+    began = time.perf_counter()
+    yield chosen
+    chooser.record(kind, chosen.count, chosen.points, time.perf_counter() - began)
 
 
 @contextlib.contextmanager
@@ -87,17 +148,20 @@ def one_torch_thread() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def using(threads: int | None) -> Iterator[int]:
-    """Run passes on ``threads`` chunk workers (``None``: :func:`default_threads`); torch's
-    intra-op threads are pinned to 1 inside and restored after. Yields the worker count."""
-    count = resolve_threads(threads)
-    previous_workers = workers()
-    _state.workers = count
+def using(threads: int | str | None, most: int | None = None) -> Iterator[int]:
+    """Run passes on ``threads`` chunk workers (``None``: :func:`default_threads`; ``"auto"``: for
+    each kind of pass the faster of 1 and ``most`` (default :func:`default_threads`), measured
+    pass by pass, see :class:`_Chooser`); torch's intra-op threads are pinned to 1 inside and
+    restored after. Yields the (most) worker count."""
+    auto = threads == "auto"
+    count = resolve_threads(most if auto else threads)
+    previous = workers(), getattr(_state, "chooser", None)
+    _state.workers, _state.chooser = count, (_Chooser(count) if auto else None)
     try:
         with one_torch_thread():
             yield count
     finally:
-        _state.workers = previous_workers
+        _state.workers, _state.chooser = previous
 
 
 def kept_per_worker(make: Callable[[], T], key: Hashable) -> Callable[[], T]:

@@ -64,9 +64,10 @@ def test_fits_do_not_depend_on_threads():
     X, _ = params.sample(200_000, seed=1)  # several chunks of the fused pass
     model = GaussianMixture(2, "diag")
     runs = {threads: mixtures.fit(model, X, "em", init="kmeans++", seed=3, max_iter=5, tol=0, threads=threads)
-            for threads in (1, 2)}
-    assert torch.equal(runs[1].params.locs, runs[2].params.locs)
-    assert torch.equal(runs[1].history["log_likelihood"], runs[2].history["log_likelihood"])
+            for threads in (1, 2, None)}
+    for threads in (2, None):  # None: each pass on 1 or torch.get_num_threads() workers, whichever was faster
+        assert torch.equal(runs[1].params.locs, runs[threads].params.locs)
+        assert torch.equal(runs[1].history["log_likelihood"], runs[threads].history["log_likelihood"])
     maps = {threads: mixtures.fit(model, X, "map", init=runs[1].params, num_steps=3, patience=None, threads=threads)
             for threads in (1, 2)}
     assert torch.equal(maps[1].history["loss"], maps[2].history["loss"])
@@ -177,3 +178,38 @@ def test_chunks_of_any_length_in_any_order_keep_the_row_of_ones():
             for _ in range(3):  # each pass's buffers (its last chunk 1 point long) serve the next
                 summaries_equal(e_step(X, params, shift, chunk_size=333), fresh)
                 summaries_equal(e_step(X, params, shift, hard=True, chunk_size=333), fresh_hard)
+
+
+def test_auto_measures_both_counts_then_keeps_the_faster_and_probes_the_other():
+    chooser = parallel._Chooser(most=2)
+    kind = "e pass"
+    seconds = {1: 1.0, 2: 2.0}  # one worker twice as fast (a machine loaded by other sessions)
+    chosen = []
+    for _ in range(3 * parallel.PROBE_EVERY):
+        count = chooser.choose(kind)
+        chosen.append(count)
+        chooser.record(kind, count, 1000, seconds[count])
+    assert chosen[:2] == [2, 1]  # both measured first
+    probes = [i for i, count in enumerate(chosen[2:], start=2) if count == 2]
+    assert probes == [i for i in range(2, len(chosen)) if i % parallel.PROBE_EVERY == parallel.PROBE_EVERY - 1]
+    seconds = {1: 1.0, 2: 0.25}  # the load went away: the next probe of 2 workers wins it back
+    for _ in range(parallel.PROBE_EVERY + 2):
+        count = chooser.choose(kind)
+        chooser.record(kind, count, 1000, seconds[count])
+    assert chooser.choose(kind) == 2
+    assert parallel._Chooser(most=2).choose("another kind") == 2
+
+
+def test_auto_passes_are_the_serial_ones_and_are_timed():
+    params = true_params("diag")
+    X, _ = params.sample(3000, seed=7)
+    shift = default_shift(X)
+    serial = e_step(X, params, shift, chunk_size=250)
+    with parallel.using("auto", most=2) as most:
+        assert most == 2 and torch.get_num_threads() == 1
+        for _ in range(4):
+            summaries_equal(e_step(X, params, shift, chunk_size=250), serial)
+        chooser = parallel._state.chooser
+        (rates,) = chooser.rates.values()
+        assert set(rates) == {1, 2} and all(rate > 0 for rate in rates.values())
+    assert getattr(parallel._state, "chooser", None) is None
