@@ -34,6 +34,7 @@ import contextlib
 import functools
 import itertools
 import os
+import statistics
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
@@ -230,31 +231,58 @@ def map_ordered(task: Callable[[Any, Any], Any], items: Iterable[Any], make_stat
 def map_indexed(task: Callable[[Any, int], Any], n_items: int, make_state: Callable[[], Any],
                 count: int) -> Iterator[Any]:
     """``task(state, i)`` for ``i`` in ``range(n_items)`` on ``count`` workers, the calling thread one
-    of them; the results are yielded in index order.
+    of them; the results are yielded in index order. ``task`` must be deterministic: an item may be
+    computed twice (below), and either result is used.
 
     The workers take the next index from one shared counter (a worker that waits for a core
     holds back its current item only, while the others take the rest), and each builds its own
     ``state`` with ``make_state`` when it takes its first item. Nothing is queued per item. The
     caller yields each result as soon as it and all before it are done, between its own items,
-    so what it does with them (the sums in chunk order) overlaps the other workers' items. The
-    first error stops every worker and is raised here; so does closing the generator early.
+    so what it does with them (the sums in chunk order) overlaps the other workers' items.
+
+    The caller never waits long for a helper: once no index is left, an item a helper is still on
+    is waited for only while it has run less than :data:`BACKUP_AFTER` times the mean item time;
+    past that (its helper descheduled by a busy machine, or not yet started) the caller computes
+    it itself, as a lone worker would have, and the helper's late copy is dropped. So a pass on
+    ``count`` workers takes at most about what the caller alone would. An error is raised here
+    (a helper's stops the workers; the caller then meets it computing that item itself); closing
+    the generator early stops the helpers too.
     """
     slots: list[tuple[Any] | None] = [None] * n_items  # (result,) once done
+    started: list[float | None] = [None] * n_items  # perf_counter when a worker took the item
+    durations: list[float] = []
     indices = itertools.count()  # next() on it is atomic under the GIL
     stop: list[bool] = []
+    finished = threading.Condition()
+    own: list[Any] = []  # the caller's state, once made
 
-    def drain(state: Any = None, on_caller: bool = False) -> Iterator[int]:
+    def run(state: Any, index: int) -> None:
+        started[index] = began = time.perf_counter()
+        result = task(state, index)
+        durations.append(time.perf_counter() - began)
+        if slots[index] is None:
+            slots[index] = (result,)
+
+    def drain(on_caller: bool = False) -> Iterator[int]:
+        state = None
         try:
             for index in indices:
                 if index >= n_items or stop:
                     return
                 if state is None:
                     state = make_state()
-                slots[index] = (task(state, index),)
+                    if on_caller:
+                        own.append(state)
+                run(state, index)
                 if on_caller:
                     yield index
+                else:
+                    with finished:
+                        finished.notify_all()
         except BaseException:
             stop.append(True)
+            with finished:
+                finished.notify_all()
             raise
 
     helpers = [_executor(count - 1).submit(lambda: list(drain())) for _ in range(min(count, n_items) - 1)]
@@ -264,16 +292,36 @@ def map_indexed(task: Callable[[Any, int], Any], n_items: int, make_state: Calla
             while following < n_items and slots[following] is not None:
                 yield _take(slots, following)
                 following += 1
+        for index in range(following, n_items):
+            if slots[index] is None and not stop:
+                _wait_for(slots, index, started[index], durations, finished)
+            if slots[index] is None:  # late, failed or never taken: compute it here
+                if not own:
+                    own.append(make_state())
+                run(own[0], index)
+            yield _take(slots, index)
     finally:
         stop.append(True)  # an early exit (an error, or a generator closed) stops the helpers too
-        for helper in helpers:  # one not started yet (a pool busy with another pass) has nothing to do
-            if not helper.cancel():
-                helper.exception()  # wait for the running ones before going on or raising
-    for helper in helpers:
-        if not helper.cancelled():
-            helper.result()
-    for index in range(following, n_items):
-        yield _take(slots, index)
+        for helper in helpers:  # one not started (a pool busy with another pass) has nothing left to do
+            helper.cancel()
+
+
+#: the caller computes an item a helper is still on once it has run this many mean item times
+BACKUP_AFTER = 1.5
+
+
+def _wait_for(slots: list[tuple[Any] | None], index: int, started: float | None, durations: list[float],
+              finished: threading.Condition) -> None:
+    """Wait until a helper has stored item ``index``, but no longer than until it has run
+    :data:`BACKUP_AFTER` mean item times (not at all before any item has finished or was taken)."""
+    if started is None or not durations:
+        return
+    deadline = started + BACKUP_AFTER * statistics.fmean(durations)
+    with finished:
+        while slots[index] is None:
+            left = deadline - time.perf_counter()
+            if left <= 0 or not finished.wait(left):
+                return
 
 
 def _take(slots: list[tuple[Any] | None], index: int) -> Any:

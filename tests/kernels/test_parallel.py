@@ -11,7 +11,7 @@ import mixtures
 from mixtures import GaussianMixture, MixtureParams
 from mixtures.core.stream import StreamingData
 from mixtures.families.gaussian.statistics import default_shift, e_step
-from mixtures.kernels import parallel
+from mixtures.kernels import fused_pass, parallel
 
 from conftest import COVARIANCE_TYPES, true_params
 
@@ -213,3 +213,50 @@ def test_auto_passes_are_the_serial_ones_and_are_timed():
         (rates,) = chooser.rates.values()
         assert set(rates) == {1, 2} and all(rate > 0 for rate in rates.values())
     assert getattr(parallel._state, "chooser", None) is None
+
+
+def test_a_pass_with_a_stalled_helper_is_the_serial_pass():
+    params = true_params("full")
+    X, _ = params.sample(3000, seed=8)
+    shift = default_shift(X)
+    serial = e_step(X, params, shift, chunk_size=200)
+    original, on_helper = fused_pass._one_chunk, []
+
+    def stalling(plan, buffers, item):
+        if threading.current_thread() is not threading.main_thread():
+            on_helper.append(True)
+            time.sleep(0.05)  # every helper chunk far longer than the caller's
+        return original(plan, buffers, item)
+
+    fused_pass._one_chunk = stalling
+    try:
+        with parallel.using(2):
+            summaries_equal(e_step(X, params, shift, chunk_size=200), serial)
+            hard = e_step(X, params, shift, hard=True, chunk_size=200)
+    finally:
+        fused_pass._one_chunk = original
+    assert on_helper  # the helper took chunks; the caller redid the ones it still held
+    assert torch.equal(hard.labels, e_step(X, params, shift, hard=True, chunk_size=200).labels)
+
+
+def test_the_caller_computes_what_a_stalled_helper_holds_instead_of_waiting():
+    """A helper descheduled mid-item (here: stuck on each item it takes until released) delays
+    nothing: the caller computes that item too, once it has run 1.5 mean item times, and the
+    results are the same; on a machine loaded by other sessions this keeps 2 workers from being
+    slower than 1."""
+    release, helper_done = threading.Event(), []
+
+    def task(state, index):
+        if threading.current_thread() is not threading.main_thread():
+            release.wait(30.0)
+            helper_done.append(index)
+        time.sleep(0.002)
+        return index * index
+
+    try:
+        with parallel.using(2):
+            results = list(parallel.map_indexed(task, 40, lambda: None, 2))
+        assert not helper_done  # all 40 results came while the helper was still stuck on its item
+    finally:
+        release.set()  # let the helper go (its copy of the item is dropped)
+    assert results == [index * index for index in range(40)]
