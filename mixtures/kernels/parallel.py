@@ -12,9 +12,14 @@ In-memory data (:func:`map_indexed`): the calling thread is one of the ``T`` wor
 worker takes the next chunk index from one shared counter, so a pass uses exactly ``T`` threads
 (not ``T`` workers plus a dispatching thread competing with them for the cores), costs one
 ``next`` per chunk to distribute, and a worker that is descheduled holds back only the chunk it
-is on: the others take the rest. The chunks' results are kept by index and added up **in
-chunk order** once all are done. Streamed data (:func:`map_ordered`), read in order, are handed
-to a pool with a few chunks in flight.
+is on: the others take the rest, and at the end the caller computes a chunk a late helper still
+holds rather than wait for it. The chunks' results are added up **in chunk order**, by the caller
+between its own chunks. Streamed data (:func:`map_ordered`), read in order, are handed to a pool
+with a few chunks in flight.
+
+:func:`using` ``("auto")`` (``fit``'s default) measures each kind of pass on 1 worker and on all,
+and keeps the faster: on a machine loaded by other sessions a second worker gets no more CPU time
+and can make a pass slower.
 
 Results do not depend on the thread count, bit for bit: every chunk is computed by the same
 single-threaded kernels whichever thread runs it, and the sums over chunks are taken in the
@@ -85,8 +90,8 @@ class _Chooser:
 
     Under another session's load (Linux's autogroup scheduling gives each session its share of the
     cores whatever its thread count) a second worker cannot get more CPU time, and each worker
-    holds the GIL between operations: a worker descheduled while holding it stalls the other one
-    until it runs again. Two workers were then 0.71-0.94x one (``experiments/BENCHMARK.md``). The
+    needs the GIL between operations (one descheduled while holding it would stall the other).
+    Two workers were then 0.71-0.94x one (``experiments/BENCHMARK.md``, round 7). The
     passes of a fit repeat (EM iterations, optimizer steps), results do not depend on the worker
     count, so each kind of pass runs on both counts first and then on the one with the higher
     measured rate (points per second, averaged over its last passes), trying the other count every
