@@ -71,11 +71,14 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
         init_sample_size: points of the reservoir sample random initializers use
             on streamed data (default 100 000).
         threads: worker threads of the passes over the data (:mod:`mixtures.kernels.parallel`):
-            chunks are spread across them, each running its chunk single-threaded, and torch's
-            own intra-op threads are pinned to 1 for the duration of the fit, so a busy machine
-            never makes a fit slower than one thread (no spin-waiting). ``None`` (default):
-            ``torch.get_num_threads()`` at the call (all cores unless the process set fewer;
-            the ``mixtures`` command sets 1). Results do not depend on it, bit for bit.
+            chunks are spread across them (the calling thread is one), each running its chunk
+            single-threaded, and torch's own intra-op threads are pinned to 1 for the duration of
+            the fit (no spin-waiting). ``None`` (default): each kind of pass runs on 1 and on
+            ``torch.get_num_threads()`` workers (all cores unless the process set fewer; the
+            ``mixtures`` command sets 1), then on whichever was faster, re-measured every 8th pass:
+            an idle machine gets the second core, a machine loaded by other sessions (where a
+            second worker can be slower, see ``experiments/BENCHMARK.md``) keeps one. Results do
+            not depend on it, bit for bit.
         distributed: call ``fit`` in every rank of an initialized ``torch.distributed``
             process group, each with its own shard ``X``; routines with
             ``distributed`` in their record (``"em"``, ``"hard_em"``, ``"kmeans"``, ``"map"``,
@@ -130,7 +133,7 @@ def fit(model: MixtureFamily, X: Any, method: str = "em", *, init: InitSpec = "k
     if not isinstance(model, MixtureFamily):
         raise TypeError(f"model must be a mixture family (e.g. mixtures.GaussianMixture); got {type(model).__name__}.")
     missing = check_missing(missing)
-    with parallel.using(torch.get_num_threads() if threads is None else threads), \
+    with parallel.using("auto" if threads is None else threads, most=torch.get_num_threads()), \
             marginalizing(missing == "marginalize"):
         result = _fit(model, X, method, init=init, seed=seed, n_init=n_init, reg_covar=reg_covar, dtype=dtype,
                       device=device, chunk_size=chunk_size, init_sample_size=init_sample_size,

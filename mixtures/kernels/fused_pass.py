@@ -132,7 +132,9 @@ def fused_pass(X: Any, coefficients: Tensor, shift: Tensor, write_extra: ExtraFe
     total = {"dtype": accumulate_dtype or shift.dtype, "device": shift.device}
     offset = None if likelihood_offsets is None else _OffsetLikelihood(likelihood_offsets, shift)
     plan = _ChunkPlan(bits, shift.unsqueeze(-1), hard, entropy, worst_point,
-                      lambda: _ChunkBuffers(shift, chunk, write_extra, D, n_extra, K), [math.inf], offset)
+                      parallel.kept_per_worker(lambda: _ChunkBuffers(shift, chunk, write_extra, D, n_extra, K),
+                                               (shift.dtype, shift.device, chunk, D, n_extra, K, write_extra)),
+                      [math.inf], offset)
     sums = torch.zeros(K, P, **total)
     log_likelihood = torch.zeros((), **total)
     entropy_total = torch.zeros((), **total)
@@ -142,20 +144,23 @@ def fused_pass(X: Any, coefficients: Tensor, shift: Tensor, write_extra: ExtraFe
     worst_log_prob, worst = math.inf, None
     if sample_weight is not None and not isinstance(X, Tensor):
         raise ValueError("sample_weight needs the data in memory (a stream carries no weights).")
-    for part in _chunk_results(plan, X, chunk, sample_weight):
-        n_points += part.n
-        log_likelihood += part.log_norm  # bits
-        if part.worst_log_prob < worst_log_prob:
-            worst_log_prob, worst = part.worst_log_prob, part.worst
-        if labels is not None:
-            labels.append(part.labels)
-        # the chunk's sums in the data's dtype, accumulated in accumulate_dtype
-        sums.add_(part.sums)
-        if part.log_total is not None:
-            entropy_total += part.log_total
-            entropy_total -= part.weighted
-        if part.offset_log_norm is not None:
-            offset_total += part.offset_log_norm
+    kind = (type(X), shift.dtype, K, P, chunk, hard, entropy, offset is None, sample_weight is None)
+    with parallel.pass_workers(kind) as chosen:
+        for part in _chunk_results(plan, X, chunk, sample_weight, chosen.count):
+            n_points += part.n
+            log_likelihood += part.log_norm  # bits
+            if part.worst_log_prob < worst_log_prob:
+                worst_log_prob, worst = part.worst_log_prob, part.worst
+            if labels is not None:
+                labels.append(part.labels)
+            # the chunk's sums in the data's dtype, accumulated in accumulate_dtype
+            sums.add_(part.sums)
+            if part.log_total is not None:
+                entropy_total += part.log_total
+                entropy_total -= part.weighted
+            if part.offset_log_norm is not None:
+                offset_total += part.offset_log_norm
+        chosen.points = n_points
     if offset is not None:
         log_likelihood = offset_total
     return PassSums(sums, log_likelihood.mul_(LN_2), entropy_total.mul_(LN_2), n_points,
@@ -189,13 +194,18 @@ class _ChunkResult(NamedTuple):
     offset_log_norm: Tensor | None  # () Σ_n log₂ Σ_k 2^(j_kn + o_k) (with likelihood offsets)
 
 
-def _chunk_results(plan: _ChunkPlan, X: Any, chunk: int, sample_weight: Tensor | None = None
+def _chunk_results(plan: _ChunkPlan, X: Any, chunk: int, sample_weight: Tensor | None = None, count: int = 1
                    ) -> Iterator[_ChunkResult]:
-    """Every non-empty chunk's result, in order: on this thread, or on the pass workers."""
+    """Every non-empty chunk's result, in order: on this thread, or on ``count`` pass workers."""
+    if count > 1 and isinstance(X, Tensor) and X.shape[0] > chunk:  # the same chunks as iter_data's
+        def indexed(buffers: _ChunkBuffers, index: int) -> _ChunkResult:
+            rows = slice(index * chunk, (index + 1) * chunk)
+            return _one_chunk(plan, buffers, (X[rows], None if sample_weight is None else sample_weight[rows]))
+        yield from parallel.map_indexed(indexed, -(-X.shape[0] // chunk), plan.make_buffers, count)
+        return
     pairs = zip(iter_data(X, chunk), weight_chunks(sample_weight, chunk))
     chunks = (pair for pair in pairs if pair[0].shape[0])  # oneDNN: no empty ops
-    count = parallel.workers()
-    if count > 1 and (not isinstance(X, Tensor) or X.shape[0] > chunk):
+    if count > 1 and not isinstance(X, Tensor):
         yield from parallel.map_ordered(functools.partial(_one_chunk, plan), chunks, plan.make_buffers, count)
         return
     buffers = plan.make_buffers()
@@ -315,8 +325,10 @@ class _ChunkViews(NamedTuple):
 
 
 class _ChunkBuffers:
-    """Flat storage reused by every chunk of a pass; views are contiguous for any chunk length
-    and are made once per length (a pass has at most two: the chunk and the last one)."""
+    """Flat storage reused by every chunk of a pass, and kept by each worker thread for its next pass
+    (:func:`mixtures.kernels.parallel.kept_per_worker`); views are contiguous for any chunk length
+    and are made once per length (a pass over in-memory data has at most two: the chunk and the
+    last one)."""
 
     def __init__(self, like: Tensor, chunk: int, write_extra: ExtraFeatures, n_features: int, n_extra: int,
                  n_components: int):
@@ -330,16 +342,23 @@ class _ChunkBuffers:
         self.capacity = chunk
         self.features = like.new_empty(P * chunk)
         self.features[:chunk] = 1.0  # row 0 of every (P, n) view: the constant feature
+        self._intact = chunk  # views of up to this many points have their row of ones
         self.joint, self.resp = like.new_empty(K * chunk), like.new_empty(K * chunk)
         self.log_norm, self.total, self.log_total = (like.new_empty(chunk) for _ in range(3))
         self._views.clear()
 
     def take(self, n: int) -> _ChunkViews:
+        if n > self._intact:
+            # a shorter chunk's rows 1.. overlap the row of ones of longer ones: restore it
+            # (a stream's ragged chunks; buffers kept from a pass that ended on a short chunk)
+            self.features[:min(n, self.capacity)] = 1.0
+        self._intact = n
         views = self._views.get(n)
         if views is not None:
             return views
         if n > self.capacity:  # a streamed chunk longer than asked for
             self._allocate(self.features, n)
+            self._intact = n
         P, K, D = self.P, self.K, self.D
         features = self.features[:P * n].view(P, n)
         centred = features[1:1 + D]
