@@ -179,7 +179,7 @@ def site_transforms(model: MixtureFamily, X: Tensor, params: Params) -> dict[str
 def make_kernel(model: MixtureFamily, X: Tensor, init: Params, *, target_accept_prob: float = 0.8,
                 max_tree_depth: int = 10, jit_compile: bool = False, full_mass: bool = False,
                 labels: Tensor | None = None, sample_weight: Tensor | None = None,
-                noncentred: bool | str = False) -> RecordingNUTS:
+                noncentred: bool | str = False, precondition: bool = False) -> RecordingNUTS:
     """``NUTS(model.model, max_plate_nesting=1)`` started at ``init`` (not yet set up).
 
     The one place the sampler's potential energy is chosen: ``kernel.setup(warmup_steps, X)``
@@ -196,7 +196,7 @@ def make_kernel(model: MixtureFamily, X: Tensor, init: Params, *, target_accept_
     if labels is None and potential.applies(model, X, init, jit_compile=jit_compile):
         return potential.collapsed_nuts(model, X, start, site_transforms(model, X, init), sample_weight,
                                         target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
-                                        full_mass=full_mass,
+                                        full_mass=full_mass, precondition=precondition,
                                         noncentred=_noncentred_components(X, init, noncentred, sample_weight))
     cause = potential.nonfinite_start(model, X, start, site_transforms(model, X, init),  # before Pyro's search
                                       sample_weight)
@@ -328,7 +328,8 @@ def _check_options(warmup: int, num_samples: int, num_chains: int, target_accept
 def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float = 1e-6,
              seed: int | None = 0, warmup: int = 300, num_samples: int = 500, num_chains: int = 4,
              chain_processes: int | None = None, target_accept_prob: float = 0.8, max_tree_depth: int = 10,
-             jit_compile: bool = False, full_mass: bool = False, noncentred: bool | str = False, relabel: bool = True,
+             jit_compile: bool = False, full_mass: bool = False, noncentred: bool | str = False,
+             precondition: bool = False, relabel: bool = True,
              progress_bar: bool | None = None, max_r_hat: float = R_HAT_GOOD,
              min_ess_per_chain: float = ESS_PER_CHAIN, warn: bool = True, labels: Tensor | None = None,
              sample_weight: Tensor | None = None) -> FitResult:
@@ -360,6 +361,10 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
             best centred). The draws are the model's
             parameters either way. Only with the collapsed potential (ignored on the program's path:
             ``jit_compile``, partial labels, missing values).
+        precondition: start warmup's mass matrix at the inverse curvature of the potential at ``init``
+            (:func:`~mixtures.inference.pyro.potential.curvature_variances`) instead of the identity:
+            pays when the coordinates' scales differ widely (data in raw units, many components) and
+            ``init`` is near the posterior (e.g. a VB fit's ``params``). Collapsed potential only.
         relabel: align the draws' components to the reference draw (module docstring).
         progress_bar: one progress bar per chain; ``None``: only on an interactive terminal.
         max_r_hat, min_ess_per_chain: the validity thresholds (module docstring).
@@ -380,7 +385,8 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
     processes = min(num_chains, usable_cores()) if chain_processes is None else min(chain_processes, num_chains)
     kernel = functools.partial(make_kernel, model, X, init, target_accept_prob=target_accept_prob,
                                max_tree_depth=max_tree_depth, jit_compile=jit_compile, full_mass=full_mass,
-                               labels=labels, sample_weight=sample_weight, noncentred=noncentred)
+                               labels=labels, sample_weight=sample_weight, noncentred=noncentred,
+                               precondition=precondition)
     start = time.perf_counter()
     chains = run_chains(kernel, X, chain_seeds, warmup, num_samples, model.fitting, processes,
                         show_progress(progress_bar))

@@ -146,12 +146,13 @@ class CollapsedPotential:
 
 def collapsed_nuts(model: MixtureFamily, X: Tensor, start: dict[str, Tensor], transforms: dict[str, Transform],
                    sample_weight: Tensor | None = None, noncentred: bool | Tensor = False,
-                   **options) -> RecordingNUTS:
+                   precondition: bool = False, **options) -> RecordingNUTS:
     """Pyro's ``NUTS`` (:class:`~mixtures.inference.pyro.recording.RecordingNUTS`) on
     :class:`CollapsedPotential`, its ``initial_params`` at the constrained site values ``start``
     (give them to ``MCMC(..., initial_params=kernel.initial_params)``); ``noncentred`` samples the
     means in standard coordinates (all, or those of the components of a ``(K,)`` bool mask), and
-    ``kernel.model_sites`` maps the draws ``MCMC`` returns to the model's sites. ``options``: NUTS's
+    ``kernel.model_sites`` maps the draws ``MCMC`` returns to the model's sites; ``precondition``
+    starts warmup's mass matrix at :func:`curvature_variances` of the start. ``options``: NUTS's
     own (``target_accept_prob``, ``max_tree_depth``, ``full_mass``...)."""
     energy = CollapsedPotential(model, X, transforms, sample_weight)
     if isinstance(noncentred, Tensor) or noncentred:
@@ -169,7 +170,38 @@ def collapsed_nuts(model: MixtureFamily, X: Tensor, start: dict[str, Tensor], tr
              f"density is {-float(value)})" for name, g in zip(initial, grads) if not torch.isfinite(g).all()),
             f"the potential energy is {float(value)} (the log-Jacobian of the transforms to unconstrained space)")
         raise DivergenceError(f"NUTS: at the start, {cause}. {START_FIXES}")
+    if precondition:
+        kernel.start_variances = curvature_variances(energy, kernel.initial_params)
     return kernel
+
+
+def curvature_variances(energy, point: dict[str, Tensor], relative_step: float = 1e-5) -> dict[str, Tensor]:
+    """``1 / (∂²U/∂q_i²)`` at ``point`` for every coordinate (shaped like the sites): the variances of
+    the Laplace approximation's conditionals, a scale for each coordinate to start NUTS's mass matrix
+    from. The diagonal of the Hessian by central differences of the gradient (two gradients per
+    coordinate; the fused likelihood has no second derivative); a coordinate of non-positive or
+    non-finite curvature (the start is not at a mode in it) gets 1, the identity's."""
+    names = list(point)
+    shapes = [point[name].shape for name in names]
+    flat = torch.cat([point[name].detach().reshape(-1) for name in names])
+
+    def gradient(at: Tensor) -> Tensor:
+        parts = [part.reshape(shape).requires_grad_() for part, shape in
+                 zip(torch.split(at, [s.numel() for s in shapes]), shapes)]
+        grads = torch.autograd.grad(energy(dict(zip(names, parts))), parts)
+        return torch.cat([g.reshape(-1) for g in grads])
+
+    curvature = torch.empty_like(flat)
+    for i in range(flat.numel()):
+        step = relative_step * max(1.0, abs(float(flat[i])))
+        shift = torch.zeros_like(flat)
+        shift[i] = step
+        curvature[i] = (gradient(flat + shift)[i] - gradient(flat - shift)[i]) / (2 * step)
+    good = torch.isfinite(curvature) & (curvature > 0)
+    variances = torch.where(good, 1 / torch.where(good, curvature, torch.ones_like(curvature)),
+                            torch.ones_like(curvature))
+    return dict(zip(names, (v.reshape(s) for v, s in zip(torch.split(variances, [s.numel() for s in shapes]),
+                                                          shapes))))
 
 
 #: what helps whatever the non-finite term at the start was

@@ -16,6 +16,13 @@ attributes read after each ``sample`` call (e.g. by ``MCMC``'s ``hook_fn``):
 ``n_steps``
     potential-and-gradient evaluations of the iteration (``2^depth - 1`` leapfrog steps for a
     full tree; ``max_tree_depth = 10`` caps it at 1023).
+
+``start_variances`` (set before ``setup``, e.g. by
+:func:`mixtures.inference.pyro.potential.curvature_variances`): the inverse mass matrix warmup starts
+from, instead of the identity (a dense block starts diagonal), with the step size searched again
+under it. Pyro's windowed adaptation keeps it through the first window (75 iterations by default)
+and then estimates it from the draws as usual; a start on the posterior's scales saves that window
+the full-depth trees the identity gives when the coordinates' scales differ by orders of magnitude.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import torch
 from pyro.infer import NUTS
+from torch import Tensor
 
 __all__ = ["RecordingNUTS"]
 
@@ -46,6 +55,7 @@ class RecordingNUTS(NUTS):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.energy, self.n_steps, self.momentum = math.nan, 0, None
+        self.start_variances: dict[str, Tensor] | None = None
         self._counted: _Counted | None = None
 
     def setup(self, warmup_steps: int, *args: Any, **kwargs: Any) -> None:
@@ -53,6 +63,17 @@ class RecordingNUTS(NUTS):
         if not isinstance(self.potential_fn, _Counted):
             self.potential_fn = _Counted(self.potential_fn)
         self._counted = self.potential_fn
+        if self.start_variances is not None and self.initial_params:
+            self._start_mass_matrix(self.start_variances)
+
+    def _start_mass_matrix(self, variances: dict[str, Tensor]) -> None:
+        adapter = self.mass_matrix_adapter
+        start = {}
+        for group, matrix in adapter.inverse_mass_matrix.items():
+            diagonal = torch.cat([variances[name].reshape(-1) for name in group]).to(matrix)
+            start[group] = diagonal if matrix.dim() == 1 else torch.diag(diagonal)
+        adapter.inverse_mass_matrix = start
+        self._adapter.reset_step_size_adaptation(self._initial_params)
 
     def _sample_r(self, name: str) -> Any:
         r, r_unscaled = super()._sample_r(name)

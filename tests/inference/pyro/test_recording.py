@@ -45,3 +45,29 @@ def test_energy_is_potential_plus_kinetic():
         assert math.isclose(kernel.energy, start_energy + kinetic, rel_tol=1e-12, abs_tol=1e-12), t
         assert kernel.n_steps == calls[0] - before >= 1
     assert kinetic > 0
+
+
+def test_curvature_variances_and_the_mass_matrix_warmup_starts_from():
+    scales = {"a": torch.tensor([0.5, 3.0], dtype=torch.float64), "b": torch.tensor([[20.0]], dtype=torch.float64)}
+
+    def quadratic(q):  # variances scales², and a concave direction in "c"
+        return sum(0.5 * ((q[n] - 1.0) / scales[n]).square().sum() for n in scales) - q["c"].square().sum()
+
+    point = {"a": torch.tensor([0.3, -2.0], dtype=torch.float64), "b": torch.tensor([[4.0]], dtype=torch.float64),
+             "c": torch.tensor([0.5], dtype=torch.float64)}
+    variances = potential.curvature_variances(quadratic, point)
+    for name in scales:
+        torch.testing.assert_close(variances[name], scales[name].square(), rtol=1e-6, atol=0)
+    assert variances["c"].tolist() == [1.0]
+
+    X, _ = true_params("diag").sample(60, seed=4)
+    model = GaussianMixture(2, "diag", prior=GaussianPrior())
+    init = initialize(model, X, "kmeans++", seed=0)
+    for full_mass in (False, True):
+        kernel = make_kernel(model, X, init, precondition=True, full_mass=full_mass)
+        expected = potential.curvature_variances(kernel.potential_fn, kernel.initial_params)
+        kernel.setup(10, X)
+        (group, matrix), = kernel.mass_matrix_adapter.inverse_mass_matrix.items()
+        diagonal = torch.cat([expected[name].reshape(-1) for name in group])
+        torch.testing.assert_close(matrix if not full_mass else matrix.diagonal(), diagonal, rtol=1e-12, atol=0)
+        assert not torch.allclose(diagonal, torch.ones_like(diagonal))
