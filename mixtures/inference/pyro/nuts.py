@@ -28,6 +28,14 @@ Chains
     draw ``c * num_samples + i``. ``progress_bar=None`` shows one bar per chain on an
     interactive terminal (never under pytest, in CI or with standard error redirected).
 
+Geometry (collapsed potential only)
+    ``noncentred`` samples component means as ``μ_k = loc_k + L_k z_k`` (all, or with ``"empty"``
+    those of components nearly empty at ``init``): :mod:`mixtures.inference.pyro.noncentred`.
+    ``precondition`` starts warmup's mass matrix at the potential's inverse curvature at ``init``
+    (:func:`mixtures.inference.pyro.potential.curvature_variances`). Both are off by default; together
+    with a VB start they take a sparse Dirichlet process (empty components sampled from their funnel
+    prior) from full-depth trees to depth 5-6 (README, "Priors").
+
 Relabelling (label switching)
     The likelihood is invariant under permutations of the components, so a chain
     may swap labels. Every draw is aligned to a *reference*, the draw with the
