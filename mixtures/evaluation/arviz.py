@@ -17,10 +17,11 @@ every array ``(chain, draw, ...)``:
 ``sample_stats`` (NUTS only)
     ``diverging`` (bool), ``lp`` (``log p(X, θ_s)``, the history's ``log_joint``: the log joint in
     constrained space, without the Jacobian of the sampler's transforms), ``step_size`` (the
-    adapted step size, fixed after warmup, so exact per draw) and ``mean_accept_prob`` (the
+    adapted step size, fixed after warmup, so exact per draw), ``mean_accept_prob`` (the
     chain's mean NUTS acceptance statistic, repeated over its draws: the sampler keeps no
-    per-draw value). Pyro's NUTS as run here does not record per-draw energies or tree depths,
-    so there is no ``energy`` (``az.bfmi``, ``az.plot_energy`` do not apply).
+    per-draw value), ``energy`` (the Hamiltonian ``U(q) + K(p)`` of every draw's iteration, at
+    the start of its trajectory: :mod:`mixtures.inference.pyro.recording`; what ``az.bfmi`` and
+    ``az.plot_energy`` read) and ``n_steps`` (the iteration's potential-and-gradient evaluations).
 
 The ``attrs`` of every group name the routine, the posterior's kind, ``converged`` and the NUTS
 ``problems``, so an invalid run does not look like a valid one once converted.
@@ -114,6 +115,10 @@ def _sample_stats(result: FitResult, chains: int, draws: int) -> dict[str, np.nd
     stats = {"diverging": diverging}
     if "log_joint" in result.history.columns:
         stats["lp"] = np.asarray(result.history["log_joint"], dtype=float).reshape(chains, draws)
+    for name in ("energy", "n_steps"):  # per draw (a result saved before they were recorded has none)
+        per_draw = diagnostics.get(name)
+        if per_draw is not None and all(len(chain) == draws for chain in per_draw):
+            stats[name] = np.asarray(per_draw, dtype=float if name == "energy" else np.int64).reshape(chains, draws)
     for name in ("step_size", "mean_accept_prob"):
         if name in diagnostics:
             per_chain = np.asarray(diagnostics[name], dtype=float)

@@ -48,6 +48,24 @@ def by_chain(values: torch.Tensor, chains: int) -> np.ndarray:
     return values.detach().double().numpy().reshape((chains, -1) + tuple(values.shape[1:]))
 
 
+def test_nuts_sample_stats_have_energy_and_bfmi_works():
+    result = nuts_result()
+    idata = to_arviz(result, data())
+    energy = idata.sample_stats["energy"]
+    assert energy.dims == ("chain", "draw") and energy.shape == (CHAINS, DRAWS)
+    per_chain = result.posterior.diagnostics["energy"]
+    np.testing.assert_array_equal(energy.values, np.asarray(per_chain))
+    assert np.isfinite(energy.values).all() and len(np.unique(energy.values)) == CHAINS * DRAWS
+    assert (idata.sample_stats["n_steps"].values >= 1).all()
+    assert (idata.sample_stats["n_steps"].values <= 2 ** 4).all()  # max_tree_depth=4
+    bfmi = az.bfmi(idata)
+    assert bfmi.shape == (CHAINS,) and np.isfinite(bfmi).all() and (bfmi > 0).all()
+    # E-BFMI's estimator (Betancourt 2016, eq. 23): Σ (E_n - E_{n-1})² / Σ (E_n - Ē)², per chain
+    values = energy.values
+    expected = np.square(np.diff(values, axis=1)).sum(axis=1) / np.square(values - values.mean(1, keepdims=True)).sum(1)
+    np.testing.assert_allclose(bfmi, expected, rtol=1e-12)
+
+
 def test_nuts_groups_have_chain_draw_layout_and_named_dims():
     result = nuts_result()
     idata = to_arviz(result, data())

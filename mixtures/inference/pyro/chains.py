@@ -67,6 +67,8 @@ class ChainRun:
         step_size: the step size after adaptation.
         times: ``time.perf_counter()`` when each kept draw was made (the clock is shared by the
             processes of one machine).
+        energy: the Hamiltonian of each kept iteration (:mod:`~mixtures.inference.pyro.recording`).
+        n_steps: the potential-and-gradient evaluations of each kept iteration.
     """
 
     samples: dict[str, Tensor]
@@ -75,6 +77,8 @@ class ChainRun:
     mean_accept_prob: float = math.nan
     step_size: float = math.nan
     times: list[float] = field(default_factory=list)
+    energy: list[float] = field(default_factory=list)
+    n_steps: list[int] = field(default_factory=list)
 
 
 def usable_cores() -> int:
@@ -123,6 +127,8 @@ def run_chain(make_kernel: Callable[[], Any], X: Tensor, chain: int, seed: int, 
         diagnostics = kernel.diagnostics() if sampling else {}
         if sampling:
             run.times.append(time.perf_counter())
+            run.energy.append(float(getattr(kernel, "energy", math.nan)))
+            run.n_steps.append(int(getattr(kernel, "n_steps", 0)))
             if i == num_samples - 1:
                 run.divergences = [int(d) for d in diagnostics.get("divergences", [])]
                 run.acceptance_rate = float(diagnostics.get("acceptance rate", math.nan))
@@ -151,7 +157,9 @@ def run_chain(make_kernel: Callable[[], Any], X: Tensor, chain: int, seed: int, 
                 "gradient (badly scaled data for the prior, float32) or a transform to unconstrained space "
                 "at its boundary. Start from a proper fit (init=mixtures.fit(model, X, 'em').params), "
                 "standardize the data, or fit in float64.") from None
-        run.samples = {name: value.detach() for name, value in mcmc.get_samples().items()}
+        samples = {name: value.detach() for name, value in mcmc.get_samples().items()}
+        # a kernel sampling some sites in other coordinates (non-centred means) maps its draws back
+        run.samples = getattr(kernel, "model_sites", lambda draws: draws)(samples)
     return run
 
 

@@ -28,6 +28,14 @@ Chains
     draw ``c * num_samples + i``. ``progress_bar=None`` shows one bar per chain on an
     interactive terminal (never under pytest, in CI or with standard error redirected).
 
+Geometry (collapsed potential only)
+    ``noncentred`` samples component means as ``μ_k = loc_k + L_k z_k`` (all, or with ``"empty"``
+    those of components nearly empty at ``init``): :mod:`mixtures.inference.pyro.noncentred`.
+    ``precondition`` starts warmup's mass matrix at the potential's inverse curvature at ``init``
+    (:func:`mixtures.inference.pyro.potential.curvature_variances`). Both are off by default; together
+    with a VB start they take a sparse Dirichlet process (empty components sampled from their funnel
+    prior) from full-depth trees to depth 5-6 (README, "Priors").
+
 Relabelling (label switching)
     The likelihood is invariant under permutations of the components, so a chain
     may swap labels. Every draw is aligned to a *reference*, the draw with the
@@ -62,7 +70,9 @@ Diagnostics (``result.posterior.diagnostics``)
     within the chain), ``"acceptance_rate"`` (Pyro's: the fraction of iterations that moved),
     ``"mean_accept_prob"`` (the mean NUTS acceptance statistic over the kept iterations, which
     step-size adaptation drives towards ``target_accept_prob``; 3 decimals) and
-    ``"step_size"`` (after adaptation). ``"problems"``: every failed check.
+    ``"step_size"`` (after adaptation); per chain and kept draw, ``"energy"`` (the Hamiltonian at the
+    start of the draw's trajectory, for ArviZ's BFMI) and ``"n_steps"`` (potential-and-gradient
+    evaluations): :mod:`mixtures.inference.pyro.recording`. ``"problems"``: every failed check.
 
 Validity (no silent failure)
     ``result.converged`` is True only when the run passes every check of
@@ -109,7 +119,6 @@ from typing import Any
 
 import torch
 from pyro import poutine
-from pyro.infer import NUTS
 from pyro.infer.autoguide import init_to_value
 from pyro.poutine.subsample_messenger import _Subsample
 from torch import Tensor
@@ -129,6 +138,7 @@ from mixtures.errors import ConvergenceWarning, DivergenceError
 from mixtures.inference.pyro import potential
 from mixtures.inference.pyro.chains import ChainRun, run_chains, show_progress, usable_cores
 from mixtures.inference.pyro.labels import invariant_quantities, permute_components, relabel_draws
+from mixtures.inference.pyro.recording import RecordingNUTS
 from mixtures.inference.pyro.sampler_checks import ESS_PER_CHAIN, R_HAT_GOOD, sampler_problems
 from mixtures.inference.registry import register
 
@@ -191,7 +201,8 @@ def held_sites(model: MixtureFamily, init: Params, freeze: tuple[str, ...]) -> d
 def make_kernel(model: MixtureFamily, X: Tensor, init: Params, *, target_accept_prob: float = 0.8,
                 max_tree_depth: int = 10, jit_compile: bool = False, full_mass: bool = False,
                 labels: Tensor | None = None, sample_weight: Tensor | None = None,
-                held: dict[str, Tensor] | None = None) -> NUTS:
+                held: dict[str, Tensor] | None = None, noncentred: bool | str = False,
+                precondition: bool = False) -> RecordingNUTS:
     """``NUTS(model.model, max_plate_nesting=1)`` started at ``init`` (not yet set up).
 
     The one place the sampler's potential energy is chosen: ``kernel.setup(warmup_steps, X)``
@@ -213,7 +224,8 @@ def make_kernel(model: MixtureFamily, X: Tensor, init: Params, *, target_accept_
     if labels is None and potential.applies(model, X, init, jit_compile=jit_compile):
         return potential.collapsed_nuts(model, X, start, transforms, sample_weight, held=held,
                                         target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
-                                        full_mass=full_mass)
+                                        full_mass=full_mass, precondition=precondition,
+                                        noncentred=_noncentred_components(X, init, noncentred, sample_weight))
     cause = potential.nonfinite_start(model, X, everything, transforms, sample_weight)  # before Pyro's search
     if cause is not None:
         raise DivergenceError(f"NUTS: at the start, {cause}. {potential.START_FIXES}")
@@ -221,11 +233,27 @@ def make_kernel(model: MixtureFamily, X: Tensor, init: Params, *, target_accept_
         functools.partial(model.model, labels=labels, sample_weight=sample_weight)
     if held:
         program = poutine.condition(program, data=held)
-    return NUTS(program, max_plate_nesting=MAX_PLATE_NESTING,
+    return RecordingNUTS(program, max_plate_nesting=MAX_PLATE_NESTING,
                 transforms=transforms,
                 init_strategy=init_to_value(values=start, fallback=None),
                 target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
                 jit_compile=jit_compile, ignore_jit_warnings=True, full_mass=full_mass)
+
+
+def _noncentred_components(X: Tensor, init: Params, noncentred: bool | str,
+                           sample_weight: Tensor | None) -> bool | Tensor:
+    """``noncentred`` as :func:`~mixtures.inference.pyro.potential.collapsed_nuts` takes it: a bool,
+    or for ``"empty"`` the ``(K,)`` mask of the components holding fewer than ``D + 2`` points (summed
+    responsibilities, weighted by ``sample_weight``) under ``init``: too few to pin their covariance
+    down, so the prior's funnel shapes their posterior."""
+    if isinstance(noncentred, bool):
+        return noncentred
+    if noncentred != "empty":
+        raise ValueError(f"noncentred must be False, True or 'empty'; got {noncentred!r}.")
+    with torch.no_grad():
+        resp = init.joint_log_prob(X).softmax(-1)  # (N, K)
+        counts = (resp if sample_weight is None else resp * sample_weight.unsqueeze(-1)).sum(0)
+    return counts < X.shape[1] + 2
 
 
 def _require_prior(model: MixtureFamily) -> None:
@@ -326,7 +354,8 @@ def _check_options(warmup: int, num_samples: int, num_chains: int, target_accept
 def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float = 1e-6,
              seed: int | None = 0, warmup: int = 300, num_samples: int = 500, num_chains: int = 4,
              chain_processes: int | None = None, target_accept_prob: float = 0.8, max_tree_depth: int = 10,
-             jit_compile: bool = False, full_mass: bool = False, relabel: bool = True,
+             jit_compile: bool = False, full_mass: bool = False, noncentred: bool | str = False,
+             precondition: bool = False, relabel: bool = True,
              progress_bar: bool | None = None, max_r_hat: float = R_HAT_GOOD,
              min_ess_per_chain: float = ESS_PER_CHAIN, warn: bool = True, labels: Tensor | None = None,
              sample_weight: Tensor | None = None, freeze: tuple[str, ...] = ()) -> FitResult:
@@ -351,6 +380,17 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
             replaces the collapsed potential (one fused pass, :mod:`.potential`), which is faster
             than the traced program: leave it off unless comparing the two.
         full_mass: adapt a dense mass matrix instead of a diagonal one.
+        noncentred: sample the component means in standard coordinates, ``μ_k = loc_k + L_k z_k``
+            (:mod:`mixtures.inference.pyro.noncentred`): the cure for the funnel of empty components'
+            means under a conjugate prior (a sparse Dirichlet process); ``"empty"``: only the components
+            holding fewer than ``D + 2`` points at ``init`` (the others, which the data pin down, sample
+            best centred). The draws are the model's
+            parameters either way. Only with the collapsed potential (ignored on the program's path:
+            ``jit_compile``, partial labels, missing values).
+        precondition: start warmup's mass matrix at the inverse curvature of the potential at ``init``
+            (:func:`~mixtures.inference.pyro.potential.curvature_variances`) instead of the identity:
+            pays when the coordinates' scales differ widely (data in raw units, many components) and
+            ``init`` is near the posterior (e.g. a VB fit's ``params``). Collapsed potential only.
         relabel: align the draws' components to the reference draw (module docstring).
         progress_bar: one progress bar per chain; ``None``: only on an interactive terminal.
         max_r_hat, min_ess_per_chain: the validity thresholds (module docstring).
@@ -378,7 +418,8 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
     processes = min(num_chains, usable_cores()) if chain_processes is None else min(chain_processes, num_chains)
     kernel = functools.partial(make_kernel, model, X, init, target_accept_prob=target_accept_prob,
                                max_tree_depth=max_tree_depth, jit_compile=jit_compile, full_mass=full_mass,
-                               labels=labels, sample_weight=sample_weight, held=held)
+                               labels=labels, sample_weight=sample_weight, held=held, noncentred=noncentred,
+                               precondition=precondition)
     start = time.perf_counter()
     chains = run_chains(kernel, X, chain_seeds, warmup, num_samples, model.fitting, processes,
                         show_progress(progress_bar))
@@ -438,6 +479,8 @@ def _diagnostics(chains: list[ChainRun], grouped: dict[str, Tensor], fixed: dict
         "acceptance_rate": [chain.acceptance_rate for chain in chains],
         "mean_accept_prob": [chain.mean_accept_prob for chain in chains],
         "step_size": [chain.step_size for chain in chains],
+        "energy": [chain.energy for chain in chains],
+        "n_steps": [chain.n_steps for chain in chains],
     }
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 
 import torch
-from pyro.infer import NUTS
+from pyro import poutine
 from torch import Tensor
 from torch.distributions.transforms import Transform
 
@@ -34,6 +34,8 @@ from mixtures.core.missing import has_missing
 from mixtures.core.params import Params
 from mixtures.core.switch import Switch
 from mixtures.errors import DivergenceError
+from mixtures.inference.pyro.noncentred import NONCENTRED_SITES, NonCentring, loc_scale, standard_coordinates
+from mixtures.inference.pyro.recording import RecordingNUTS
 from mixtures.kernels import fused_autograd
 
 _switch = Switch()
@@ -65,6 +67,15 @@ class CollapsedPotential:
             potential of :meth:`~mixtures.core.family.MixtureFamily.weighted_model`).
         held: ``{site: constrained value}`` of frozen sites (no transform, not sampled): the log
             joint at those values, as the program conditioned on them (``poutine.condition``).
+
+    After :meth:`use_standard` the ``"locs"`` site is sampled in standard coordinates ``z``
+    (:mod:`mixtures.inference.pyro.noncentred`): the callable then takes ``z`` under ``"locs"`` and
+    returns ``U(g(q)) - log |det ∂u/∂q|``; :meth:`model_sites` maps draws back. A family whose
+    ``"locs"`` site is not (multivariate) Normal stays centred.
+
+    Attributes:
+        standard: the sites sampled in standard coordinates (empty: the centred potential).
+        sampler_transforms: the transforms of the other sites (what the sampler maps its draws through).
     """
 
     def __init__(self, model: MixtureFamily, X: Tensor, transforms: dict[str, Transform],
@@ -73,28 +84,88 @@ class CollapsedPotential:
         self.sample_weight = sample_weight
         self.held = held or {}
         self.shift = model.statistics_shift(X)
+        self.standard: tuple[str, ...] = ()
+        self.components: Tensor | None = None
+        self.sampler_transforms = dict(transforms)
+
+    def use_standard(self, constrained: dict[str, Tensor], components: Tensor | None = None) -> None:
+        """Non-centre every site of ``NONCENTRED_SITES`` whose distribution at ``constrained`` (the model's
+        site values, e.g. the start) is a (multivariate) Normal; only on ``components`` ``(K,)`` bool
+        (``None``: all of them; the others stay centred)."""
+        self.components = components
+        trace = self.model.prior_trace({**self.held, **constrained}, self.X)
+        self.standard = tuple(name for name in NONCENTRED_SITES  # a held (frozen) site is not sampled at all
+                              if name in trace.nodes and name not in self.held
+                              and loc_scale(trace.nodes[name]["fn"]) is not None)
+        self.sampler_transforms = {name: t for name, t in self.transforms.items() if name not in self.standard}
+
+    def _trace(self, constrained: dict[str, Tensor], standard: dict[str, Tensor]):
+        """The prior program's trace at the centred sites' values ``constrained`` and the standard
+        coordinates ``standard``, frozen sites at their held values; and ``log |det ∂u/∂q|`` of the
+        non-centred sites (0 without)."""
+        constrained = {**self.held, **constrained}
+        if not standard:
+            return self.model.prior_trace(constrained, self.X), 0.0
+        messenger = NonCentring(standard, self.components)
+        program = messenger(poutine.condition(self.model.sample_globals, data=constrained))
+        with poutine.block():
+            trace = poutine.trace(program).get_trace(self.model.resolved_prior(self.X))
+        return trace, messenger.log_det
 
     def __call__(self, unconstrained: dict[str, Tensor]) -> Tensor:
-        constrained = {name: transform.inv(unconstrained[name]) for name, transform in self.transforms.items()}
-        trace = self.model.prior_trace({**self.held, **constrained}, self.X)
-        log_joint = trace.log_prob_sum()
+        constrained = {name: transform.inv(unconstrained[name]) for name, transform in self.sampler_transforms.items()}
+        trace, log_det = self._trace(constrained, {name: unconstrained[name] for name in self.standard})
+        log_joint = trace.log_prob_sum() + log_det
         form = self.model.log_joint_form(trace.nodes["_RETURN"]["value"], self.shift)
         log_joint = log_joint + fused_autograd.log_likelihood(form.coefficients, self.X, self.shift,
                                                               form.write_extra, form.n_extra, self.sample_weight)
-        for name, transform in self.transforms.items():
+        for name, transform in self.sampler_transforms.items():
             log_joint = log_joint - transform.log_abs_det_jacobian(constrained[name], unconstrained[name]).sum()
         return -log_joint
 
+    def sampler_coordinates(self, constrained: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The sampler's coordinates ``q`` of the model's site values ``constrained`` (inverse of
+        :meth:`model_sites` for one draw)."""
+        with torch.no_grad():
+            q = {name: self.transforms[name](value) for name, value in constrained.items()}
+            if self.standard:
+                trace = self.model.prior_trace({**self.held, **constrained}, self.X)
+                q.update({name: standard_coordinates(trace.nodes[name]["fn"], constrained[name], self.components)
+                          for name in self.standard})
+        return q
+
+    def model_sites(self, samples: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The model's site values of draws ``(S, ...)`` whose non-centred sites hold ``z`` (the sampler's
+        draws, the other sites already constrained); the identity for the centred potential."""
+        if not self.standard:
+            return samples
+        S = next(iter(samples.values())).shape[0]
+        values: dict[str, list[Tensor]] = {name: [] for name in self.standard}
+        with torch.no_grad():
+            for s in range(S):
+                centred = {name: value[s] for name, value in samples.items() if name not in self.standard}
+                trace, _ = self._trace(centred, {name: samples[name][s] for name in self.standard})
+                for name in self.standard:
+                    values[name].append(trace.nodes[name]["value"])
+        return {**samples, **{name: torch.stack(draws) for name, draws in values.items()}}
+
 
 def collapsed_nuts(model: MixtureFamily, X: Tensor, start: dict[str, Tensor], transforms: dict[str, Transform],
-                   sample_weight: Tensor | None = None, held: dict[str, Tensor] | None = None, **options) -> NUTS:
-    """Pyro's ``NUTS`` on :class:`CollapsedPotential`, its ``initial_params`` at the constrained
-    site values ``start`` (give them to ``MCMC(..., initial_params=kernel.initial_params)``); ``held``:
-    frozen sites' values. ``options``: NUTS's own (``target_accept_prob``, ``max_tree_depth``, ``full_mass``...)."""
+                   sample_weight: Tensor | None = None, held: dict[str, Tensor] | None = None,
+                   noncentred: bool | Tensor = False, precondition: bool = False, **options) -> RecordingNUTS:
+    """Pyro's ``NUTS`` (:class:`~mixtures.inference.pyro.recording.RecordingNUTS`) on
+    :class:`CollapsedPotential`, its ``initial_params`` at the constrained site values ``start``
+    (give them to ``MCMC(..., initial_params=kernel.initial_params)``); ``held``: frozen sites' values;
+    ``noncentred`` samples the means in standard coordinates (all, or those of the components of a
+    ``(K,)`` bool mask), and ``kernel.model_sites`` maps the draws ``MCMC`` returns to the model's
+    sites; ``precondition`` starts warmup's mass matrix at :func:`curvature_variances` of the start.
+    ``options``: NUTS's own (``target_accept_prob``, ``max_tree_depth``, ``full_mass``...)."""
     energy = CollapsedPotential(model, X, transforms, sample_weight, held)
-    kernel = NUTS(potential_fn=energy, transforms=transforms, **options)
-    with torch.no_grad():
-        kernel.initial_params = {name: transforms[name](value) for name, value in start.items()}
+    if isinstance(noncentred, Tensor) or noncentred:
+        energy.use_standard(start, noncentred if isinstance(noncentred, Tensor) else None)
+    kernel = RecordingNUTS(potential_fn=energy, transforms=energy.sampler_transforms, **options)
+    kernel.model_sites = energy.model_sites
+    kernel.initial_params = energy.sampler_coordinates(start)
     initial = {name: value.clone().requires_grad_() for name, value in kernel.initial_params.items()}
     value = energy(initial)
     grads = torch.autograd.grad(value, list(initial.values()))
@@ -105,7 +176,38 @@ def collapsed_nuts(model: MixtureFamily, X: Tensor, start: dict[str, Tensor], tr
              f"density is {-float(value)})" for name, g in zip(initial, grads) if not torch.isfinite(g).all()),
             f"the potential energy is {float(value)} (the log-Jacobian of the transforms to unconstrained space)")
         raise DivergenceError(f"NUTS: at the start, {cause}. {START_FIXES}")
+    if precondition:
+        kernel.start_variances = curvature_variances(energy, kernel.initial_params)
     return kernel
+
+
+def curvature_variances(energy, point: dict[str, Tensor], relative_step: float = 1e-5) -> dict[str, Tensor]:
+    """``1 / (∂²U/∂q_i²)`` at ``point`` for every coordinate (shaped like the sites): the variances of
+    the Laplace approximation's conditionals, a scale for each coordinate to start NUTS's mass matrix
+    from. The diagonal of the Hessian by central differences of the gradient (two gradients per
+    coordinate; the fused likelihood has no second derivative); a coordinate of non-positive or
+    non-finite curvature (the start is not at a mode in it) gets 1, the identity's."""
+    names = list(point)
+    shapes = [point[name].shape for name in names]
+    flat = torch.cat([point[name].detach().reshape(-1) for name in names])
+
+    def gradient(at: Tensor) -> Tensor:
+        parts = [part.reshape(shape).requires_grad_() for part, shape in
+                 zip(torch.split(at, [s.numel() for s in shapes]), shapes)]
+        grads = torch.autograd.grad(energy(dict(zip(names, parts))), parts)
+        return torch.cat([g.reshape(-1) for g in grads])
+
+    curvature = torch.empty_like(flat)
+    for i in range(flat.numel()):
+        step = relative_step * max(1.0, abs(float(flat[i])))
+        shift = torch.zeros_like(flat)
+        shift[i] = step
+        curvature[i] = (gradient(flat + shift)[i] - gradient(flat - shift)[i]) / (2 * step)
+    good = torch.isfinite(curvature) & (curvature > 0)
+    variances = torch.where(good, 1 / torch.where(good, curvature, torch.ones_like(curvature)),
+                            torch.ones_like(curvature))
+    return dict(zip(names, (v.reshape(s) for v, s in zip(torch.split(variances, [s.numel() for s in shapes]),
+                                                          shapes))))
 
 
 #: what helps whatever the non-finite term at the start was

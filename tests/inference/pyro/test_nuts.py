@@ -13,7 +13,6 @@ import random
 import numpy as np
 import pytest
 import torch
-from pyro.infer import NUTS
 
 import mixtures
 from mixtures import GaussianMixture, MixtureParams
@@ -24,6 +23,7 @@ from mixtures.families.gaussian.transforms import CholeskyPositiveDefiniteTransf
 from mixtures.inference.pyro import potential
 from mixtures.inference.pyro.labels import invariant_quantities
 from mixtures.inference.pyro.nuts import make_kernel, permute_components, relabel_draws
+from mixtures.inference.pyro.recording import RecordingNUTS
 from mixtures.inference.pyro.sampler_checks import chain_problems, mixing_problems, sampler_problems
 from mixtures.init import initialize
 
@@ -467,7 +467,7 @@ def test_chain_checks_pass_a_healthy_run_and_name_the_rest():
                            {"locs": torch.tensor([500.0])}, {}, num_chains=4) == []
 
 
-class _BrokenPotential(NUTS):
+class _BrokenPotential(RecordingNUTS):
     """NUTS whose potential energy is the model's plus noise: what a broken potential looks like."""
 
     def setup(self, warmup_steps, *args, **kwargs):
@@ -548,9 +548,9 @@ def test_a_real_run_with_a_fixed_tiny_step_size_cannot_pass(monkeypatch):
     from mixtures.inference.pyro import nuts
 
     model, X = _one_dimensional_blobs()
-    crippled = functools.partial(NUTS, step_size=1e-3, adapt_step_size=False)
-    monkeypatch.setattr(nuts, "NUTS", crippled)  # the program's kernel
-    monkeypatch.setattr(potential, "NUTS", crippled)  # the collapsed potential's kernel
+    crippled = functools.partial(RecordingNUTS, step_size=1e-3, adapt_step_size=False)
+    monkeypatch.setattr(nuts, "RecordingNUTS", crippled)  # the program's kernel
+    monkeypatch.setattr(potential, "RecordingNUTS", crippled)  # the collapsed potential's kernel
     result = mixtures.fit(model, X, "nuts", max_tree_depth=3, warn=False, **CRIPPLED)
     assert result.posterior.diagnostics["step_size"] == [pytest.approx(1e-3)] * 2
     assert result.converged is False
