@@ -143,6 +143,9 @@ def task_spec(task: Task, config: Config) -> dict[str, Any]:
         spec["prior"] = method.prior  # only when set: a prior of all defaults differs from none
     if method.family != "gaussian" or method.noise:  # only when set: older records keep their keys
         spec.update(family=method.family, noise=method.noise)
+    for key in ("missing", "impute"):  # only when set: older records keep their keys
+        if getattr(method, key) is not None:
+            spec[key] = getattr(method, key)
     return spec
 
 
