@@ -14,104 +14,52 @@ in the missing block (zeros elsewhere). Missing entries are not skipped in the s
 conditional expectations enter them. The M step is then every structure's own, unchanged (the
 full expected scatter reduced to the structure's statistic, :func:`statistic_from_scatter`).
 
-Points are grouped by missingness pattern (the unique rows of the NaN mask): each pattern
-costs one Cholesky factorization of the observed blocks ``Σ_koo = L_k Lₖᵀ`` (K of them) and one
-batched pass over its points; ``Σ_koo⁻¹`` is never formed (``L⁻¹(x_o - μ_o)`` and ``L⁻¹ Σ_om`` are
-triangular solves). The pass's entropy is ``H(q(z)) + Σ_n Σ_k r_nk H(N(x̂_km, C_km))``, the
-entropy of the E step's whole ``q(z, x_m)``, so EM's recorded ELBO (``E_q[log p(X, x_m, Z)]``
-from the statistics, plus it) equals the observed-data log-likelihood right after an E step.
+Points are grouped by missingness pattern, and the patterns by their number of observed coordinates
+(:mod:`mixtures.families.gaussian.pattern_groups`): each group costs one batched Cholesky factorization
+of every pattern's observed blocks ``Σ_koo = L L ᵀ`` ``(P, K, d_o, d_o)`` and one batched pass over its
+points; ``Σ_koo⁻¹`` is never formed (``L⁻¹(x_o - μ_o)`` and ``L⁻¹ Σ_om`` are triangular solves). The
+pass's entropy is ``H(q(z)) + Σ_n Σ_k r_nk H(N(x̂_km, C_km))``, the entropy of the E step's whole
+``q(z, x_m)``, so EM's recorded ELBO (``E_q[log p(X, x_m, Z)]`` from the statistics, plus it) equals the
+observed-data log-likelihood right after an E step.
 """
 
 from __future__ import annotations
-
-import weakref
-from typing import NamedTuple
 
 import pyro.distributions as pdist
 import torch
 from torch import Tensor
 from torch.distributions import constraints
 
-from mixtures.core.chunks import chunk_size_for
 from mixtures.core.summary import Summary
 from mixtures.core.validation import make_generator
 from mixtures.families.gaussian.covariance import CovarianceStructure
 from mixtures.families.gaussian.distributions import LOG_2PI
+from mixtures.families.gaussian.pattern_groups import (
+    Blocked,
+    Group,
+    GroupBlocks,
+    blocked_terms,
+    chunk_rows,
+    group_blocks,
+    groups,
+    observed_terms,
+)
 from mixtures.kernels.fused_pass import fused_pass
 
 #: complete rows go through the fused pass this many at a time (a gathered copy of at most this many rows)
 COMPLETE_BLOCK = 1 << 16
 
 
-class Pattern(NamedTuple):
-    """One missingness pattern: the observed coordinates ``(D,)`` bool and its rows ``(n,)``."""
-
-    observed: Tensor
-    rows: Tensor
-
-
-class Blocks(NamedTuple):
-    """A pattern's pieces under every component (``o``: observed, ``m``: missing coordinates)."""
-
-    obs: Tensor  # (D_o,) indices
-    mis: Tensor  # (D_m,) indices
-    factor: Tensor  # (K, D_o, D_o) lower Cholesky factor L of Σ_oo
-    half_log_det: Tensor  # (K,) ½ log det Σ_oo
-    solved: Tensor  # (K, D_o, D_m) L⁻¹ Σ_om
-    conditional: Tensor  # (K, D_m, D_m) C = Σ_mm - Σ_mo Σ_oo⁻¹ Σ_om
-
-
-_patterns_cache: dict[str, tuple[weakref.ref, int, list[Pattern]]] = {}
-
-
-def patterns(X: Tensor) -> list[Pattern]:
-    """The missingness patterns of ``X`` ``(N, D)``: unique rows of its observed mask, each with its
-    rows in ascending order. Kept for the most recent tensor (EM's passes see the same data)."""
-    entry = _patterns_cache.get("last")
-    if entry is not None and entry[0]() is X and entry[1] == X._version:
-        return entry[2]
-    observed = ~torch.isnan(X)
-    unique, inverse = torch.unique(observed, dim=0, return_inverse=True)
-    order = torch.argsort(inverse, stable=True)
-    counts = torch.bincount(inverse, minlength=unique.shape[0]).tolist()
-    found = [Pattern(mask, rows) for mask, rows in zip(unique, torch.split(order, counts))]
-    _patterns_cache["last"] = (weakref.ref(X), X._version, found)
-    return found
-
-
-def blocks(locs: Tensor, covariances: Tensor, observed: Tensor) -> Blocks:
-    """The pattern's factors (:class:`Blocks`) for ``covariances`` ``(K, D, D)``; differentiable."""
-    obs = torch.nonzero(observed).reshape(-1)
-    mis = torch.nonzero(~observed).reshape(-1)
-    rows_o = covariances.index_select(-2, obs)
-    factor = torch.linalg.cholesky(rows_o.index_select(-1, obs))
-    solved = torch.linalg.solve_triangular(factor, rows_o.index_select(-1, mis), upper=False)
-    sigma_mm = covariances.index_select(-2, mis).index_select(-1, mis)
-    conditional = sigma_mm - solved.transpose(-1, -2) @ solved
-    half_log_det = factor.diagonal(dim1=-2, dim2=-1).log().sum(-1)
-    return Blocks(obs, mis, factor, half_log_det, solved, 0.5 * (conditional + conditional.transpose(-1, -2)))
-
-
-def observed_terms(x: Tensor, locs: Tensor, piece: Blocks) -> tuple[Tensor, Tensor]:
-    """``(log p(x_o | k) (n, K), x̂_km (n, K, D_m))`` for the points ``x`` ``(n, D)`` of one pattern."""
-    diff = x.index_select(-1, piece.obs).unsqueeze(0) - locs.index_select(-1, piece.obs).unsqueeze(1)  # (K, n, D_o)
-    white = torch.linalg.solve_triangular(piece.factor, diff.transpose(-1, -2), upper=False)  # (K, D_o, n)
-    D_o = piece.obs.numel()
-    log_prob = -0.5 * (D_o * LOG_2PI + white.square().sum(-2)) - piece.half_log_det.unsqueeze(-1)  # (K, n)
-    means = locs.index_select(-1, piece.mis).unsqueeze(-1) + piece.solved.transpose(-1, -2) @ white  # (K, D_m, n)
-    return log_prob.T, means.permute(2, 0, 1)
-
-
 def observed_log_prob(X: Tensor, locs: Tensor, covariances: Tensor) -> Tensor:
     """``log N(x_no | μ_ko, Σ_koo)`` ``(N, K)`` of data with NaN entries; differentiable in ``locs``
     ``(K, D)`` and ``covariances`` ``(K, D, D)`` (the Pyro program's observation site)."""
     K, D = locs.shape
-    out = []
-    rows_of = []
-    for pattern in patterns(X):
-        piece = blocks(locs, covariances, pattern.observed)
-        for part in torch.split(pattern.rows, chunk_size_for(K, D)):
-            out.append(observed_terms(X[part], locs, piece)[0])
+    out, rows_of = [], []
+    for group in groups(X):
+        piece = group_blocks(covariances, group)
+        for part, pattern in zip(torch.split(group.rows, chunk_rows(K, D)), torch.split(group.pattern,
+                                                                                      chunk_rows(K, D))):
+            out.append(observed_terms(X[part], pattern, locs, group, piece)[0])
             rows_of.append(part)
     table = torch.cat(out)
     return table[torch.argsort(torch.cat(rows_of))]
@@ -170,40 +118,51 @@ class _Sums:
         statistic = statistic_from_scatter(structure, self.sxx)
         return statistic if self.statistic is None else statistic + self.statistic
 
-    def add(self, x: Tensor, rows: Tensor, joint: Tensor, means: Tensor, piece: Blocks, shift: Tensor,
-            conditional_entropy: Tensor) -> None:
-        """Add the points ``x`` ``(n, D)`` (``rows`` of X) with log joints ``joint`` ``(n, K)`` and
-        conditional means ``means`` ``(n, K, D_m)``."""
-        peak = joint.amax(-1, keepdim=True)
+    def add(self, rows: Tensor, terms: Blocked, log_weights: Tensor, group: Group, piece: GroupBlocks,
+            shift: Tensor, conditional_entropy: Tensor) -> None:
+        """Add one group's points (``rows`` of X, in the block layout ``terms``, :class:`Blocked`), with log
+        weights ``log_weights`` ``(K,)`` and their patterns' ``conditional_entropy`` ``(P, K)``. Sums over
+        points run over the blocks; padding slots carry no responsibility."""
+        joint = terms.log_prob + log_weights.view(-1, 1, 1)  # (K, B, BLOCK)
+        K = joint.shape[0]
+        valid = terms.valid.to(joint.dtype)  # (B, BLOCK)
+        peak = joint.amax(0, keepdim=True)
         relative = (joint - peak).exp_()  # one exp for the normalizer and the responsibilities
-        normalizer = relative.sum(-1, keepdim=True)
-        total = (peak + normalizer.log()).squeeze(-1)  # (n,) log p(x_o), or VB's normalizer
+        normalizer = relative.sum(0, keepdim=True)
+        total = (peak + normalizer.log()).squeeze(0)  # (B, BLOCK) log p(x_o), or VB's normalizer
         if self.labels is not None:
-            labels = joint.argmax(-1)
-            resp = torch.nn.functional.one_hot(labels, joint.shape[-1]).to(joint.dtype)
-            self.labels[rows] = labels
+            labels = joint.argmax(0)  # (B, BLOCK)
+            resp = torch.nn.functional.one_hot(labels, K).to(joint.dtype).permute(2, 0, 1) * valid
+            self.labels[rows] = labels[terms.block, terms.slot]
         else:
-            resp = relative.div_(normalizer)
+            resp = relative.div_(normalizer).mul_(valid)  # (K, B, BLOCK)
             self.entropy -= torch.special.xlogy(resp, resp).sum().to(self.entropy.dtype)
-        filled = x.unsqueeze(1).expand(-1, joint.shape[-1], -1).clone()  # (n, K, D)
-        filled[..., piece.mis] = means
-        centred = (filled - shift).transpose(0, 1)  # (K, n, D)
-        mass = resp.sum(0)
-        weighted = centred * resp.T.unsqueeze(-1)
-        mis = piece.mis
+        d_m = group.mis.shape[1]
+        size = terms.x.shape[1]  # BLOCK: rows per block
+        mis = group.mis[terms.block_pattern].view(1, -1, 1, d_m).expand(K, -1, size, -1)  # (K, B, BLOCK, d_m)
+        filled = terms.x.unsqueeze(0).expand(K, -1, -1, -1).scatter(-1, mis, terms.means)  # (K, B, BLOCK, D)
+        D = filled.shape[-1]
+        centred = (filled - shift).reshape(K, -1, D)  # (K, B·BLOCK, D)
+        weighted = centred * resp.reshape(K, -1, 1)
         scatter = weighted.transpose(-1, -2) @ centred  # (K, D, D)
-        scatter[:, mis.unsqueeze(-1), mis] += mass[:, None, None] * piece.conditional
-        self.nk += mass.to(self.nk.dtype)
+        # Σ_n r_nk C_{p_n k}: each pattern's mass (P, K) times its conditional covariance, in its missing block
+        mass = resp.new_zeros(group.mis.shape[0], K).index_add_(0, terms.block_pattern, resp.sum(-1).T)
+        components = torch.arange(K, device=joint.device).view(1, K, 1, 1).expand(mass.shape[0], -1, d_m, d_m)
+        index = (components, group.mis[:, None, :, None].expand(-1, K, -1, d_m),
+                 group.mis[:, None, None, :].expand(-1, K, d_m, -1))
+        scatter.index_put_(index, mass[..., None, None] * piece.conditional, accumulate=True)
+        self.nk += mass.sum(0).to(self.nk.dtype)
         self.sx += weighted.sum(1).to(self.sx.dtype)
         self.sxx += scatter.to(self.sxx.dtype)
         if self.likelihood_offsets is not None:  # the plug-in mixture's log p(x_o)
-            total = torch.logsumexp(joint + self.likelihood_offsets, -1)
-        self.log_likelihood += total.sum().to(self.log_likelihood.dtype)
+            total = torch.logsumexp(joint + self.likelihood_offsets.view(-1, 1, 1), 0)
+        self.log_likelihood += (total * valid).sum().to(self.log_likelihood.dtype)  # padding: finite, weight 0
         self.entropy += (mass * conditional_entropy).sum().to(self.entropy.dtype)
+        total = total.masked_fill(~terms.valid, float("inf")).reshape(-1)
         lowest = int(total.argmin())
         if float(total[lowest]) < self.worst_value:  # re-seeding point: its mixture imputation
             self.worst_value = float(total[lowest])
-            self.worst_point = (resp[lowest].unsqueeze(-1) * filled[lowest]).sum(0)
+            self.worst_point = (resp.reshape(K, -1, 1)[:, lowest] * filled.reshape(K, -1, D)[:, lowest]).sum(0)
 
 
 def e_step(X: Tensor, params, shift: Tensor, hard: bool = False, chunk_size: int | None = None,
@@ -218,7 +177,7 @@ def e_step(X: Tensor, params, shift: Tensor, hard: bool = False, chunk_size: int
         shift: ``(D,)`` centre of the moments.
         hard: one-hot responsibilities (classification EM); the missing coordinates still take
             their conditional distribution under the assigned component.
-        chunk_size: points per batch within a pattern.
+        chunk_size: points per batch within a group of patterns.
         accumulate_dtype: dtype of the sums (default: the data's).
         log_weights: ``(K,)`` constants replacing ``log π_k`` in the responsibilities (VB's
             ``E[log π_k] + ...``, :func:`mixtures.families.gaussian.variational.expected_log_constants`).
@@ -230,20 +189,18 @@ def e_step(X: Tensor, params, shift: Tensor, hard: bool = False, chunk_size: int
     covariances = params.covariances
     log_weights = params.weights.log() if log_weights is None else log_weights
     sums = _Sums(X, K, accumulate_dtype or X.dtype, hard, likelihood_offsets)
-    chunk = chunk_size or chunk_size_for(K, D)
-    for pattern in patterns(X):
-        if bool(pattern.observed.all()):
-            sums.add_complete(X, pattern.rows, params, shift, log_weights)
+    chunk = chunk_size or chunk_rows(K, D)
+    for group in groups(X):
+        if group.complete:
+            sums.add_complete(X, group.rows, params, shift, log_weights)
             continue
-        piece = blocks(params.locs, covariances, pattern.observed)
-        D_m = piece.mis.numel()
-        conditional_entropy = (0.5 * D_m * (1.0 + LOG_2PI)
-                               + torch.linalg.cholesky(piece.conditional).diagonal(dim1=-2, dim2=-1).log().sum(-1)
-                               if D_m else covariances.new_zeros(K))
-        for part in torch.split(pattern.rows, chunk):
-            x = X[part]
-            log_prob, means = observed_terms(x, params.locs, piece)
-            sums.add(x, part, log_prob + log_weights, means, piece, shift, conditional_entropy)
+        piece = group_blocks(covariances, group)
+        d_m = group.mis.shape[1]
+        conditional_entropy = (0.5 * d_m * (1.0 + LOG_2PI)
+                               + torch.linalg.cholesky(piece.conditional).diagonal(dim1=-2, dim2=-1).log().sum(-1))
+        for part, pattern in zip(torch.split(group.rows, chunk), torch.split(group.pattern, chunk)):
+            terms = blocked_terms(X[part], pattern, params.locs, group, piece)
+            sums.add(part, terms, log_weights, group, piece, shift, conditional_entropy)
     return Summary(sums.nk, {"sx": sums.sx, "sxx": sums.statistic_of(structure)},
                    shift.to(sums.nk.dtype), X.shape[0], sums.log_likelihood, sums.entropy, sums.labels,
                    sums.worst_point)
@@ -253,34 +210,39 @@ def impute(params, X: Tensor, draws: int | None = None, seed: int | None = 0) ->
     """``X`` ``(N, D)`` with its NaN entries replaced by conditional means under the mixture,
     ``Σ_k p(k | x_o) x̂_km`` (``draws=None``), or ``draws`` samples of them ``(draws, N, D)``
     from ``p(x_m | x_o) = Σ_k p(k | x_o) N(x̂_km, C_km)`` (observed entries kept as they are)."""
-    K = params.n_components
+    K, D = params.n_components, params.n_features
     generator = None if draws is None else make_generator(seed)
     out = X.clone() if draws is None else X.unsqueeze(0).repeat(draws, 1, 1)
-    covariances, log_weights = params.covariances, params.weights.log()
-    for pattern in patterns(X):
-        if bool(pattern.observed.all()):
+    log_weights = params.weights.log()
+    for group in groups(X):
+        if group.complete:
             continue
-        piece = blocks(params.locs, covariances, pattern.observed)
-        mis = piece.mis
-        for part in torch.split(pattern.rows, chunk_size_for(K, params.n_features)):
-            log_prob, means = observed_terms(X[part], params.locs, piece)
+        piece = group_blocks(params.covariances, group)
+        factor = None if draws is None else torch.linalg.cholesky(piece.conditional)  # (P, K, d_m, d_m)
+        for part, pattern in zip(torch.split(group.rows, chunk_rows(K, D)), torch.split(group.pattern,
+                                                                                      chunk_rows(K, D))):
+            log_prob, means = observed_terms(X[part], pattern, params.locs, group, piece)
             resp = torch.softmax(log_prob + log_weights, -1)  # (n, K)
+            mis = group.mis[pattern]  # (n, d_m)
             if draws is None:
-                out[part.unsqueeze(-1), mis] = (resp.unsqueeze(-1) * means).sum(1)
+                out[part] = out[part].scatter(-1, mis, (resp.unsqueeze(-1) * means).sum(1))
                 continue
-            out[:, part.unsqueeze(-1), mis] = _draw(resp, means, piece.conditional, draws, generator)
+            values = _draw(resp, means, factor[pattern], draws, generator)  # (draws, n, d_m)
+            out[:, part] = out[:, part].scatter(-1, mis.expand(draws, -1, -1), values)
     return out
 
 
-def _draw(resp: Tensor, means: Tensor, conditional: Tensor, draws: int, generator: torch.Generator) -> Tensor:
-    """``draws`` samples ``(draws, n, D_m)`` of the conditional mixture of one pattern's points."""
-    n, K, D_m = means.shape
+def _draw(resp: Tensor, means: Tensor, factor: Tensor, draws: int, generator: torch.Generator) -> Tensor:
+    """``draws`` samples ``(draws, n, d_m)`` of the conditional mixture of points with responsibilities ``resp``
+    ``(n, K)``, conditional means ``means`` ``(n, K, d_m)`` and Cholesky factors ``factor`` ``(n, K, d_m, d_m)``
+    of their conditional covariances."""
+    n, K, d_m = means.shape
     labels = torch.multinomial(resp.cpu().double(), draws, replacement=True, generator=generator).T  # (draws, n)
     labels = labels.to(means.device)
-    noise = torch.randn(draws, n, D_m, generator=generator, dtype=torch.float64).to(means)
-    factor = torch.linalg.cholesky(conditional)  # (K, D_m, D_m)
-    picked = means[torch.arange(n, device=means.device), labels]  # (draws, n, D_m)
-    return picked + (factor[labels] @ noise.unsqueeze(-1)).squeeze(-1)
+    noise = torch.randn(draws, n, d_m, generator=generator, dtype=torch.float64).to(means)
+    points = torch.arange(n, device=means.device)
+    picked = means[points, labels]  # (draws, n, d_m)
+    return picked + (factor[points, labels] @ noise.unsqueeze(-1)).squeeze(-1)
 
 
 class ObservedBlockNormal(pdist.TorchDistribution):

@@ -370,3 +370,34 @@ def test_stepwise_em_reaches_em_on_missing_data():
                             warn=False)
     with marginalizing():
         assert float(stepwise.params.log_prob(Xm).sum()) == pytest.approx(em.log_likelihood, abs=0.05)
+
+
+def test_batched_patterns_equal_each_pattern_on_its_own():
+    """Patterns are batched by their number of observed coordinates (pattern_groups): the pass over 6-D data
+    with ~100 patterns equals the sum of passes over each pattern's rows alone, to 1e-10 in float64."""
+    from mixtures.families.gaussian.pattern_groups import groups
+
+    truth = mixtures.data.random_mixture(3, 6, separation=1.0, seed=5)
+    X, _ = truth.sample(400, seed=6)
+    X = mixtures.data.remove_at_random(X, 0.35, seed=7)
+    found = groups(X)
+    assert sum(group.obs.shape[0] for group in found) > 60 and len(found) >= 5
+    assert sorted(torch.cat([group.rows for group in found]).tolist()) == list(range(400))
+    shift = X.nan_to_num().mean(0)
+    whole = e_step(X, truth, shift)
+    hard = e_step(X, truth, shift, hard=True)
+    observed = ~torch.isnan(X)
+    parts = []
+    labels = torch.empty(400, dtype=torch.long)
+    for mask in torch.unique(observed, dim=0):
+        rows = torch.nonzero((observed == mask).all(1)).reshape(-1)
+        parts.append(e_step(X[rows].clone(), truth, shift))
+        labels[rows] = e_step(X[rows].clone(), truth, shift, hard=True).labels
+    for name in ("nk", "sx", "sxx", "log_likelihood", "entropy"):
+        expected = sum(getattr(part, name) for part in parts)
+        torch.testing.assert_close(getattr(whole, name), expected, rtol=1e-10, atol=1e-10)
+    assert torch.equal(hard.labels, labels)
+    np.testing.assert_allclose(observed_log_prob(X, truth.locs, truth.covariances)[:80].numpy(),
+                               brute_log_prob(truth, X[:80]), rtol=1e-11, atol=1e-11)
+    one_by_one = torch.cat([truth.impute(X[i:i + 1].clone()) for i in range(0, 400, 7)])
+    torch.testing.assert_close(truth.impute(X)[::7], one_by_one, rtol=1e-10, atol=1e-10)
