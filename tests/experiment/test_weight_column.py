@@ -106,6 +106,9 @@ def test_config_weight_column_equals_repeated_rows(files, tmp_path):
         assert float(rows["weighted"][column]) == pytest.approx(float(rows["repeated"][column]), rel=rel)
     with pytest.raises(ConfigError, match="weight_column.*does not apply to kind 'synthetic'"):
         parse_config({**raw, "data": {"kind": "synthetic", "truth": "seed004", "n": 50, "weight_column": "w"}})
+    with pytest.raises(ConfigError, match="cannot combine the two yet"):
+        parse_config({**raw, "data": {**raw["data"][0], "missing": 0.2},
+                      "methods": [{"method": "em", "missing": "marginalize"}]})
     with pytest.raises(ConfigError, match="weight column 'nope' is not a column"):
         run_experiment(parse_config({**raw, "data": {**raw["data"][0], "weight_column": "nope"}}), tmp_path / "bad",
                        quiet=True)

@@ -272,6 +272,10 @@ class Config(Block):
             if not any(rate for rate in rates):
                 continue
             for i, method in enumerate(methods):
+                if method.missing and dataset.weight_column is not None and method.applies_to(dataset.name):
+                    raise problem(f"method {method.name!r} marginalizes missing values of dataset {dataset.name!r}, "
+                                  "whose weight_column gives sample weights: fit cannot combine the two yet.",
+                                  "impute: mean on the method, or no weight_column", at=f"methods[{i}].missing")
                 if method.name in selected and method.applies_to(dataset.name) and not method.handles_missing:
                     raise problem(f"method {method.name!r} runs on dataset {dataset.name!r}, which has entries "
                                   f"removed at random (missing: {max(r or 0 for r in rates):g}), but does not say "
