@@ -118,7 +118,7 @@ def run_task(task: Task, bundle: DataBundle, config: Config, preflight: bool = F
             row["problems"] = "; ".join(map(str, problems))[:2000]
         row["warnings"] = warning_text(caught)
     return Outcome(task, row, result.params, result.history, result.posterior, init=result.init,
-                   first_iteration=first_iteration(task, result, X_fit, reg_covar))
+                   first_iteration=first_iteration(task, result, X_fit, reg_covar, bundle.sample_weight))
 
 
 def option_rejected(task: Task, error: Exception) -> str | None:
@@ -136,7 +136,8 @@ def option_rejected(task: Task, error: Exception) -> str | None:
                  if name in text and repr(value) in text), None)
 
 
-def first_iteration(task: Task, result: FitResult, X: Tensor, reg_covar: float) -> MixtureParams | None:
+def first_iteration(task: Task, result: FitResult, X: Tensor, reg_covar: float,
+                    sample_weight: Tensor | None = None) -> MixtureParams | None:
     """The parameters after one iteration from the fit's own start, for tasks a figure draws them for
     (:data:`~mixtures.experiment.report.figures.FIGURES`' ``first_iteration``); else ``None``.
 
@@ -150,6 +151,8 @@ def first_iteration(task: Task, result: FitResult, X: Tensor, reg_covar: float) 
         return None
     options = {name: value for name, value in task.method.options.items() if name not in FIT_OPTIONS}
     options[routine.budget_option] = 1
+    if sample_weight is not None and routine.sample_weight:  # the fit's weights (a file's weight_column)
+        options["sample_weight"] = sample_weight.to(X)
     with warnings.catch_warnings(), marginalizing(task.method.missing == "marginalize"):
         warnings.simplefilter("ignore")  # one iteration never converges; that is the point
         try:

@@ -55,6 +55,16 @@ def test_removal_is_deterministic_nested_and_at_the_rate():
     assert first.digest != complete.digest
 
 
+def test_real_data_loses_entries_too():
+    config = parse_config(_config(data={"kind": "old_faithful", "missing": 0.2}, sweep={"missing": [0.0, 0.2]}))
+    tasks = expand_tasks(config)
+    assert [t.dataset.missing for t in tasks] == [0.0, 0.2]
+    complete, removed = (make_data(t.dataset, None, None) for t in tasks)
+    mask = torch.isnan(removed.X)
+    assert torch.equal(mask, torch.isnan(make_data(tasks[1].dataset, None, None).X))
+    assert 0.1 < float(mask.double().mean()) < 0.25 and torch.equal(removed.X[~mask], complete.X[~mask])
+
+
 def test_the_shipped_config_parses():
     config = load_config(CONFIG)
     assert config.sweep["missing"] == (0.0, 0.1, 0.2, 0.3)
