@@ -401,3 +401,20 @@ def test_batched_patterns_equal_each_pattern_on_its_own():
                                brute_log_prob(truth, X[:80]), rtol=1e-11, atol=1e-11)
     one_by_one = torch.cat([truth.impute(X[i:i + 1].clone()) for i in range(0, 400, 7)])
     torch.testing.assert_close(truth.impute(X)[::7], one_by_one, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("D", [5, 64])  # 64 > 62 columns: masks sorted as rows, not as integer codes
+def test_pattern_groups_partition_the_rows(D):
+    from mixtures.families.gaussian.pattern_groups import groups
+
+    X = mixtures.data.remove_at_random(torch.randn(60, D, generator=torch.Generator().manual_seed(1),
+                                                   dtype=torch.float64), 0.3, seed=2)
+    found = groups(X)
+    assert sorted(torch.cat([g.rows for g in found]).tolist()) == list(range(60))
+    assert [g.obs.shape[1] for g in found] == sorted({g.obs.shape[1] for g in found}, reverse=True)
+    for g in found:
+        observed = ~torch.isnan(X[g.rows])  # each row's mask is its pattern's
+        expected = torch.zeros_like(observed)
+        expected.scatter_(1, g.obs[g.pattern], True)
+        assert torch.equal(observed, expected) and bool((g.pattern[1:] >= g.pattern[:-1]).all())
+        assert torch.equal(torch.sort(torch.cat([g.obs, g.mis], 1), 1).values, torch.arange(D).expand(len(g.obs), D))
