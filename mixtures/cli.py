@@ -414,7 +414,7 @@ def _fit(args: argparse.Namespace) -> int:
                               reg_covar=args.reg_covar, **method.options, **fit_data(table))
     params = result.params
     n, d = X.shape
-    criteria = evaluation.information_criteria(result, X)
+    criteria = evaluation.information_criteria(result, X, table.weights)
     log_likelihood = weighted_total(params.log_prob(X), table)  # weighted: as if each row were repeated w times
     print(f"{args.method} on {name}: {n} points, {d} feature(s); K={args.k}, {args.covariance_type} "
           f"covariances, init {args.init}, seed {args.seed}")

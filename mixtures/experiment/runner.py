@@ -221,25 +221,13 @@ def flagged_outliers(result: FitResult, X: Tensor) -> Tensor:
     return outlying(X) if outlying is not None else torch.zeros(X.shape[0], dtype=torch.bool, device=X.device)
 
 
-def information_criteria(result: FitResult, X: Tensor, weights: Tensor | None) -> dict[str, float]:
-    """BIC, AIC and ICL (:func:`mixtures.evaluation.information_criteria`); with sample weights ``(N,)``, those of
-    the data with each row repeated ``w_n`` times (every sum over points weighted, N = Σ w)."""
-    if weights is None:
-        return evaluation.information_criteria(result, X)
-    joint = result.params.joint_log_prob(X)  # (N, K)
-    map_log_resp = joint.max(-1).values - torch.logsumexp(joint, -1)  # (N,) log r_{n, ẑ_n}
-    bic = result.bic(X, sample_weight=weights)
-    return {"bic": bic, "aic": result.aic(X, sample_weight=weights),
-            "icl": bic - 2.0 * float((weights.to(joint) * map_log_resp).sum())}
-
-
 def score(result: FitResult, bundle: DataBundle, config: Config, task: Task, reg_covar: float) -> dict[str, Any]:
     """Metrics of one fit (see ``METRIC_COLUMNS``)."""
     X, params, weights = bundle.X, result.params, bundle.sample_weight
     log_likelihood = float(params.log_prob(X).sum()) if weights is None else \
         float((weights.to(X) * params.log_prob(X)).sum())
     n_points = X.shape[0] if weights is None else float(weights.sum())  # weighted: the data with rows repeated
-    criteria = information_criteria(result, X, weights)
+    criteria = evaluation.information_criteria(result, X, weights)  # weighted: the data with rows repeated
     out: dict[str, Any] = {
         "log_likelihood": log_likelihood, "log_likelihood_per_point": log_likelihood / n_points,
         "elbo": result.history.last("elbo"), "kl": result.history.last("kl"),
