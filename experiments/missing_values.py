@@ -11,6 +11,10 @@ and compare both with the reference fit of the same routine (components aligned)
 mean Frobenius error of the covariances, L1 error of the weights. Routines: EM, VB (CAVI, a given
 conjugate prior) and SVI with a mean-field q(z).
 
+The shipped config ``configs/missing.yaml`` (``mixtures run configs/missing.yaml``) runs the same comparison
+through the experiment runner against the *truth*; this script stays for the comparison with each routine's
+complete-data fit, which a config cannot express.
+
     PYTHONPATH=. python experiments/missing_values.py            # writes experiments/MISSING.md
     PYTHONPATH=. python experiments/missing_values.py --quick    # 2 seeds, fewer SVI steps
 """

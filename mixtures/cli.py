@@ -42,11 +42,13 @@ from mixtures.experiment.commandline import (
     add_data_options,
     check_prior_fits,
     check_seed,
+    fit_data,
     load_data,
     method_config,
     option_values,
     output_directory,
     prior_values,
+    weighted_total,
 )
 from mixtures.experiment.outputs import (
     agreement,
@@ -217,7 +219,7 @@ def _add_fit(commands: Any, formatter: type) -> None:
     fit.add_argument("--out", metavar="DIR",
                      help="write params.json, assignments.csv (labels, uncertainty, responsibilities) and result.pt "
                           "into DIR (created if missing)")
-    add_data_options(fit)
+    add_data_options(fit, weights=True)
     _add_prior_options(fit)
 
 
@@ -409,11 +411,11 @@ def _fit(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = mixtures.fit(model, X, args.method, init=args.init, seed=args.seed, n_init=args.n_init,
-                              reg_covar=args.reg_covar, **method.options)
+                              reg_covar=args.reg_covar, **method.options, **fit_data(table))
     params = result.params
     n, d = X.shape
-    criteria = evaluation.information_criteria(result, X)
-    log_likelihood = float(params.log_prob(X).sum())
+    criteria = evaluation.information_criteria(result, X, table.weights)
+    log_likelihood = weighted_total(params.log_prob(X), table)  # weighted: as if each row were repeated w times
     print(f"{args.method} on {name}: {n} points, {d} feature(s); K={args.k}, {args.covariance_type} "
           f"covariances, init {args.init}, seed {args.seed}")
     if method.prior is not None:

@@ -43,7 +43,8 @@ class Table:
 
     ``X: (N, D)`` float64 points; ``labels: (N,)`` int64 codes or ``None``; ``label_names``: the
     label column's values, ``label_names[c]`` for code ``c``; ``feature_names``: the ``D`` column
-    names (``None`` without a header); ``label_column``: the label column's name.
+    names (``None`` without a header); ``label_column``: the label column's name; ``weights: (N,)`` float64
+    sample weights (finite, non-negative) of the weight column, or ``None``.
     """
 
     X: Tensor
@@ -51,6 +52,7 @@ class Table:
     feature_names: tuple[str, ...] | None = None
     label_names: tuple[str, ...] | None = None
     label_column: str | None = None
+    weights: Tensor | None = None
 
 
 def parse_columns(text: str | Sequence[Any] | None) -> list[str | int] | None:
@@ -65,7 +67,8 @@ def parse_columns(text: str | Sequence[Any] | None) -> list[str | int] | None:
 
 def read_table(path: str | os.PathLike, *, columns: Sequence[str | int] | None = None,
                label_column: str | int | None = None, index_column: str | int | None = None,
-               header: bool | None = None, format: str = "auto", standardize: bool = False) -> Table:
+               header: bool | None = None, format: str = "auto", standardize: bool = False,
+               weight_column: str | int | None = None) -> Table:
     """Read a data file into points, labels and names.
 
     Args:
@@ -79,6 +82,8 @@ def read_table(path: str | os.PathLike, *, columns: Sequence[str | int] | None =
             when none of its fields is a number).
         format: one of :data:`FORMATS`.
         standardize: centre each feature and scale it to unit standard deviation.
+        weight_column: a column of per-point sample weights (finite, non-negative), not a feature; an
+            empty, NaN or negative weight is an error naming its line.
     """
     path = Path(os.fspath(path)).expanduser()
     if format not in FORMATS:
@@ -87,17 +92,19 @@ def read_table(path: str | os.PathLike, *, columns: Sequence[str | int] | None =
         raise FileNotFoundError(f"no data file at {str(path)!r}; check the path (relative paths start from "
                                 f"{os.getcwd()!r}).")
     suffix = path.suffix.lower()
-    plain = columns is None and label_column is None and index_column is None and header is None
+    plain = columns is None and label_column is None and index_column is None and header is None \
+        and weight_column is None
     if suffix == ".npy" or (plain and format in ("auto", "csv", "whitespace") and suffix != ".parquet"
                             and not _has_text_columns(path, _delimiter(format, suffix))):
         if not plain and suffix == ".npy":
             raise ValueError(f"{str(path)!r} is a .npy array without column names or labels; columns, "
-                             "label_column, index_column and header apply to CSV, text and Parquet files.")
+                             "label_column, index_column, weight_column and header apply to CSV, text and "
+                             "Parquet files.")
         X = data.load(path, delimiter=_delimiter(format, suffix) if suffix != ".npy" else None)
         table = Table(X, feature_names=_header_names(path, format, suffix, X.shape[1]))
     else:
         names, rows, lines = _read_cells(path, format, suffix, header)
-        table = _select(path, names, rows, lines, columns, label_column, index_column)
+        table = _select(path, names, rows, lines, columns, label_column, index_column, weight_column)
     if standardize:
         table.X = _standardized(table.X, path)
     return table
@@ -187,7 +194,7 @@ def _position(path: Path, names: list[str] | None, width: int, column: str | int
 
 
 def _select(path: Path, names: list[str] | None, rows: list[list[str]], lines: list[int], columns: Any,
-            label_column: Any, index_column: Any) -> Table:
+            label_column: Any, index_column: Any, weight_column: Any = None) -> Table:
     if not rows:
         raise DataError(f"{str(path)!r} holds no data rows.")
     width = len(names) if names is not None else len(rows[0])
@@ -201,14 +208,18 @@ def _select(path: Path, names: list[str] | None, rows: list[list[str]], lines: l
         index = _position(path, names, width, index_column, "index column")
     else:
         index = 0 if names is not None and names[0] == "" else None
+    weight = None if weight_column is None else _position(path, names, width, weight_column, "weight column")
+    if weight is not None and weight in (label, index):
+        raise DataError(f"column {_name(names, weight)} of {str(path)!r} is both the weight column and the "
+                        f"{'label' if weight == label else 'index'} column; choose another.")
     if columns is not None:
         chosen = [_position(path, names, width, column, "column") for column in columns]
-        for role, position in (("label", label), ("index", index)):
+        for role, position in (("label", label), ("index", index), ("weight", weight)):
             if position is not None and position in chosen:
                 raise DataError(f"column {_name(names, position)} of {str(path)!r} is both a feature and the "
                                 f"{role} column; leave it out of the columns.")
     else:
-        chosen = [j for j in range(width) if j not in (label, index)]
+        chosen = [j for j in range(width) if j not in (label, index, weight)]
     if not chosen:
         raise DataError(f"{str(path)!r} has no feature column left after the index and label columns.")
     cells = np.asarray(rows, dtype=object)
@@ -220,7 +231,31 @@ def _select(path: Path, names: list[str] | None, rows: list[list[str]], lines: l
     if label is not None:
         table.labels, table.label_names = _label_codes(path, names, cells[:, label], lines, label)
         table.label_column = names[label] if names is not None else str(label)
+    if weight is not None:
+        table.weights = _weights(path, names, cells[:, weight], lines, weight)
     return table
+
+
+def _weights(path: Path, names: list[str] | None, cells: np.ndarray, lines: list[int], j: int) -> Tensor:
+    """The weight column's values ``(N,)`` float64: finite and non-negative, else an error naming the line."""
+    values = np.empty(cells.shape[0])
+    for i, cell in enumerate(cells):  # parsing text is per cell
+        try:
+            values[i] = float(cell) if "_" not in cell else float("nan")
+        except ValueError:
+            values[i] = float("nan")
+    where = f"{str(path)!r}, weight column {_name(names, j)}"
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise DataError(f"{where}, line {lines[bad[0]]}: {cells[bad[0]]!r} is not a finite number ({bad.size} "
+                        "row(s)); every point needs a weight >= 0 (0 leaves it out).")
+    negative = np.flatnonzero(values < 0)
+    if negative.size:
+        raise DataError(f"{where}, line {lines[negative[0]]}: weight {cells[negative[0]]!r} is negative "
+                        f"({negative.size} row(s)); sample weights must be >= 0.")
+    if not values.sum() > 0:
+        raise DataError(f"{where}: every weight is 0; at least one point needs a positive weight.")
+    return torch.as_tensor(values, dtype=torch.float64)
 
 
 def _name(names: list[str] | None, position: int) -> str:

@@ -30,6 +30,7 @@ latter one chunk at a time (:mod:`mixtures.stream`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,9 +142,11 @@ class FitResult:
         return self.params.impute(X, draws=draws, seed=seed)
 
     def _missing_scope(self, missing: str | None) -> Any:
-        """The scope of a query: NaN entries are missing values when asked, or when the fit used them."""
+        """The scope of a query: NaN entries are missing values when asked, or when the fit used them; otherwise
+        the caller's scope holds (NaN stays an error outside :func:`~mixtures.core.missing.marginalizing`, and an
+        experiment scores a mean-imputed fit on the data with NaNs inside it)."""
         chosen = check_missing(missing) or self.extras.get("fit_settings", {}).get("missing")
-        return marginalizing(chosen == "marginalize")
+        return marginalizing() if chosen == "marginalize" else contextlib.nullcontext()
 
     def uncertainty(self, X: Any) -> Tensor:
         """mclust's per-point classification uncertainty ``1 − max_k r_nk`` ``(N,)``, from

@@ -67,8 +67,9 @@ def held_out_log_likelihood(params: Params | FitResult, X: Any) -> float:
     return float(params.log_prob(as_data(X, n_features=params.n_features)).mean())
 
 
-def information_criteria(result: FitResult, X: Any) -> dict[str, float]:
-    """``bic``, ``aic`` and ``icl`` of a fit on data ``X`` ``(N, D)`` (lower is better).
+def information_criteria(result: FitResult, X: Any, sample_weight: Any = None) -> dict[str, float]:
+    """``bic``, ``aic`` and ``icl`` of a fit on data ``X`` ``(N, D)`` (lower is better); with ``sample_weight``
+    ``(N,)``, those of the data with each row counted ``w_n`` times (every sum over points weighted, N = Σ w).
 
     ``bic`` and ``aic`` are ``result.bic(X)`` and ``result.aic(X)``. ICL
     (integrated completed likelihood, Biernacki et al.) adds to BIC the entropy
@@ -88,8 +89,11 @@ def information_criteria(result: FitResult, X: Any) -> dict[str, float]:
     joint = result.params.joint_log_prob(X)                              # (N, K)
     # log r_{n, ẑ_n} = max_k joint_nk − logsumexp_k joint_nk, in log space.
     map_log_resp = joint.max(-1).values - torch.logsumexp(joint, -1)     # (N,)
-    bic = result.bic(X)
-    return {"bic": bic, "aic": result.aic(X), "icl": bic - 2.0 * float(map_log_resp.sum())}
+    bic = result.bic(X, sample_weight=sample_weight)
+    if sample_weight is not None:
+        map_log_resp = map_log_resp * torch.as_tensor(sample_weight).to(map_log_resp)
+    return {"bic": bic, "aic": result.aic(X, sample_weight=sample_weight),
+            "icl": bic - 2.0 * float(map_log_resp.sum())}
 
 
 def singular_components(params: Params | FitResult, reg_covar: float, rtol: float = 1e-3,

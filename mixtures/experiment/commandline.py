@@ -7,8 +7,9 @@ command-line option (``--weight-concentration: must be a finite number > 0; got 
 Seeds are checked against torch's 64-bit range, the data path must be a regular file, and
 a prior must fit the data (mean of length D, covariance prior shaped for each covariance
 type tried) before the first fit. :func:`add_data_options` and :func:`load_data` are how both
-commands read DATA (columns, a label column, header, index column); :func:`output_directory`
-checks ``--out DIR`` before anything is fitted.
+commands read DATA (columns, a label column, header, index column); ``fit`` also takes
+``--weights COLUMN`` (``add_data_options(weights=True)``, :func:`fit_data`): per-point sample weights.
+:func:`output_directory` checks ``--out DIR`` before anything is fitted.
 """
 
 from __future__ import annotations
@@ -126,8 +127,9 @@ def check_data_path(text: str) -> Path:
     return path
 
 
-def add_data_options(command: argparse.ArgumentParser) -> None:
-    """How DATA is read: columns, a label column, the header, an index column, standardization."""
+def add_data_options(command: argparse.ArgumentParser, weights: bool = False) -> None:
+    """How DATA is read: columns, a label column, the header, an index column, standardization; with
+    ``weights``, also ``--weights COLUMN`` (:func:`add_weight_option`)."""
     group = command.add_argument_group(
         "data file", "CSV (or whitespace text, or Parquet with pandas+pyarrow) with an optional header, index "
                      "column and label column; with --label-column, ARI, NMI and the aligned confusion table are "
@@ -144,6 +146,25 @@ def add_data_options(command: argparse.ArgumentParser) -> None:
     group.add_argument("--format", dest="data_format", default="auto", choices=FORMATS, metavar="F",
                        help="/".join(FORMATS) + " (default auto: from the extension)")
     group.add_argument("--standardize", action="store_true", help="centre each feature and scale it to unit sd")
+    if weights:
+        add_weight_option(group)
+
+
+def add_weight_option(command: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--weights COLUMN``: a column of the data file holding per-point sample weights (``fit(sample_weight=)``)."""
+    command.add_argument("--weights", metavar="C", dest="weight_column",
+                         help="column of per-point sample weights (finite, >= 0; an integer weight counts the row "
+                              "that many times), name or position; not a feature")
+
+
+def fit_data(table: Table) -> dict[str, Any]:
+    """The data keywords of ``mixtures.fit`` beyond ``X``: ``sample_weight`` when the table has weights."""
+    return {} if table.weights is None else {"sample_weight": table.weights}
+
+
+def weighted_total(values: Tensor, table: Table) -> float:
+    """``Σ_n w_n v_n`` of per-point values ``(N,)`` (``Σ_n v_n`` without weights)."""
+    return float(values.sum() if table.weights is None else (table.weights.to(values) * values).sum())
 
 
 def _column(text: str | None) -> str | int | None:
@@ -153,9 +174,11 @@ def _column(text: str | None) -> str | int | None:
 def load_data(args: argparse.Namespace) -> tuple[Table, str]:
     """The data of ``fit``/``select``: points, and labels when ``--label-column`` is given."""
     columns = parse_columns(args.columns) if args.columns is not None else None
+    weight_column = getattr(args, "weight_column", None)
     if args.data == "old_faithful":
         given = [option for option, value in (("--columns", columns), ("--label-column", args.label_column),
-                                              ("--index-column", args.index_column), ("--header", args.header))
+                                              ("--index-column", args.index_column), ("--header", args.header),
+                                              ("--weights", weight_column))
                  if value is not None]
         if given:
             raise ConfigError(given[0], "", "does not apply to the bundled old_faithful data.", "a data file")
@@ -165,7 +188,7 @@ def load_data(args: argparse.Namespace) -> tuple[Table, str]:
         return table, "old_faithful"
     table = read_table(check_data_path(args.data), columns=columns, label_column=_column(args.label_column),
                        index_column=_column(args.index_column), header=args.header, format=args.data_format,
-                       standardize=args.standardize)
+                       standardize=args.standardize, weight_column=_column(weight_column))
     return table, args.data
 
 

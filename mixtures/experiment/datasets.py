@@ -47,6 +47,8 @@ class DataBundle:
     #: ``(N,)`` bool: the planted outliers (synthetic data with ``outliers``; their label is the truth's K), or a
     #: real data set's known ones (``stars_cyg``'s giants)
     outliers: Tensor | None = None
+    #: ``(N,)`` per-point sample weights (a file's ``weight_column``), passed to ``fit`` as ``sample_weight``
+    sample_weight: Tensor | None = None
 
 
 class DataCache:
@@ -70,11 +72,28 @@ class DataCache:
 
 
 def make_data(spec: DataConfig, true_k: int | None, replicate: int | None) -> DataBundle:
-    """The data of one dataset spec (``replicate``: the fit seed when it resamples, else ``None``), with its digest."""
+    """The data of one dataset spec (``replicate``: the fit seed when it resamples, else ``None``), with its digest.
+
+    With ``missing``, the complete data is made first (the same points at every rate) and entries of the
+    training points are then removed by :func:`remove_entries`; held-out points stay complete.
+    """
     file_hash = file_sha256(spec.path) if spec.kind == "file" else None  # before reading: an edit in between shows
-    bundle = _make_data(spec, true_k, replicate)
+    bundle = _make_data(spec.model_copy(update={"missing": None}), true_k, replicate)
+    if spec.missing is not None:
+        bundle.X = remove_entries(bundle.X, spec.missing, data_digest(bundle, file_hash), replicate)
     bundle.digest = data_digest(bundle, file_hash)
     return bundle
+
+
+def remove_entries(X: Tensor, rate: float, complete_digest: str, replicate: int | None) -> Tensor:
+    """``X`` ``(N, D)`` with entries removed completely at random (NaN) by :func:`mixtures.data.remove_at_random`.
+
+    Seeded by the complete data's digest (and the resampling replicate), not by the rate: with one seed the
+    uniform draws are the same at every rate, so the entries removed at 0.1 are also removed at 0.2 (nested
+    masks, common random numbers across a sweep; but for the entry a row emptied at 0.2 gets back). Every row
+    keeps one entry, so the fraction removed is ``rate - rate^D / D`` in expectation (``D`` features).
+    """
+    return data.remove_at_random(X, rate, seed=derived_seed("missing", complete_digest, replicate))
 
 
 def data_digest(bundle: DataBundle, file_hash: str | None = None) -> str:
@@ -83,6 +102,8 @@ def data_digest(bundle: DataBundle, file_hash: str | None = None) -> str:
     digest = hashlib.sha256(f"file:{file_hash}".encode())
     truth = bundle.truth
     tensors = [bundle.X, bundle.labels, bundle.X_test]
+    if bundle.sample_weight is not None:  # only when given: unweighted data keeps its digest
+        tensors.append(bundle.sample_weight)
     if truth is not None:
         tensors += [truth.weights, truth.locs, truth.covariances]
     for tensor in tensors:
@@ -111,8 +132,9 @@ def _make_data(spec: DataConfig, true_k: int | None, replicate: int | None) -> D
     if spec.kind == "file":
         table = read_table(spec.path, columns=spec.columns, label_column=spec.label_column,
                            index_column=spec.index_column, header=spec.header, format=spec.format or "auto",
-                           standardize=bool(spec.standardize))
-        return DataBundle(table.X, table.labels, feature_names=table.feature_names, label_names=table.label_names)
+                           standardize=bool(spec.standardize), weight_column=spec.weight_column)
+        return DataBundle(table.X, table.labels, feature_names=table.feature_names, label_names=table.label_names,
+                          sample_weight=table.weights)
     truth = true_params(spec, true_k)
     seeds = spec.to_dict()
     seeds.pop("name", None)  # renaming a dataset keeps its points

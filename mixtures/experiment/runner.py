@@ -35,6 +35,7 @@ from tqdm import tqdm  # not tqdm.auto: in a notebook without ipywidgets it warn
 
 from mixtures import evaluation
 from mixtures.core.files import remove_stale_temporaries
+from mixtures.core.missing import has_missing, marginalizing, mean_imputed
 from mixtures.core.posterior import Posterior
 from mixtures.core.result import FitResult
 from mixtures.experiment import parallel, provenance, rundir
@@ -73,11 +74,16 @@ def run_task(task: Task, bundle: DataBundle, config: Config, preflight: bool = F
                routine=task.method.method, history=f"histories/{task.history_name}")
     options = dict(task.method.options)
     reg_covar = options.pop("reg_covar", config.model.reg_covar)
+    X_fit = mean_imputed(X) if task.method.impute == "mean" else X  # the baseline fits the filled-in data
+    if task.method.missing is not None:
+        options["missing"] = task.method.missing
+    if bundle.sample_weight is not None:
+        options["sample_weight"] = bundle.sample_weight
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         start = time.perf_counter()
         try:
-            result = fit(build_model(task, X), X, task.method.method, init=task.init, seed=task.seed,
+            result = fit(build_model(task, X_fit), X_fit, task.method.method, init=task.init, seed=task.seed,
                          reg_covar=reg_covar, **options)
         except TypeError as error:
             if "unexpected keyword argument" in str(error) or "unexpected option" in str(error):
@@ -97,8 +103,11 @@ def run_task(task: Task, bundle: DataBundle, config: Config, preflight: bool = F
             return Outcome(task, row, None, None)
         row.update(status="ok", time=time.perf_counter() - start)
         try:
-            row.update(score(result, bundle, config, task, reg_covar))
-            row.update(posterior_metrics(result, bundle))
+            # every fit is scored on the data as given: with NaN entries, by their observed coordinates (a
+            # mean-imputed fit too, so the columns compare)
+            with marginalizing(has_missing(X)):
+                row.update(score(result, bundle, config, task, reg_covar))
+                row.update(posterior_metrics(result, bundle))
         except Exception as error:  # scoring a degenerate fit must not stop the run
             row.update(status="failed", error="scoring failed: " + first_line(error))
         if result.posterior is not None:
@@ -109,7 +118,7 @@ def run_task(task: Task, bundle: DataBundle, config: Config, preflight: bool = F
             row["problems"] = "; ".join(map(str, problems))[:2000]
         row["warnings"] = warning_text(caught)
     return Outcome(task, row, result.params, result.history, result.posterior, init=result.init,
-                   first_iteration=first_iteration(task, result, X, reg_covar))
+                   first_iteration=first_iteration(task, result, X_fit, reg_covar, bundle.sample_weight))
 
 
 def option_rejected(task: Task, error: Exception) -> str | None:
@@ -127,7 +136,8 @@ def option_rejected(task: Task, error: Exception) -> str | None:
                  if name in text and repr(value) in text), None)
 
 
-def first_iteration(task: Task, result: FitResult, X: Tensor, reg_covar: float) -> MixtureParams | None:
+def first_iteration(task: Task, result: FitResult, X: Tensor, reg_covar: float,
+                    sample_weight: Tensor | None = None) -> MixtureParams | None:
     """The parameters after one iteration from the fit's own start, for tasks a figure draws them for
     (:data:`~mixtures.experiment.report.figures.FIGURES`' ``first_iteration``); else ``None``.
 
@@ -141,7 +151,9 @@ def first_iteration(task: Task, result: FitResult, X: Tensor, reg_covar: float) 
         return None
     options = {name: value for name, value in task.method.options.items() if name not in FIT_OPTIONS}
     options[routine.budget_option] = 1
-    with warnings.catch_warnings():
+    if sample_weight is not None and routine.sample_weight:  # the fit's weights (a file's weight_column)
+        options["sample_weight"] = sample_weight.to(X)
+    with warnings.catch_warnings(), marginalizing(task.method.missing == "marginalize"):
         warnings.simplefilter("ignore")  # one iteration never converges; that is the point
         try:
             return routine(build_model(task, X), X, result.init, seed=task.seed, reg_covar=reg_covar, **options).params
@@ -211,14 +223,16 @@ def flagged_outliers(result: FitResult, X: Tensor) -> Tensor:
 
 def score(result: FitResult, bundle: DataBundle, config: Config, task: Task, reg_covar: float) -> dict[str, Any]:
     """Metrics of one fit (see ``METRIC_COLUMNS``)."""
-    X, params = bundle.X, result.params
-    log_likelihood = float(params.log_prob(X).sum())
-    criteria = evaluation.information_criteria(result, X)
+    X, params, weights = bundle.X, result.params, bundle.sample_weight
+    log_likelihood = float(params.log_prob(X).sum()) if weights is None else \
+        float((weights.to(X) * params.log_prob(X)).sum())
+    n_points = X.shape[0] if weights is None else float(weights.sum())  # weighted: the data with rows repeated
+    criteria = evaluation.information_criteria(result, X, weights)  # weighted: the data with rows repeated
     out: dict[str, Any] = {
-        "log_likelihood": log_likelihood, "log_likelihood_per_point": log_likelihood / X.shape[0],
+        "log_likelihood": log_likelihood, "log_likelihood_per_point": log_likelihood / n_points,
         "elbo": result.history.last("elbo"), "kl": result.history.last("kl"),
         "bic": criteria["bic"], "aic": criteria["aic"], "icl": criteria["icl"],
-        "mclust_bic": mclust_bic(result, log_likelihood, result.n_parameters(), X.shape[0]),
+        "mclust_bic": mclust_bic(result, log_likelihood, result.n_parameters(), n_points),
         "n_iter": int(result.n_iter), "converged": bool(result.converged),
         "singular": evaluation.is_singular(params, reg_covar, rtol=config.metrics.singular_rtol),
     }

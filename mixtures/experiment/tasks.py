@@ -146,6 +146,9 @@ def task_spec(task: Task, config: Config) -> dict[str, Any]:
         spec.update(family=method.family, noise=method.noise)
     if method.family_options:
         spec["family_options"] = method.family_options
+    for key in ("missing", "impute"):  # only when set: older records keep their keys
+        if getattr(method, key) is not None:
+            spec[key] = getattr(method, key)
     return spec
 
 

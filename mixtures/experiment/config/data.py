@@ -42,10 +42,11 @@ BUNDLED = ("old_faithful", "iris", "diabetes")
 TRUTHS = ("given", "seed004", "seed003", "random")
 FILE_FORMATS = ("auto", "csv", "whitespace", "parquet")
 #: keys of each dataset kind, and of each truth of synthetic data
-DATA_KEYS = {"old_faithful": ("name", "kind"), "stars_cyg": ("name", "kind"), "bundled": ("name", "kind", "dataset"),
+DATA_KEYS = {"old_faithful": ("name", "kind", "missing"), "stars_cyg": ("name", "kind", "missing"),
+             "bundled": ("name", "kind", "dataset", "missing"),
              "file": ("name", "kind", "path", "format", "columns", "label_column", "index_column", "header",
-                      "standardize"),
-             "synthetic": ("name", "kind", "truth", "n", "n_test", "seed", "resample", "outliers")}
+                      "standardize", "weight_column", "missing"),
+             "synthetic": ("name", "kind", "truth", "n", "n_test", "seed", "resample", "outliers", "missing")}
 TRUTH_KEYS = {"given": ("weights", "means", "covariances"), "seed004": (), "seed003": ("n_components", "n_features"),
               "random": ("n_components", "n_features", "separation", "imbalance", "covariance_type")}
 ALL_DATA_KEYS = tuple(dict.fromkeys(sum(DATA_KEYS.values(), ()) + sum(TRUTH_KEYS.values(), ())))
@@ -80,6 +81,10 @@ class DataConfig(Block):
     header: bool | None = None
     standardize: bool | None = None
     dataset: str | None = None  # kind bundled: which of BUNDLED
+    #: the fraction of entries removed completely at random (NaN) from the training data (every kind;
+    #: ``mixtures.data.remove_at_random``, seeded by the complete data's digest; ``None``: none, as before)
+    missing: Annotated[float | None, BeforeValidator(lambda v: None if v is None else check_missing_rate(v))] = None
+    weight_column: str | int | None = None  # kind file: the column of per-point sample weights
 
     @property
     def synthetic(self) -> bool:
@@ -87,6 +92,8 @@ class DataConfig(Block):
 
     def accepts(self, key: str) -> bool:
         """Whether a sweep key of :data:`DATA_SWEEP_KEYS` applies to this dataset."""
+        if key == "missing":  # entries can be removed from any data
+            return True
         return self.synthetic and (key in ("n", "outliers") or key in TRUTH_KEYS[self.truth])
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,6 +145,7 @@ class FileData(DataConfig):
     columns: Annotated[list | None, BeforeValidator(lambda value: _column_list(value))] = None
     label_column: Annotated[str | int | None, BeforeValidator(lambda value: _column(value, "label_column"))] = None
     index_column: Annotated[str | int | None, BeforeValidator(lambda value: _column(value, "index_column"))] = None
+    weight_column: Annotated[str | int | None, BeforeValidator(lambda value: _column(value, "weight_column"))] = None
     header: Boolean | None = None  # None: detected
     standardize: Boolean | None = None  # None: off (unset keys stay out of the task fingerprint)
 
@@ -232,6 +240,15 @@ def check_fraction(value: Any, at: str = "") -> float:
     value = check_number(value, 0.0, at=at)
     if value > 0.9:
         raise problem(f"must be at most 0.9 (a fraction of the points); got {value!r}.", "a number in [0, 0.9]", at=at)
+    return value
+
+
+def check_missing_rate(value: Any, at: str = "") -> float:
+    """A number in ``[0, 0.9]`` (a fraction of entries removed at random)."""
+    value = check_number(value, 0.0, at=at)
+    if value > 0.9:
+        raise problem(f"must be at most 0.9 (a fraction of the entries removed at random); got {value!r}.",
+                      "a number in [0, 0.9], e.g. missing: 0.2", at=at)
     return value
 
 

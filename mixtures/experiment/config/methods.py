@@ -29,6 +29,11 @@ FIT_OPTIONS = {"n_init": Option("n_init", 1, kind="int", minimum=1),
 #: names the experiment sets itself, never routine options
 #: the clusters' families a method may fit (``family:``)
 FAMILIES = ("gaussian", "student_t")
+#: how a method handles NaN entries (data with ``missing``): ``missing: marginalize`` fits the observed-data
+#: likelihood (``fit(..., missing="marginalize")``); ``impute: mean`` fills each NaN with its feature's observed
+#: mean before fitting (the baseline)
+MISSING_HANDLING = ("marginalize",)
+IMPUTATIONS = ("mean",)
 RESERVED_OPTIONS = ("init", "seed", "method", "model", "X", "dtype", "device")
 
 
@@ -130,7 +135,8 @@ class MethodConfig(Block):
     """
 
     yaml_keys: ClassVar[tuple[str, ...]] = ("name", "method", "options", "prior", "n_components", "datasets",
-                                            "family", "family_options", "noise")
+                                            "family", "family_options", "noise",
+                                            "missing", "impute")
     required_keys: ClassVar[tuple[str, ...]] = ("method",)
     method: choice(routine_names, noun="routine")
     name: Name
@@ -146,6 +152,9 @@ class MethodConfig(Block):
     #: or a number, ``dof_bounds``), checked by building the family once
     family_options: dict[str, Any] = Field(default_factory=dict)
     noise: Boolean = False
+    #: NaN entries (see MISSING_HANDLING): at most one of the two; neither on data without NaN
+    missing: choice(MISSING_HANDLING, nullable=True) = None
+    impute: choice(IMPUTATIONS, nullable=True) = None
 
     @classmethod
     def shorthand(cls, raw: Any) -> Any:
@@ -214,6 +223,28 @@ class MethodConfig(Block):
                           "kind: conjugate (or method svi/nuts for nonconjugate)", at="prior.kind")
         return self
 
+    @model_validator(mode="after")
+    def _missing_fits_routine(self) -> MethodConfig:
+        """``missing`` and ``impute`` exclude each other; ``missing: marginalize`` needs a routine that fits the
+        observed-data likelihood (its record's ``missing``)."""
+        if self.missing is not None and self.impute is not None:
+            raise problem("sets both missing and impute: the NaN entries are either marginalized or imputed.",
+                          "missing: marginalize, or impute: mean (the baseline)", at="impute")
+        if self.missing is not None and not ROUTINES[self.method].missing:
+            able = [name for name, r in sorted(ROUTINES.items()) if r.missing]
+            raise problem(f"routine {self.method!r} cannot fit data with missing values.",
+                          "missing: marginalize with " + ", ".join(able) + "; or impute: mean with any routine",
+                          at="missing")
+        if self.missing is not None and (self.family != "gaussian" or self.noise):
+            raise problem("missing: marginalize needs the Gaussian family without a noise component.",
+                          "family: gaussian and noise: false, or impute: mean", at="missing")
+        return self
+
+    @property
+    def handles_missing(self) -> bool:
+        """Whether the method says what to do with NaN entries (``missing`` or ``impute``)."""
+        return self.missing is not None or self.impute is not None
+
     def applies_to(self, dataset: str) -> bool:
         return self.datasets is None or dataset in self.datasets
 
@@ -233,4 +264,7 @@ class MethodConfig(Block):
             entry.update(family=self.family, noise=self.noise)
         if self.family_options:
             entry["family_options"] = dict(self.family_options)
+        for key in ("missing", "impute"):  # only when set: older configs resolve as before
+            if getattr(self, key) is not None:
+                entry[key] = getattr(self, key)
         return entry

@@ -24,6 +24,7 @@ from mixtures.experiment.config.data import (
     DataConfig,
     DataEntry,
     check_fraction,
+    check_missing_rate,
     data_entries,
 )
 from mixtures.experiment.config.methods import MethodConfig, routine_names
@@ -46,9 +47,9 @@ from mixtures.inference.registry import ROUTINES, did_you_mean
 from mixtures.init import INITIALIZERS
 
 SWEEP_KEYS = ("n", "n_components", "n_features", "separation", "imbalance", "init", "method",
-              "covariance_type", "outliers")
-#: sweep keys that change the data (only meaningful for synthetic datasets)
-DATA_SWEEP_KEYS = ("n", "n_features", "separation", "imbalance", "outliers")
+              "covariance_type", "outliers", "missing")
+#: sweep keys that change the data (all but ``missing`` only meaningful for synthetic datasets)
+DATA_SWEEP_KEYS = ("n", "n_features", "separation", "imbalance", "outliers", "missing")
 FORMATS = ("png", "pdf", "svg")
 #: most Monte Carlo draws for KL to the truth (its standard error falls as 1/sqrt(n): 1e8 draws already
 #: take minutes and gigabytes per fit); memory is also checked against the machine (:mod:`.sizes`)
@@ -95,6 +96,7 @@ SWEEP_VALUES = {
     "covariance_type": lambda v, at: check_choice(v, COVARIANCE_TYPES, at=at),
     "method": lambda v, at: v,
     "outliers": lambda v, at: check_fraction(v, at),
+    "missing": lambda v, at: check_missing_rate(v, at),
 }
 
 
@@ -258,9 +260,23 @@ class Config(Block):
                 users = "synthetic data" if key in ("n", "outliers") else "synthetic data with truth: random"
                 raise problem(f"no dataset uses {key!r}: it only applies to {users}.", "sweep keys of the datasets "
                               "given, or model keys n_components, covariance_type, init, method", at=f"sweep.{key}")
+        self._check_missing_handled(methods, selected)
         for i, dataset in enumerate(self.data):
             if dataset.synthetic:
                 self._check_sizes(dataset, f"data[{i}]" if len(self.data) > 1 else "data", methods)
+
+    def _check_missing_handled(self, methods: tuple[MethodConfig, ...], selected: Any) -> None:
+        """Every method that runs on data with entries removed (``missing`` > 0) says how it handles them."""
+        for dataset in self.data:
+            rates = self.sweep.get("missing", (dataset.missing,)) if "missing" in self.sweep else (dataset.missing,)
+            if not any(rate for rate in rates):
+                continue
+            for i, method in enumerate(methods):
+                if method.name in selected and method.applies_to(dataset.name) and not method.handles_missing:
+                    raise problem(f"method {method.name!r} runs on dataset {dataset.name!r}, which has entries "
+                                  f"removed at random (missing: {max(r or 0 for r in rates):g}), but does not say "
+                                  "what to do with them.", "missing: marginalize (the observed-data likelihood) "
+                                  "or impute: mean (the baseline) on the method", at=f"methods[{i}]")
 
     def _check_sizes(self, dataset: DataConfig, where: str, methods: tuple[MethodConfig, ...]) -> None:
         """Enough points for every K fitted to a synthetic dataset, and seed003's equal draws."""

@@ -14,108 +14,52 @@ in the missing block (zeros elsewhere). Missing entries are not skipped in the s
 conditional expectations enter them. The M step is then every structure's own, unchanged (the
 full expected scatter reduced to the structure's statistic, :func:`statistic_from_scatter`).
 
-Points are grouped by missingness pattern (the unique rows of the NaN mask): each pattern
-costs one Cholesky factorization of the observed blocks ``Σ_koo = L_k Lₖᵀ`` (K of them) and one
-batched pass over its points; ``Σ_koo⁻¹`` is never formed (``L⁻¹(x_o - μ_o)`` and ``L⁻¹ Σ_om`` are
-triangular solves). The pass's entropy is ``H(q(z)) + Σ_n Σ_k r_nk H(N(x̂_km, C_km))``, the
-entropy of the E step's whole ``q(z, x_m)``, so EM's recorded ELBO (``E_q[log p(X, x_m, Z)]``
-from the statistics, plus it) equals the observed-data log-likelihood right after an E step.
+Points are grouped by missingness pattern, and the patterns by their number of observed coordinates
+(:mod:`mixtures.families.gaussian.pattern_groups`): each group costs one batched Cholesky factorization
+of every pattern's observed blocks ``Σ_koo = L L ᵀ`` ``(P, K, d_o, d_o)`` and one batched pass over its
+points; ``Σ_koo⁻¹`` is never formed (``L⁻¹(x_o - μ_o)`` and ``L⁻¹ Σ_om`` are triangular solves). The
+pass's entropy is ``H(q(z)) + Σ_n Σ_k r_nk H(N(x̂_km, C_km))``, the entropy of the E step's whole
+``q(z, x_m)``, so EM's recorded ELBO (``E_q[log p(X, x_m, Z)]`` from the statistics, plus it) equals the
+observed-data log-likelihood right after an E step.
 """
 
 from __future__ import annotations
-
-import weakref
-from typing import NamedTuple
 
 import pyro.distributions as pdist
 import torch
 from torch import Tensor
 from torch.distributions import constraints
 
-from mixtures.core.chunks import chunk_size_for
 from mixtures.core.summary import Summary
 from mixtures.core.validation import make_generator
 from mixtures.families.gaussian.covariance import CovarianceStructure
 from mixtures.families.gaussian.distributions import LOG_2PI
+from mixtures.families.gaussian.pattern_groups import (
+    Blocked,
+    Group,
+    GroupBlocks,
+    blocked_terms,
+    chunk_rows,
+    group_blocks,
+    groups,
+    observed_terms,
+)
 from mixtures.kernels.fused_pass import fused_pass
 
 #: complete rows go through the fused pass this many at a time (a gathered copy of at most this many rows)
 COMPLETE_BLOCK = 1 << 16
 
 
-class Pattern(NamedTuple):
-    """One missingness pattern: the observed coordinates ``(D,)`` bool and its rows ``(n,)``."""
-
-    observed: Tensor
-    rows: Tensor
-
-
-class Blocks(NamedTuple):
-    """A pattern's pieces under every component (``o``: observed, ``m``: missing coordinates)."""
-
-    obs: Tensor  # (D_o,) indices
-    mis: Tensor  # (D_m,) indices
-    factor: Tensor  # (K, D_o, D_o) lower Cholesky factor L of Σ_oo
-    half_log_det: Tensor  # (K,) ½ log det Σ_oo
-    solved: Tensor  # (K, D_o, D_m) L⁻¹ Σ_om
-    conditional: Tensor  # (K, D_m, D_m) C = Σ_mm - Σ_mo Σ_oo⁻¹ Σ_om
-
-
-#: the most recent tensors' patterns, newest last (a labelled fit's passes alternate between the
-#: unlabelled points and the labelled ones (and their chunks): the unlabelled points' patterns stay)
-_patterns_cache: list[tuple[weakref.ref, int, list[Pattern]]] = []
-_CACHED = 4
-
-
-def patterns(X: Tensor) -> list[Pattern]:
-    """The missingness patterns of ``X`` ``(N, D)``: unique rows of its observed mask, each with its
-    rows in ascending order. Kept for the most recent tensors (EM's passes see the same data)."""
-    for index, entry in enumerate(_patterns_cache):
-        if entry[0]() is X and entry[1] == X._version:
-            _patterns_cache.append(_patterns_cache.pop(index))  # the most recently used last
-            return entry[2]
-    observed = ~torch.isnan(X)
-    unique, inverse = torch.unique(observed, dim=0, return_inverse=True)
-    order = torch.argsort(inverse, stable=True)
-    counts = torch.bincount(inverse, minlength=unique.shape[0]).tolist()
-    found = [Pattern(mask, rows) for mask, rows in zip(unique, torch.split(order, counts))]
-    _patterns_cache[:] = [*_patterns_cache[-(_CACHED - 1):], (weakref.ref(X), X._version, found)]
-    return found
-
-
-def blocks(locs: Tensor, covariances: Tensor, observed: Tensor) -> Blocks:
-    """The pattern's factors (:class:`Blocks`) for ``covariances`` ``(K, D, D)``; differentiable."""
-    obs = torch.nonzero(observed).reshape(-1)
-    mis = torch.nonzero(~observed).reshape(-1)
-    rows_o = covariances.index_select(-2, obs)
-    factor = torch.linalg.cholesky(rows_o.index_select(-1, obs))
-    solved = torch.linalg.solve_triangular(factor, rows_o.index_select(-1, mis), upper=False)
-    sigma_mm = covariances.index_select(-2, mis).index_select(-1, mis)
-    conditional = sigma_mm - solved.transpose(-1, -2) @ solved
-    half_log_det = factor.diagonal(dim1=-2, dim2=-1).log().sum(-1)
-    return Blocks(obs, mis, factor, half_log_det, solved, 0.5 * (conditional + conditional.transpose(-1, -2)))
-
-
-def observed_terms(x: Tensor, locs: Tensor, piece: Blocks) -> tuple[Tensor, Tensor]:
-    """``(log p(x_o | k) (n, K), x̂_km (n, K, D_m))`` for the points ``x`` ``(n, D)`` of one pattern."""
-    diff = x.index_select(-1, piece.obs).unsqueeze(0) - locs.index_select(-1, piece.obs).unsqueeze(1)  # (K, n, D_o)
-    white = torch.linalg.solve_triangular(piece.factor, diff.transpose(-1, -2), upper=False)  # (K, D_o, n)
-    D_o = piece.obs.numel()
-    log_prob = -0.5 * (D_o * LOG_2PI + white.square().sum(-2)) - piece.half_log_det.unsqueeze(-1)  # (K, n)
-    means = locs.index_select(-1, piece.mis).unsqueeze(-1) + piece.solved.transpose(-1, -2) @ white  # (K, D_m, n)
-    return log_prob.T, means.permute(2, 0, 1)
-
-
 def observed_log_prob(X: Tensor, locs: Tensor, covariances: Tensor) -> Tensor:
     """``log N(x_no | μ_ko, Σ_koo)`` ``(N, K)`` of data with NaN entries; differentiable in ``locs``
     ``(K, D)`` and ``covariances`` ``(K, D, D)`` (the Pyro program's observation site)."""
     K, D = locs.shape
-    out = []
-    rows_of = []
-    for pattern in patterns(X):
-        piece = blocks(locs, covariances, pattern.observed)
-        for part in torch.split(pattern.rows, chunk_size_for(K, D)):
-            out.append(observed_terms(X[part], locs, piece)[0])
+    out, rows_of = [], []
+    for group in groups(X):
+        piece = group_blocks(covariances, group)
+        for part, pattern in zip(torch.split(group.rows, chunk_rows(K, D)), torch.split(group.pattern,
+                                                                                      chunk_rows(K, D))):
+            out.append(observed_terms(X[part], pattern, locs, group, piece)[0])
             rows_of.append(part)
     table = torch.cat(out)
     return table[torch.argsort(torch.cat(rows_of))]
@@ -179,54 +123,83 @@ class _Sums:
         statistic = statistic_from_scatter(structure, self.sxx)
         return statistic if self.statistic is None else statistic + self.statistic
 
-    def add(self, x: Tensor, rows: Tensor, joint: Tensor, means: Tensor, piece: Blocks, shift: Tensor,
-            conditional_entropy: Tensor, weights: Tensor | None = None) -> None:
-        """Add the points ``x`` ``(n, D)`` (``rows`` of X) with log joints ``joint`` ``(n, K)``,
-        conditional means ``means`` ``(n, K, D_m)`` and weights ``weights`` ``(n,)`` (or None)."""
-        peak = joint.amax(-1, keepdim=True)
+    def add(self, rows: Tensor, terms: Blocked, log_weights: Tensor, group: Group, piece: GroupBlocks,
+            shift: Tensor, conditional_entropy: Tensor, weights: Tensor | None = None) -> None:
+        """Add one group's points (``rows`` of X, in the block layout ``terms``, :class:`Blocked`), with log
+        weights ``log_weights`` ``(K,)``, their patterns' ``conditional_entropy`` ``(P, K)`` and point weights
+        ``weights`` ``(n,)`` (or None). Sums over points run over the blocks; padding slots carry no
+        responsibility, and a point of weight 0 none either (nor a log-likelihood or entropy term)."""
+        joint = terms.log_prob + log_weights.view(-1, 1, 1)  # (K, B, BLOCK)
+        K = joint.shape[0]
+        scale = terms.valid.to(joint.dtype) if weights is None else _blocked(weights, terms)  # (B, BLOCK)
+        peak = joint.amax(0, keepdim=True)
         relative = (joint - peak).exp_()  # one exp for the normalizer and the responsibilities
-        normalizer = relative.sum(-1, keepdim=True)
-        total = (peak + normalizer.log()).squeeze(-1)  # (n,) log p(x_o), or VB's normalizer
+        normalizer = relative.sum(0, keepdim=True)
+        total = (peak + normalizer.log()).squeeze(0)  # (B, BLOCK) log p(x_o), or VB's normalizer
         if self.labels is not None:
-            labels = joint.argmax(-1)
-            resp = torch.nn.functional.one_hot(labels, joint.shape[-1]).to(joint.dtype)
-            self.labels[rows] = labels
+            labels = joint.argmax(0)  # (B, BLOCK)
+            resp = torch.nn.functional.one_hot(labels, K).to(joint.dtype).permute(2, 0, 1)
+            self.labels[rows] = labels[terms.block, terms.slot]
         else:
-            resp = relative.div_(normalizer)
-            self.entropy -= _weighted(torch.special.xlogy(resp, resp).sum(-1), weights).sum().to(self.entropy.dtype)
+            resp = relative.div_(normalizer)  # (K, B, BLOCK)
+            self.entropy -= _weighted(torch.special.xlogy(resp, resp).sum(0), scale).sum().to(self.entropy.dtype)
+        self.add_at(terms, resp * scale, group, piece, shift, conditional_entropy)
         if self.likelihood_offsets is not None:  # the plug-in mixture's log p(x_o)
-            total = torch.logsumexp(joint + self.likelihood_offsets, -1)
-        self.log_likelihood += _weighted(total, weights).sum().to(self.log_likelihood.dtype)
-        self.add_at(x, resp if weights is None else resp * weights[:, None], means, piece, shift, conditional_entropy)
-        candidates = total if weights is None else total.masked_fill(weights == 0, float("inf"))
-        lowest = int(candidates.argmin())
-        if float(candidates[lowest]) < self.worst_value:  # re-seeding point: its mixture imputation
-            self.worst_value = float(candidates[lowest])
-            filled = x[lowest].expand(resp.shape[-1], -1).clone()
-            filled[:, piece.mis] = means[lowest]
-            self.worst_point = (resp[lowest].unsqueeze(-1) * filled).sum(0)
+            total = torch.logsumexp(joint + self.likelihood_offsets.view(-1, 1, 1), 0)
+        self.log_likelihood += _weighted(total, scale).sum().to(self.log_likelihood.dtype)  # padding: weight 0
+        total = total.masked_fill(scale == 0, float("inf")).reshape(-1)  # padding and zero weights: not points
+        lowest = int(total.argmin())
+        if float(total[lowest]) < self.worst_value:  # re-seeding point: its mixture imputation
+            self.worst_value = float(total[lowest])
+            block, slot = divmod(lowest, terms.x.shape[1])
+            filled = terms.x[block, slot].expand(K, -1).scatter(-1, group.mis[terms.block_pattern[block]].expand(K, -1),
+                                                                terms.means[:, block, slot])  # (K, D)
+            self.worst_point = (resp[:, block, slot].unsqueeze(-1) * filled).sum(0)
 
-    def add_at(self, x: Tensor, resp: Tensor, means: Tensor, piece: Blocks, shift: Tensor,
+    def add_at(self, terms: Blocked, resp: Tensor, group: Group, piece: GroupBlocks, shift: Tensor,
                conditional_entropy: Tensor) -> None:
-        """Add the expected statistics of the points ``x`` ``(n, D)`` at (weighted) responsibilities
-        ``resp`` ``(n, K)``, with the entropy of their missing coordinates' conditionals."""
-        filled = x.unsqueeze(1).expand(-1, resp.shape[-1], -1).clone()  # (n, K, D)
-        filled[..., piece.mis] = means
-        centred = (filled - shift).transpose(0, 1)  # (K, n, D)
-        mass = resp.sum(0)
-        weighted = centred * resp.T.unsqueeze(-1)
-        mis = piece.mis
+        """Add the expected statistics of one group's points (block layout ``terms``) at (weighted)
+        responsibilities ``resp`` ``(K, B, BLOCK)`` (0 in padding), with ``Σ_n r_nk H(N(x̂_km, C_km))``."""
+        K = resp.shape[0]
+        d_m = group.mis.shape[1]
+        size = terms.x.shape[1]  # BLOCK: rows per block
+        mis = group.mis[terms.block_pattern].view(1, -1, 1, d_m).expand(K, -1, size, -1)  # (K, B, BLOCK, d_m)
+        filled = terms.x.unsqueeze(0).expand(K, -1, -1, -1).scatter(-1, mis, terms.means)  # (K, B, BLOCK, D)
+        D = filled.shape[-1]
+        centred = (filled - shift).reshape(K, -1, D)  # (K, B·BLOCK, D)
+        weighted = centred * resp.reshape(K, -1, 1)
         scatter = weighted.transpose(-1, -2) @ centred  # (K, D, D)
-        scatter[:, mis.unsqueeze(-1), mis] += mass[:, None, None] * piece.conditional
-        self.nk += mass.to(self.nk.dtype)
+        # Σ_n r_nk C_{p_n k}: each pattern's mass (P, K) times its conditional covariance, in its missing block
+        mass = resp.new_zeros(group.mis.shape[0], K).index_add_(0, terms.block_pattern, resp.sum(-1).T)
+        components = torch.arange(K, device=resp.device).view(1, K, 1, 1).expand(mass.shape[0], -1, d_m, d_m)
+        index = (components, group.mis[:, None, :, None].expand(-1, K, -1, d_m),
+                 group.mis[:, None, None, :].expand(-1, K, d_m, -1))
+        scatter.index_put_(index, mass[..., None, None] * piece.conditional, accumulate=True)
+        self.nk += mass.sum(0).to(self.nk.dtype)
         self.sx += weighted.sum(1).to(self.sx.dtype)
         self.sxx += scatter.to(self.sxx.dtype)
         self.entropy += (mass * conditional_entropy).sum().to(self.entropy.dtype)
 
+    def add_complete_at(self, x: Tensor, resp: Tensor, shift: Tensor) -> None:
+        """Add the statistics of complete points ``x`` ``(n, D)`` at (weighted) responsibilities ``resp``
+        ``(n, K)`` (no missing coordinates: no conditional entropy)."""
+        centred = (x - shift).unsqueeze(0)  # (1, n, D)
+        weighted = centred * resp.T.unsqueeze(-1)  # (K, n, D)
+        self.nk += resp.sum(0).to(self.nk.dtype)
+        self.sx += weighted.sum(1).to(self.sx.dtype)
+        self.sxx += (weighted.transpose(-1, -2) @ centred).to(self.sxx.dtype)
 
-def _weighted(values: Tensor, weights: Tensor | None) -> Tensor:
-    """``w_n v_n`` ``(n,)`` (``v`` without weights), exactly 0 at zero weights (a dropped row)."""
-    return values if weights is None else (values * weights).masked_fill_(weights == 0, 0.0)
+
+def _blocked(values: Tensor, terms: Blocked) -> Tensor:
+    """Per-point ``values`` ``(n,)`` in the block layout ``(B, BLOCK)`` (0 in padding)."""
+    out = values.new_zeros(terms.valid.shape)
+    out[terms.block, terms.slot] = values
+    return out
+
+
+def _weighted(values: Tensor, weights: Tensor) -> Tensor:
+    """``w v`` (any shape), exactly 0 at zero weights (padding, a dropped row) even where ``v`` is not finite."""
+    return (values * weights).masked_fill_(weights == 0, 0.0)
 
 
 def e_step(X: Tensor, params, shift: Tensor, hard: bool = False, chunk_size: int | None = None,
@@ -241,7 +214,7 @@ def e_step(X: Tensor, params, shift: Tensor, hard: bool = False, chunk_size: int
         shift: ``(D,)`` centre of the moments.
         hard: one-hot responsibilities (classification EM); the missing coordinates still take
             their conditional distribution under the assigned component.
-        chunk_size: points per batch within a pattern.
+        chunk_size: points per batch within a group of patterns.
         accumulate_dtype: dtype of the sums (default: the data's).
         log_weights: ``(K,)`` constants replacing ``log π_k`` in the responsibilities (VB's
             ``E[log π_k] + ...``, :func:`mixtures.families.gaussian.variational.expected_log_constants`).
@@ -255,17 +228,16 @@ def e_step(X: Tensor, params, shift: Tensor, hard: bool = False, chunk_size: int
     covariances = params.covariances
     log_weights = params.weights.log() if log_weights is None else log_weights
     sums = _Sums(X, K, accumulate_dtype or X.dtype, hard, likelihood_offsets)
-    chunk = chunk_size or chunk_size_for(K, D)
-    for pattern in patterns(X):
-        if bool(pattern.observed.all()):
-            sums.add_complete(X, pattern.rows, params, shift, log_weights, sample_weight)
+    chunk = chunk_size or chunk_rows(K, D)
+    for group in groups(X):
+        if group.complete:
+            sums.add_complete(X, group.rows, params, shift, log_weights, sample_weight)
             continue
-        piece = blocks(params.locs, covariances, pattern.observed)
-        conditional_entropy = _conditional_entropy(piece, K, covariances)
-        for part in torch.split(pattern.rows, chunk):
-            x = X[part]
-            log_prob, means = observed_terms(x, params.locs, piece)
-            sums.add(x, part, log_prob + log_weights, means, piece, shift, conditional_entropy,
+        piece = group_blocks(covariances, group)
+        conditional_entropy = _conditional_entropy(group, piece)
+        for part, pattern in zip(torch.split(group.rows, chunk), torch.split(group.pattern, chunk)):
+            terms = blocked_terms(X[part], pattern, params.locs, group, piece)
+            sums.add(part, terms, log_weights, group, piece, shift, conditional_entropy,
                      None if sample_weight is None else sample_weight[part])
     return Summary(sums.nk, {"sx": sums.sx, "sxx": sums.statistic_of(structure)},
                    shift.to(sums.nk.dtype), X.shape[0], sums.log_likelihood, sums.entropy, sums.labels,
@@ -280,58 +252,67 @@ def summarize_at(X: Tensor, params, resp: Tensor, shift: Tensor) -> Summary:
     log-likelihood is NaN (none was computed)."""
     K, D = params.n_components, params.n_features
     sums = _Sums(X, K, X.dtype, False)
-    covariances = params.covariances
-    for pattern in patterns(X):
-        piece = blocks(params.locs, covariances, pattern.observed)
-        conditional_entropy = _conditional_entropy(piece, K, covariances)
-        for part in torch.split(pattern.rows, chunk_size_for(K, D)):
-            means = observed_terms(X[part], params.locs, piece)[1]
-            sums.add_at(X[part], resp[part], means, piece, shift, conditional_entropy)
+    chunk = chunk_rows(K, D)
+    for group in groups(X):
+        if group.complete:
+            for part in torch.split(group.rows, chunk):
+                sums.add_complete_at(X[part], resp[part], shift)
+            continue
+        piece = group_blocks(params.covariances, group)
+        conditional_entropy = _conditional_entropy(group, piece)
+        for part, pattern in zip(torch.split(group.rows, chunk), torch.split(group.pattern, chunk)):
+            terms = blocked_terms(X[part], pattern, params.locs, group, piece)
+            blocked = resp.new_zeros(K, *terms.valid.shape)
+            blocked[:, terms.block, terms.slot] = resp[part].T
+            sums.add_at(terms, blocked, group, piece, shift, conditional_entropy)
     return Summary(sums.nk, {"sx": sums.sx, "sxx": sums.statistic_of(params.cov_type)}, shift.to(sums.nk.dtype),
                    X.shape[0], X.new_tensor(float("nan")), sums.entropy)
 
 
-def _conditional_entropy(piece: Blocks, K: int, covariances: Tensor) -> Tensor:
-    """``H(N(x̂_km, C_km))`` ``(K,)`` of a pattern's missing coordinates (0 when none are missing)."""
-    D_m = piece.mis.numel()
-    if not D_m:
-        return covariances.new_zeros(K)
+def _conditional_entropy(group: Group, piece: GroupBlocks) -> Tensor:
+    """``H(N(x̂_km, C_km))`` ``(P, K)`` of the missing coordinates of a group's patterns (at least one missing)."""
+    d_m = group.mis.shape[1]
     half_log_det = torch.linalg.cholesky(piece.conditional).diagonal(dim1=-2, dim2=-1).log().sum(-1)
-    return 0.5 * D_m * (1.0 + LOG_2PI) + half_log_det
+    return 0.5 * d_m * (1.0 + LOG_2PI) + half_log_det
 
 
 def impute(params, X: Tensor, draws: int | None = None, seed: int | None = 0) -> Tensor:
     """``X`` ``(N, D)`` with its NaN entries replaced by conditional means under the mixture,
     ``Σ_k p(k | x_o) x̂_km`` (``draws=None``), or ``draws`` samples of them ``(draws, N, D)``
     from ``p(x_m | x_o) = Σ_k p(k | x_o) N(x̂_km, C_km)`` (observed entries kept as they are)."""
-    K = params.n_components
+    K, D = params.n_components, params.n_features
     generator = None if draws is None else make_generator(seed)
     out = X.clone() if draws is None else X.unsqueeze(0).repeat(draws, 1, 1)
-    covariances, log_weights = params.covariances, params.weights.log()
-    for pattern in patterns(X):
-        if bool(pattern.observed.all()):
+    log_weights = params.weights.log()
+    for group in groups(X):
+        if group.complete:
             continue
-        piece = blocks(params.locs, covariances, pattern.observed)
-        mis = piece.mis
-        for part in torch.split(pattern.rows, chunk_size_for(K, params.n_features)):
-            log_prob, means = observed_terms(X[part], params.locs, piece)
+        piece = group_blocks(params.covariances, group)
+        factor = None if draws is None else torch.linalg.cholesky(piece.conditional)  # (P, K, d_m, d_m)
+        for part, pattern in zip(torch.split(group.rows, chunk_rows(K, D)), torch.split(group.pattern,
+                                                                                      chunk_rows(K, D))):
+            log_prob, means = observed_terms(X[part], pattern, params.locs, group, piece)
             resp = torch.softmax(log_prob + log_weights, -1)  # (n, K)
+            mis = group.mis[pattern]  # (n, d_m)
             if draws is None:
-                out[part.unsqueeze(-1), mis] = (resp.unsqueeze(-1) * means).sum(1)
+                out[part] = out[part].scatter(-1, mis, (resp.unsqueeze(-1) * means).sum(1))
                 continue
-            out[:, part.unsqueeze(-1), mis] = _draw(resp, means, piece.conditional, draws, generator)
+            values = _draw(resp, means, factor[pattern], draws, generator)  # (draws, n, d_m)
+            out[:, part] = out[:, part].scatter(-1, mis.expand(draws, -1, -1), values)
     return out
 
 
-def _draw(resp: Tensor, means: Tensor, conditional: Tensor, draws: int, generator: torch.Generator) -> Tensor:
-    """``draws`` samples ``(draws, n, D_m)`` of the conditional mixture of one pattern's points."""
-    n, K, D_m = means.shape
+def _draw(resp: Tensor, means: Tensor, factor: Tensor, draws: int, generator: torch.Generator) -> Tensor:
+    """``draws`` samples ``(draws, n, d_m)`` of the conditional mixture of points with responsibilities ``resp``
+    ``(n, K)``, conditional means ``means`` ``(n, K, d_m)`` and Cholesky factors ``factor`` ``(n, K, d_m, d_m)``
+    of their conditional covariances."""
+    n, K, d_m = means.shape
     labels = torch.multinomial(resp.cpu().double(), draws, replacement=True, generator=generator).T  # (draws, n)
     labels = labels.to(means.device)
-    noise = torch.randn(draws, n, D_m, generator=generator, dtype=torch.float64).to(means)
-    factor = torch.linalg.cholesky(conditional)  # (K, D_m, D_m)
-    picked = means[torch.arange(n, device=means.device), labels]  # (draws, n, D_m)
-    return picked + (factor[labels] @ noise.unsqueeze(-1)).squeeze(-1)
+    noise = torch.randn(draws, n, d_m, generator=generator, dtype=torch.float64).to(means)
+    points = torch.arange(n, device=means.device)
+    picked = means[points, labels]  # (draws, n, d_m)
+    return picked + (factor[points, labels] @ noise.unsqueeze(-1)).squeeze(-1)
 
 
 class ObservedBlockNormal(pdist.TorchDistribution):

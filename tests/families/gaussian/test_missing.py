@@ -370,3 +370,87 @@ def test_stepwise_em_reaches_em_on_missing_data():
                             warn=False)
     with marginalizing():
         assert float(stepwise.params.log_prob(Xm).sum()) == pytest.approx(em.log_likelihood, abs=0.05)
+
+
+def test_batched_patterns_equal_each_pattern_on_its_own():
+    """Patterns are batched by their number of observed coordinates (pattern_groups): the pass over 6-D data
+    with ~100 patterns equals the sum of passes over each pattern's rows alone, to 1e-10 in float64."""
+    from mixtures.families.gaussian.pattern_groups import groups
+
+    truth = mixtures.data.random_mixture(3, 6, separation=1.0, seed=5)
+    X, _ = truth.sample(400, seed=6)
+    X = mixtures.data.remove_at_random(X, 0.35, seed=7)
+    found = groups(X)
+    assert sum(group.obs.shape[0] for group in found) > 60 and len(found) >= 5
+    assert sorted(torch.cat([group.rows for group in found]).tolist()) == list(range(400))
+    shift = X.nan_to_num().mean(0)
+    whole = e_step(X, truth, shift)
+    hard = e_step(X, truth, shift, hard=True)
+    observed = ~torch.isnan(X)
+    parts = []
+    labels = torch.empty(400, dtype=torch.long)
+    for mask in torch.unique(observed, dim=0):
+        rows = torch.nonzero((observed == mask).all(1)).reshape(-1)
+        parts.append(e_step(X[rows].clone(), truth, shift))
+        labels[rows] = e_step(X[rows].clone(), truth, shift, hard=True).labels
+    for name in ("nk", "sx", "sxx", "log_likelihood", "entropy"):
+        expected = sum(getattr(part, name) for part in parts)
+        torch.testing.assert_close(getattr(whole, name), expected, rtol=1e-10, atol=1e-10)
+    assert torch.equal(hard.labels, labels)
+    np.testing.assert_allclose(observed_log_prob(X, truth.locs, truth.covariances)[:80].numpy(),
+                               brute_log_prob(truth, X[:80]), rtol=1e-11, atol=1e-11)
+    one_by_one = torch.cat([truth.impute(X[i:i + 1].clone()) for i in range(0, 400, 7)])
+    torch.testing.assert_close(truth.impute(X)[::7], one_by_one, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("D", [5, 64])  # 64 > 62 columns: masks sorted as rows, not as integer codes
+def test_pattern_groups_partition_the_rows(D):
+    from mixtures.families.gaussian.pattern_groups import groups
+
+    X = mixtures.data.remove_at_random(torch.randn(60, D, generator=torch.Generator().manual_seed(1),
+                                                   dtype=torch.float64), 0.3, seed=2)
+    found = groups(X)
+    assert sorted(torch.cat([g.rows for g in found]).tolist()) == list(range(60))
+    assert [g.obs.shape[1] for g in found] == sorted({g.obs.shape[1] for g in found}, reverse=True)
+    for g in found:
+        observed = ~torch.isnan(X[g.rows])  # each row's mask is its pattern's
+        expected = torch.zeros_like(observed)
+        expected.scatter_(1, g.obs[g.pattern], True)
+        assert torch.equal(observed, expected) and bool((g.pattern[1:] >= g.pattern[:-1]).all())
+        assert torch.equal(torch.sort(torch.cat([g.obs, g.mis], 1), 1).values, torch.arange(D).expand(len(g.obs), D))
+
+
+@pytest.mark.parametrize("structure", ["full", "diag"])
+def test_batched_patterns_with_weights_equal_repeated_rows(structure):
+    """Point weights in the batched pass (EM's soft and hard passes, VB's constants and offsets, labelled points'
+    statistics at given responsibilities): integer weights equal the rows repeated, weight 0 the row dropped; the
+    re-seeding point is never a zero-weight row, even the worst-explained one."""
+    from mixtures.families.gaussian.missing import summarize_at
+
+    truth = mixtures.data.random_mixture(3, 5, separation=1.0, seed=5, covariance_type=structure)
+    X, _ = truth.sample(300, seed=6)
+    X = mixtures.data.remove_at_random(X, 0.3, seed=7)
+    generator = torch.Generator().manual_seed(3)
+    weights = torch.randint(0, 4, (300,), generator=generator)
+    with marginalizing():
+        log_p = torch.logsumexp(truth.component_log_prob(X) + truth.weights.log(), -1)
+    weights[torch.argsort(log_p)[:3]] = 0  # the worst-explained points dropped
+    repeated = X.repeat_interleave(weights, 0)
+    shift = X.nan_to_num().mean(0)
+    constants = torch.tensor([-1.5, -0.7, -1.2], dtype=torch.float64)
+    offsets = truth.weights.log() - constants
+    for options in ({}, {"hard": True}, {"log_weights": constants, "likelihood_offsets": offsets}, {"chunk_size": 41}):
+        weighted = e_step(X, truth, shift, sample_weight=weights.double(), **options)
+        expected = e_step(repeated, truth, shift, **options)
+        for name in ("nk", "sx", "sxx", "log_likelihood", "entropy", "worst_point"):
+            torch.testing.assert_close(getattr(weighted, name), getattr(expected, name), rtol=1e-10, atol=1e-9)
+        assert float(weighted.log_likelihood) != pytest.approx(float(e_step(X, truth, shift, **options).log_likelihood))
+    resp = torch.nn.functional.one_hot(torch.arange(300) % 3, 3).double()
+    at = summarize_at(X, truth, resp * weights.double()[:, None], shift)
+    expected = summarize_at(repeated, truth, resp.repeat_interleave(weights, 0), shift)
+    parts = [summarize_at(X[rows].clone(), truth, resp[rows] * weights.double()[rows, None], shift)
+             for rows in (torch.nonzero((~torch.isnan(X) == mask).all(1)).reshape(-1)
+                          for mask in torch.unique(~torch.isnan(X), dim=0))]
+    for name in ("nk", "sx", "sxx", "entropy"):
+        torch.testing.assert_close(getattr(at, name), getattr(expected, name), rtol=1e-10, atol=1e-9)
+        torch.testing.assert_close(getattr(at, name), sum(getattr(part, name) for part in parts), rtol=1e-10, atol=1e-9)

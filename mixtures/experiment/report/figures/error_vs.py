@@ -24,7 +24,7 @@ from mixtures.experiment.store import RunState
 from mixtures.experiment.tasks import Task
 from mixtures.plot.bands import band_label
 
-NUMERIC_SWEEP_KEYS = ("n", "separation", "imbalance", "n_features", "n_components", "outliers")
+NUMERIC_SWEEP_KEYS = ("n", "separation", "imbalance", "n_features", "n_components", "outliers", "missing")
 #: the panels: held_out_ll is drawn as the gap to the truth's (held_out_gap)
 ERROR_METRICS = ("means_rmse", "covariances_frobenius", "weights_l1", "ari", "kl_truth", "held_out_gap")
 #: axis labels of results.csv columns and sweep keys
@@ -38,6 +38,7 @@ LABELS = {
     "log_likelihood_per_point": "log-likelihood (nats per point)",
     "n": "training points n", "separation": "separation c", "imbalance": "imbalance (ratio of consecutive weights)",
     "n_features": "dimension D", "n_components": "components K", "outliers": "fraction of uniform outliers",
+    "missing": "fraction of entries removed at random",
 }
 #: error panels that get a rate guide on a sample-size sweep: exponent and label
 RATE_GUIDES = {"means_rmse": (-0.5, "∝ 1/√n"), "covariances_frobenius": (-0.5, "∝ 1/√n"),
