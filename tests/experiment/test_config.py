@@ -22,7 +22,7 @@ from mixtures.inference import ROUTINES
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SHIPPED = ("em_vs_vi", "init", "sample_size", "model_selection", "separation", "bayes", "online")
-SHIPPED += ("mclust",)
+SHIPPED += ("mclust", "robust", "robust_nuts", "missing")
 
 BASE = """\
 # What this config asks.

@@ -111,3 +111,17 @@ def test_with_ten_percent_outliers_t_and_noise_recover_the_means_closer(tmp_path
              for name in ("EM", "EM+noise", "t-EM", "t-EM-shared")}
     assert error["EM"] >= 3.5 * error["EM+noise"] and error["EM"] >= 3.3 * error["t-EM-shared"], error
     assert error["EM"] >= 2.6 * error["t-EM"], error
+
+
+def test_the_nuts_config_runs_at_reduced_size_and_says_when_a_chain_did_not_explore(tmp_path):
+    """configs/robust_nuts.yaml's smoke run: every family through NUTS (the t and the noise component through
+    their programs); a sampler of a few draws cannot pass its checks, and the report must say so."""
+    run_experiment(CONFIG.with_name("robust_nuts.yaml"), tmp_path / "out", smoke=True, quiet=True)
+    rows = {row["method"]: row for row in csv.DictReader((tmp_path / "out" / "results.csv").open())}
+    assert set(rows) == {"EM", "EM+noise", "t-EM", "NUTS", "NUTS+noise", "t-NUTS"}
+    assert all(row["status"] == "ok" for row in rows.values())
+    for name in ("NUTS", "NUTS+noise", "t-NUTS"):
+        assert rows[name]["max_r_hat"] != "" and rows[name]["problems"], name  # 6 draws: never a valid posterior
+    assert int(rows["NUTS+noise"]["outliers_planted"]) == 8
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "INVALID" in report and "did not explore" in report
