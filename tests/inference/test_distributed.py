@@ -5,26 +5,19 @@ writes its results to files; the parent process compares them with single-proces
 Cheap checks (errors, a one-rank group equals no group) run in-process on a world of size 1.
 """
 
-import contextlib
-import socket
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from fit_checks import free_port, one_rank_group
 
 import mixtures
 from mixtures import GaussianMixture, MixtureParams
 from mixtures.families.gaussian.priors import GaussianPrior
 
 from conftest import COVARIANCE_TYPES, true_params
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_distributed_without_a_process_group_is_a_clear_error():
@@ -160,7 +153,7 @@ def _worker(rank, world_size, port, out_dir):
 def two_ranks(tmp_path_factory) -> list[dict]:
     """The results of both ranks of one spawned two-process gloo group (run once per module)."""
     out_dir = tmp_path_factory.mktemp("distributed")
-    mp.start_processes(_worker, args=(2, _free_port(), str(out_dir)), nprocs=2, start_method="spawn",
+    mp.start_processes(_worker, args=(2, free_port(), str(out_dir)), nprocs=2, start_method="spawn",
                        join=True)
     return [torch.load(out_dir / f"rank{r}.pt", weights_only=False) for r in range(2)]
 
@@ -273,19 +266,10 @@ def test_unsupported_methods_list_the_supported_ones(two_ranks):
 
 
 # -- in-process checks on a world of one rank ----------------------------------------------------
-@contextlib.contextmanager
-def _one_rank_group():
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
-    try:
-        yield
-    finally:
-        dist.destroy_process_group()
-
-
 def test_a_one_rank_group_equals_no_group():
     """The distributed code paths (global moments, gathered candidates...) change nothing on one rank."""
     X = _data("diag")
-    with _one_rank_group():
+    with one_rank_group():
         for name, (model, method, options) in _cases("diag").items():
             if method == "map" and model.prior is None:
                 options = {**options, "num_steps": 30}
@@ -308,7 +292,7 @@ def test_a_one_rank_group_equals_no_group():
 
 def test_distributed_option_errors():
     X = _data("full")
-    with _one_rank_group():
+    with one_rank_group():
         with pytest.raises(ValueError, match="guide='delta' only"):
             mixtures.fit(GaussianMixture(2, prior=GaussianPrior()), X, "svi", guide="normal", num_steps=2,
                          distributed=True)
@@ -323,7 +307,7 @@ def test_distributed_option_errors():
 def test_minibatch_svi_runs_distributed():
     """Per-rank minibatches: a noisy loss, but the run completes with sensible global values."""
     X = _data("full")
-    with _one_rank_group():
+    with one_rank_group():
         result = mixtures.fit(GaussianMixture(3), X, "svi", init=_start("full"), subsample_size=100,
                               num_steps=20, distributed=True)
     assert result.n_iter == 20 and not result.converged

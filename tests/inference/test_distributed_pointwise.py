@@ -6,24 +6,17 @@ defaults come from all ranks' data with each NaN replaced by its feature's mean 
 observed entries (as in one process). One spawn runs every case (as tests/inference/test_distributed.py).
 """
 
-import contextlib
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from fit_checks import free_port, one_rank_group
 
 import mixtures
 from mixtures import GaussianMixture, GaussianPrior
 from mixtures.core.labels import aligned_to_labels
 from mixtures.data import remove_at_random
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _case():
@@ -90,7 +83,7 @@ def _worker(rank, port, out_dir):
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory) -> list[dict]:
     out_dir = tmp_path_factory.mktemp("distributed_pointwise")
-    mp.start_processes(_worker, args=(_free_port(), str(out_dir)), nprocs=2, start_method="spawn", join=True)
+    mp.start_processes(_worker, args=(free_port(), str(out_dir)), nprocs=2, start_method="spawn", join=True)
     return [torch.load(out_dir / f"rank{r}.pt", weights_only=False) for r in range(2)]
 
 
@@ -107,18 +100,9 @@ def test_two_ranks_equal_one_process(two_ranks, name):
                                        msg=column)
 
 
-@contextlib.contextmanager
-def _one_rank_group():
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
-    try:
-        yield
-    finally:
-        dist.destroy_process_group()
-
-
 def test_labels_in_other_distributed_routines_are_a_clear_error():
     X, labels, _, start = _case()
-    with _one_rank_group():
+    with one_rank_group():
         for method in ("vb", "map"):
             model = GaussianMixture(3, "full", prior=GaussianPrior() if method == "vb" else None)
             with pytest.raises(ValueError, match=r"distributed=True works with \['em', 'hard_em'\]"):

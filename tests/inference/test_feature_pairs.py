@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from fit_checks import same_fit
 from pyro import poutine
 from pyro.infer.mcmc.util import initialize_model
 
@@ -61,22 +62,13 @@ PAIRS = {
 }
 
 
-def _same(a, b, columns=("log_likelihood", "elbo")):
-    for name in ("weights", "locs", "covariances"):
-        assert_close(getattr(a.params, name), getattr(b.params, name), rtol=1e-10, atol=1e-10, msg=name)
-    assert a.n_iter == b.n_iter
-    for column in columns:
-        assert_close(torch.as_tensor(a.history[column]).nan_to_num(7.0),
-                     torch.as_tensor(b.history[column]).nan_to_num(7.0), rtol=1e-10, atol=1e-9, msg=column)
-
-
 @pytest.mark.parametrize("pair", sorted(PAIRS))
 @pytest.mark.parametrize("method", ["em", "hard_em", "vb"])
 def test_integer_weights_are_repeated_rows(method, pair):
     data, options, reference_options = PAIRS[pair]
     model = GaussianMixture(3, "full", prior=PRIOR if method == "vb" else None)
     common = dict(init=START, max_iter=15, tol=0.0) | ({"posterior_samples": 3} if method == "vb" else {})
-    _same(fit(model, data, method, sample_weight=W, **common, **options),
+    same_fit(fit(model, data, method, sample_weight=W, **common, **options),
           fit(model, repeated(data), method, **common, **reference_options))
 
 
@@ -84,7 +76,7 @@ def test_stepwise_full_batch_with_weights_and_missing_values_is_repeated_rows():
     """One minibatch of every point, step size 1: batch EM, so the identity is exact."""
     options = dict(batch_size=10_000, step_size=lambda t: 1.0, shuffle=False, num_epochs=4, warm_start_steps=2,
                    init=START, missing="marginalize")
-    _same(fit(GaussianMixture(3, "full"), XM, "stepwise_em", sample_weight=W, **options),
+    same_fit(fit(GaussianMixture(3, "full"), XM, "stepwise_em", sample_weight=W, **options),
           fit(GaussianMixture(3, "full"), repeated(XM), "stepwise_em", **options), columns=("log_likelihood",))
 
 

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from fit_checks import same_fit
 
 import mixtures
 from mixtures import GaussianMixture, GaussianPrior
@@ -51,16 +52,6 @@ def _fit(*args, **kwargs):
         return mixtures.fit(*args, **kwargs)
 
 
-def _same_fit(a, b, columns=("log_likelihood", "elbo")):
-    """Two results equal to 1e-10: parameters and the history's columns (NaN where both are)."""
-    for name in ("weights", "locs", "covariances"):
-        assert_close(getattr(a.params, name), getattr(b.params, name), rtol=1e-10, atol=1e-10, msg=name)
-    assert a.n_iter == b.n_iter
-    for column in columns:
-        assert_close(torch.as_tensor(a.history[column]).nan_to_num(7.0),
-                     torch.as_tensor(b.history[column]).nan_to_num(7.0), rtol=1e-10, atol=1e-9, msg=column)
-
-
 @pytest.mark.parametrize("covariance_type", COVARIANCES)
 @pytest.mark.parametrize("method", ["em", "hard_em"])
 def test_em_repeated_and_dropped_rows(data, covariance_type, method):
@@ -68,9 +59,9 @@ def test_em_repeated_and_dropped_rows(data, covariance_type, method):
     model = GaussianMixture(3, covariance_type)
     init = _start(model, X)
     weighted = _fit(model, X, method, init=init, sample_weight=w, max_iter=15, tol=0.0)
-    _same_fit(weighted, _fit(model, repeated, method, init=init, max_iter=15, tol=0.0))
+    same_fit(weighted, _fit(model, repeated, method, init=init, max_iter=15, tol=0.0))
     ones = torch.where(w > 0, 1.0, 0.0).double()
-    _same_fit(_fit(model, X, method, init=init, sample_weight=ones, max_iter=15, tol=0.0),
+    same_fit(_fit(model, X, method, init=init, sample_weight=ones, max_iter=15, tol=0.0),
               _fit(model, dropped, method, init=init, max_iter=15, tol=0.0))
 
 
@@ -79,7 +70,7 @@ def test_em_tolerance_is_per_unit_weight(data):
     X, w, repeated, _ = data
     model = GaussianMixture(3, "full")
     init = _start(model, X)
-    _same_fit(_fit(model, X, "em", init=init, sample_weight=w, tol=1e-4),
+    same_fit(_fit(model, X, "em", init=init, sample_weight=w, tol=1e-4),
               _fit(model, repeated, "em", init=init, tol=1e-4))
 
 
@@ -90,7 +81,7 @@ def test_kmeans_and_kmedians_repeated_rows(data, method):
     init = _start(model, X)
     weighted = _fit(model, X, method, init=init, sample_weight=w)
     reference = _fit(model, repeated, method, init=init)
-    _same_fit(weighted, reference, columns=("log_likelihood", "elbo", "objective"))
+    same_fit(weighted, reference, columns=("log_likelihood", "elbo", "objective"))
     assert_close(weighted.extras["centers"], reference.extras["centers"], rtol=1e-12, atol=1e-12)
 
 
@@ -113,7 +104,7 @@ def test_vb_repeated_rows(data, covariance_type, updates):
     init = _start(model, X)
     weighted = _fit(model, X, "vb", init=init, sample_weight=w, max_iter=15, tol=0.0, updates=updates)
     reference = _fit(model, repeated, "vb", init=init, max_iter=15, tol=0.0, updates=updates)
-    _same_fit(weighted, reference, columns=("log_likelihood", "elbo", "regularized_elbo"))
+    same_fit(weighted, reference, columns=("log_likelihood", "elbo", "regularized_elbo"))
 
 
 def test_vb_from_responsibilities_repeated_rows(data):
@@ -123,7 +114,7 @@ def test_vb_from_responsibilities_repeated_rows(data):
     labels = (X[:, 0] > 0).long()
     weighted = _fit(model, X, "vb", init=labels, sample_weight=w, max_iter=5, tol=0.0)
     reference = _fit(model, repeated, "vb", init=labels.repeat_interleave(w.long()), max_iter=5, tol=0.0)
-    _same_fit(weighted, reference)
+    same_fit(weighted, reference)
 
 
 @pytest.mark.parametrize("method", ["vb", "em"])
@@ -133,9 +124,9 @@ def test_prior_defaults_are_the_weighted_datas(data, method):
     model = GaussianMixture(2, "full", prior=GaussianPrior())
     init = _start(model, X)
     weighted = _fit(model, X, method, init=init, sample_weight=w, max_iter=5, tol=0.0)
-    _same_fit(weighted, _fit(model, repeated, method, init=init, max_iter=5, tol=0.0))
+    same_fit(weighted, _fit(model, repeated, method, init=init, max_iter=5, tol=0.0))
     ones = (w > 0).double()
-    _same_fit(_fit(model, X, method, init=init, sample_weight=ones, max_iter=5, tol=0.0),
+    same_fit(_fit(model, X, method, init=init, sample_weight=ones, max_iter=5, tol=0.0),
               _fit(model, dropped, method, init=init, max_iter=5, tol=0.0))
 
 
@@ -147,7 +138,7 @@ def test_stepwise_full_batch_repeated_rows(data):
     options = dict(batch_size=10_000, step_size=lambda t: 1.0, shuffle=False, num_epochs=6, warm_start_steps=2,
                    init=init)
     weighted = _fit(model, X, "stepwise_em", sample_weight=w, **options)
-    _same_fit(weighted, _fit(model, repeated, "stepwise_em", **options))
+    same_fit(weighted, _fit(model, repeated, "stepwise_em", **options))
 
 
 def test_stepwise_minibatches_run_weighted(data):

@@ -1,0 +1,39 @@
+"""Checks shared by test modules: two fits equal to 1e-10, and a one-rank gloo process group."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+
+import torch
+import torch.distributed as dist
+
+from conftest import assert_close
+
+
+def same_fit(a, b, columns=("log_likelihood", "elbo")) -> None:
+    """Two results equal to 1e-10: parameters and the history's columns (NaN where both are)."""
+    for name in ("weights", "locs", "covariances"):
+        assert_close(getattr(a.params, name), getattr(b.params, name), rtol=1e-10, atol=1e-10, msg=name)
+    assert a.n_iter == b.n_iter
+    for column in columns:
+        assert_close(torch.as_tensor(a.history[column]).nan_to_num(7.0),
+                     torch.as_tensor(b.history[column]).nan_to_num(7.0), rtol=1e-10, atol=1e-9, msg=column)
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface now (for a gloo rendezvous)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def one_rank_group() -> Iterator[None]:
+    """A gloo process group of one rank for the duration (the distributed code paths, in process)."""
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
