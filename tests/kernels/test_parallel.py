@@ -220,12 +220,18 @@ def test_a_pass_with_a_stalled_helper_is_the_serial_pass():
     X, _ = params.sample(3000, seed=8)
     shift = default_shift(X)
     serial = e_step(X, params, shift, chunk_size=200)
-    original, on_helper = fused_pass._one_chunk, []
+    original, on_helper, helper_began = fused_pass._one_chunk, [], threading.Event()
 
     def stalling(plan, buffers, item):
         if threading.current_thread() is not threading.main_thread():
             on_helper.append(True)
+            helper_began.set()
             time.sleep(0.05)  # every helper chunk far longer than the caller's
+        else:
+            # On a busy machine the helper thread may not be scheduled before the caller has
+            # done every chunk alone; hold the caller until it has taken one, so the stalled
+            # path is exercised on every run rather than only on an idle one.
+            helper_began.wait(10.0)
         return original(plan, buffers, item)
 
     fused_pass._one_chunk = stalling
