@@ -15,7 +15,8 @@ grown config reuses them too; reused only when the data's content, the package v
 every stored file still match, :mod:`~mixtures.experiment.records`); every random draw is
 seeded from the config; a fit that raises becomes a ``status=failed`` row; the output
 directory (whose experiment it is, whether it can be written: :mod:`~mixtures.experiment.rundir`),
-the config, the data, the priors and each method's first fit are checked before anything is written.
+the config, the data, the priors and each method's options (by a trial fit of one iteration) are checked
+before anything is written, so a crash loses only the fits under way.
 """
 
 from __future__ import annotations
@@ -56,15 +57,21 @@ from mixtures.experiment.tasks import Task, build_model, comparable_params, expa
 from mixtures.families.gaussian.params import MixtureParams
 from mixtures.inference import ROUTINES, fit
 
+#: what trial fits call: :func:`mixtures.fit` under its own name, so a test (or a profile) that
+#: counts the run's fits through ``runner.fit`` counts the fits whose results are kept
+trial_fit = fit
+
 #: weight above which a component counts as used (``expected_components``)
 COMPONENT_THRESHOLD = 0.01
 
 
 # -- one task -------------------------------------------------------------------------------
-def run_task(task: Task, bundle: DataBundle, config: Config, preflight: bool = False) -> Outcome:
+def run_task(task: Task, bundle: DataBundle, config: Config, preflight: bool = False, trial: bool = False) -> Outcome:
     """Fit and score one task. Fit errors become ``status=failed`` rows; an option the routine
-    rejects is a :class:`ConfigError` (in the ``preflight`` fit, also a value the routine's
-    record could not type, see :func:`option_rejected`)."""
+    rejects is a :class:`ConfigError` (in a ``preflight`` fit, also a value the routine's
+    record could not type, see :func:`option_rejected`). A ``trial`` fit is a preflight fit with the
+    routine's trial options (:attr:`~mixtures.inference.registry.Routine.trial`: a budget of one
+    iteration), neither scored nor meant to be kept: it only lets the routine check its options."""
     row: dict[str, Any] = dict.fromkeys(RESULT_COLUMNS)
     X = bundle.X
     row.update(task=task.key, cell=task.cell, dataset=task.dataset.name, n=int(X.shape[0]),
@@ -73,6 +80,8 @@ def run_task(task: Task, bundle: DataBundle, config: Config, preflight: bool = F
                imbalance=task.dataset.imbalance, init=task.init, seed=task.seed, method=task.method.name,
                routine=task.method.method, history=f"histories/{task.history_name}")
     options = dict(task.method.options)
+    if trial:
+        options.update(ROUTINES[task.method.method].trial)
     reg_covar = options.pop("reg_covar", config.model.reg_covar)
     X_fit = mean_imputed(X) if task.method.impute == "mean" else X  # the baseline fits the filled-in data
     if task.method.missing is not None:
@@ -83,8 +92,8 @@ def run_task(task: Task, bundle: DataBundle, config: Config, preflight: bool = F
         warnings.simplefilter("always")
         start = time.perf_counter()
         try:
-            result = fit(build_model(task, X_fit), X_fit, task.method.method, init=task.init, seed=task.seed,
-                         reg_covar=reg_covar, **options)
+            result = (trial_fit if trial else fit)(build_model(task, X_fit), X_fit, task.method.method,
+                                                   init=task.init, seed=task.seed, reg_covar=reg_covar, **options)
         except TypeError as error:
             if "unexpected keyword argument" in str(error) or "unexpected option" in str(error):
                 raise ConfigError(config.source, f"methods[{task.method_index}].options",
@@ -92,7 +101,7 @@ def run_task(task: Task, bundle: DataBundle, config: Config, preflight: bool = F
                                   f"the options in help(mixtures.inference.ROUTINES[{task.method.method!r}])") from None
             raise
         except Exception as error:  # a failed fit is a result, not a crash of the run
-            rejected = option_rejected(task, error) if preflight else None
+            rejected = option_rejected(task, error) if preflight or trial else None
             if rejected is not None:
                 raise ConfigError(config.source, f"methods[{task.method_index}].options.{rejected}",
                                   f"routine {task.method.method!r} rejected it: {first_line(error)}",
@@ -102,6 +111,8 @@ def run_task(task: Task, bundle: DataBundle, config: Config, preflight: bool = F
                        warnings=warning_text(caught))
             return Outcome(task, row, None, None)
         row.update(status="ok", time=time.perf_counter() - start)
+        if trial:
+            return Outcome(task, row, None, None)
         try:
             # every fit is scored on the data as given: with NaN entries, by their observed coordinates (a
             # mean-imputed fit too, so the columns compare)
@@ -126,7 +137,7 @@ def option_rejected(task: Task, error: Exception) -> str | None:
     value), else ``None``.
 
     Options the record types as "any" (``guide``, which may be a callable; ``patience``,
-    an integer or "auto") reach the routine unchecked; in a method's first fit, which runs
+    an integer or "auto") reach the routine unchecked; in a method's trial fit, which runs
     before anything is written, such a rejection is a config error, not a failed fit.
     """
     if type(error) is not ValueError:  # DataError, ParameterError...: about the data or the fit
@@ -321,7 +332,7 @@ def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool
             before the first write (:mod:`mixtures.experiment.rundir`).
         log: called with each notice (a stored fit refitted, and why); default: stderr
             unless ``quiet``. The report lists them too.
-        jobs: worker processes for the fits after each method's first (:mod:`~mixtures.experiment.parallel`);
+        jobs: worker processes for the fits (:mod:`~mixtures.experiment.parallel`; the trial fits run here);
             each gets ``max(1, torch threads // jobs)`` threads. Results are those of a sequential run.
         dask: run those fits on a Dask cluster instead (:mod:`~mixtures.experiment.dask_cluster`): a
             scheduler address, or ``"local[:N]"`` for a local cluster of N worker processes. Same results,
@@ -374,7 +385,7 @@ def run_experiment(config: Config | str | Path, out_dir: str | Path, smoke: bool
 
 
 def _open_pool(jobs: int, dask: str | None, pending: int) -> contextlib.AbstractContextManager:
-    """Where the fits after each method's first run: a Dask cluster, worker processes, or here (``None``)."""
+    """Where the fits run: a Dask cluster, worker processes, or here (``None``)."""
     if dask is not None and jobs > 1:
         raise ConfigError("--dask", "", f"and --jobs {jobs} both say where fits run.", "one of them")
     if dask is not None:
@@ -392,16 +403,18 @@ def _to_stderr(text: str) -> None:
 
 def _run_pending(state: RunState, pending: list[Task], progress: tqdm, experiment: dict[str, str], replace: bool,
                  claimed: list[bool], pool: parallel.Pool | None = None) -> None:
-    """Fit the pending tasks. The first fit of each method runs before the directory is touched:
-    options a routine rejects are config errors and must not leave a half-made output behind.
-    Then the directory is claimed (emptied first when replacing), ``results.csv`` lists only the
-    stored fits that were reused, and the report and figures, redrawn at the end, are removed."""
+    """Fit the pending tasks. Before the directory is touched, each method not yet stored runs one
+    trial fit (:func:`run_task`'s ``trial``: its first task on a budget of one iteration): options a
+    routine rejects are config errors and must not leave a half-made output behind. Then the
+    directory is claimed (emptied first when replacing), ``results.csv`` lists only the stored fits
+    that were reused, the report and figures, redrawn at the end, are removed, and every fit is
+    stored as soon as it finishes, so a crash loses only the fits under way."""
     config, records, out_dir = state.config, state.records, state.out_dir
     done_methods = {records[t.key]["row"]["method"] for t in state.tasks if t.key in records}
     first: list[Outcome] = []
     for task in pending:
         if task.method.name not in done_methods:
-            first.append(_fit_one(task, state, progress, preflight=True))
+            first.extend(_try_method(task, state))
             done_methods.add(task.method.name)
     rundir.claim(out_dir, experiment, replace)
     claimed.append(True)
@@ -412,6 +425,7 @@ def _run_pending(state: RunState, pending: list[Task], progress: tqdm, experimen
     write_results(state)
     for outcome in first:
         records[outcome.task.key] = _store(state, outcome)
+        progress.update()
     rest = [task for task in pending if task.key not in records]
     if pool is not None and rest:
         progress.set_postfix_str(pool.description, refresh=False)
@@ -421,6 +435,17 @@ def _run_pending(state: RunState, pending: list[Task], progress: tqdm, experimen
         return
     for task in rest:
         records[task.key] = _store(state, _fit_one(task, state, progress))
+
+
+def _try_method(task: Task, state: RunState) -> list[Outcome]:
+    """The trial fit of ``task``'s method; ``[]``, or the task's full fit when the trial's short budget
+    tripped a check on an option: the full fit then decides (it raises the :class:`ConfigError` if
+    the option is rejected there too; else its outcome is kept, to be stored first)."""
+    try:
+        run_task(task, state.data.get(task), state.config, trial=True)
+        return []
+    except ConfigError:
+        return [run_task(task, state.data.get(task), state.config, preflight=True)]
 
 
 def _store(state: RunState, outcome: Outcome) -> dict:

@@ -153,6 +153,10 @@ class Routine:
     #: the routine fits data with missing values (``fit(..., missing="marginalize")``, :mod:`mixtures.core.missing`)
     #: to the observed-data likelihood, on a family with the capability ``"missing"``
     missing: bool = False
+    #: option values for a trial fit: the routine's own checks of its options (those the record cannot
+    #: type) run at little cost, as the experiment runner does before it writes anything; default: one
+    #: iteration of ``budget_option`` (:attr:`trial`)
+    trial_options: Mapping[str, Any] | None = None
 
     def __post_init__(self):
         unknown = set(self.requires) - set(CAPABILITIES)
@@ -193,6 +197,13 @@ class Routine:
                                 f"help({self.run.__module__}.{self.run.__name__})).") from None
             checked[name] = option.check(value, self.name)
         return checked
+
+    @property
+    def trial(self) -> dict[str, Any]:
+        """Options overriding a fit's for a trial run (:attr:`trial_options`; one iteration of the budget)."""
+        if self.trial_options is not None:
+            return dict(self.trial_options)
+        return {self.budget_option: 1} if self.budget_option else {}
 
     # -- priors -------------------------------------------------------------------------
     def needs_prior(self, options: Mapping[str, Any]) -> bool:

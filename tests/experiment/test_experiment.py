@@ -503,6 +503,34 @@ def test_params_round_trip_through_records(covariance_type):
 
 
 # -- robustness ---------------------------------------------------------------------------------------
+def test_a_crash_loses_only_the_fit_under_way(tmp_path, monkeypatch):
+    """Each method's options are checked by a trial fit (one iteration) before anything is written;
+    then every fit is stored as it finishes: a run that dies in its k-th fit has k - 1 fits on disk,
+    whichever method that fit belongs to (before, each method's first fit was held in memory until
+    every method had run one)."""
+    path = write(tmp_path, SMALL.replace("sweep: {n: [30, 40]}\n", ""))
+    trials, real_fit = [], runner.fit
+    monkeypatch.setattr(runner, "trial_fit", lambda *a, **k: (trials.append((a[2], k)), real_fit(*a, **k))[1])
+    total = len(expand_tasks(load_config(path)))
+    for dying in range(1, total + 1):
+        calls, out = [], tmp_path / f"out{dying}"
+
+        def dying_fit(*args, **kwargs):
+            calls.append(args[2])
+            if len(calls) == dying:
+                raise KeyboardInterrupt
+            return real_fit(*args, **kwargs)
+
+        monkeypatch.setattr(runner, "fit", dying_fit)
+        trials.clear()
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment(path, out, quiet=True)
+        assert [method for method, _ in trials] == ["em", "kmeans"]  # before the first fit
+        assert all(options["max_iter"] == 1 for _, options in trials)
+        assert len(list((out / "records").glob("*.json"))) == dying - 1, calls
+        assert len(read_results(out / "results.csv")) == dying - 1
+
+
 def test_killed_and_resumed_run_matches_an_uninterrupted_one(tmp_path, monkeypatch):
     path = write(tmp_path, SMALL)
     reference = run_experiment(path, tmp_path / "reference", quiet=True)

@@ -344,7 +344,7 @@ def _check_options(warmup: int, num_samples: int, num_chains: int, target_accept
 @register("nuts", summary="Pyro's NUTS on the program with the assignments summed out, chains in parallel",
           requires=frozenset({"program"}), prior="required", budget_option=None, tol_option=None,
           passes="none", own_labels=True, labels=True, training_likelihood=False, covariance_floor=False,
-          missing=True, freeze=True,
+          missing=True, freeze=True, trial_options={"warmup": 2, "num_samples": 4, "max_tree_depth": 3, "progress_bar": False},
           gap="NUTS: no ELBO (MCMC draws)",
           constraints={"warmup": {"minimum": 0}, "num_samples": {"minimum": 4}, "num_chains": {"minimum": 1},
                        "chain_processes": {"minimum": 1}, "max_tree_depth": {"minimum": 1},
