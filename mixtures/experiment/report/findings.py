@@ -61,12 +61,13 @@ def _difference_text(d: Difference) -> str:
 def comparison_sentence(found: Comparison, column: str, phrase: str) -> str:
     """One finding: the winner with its margins, or who is indistinguishable at this number of seeds."""
     number = f"{format_number(found.value, DIGITS[column])}{UNITS[column]}"
+    extreme = phrase.split()[1]  # "highest", "lowest", "largest"...: a largest KL gap is not "the best"
     seeds = f"{found.n_seeds} seed{'s' if found.n_seeds != 1 else ''}"
     unit = UNITS[column].strip()
     ahead = [d for d in found.differences if d.beyond(found.tie)]
     level = [d for d in found.differences if not d.beyond(found.tie)]
     if found.n_seeds < 2:
-        return (f"With one seed no winner is named for {phrase} (no interval): {found.best}'s value is the best, "
+        return (f"With one seed no winner is named for {phrase} (no interval): {found.best}'s value is the {extreme}, "
                 f"{number}, ahead of " + ", ".join(map(_difference_text, found.differences)) + ".")
     basis = f"{unit + '; ' if unit else ''}{LEVEL:.0%} t intervals of the paired differences over {seeds}"
     if not level:
@@ -74,7 +75,7 @@ def comparison_sentence(found: Comparison, column: str, phrase: str) -> str:
         return f"{found.best} {verb} {phrase}: {number}, ahead of {', '.join(map(_difference_text, ahead))} ({basis})."
     reach = "0" + (f" or the tolerance {found.tie:g}" if found.tie else "")
     sentence = (f"{names_list([found.best] + [d.other for d in level])} are indistinguishable on {phrase} at {seeds}: "
-                f"{found.best}'s mean is the best, {number}, but "
+                f"{found.best}'s mean is the {extreme}, {number}, but "
                 + ("the interval of its difference" if len(level) == 1 else "the intervals of its differences")
                 + " (" + "; ".join(f"{d.other}: {format_number(d.mean, 3)} [{format_number(d.low, 3)}, "
                                    f"{format_number(d.high, 3)}]" for d in level)
