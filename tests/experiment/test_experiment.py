@@ -792,6 +792,20 @@ def test_methods_section_says_when_map_has_no_prior(tmp_path):
     assert "prior: GaussianPrior(all defaults)" in [l for l in section.splitlines() if "MAP-EM" in l][0]
 
 
+def test_methods_section_states_the_prior_on_nu_of_a_t(tmp_path):
+    from types import SimpleNamespace
+
+    text = SMALL.replace("  - {name: km, method: kmeans, options: {max_iter: 20}}",
+                         "  - {name: t-MAP, method: map, prior: {}, family: student_t, options: {num_steps: 5}}\n"
+                         "  - {name: t-shared, method: map, prior: {}, family: student_t, family_options: {dof: shared}}\n"
+                         "  - {name: t-fixed, method: map, prior: {}, family: student_t, family_options: {dof: 4}}")
+    lines = methods_section(SimpleNamespace(config=load_config(write(tmp_path, text)), tasks=[])).splitlines()
+    line = {name: next(l for l in lines if l.startswith(f"- **{name}**")) for name in ("t-MAP", "t-shared", "t-fixed")}
+    assert "GaussianPrior(all defaults) and ν ~ Gamma(2, rate 0.1) per component" in line["t-MAP"]
+    assert "ν ~ Gamma(2, rate 0.1) shared by the components" in line["t-shared"]
+    assert "ν fixed at 4" in line["t-fixed"] and "Gamma" not in line["t-fixed"]
+
+
 def test_mean_sd_rounds_the_sd_to_the_mean_precision():
     assert mean_sd([-4.15538, -4.15538 + 1.3e-11], 6) == "-4.15538 ± 0"      # rounding noise
     assert mean_sd([0.8125, 0.8125 + 1e-16]) == "0.8125 ± 0"

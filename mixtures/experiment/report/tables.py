@@ -23,6 +23,7 @@ from mixtures.experiment.report.reading import (
     with_per_point,
 )
 from mixtures.experiment.store import RunState
+from mixtures.families.student_t.prior import StudentTPrior
 from mixtures.inference.registry import ROUTINES
 
 SUMMARY_COLUMNS = (("log-lik/pt", "log_likelihood_per_point"), ("ELBO/pt", "elbo_per_point"),
@@ -219,12 +220,26 @@ def methods_section(state: RunState) -> str:
         if method.n_components is not None:
             text += f", K={method.n_components}"
         if method.prior is not None:
-            fields = ", ".join(f"{k}={v}" for k, v in method.prior.items()) or "all defaults"
-            text += f"; prior: GaussianPrior({fields})" + prior_weight_text(state, method)
+            text += f"; prior: {_prior_text(method)}" + prior_weight_text(state, method)
         elif ROUTINES[method.method].prior == "optional":
             text += _without_prior(method)
         lines.append(text + ".")
     return "\n".join(lines)
+
+
+def _prior_text(method: MethodConfig) -> str:
+    """The prior as fitted: the config's fields, and for the t family the prior on ν it adds (or ν's fixed value)."""
+    fields = ", ".join(f"{k}={v}" for k, v in method.prior.items()) or "all defaults"
+    text = f"GaussianPrior({fields})"
+    if method.family == "student_t":
+        prior = StudentTPrior.from_gaussian(method.gaussian_prior())
+        dof = method.family_options.get("dof", "free")
+        if dof in ("free", "shared"):
+            text += (f" and ν ~ Gamma({prior.dof_shape:g}, rate {prior.dof_rate:g}) "
+                     + ("per component" if dof == "free" else "shared by the components"))
+        else:
+            text += f", ν fixed at {dof:g}"
+    return text
 
 
 def _without_prior(method: MethodConfig) -> str:
