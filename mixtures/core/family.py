@@ -277,14 +277,22 @@ class MixtureFamily:
         with pyro.plate(DATA_PLATE, X.shape[0], subsample_size=subsample_size) as rows:
             data = X[rows] if subsample_size else X
             weights = sample_weight[rows] if subsample_size else sample_weight
-            log_joint = (pdist.Categorical(values["weights"]).log_prob(components)
-                         + self.component_distribution(values, components).log_prob(data))  # (K, n)
+            log_joint = self.component_log_joint(values, data)  # (K, n)
             if labels is not None:
                 log_joint = log_joint + assignment_factor(components, labels[rows] if subsample_size else labels,
                                                           log_joint.dtype)
             log_likelihood = torch.logsumexp(log_joint, 0)
             pyro.factor(OBS, torch.where(weights > 0, weights * log_likelihood, 0.0))
         return rows
+
+    def component_log_joint(self, values: dict[str, Tensor], X: Tensor) -> Tensor:
+        """``log π_k + log p(x_n | z_n = k)`` ``(K, N)`` at the globals ``values`` (by :meth:`param_sites`
+        names, differentiable in them): the program's own pieces, ``Categorical(weights)`` and
+        :meth:`component_distribution`, at every component; its ``logsumexp`` over ``K`` is what the
+        program's enumerated assignment sums to."""
+        components = torch.arange(self.n_components, device=X.device).reshape(-1, 1)  # (K, 1): every z
+        return (pdist.Categorical(values["weights"]).log_prob(components)
+                + self.component_distribution(values, components).log_prob(X))
 
     def site_values(self, params: Params) -> dict[str, Tensor]:
         """Values of :attr:`global_sites` that correspond to ``params``."""

@@ -17,7 +17,10 @@ through the same transforms. The test suite checks value and gradient against Py
 potential of the program to 1e-10 at random points, for every structure and both families.
 
 :func:`applies` decides (a family with a linear form, no ``jit_compile``); :func:`enabled` turns
-the fast potential off (NUTS then runs the program, as before).
+the fast potential off (NUTS then runs the program, as before). A family without a linear form (a
+noise component, a t) gets the same potential with the likelihood from the program's own pieces
+when its means are to be sampled non-centred (:mod:`mixtures.inference.pyro.noncentred`), which the
+program's path cannot do: a noise component's placeholder cluster is one such, always.
 """
 
 from __future__ import annotations
@@ -46,13 +49,17 @@ def enabled(flag: bool = True) -> contextlib.AbstractContextManager:
     return _switch.enabled(flag)
 
 
-def applies(model: MixtureFamily, X: Tensor, init: Params, *, jit_compile: bool = False) -> bool:
-    """Whether :class:`CollapsedPotential` is the program's potential for this model (module docstring)."""
-    if not (_switch and not jit_compile and model.prior is not None and model.supports("statistics")):
+def applies(model: MixtureFamily, X: Tensor, init: Params, *, jit_compile: bool = False,
+            any_family: bool = False) -> bool:
+    """Whether :class:`CollapsedPotential` is the program's potential for this model (module docstring):
+    a family with a linear log joint form or, with ``any_family`` (the means to be non-centred), any
+    family, its likelihood then from the program's own pieces."""
+    if not (_switch and not jit_compile and model.prior is not None):
         return False
     if has_missing(X):  # NaN entries (missing values): the program's masked observation site, not the fused pass
         return False
-    return model.log_joint_form(model.values_from_params(init), model.statistics_shift(X[:1])) is not None
+    return any_family or (model.supports("statistics") and model.log_joint_form(
+        model.values_from_params(init), model.statistics_shift(X[:1])) is not None)
 
 
 class CollapsedPotential:
@@ -83,7 +90,7 @@ class CollapsedPotential:
         self.model, self.X, self.transforms = model, X, transforms
         self.sample_weight = sample_weight
         self.held = held or {}
-        self.shift = model.statistics_shift(X)
+        self.shift = model.statistics_shift(X) if model.supports("statistics") else None
         self.standard: tuple[str, ...] = ()
         self.components: Tensor | None = None
         self.sampler_transforms = dict(transforms)
@@ -115,13 +122,23 @@ class CollapsedPotential:
     def __call__(self, unconstrained: dict[str, Tensor]) -> Tensor:
         constrained = {name: transform.inv(unconstrained[name]) for name, transform in self.sampler_transforms.items()}
         trace, log_det = self._trace(constrained, {name: unconstrained[name] for name in self.standard})
-        log_joint = trace.log_prob_sum() + log_det
-        form = self.model.log_joint_form(trace.nodes["_RETURN"]["value"], self.shift)
-        log_joint = log_joint + fused_autograd.log_likelihood(form.coefficients, self.X, self.shift,
-                                                              form.write_extra, form.n_extra, self.sample_weight)
+        log_joint = trace.log_prob_sum() + log_det + self._log_likelihood(trace.nodes["_RETURN"]["value"])
         for name, transform in self.sampler_transforms.items():
             log_joint = log_joint - transform.log_abs_det_jacobian(constrained[name], unconstrained[name]).sum()
         return -log_joint
+
+    def _log_likelihood(self, values: dict[str, Tensor]) -> Tensor:
+        """``Σ_n w_n log p(x_n | θ)`` at the program's global values: by the fused pass where the family has a
+        linear form, else from the program's own pieces (:meth:`~mixtures.core.family.MixtureFamily.component_log_joint`
+        ``(K, N)``, summed over the assignment: a noise component, a t)."""
+        form = None if self.shift is None else self.model.log_joint_form(values, self.shift)
+        if form is not None:
+            return fused_autograd.log_likelihood(form.coefficients, self.X, self.shift, form.write_extra,
+                                                 form.n_extra, self.sample_weight)
+        per_point = torch.logsumexp(self.model.component_log_joint(values, self.X), 0)  # (N,)
+        if self.sample_weight is None:
+            return per_point.sum()
+        return (per_point * self.sample_weight).masked_fill(self.sample_weight == 0, 0.0).sum()
 
     def sampler_coordinates(self, constrained: dict[str, Tensor]) -> dict[str, Tensor]:
         """The sampler's coordinates ``q`` of the model's site values ``constrained`` (inverse of

@@ -9,7 +9,7 @@ import torch
 from pyro.infer.mcmc.util import initialize_model
 
 import mixtures
-from mixtures import GaussianMixture, GaussianPrior
+from mixtures import GaussianMixture, GaussianPrior, NoisyMixture, StudentTMixture
 from mixtures.core.family import MAX_PLATE_NESTING
 from mixtures.inference.pyro import potential
 from mixtures.inference.pyro.nuts import make_kernel, site_transforms
@@ -91,6 +91,72 @@ def test_potential_is_pyros_with_the_jacobian(covariance_type, kind, mask):
         assert abs(float(got) - float(want)) <= 1e-10 * abs(float(want)), (float(got), float(want))
         assert float(log_det) != 0.0 or kind == "nonconjugate"
         torch.testing.assert_close(got_grad, want_grad, rtol=0, atol=1e-10 * float(want_grad.abs().max()))
+
+
+def _pyro_potential(model, X, transforms, start):
+    _, reference, _, _ = initialize_model(model.model, model_args=(X,), max_plate_nesting=MAX_PLATE_NESTING,
+                                          transforms=transforms,
+                                          initial_params={n: transforms[n](v) for n, v in start.items()})
+    return reference
+
+
+def noisy_problem():
+    X, _ = true_params("full").sample(150, seed=4)
+    X = torch.cat([X, torch.rand(15, 2, generator=torch.Generator().manual_seed(0), dtype=X.dtype) * 12 - 6])
+    model = NoisyMixture.over(X, GaussianMixture(2, "full", prior=GaussianPrior()))
+    return model, X, mixtures.fit(model.with_prior(None), X, "em", max_iter=20, warn=False).params
+
+
+@pytest.mark.parametrize("family", ["noise", "student_t"])
+def test_a_family_without_a_fused_pass_gets_pyros_potential(family):
+    """A noise component or a t has no linear log joint form: the collapsed potential takes its likelihood
+    from the parameters' ``log_prob``; centred, it is Pyro's potential of the program, value and gradient."""
+    if family == "noise":
+        model, X, init = noisy_problem()
+    else:
+        X, _ = true_params("full").sample(120, seed=6)
+        model = StudentTMixture(2, "full", prior=GaussianPrior())
+        init = mixtures.fit(model.with_prior(None), X, "em", max_iter=10, warn=False).params
+    transforms = site_transforms(model, X, init)
+    start = model.site_values(init)
+    assert not potential.applies(model, X, init) and potential.applies(model, X, init, any_family=True)
+    energy = potential.CollapsedPotential(model, X, transforms)
+    reference = _pyro_potential(model, X, transforms, start)
+    generator = torch.Generator().manual_seed(2)
+    for _ in range(3):
+        unconstrained = {n: transforms[n](v) for n, v in start.items()}
+        point = {n: (u + 0.2 * torch.randn(u.shape, generator=generator, dtype=X.dtype)).requires_grad_()
+                 for n, u in unconstrained.items()}
+        got, want = energy(point), reference(point)
+        assert abs(float(got) - float(want)) <= 1e-10 * abs(float(want)), (float(got), float(want))
+        for a, b in zip(torch.autograd.grad(got, list(point.values())), torch.autograd.grad(want, list(point.values()))):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-10 * float(b.abs().max()))
+
+
+def test_a_noise_components_placeholder_is_sampled_non_centred():
+    """No data reach the noise's placeholder cluster: its mean and covariance are a draw from the prior, the
+    funnel whose wide end held every divergent transition of the robust experiment's Gaussian + noise chains.
+    NUTS samples that mean non-centred by default (and the potential is Pyro's under the map, to 1e-10)."""
+    model, X, init = noisy_problem()
+    kernel = make_kernel(model, X, init)
+    energy = kernel.potential_fn
+    assert energy.standard == ("locs",) and energy.components.tolist() == [False, False, True]
+    assert make_kernel(model, X, init, noncentred="empty").potential_fn.components[-1]
+    transforms = site_transforms(model, X, init)
+    start = model.site_values(init)
+    reference = _pyro_potential(model, X, transforms, start)
+    g = hand_map(model, X, transforms, energy.components)
+    q0 = energy.sampler_coordinates(start)
+    names = list(start)
+    generator = torch.Generator().manual_seed(3)
+    for _ in range(3):
+        q = {n: q0[n] + 0.3 * torch.randn(q0[n].shape, generator=generator, dtype=X.dtype) for n in names}
+        precision = transforms["precision"].inv(q["precision"])[-1]
+        L = torch.linalg.cholesky(torch.linalg.inv(model.resolved_prior(X).mean_precision * precision))
+        want = reference(g(q)) - L.diagonal().log().sum()  # the placeholder's log |det ∂u/∂q|
+        torch.testing.assert_close(energy(q), want, rtol=1e-10, atol=0)
+    result = mixtures.fit(model, X, "nuts", init=init, num_chains=1, warmup=20, num_samples=10, warn=False, seed=0)
+    assert result.posterior.draws.base.locs.shape == (10, 3, 2)
 
 
 def test_start_round_trip_and_draws_are_the_models_means():
