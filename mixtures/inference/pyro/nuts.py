@@ -131,6 +131,7 @@ from mixtures.core.family import COMPONENTS_PLATE, MAX_PLATE_NESTING, MixtureFam
 from mixtures.core.freeze import frozen_values, with_frozen
 from mixtures.core.history import History
 from mixtures.core.labels import labelled_log_likelihood
+from mixtures.core.missing import has_missing
 from mixtures.core.params import Params
 from mixtures.core.posterior import Posterior
 from mixtures.core.result import FitResult
@@ -221,10 +222,10 @@ def make_kernel(model: MixtureFamily, X: Tensor, init: Params, *, target_accept_
     everything = {name: value.detach().clone() for name, value in model.site_values(init).items()}
     start = {name: value for name, value in everything.items() if name not in held}
     transforms = site_transforms(model, X, init, tuple(held))
-    # the same potential by one fused pass (it has no labels factor); for any family when means are non-centred
+    # the same potential by one fused pass (it has no labels factor); for any family when the geometry is changed
     standard = _noncentred_components(model, X, init, noncentred, sample_weight)
     if labels is None and potential.applies(model, X, init, jit_compile=jit_compile,
-                                            any_family=isinstance(standard, Tensor) or standard):
+                                            any_family=isinstance(standard, Tensor) or standard or precondition):
         return potential.collapsed_nuts(model, X, start, transforms, sample_weight, held=held,
                                         target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
                                         full_mass=full_mass, precondition=precondition, noncentred=standard)
@@ -240,6 +241,20 @@ def make_kernel(model: MixtureFamily, X: Tensor, init: Params, *, target_accept_
                 init_strategy=init_to_value(values=start, fallback=None),
                 target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
                 jit_compile=jit_compile, ignore_jit_warnings=True, full_mass=full_mass)
+
+
+def _warn_unused_geometry(model: MixtureFamily, X: Tensor, init: Params, noncentred: bool | str, precondition: bool,
+                          jit_compile: bool, labels: Tensor | None) -> None:
+    """A warning when ``noncentred`` or ``precondition`` was asked for but the program's path runs (which has
+    neither): the chains then sample the centred geometry the option was meant to avoid."""
+    asked = [name for name, value in (("noncentred", noncentred), ("precondition", precondition)) if value]
+    if not asked or (labels is None and potential.applies(model, X, init, jit_compile=jit_compile, any_family=True)):
+        return
+    why = "partial labels" if labels is not None else "jit_compile" if jit_compile else \
+        "missing values" if has_missing(X) else "the collapsed potential is switched off"
+    warnings.warn(f"NUTS: {' and '.join(asked)} ignored: with {why} the sampler runs the program's own "
+                  "potential, which samples the means centred from an identity mass matrix.", UserWarning,
+                  stacklevel=4)
 
 
 def _noncentred_components(model: MixtureFamily, X: Tensor, init: Params, noncentred: bool | str,
@@ -395,15 +410,16 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
             (:mod:`mixtures.inference.pyro.noncentred`): the cure for the funnel of empty components'
             means under a conjugate prior (a sparse Dirichlet process); ``"empty"``: only the components
             holding fewer than ``D + 2`` points at ``init`` (the others, which the data pin down, sample
-            best centred). The draws are the model's
-            parameters either way. Any family (one without a fused pass, a t, gets the collapsed
-            potential with the likelihood from its program's pieces for it); ignored on the program's path (``jit_compile``,
-            partial labels, missing values). A noise component's placeholder cluster, which no data
-            reach, is always sampled non-centred.
+            best centred). The draws are the model's parameters either way. Any family (one without a
+            fused pass, a t, gets the collapsed potential with the likelihood from its program's pieces
+            for it); on the program's path (``jit_compile``, partial labels, missing values) it cannot
+            apply, and a warning says so. A noise component's placeholder cluster, which no data reach,
+            is always sampled non-centred.
         precondition: start warmup's mass matrix at the inverse curvature of the potential at ``init``
             (:func:`~mixtures.inference.pyro.potential.curvature_variances`) instead of the identity:
             pays when the coordinates' scales differ widely (data in raw units, many components) and
-            ``init`` is near the posterior (e.g. a VB fit's ``params``). Collapsed potential only.
+            ``init`` is near the posterior (e.g. a VB fit's ``params``). Any family, as ``noncentred``
+            (and, like it, with a warning where the program's path runs).
         relabel: align the draws' components to the reference draw (module docstring).
         progress_bar: one progress bar per chain; ``None``: only on an interactive terminal.
         max_r_hat, min_ess_per_chain: the validity thresholds (module docstring).
@@ -429,6 +445,7 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
     chain_seeds = spawn_seeds(seed, num_chains)
     held, frozen = held_sites(model, init, freeze), frozen_values(model, init, tuple(freeze))
     processes = min(num_chains, usable_cores()) if chain_processes is None else min(chain_processes, num_chains)
+    _warn_unused_geometry(model, X, init, noncentred, precondition, jit_compile, labels)
     kernel = functools.partial(make_kernel, model, X, init, target_accept_prob=target_accept_prob,
                                max_tree_depth=max_tree_depth, jit_compile=jit_compile, full_mass=full_mass,
                                labels=labels, sample_weight=sample_weight, held=held, noncentred=noncentred,

@@ -209,3 +209,19 @@ def test_readme_dirichlet_process_reduced():
     locs = result.posterior.locs[:, used]  # (S, K_used, D), relabelled to the best draw
     close = (locs.mean(0) - vb.params.locs[used]).abs() < 4 * locs.std(0) + 1e-3
     assert close.all(), (locs.mean(0), vb.params.locs[used], locs.std(0))
+
+
+def test_geometry_options_the_programs_path_cannot_honour_are_warned_about():
+    model, X, init = problem("full")
+    labels = torch.full((X.shape[0],), -1, dtype=torch.long)
+    labels[:3] = 0
+    with pytest.warns(UserWarning, match="noncentred and precondition ignored: with partial labels"):
+        mixtures.fit(model, X, "nuts", init=init, labels=labels, noncentred=True, precondition=True, num_chains=1,
+                     warmup=2, num_samples=4, max_tree_depth=2, warn=False)
+    with pytest.warns(UserWarning, match="precondition ignored: with jit_compile"):
+        mixtures.fit(model, X, "nuts", init=init, precondition=True, jit_compile=True, num_chains=1, warmup=2,
+                     num_samples=4, max_tree_depth=2, warn=False)
+    t_model = StudentTMixture(2, "full", prior=GaussianPrior())  # no fused pass: the collapsed potential anyway
+    t_init = mixtures.fit(t_model.with_prior(None), X, "em", max_iter=5, warn=False).params
+    assert make_kernel(t_model, X, t_init, precondition=True).potential_fn is not None
+    assert make_kernel(t_model, X, t_init).potential_fn is None  # the default: the program, as before
