@@ -515,7 +515,7 @@ def test_a_crash_loses_only_the_fit_under_way(tmp_path, monkeypatch):
     for dying in range(1, total + 1):
         calls, out = [], tmp_path / f"out{dying}"
 
-        def dying_fit(*args, **kwargs):
+        def dying_fit(*args, calls=calls, dying=dying, **kwargs):
             calls.append(args[2])
             if len(calls) == dying:
                 raise KeyboardInterrupt
@@ -797,9 +797,11 @@ def test_methods_section_states_the_prior_on_nu_of_a_t(tmp_path):
 
     text = SMALL.replace("  - {name: km, method: kmeans, options: {max_iter: 20}}",
                          "  - {name: t-MAP, method: map, prior: {}, family: student_t, options: {num_steps: 5}}\n"
-                         "  - {name: t-shared, method: map, prior: {}, family: student_t, family_options: {dof: shared}}\n"
+                         "  - {name: t-shared, method: map, prior: {}, family: student_t,"
+                         " family_options: {dof: shared}}\n"
                          "  - {name: t-fixed, method: map, prior: {}, family: student_t, family_options: {dof: 4}}")
-    lines = methods_section(SimpleNamespace(config=load_config(write(tmp_path, text)), tasks=[])).splitlines()
+    config = load_config(write(tmp_path, text))
+    lines = methods_section(SimpleNamespace(config=config, tasks=[])).splitlines()
     line = {name: next(l for l in lines if l.startswith(f"- **{name}**")) for name in ("t-MAP", "t-shared", "t-fixed")}
     assert "GaussianPrior(all defaults) and ν ~ Gamma(2, rate 0.1) per component" in line["t-MAP"]
     assert "ν ~ Gamma(2, rate 0.1) shared by the components" in line["t-shared"]
