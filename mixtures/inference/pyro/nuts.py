@@ -28,7 +28,7 @@ Chains
     draw ``c * num_samples + i``. ``progress_bar=None`` shows one bar per chain on an
     interactive terminal (never under pytest, in CI or with standard error redirected).
 
-Geometry (collapsed potential only)
+Geometry (the collapsed potential; any family)
     ``noncentred`` samples component means as ``μ_k = loc_k + L_k z_k`` (all, or with ``"empty"``
     those of components nearly empty at ``init``; a noise component's placeholder always):
     :mod:`mixtures.inference.pyro.noncentred`.
