@@ -143,3 +143,16 @@ def test_the_contract_covers_every_registered_routine_structure_and_family():
     assert {family.removeprefix("gaussian-") for family, _ in CASES} >= set(STRUCTURES)
     tested = {family for family, _ in CASES}
     assert {"poisson", "student_t-full", "noisy-gaussian-full", "noisy-student_t-full"} <= tested
+
+
+@pytest.mark.parametrize("method", list(ROUTINES))
+def test_every_routines_trial_options_are_its_own(method):
+    """The experiment runner checks a method's options by a trial fit with the record's ``trial`` options
+    (:func:`mixtures.experiment.runner.run_task`): they must be options the routine takes, with valid values,
+    and cut its budget to one iteration where it has one."""
+    routine = ROUTINES[method]
+    trial = routine.trial
+    assert routine.check_options(trial) == trial
+    if routine.budget_option is not None and routine.trial_options is None:
+        assert trial == {routine.budget_option: 1}
+    assert trial, f"{method} has no budget option and no trial options: its trial fit would be a full fit"
