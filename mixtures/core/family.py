@@ -98,6 +98,12 @@ class MixtureFamily:
         """The index of a noise component (points assigned to it are outliers), or ``None``."""
         return None
 
+    @property
+    def prior_only_components(self) -> tuple[int, ...]:
+        """Components whose sites in the components plate no data reach (a noise component's placeholder
+        cluster): their posterior is their prior, so samplers may draw them from it exactly."""
+        return ()
+
     def __init__(self, n_components: int, prior: Any = None):
         self.n_components = check_positive_int(n_components, "n_components")
         self.prior = prior

@@ -105,6 +105,11 @@ class NoisyMixture(Statistics, MixtureFamily):
         """The noise is the last component, ``K``."""
         return self.n_components - 1
 
+    @property
+    def prior_only_components(self) -> tuple[int, ...]:
+        """The placeholder cluster behind the noise: its density is replaced by the uniform one."""
+        return (self.noise_component,)
+
     def clusters_model(self) -> MixtureFamily:
         """The wrapped family with ``K`` components (what the clusters alone are)."""
         return type(self.base)(self.n_clusters, **self.base.spec(), prior=self.base.prior)

@@ -30,8 +30,11 @@ Chains
 
 Geometry (the collapsed potential; any family)
     ``noncentred`` samples component means as ``μ_k = loc_k + L_k z_k`` (all, or with ``"empty"``
-    those of components nearly empty at ``init``; a noise component's placeholder always):
-    :mod:`mixtures.inference.pyro.noncentred`.
+    those of components nearly empty at ``init``): :mod:`mixtures.inference.pyro.noncentred`.
+    Components no data reach (a noise component's placeholder cluster: the family's
+    ``prior_only_components``) are not sampled at all: their draws are exact draws from their prior,
+    which is their posterior (:meth:`~mixtures.inference.pyro.potential.CollapsedPotential.pin`; sampled,
+    their Normal-Wishart prior's funnel held every divergent transition of a Gaussian + noise posterior).
     ``precondition`` starts warmup's mass matrix at the potential's inverse curvature at ``init``
     (:func:`mixtures.inference.pyro.potential.curvature_variances`). Both are off by default; together
     with a VB start they take a sparse Dirichlet process (empty components sampled from their funnel
@@ -223,9 +226,10 @@ def make_kernel(model: MixtureFamily, X: Tensor, init: Params, *, target_accept_
     start = {name: value for name, value in everything.items() if name not in held}
     transforms = site_transforms(model, X, init, tuple(held))
     # the same potential by one fused pass (it has no labels factor); for any family when the geometry is changed
-    standard = _noncentred_components(model, X, init, noncentred, sample_weight)
-    if labels is None and potential.applies(model, X, init, jit_compile=jit_compile,
-                                            any_family=isinstance(standard, Tensor) or standard or precondition):
+    # or prior-only components (a noise component's placeholder) are to be drawn from their prior
+    standard = _noncentred_components(X, init, noncentred, sample_weight)
+    geometry = isinstance(standard, Tensor) or standard or precondition or bool(model.prior_only_components)
+    if labels is None and potential.applies(model, X, init, jit_compile=jit_compile, any_family=geometry):
         return potential.collapsed_nuts(model, X, start, transforms, sample_weight, held=held,
                                         target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth,
                                         full_mass=full_mass, precondition=precondition, noncentred=standard)
@@ -257,29 +261,20 @@ def _warn_unused_geometry(model: MixtureFamily, X: Tensor, init: Params, noncent
                   stacklevel=4)
 
 
-def _noncentred_components(model: MixtureFamily, X: Tensor, init: Params, noncentred: bool | str,
+def _noncentred_components(X: Tensor, init: Params, noncentred: bool | str,
                            sample_weight: Tensor | None) -> bool | Tensor:
     """``noncentred`` as :func:`~mixtures.inference.pyro.potential.collapsed_nuts` takes it: a bool,
     or for ``"empty"`` the ``(K,)`` mask of the components holding fewer than ``D + 2`` points (summed
     responsibilities, weighted by ``sample_weight``) under ``init``: too few to pin their covariance
-    down, so the prior's funnel shapes their posterior. A noise component's placeholder cluster
-    (:mod:`mixtures.families.noise`) is in the mask whatever ``noncentred`` says: no data ever reach its
-    parameters, so they are sampled from their prior, the funnel itself (centred, its wide end is where
-    the divergent transitions of every Gaussian + noise posterior were)."""
-    if not isinstance(noncentred, bool) and noncentred != "empty":
-        raise ValueError(f"noncentred must be False, True or 'empty'; got {noncentred!r}.")
-    noise = model.noise_component
-    if noncentred is True or (noncentred is False and noise is None):
+    down, so the prior's funnel shapes their posterior."""
+    if isinstance(noncentred, bool):
         return noncentred
-    mask = torch.zeros(model.n_components, dtype=torch.bool, device=X.device)
-    if noncentred == "empty":
-        with torch.no_grad():
-            resp = init.joint_log_prob(X).softmax(-1)  # (N, K)
-            counts = (resp if sample_weight is None else resp * sample_weight.unsqueeze(-1)).sum(0)
-        mask = counts < X.shape[1] + 2
-    if noise is not None:
-        mask[noise] = True
-    return mask
+    if noncentred != "empty":
+        raise ValueError(f"noncentred must be False, True or 'empty'; got {noncentred!r}.")
+    with torch.no_grad():
+        resp = init.joint_log_prob(X).softmax(-1)  # (N, K)
+        counts = (resp if sample_weight is None else resp * sample_weight.unsqueeze(-1)).sum(0)
+    return counts < X.shape[1] + 2
 
 
 def _require_prior(model: MixtureFamily) -> None:
@@ -414,8 +409,7 @@ def fit_nuts(model: MixtureFamily, X: Tensor, init: Params, *, reg_covar: float 
             best centred). The draws are the model's parameters either way. Any family (one without a
             fused pass, a t, gets the collapsed potential with the likelihood from its program's pieces
             for it); on the program's path (``jit_compile``, partial labels, missing values) it cannot
-            apply, and a warning says so. A noise component's placeholder cluster, which no data reach,
-            is always sampled non-centred.
+            apply, and a warning says so.
         precondition: start warmup's mass matrix at the inverse curvature of the potential at ``init``
             (:func:`~mixtures.inference.pyro.potential.curvature_variances`) instead of the identity:
             pays when the coordinates' scales differ widely (data in raw units, many components) and

@@ -32,7 +32,7 @@ from pyro import poutine
 from torch import Tensor
 from torch.distributions.transforms import Transform
 
-from mixtures.core.family import MixtureFamily
+from mixtures.core.family import COMPONENTS_PLATE, MixtureFamily
 from mixtures.core.missing import has_missing
 from mixtures.core.params import Params
 from mixtures.core.switch import Switch
@@ -80,9 +80,16 @@ class CollapsedPotential:
     returns ``U(g(q)) - log |det ∂u/∂q|``; :meth:`model_sites` maps draws back. A family whose
     ``"locs"`` site is not (multivariate) Normal stays centred.
 
+    After :meth:`pin` the parameters of the model's prior-only components (a noise component's placeholder
+    cluster, :attr:`~mixtures.core.family.MixtureFamily.prior_only_components`) are not sampled: every site of
+    the components plate takes the sampler's values on the other components only, ``(K - P, ...)``, the
+    pinned slices stay at their start (their prior density there is a constant of the potential), and
+    :meth:`model_sites` fills them with exact draws from their prior, which is their posterior.
+
     Attributes:
         standard: the sites sampled in standard coordinates (empty: the centred potential).
         sampler_transforms: the transforms of the other sites (what the sampler maps its draws through).
+        pinned: ``{site: full constrained value}`` of the components-plate sites whose pinned slices are held.
     """
 
     def __init__(self, model: MixtureFamily, X: Tensor, transforms: dict[str, Transform],
@@ -94,6 +101,26 @@ class CollapsedPotential:
         self.standard: tuple[str, ...] = ()
         self.components: Tensor | None = None
         self.sampler_transforms = dict(transforms)
+        self.pinned: dict[str, Tensor] = {}
+        self.free_components: Tensor | None = None  # (K - P,) indices of the sampled components
+
+    def pin(self, constrained: dict[str, Tensor], components: Tensor) -> None:
+        """Hold ``components`` ``(K,)`` bool out of the sampler (class docstring): the components-plate
+        sites (not the weights, whose every entry the data reach) at their values in ``constrained``."""
+        trace = self.model.prior_trace({**self.held, **constrained}, self.X)
+        for name, site in trace.nodes.items():
+            if site["type"] != "sample" or name not in self.transforms or name in self.held:
+                continue
+            frames = [f for f in site["cond_indep_stack"] if f.name == COMPONENTS_PLATE]
+            if frames and site["value"].dim() - site["fn"].event_dim + frames[0].dim == 0:
+                self.pinned[name] = constrained[name].detach().clone()
+        self.free_components = (~components).nonzero().flatten()
+
+    def _full(self, name: str, value: Tensor) -> Tensor:
+        """A site's value over all ``K`` components from the sampled components' ``value`` ``(K - P, ...)``."""
+        if name not in self.pinned:
+            return value
+        return self.pinned[name].to(value.dtype).index_copy(0, self.free_components, value)
 
     def use_standard(self, constrained: dict[str, Tensor], components: Tensor | None = None) -> None:
         """Non-centre every site of ``NONCENTRED_SITES`` whose distribution at ``constrained`` (the model's
@@ -121,7 +148,8 @@ class CollapsedPotential:
 
     def __call__(self, unconstrained: dict[str, Tensor]) -> Tensor:
         constrained = {name: transform.inv(unconstrained[name]) for name, transform in self.sampler_transforms.items()}
-        trace, log_det = self._trace(constrained, {name: unconstrained[name] for name in self.standard})
+        trace, log_det = self._trace({name: self._full(name, value) for name, value in constrained.items()},
+                                     {name: self._full(name, unconstrained[name]) for name in self.standard})
         log_joint = trace.log_prob_sum() + log_det + self._log_likelihood(trace.nodes["_RETURN"]["value"])
         for name, transform in self.sampler_transforms.items():
             log_joint = log_joint - transform.log_abs_det_jacobian(constrained[name], unconstrained[name]).sum()
@@ -149,22 +177,36 @@ class CollapsedPotential:
                 trace = self.model.prior_trace({**self.held, **constrained}, self.X)
                 q.update({name: standard_coordinates(trace.nodes[name]["fn"], constrained[name], self.components)
                           for name in self.standard})
-        return q
+        return {name: value[self.free_components] if name in self.pinned else value for name, value in q.items()}
 
     def model_sites(self, samples: dict[str, Tensor]) -> dict[str, Tensor]:
         """The model's site values of draws ``(S, ...)`` whose non-centred sites hold ``z`` (the sampler's
-        draws, the other sites already constrained); the identity for the centred potential."""
-        if not self.standard:
+        draws, the other sites already constrained), pinned components drawn from their prior (with the
+        global RNG: a chain's seed fixes them); the identity for the centred potential."""
+        if not self.standard and not self.pinned:
             return samples
         S = next(iter(samples.values())).shape[0]
-        values: dict[str, list[Tensor]] = {name: [] for name in self.standard}
-        with torch.no_grad():
-            for s in range(S):
-                centred = {name: value[s] for name, value in samples.items() if name not in self.standard}
-                trace, _ = self._trace(centred, {name: samples[name][s] for name in self.standard})
-                for name in self.standard:
-                    values[name].append(trace.nodes[name]["value"])
-        return {**samples, **{name: torch.stack(draws) for name, draws in values.items()}}
+        full = {name: torch.stack([self._full(name, value[s]) for s in range(S)]) if name in self.pinned else value
+                for name, value in samples.items()}
+        if self.standard:
+            values: dict[str, list[Tensor]] = {name: [] for name in self.standard}
+            with torch.no_grad():
+                for s in range(S):
+                    centred = {name: value[s] for name, value in full.items() if name not in self.standard}
+                    trace, _ = self._trace(centred, {name: full[name][s] for name in self.standard})
+                    for name in self.standard:
+                        values[name].append(trace.nodes[name]["value"])
+            full.update({name: torch.stack(draws) for name, draws in values.items()})
+        if self.pinned:
+            pinned = torch.ones(full[next(iter(self.pinned))].shape[1], dtype=torch.bool)
+            pinned[self.free_components] = False
+            prior = poutine.condition(self.model.sample_globals, data=self.held)
+            with torch.no_grad(), poutine.block():  # blocked outside the trace: hidden from any enclosing handler
+                for s in range(S):  # one joint draw of all the prior's sites: the pinned slices keep theirs
+                    draw = poutine.trace(prior).get_trace(self.model.resolved_prior(self.X))
+                    for name in self.pinned:
+                        full[name][s, pinned] = draw.nodes[name]["value"][pinned].to(full[name].dtype)
+        return full
 
 
 def collapsed_nuts(model: MixtureFamily, X: Tensor, start: dict[str, Tensor], transforms: dict[str, Transform],
@@ -178,8 +220,15 @@ def collapsed_nuts(model: MixtureFamily, X: Tensor, start: dict[str, Tensor], tr
     sites; ``precondition`` starts warmup's mass matrix at :func:`curvature_variances` of the start.
     ``options``: NUTS's own (``target_accept_prob``, ``max_tree_depth``, ``full_mass``...)."""
     energy = CollapsedPotential(model, X, transforms, sample_weight, held)
+    components = torch.ones(model.n_components, dtype=torch.bool, device=X.device)
+    if model.prior_only_components:
+        pinned = torch.zeros_like(components)
+        pinned[list(model.prior_only_components)] = True
+        energy.pin(start, pinned)
+        components = ~pinned
     if isinstance(noncentred, Tensor) or noncentred:
-        energy.use_standard(start, noncentred if isinstance(noncentred, Tensor) else None)
+        mask = noncentred & components if isinstance(noncentred, Tensor) else components
+        energy.use_standard(start, None if bool(mask.all()) else mask)
     kernel = RecordingNUTS(potential_fn=energy, transforms=energy.sampler_transforms, **options)
     kernel.model_sites = energy.model_sites
     kernel.initial_params = energy.sampler_coordinates(start)

@@ -134,30 +134,41 @@ def test_a_family_without_a_fused_pass_gets_pyros_potential(family):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-10 * float(b.abs().max()))
 
 
-def test_a_noise_components_placeholder_is_sampled_non_centred():
-    """No data reach the noise's placeholder cluster: its mean and covariance are a draw from the prior, the
+def test_a_noise_components_placeholder_is_drawn_from_its_prior():
+    """No data reach the noise's placeholder cluster: its mean and covariance have their prior as posterior, a
     funnel whose wide end held every divergent transition of the robust experiment's Gaussian + noise chains.
-    NUTS samples that mean non-centred by default (and the potential is Pyro's under the map, to 1e-10)."""
+    NUTS leaves them out of its coordinates (the potential is Pyro's at the pinned values, to 1e-10, but for
+    the pinned slices' constant log-Jacobian of the map to unconstrained space) and fills the draws with exact draws from the prior."""
     model, X, init = noisy_problem()
     kernel = make_kernel(model, X, init)
     energy = kernel.potential_fn
-    assert energy.standard == ("locs",) and energy.components.tolist() == [False, False, True]
-    assert make_kernel(model, X, init, noncentred="empty").potential_fn.components[-1]
+    assert set(energy.pinned) == {"locs", "precision"} and energy.free_components.tolist() == [0, 1]
+    assert energy.standard == ()
+    empty = make_kernel(model, X, init, noncentred=True).potential_fn
+    assert empty.standard == ("locs",) and empty.components.tolist() == [True, True, False]
     transforms = site_transforms(model, X, init)
     start = model.site_values(init)
     reference = _pyro_potential(model, X, transforms, start)
-    g = hand_map(model, X, transforms, energy.components)
     q0 = energy.sampler_coordinates(start)
-    names = list(start)
+    assert q0["locs"].shape == (2, 2) and q0["weights"].shape == (2,)  # the noise weight is sampled
+    pinned_log_det = sum(transforms[n].log_abs_det_jacobian(v[2:], transforms[n](v[2:])).sum()
+                         for n, v in start.items() if n in energy.pinned)
     generator = torch.Generator().manual_seed(3)
     for _ in range(3):
-        q = {n: q0[n] + 0.3 * torch.randn(q0[n].shape, generator=generator, dtype=X.dtype) for n in names}
-        precision = transforms["precision"].inv(q["precision"])[-1]
-        L = torch.linalg.cholesky(torch.linalg.inv(model.resolved_prior(X).mean_precision * precision))
-        want = reference(g(q)) - L.diagonal().log().sum()  # the placeholder's log |det ∂u/∂q|
-        torch.testing.assert_close(energy(q), want, rtol=1e-10, atol=0)
-    result = mixtures.fit(model, X, "nuts", init=init, num_chains=1, warmup=20, num_samples=10, warn=False, seed=0)
-    assert result.posterior.draws.base.locs.shape == (10, 3, 2)
+        q = {n: (v + 0.3 * torch.randn(v.shape, generator=generator, dtype=X.dtype)).requires_grad_()
+             for n, v in q0.items()}
+        u = {n: transforms[n](energy._full(n, transforms[n].inv(v))) if n in energy.pinned else v
+             for n, v in q.items()}
+        got, want = energy(q), reference(u) - pinned_log_det
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=0)
+        sites = list(q.values())
+        for a, b in zip(torch.autograd.grad(got, sites), torch.autograd.grad(want, sites)):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-10 * float(b.abs().max()))
+    fits = [mixtures.fit(model, X, "nuts", init=init, num_chains=1, warmup=20, num_samples=10, warn=False, seed=0)
+            for _ in range(2)]
+    placeholder = fits[0].posterior.draws.base.locs[:, 2]  # (S, D): one draw from the prior per draw
+    assert placeholder.shape == (10, 2) and bool((placeholder.std(0) > 0).all())
+    assert torch.equal(placeholder, fits[1].posterior.draws.base.locs[:, 2])  # the chain's seed fixes them
 
 
 def test_start_round_trip_and_draws_are_the_models_means():
