@@ -198,7 +198,8 @@ class CollapsedPotential:
                         values[name].append(trace.nodes[name]["value"])
             full.update({name: torch.stack(draws) for name, draws in values.items()})
         if self.pinned:
-            pinned = torch.ones(full[next(iter(self.pinned))].shape[1], dtype=torch.bool)
+            pinned = torch.ones(full[next(iter(self.pinned))].shape[1], dtype=torch.bool,
+                                device=self.free_components.device)
             pinned[self.free_components] = False
             prior = poutine.condition(self.model.sample_globals, data=self.held)
             with torch.no_grad(), poutine.block():  # blocked outside the trace: hidden from any enclosing handler
