@@ -138,7 +138,8 @@ def test_a_noise_components_placeholder_is_drawn_from_its_prior():
     """No data reach the noise's placeholder cluster: its mean and covariance have their prior as posterior, a
     funnel whose wide end held every divergent transition of the robust experiment's Gaussian + noise chains.
     NUTS leaves them out of its coordinates (the potential is Pyro's at the pinned values, to 1e-10, but for
-    the pinned slices' constant log-Jacobian of the map to unconstrained space) and fills the draws with exact draws from the prior."""
+    the pinned slices' constant log-Jacobian of the map to unconstrained space) and fills the draws with exact
+    draws from the prior."""
     model, X, init = noisy_problem()
     kernel = make_kernel(model, X, init)
     energy = kernel.potential_fn
