@@ -1,13 +1,15 @@
-"""Checks shared by test modules: two fits equal to 1e-10, and a one-rank gloo process group."""
+"""Checks shared by test modules: two fits equal to 1e-10, a one-rank gloo process group, and spawned ranks."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from conftest import assert_close
 
@@ -27,6 +29,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def spawned_ranks(worker, out_dir, *args, world_size: int = 2) -> list[dict]:
+    """Run ``worker(rank, *args, port, out_dir)`` in ``world_size`` spawned processes (a gloo group on a free
+    loopback port) and return what each rank saved as ``out_dir/rank{r}.pt``."""
+    mp.start_processes(worker, args=(*args, free_port(), str(out_dir)), nprocs=world_size, start_method="spawn",
+                       join=True)
+    return [torch.load(Path(out_dir) / f"rank{r}.pt", weights_only=False) for r in range(world_size)]
 
 
 @contextlib.contextmanager

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
-from fit_checks import free_port, one_rank_group
+from fit_checks import one_rank_group, spawned_ranks
 
 import mixtures
 from mixtures import GaussianMixture, MixtureParams
@@ -152,10 +151,7 @@ def _worker(rank, world_size, port, out_dir):
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory) -> list[dict]:
     """The results of both ranks of one spawned two-process gloo group (run once per module)."""
-    out_dir = tmp_path_factory.mktemp("distributed")
-    mp.start_processes(_worker, args=(2, free_port(), str(out_dir)), nprocs=2, start_method="spawn",
-                       join=True)
-    return [torch.load(out_dir / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    return spawned_ranks(_worker, tmp_path_factory.mktemp("distributed"), 2)
 
 
 def _assert_same_on_every_rank(a, b, path=""):

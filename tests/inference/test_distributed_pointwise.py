@@ -10,8 +10,7 @@ observed entries (as in one process). One spawn runs every case (as tests/infere
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
-from fit_checks import free_port, one_rank_group
+from fit_checks import one_rank_group, spawned_ranks
 
 import mixtures
 from mixtures import GaussianMixture, GaussianPrior
@@ -82,9 +81,7 @@ def _worker(rank, port, out_dir):
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory) -> list[dict]:
-    out_dir = tmp_path_factory.mktemp("distributed_pointwise")
-    mp.start_processes(_worker, args=(free_port(), str(out_dir)), nprocs=2, start_method="spawn", join=True)
-    return [torch.load(out_dir / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    return spawned_ranks(_worker, tmp_path_factory.mktemp("distributed_pointwise"))
 
 
 @pytest.mark.slow

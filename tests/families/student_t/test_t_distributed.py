@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from fit_checks import spawned_ranks
 
 import mixtures
 from mixtures.families import NoiseRegion, NoisyMixture, StudentTMixture, StudentTParams
@@ -16,12 +14,6 @@ from mixtures.families import NoiseRegion, NoisyMixture, StudentTMixture, Studen
 from conftest import true_params
 
 BOX = NoiseRegion("box", 18.0 * 17.0, (-7.0, -5.0), (11.0, 12.0))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _data() -> torch.Tensor:
@@ -63,8 +55,7 @@ def _worker(rank, world_size, port, out_dir):
 
 @pytest.mark.slow
 def test_two_ranks_equal_one_process(tmp_path):
-    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, start_method="spawn", join=True)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    ranks = spawned_ranks(_worker, tmp_path, 2)
     X = _data()
     for name, (model, method, options) in _cases().items():
         single = mixtures.fit(model, X, method, init=_start(model), **options)
